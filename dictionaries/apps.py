@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DictionariesConfig(AppConfig):
+    name = "dictionaries"
+    label = "dictionaries"
+    verbose_name = "标准字典与对照"

@@ -1,0 +1,67 @@
+"""Reachability checks behind /healthz. Each returns {"ok": bool, "ms": float, ...detail}."""
+
+import threading
+import time
+
+import requests
+from django.conf import settings
+from django.db import connection
+
+from .celery import app as celery_app
+
+PLATFORM_PROBE_TTL_SECONDS = 10.0
+_platform_cache: dict = {}
+_platform_lock = threading.Lock()
+
+
+def _timed(check):
+    start = time.perf_counter()
+    try:
+        result = {"ok": True, **check()}
+    except Exception as exc:  # a health check reports every failure, it never raises
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["ms"] = round((time.perf_counter() - start) * 1000, 2)
+    return result
+
+
+def _database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+def _broker():
+    with celery_app.pool.acquire(block=True, timeout=2) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+        return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type}
+
+
+def _platform():
+    url = settings.PLATFORM["BASE_URL"].rstrip("/") + "/security/timestamp"
+    response = requests.post(url, json={"appId": settings.PLATFORM["APP_ID"]}, timeout=2)
+    if response.status_code != 200:
+        raise RuntimeError(f"HTTP {response.status_code} from {url}")
+    return {"url": settings.PLATFORM["BASE_URL"]}
+
+
+def platform_status() -> dict:
+    """The platform probe is a network round trip: reuse its answer for a few seconds."""
+    now = time.monotonic()
+    with _platform_lock:
+        cached = _platform_cache.get("result")
+        if cached and now - _platform_cache["at"] < PLATFORM_PROBE_TTL_SECONDS:
+            return cached
+    result = _timed(_platform)
+    with _platform_lock:
+        _platform_cache.update(result=result, at=now)
+    return result
+
+
+def health() -> tuple[bool, dict]:
+    """(healthy, report). Healthy means database and broker work; the platform being down
+    delays uploads (they wait in the outbox) but does not make this server unhealthy."""
+    checks = {"database": _timed(_database), "broker": _timed(_broker), "platform": platform_status()}
+    healthy = checks["database"]["ok"] and checks["broker"]["ok"]
+    status = "ok" if healthy and checks["platform"]["ok"] else ("degraded" if healthy else "error")
+    return healthy, {"status": status, "checks": checks}

@@ -1,0 +1,258 @@
+"""Transport to the municipal platform: seal, post, verify the signed answer, classify.
+
+``PlatformClient.call`` never raises for a platform or network failure: it returns a
+``CallResult`` whose ``outcome`` tells the delivery engine what to do (accepted, retry, needs
+attention). The code table is the protocol's (platform-protocol.md §3); the client itself
+absorbs the two codes that only need a fresh request (1002 after a time refresh, 1003 with a
+new nonce) with one immediate second try.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import requests
+
+from . import envelope, gm
+from .specs import load_catalogue
+
+log = logging.getLogger(__name__)
+PLATFORM_TZ = ZoneInfo("Asia/Shanghai")
+
+
+class Outcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    RETRY = "retry"
+    ATTENTION = "attention"
+
+
+# code → (outcome, Chinese meaning); anything not listed needs a person.
+CODE_TABLE: dict[str, tuple[Outcome, str]] = {
+    "0": (Outcome.ACCEPTED, "成功"),
+    "1001": (Outcome.ATTENTION, "签名无效：请检查密钥配置"),
+    "1002": (Outcome.RETRY, "时间戳超出允许范围"),
+    "1003": (Outcome.RETRY, "随机数重复"),
+    "1004": (Outcome.ATTENTION, "解密或解压失败：请检查 SM4 密钥与压缩配置"),
+    "2001": (Outcome.ATTENTION, "业务校验未通过"),
+    "2002": (Outcome.ATTENTION, "引用的记录在平台上不存在"),
+    "3001": (Outcome.RETRY, "平台限流"),
+    "5000": (Outcome.RETRY, "平台内部错误"),
+}
+IMMEDIATE_RETRY_CODES = ("1002", "1003")
+
+
+@dataclass
+class CallResult:
+    outcome: Outcome
+    code: str = ""  # the platform's code; empty when no signed answer came back
+    message: str = ""
+    data: dict | None = None
+    errors: list[dict] = field(default_factory=list)
+    retry_after: float | None = None  # seconds, from 3001
+    http_status: int | None = None
+    elapsed_ms: float = 0.0
+
+    @property
+    def receipt(self) -> str:
+        return str((self.data or {}).get("receiptId", "")) if isinstance(self.data, dict) else ""
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    base_url: str
+    app_id: str
+    org_code: str
+    sm4_key: bytes
+    private_key: gm.SM2PrivateKey
+    platform_public_key: gm.SM2PublicKey
+    app_secret: bytes | None = None
+    timeout: float = 10.0
+    viewer_url: str = ""
+
+    @property
+    def credentials(self) -> envelope.Credentials:
+        return envelope.Credentials(
+            app_id=self.app_id,
+            org_code=self.org_code,
+            sm4_key=self.sm4_key,
+            private_key=self.private_key,
+            peer_public_key=self.platform_public_key,
+            app_secret=self.app_secret,
+        )
+
+    @classmethod
+    def from_files(
+        cls,
+        *,
+        base_url,
+        app_id,
+        org_code,
+        private_key_file,
+        platform_public_key_file,
+        sm4_key_file,
+        app_secret_file=None,
+        timeout=10.0,
+        viewer_url="",
+    ) -> PlatformConfig:
+        secret_path = Path(app_secret_file) if app_secret_file else None
+        return cls(
+            base_url=base_url.rstrip("/"),
+            app_id=app_id,
+            org_code=org_code,
+            sm4_key=bytes.fromhex(Path(sm4_key_file).read_text().strip()),
+            private_key=gm.load_private_key_pem(Path(private_key_file).read_bytes()),
+            platform_public_key=gm.load_public_key_pem(Path(platform_public_key_file).read_bytes()),
+            app_secret=secret_path.read_bytes().strip() if secret_path and secret_path.exists() else None,
+            timeout=timeout,
+            viewer_url=viewer_url,
+        )
+
+
+@cache
+def config_from_settings() -> PlatformConfig:
+    from django.conf import settings
+
+    p = settings.PLATFORM
+    return PlatformConfig.from_files(
+        base_url=p["BASE_URL"],
+        app_id=p["APP_ID"],
+        org_code=p["ORG_CODE"],
+        private_key_file=p["PRIVATE_KEY_FILE"],
+        platform_public_key_file=p["PLATFORM_PUBLIC_KEY_FILE"],
+        sm4_key_file=p["SM4_KEY_FILE"],
+        app_secret_file=p["APP_SECRET_FILE"],
+        timeout=p["TIMEOUT_SECONDS"],
+        viewer_url=p["VIEWER_URL"],
+    )
+
+
+class PlatformClient:
+    """One per thread or process (it keeps a keep-alive HTTP session and the time offset)."""
+
+    TIME_OFFSET_MAX_AGE = 600.0  # seconds before the offset is measured again
+
+    def __init__(self, config: PlatformConfig, catalogue=None, session: requests.Session | None = None):
+        self.config = config
+        self.catalogue = catalogue or load_catalogue()
+        self.session = session or requests.Session()
+        self.session.headers["Content-Type"] = "application/json; charset=utf-8"
+        self._offset: timedelta | None = None
+        self._offset_at = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls) -> PlatformClient:
+        return cls(config_from_settings())
+
+    # -- platform time -------------------------------------------------------------------------
+    def refresh_time(self) -> timedelta:
+        """Measure the platform clock (§5 timestamp service) and keep the offset."""
+        spec = self.catalogue.interface("SECURITY_TIMESTAMP")
+        sent = time.time()
+        response = self.session.post(
+            self.config.base_url + spec.path, json={"appId": self.config.app_id}, timeout=self.config.timeout
+        )
+        received = time.time()
+        response.raise_for_status()
+        answer = envelope.open_response(response.json(), creds=self.config.credentials, profile=spec.profile)
+        if answer.code != "0":
+            raise RuntimeError(f"timestamp service answered {answer.code} {answer.message}")
+        platform = envelope.parse_timestamp(answer.data["timestamp"])
+        local_mid = datetime.fromtimestamp((sent + received) / 2, tz=platform.tzinfo)
+        with self._lock:
+            self._offset = platform - local_mid
+            self._offset_at = time.monotonic()
+        return self._offset
+
+    def platform_now(self) -> datetime:
+        if self._offset is None or time.monotonic() - self._offset_at > self.TIME_OFFSET_MAX_AGE:
+            try:
+                self.refresh_time()
+            except Exception as exc:  # keep working on the local clock; 1002 will tell if it is off
+                log.warning("platform time unavailable, using local clock: %s", exc)
+                with self._lock:
+                    self._offset, self._offset_at = timedelta(0), time.monotonic()
+        return datetime.now(PLATFORM_TZ) + self._offset
+
+    # -- calls ---------------------------------------------------------------------------------
+    def call(self, interface_code: str, payload: dict) -> CallResult:
+        """Send one upload or query. Retries 1002/1003 once at once; never raises."""
+        spec = self.catalogue.interface(interface_code)
+        result = self._call_once(spec, payload)
+        if result.code in IMMEDIATE_RETRY_CODES:
+            if result.code == "1002":
+                try:
+                    self.refresh_time()
+                except Exception as exc:
+                    log.warning("time refresh after 1002 failed: %s", exc)
+            result = self._call_once(spec, payload)
+        return result
+
+    def _call_once(self, spec, payload: dict) -> CallResult:
+        started = time.perf_counter()
+        try:
+            sealed = envelope.seal_request(
+                payload,
+                service_code=spec.code,
+                version=spec.version,
+                creds=self.config.credentials,
+                profile=spec.profile,
+                timestamp=envelope.format_timestamp(self.platform_now()),
+            )
+            body = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode()
+            response = self.session.post(
+                self.config.base_url + spec.path, data=body, timeout=self.config.timeout
+            )
+        except requests.Timeout:
+            return CallResult(Outcome.RETRY, message="请求超时", elapsed_ms=_ms(started))
+        except requests.RequestException as exc:
+            return CallResult(
+                Outcome.RETRY, message=f"无法连接市平台：{type(exc).__name__}", elapsed_ms=_ms(started)
+            )
+        if response.status_code != 200:
+            return CallResult(
+                Outcome.RETRY,
+                message=f"HTTP {response.status_code}",
+                http_status=response.status_code,
+                elapsed_ms=_ms(started),
+            )
+        try:
+            answer = envelope.open_response(
+                response.json(), creds=self.config.credentials, profile=spec.profile
+            )
+        except (ValueError, envelope.EnvelopeError) as exc:
+            # an unsigned or forged answer is a failed call, never a success
+            return CallResult(
+                Outcome.RETRY, message=f"应答无效：{exc}", http_status=200, elapsed_ms=_ms(started)
+            )
+        outcome, meaning = CODE_TABLE.get(answer.code, (Outcome.ATTENTION, "未知返回码"))
+        data = (
+            answer.data
+            if isinstance(answer.data, dict)
+            else ({"items": answer.data} if answer.data else None)
+        )
+        errors = list((data or {}).get("errors") or []) if answer.code == "2001" else []
+        retry_after = float((data or {}).get("retryAfter") or 1) if answer.code == "3001" else None
+        return CallResult(
+            outcome,
+            code=answer.code,
+            message=answer.message or meaning,
+            data=data,
+            errors=errors,
+            retry_after=retry_after,
+            http_status=200,
+            elapsed_ms=_ms(started),
+        )
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,43 @@
+"""The home page's tiles: each leads a role to its work. A tile shows when the user holds its
+permission and its page exists, so a feature appears on the home page by adding one line here."""
+
+from dataclasses import dataclass
+
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass(frozen=True)
+class Tile:
+    permission: str
+    title: str
+    description: str
+    url_name: str
+    group: str
+
+
+TILES = (
+    Tile("hospital_interop.view_uploads", "上传看板", "每个接口的待发送、重试、需处理与时效，失败原因与重推", "uploads:dashboard", "上传监控"),
+    Tile("hospital_interop.view_uploads", "上传记录查询", "按接口、主键、患者、状态、日期查找每一条上传", "uploads:records", "上传监控"),
+    Tile("hospital_interop.view_interfaces", "接口目录", "六份市平台接口文档的全部接口、字段、主键与值域", "interfaces", "平台接口"),
+    Tile("is_staff", "系统管理", "用户、角色、系统参数与字典的后台维护", "admin:index", "系统"),
+    Tile("is_authenticated", "运行状态", "数据库、消息队列与市平台的连通性（JSON）", "healthz", "系统"),
+)
+
+
+def tiles_for(user) -> list[dict]:
+    shown = []
+    for tile in TILES:
+        if tile.permission == "is_authenticated":
+            allowed = user.is_authenticated
+        elif tile.permission == "is_staff":
+            allowed = user.is_staff
+        else:
+            allowed = user.has_perm(tile.permission)
+        if not allowed:
+            continue
+        try:
+            url = reverse(tile.url_name)
+        except NoReverseMatch:
+            continue
+        shown.append({"title": tile.title, "description": tile.description, "url": url, "group": tile.group})
+    return shown

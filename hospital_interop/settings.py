@@ -1,0 +1,201 @@
+"""Settings, read from the environment.
+
+Embedded default (the demo): SQLite in ``var/``, a file-system Celery broker and a file cache,
+so nothing but Python is needed. Production and CI: set ``DATABASE_URL`` (PostgreSQL) and
+``REDIS_URL`` (broker and cache). Every key and secret comes from the environment or from a
+file the environment names; ``make demo`` / ``make test`` generate demo keys under ``var/``.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("HOSPITAL_INTEROP_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, the file DJANGO_SECRET_KEY_FILE names, or a random key generated once per installation under var/."""
+    if key := os.environ.get("DJANGO_SECRET_KEY"):
+        return key
+    if key_file := os.environ.get("DJANGO_SECRET_KEY_FILE"):
+        return Path(key_file).read_text().strip()
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_celery_beat",
+    "hospital_interop",
+    "hospital_interop.uploads",
+    "dictionaries",
+    "mutual_recognition",
+    "emr_sharing",
+    "esign",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hospital_interop.urls"
+WSGI_APPLICATION = "hospital_interop.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "hospital_interop.context_processors.site",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'demo.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The demo runs web, worker and beat against one file: wait for locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache and broker ----------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}}
+
+# --- Celery ---------------------------------------------------------------------------------
+# Embedded default: kombu's file-system transport, a folder shared by web and worker.
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    for sub in ("queue", "processed"):
+        (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "Asia/Shanghai"
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+DELIVERY_SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "10"))
+DELIVERY = {
+    # exponential backoff with jitter: base * 2^(attempt-1), capped
+    "BACKOFF_BASE_SECONDS": float(os.environ.get("DELIVERY_BACKOFF_BASE_SECONDS", "5")),
+    "BACKOFF_CAP_SECONDS": float(os.environ.get("DELIVERY_BACKOFF_CAP_SECONDS", "3600")),
+    # a claimed row whose worker died is reclaimed after the lease
+    "LEASE_SECONDS": float(os.environ.get("DELIVERY_LEASE_SECONDS", "120")),
+    "CLAIM_BATCH": int(os.environ.get("DELIVERY_CLAIM_BATCH", "20")),
+}
+
+# --- Municipal platform ---------------------------------------------------------------------
+KEY_DIR = Path(os.environ.get("HOSPITAL_INTEROP_KEY_DIR", VAR_DIR / "keys"))
+PLATFORM = {
+    "BASE_URL": os.environ.get("PLATFORM_BASE_URL", "http://127.0.0.1:8701"),
+    "APP_ID": os.environ.get("PLATFORM_APP_ID", "BJ-HOSP-0001"),
+    "ORG_CODE": os.environ.get("PLATFORM_ORG_CODE", "12110000400000000X"),
+    # Files, never values in the repo: SM2 private key (PEM), platform public key (PEM),
+    # SM4 key (32 hex chars) and HMAC app secret.
+    "PRIVATE_KEY_FILE": os.environ.get("PLATFORM_PRIVATE_KEY_FILE", str(KEY_DIR / "hospital_sm2.pem")),
+    "PLATFORM_PUBLIC_KEY_FILE": os.environ.get("PLATFORM_PUBLIC_KEY_FILE", str(KEY_DIR / "platform_sm2_pub.pem")),
+    "SM4_KEY_FILE": os.environ.get("PLATFORM_SM4_KEY_FILE", str(KEY_DIR / "sm4.key")),
+    "APP_SECRET_FILE": os.environ.get("PLATFORM_APP_SECRET_FILE", str(KEY_DIR / "app_secret")),
+    "TIMEOUT_SECONDS": float(os.environ.get("PLATFORM_TIMEOUT_SECONDS", "10")),
+    "VIEWER_URL": os.environ.get("PLATFORM_VIEWER_URL", "http://127.0.0.1:8701/viewer/report"),
+}
+CA_SERVER = {
+    "BASE_URL": os.environ.get("CA_BASE_URL", "http://127.0.0.1:8702"),
+}
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文")]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+SITE_NAME = "检查检验互认与电子病历共享平台"
+HOSPITAL_NAME = os.environ.get("HOSPITAL_NAME", "中国医学科学院肿瘤医院")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+
+# --- Logging: personal data is masked by a filter on every handler -------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"mask_pii": {"()": "hospital_interop.logmask.MaskPersonalData"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["mask_pii"], "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,161 @@
+"""Reads for the ops dashboard, the record browser, /metrics and the timeliness list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Min, Q
+from django.db.models.functions import TruncHour, TruncMinute
+from django.utils import timezone
+
+from hospital_interop.municipal.specs import load_catalogue
+
+from .models import OPEN_STATES, Attempt, OutboxRecord, State
+
+PAGE_SIZE = 50
+
+
+def today_start(now: datetime | None = None) -> datetime:
+    now = timezone.localtime(now or timezone.now())
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def interface_summary(now: datetime | None = None) -> list[dict]:
+    """One row per interface of the catalogue: counts by state, done today, past deadline, oldest pending."""
+    now = now or timezone.now()
+    since = today_start(now)
+    open_rows = (OutboxRecord.objects.filter(state__in=OPEN_STATES)
+                 .values("interface")
+                 .annotate(pending=Count("pk", filter=Q(state=State.PENDING)),
+                           sending=Count("pk", filter=Q(state=State.SENDING)),
+                           retry=Count("pk", filter=Q(state=State.RETRY)),
+                           attention=Count("pk", filter=Q(state=State.ATTENTION)),
+                           overdue=Count("pk", filter=Q(deadline_at__lt=now)),
+                           oldest=Min("enqueued_at", filter=Q(state__in=(State.PENDING, State.RETRY, State.SENDING)))))
+    done_today = dict(OutboxRecord.objects.filter(state=State.DONE, accepted_at__gte=since)
+                      .values("interface").annotate(n=Count("pk")).values_list("interface", "n"))
+    by_code = {r["interface"]: r for r in open_rows}
+    rows = []
+    for spec in load_catalogue().interfaces:
+        if spec.kind in ("query", "security"):
+            continue
+        r = by_code.get(spec.code, {})
+        oldest = r.get("oldest")
+        rows.append({
+            "interface": spec.code, "name": spec.name, "document": spec.document, "section": spec.section,
+            "pending": r.get("pending", 0), "sending": r.get("sending", 0), "retry": r.get("retry", 0),
+            "attention": r.get("attention", 0), "overdue": r.get("overdue", 0),
+            "done_today": done_today.get(spec.code, 0),
+            "oldest_age_seconds": (now - oldest).total_seconds() if oldest else None,
+        })
+    return rows
+
+
+def totals(rows: list[dict]) -> dict:
+    keys = ("pending", "sending", "retry", "attention", "overdue", "done_today")
+    total = {k: sum(r[k] for r in rows) for k in keys}
+    ages = [r["oldest_age_seconds"] for r in rows if r["oldest_age_seconds"] is not None]
+    total["oldest_age_seconds"] = max(ages) if ages else None
+    return total
+
+
+def throughput(hours: int = 24, now: datetime | None = None) -> list[dict]:
+    """Accepted records per bucket (per minute for the last hour, per hour beyond)."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=hours)
+    trunc = TruncMinute if hours <= 1 else TruncHour
+    step = timedelta(minutes=1) if hours <= 1 else timedelta(hours=1)
+    counts = dict(OutboxRecord.objects.filter(accepted_at__gte=since)
+                  .annotate(bucket=trunc("accepted_at")).values("bucket")
+                  .annotate(n=Count("pk")).values_list("bucket", "n"))
+    failed = dict(Attempt.objects.filter(started_at__gte=since).exclude(outcome="accepted")
+                  .annotate(bucket=trunc("started_at")).values("bucket")
+                  .annotate(n=Count("pk")).values_list("bucket", "n"))
+    start = timezone.localtime(since).replace(second=0, microsecond=0)
+    if step == timedelta(hours=1):
+        start = start.replace(minute=0)
+    series, t = [], start
+    while t <= now:
+        series.append({"at": t, "accepted": counts.get(t, 0), "failed": failed.get(t, 0)})
+        t += step
+    return series
+
+
+def error_breakdown(limit: int = 20) -> dict:
+    """Rows needing attention grouped by platform code, and their field errors grouped by field/rule."""
+    by_code = list(OutboxRecord.objects.filter(state=State.ATTENTION).values("interface", "last_code")
+                   .annotate(n=Count("pk")).order_by("-n")[:limit])
+    fields: dict[tuple, int] = {}
+    for interface, errors in (OutboxRecord.objects.filter(state=State.ATTENTION).exclude(last_errors=[])
+                              .values_list("interface", "last_errors")[:5000]):
+        for e in errors or []:
+            k = (interface, e.get("field", ""), e.get("rule", ""), e.get("message", ""))
+            fields[k] = fields.get(k, 0) + 1
+    top = sorted(fields.items(), key=lambda kv: -kv[1])[:limit]
+    return {
+        "by_code": by_code,
+        "by_field": [{"interface": k[0], "field": k[1], "rule": k[2], "message": k[3], "n": n} for k, n in top],
+    }
+
+
+@dataclass
+class RecordFilter:
+    interface: str = ""
+    key: str = ""
+    patient_hash: str = ""
+    state: str = ""
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    overdue: bool = False
+
+
+def search_records(f: RecordFilter, *, org_code: str = "", before: tuple | None = None, limit: int = PAGE_SIZE):
+    """Newest first, keyset-paginated on (enqueued_at, id): every filter is served by an index,
+    so a page costs the same at row 50 and at row 1,000,000."""
+    qs = OutboxRecord.objects.all()
+    if f.interface:
+        qs = qs.filter(interface=f.interface)
+    if f.key:
+        keys = {f.key, f"{org_code}|{f.key}"} if org_code else {f.key}
+        qs = qs.filter(business_key__in=keys)
+    if f.patient_hash:
+        qs = qs.filter(patient_id_hash=f.patient_hash)
+    if f.state:
+        qs = qs.filter(state=f.state)
+    if f.date_from:
+        qs = qs.filter(enqueued_at__gte=f.date_from)
+    if f.date_to:
+        qs = qs.filter(enqueued_at__lt=f.date_to)
+    if f.overdue:
+        qs = qs.filter(state__in=OPEN_STATES, deadline_at__lt=timezone.now())
+    if before:
+        at, pk = before
+        qs = qs.filter(Q(enqueued_at__lt=at) | Q(enqueued_at=at, pk__lt=pk))
+    rows = list(qs.order_by("-enqueued_at", "-pk").defer("payload")[: limit + 1])
+    has_more = len(rows) > limit
+    return rows[:limit], has_more
+
+
+def record_detail(pk: int) -> dict:
+    record = OutboxRecord.objects.get(pk=pk)
+    return {
+        "record": record,
+        "attempts": list(record.attempt_log.all()[:100]),
+        "dependencies": list(record.dependencies.all()),
+        "versions": list(OutboxRecord.objects.filter(interface=record.interface, business_key=record.business_key)
+                         .order_by("-version").only("pk", "version", "state", "enqueued_at", "accepted_at")),
+    }
+
+
+def state_counts() -> list[dict]:
+    """(interface, state, n) for /metrics."""
+    return list(OutboxRecord.objects.values("interface", "state").annotate(n=Count("pk")).order_by())
+
+
+def delivery_delays(since: datetime) -> list[float]:
+    """Seconds from business event to acceptance for records accepted since the given time."""
+    return [
+        (accepted - event).total_seconds()
+        for event, accepted in OutboxRecord.objects.filter(accepted_at__gte=since).values_list("event_at", "accepted_at")
+    ]

@@ -1,0 +1,339 @@
+"""Writes of the delivery engine: enqueue, claim, deliver, re-drive, void.
+
+The life of a record::
+
+    enqueue ──► pending ──claim──► sending ──► done
+                  ▲  ▲                │
+                  │  └── retry ◄──────┤ (5xx, timeout, 3001, 5000, bad answer)
+                  │                   └──► attention (2001 field errors, config errors, too old)
+                  └───────── redrive (ops, after fixing the data)
+
+Retry timing lives in the row (``next_attempt_at``); workers and the sweep only ever send rows
+that are due, claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two workers send one row.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import random
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from hospital_interop.logmask import mask_name
+from hospital_interop.municipal.client import CallResult, Outcome
+from hospital_interop.municipal.specs import load_catalogue
+
+from .models import DUE_STATES, Attempt, Dependency, InterfacePolicy, OutboxRecord, State
+
+log = logging.getLogger(__name__)
+
+WAIT_RECHECK = timedelta(seconds=60)  # a child waiting for its parent is looked at again after this
+CLAIM_BATCH = settings.DELIVERY["CLAIM_BATCH"]
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PayloadInvalid(Exception):
+    """Raised by enqueue: the payload breaks its interface spec. ``errors`` = [{field, rule, message}]."""
+
+    def __init__(self, interface: str, errors: list[dict]):
+        self.interface, self.errors = interface, errors
+        super().__init__(f"{interface}: {len(errors)} error(s): " + "; ".join(f"{e['field']} {e['rule']}" for e in errors[:5]))
+
+
+@dataclass(frozen=True)
+class Patient:
+    id_number: str = ""
+    name: str = ""
+
+    @property
+    def id_hash(self) -> str:
+        return hashlib.sha256(self.id_number.encode()).hexdigest() if self.id_number else ""
+
+
+def policy_for(interface: str) -> InterfacePolicy:
+    return InterfacePolicy.objects.filter(interface=interface).first() or InterfacePolicy(interface=interface)
+
+
+def business_key(spec, payload: dict) -> str:
+    return "|".join(str(v) for v in spec.key_of(payload))
+
+
+def _parent_refs(spec, payload: dict) -> list[tuple[str, str]]:
+    """(parent interface, parent business key) for each ordering parent this payload names."""
+    return [(code, "|".join(map(str, key))) for code, key in spec.parent_keys_of(payload)
+            if all(v not in (None, "") for v in key)]
+
+
+ID_NUMBER_DE, NAME_DE = "DE02.01.030.00", "DE02.01.039.00"
+
+
+@functools.cache
+def _patient_paths(code: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Where a spec keeps the patient's ID number and name: found by data element, not by name."""
+    spec = load_catalogue().interface(code)
+    for path, f in spec.request.walk():
+        if f.de == ID_NUMBER_DE and "[]" not in path:
+            parent = path.rsplit(".", 1)[0] if "." in path else ""
+            siblings = spec.request.fields if not parent else _field_at(spec, parent).fields
+            name = next((n for n, s in siblings.items() if s.de == NAME_DE), None)
+            prefix = tuple(parent.split(".")) if parent else ()
+            return (*prefix, f.name), ((*prefix, name) if name else ())
+    return None
+
+
+def _field_at(spec, path: str):
+    node = spec.request
+    for part in path.split("."):
+        node = node.fields[part]
+    return node
+
+
+def _dig(payload: dict, path: tuple[str, ...]) -> str:
+    value = payload
+    for part in path:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def patient_of(code: str, payload: dict) -> Patient:
+    paths = _patient_paths(code)
+    if not paths:
+        return Patient()
+    id_path, name_path = paths
+    return Patient(id_number=_dig(payload, id_path), name=_dig(payload, name_path) if name_path else "")
+
+
+# --- enqueue -------------------------------------------------------------------------------------
+def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, source: str = "",
+            patient: Patient | None = None) -> OutboxRecord:
+    """Store one record version for delivery, inside the caller's transaction.
+
+    Validates against the interface spec (PayloadInvalid on error, nothing written), supersedes
+    older unsent versions of the same key, records ordering dependencies, and wakes a worker
+    once the caller's transaction commits. Nothing is sent here.
+    """
+    spec = load_catalogue().interface(interface)
+    errors = spec.validate(payload)
+    if errors:
+        raise PayloadInvalid(interface, errors)
+    key = business_key(spec, payload)
+    now = timezone.now()
+    event_at = event_at or now
+    patient = patient or patient_of(interface, payload)
+    policy = policy_for(interface)
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                record = _insert_version(spec, key, payload, now, event_at, source, patient, policy)
+            break
+        except IntegrityError:  # a concurrent enqueue of the same key took this version number
+            if attempt == 2:
+                raise
+    if record.state == State.PENDING and policy.mode == InterfacePolicy.Mode.IMMEDIATE:
+        transaction.on_commit(lambda: wake(record.pk))
+    return record
+
+
+def _insert_version(spec, key, payload, now, event_at, source, patient, policy) -> OutboxRecord:
+    same_key = OutboxRecord.objects.filter(interface=spec.code, business_key=key)
+    latest = same_key.aggregate(v=Max("version"))["v"] or 0
+    same_key.filter(state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
+        state=State.SUPERSEDED, last_message=f"已被第 {latest + 1} 版取代", next_attempt_at=None, updated_at=now)
+    record = OutboxRecord(
+        interface=spec.code, document=spec.document, spec_version=spec.version, business_key=key,
+        version=latest + 1, payload=payload, source=source, event_at=event_at, next_attempt_at=now,
+        patient_id_hash=patient.id_hash, patient_display=mask_name(patient.name),
+        deadline_at=event_at + timedelta(minutes=policy.deadline_minutes),
+    )
+    if spec.kind == "void":
+        _apply_void(spec, key, record, now)
+    record.save()
+    parents = _parent_refs(spec, payload)
+    if parents:
+        record.waits_for = [f"{i}#{k}" for i, k in parents]
+        record.save(update_fields=["waits_for"])
+        Dependency.objects.bulk_create(
+            Dependency(record=record, parent_interface=i, parent_key=k) for i, k in parents)
+    return record
+
+
+def _apply_void(spec, key: str, void_record: OutboxRecord, now) -> None:
+    """A void cancels unsent versions of the voided record; it is sent only if the platform
+    may hold that record (a version was accepted or is in flight)."""
+    targets = OutboxRecord.objects.filter(interface__in=spec.voids, business_key=key)
+    targets.filter(state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
+        state=State.VOIDED, last_message="报告已作废，不再上传", next_attempt_at=None, updated_at=now)
+    if not targets.filter(state__in=(State.DONE, State.SENDING)).exists():
+        void_record.state = State.VOIDED
+        void_record.next_attempt_at = None
+        void_record.last_message = "该报告从未上传到平台，无需向平台作废"
+
+
+# --- claim and deliver ---------------------------------------------------------------------------
+def wake(record_id: int | None = None) -> None:
+    """Ask a worker to deliver (a lost message only delays: the sweep finds the row)."""
+    from .tasks import deliver
+
+    try:
+        deliver.delay(record_id)
+    except Exception as exc:  # broker down: the sweep will deliver
+        log.warning("broker unavailable, record %s left for the sweep: %s", record_id, exc)
+
+
+def _due(now) -> Q:
+    return Q(state__in=DUE_STATES, next_attempt_at__lte=now)
+
+
+def claim(record_id: int | None = None, *, limit: int = CLAIM_BATCH, interface: str | None = None,
+          worker: str = WORKER_ID) -> list[OutboxRecord]:
+    """Claim due rows (the given one first) for this worker; rows locked by others are skipped."""
+    now = timezone.now()
+    paused = list(InterfacePolicy.objects.filter(enabled=False).values_list("interface", flat=True))
+    scheduled = list(InterfacePolicy.objects.filter(mode=InterfacePolicy.Mode.SCHEDULED)
+                     .values_list("interface", flat=True))
+    with transaction.atomic():
+        base = OutboxRecord.objects.filter(_due(now)).exclude(interface__in=paused)
+        if interface:
+            base = base.filter(interface=interface)
+        elif scheduled:
+            base = base.exclude(interface__in=scheduled)  # those go out on their own schedule
+        ids = []
+        if record_id is not None:
+            ids = list(base.filter(pk=record_id).select_for_update(skip_locked=True).values_list("pk", flat=True))
+        if limit - len(ids) > 0:
+            ids += list(base.exclude(pk__in=ids).order_by("next_attempt_at")
+                        .select_for_update(skip_locked=True).values_list("pk", flat=True)[: limit - len(ids)])
+        if not ids:
+            return []
+        OutboxRecord.objects.filter(pk__in=ids).update(
+            state=State.SENDING, lease_until=now + timedelta(seconds=settings.DELIVERY["LEASE_SECONDS"]), claimed_by=worker, updated_at=now)
+    return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
+
+
+def reclaim_expired_leases() -> int:
+    """Rows whose worker died mid-send go back to the queue (sending is safe to repeat: same key)."""
+    now = timezone.now()
+    return OutboxRecord.objects.filter(state=State.SENDING, lease_until__lt=now).update(
+        state=State.RETRY, next_attempt_at=now, claimed_by="", last_message="处理进程中断，已重新排队", updated_at=now)
+
+
+def blocking_reason(record: OutboxRecord) -> str:
+    """Why this claimed row must not be sent yet ('' when it may go)."""
+    for dep in record.dependencies.all():
+        if not OutboxRecord.objects.filter(interface=dep.parent_interface, business_key=dep.parent_key,
+                                           state=State.DONE).exists():
+            return f"等待上级记录被平台接收：{dep.parent_ref}"
+    if OutboxRecord.objects.filter(interface=record.interface, business_key=record.business_key,
+                                   version__lt=record.version, state=State.SENDING).exists():
+        return "同一主键的上一版本正在发送"
+    return ""
+
+
+def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
+    """Send claimed rows one by one and record each outcome. Returns counts per resulting state."""
+    counts: dict[str, int] = {}
+    for record in records:
+        state = _deliver_one(record, client)
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def _deliver_one(record: OutboxRecord, client) -> str:
+    now = timezone.now()
+    reason = blocking_reason(record)
+    if reason:
+        OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by).update(
+            state=State.PENDING, next_attempt_at=now + WAIT_RECHECK, claimed_by="", lease_until=None,
+            last_message=reason, updated_at=now)
+        return "waiting"
+    result = client.call(record.interface, record.payload)
+    return record_outcome(record, result, started_at=now)
+
+
+def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: datetime) -> str:
+    """Store one attempt and move the row to its next state."""
+    now = timezone.now()
+    attempts = record.attempts + 1
+    fields = dict(attempts=attempts, last_code=result.code, last_message=result.message[:2000],
+                  claimed_by="", lease_until=None, updated_at=now,
+                  first_attempt_at=record.first_attempt_at or started_at)
+    policy = policy_for(record.interface)
+    if result.outcome == Outcome.ACCEPTED:
+        fields.update(state=State.DONE, accepted_at=now, receipt=result.receipt, last_errors=[], next_attempt_at=None)
+    elif result.outcome == Outcome.ATTENTION:
+        fields.update(state=State.ATTENTION, last_errors=result.errors, next_attempt_at=None)
+    elif now - record.event_at > timedelta(hours=policy.max_age_hours):
+        fields.update(state=State.ATTENTION, next_attempt_at=None,
+                      last_message=f"超过最长重试时间 {policy.max_age_hours} 小时仍未成功：{result.message}"[:2000])
+        log.error("upload %s %s gave up after %d attempts: %s", record.interface, record.business_key, attempts,
+                  result.message)
+    else:
+        fields.update(state=State.RETRY, next_attempt_at=now + timedelta(seconds=retry_delay(attempts, result)))
+    with transaction.atomic():
+        updated = OutboxRecord.objects.filter(pk=record.pk, state=State.SENDING, claimed_by=record.claimed_by).update(**fields)
+        Attempt.objects.create(
+            record_id=record.pk, started_at=started_at, elapsed_ms=result.elapsed_ms, worker=record.claimed_by,
+            http_status=result.http_status, code=result.code, outcome=result.outcome.value,
+            message=result.message[:2000], errors=result.errors)
+        if updated and fields["state"] == State.DONE:
+            children = list(Dependency.objects.filter(
+                parent_interface=record.interface, parent_key=record.business_key,
+                record__state=State.PENDING).values_list("record_id", flat=True))
+            if children:
+                OutboxRecord.objects.filter(pk__in=children, state=State.PENDING).update(next_attempt_at=now)
+                transaction.on_commit(lambda: [wake(c) for c in children])
+    return fields["state"] if updated else "lost-lease"
+
+
+def retry_delay(attempts: int, result: CallResult) -> float:
+    """Exponential backoff with full jitter, capped; the platform's retryAfter wins when given."""
+    if result.retry_after is not None:
+        return max(result.retry_after, 0.0)
+    conf = settings.DELIVERY
+    ceiling = min(conf["BACKOFF_CAP_SECONDS"], conf["BACKOFF_BASE_SECONDS"] * 2 ** (attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)
+
+
+# --- ops actions ---------------------------------------------------------------------------------
+def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
+    """Send again now: rows needing attention or waiting to retry. With payload_fix (one row),
+    replace fields of the payload first, re-validated against the spec."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(OutboxRecord.objects.select_for_update().filter(
+            pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)))
+        for row in rows:
+            if payload_fix:
+                payload = {**row.payload, **payload_fix}
+                errors = load_catalogue().interface(row.interface).validate(payload)
+                if errors:
+                    raise PayloadInvalid(row.interface, errors)
+                row.payload = payload
+            row.state, row.next_attempt_at, row.last_errors = State.PENDING, now, []
+            row.last_message = "运维已重推"
+            row.save(update_fields=["payload", "state", "next_attempt_at", "last_errors", "last_message", "updated_at"])
+        ids = [r.pk for r in rows]
+        transaction.on_commit(lambda: [wake(i) for i in ids])
+    return len(rows)
+
+
+def cancel(record_ids, *, reason: str) -> int:
+    """Ops decides a row must not be sent (e.g. wrong patient): it leaves the queue with the reason."""
+    now = timezone.now()
+    return OutboxRecord.objects.filter(pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)).update(
+        state=State.VOIDED, next_attempt_at=None, last_message=f"运维作废：{reason}"[:2000], updated_at=now)
+
+
+def due_batches(max_batches: int = 50) -> int:
+    """How many delivery batches the sweep should dispatch now."""
+    due = OutboxRecord.objects.filter(_due(timezone.now()))[: CLAIM_BATCH * max_batches].count()
+    return -(-due // CLAIM_BATCH)

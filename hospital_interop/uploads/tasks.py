@@ -1,0 +1,42 @@
+"""Celery tasks: thin wrappers over services. They take ids, are idempotent and run acks_late;
+retry timing lives in the outbox rows, never in Celery countdowns."""
+
+from celery import shared_task
+
+from . import services
+
+_client = None
+
+
+def client():
+    """One platform client per worker process (keep-alive session, platform time offset)."""
+    global _client
+    if _client is None:
+        from hospital_interop.municipal.client import PlatformClient
+
+        _client = PlatformClient.from_settings()
+    return _client
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def deliver(record_id=None, interface=None):
+    """Claim the given row (and other due rows, up to a batch) and send them."""
+    records = services.claim(record_id, interface=interface)
+    if records:
+        services.deliver_claimed(records, client())
+    return len(records)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def sweep():
+    """Periodic safety net: reclaim dead workers' rows and dispatch everything that is due."""
+    services.reclaim_expired_leases()
+    for _ in range(services.due_batches()):
+        deliver.delay()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def push_interface(interface):
+    """The scheduled (incremental) push of one interface: send everything of it that is due."""
+    while deliver(interface=interface):
+        pass

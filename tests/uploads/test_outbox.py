@@ -1,0 +1,177 @@
+"""The outbox's own rules, on the real database: enqueue, versions, voids, claims, leases, outcomes."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from hospital_interop.municipal.client import CallResult, Outcome
+from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.uploads import services
+from hospital_interop.uploads.models import Attempt, InterfacePolicy, OutboxRecord, State
+
+pytestmark = pytest.mark.django_db
+
+
+def example(code, seed=0, **overrides):
+    return load_catalogue().interface(code).example(seed, **overrides)
+
+
+def test_bad_payload_is_rejected_with_field_errors_and_writes_nothing():
+    payload = example("LAB_REPORT_DETAIL")
+    payload.pop("reportId")
+    with pytest.raises(services.PayloadInvalid) as err:
+        services.enqueue("LAB_REPORT_DETAIL", payload)
+    assert {"field": "reportId", "rule": "required"}.items() <= err.value.errors[0].items()
+    assert OutboxRecord.objects.count() == 0
+
+
+def test_newer_version_supersedes_an_unsent_older_one():
+    first = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 1))
+    second = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 1))
+    first.refresh_from_db()
+    assert (first.version, second.version) == (1, 2)
+    assert first.state == State.SUPERSEDED and second.state == State.PENDING
+    assert first.business_key == second.business_key
+
+
+def test_void_of_a_report_never_sent_cancels_it_locally():
+    report = services.enqueue("EXAM_RESULT_SUBMIT", example("EXAM_RESULT_SUBMIT", 3))
+    spec = load_catalogue().interface("EXAM_REPORT_VOID")
+    void_payload = spec.example(3, **{k: report.payload[k] for k in spec.key})
+    void = services.enqueue("EXAM_REPORT_VOID", void_payload)
+    report.refresh_from_db()
+    assert report.state == State.VOIDED
+    assert void.state == State.VOIDED and "从未上传" in void.last_message
+
+
+def test_void_of_an_accepted_report_is_sent():
+    report = services.enqueue("EXAM_RESULT_SUBMIT", example("EXAM_RESULT_SUBMIT", 4))
+    OutboxRecord.objects.filter(pk=report.pk).update(state=State.DONE, accepted_at=timezone.now())
+    spec = load_catalogue().interface("EXAM_REPORT_VOID")
+    void = services.enqueue("EXAM_REPORT_VOID", spec.example(4, **{k: report.payload[k] for k in spec.key}))
+    assert void.state == State.PENDING
+
+
+def test_children_record_their_parents():
+    reg_spec = load_catalogue().interface("OP_REGISTRATION")
+    visit_spec = load_catalogue().interface("OP_VISIT")
+    reg = reg_spec.example(5)
+    visit = visit_spec.example(5, registrationId=reg["registrationId"], orgCode=reg["orgCode"])
+    record = services.enqueue("OP_VISIT", visit)
+    assert record.waits_for == [f"OP_REGISTRATION#{reg['orgCode']}|{reg['registrationId']}"]
+    assert services.blocking_reason(record).startswith("等待上级记录")
+    parent = services.enqueue("OP_REGISTRATION", reg)
+    OutboxRecord.objects.filter(pk=parent.pk).update(state=State.DONE)
+    assert services.blocking_reason(record) == ""
+
+
+def test_claim_takes_only_due_rows_and_marks_them_sending():
+    due = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 6))
+    later = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 7))
+    OutboxRecord.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+    claimed = services.claim(limit=10, worker="w1")
+    assert [r.pk for r in claimed] == [due.pk]
+    assert claimed[0].state == State.SENDING and claimed[0].claimed_by == "w1"
+    assert services.claim(limit=10, worker="w2") == []
+
+
+def test_paused_interface_is_not_claimed():
+    services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 8))
+    InterfacePolicy.objects.create(interface="LAB_REPORT_DETAIL", enabled=False)
+    assert services.claim(limit=10) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_never_claim_the_same_row():
+    if connection.vendor != "postgresql":
+        pytest.fail("SKIP LOCKED semantics are exercised on PostgreSQL; run the suite with DATABASE_URL=postgres://…")
+    for seed in range(60):
+        services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 100 + seed))
+    claimed: dict[str, list[int]] = {}
+    barrier = threading.Barrier(3)
+
+    def worker(name):
+        barrier.wait()
+        ids = []
+        while batch := services.claim(limit=7, worker=name):
+            ids += [r.pk for r in batch]
+        claimed[name] = ids
+        connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [pk for ids in claimed.values() for pk in ids]
+    assert len(every) == 60 and len(set(every)) == 60
+
+
+def test_expired_lease_is_reclaimed():
+    record = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 9))
+    services.claim(record.pk, worker="dead")
+    OutboxRecord.objects.filter(pk=record.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert services.reclaim_expired_leases() == 1
+    record.refresh_from_db()
+    assert record.state == State.RETRY and record.next_attempt_at <= timezone.now()
+
+
+def _claimed(seed):
+    record = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", seed))
+    return services.claim(record.pk, limit=1, worker="w")[0]
+
+
+def test_outcomes_move_rows_per_the_code_table():
+    now = timezone.now()
+    accepted = _claimed(20)
+    assert services.record_outcome(accepted, CallResult(Outcome.ACCEPTED, code="0", data={"receiptId": "R1"}),
+                                   started_at=now) == State.DONE
+    accepted.refresh_from_db()
+    assert accepted.receipt == "R1" and accepted.accepted_at and accepted.attempts == 1
+
+    invalid = _claimed(21)
+    errors = [{"field": "items[0].resultValue", "rule": "required", "message": "必填"}]
+    services.record_outcome(invalid, CallResult(Outcome.ATTENTION, code="2001", errors=errors), started_at=now)
+    invalid.refresh_from_db()
+    assert invalid.state == State.ATTENTION and invalid.last_errors == errors
+
+    limited = _claimed(22)
+    services.record_outcome(limited, CallResult(Outcome.RETRY, code="3001", retry_after=30), started_at=now)
+    limited.refresh_from_db()
+    assert limited.state == State.RETRY
+    assert timedelta(seconds=29) < limited.next_attempt_at - now < timedelta(seconds=32)
+    assert Attempt.objects.filter(record=limited, code="3001").exists()
+
+
+def test_too_old_record_goes_to_attention():
+    record = _claimed(23)
+    OutboxRecord.objects.filter(pk=record.pk).update(event_at=timezone.now() - timedelta(hours=100))
+    record.refresh_from_db()
+    assert services.record_outcome(record, CallResult(Outcome.RETRY, message="HTTP 500"),
+                                   started_at=timezone.now()) == State.ATTENTION
+    record.refresh_from_db()
+    assert "超过最长重试时间" in record.last_message
+
+
+def test_backoff_grows_with_jitter_and_is_capped(settings):
+    settings.DELIVERY = {**settings.DELIVERY, "BACKOFF_BASE_SECONDS": 5, "BACKOFF_CAP_SECONDS": 60}
+    result = CallResult(Outcome.RETRY)
+    assert 2.5 <= services.retry_delay(1, result) <= 5
+    assert 10 <= services.retry_delay(3, result) <= 20
+    assert 30 <= services.retry_delay(12, result) <= 60
+
+
+def test_redrive_with_a_fix_is_validated_first():
+    record = _claimed(24)
+    services.record_outcome(record, CallResult(Outcome.ATTENTION, code="2001"), started_at=timezone.now())
+    with pytest.raises(services.PayloadInvalid):
+        services.redrive([record.pk], payload_fix={"reportId": ""})
+    record.refresh_from_db()
+    assert record.state == State.ATTENTION
+    with transaction.atomic():
+        assert services.redrive([record.pk], payload_fix={"reportRemark": "复核后重传"}) == 1
+    record.refresh_from_db()
+    assert record.state == State.PENDING and record.payload["reportRemark"] == "复核后重传"
