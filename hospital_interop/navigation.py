@@ -19,6 +19,10 @@ TILES = (
     Tile("hospital_interop.view_uploads", "上传看板", "每个接口的待发送、重试、需处理与时效，失败原因与重推", "uploads:dashboard", "上传监控"),
     Tile("hospital_interop.view_uploads", "上传记录查询", "按接口、主键、患者、状态、日期查找每一条上传", "uploads:records", "上传监控"),
     Tile("hospital_interop.view_interfaces", "接口目录", "六份市平台接口文档的全部接口、字段、主键与值域", "interfaces", "平台接口"),
+    Tile("hospital_interop.review_lab_reports", "报告审核", "临检、免疫、生化组、分子生物、微生物、临检骨髓组报告审核与电子签名", "esign:review", "检验电子签名"),
+    Tile("hospital_interop.review_lab_reports", "电子签名", "UKey / 二维码签名登录、自动签名、签名用户注册、移动证书下载与退出", "esign:home", "检验电子签名"),
+    Tile("esign.manage_ca", "人员 CA 设置", "检验人员的 UKey 唯一标识与是否启用 CA 验证", "esign:staff", "检验电子签名"),
+    Tile("esign.manage_ca", "CA 参数设置", "统一代码表：CA 是否启用、二维码服务 URL、应用 ID、验证密钥", "esign:parameters", "检验电子签名"),
     Tile("is_staff", "系统管理", "用户、角色、系统参数与字典的后台维护", "admin:index", "系统"),
     Tile("is_authenticated", "运行状态", "数据库、消息队列与市平台的连通性（JSON）", "healthz", "系统"),
 )

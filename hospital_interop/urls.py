@@ -18,5 +18,6 @@ urlpatterns = [
     path("interfaces/<str:code>/", catalogue_views.interface_detail, name="interface"),
     path("metrics", upload_views.metrics, name="metrics"),
     path("ops/uploads/", include("hospital_interop.uploads.urls")),
+    path("esign/", include("esign.urls")),
     path("admin/", admin.site.urls),
 ]

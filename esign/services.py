@@ -1,0 +1,678 @@
+"""Writes of the e-signature app: parameters, signer registration, UKey and QR signing sessions,
+auto-sign, and signing on report approval.
+
+Every failure a user can cause raises :class:`ValidationFailed` (``errors`` = [{field, rule,
+message}], nothing written) or :class:`SigningRefused` (one Chinese message for the page).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from hospital_interop.municipal import gm
+
+from . import certs, sealing, selectors
+from .client import ADAPTERS, CAError, SigningServerClient
+from .client.base import CERT_STATE_MESSAGES, FINISH, REFUSE, TOSIGN
+from .models import ReportSignature, ReviewReport, SignerProfile, SigningSession, SignJob, SystemParameter
+from .parameters import BY_KEY
+from .validators import (
+    id_number_error,
+    mask_id_number,
+    mobile_error,
+    name_error,
+    normalize_id_number,
+    staff_no_error,
+)
+
+log = logging.getLogger(__name__)
+
+SESSION_HOURS = 8  # a signing session lasts a working shift unless the user logs out first
+CHALLENGE_SECONDS = 120
+CANONICAL_SCHEMA = "lab-report-review/1"
+
+
+class ValidationFailed(Exception):
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+class SigningRefused(Exception):
+    def __init__(self, message: str, code: str = "refused"):
+        self.message, self.code = message, code
+        super().__init__(message)
+
+
+def _error(field: str, rule: str, message: str) -> dict:
+    return {"field": field, "rule": rule, "message": message}
+
+
+# ---------------------------------------------------------------------------------------------
+# Unified code table
+# ---------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_parameters(values: dict[str, str], *, actor: str = "") -> None:
+    """Validate every given parameter, then write them all. A blank secret keeps the stored one."""
+    errors, clean = [], {}
+    for key, raw in values.items():
+        spec = BY_KEY.get(key)
+        if spec is None:
+            errors.append(_error(key, "unknown", "未知的参数代码。"))
+            continue
+        value = (raw or "").strip()
+        if spec.secret and not value:
+            continue
+        if spec.check and (err := spec.check(value)):
+            errors.append(_error(key, err[0], f"{spec.label}：{err[1]}"))
+            continue
+        clean[key] = value
+    if errors:
+        raise ValidationFailed(errors)
+    for key, value in clean.items():
+        spec = BY_KEY[key]
+        SystemParameter.objects.update_or_create(key=key, defaults={
+            "value": sealing.seal(value) if spec.secret else value, "description": spec.label,
+            "is_secret": spec.secret, "updated_by": actor})
+    log.info("parameters %s changed by %s", ",".join(sorted(clean)), actor)
+
+
+def ca_client() -> SigningServerClient:
+    """The configured adapter (settings.CA_SERVER + the unified code table)."""
+    app_id, secret = selectors.parameter("CA_APP_ID"), selectors.parameter("CA_SECRET")
+    if not app_id or not secret:
+        raise CAError("config", "统一代码表尚未设置 CA 应用 ID 或 CA 验证密钥，请联系管理员。", kind="config")
+    adapter = ADAPTERS[settings.CA_SERVER.get("ADAPTER", "reference")]
+    return adapter(settings.CA_SERVER["BASE_URL"], app_id, secret.encode(),
+                   qr_base_url=selectors.parameter("CA_QR_URL"), algorithm=selectors.parameter("CA_SIGN_ALG"),
+                   timeout=float(settings.CA_SERVER.get("TIMEOUT_SECONDS", 10)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Signers: registration, phone number, staff management
+# ---------------------------------------------------------------------------------------------
+
+
+def _profile(user) -> SignerProfile:
+    profile = selectors.profile_for(user)
+    if profile is None or not profile.registered:
+        raise SigningRefused("您尚未注册签名用户，请先在“签名用户注册”中完成注册。", "not_registered")
+    return profile
+
+
+def register_signer(user, *, staff_no: str, name: str, id_number: str, mobile: str = "",
+                    client: SigningServerClient | None = None) -> SignerProfile:
+    staff_no, name, id_number, mobile = staff_no.strip(), name.strip(), normalize_id_number(id_number), mobile.strip()
+    errors = []
+    for field, value, check in (("staff_no", staff_no, staff_no_error), ("name", name, name_error),
+                                ("id_number", id_number, id_number_error)):
+        if err := check(value):
+            errors.append(_error(field, *err))
+    if mobile and (err := mobile_error(mobile)):
+        errors.append(_error("mobile", *err))
+    existing = selectors.profile_for(user)
+    if existing is not None and existing.registered:
+        errors.append(_error("staff_no", "registered", f"当前账号已注册为签名用户（工号 {existing.staff_no}）。"))
+    if staff_no and SignerProfile.objects.filter(staff_no=staff_no).exclude(user=user).exists():
+        errors.append(_error("staff_no", "unique", "该工号已被其他账号注册。"))
+    if errors:
+        raise ValidationFailed(errors)
+    client = client or ca_client()
+    try:
+        info = client.add_user(name=name, id_number=id_number, staff_no=staff_no, mobile=mobile, department="检验科")
+    except CAError as exc:
+        if exc.kind == "user_exists":
+            raise ValidationFailed([_error("staff_no", "ca_exists",
+                                           "签名服务器中已存在该工号或身份证号的用户，请联系信息中心核对。")]) from None
+        if exc.kind == "invalid":
+            field = {"idNumber": "id_number", "staffNo": "staff_no", "name": "name", "mobile": "mobile"}.get(
+                exc.field or "", "staff_no")
+            raise ValidationFailed([_error(field, "ca", exc.message)]) from None
+        raise
+    with transaction.atomic():
+        profile, _ = SignerProfile.objects.get_or_create(user=user)
+        profile.staff_no, profile.name, profile.mobile = staff_no, name, mobile
+        profile.id_number_enc, profile.id_number_masked = sealing.seal(id_number), mask_id_number(id_number)
+        profile.ca_user_id, profile.cert_sn, profile.registered_at = info.user_id, info.cert_sn, timezone.now()
+        profile.save()
+    log.info("signer registered: user %s staff %s CA user %s", user.pk, staff_no, info.user_id)
+    return profile
+
+
+def change_mobile(user, mobile: str, client: SigningServerClient | None = None) -> SignerProfile:
+    mobile = (mobile or "").strip()
+    if err := mobile_error(mobile):
+        raise ValidationFailed([_error("mobile", *err)])
+    profile = selectors.profile_for(user)
+    if profile is None or not profile.registered:
+        raise ValidationFailed([_error("mobile", "not_registered", "请先注册签名用户，再修改手机号。")])
+    if mobile == profile.mobile:
+        raise ValidationFailed([_error("mobile", "unchanged", "新手机号与当前手机号相同。")])
+    (client or ca_client()).modify_user(user_id=profile.ca_user_id, mobile=mobile)
+    profile.mobile = mobile
+    profile.save(update_fields=["mobile", "updated_at"])
+    return profile
+
+
+@transaction.atomic
+def set_staff_ca(user, *, ukey_serial: str, ca_enabled: bool) -> SignerProfile:
+    """Staff management: the UKey serial bound to a person and whether CA applies to them."""
+    serial = (ukey_serial or "").strip().upper()
+    if serial and not (4 <= len(serial) <= 64 and serial.replace("-", "").isalnum() and serial.isascii()):
+        raise ValidationFailed([_error("ukey_serial", "format", "UKey 唯一标识应为 4–64 位字母、数字或连字符。")])
+    other = SignerProfile.objects.filter(ukey_serial=serial).exclude(user=user).select_related("user").first() \
+        if serial else None
+    if other:
+        raise ValidationFailed([_error("ukey_serial", "unique",
+                                       f"该 UKey 已登记给 {other.name or other.user.get_username()}（工号 {other.staff_no or '—'}）。")])
+    profile, _ = SignerProfile.objects.select_for_update().get_or_create(user=user)
+    profile.ukey_serial = serial or None
+    profile.ca_enabled = ca_enabled
+    try:
+        with transaction.atomic():
+            profile.save()
+    except IntegrityError:
+        raise ValidationFailed([_error("ukey_serial", "unique", "该 UKey 已登记给其他人员。")]) from None
+    return profile
+
+
+# ---------------------------------------------------------------------------------------------
+# Signing sessions
+# ---------------------------------------------------------------------------------------------
+
+
+def new_workstation_id() -> str:
+    return secrets.token_hex(16)
+
+
+def issue_challenge() -> dict:
+    """A one-time challenge for the UKey to sign; the view keeps it in the Django session."""
+    return {"challenge": base64.b64encode(
+        f"UKEY-LOGIN|{secrets.token_hex(16)}|{timezone.now().isoformat()}".encode()).decode(),
+        "issued_at": timezone.now().timestamp()}
+
+
+def _certificate(certificate_b64: str) -> certs.Certificate:
+    try:
+        return certs.load_certificate(certificate_b64)
+    except certs.CertificateError:
+        raise SigningRefused("证书无法读取，请确认 UKey 中的证书完好。", "bad_certificate") from None
+
+
+def _check_with_ca(client: SigningServerClient, certificate_b64: str) -> None:
+    validation = client.validate_certificate(certificate=certificate_b64)
+    if not validation.ok:
+        raise SigningRefused(f"{CERT_STATE_MESSAGES.get(validation.status, validation.message)}"
+                             f"（证书序列号 {validation.cert_sn}），不能用于电子签名。请联系 CA 管理员更新证书。",
+                             validation.status.lower())
+
+
+def _local_cert_checks(cert: certs.Certificate) -> None:
+    now = timezone.now()
+    if now > cert.not_after:
+        raise SigningRefused(f"证书已过期（证书序列号 {cert.serial}，有效期至 {timezone.localtime(cert.not_after):%Y-%m-%d}），"
+                             "不能用于电子签名。请联系 CA 管理员更新证书。", "expired")
+    if now < cert.not_before:
+        raise SigningRefused(f"证书尚未生效（证书序列号 {cert.serial}）。", "not_yet_valid")
+
+
+def _decode_b64(value: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(value or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise SigningRefused(f"{what}格式错误。", "bad_input") from None
+
+
+def _new_session(user, *, kind, cert: certs.Certificate, workstation_id, client_ip, django_session_key,
+                 key_serial="", ca_token="") -> SigningSession:
+    now = timezone.now()
+    return SigningSession.objects.create(
+        user=user, kind=kind, workstation_id=workstation_id, client_ip=client_ip or None,
+        django_session_key=django_session_key or "", cert_sn=cert.serial, certificate=cert.b64,
+        key_serial=key_serial, ca_token=ca_token, started_at=now, last_seen_at=now,
+        expires_at=now + timedelta(hours=SESSION_HOURS))
+
+
+def ukey_login(user, *, challenge: dict | None, signed_challenge: str, certificate: str, signature: str,
+               key_serial: str, workstation_id: str, client_ip: str | None = None, django_session_key: str = "",
+               client: SigningServerClient | None = None) -> SigningSession:
+    """Verify the UKey's signature of our challenge and open a UKey session on this workstation."""
+    if not challenge or challenge.get("challenge") != signed_challenge:
+        raise SigningRefused("登录挑战码无效，请刷新页面后重试。", "bad_challenge")
+    if timezone.now().timestamp() - challenge["issued_at"] > CHALLENGE_SECONDS:
+        raise SigningRefused("登录挑战码已过期，请重新登录。", "bad_challenge")
+    profile = _profile(user)
+    if not profile.ca_enabled:
+        raise SigningRefused("人员管理中未为您启用 CA 验证，无需电子签名登录。", "person_disabled")
+    cert = _certificate(certificate)
+    if not cert.verify(_decode_b64(signed_challenge, "挑战码"), _decode_b64(signature, "签名值")):
+        raise SigningRefused("UKey 签名验证失败，请确认选择了正确的证书。", "bad_signature")
+    key_serial = (key_serial or "").strip().upper()
+    if profile.ukey_serial != key_serial:
+        owner = SignerProfile.objects.filter(ukey_serial=key_serial).exclude(user=user).first() if key_serial else None
+        if owner:
+            raise SigningRefused(f"该 UKey（{key_serial}）已绑定给 {owner.name}（工号 {owner.staff_no}），"
+                                 "不能用于当前账号。", "ukey_other_user")
+        if not profile.ukey_serial:
+            raise SigningRefused("人员管理中尚未为您登记 UKey，请联系管理员登记 UKey 唯一标识。", "ukey_not_bound")
+        raise SigningRefused(f"该 UKey（{key_serial or '未知'}）不是为您登记的 UKey，不能登录。", "ukey_not_bound")
+    if cert.subject_uid != profile.ca_user_id:
+        raise SigningRefused(f"证书持有人为 {cert.subject_cn}（工号 {cert.subject_serial}），与当前账号不一致，不能登录。",
+                             "cert_other_user")
+    _local_cert_checks(cert)
+    _check_with_ca(client or ca_client(), cert.b64)
+    with transaction.atomic():
+        SignerProfile.objects.select_for_update().get(pk=profile.pk)  # one UKey login per user at a time
+        active = selectors.active_sessions(user).filter(kind=SigningSession.Kind.UKEY)
+        elsewhere = active.exclude(workstation_id=workstation_id).first()
+        if elsewhere:
+            raise SigningRefused(
+                f"您已在另一台管理机（IP {elsewhere.client_ip or '未知'}，"
+                f"{timezone.localtime(elsewhere.started_at):%m-%d %H:%M} 登录）使用 UKey 签名。"
+                "UKey 签名只能在一台管理机上使用，请先在该管理机执行“退出电子签名”。", "other_workstation")
+        active.update(ended_at=timezone.now(), end_reason="同一管理机重新登录")
+        session = _new_session(user, kind=SigningSession.Kind.UKEY, cert=cert, workstation_id=workstation_id,
+                               client_ip=client_ip, django_session_key=django_session_key, key_serial=key_serial)
+    log.info("UKey session %s opened for user %s (cert %s, key %s)", session.pk, user.pk, cert.serial, key_serial)
+    return session
+
+
+def start_qr_login(user, client: SigningServerClient | None = None):
+    _profile(user)
+    return (client or ca_client()).create_login_qr()
+
+
+def poll_qr_login(user, transaction_id: str, *, workstation_id: str, client_ip: str | None = None,
+                  django_session_key: str = "", client: SigningServerClient | None = None
+                  ) -> tuple[str, SigningSession | None]:
+    """(status, session): FINISH opens a QR session; TOSIGN / REFUSE / EXPIRE pass through."""
+    profile = _profile(user)
+    client = client or ca_client()
+    result = client.query_login_qr(transaction_id=transaction_id)
+    if result.status != FINISH:
+        return result.status, None
+    if result.user_id != profile.ca_user_id:
+        raise SigningRefused("扫码确认的是其他人员的协同签名账号，与当前登录账号不一致，登录已拒绝。", "qr_other_user")
+    cert = _certificate(result.certificate)
+    signed = _decode_b64(result.signed_data, "登录原文")
+    if signed != f"login|{transaction_id}".encode() or not cert.verify(signed, _decode_b64(result.signature, "签名值")):
+        raise SigningRefused("扫码登录的签名验证失败，登录已拒绝。", "bad_signature")
+    if cert.subject_uid != profile.ca_user_id:
+        raise SigningRefused("扫码登录返回的证书不属于当前账号，登录已拒绝。", "cert_other_user")
+    _local_cert_checks(cert)
+    _check_with_ca(client, cert.b64)
+    with transaction.atomic():
+        selectors.active_sessions(user).filter(kind=SigningSession.Kind.QR, workstation_id=workstation_id) \
+            .update(ended_at=timezone.now(), end_reason="同一管理机重新登录")
+        session = _new_session(user, kind=SigningSession.Kind.QR, cert=cert, workstation_id=workstation_id,
+                               client_ip=client_ip, django_session_key=django_session_key, ca_token=result.token)
+    log.info("QR session %s opened for user %s", session.pk, user.pk)
+    return FINISH, session
+
+
+def end_sessions(user, *, workstation_id: str | None = None, django_session_key: str | None = None,
+                 reason: str = "退出电子签名") -> int:
+    """退出电子签名: close the user's UKey and QR sessions (on one workstation, or everywhere)."""
+    qs = selectors.active_sessions(user)
+    if workstation_id is not None:
+        qs = qs.filter(workstation_id=workstation_id)
+    if django_session_key is not None:
+        qs = qs.filter(django_session_key=django_session_key)
+    return qs.update(ended_at=timezone.now(), end_reason=reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Auto-sign and mobile certificate download
+# ---------------------------------------------------------------------------------------------
+
+
+def auto_sign_status(user, client: SigningServerClient | None = None):
+    profile = selectors.profile_for(user)
+    if profile is None or not profile.registered:
+        return None
+    return (client or ca_client()).query_auto_sign_task(user_id=profile.ca_user_id)
+
+
+def enable_auto_sign(user, minutes: int, client: SigningServerClient | None = None):
+    if not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
+        raise ValidationFailed([_error("minutes", "range", "自动签名时长应在 1–1440 分钟之间。")])
+    return (client or ca_client()).enable_auto_sign(user_id=_profile(user).ca_user_id, minutes=minutes)
+
+
+def disable_auto_sign(user, client: SigningServerClient | None = None):
+    return (client or ca_client()).disable_auto_sign(user_id=_profile(user).ca_user_id)
+
+
+def start_certificate_download(user, client: SigningServerClient | None = None):
+    return (client or ca_client()).download_certificate(user_id=_profile(user).ca_user_id)
+
+
+def poll_certificate_download(user, transaction_id: str, client: SigningServerClient | None = None):
+    _profile(user)
+    return (client or ca_client()).query_certificate_download(transaction_id=transaction_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# Review and signing on approval
+# ---------------------------------------------------------------------------------------------
+
+
+def canonical_content(report: ReviewReport, *, reviewer_name: str, reviewer_staff_no: str, reviewed_at) -> str:
+    """The text that is signed: the report's content and the reviewer, as canonical JSON.
+
+    Sorted keys, no insignificant whitespace, UTF-8, times in ISO 8601 with offset: the same
+    report and reviewer always give the same bytes, so anyone can rebuild and check it.
+    """
+    local = timezone.localtime
+
+    def when(dt):
+        return local(dt).isoformat(timespec="seconds") if dt else ""
+
+    content = {
+        "schema": CANONICAL_SCHEMA,
+        "module": report.module, "moduleName": report.get_module_display(),
+        "reportId": report.report_id, "title": report.title, "specimen": report.specimen,
+        "patient": {"name": report.patient_name, "patientId": report.patient_id, "sex": report.sex, "age": report.age},
+        "items": [{k: str(item.get(k, "")) for k in ("code", "name", "result", "unit", "range", "flag")}
+                  for item in report.items],
+        "reporter": report.reported_by, "collectedAt": when(report.collected_at), "testedAt": when(report.tested_at),
+        "reviewer": {"name": reviewer_name, "staffNo": reviewer_staff_no}, "reviewedAt": when(reviewed_at),
+    }
+    return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Approval:
+    report: ReviewReport
+    outcome: str  # "signed" | "unsigned" | "pending_phone"
+    message: str
+    signature: ReportSignature | None = None
+    sign_job: SignJob | None = None
+
+
+def _signing_required(user) -> bool:
+    return selectors.ca_enabled() and selectors.person_ca_enabled(user)
+
+
+def _pending(report_pk: int) -> ReviewReport:
+    report = ReviewReport.objects.select_for_update().get(pk=report_pk)
+    if report.status == ReviewReport.Status.APPROVED:
+        raise SigningRefused(f"报告 {report.report_id} 已由 {report.reviewer} 审核，无需重复审核。", "already")
+    if report.status == ReviewReport.Status.SIGNING:
+        raise SigningRefused(f"报告 {report.report_id} 正在等待协同签名 APP 确认签名。", "signing")
+    return report
+
+
+def _approve_unsigned(report_pk: int, user) -> Approval:
+    with transaction.atomic():
+        report = _pending(report_pk)
+        report.status, report.reviewer, report.reviewed_at, report.signed = (
+            ReviewReport.Status.APPROVED, user, timezone.now(), False)
+        report.review_note = "CA 未启用，审核未进行电子签名" if not selectors.ca_enabled() else "该人员未启用 CA 验证，审核未进行电子签名"
+        report.save()
+    return Approval(report, "unsigned", f"报告 {report.report_id} 已审核。{report.review_note}。")
+
+
+def _require_session(user, workstation_id: str) -> SigningSession:
+    session = selectors.active_session(user, workstation_id)
+    if session is None:
+        raise SigningRefused("CA 已启用：请先进行电子签名登录（UKey 或二维码扫码）后再审核报告。", "no_session")
+    return session
+
+
+def prepare_ukey_signing(report_pk: int, user, *, workstation_id: str) -> dict:
+    """The content the UKey must sign for this approval (the view keeps it in the Django session)."""
+    profile = _profile(user)
+    session = _require_session(user, workstation_id)
+    if session.kind != SigningSession.Kind.UKEY:
+        raise SigningRefused("当前为二维码签名登录，无需 UKey 签名。", "not_ukey")
+    report = ReviewReport.objects.get(pk=report_pk)
+    if report.status != ReviewReport.Status.PENDING:
+        raise SigningRefused(f"报告 {report.report_id} 不是待审核状态。", "already")
+    text = canonical_content(report, reviewer_name=profile.name, reviewer_staff_no=profile.staff_no,
+                             reviewed_at=timezone.now())
+    return {"report": report_pk, "text": text, "data": base64.b64encode(text.encode()).decode(),
+            "certSn": session.cert_sn, "session": session.pk}
+
+
+def _store_signature(report: ReviewReport, user, profile: SignerProfile, *, method, text: str, signature_b64: str,
+                     certificate_b64: str, signed_at, timestamp_token: str, session, sign_data_id: str = ""
+                     ) -> ReportSignature:
+    cert = _certificate(certificate_b64)
+    if not cert.verify(text.encode("utf-8"), _decode_b64(signature_b64, "签名值")):
+        raise SigningRefused("签名值验证失败：签名与报告内容不一致，审核未完成。", "bad_signature")
+    if cert.subject_uid != profile.ca_user_id:
+        raise SigningRefused("签名证书不属于当前审核人，审核未完成。", "cert_other_user")
+    report.status, report.reviewer, report.reviewed_at, report.signed = (
+        ReviewReport.Status.APPROVED, user, timezone.now(), True)
+    report.review_note = ""
+    report.save()
+    return ReportSignature.objects.create(
+        report=report, signer=user, signer_name=profile.name, signer_staff_no=profile.staff_no, method=method,
+        original_text=text, original_hash=gm.sm3_hex(text.encode("utf-8")), signature=signature_b64,
+        certificate=cert.b64, cert_sn=cert.serial, signed_at=signed_at, timestamp_token=timestamp_token,
+        sign_data_id=sign_data_id, session=session)
+
+
+def parse_time(value: str):
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else timezone.now()
+    except ValueError:
+        return timezone.now()
+
+
+def _ca_refusal(exc: CAError) -> SigningRefused:
+    hints = {
+        "revoked": "证书已吊销，不能用于电子签名，审核未完成。请联系 CA 管理员重新办理证书。",
+        "expired": "证书已过期，不能用于电子签名，审核未完成。请联系 CA 管理员更新证书。",
+        "frozen": "证书已冻结，不能用于电子签名，审核未完成。",
+        "not_yet_valid": "证书尚未生效，不能用于电子签名，审核未完成。",
+        "no_auto_sign": "未开启自动签名授权，请先在“自动签名”中开启并在协同签名 APP 上确认。",
+        "auto_sign_expired": "自动签名授权已到期，请重新开启自动签名。",
+    }
+    return SigningRefused(hints.get(exc.kind, f"签名服务器：{exc.message}"), exc.kind)
+
+
+def approve_report(report_pk: int, user, *, workstation_id: str, prepared: dict | None = None,
+                   ukey_signature: str = "", ukey_certificate: str = "",
+                   client: SigningServerClient | None = None) -> Approval:
+    """Approve one report. CA disabled: approve unsigned. UKey session: check the signature the
+    UKey made over ``prepared['text']``. QR session: auto-sign inside its window, else push a
+    sign job to the phone (the report waits in SIGNING until :func:`finish_sign_job`)."""
+    if not _signing_required(user):
+        return _approve_unsigned(report_pk, user)
+    profile = _profile(user)
+    session = _require_session(user, workstation_id)
+    client = client or ca_client()
+    if session.kind == SigningSession.Kind.UKEY:
+        if not prepared or prepared.get("report") != report_pk or prepared.get("session") != session.pk:
+            raise SigningRefused("缺少 UKey 签名，请在本页重新点击“审核并签名”。", "no_signature")
+        cert = _certificate(ukey_certificate)
+        if cert.serial != session.cert_sn:
+            raise SigningRefused("签名所用证书与 UKey 登录证书不一致，审核未完成。", "cert_mismatch")
+        _local_cert_checks(cert)
+        _check_with_ca(client, cert.b64)
+        token = client.timestamp(digest_hex=gm.sm3_hex(_decode_b64(ukey_signature, "签名值")))
+        with transaction.atomic():
+            report = _pending(report_pk)
+            sig = _store_signature(report, user, profile, method=ReportSignature.Method.UKEY, text=prepared["text"],
+                                   signature_b64=ukey_signature, certificate_b64=cert.b64, signed_at=timezone.now(),
+                                   timestamp_token=token, session=session)
+            SigningSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
+        return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成 UKey 电子签名。", signature=sig)
+    # QR / collaborative signing
+    report = ReviewReport.objects.get(pk=report_pk)
+    text = canonical_content(report, reviewer_name=profile.name, reviewer_staff_no=profile.staff_no,
+                             reviewed_at=timezone.now())
+    task = client.query_auto_sign_task(user_id=profile.ca_user_id)
+    if task.is_open:
+        return _auto_sign_one(report_pk, user, profile, session, text, client)
+    try:
+        job = client.push_sign(user_id=profile.ca_user_id, data=text.encode(), biz_no=report.report_id,
+                               title=f"{report.get_module_display()}报告审核 {report.report_id}")
+    except CAError as exc:
+        raise _ca_refusal(exc) from None
+    with transaction.atomic():
+        report = _pending(report_pk)
+        report.status = ReviewReport.Status.SIGNING
+        report.save(update_fields=["status"])
+        sign_job = SignJob.objects.create(report=report, user=user, session=session, sign_data_id=job.sign_data_id,
+                                          original_text=text, status=TOSIGN)
+    return Approval(report, "pending_phone", f"已向协同签名 APP 推送报告 {report.report_id} 的签名请求，请在手机上确认。",
+                    sign_job=sign_job)
+
+
+def _auto_sign_one(report_pk, user, profile, session, text, client) -> Approval:
+    report = ReviewReport.objects.get(pk=report_pk)
+    try:
+        result = client.auto_sign(user_id=profile.ca_user_id, data=text.encode(), biz_no=report.report_id)
+    except CAError as exc:
+        raise _ca_refusal(exc) from None
+    _local_cert_checks(_certificate(result.certificate))
+    with transaction.atomic():
+        report = _pending(report_pk)
+        sig = _store_signature(report, user, profile, method=ReportSignature.Method.AUTO, text=text,
+                               signature_b64=result.signature, certificate_b64=result.certificate,
+                               signed_at=parse_time(result.signed_at), timestamp_token=result.timestamp_token,
+                               session=session, sign_data_id=result.sign_data_id)
+    return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成自动签名。", signature=sig)
+
+
+def finish_sign_job(report_pk: int, user, client: SigningServerClient | None = None) -> Approval | None:
+    """Poll the phone sign job of a report in SIGNING; None while the phone has not answered."""
+    job = SignJob.objects.filter(report_id=report_pk, user=user, status=TOSIGN).order_by("-created_at").first()
+    if job is None:
+        report = ReviewReport.objects.get(pk=report_pk)
+        return Approval(report, "signed" if report.signed else "unsigned", "该报告没有等待确认的签名任务。")
+    client = client or ca_client()
+    result = client.get_sign_result(sign_data_id=job.sign_data_id)
+    if result.status == TOSIGN:
+        return None
+    profile = _profile(user)
+    with transaction.atomic():
+        report = ReviewReport.objects.select_for_update().get(pk=report_pk)
+        job.status, job.finished_at = result.status, timezone.now()
+        job.save(update_fields=["status", "finished_at"])
+        if result.status != FINISH:
+            report.status = ReviewReport.Status.PENDING
+            report.save(update_fields=["status"])
+            word = "拒绝" if result.status == REFUSE else "超时未确认"
+            return Approval(report, "refused", f"协同签名 APP {word}签名，报告 {report.report_id} 仍为待审核。")
+        sig = _store_signature(report, user, profile, method=ReportSignature.Method.PHONE, text=job.original_text,
+                               signature_b64=result.signature, certificate_b64=result.certificate,
+                               signed_at=parse_time(result.signed_at), timestamp_token=result.timestamp_token,
+                               session=job.session, sign_data_id=job.sign_data_id)
+    return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成手机确认签名。", signature=sig)
+
+
+def batch_approve(report_pks: list[int], user, *, workstation_id: str,
+                  client: SigningServerClient | None = None) -> list[Approval | SigningRefused]:
+    """Batch approval: unsigned when CA is off, else auto-sign within the open authorisation."""
+    if not report_pks:
+        raise ValidationFailed([_error("reports", "required", "请至少勾选一份报告。")])
+    results: list[Approval | SigningRefused] = []
+    if not _signing_required(user):
+        for pk in report_pks:
+            try:
+                results.append(_approve_unsigned(pk, user))
+            except SigningRefused as exc:
+                results.append(exc)
+        return results
+    profile = _profile(user)
+    session = _require_session(user, workstation_id)
+    client = client or ca_client()
+    task = client.query_auto_sign_task(user_id=profile.ca_user_id)
+    if not task.is_open:
+        raise SigningRefused("批量审核使用自动签名：请先开启自动签名授权并在协同签名 APP 上确认。", "no_auto_sign")
+    for pk in report_pks:
+        try:
+            report = ReviewReport.objects.get(pk=pk)
+            text = canonical_content(report, reviewer_name=profile.name, reviewer_staff_no=profile.staff_no,
+                                     reviewed_at=timezone.now())
+            results.append(_auto_sign_one(pk, user, profile, session, text, client))
+        except SigningRefused as exc:
+            results.append(exc)
+            if exc.code in ("revoked", "expired", "frozen", "auto_sign_expired", "no_auto_sign"):
+                remaining = len(report_pks) - len(results)
+                results.extend([SigningRefused(exc.message, exc.code)] * remaining)
+                break
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Verification and the lab upload's view of a signature
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    valid: bool
+    checks: list[dict]  # {name, ok, detail}
+
+
+def verify_signature(signature: ReportSignature, client: SigningServerClient | None = None) -> Verification:
+    """Re-check a stored signature: text vs its SM3, SM2 signature vs certificate, certificate now."""
+    text = signature.original_text.encode("utf-8")
+    checks = []
+    hash_ok = gm.sm3_hex(text) == signature.original_hash
+    checks.append({"name": "原文摘要（SM3）", "ok": hash_ok,
+                   "detail": "原文与签名时的摘要一致" if hash_ok else "原文已被改动，与签名时的摘要不一致"})
+    try:
+        cert = certs.load_certificate(signature.certificate)
+        sig_ok = cert.verify(text, base64.b64decode(signature.signature))
+        cert_ok = cert.serial == signature.cert_sn
+    except (certs.CertificateError, ValueError, binascii.Error):
+        cert, sig_ok, cert_ok = None, False, False
+    checks.append({"name": "签名值（SM3withSM2）", "ok": sig_ok,
+                   "detail": "签名值与原文、签名证书公钥匹配" if sig_ok else "签名值与原文不匹配"})
+    checks.append({"name": "证书序列号", "ok": cert_ok,
+                   "detail": f"{signature.cert_sn}（{cert.subject_cn if cert else '证书无法读取'}）"})
+    server_ok = None
+    try:
+        client = client or ca_client()
+        server_ok = client.verify_signature(certificate=signature.certificate, data=text, signature=signature.signature)
+        checks.append({"name": "签名服务器验证", "ok": server_ok,
+                       "detail": "签名服务器确认签名有效" if server_ok else "签名服务器认为签名无效"})
+        state = client.validate_certificate(certificate=signature.certificate)
+        checks.append({"name": "证书当前状态", "ok": None,
+                       "detail": CERT_STATE_MESSAGES.get(state.status, state.message) + "（仅供参考：签名时证书有效）"})
+    except CAError as exc:
+        checks.append({"name": "签名服务器验证", "ok": None, "detail": f"未能连接签名服务器：{exc.message}"})
+    valid = hash_ok and sig_ok and cert_ok and server_ok is not False
+    return Verification(valid, checks)
+
+
+def signature_block(report_id: str) -> dict | None:
+    """What the lab upload sends for a signed report (None when the report is not signed).
+
+    ``report_id`` is the lab report number (ReviewReport.report_id). Keys:
+    reportId, originalText, originalHash (SM3 hex of the UTF-8 text), hashAlgorithm ("SM3"),
+    signatureAlgorithm ("SM3withSM2"), signatureValue (Base64 DER r,s), certificate (Base64 DER),
+    certSerial (hex), signerName, signerStaffNo, signedAt (ISO 8601 with offset),
+    timestampToken (opaque, from the CA's timestamp service), method ("ukey" | "auto" | "phone").
+    """
+    sig = (ReportSignature.objects.filter(report__report_id=report_id, report__signed=True)
+           .order_by("-signed_at", "-pk").first())
+    if sig is None:
+        return None
+    return {
+        "reportId": report_id, "originalText": sig.original_text, "originalHash": sig.original_hash,
+        "hashAlgorithm": "SM3", "signatureAlgorithm": sig.algorithm, "signatureValue": sig.signature,
+        "certificate": sig.certificate, "certSerial": sig.cert_sn, "signerName": sig.signer_name,
+        "signerStaffNo": sig.signer_staff_no, "signedAt": timezone.localtime(sig.signed_at).isoformat(timespec="seconds"),
+        "timestampToken": sig.timestamp_token, "method": sig.method,
+    }
