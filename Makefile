@@ -24,5 +24,9 @@ test: venv sysdeps services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HOSPITAL_INTEROP_VAR_DIR=$(CURDIR)/var/test \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
+## sim: the municipal platform simulator alone (port 8701, its own SQLite, demo keys)
+sim: venv
+	$(PY) -m hospital_interop.simulators.platform --host 127.0.0.1 --port 8701 --db var/platform-sim.sqlite3 --keys var/keys --ensure-keys
+
 lint: venv
 	.venv/bin/ruff check .

@@ -5,7 +5,7 @@ the USB key (GM/T 0016 / 0020 style calls) and exposes them to the browser on 12
 agent offers the same shape over HTTP JSON with CORS, holding one SM2 key, its certificate(s)
 and a PIN in a keystore file:
 
-    python -m esign.ukey_agent init  --keystore var/ukey/lab.json --pin 123456 --staff-no 1001 \\
+    python -m esign.ukey_agent init  --keystore var/ukey/lab.json --pin <PIN> --staff-no 1001 \\
         --ca-url http://127.0.0.1:8702 --app-id BJ-HOSP-LIS-ESIGN --app-secret-file var/ca/app_secret
     python -m esign.ukey_agent serve --keystore var/ukey/lab.json --port 8710
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs the demo on the embedded default: SQLite and a file-system broker under var/,
-# no external server. Starts the web server, a Celery worker, beat and the simulators; Ctrl-C stops all.
+# no external server. Starts the platform and CA simulators, a software UKey, the web server,
+# a Celery worker and beat; Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -8,18 +9,20 @@ PY=.venv/bin/python
 PORT=${PORT:-8000}
 mkdir -p var/log
 
-echo "==> preparing the database and demo data"
-$PY manage.py migrate --noinput -v0
-$PY manage.py collectstatic --noinput -v0
-$PY manage.py demo_setup
-
 pids=()
-names=()
-start() {
+start() {  # start NAME COMMAND... : background process with its log under var/log
   local name=$1; shift
   "$@" >"var/log/$name.log" 2>&1 &
-  pids+=($!); names+=("$name")
+  pids+=($!)
   echo "    $name (pid $!, log var/log/$name.log)"
+}
+wait_for() {  # wait_for NAME URL
+  for _ in $(seq 1 120); do
+    curl -s -o /dev/null "$2" && return 0
+    sleep 0.5
+  done
+  echo "$1 did not come up; see var/log/$1.log" >&2
+  exit 1
 }
 stop_all() {
   trap - EXIT INT TERM
@@ -29,21 +32,31 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
-echo "==> starting processes"
-for proc in $(sed -n 's/^\([a-z_]*\):.*/\1/p' scripts/demo-procs); do
-  cmd=$(sed -n "s/^$proc: //p" scripts/demo-procs)
-  start "$proc" bash -c "exec ${cmd//\$PORT/$PORT}"
-done
+echo "==> preparing the database, keys and demo users"
+$PY manage.py migrate --noinput -v0
+$PY manage.py collectstatic --noinput -v0
+$PY manage.py demo_setup
+$PY manage.py load_dictionaries --hospital-demo
 
-for _ in $(seq 1 60); do
-  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-  sleep 0.5
-done
+echo "==> starting the simulators"
+start platform-sim $PY -m hospital_interop.simulators.platform --port 8701 --db var/platform-sim.sqlite3 --keys var/keys
+start ca-sim $PY -m hospital_interop.simulators.ca --port 8702 --db var/ca/ca.sqlite3
+wait_for platform-sim http://127.0.0.1:8701/_sim/health
+wait_for ca-sim http://127.0.0.1:8702/
+$PY manage.py esign_demo
+
+echo "==> starting the server"
+start ukey-agent $PY -m esign.ukey_agent serve --keystore var/ukey/lab.json --port 8710
+start worker .venv/bin/celery -A hospital_interop worker --loglevel INFO --concurrency 2
+start beat .venv/bin/celery -A hospital_interop beat --loglevel INFO
+start web .venv/bin/gunicorn hospital_interop.wsgi --bind 127.0.0.1:$PORT --workers 2 --threads 4 --access-logfile -
+wait_for web "http://127.0.0.1:$PORT/healthz"
+
 echo
-echo "==> 演示已启动: http://127.0.0.1:$PORT/   (运行状态: http://127.0.0.1:$PORT/healthz)"
-curl -s "http://127.0.0.1:$PORT/healthz" || true
-echo
-echo "    按 Ctrl-C 停止全部进程。"
+echo "==> 演示已启动: http://127.0.0.1:$PORT/"
+echo "    运行状态: $(curl -s http://127.0.0.1:$PORT/healthz)"
+echo "    市平台模拟器 http://127.0.0.1:8701  CA 签名服务器模拟器 http://127.0.0.1:8702  UKey 客户端 http://127.0.0.1:8710"
+echo "    演示账号见上方（密码保存在 var/demo_logins.json）。按 Ctrl-C 停止全部进程。"
 set +e
 wait -n "${pids[@]}"
 echo "a demo process exited; see var/log/ — stopping the others" >&2

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.platform_fixtures", "tests.delivery_fixtures"]
+
 # Playwright's sync API runs an event loop in the test thread; Django's ORM calls from that
 # thread are still plain synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -53,3 +55,13 @@ def make_user(db):
         return user
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_policy_cache():
+    """Delivery policies are cached per process for a few seconds; a rolled-back test must not leak its own."""
+    from hospital_interop.uploads.services import forget_policies
+
+    forget_policies()
+    yield
+    forget_policies()

@@ -21,6 +21,8 @@ class RecordFilterForm(forms.Form):
     interface = forms.ChoiceField(label="接口", required=False, choices=_interface_choices)
     key = forms.CharField(label="主键/报告号", required=False, max_length=255)
     patient_id = forms.CharField(label="患者证件号", required=False, max_length=32)
+    # The ID number never travels in URLs (access logs): the view swaps it for its digest.
+    patient = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
     state = forms.ChoiceField(label="状态", required=False, choices=[("", "全部状态"), *State.choices])
     date_from = forms.DateField(label="入队日期自", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label="至", required=False, widget=forms.DateInput(attrs={"type": "date"}))
@@ -39,7 +41,7 @@ class RecordFilterForm(forms.Form):
         end = datetime.combine(d["date_to"], time.min, tz) + timedelta(days=1) if d.get("date_to") else None
         return RecordFilter(
             interface=d.get("interface", ""), key=d.get("key", "").strip(),
-            patient_hash=Patient(id_number=d.get("patient_id", "").strip().upper()).id_hash,
+            patient_hash=d.get("patient") or Patient(id_number=d.get("patient_id", "").strip().upper()).id_hash,
             state=d.get("state", ""), date_from=start, date_to=end, overdue=bool(d.get("overdue")),
         )
 

@@ -120,7 +120,8 @@ class Dependency(models.Model):
 
 
 class InterfacePolicy(models.Model):
-    """Per-interface delivery settings, editable by ops in the admin. A missing row means the defaults."""
+    """Per-interface delivery settings, editable by ops in the admin. An interface without a row
+    is pushed immediately, without concurrency or rate limits, with the default deadline."""
 
     class Mode(models.TextChoices):
         IMMEDIATE = "immediate", "实时推送"

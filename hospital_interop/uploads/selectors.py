@@ -14,6 +14,8 @@ from hospital_interop.municipal.specs import load_catalogue
 from .models import OPEN_STATES, Attempt, OutboxRecord, State
 
 PAGE_SIZE = 50
+# the order of the requirement's list of municipal documents
+DOCUMENT_ORDER = ("exam", "lab", "emr_public", "emr_outpatient", "emr_inpatient", "emr_checkup")
 
 
 def today_start(now: datetime | None = None) -> datetime:
@@ -37,7 +39,8 @@ def interface_summary(now: datetime | None = None) -> list[dict]:
                       .values("interface").annotate(n=Count("pk")).values_list("interface", "n"))
     by_code = {r["interface"]: r for r in open_rows}
     rows = []
-    for spec in load_catalogue().interfaces:
+    for spec in sorted(load_catalogue().interfaces, key=lambda s: DOCUMENT_ORDER.index(s.document)
+                       if s.document in DOCUMENT_ORDER else len(DOCUMENT_ORDER)):
         if spec.kind in ("query", "security"):
             continue
         r = by_code.get(spec.code, {})

@@ -20,12 +20,14 @@ import logging
 import os
 import random
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from hospital_interop.logmask import mask_name
@@ -59,8 +61,25 @@ class Patient:
         return hashlib.sha256(self.id_number.encode()).hexdigest() if self.id_number else ""
 
 
+POLICY_CACHE_SECONDS = 5.0
+_policy_cache: dict = {"at": -POLICY_CACHE_SECONDS, "items": {}}
+
+
+def policies() -> dict[str, InterfacePolicy]:
+    """All stored policies, re-read at most every few seconds (they change rarely, by ops)."""
+    now = time.monotonic()
+    if now - _policy_cache["at"] > POLICY_CACHE_SECONDS:
+        _policy_cache["items"] = {p.interface: p for p in InterfacePolicy.objects.all()}
+        _policy_cache["at"] = now
+    return _policy_cache["items"]
+
+
+def forget_policies(**kwargs) -> None:
+    _policy_cache["at"] = -POLICY_CACHE_SECONDS
+
+
 def policy_for(interface: str) -> InterfacePolicy:
-    return InterfacePolicy.objects.filter(interface=interface).first() or InterfacePolicy(interface=interface)
+    return policies().get(interface) or InterfacePolicy(interface=interface)
 
 
 def business_key(spec, payload: dict) -> str:
@@ -114,12 +133,13 @@ def patient_of(code: str, payload: dict) -> Patient:
 
 # --- enqueue -------------------------------------------------------------------------------------
 def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, source: str = "",
-            patient: Patient | None = None) -> OutboxRecord:
+            patient: Patient | None = None, wake_worker: bool = True) -> OutboxRecord:
     """Store one record version for delivery, inside the caller's transaction.
 
     Validates against the interface spec (PayloadInvalid on error, nothing written), supersedes
     older unsent versions of the same key, records ordering dependencies, and wakes a worker
-    once the caller's transaction commits. Nothing is sent here.
+    once the caller's transaction commits. Nothing is sent here. Bulk loaders pass
+    ``wake_worker=False`` and wake once per batch (or leave the rows to the sweep).
     """
     spec = load_catalogue().interface(interface)
     errors = spec.validate(payload)
@@ -130,37 +150,63 @@ def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, 
     event_at = event_at or now
     patient = patient or patient_of(interface, payload)
     policy = policy_for(interface)
-    for attempt in range(3):
-        try:
-            with transaction.atomic():
-                record = _insert_version(spec, key, payload, now, event_at, source, patient, policy)
-            break
-        except IntegrityError:  # a concurrent enqueue of the same key took this version number
-            if attempt == 2:
-                raise
-    if record.state == State.PENDING and policy.mode == InterfacePolicy.Mode.IMMEDIATE:
-        transaction.on_commit(lambda: wake(record.pk))
+    with transaction.atomic(savepoint=False):
+        _lock_key(spec.code, key)
+        record = _insert_version(spec, key, payload, now, event_at, source, patient, policy)
+    if wake_worker and record.state == State.PENDING and policy.mode == InterfacePolicy.Mode.IMMEDIATE:
+        _wake_after_commit(record.pk)
     return record
+
+
+def _lock_key(interface: str, key: str) -> None:
+    """Serialise enqueues of one business key until the transaction ends, so version numbers
+    never collide (PostgreSQL advisory lock; SQLite already runs one writer at a time)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{interface}#{key}"])
+
+
+class _WakeBatch:
+    """Record ids enqueued in one transaction: after commit, one message per claim batch."""
+
+    def __init__(self):
+        self.ids: list[int] = []
+
+    def flush(self) -> None:
+        for i in range(0, len(self.ids), CLAIM_BATCH):
+            wake(self.ids[i])
+
+
+def _wake_after_commit(record_id: int) -> None:
+    conn = transaction.get_connection()
+    if not conn.in_atomic_block:
+        wake(record_id)
+        return
+    batch = getattr(conn, "_outbox_wake_batch", None)
+    if batch is None or not any(entry[1] == batch.flush for entry in conn.run_on_commit):
+        batch = conn._outbox_wake_batch = _WakeBatch()  # a rolled-back batch is dropped with its callback
+        transaction.on_commit(batch.flush)
+    batch.ids.append(record_id)
 
 
 def _insert_version(spec, key, payload, now, event_at, source, patient, policy) -> OutboxRecord:
     same_key = OutboxRecord.objects.filter(interface=spec.code, business_key=key)
     latest = same_key.aggregate(v=Max("version"))["v"] or 0
-    same_key.filter(state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
-        state=State.SUPERSEDED, last_message=f"已被第 {latest + 1} 版取代", next_attempt_at=None, updated_at=now)
+    if latest:
+        same_key.filter(state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
+            state=State.SUPERSEDED, last_message=f"已被第 {latest + 1} 版取代", next_attempt_at=None, updated_at=now)
+    parents = _parent_refs(spec, payload)
     record = OutboxRecord(
         interface=spec.code, document=spec.document, spec_version=spec.version, business_key=key,
         version=latest + 1, payload=payload, source=source, event_at=event_at, next_attempt_at=now,
         patient_id_hash=patient.id_hash, patient_display=mask_name(patient.name),
         deadline_at=event_at + timedelta(minutes=policy.deadline_minutes),
+        waits_for=[f"{i}#{k}" for i, k in parents],
     )
     if spec.kind == "void":
         _apply_void(spec, key, record, now)
     record.save()
-    parents = _parent_refs(spec, payload)
     if parents:
-        record.waits_for = [f"{i}#{k}" for i, k in parents]
-        record.save(update_fields=["waits_for"])
         Dependency.objects.bulk_create(
             Dependency(record=record, parent_interface=i, parent_key=k) for i, k in parents)
     return record
@@ -184,7 +230,7 @@ def wake(record_id: int | None = None) -> None:
     from .tasks import deliver
 
     try:
-        deliver.delay(record_id)
+        deliver.apply_async((record_id,), retry=False)  # never hold a web request on a dead broker
     except Exception as exc:  # broker down: the sweep will deliver
         log.warning("broker unavailable, record %s left for the sweep: %s", record_id, exc)
 
@@ -195,28 +241,61 @@ def _due(now) -> Q:
 
 def claim(record_id: int | None = None, *, limit: int = CLAIM_BATCH, interface: str | None = None,
           worker: str = WORKER_ID) -> list[OutboxRecord]:
-    """Claim due rows (the given one first) for this worker; rows locked by others are skipped."""
+    """Claim due rows (the given one first) for this worker; rows locked by others are skipped,
+    and so are rows over their interface's concurrency or rate limit (they wait for a later claim)."""
     now = timezone.now()
-    paused = list(InterfacePolicy.objects.filter(enabled=False).values_list("interface", flat=True))
-    scheduled = list(InterfacePolicy.objects.filter(mode=InterfacePolicy.Mode.SCHEDULED)
-                     .values_list("interface", flat=True))
+    known = policies()
+    paused = [code for code, p in known.items() if not p.enabled]
+    scheduled = [code for code, p in known.items() if p.mode == InterfacePolicy.Mode.SCHEDULED]
     with transaction.atomic():
         base = OutboxRecord.objects.filter(_due(now)).exclude(interface__in=paused)
         if interface:
             base = base.filter(interface=interface)
         elif scheduled:
             base = base.exclude(interface__in=scheduled)  # those go out on their own schedule
-        ids = []
+        rows: list[tuple[int, str]] = []
         if record_id is not None:
-            ids = list(base.filter(pk=record_id).select_for_update(skip_locked=True).values_list("pk", flat=True))
-        if limit - len(ids) > 0:
-            ids += list(base.exclude(pk__in=ids).order_by("next_attempt_at")
-                        .select_for_update(skip_locked=True).values_list("pk", flat=True)[: limit - len(ids)])
+            rows = list(base.filter(pk=record_id).select_for_update(skip_locked=True).values_list("pk", "interface"))
+        if limit - len(rows) > 0:
+            rows += list(base.exclude(pk__in=[pk for pk, _ in rows]).order_by("next_attempt_at")
+                         .select_for_update(skip_locked=True).values_list("pk", "interface")[: limit - len(rows)])
+        ids = _within_limits(rows, known)
         if not ids:
             return []
         OutboxRecord.objects.filter(pk__in=ids).update(
-            state=State.SENDING, lease_until=now + timedelta(seconds=settings.DELIVERY["LEASE_SECONDS"]), claimed_by=worker, updated_at=now)
+            state=State.SENDING, lease_until=now + timedelta(seconds=settings.DELIVERY["LEASE_SECONDS"]),
+            claimed_by=worker, updated_at=now)
     return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
+
+
+def _within_limits(rows: list[tuple[int, str]], known: dict[str, InterfacePolicy]) -> list[int]:
+    """Keep the candidate rows each interface's max_in_flight and rate_per_second allow."""
+    limited = {code for _, code in rows if code in known}
+    if not limited:
+        return [pk for pk, _ in rows]
+    in_flight = dict(OutboxRecord.objects.filter(state=State.SENDING, interface__in=limited)
+                     .values("interface").annotate(n=Count("pk")).values_list("interface", "n"))
+    room = {code: known[code].max_in_flight - in_flight.get(code, 0) for code in limited}
+    second = int(time.time())
+    rated = {code: f"uploads:rate:{code}:{second}" for code in limited if known[code].rate_per_second}
+    for code, key in rated.items():
+        cache.add(key, 0, timeout=5)
+        room[code] = min(room[code], known[code].rate_per_second - (cache.get(key) or 0))
+    kept = []
+    for pk, code in rows:
+        if code not in room:
+            kept.append(pk)
+        elif room[code] > 0:
+            room[code] -= 1
+            kept.append(pk)
+    for code, key in rated.items():  # count what this claim takes against the interface's second
+        taken = sum(1 for pk, c in rows if c == code and pk in kept)
+        if taken:
+            try:
+                cache.incr(key, taken)
+            except ValueError:  # the counter expired meanwhile
+                cache.set(key, taken, timeout=5)
+    return kept
 
 
 def reclaim_expired_leases() -> int:
@@ -228,12 +307,14 @@ def reclaim_expired_leases() -> int:
 
 def blocking_reason(record: OutboxRecord) -> str:
     """Why this claimed row must not be sent yet ('' when it may go)."""
-    for dep in record.dependencies.all():
-        if not OutboxRecord.objects.filter(interface=dep.parent_interface, business_key=dep.parent_key,
+    for ref in record.waits_for:  # the same refs as the Dependency rows, already on the row
+        parent_interface, parent_key = ref.split("#", 1)
+        if not OutboxRecord.objects.filter(interface=parent_interface, business_key=parent_key,
                                            state=State.DONE).exists():
-            return f"等待上级记录被平台接收：{dep.parent_ref}"
-    if OutboxRecord.objects.filter(interface=record.interface, business_key=record.business_key,
-                                   version__lt=record.version, state=State.SENDING).exists():
+            return f"等待上级记录被平台接收：{ref}"
+    if record.version > 1 and OutboxRecord.objects.filter(
+            interface=record.interface, business_key=record.business_key,
+            version__lt=record.version, state=State.SENDING).exists():
         return "同一主键的上一版本正在发送"
     return ""
 
@@ -241,13 +322,14 @@ def blocking_reason(record: OutboxRecord) -> str:
 def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
     """Send claimed rows one by one and record each outcome. Returns counts per resulting state."""
     counts: dict[str, int] = {}
+    known = policies()
     for record in records:
-        state = _deliver_one(record, client)
+        state = _deliver_one(record, client, known)
         counts[state] = counts.get(state, 0) + 1
     return counts
 
 
-def _deliver_one(record: OutboxRecord, client) -> str:
+def _deliver_one(record: OutboxRecord, client, policies: dict[str, InterfacePolicy]) -> str:
     now = timezone.now()
     reason = blocking_reason(record)
     if reason:
@@ -256,17 +338,18 @@ def _deliver_one(record: OutboxRecord, client) -> str:
             last_message=reason, updated_at=now)
         return "waiting"
     result = client.call(record.interface, record.payload)
-    return record_outcome(record, result, started_at=now)
+    return record_outcome(record, result, started_at=now, policy=policies.get(record.interface))
 
 
-def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: datetime) -> str:
+def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: datetime,
+                   policy: InterfacePolicy | None = None) -> str:
     """Store one attempt and move the row to its next state."""
     now = timezone.now()
     attempts = record.attempts + 1
     fields = dict(attempts=attempts, last_code=result.code, last_message=result.message[:2000],
                   claimed_by="", lease_until=None, updated_at=now,
                   first_attempt_at=record.first_attempt_at or started_at)
-    policy = policy_for(record.interface)
+    policy = policy or InterfacePolicy(interface=record.interface)
     if result.outcome == Outcome.ACCEPTED:
         fields.update(state=State.DONE, accepted_at=now, receipt=result.receipt, last_errors=[], next_attempt_at=None)
     elif result.outcome == Outcome.ATTENTION:
@@ -284,7 +367,7 @@ def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: date
             record_id=record.pk, started_at=started_at, elapsed_ms=result.elapsed_ms, worker=record.claimed_by,
             http_status=result.http_status, code=result.code, outcome=result.outcome.value,
             message=result.message[:2000], errors=result.errors)
-        if updated and fields["state"] == State.DONE:
+        if updated and fields["state"] == State.DONE and record.interface in _parent_interfaces():
             children = list(Dependency.objects.filter(
                 parent_interface=record.interface, parent_key=record.business_key,
                 record__state=State.PENDING).values_list("record_id", flat=True))
@@ -292,6 +375,12 @@ def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: date
                 OutboxRecord.objects.filter(pk__in=children, state=State.PENDING).update(next_attempt_at=now)
                 transaction.on_commit(lambda: [wake(c) for c in children])
     return fields["state"] if updated else "lost-lease"
+
+
+@functools.cache
+def _parent_interfaces() -> frozenset[str]:
+    """Interfaces some other interface waits for: only their acceptance can release children."""
+    return frozenset(p.interface for spec in load_catalogue().interfaces for p in spec.parents)
 
 
 def retry_delay(attempts: int, result: CallResult) -> float:

@@ -19,6 +19,7 @@ from hospital_interop.charts import bar_chart
 from . import selectors, services
 from .forms import CancelForm, PayloadFixForm, RecordFilterForm
 from .models import OutboxRecord, State
+from .services import Patient
 
 VIEW = "hospital_interop.view_uploads"
 OPERATE = "hospital_interop.operate_uploads"
@@ -46,8 +47,21 @@ def _cursor(token: str):
         return None
 
 
+def _hide_patient_id(request):
+    """Redirect a search by ID number to the same search by its digest (IDs stay out of URLs)."""
+    id_number = request.GET.get("patient_id", "").strip().upper()
+    if not id_number:
+        return None
+    query = request.GET.copy()
+    del query["patient_id"]
+    query["patient"] = Patient(id_number=id_number).id_hash
+    return redirect(f"{request.path}?{query.urlencode()}")
+
+
 @permission_required(VIEW, raise_exception=True)
 def records(request):
+    if hidden := _hide_patient_id(request):
+        return hidden
     form = RecordFilterForm(request.GET or None)
     rows, has_more, next_token = [], False, ""
     if form.is_bound and not form.is_valid():
@@ -69,6 +83,8 @@ def records(request):
 
 @permission_required(VIEW, raise_exception=True)
 def export(request):
+    if hidden := _hide_patient_id(request):
+        return hidden
     form = RecordFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
         messages.error(request, "筛选条件有误，未导出。")

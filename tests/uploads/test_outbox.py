@@ -175,3 +175,15 @@ def test_redrive_with_a_fix_is_validated_first():
         assert services.redrive([record.pk], payload_fix={"reportRemark": "复核后重传"}) == 1
     record.refresh_from_db()
     assert record.state == State.PENDING and record.payload["reportRemark"] == "复核后重传"
+
+
+def test_concurrency_and_rate_limits_hold_back_the_excess():
+    for seed in range(30, 36):
+        services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", seed))
+    InterfacePolicy.objects.create(interface="LAB_REPORT_DETAIL", max_in_flight=2)
+    assert len(services.claim(limit=10)) == 2
+    assert services.claim(limit=10) == []  # two are in flight: nothing more until they finish
+    InterfacePolicy.objects.filter(interface="LAB_REPORT_DETAIL").update(max_in_flight=100, rate_per_second=3)
+    services.forget_policies()
+    taken = len(services.claim(limit=10))
+    assert 1 <= taken <= 3  # at most three per second (the second may turn over during the test)

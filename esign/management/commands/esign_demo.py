@@ -2,6 +2,7 @@
 the demo lab user registered as signer with a software UKey bound to them."""
 
 import base64
+import secrets
 from pathlib import Path
 
 from django.conf import settings
@@ -25,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--username", default="lab")
         parser.add_argument("--staff-no", default="1001")
         parser.add_argument("--keystore", default=str(settings.VAR_DIR / "ukey" / "lab.json"))
-        parser.add_argument("--pin", default="123456")
+        parser.add_argument("--pin", default=None, help="UKey PIN (default: a random 6-digit PIN, printed)")
 
     def handle(self, *args, **o):
         secret_file = Path(o["ca_data"]) / "app_secret"
@@ -46,7 +47,12 @@ class Command(BaseCommand):
             except services.ValidationFailed as exc:
                 raise CommandError(str(exc)) from None
         keystore = Path(o["keystore"])
+        pin_file = keystore.with_suffix(".pin")
         if not keystore.exists():
+            o["pin"] = o["pin"] or f"{secrets.randbelow(10**6):06d}"
+            pin_file.parent.mkdir(parents=True, exist_ok=True)
+            pin_file.write_text(o["pin"])
+            pin_file.chmod(0o600)
             client = services.ca_client()
             assert isinstance(client, ReferenceVendorClient)
             key = gm.generate_sm2_key()
@@ -59,6 +65,7 @@ class Command(BaseCommand):
             create_keystore(keystore, pin=o["pin"], key=key, serial=serial,
                             certificates=[base64.b64decode(info.certificate)], label=profile.name)
             services.set_staff_ca(user, ukey_serial=serial, ca_enabled=True)
+        o["pin"] = o["pin"] or (pin_file.read_text().strip() if pin_file.exists() else "（见创建时的输出）")
         self.stdout.write(f"电子签名演示已就绪：签名用户 {profile.name}（工号 {profile.staff_no}），"
                           f"UKey 文件 {keystore}，PIN {o['pin']}。")
         self.stdout.write(f"启动 UKey 客户端：.venv/bin/python -m esign.ukey_agent serve --keystore {keystore} --port 8710")
