@@ -20,13 +20,14 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import requests
+import urllib3
 
 from . import envelope, gm
 from .specs import load_catalogue
 
 log = logging.getLogger(__name__)
 PLATFORM_TZ = ZoneInfo("Asia/Shanghai")
+JSON_UTF8 = "application/json; charset=utf-8"
 
 
 class Outcome(enum.StrEnum):
@@ -140,11 +141,12 @@ class PlatformClient:
 
     TIME_OFFSET_MAX_AGE = 600.0  # seconds before the offset is measured again
 
-    def __init__(self, config: PlatformConfig, catalogue=None, session: requests.Session | None = None):
+    def __init__(self, config: PlatformConfig, catalogue=None):
         self.config = config
         self.catalogue = catalogue or load_catalogue()
-        self.session = session or requests.Session()
-        self.session.headers["Content-Type"] = "application/json; charset=utf-8"
+        # urllib3 directly: a keep-alive pool without requests' per-call overhead (~1.5 ms CPU)
+        self.http = urllib3.PoolManager(maxsize=4, retries=False, headers={"Content-Type": JSON_UTF8})
+        self.timeout = urllib3.Timeout(connect=min(config.timeout, 5.0), read=config.timeout)
         self._offset: timedelta | None = None
         self._offset_at = 0.0
         self._lock = threading.Lock()
@@ -158,12 +160,11 @@ class PlatformClient:
         """Measure the platform clock (§5 timestamp service) and keep the offset."""
         spec = self.catalogue.interface("SECURITY_TIMESTAMP")
         sent = time.time()
-        response = self.session.post(
-            self.config.base_url + spec.path, json={"appId": self.config.app_id}, timeout=self.config.timeout
-        )
+        response = self._post(spec.path, json.dumps({"appId": self.config.app_id}).encode())
         received = time.time()
-        response.raise_for_status()
-        answer = envelope.open_response(response.json(), creds=self.config.credentials, profile=spec.profile)
+        if response.status != 200:
+            raise RuntimeError(f"timestamp service answered HTTP {response.status}")
+        answer = envelope.open_response(json.loads(response.data), creds=self.config.credentials, profile=spec.profile)
         if answer.code != "0":
             raise RuntimeError(f"timestamp service answered {answer.code} {answer.message}")
         platform = envelope.parse_timestamp(answer.data["timestamp"])
@@ -182,6 +183,9 @@ class PlatformClient:
                 with self._lock:
                     self._offset, self._offset_at = timedelta(0), time.monotonic()
         return datetime.now(PLATFORM_TZ) + self._offset
+
+    def _post(self, path: str, body: bytes):
+        return self.http.request("POST", self.config.base_url + path, body=body, timeout=self.timeout)
 
     # -- calls ---------------------------------------------------------------------------------
     def call(self, interface_code: str, payload: dict) -> CallResult:
@@ -209,25 +213,25 @@ class PlatformClient:
                 timestamp=envelope.format_timestamp(self.platform_now()),
             )
             body = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode()
-            response = self.session.post(
-                self.config.base_url + spec.path, data=body, timeout=self.config.timeout
-            )
-        except requests.Timeout:
+            response = self._post(spec.path, body)
+        except urllib3.exceptions.NewConnectionError as exc:  # (a subclass of the timeout error)
+            return CallResult(Outcome.RETRY, message=f"无法连接市平台：{type(exc).__name__}", elapsed_ms=_ms(started))
+        except urllib3.exceptions.TimeoutError:
             return CallResult(Outcome.RETRY, message="请求超时", elapsed_ms=_ms(started))
-        except requests.RequestException as exc:
+        except urllib3.exceptions.HTTPError as exc:
             return CallResult(
                 Outcome.RETRY, message=f"无法连接市平台：{type(exc).__name__}", elapsed_ms=_ms(started)
             )
-        if response.status_code != 200:
+        if response.status != 200:
             return CallResult(
                 Outcome.RETRY,
-                message=f"HTTP {response.status_code}",
-                http_status=response.status_code,
+                message=f"HTTP {response.status}",
+                http_status=response.status,
                 elapsed_ms=_ms(started),
             )
         try:
             answer = envelope.open_response(
-                response.json(), creds=self.config.credentials, profile=spec.profile
+                json.loads(response.data), creds=self.config.credentials, profile=spec.profile
             )
         except (ValueError, envelope.EnvelopeError) as exc:
             # an unsigned or forged answer is a failed call, never a success
