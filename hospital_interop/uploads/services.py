@@ -320,61 +320,98 @@ def blocking_reason(record: OutboxRecord) -> str:
 
 
 def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
-    """Send claimed rows one by one and record each outcome. Returns counts per resulting state."""
+    """Send claimed rows one by one, then record all outcomes in one transaction (a worker killed
+    before that leaves the rows to lease expiry: they are sent again, which the platform's
+    upsert by key makes harmless). Returns counts per resulting state."""
     counts: dict[str, int] = {}
-    known = policies()
+    sent = []
     for record in records:
-        state = _deliver_one(record, client, known)
+        started = timezone.now()
+        reason = blocking_reason(record)
+        if reason:
+            OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by).update(
+                state=State.PENDING, next_attempt_at=started + WAIT_RECHECK, claimed_by="", lease_until=None,
+                last_message=reason, updated_at=started)
+            counts["waiting"] = counts.get("waiting", 0) + 1
+            continue
+        sent.append((record, client.call(record.interface, record.payload), started))
+    for state in record_outcomes(sent):
         counts[state] = counts.get(state, 0) + 1
     return counts
 
 
-def _deliver_one(record: OutboxRecord, client, policies: dict[str, InterfacePolicy]) -> str:
-    now = timezone.now()
-    reason = blocking_reason(record)
-    if reason:
-        OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by).update(
-            state=State.PENDING, next_attempt_at=now + WAIT_RECHECK, claimed_by="", lease_until=None,
-            last_message=reason, updated_at=now)
-        return "waiting"
-    result = client.call(record.interface, record.payload)
-    return record_outcome(record, result, started_at=now, policy=policies.get(record.interface))
-
-
-def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: datetime,
-                   policy: InterfacePolicy | None = None) -> str:
+def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: datetime) -> str:
     """Store one attempt and move the row to its next state."""
+    return record_outcomes([(record, result, started_at)])[0]
+
+
+OUTCOME_FIELDS = ("attempts", "last_code", "last_message", "claimed_by", "lease_until", "updated_at",
+                  "first_attempt_at", "state", "accepted_at", "receipt", "last_errors", "next_attempt_at")
+
+
+def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> list[str]:
+    """Store the attempts and move each row to its next state, in one transaction. A row whose
+    lease was lost meanwhile (reclaimed by the sweep) only gets its attempt logged."""
+    if not sent:
+        return []
     now = timezone.now()
-    attempts = record.attempts + 1
-    fields = dict(attempts=attempts, last_code=result.code, last_message=result.message[:2000],
-                  claimed_by="", lease_until=None, updated_at=now,
-                  first_attempt_at=record.first_attempt_at or started_at)
-    policy = policy or InterfacePolicy(interface=record.interface)
-    if result.outcome == Outcome.ACCEPTED:
-        fields.update(state=State.DONE, accepted_at=now, receipt=result.receipt, last_errors=[], next_attempt_at=None)
-    elif result.outcome == Outcome.ATTENTION:
-        fields.update(state=State.ATTENTION, last_errors=result.errors, next_attempt_at=None)
-    elif now - record.event_at > timedelta(hours=policy.max_age_hours):
-        fields.update(state=State.ATTENTION, next_attempt_at=None,
-                      last_message=f"超过最长重试时间 {policy.max_age_hours} 小时仍未成功：{result.message}"[:2000])
-        log.error("upload %s %s gave up after %d attempts: %s", record.interface, record.business_key, attempts,
-                  result.message)
-    else:
-        fields.update(state=State.RETRY, next_attempt_at=now + timedelta(seconds=retry_delay(attempts, result)))
+    known = policies()
+    states, changed, attempts, done = [], [], [], []
     with transaction.atomic():
-        updated = OutboxRecord.objects.filter(pk=record.pk, state=State.SENDING, claimed_by=record.claimed_by).update(**fields)
-        Attempt.objects.create(
-            record_id=record.pk, started_at=started_at, elapsed_ms=result.elapsed_ms, worker=record.claimed_by,
-            http_status=result.http_status, code=result.code, outcome=result.outcome.value,
-            message=result.message[:2000], errors=result.errors)
-        if updated and fields["state"] == State.DONE and record.interface in _parent_interfaces():
-            children = list(Dependency.objects.filter(
-                parent_interface=record.interface, parent_key=record.business_key,
-                record__state=State.PENDING).values_list("record_id", flat=True))
-            if children:
-                OutboxRecord.objects.filter(pk__in=children, state=State.PENDING).update(next_attempt_at=now)
-                transaction.on_commit(lambda: [wake(c) for c in children])
-    return fields["state"] if updated else "lost-lease"
+        live = set(OutboxRecord.objects.select_for_update().filter(
+            pk__in=[r.pk for r, _, _ in sent], state=State.SENDING).values_list("pk", "claimed_by"))
+        for record, result, started in sent:
+            policy = known.get(record.interface) or InterfacePolicy(interface=record.interface)
+            _apply_outcome(record, result, started, now, policy)
+            attempts.append(Attempt(
+                record_id=record.pk, started_at=started, elapsed_ms=result.elapsed_ms, worker=record.claimed_by,
+                http_status=result.http_status, code=result.code, outcome=result.outcome.value,
+                message=result.message[:2000], errors=result.errors))
+            if (record.pk, record.claimed_by) not in live:
+                states.append("lost-lease")
+                continue
+            record.claimed_by = ""
+            changed.append(record)
+            states.append(record.state)
+            if record.state == State.DONE and record.interface in _parent_interfaces():
+                done.append(record)
+        OutboxRecord.objects.bulk_update(changed, OUTCOME_FIELDS)
+        Attempt.objects.bulk_create(attempts)
+        if done:
+            _release_children(done, now)
+    return states
+
+
+def _apply_outcome(record: OutboxRecord, result: CallResult, started: datetime, now: datetime,
+                   policy: InterfacePolicy) -> None:
+    record.attempts += 1
+    record.last_code, record.last_message = result.code, result.message[:2000]
+    record.lease_until, record.updated_at = None, now
+    record.first_attempt_at = record.first_attempt_at or started
+    if result.outcome == Outcome.ACCEPTED:
+        record.state, record.accepted_at, record.receipt = State.DONE, now, result.receipt
+        record.last_errors, record.next_attempt_at = [], None
+    elif result.outcome == Outcome.ATTENTION:
+        record.state, record.last_errors, record.next_attempt_at = State.ATTENTION, result.errors, None
+    elif now - record.event_at > timedelta(hours=policy.max_age_hours):
+        record.state, record.next_attempt_at = State.ATTENTION, None
+        record.last_message = f"超过最长重试时间 {policy.max_age_hours} 小时仍未成功：{result.message}"[:2000]
+        log.error("upload %s %s gave up after %d attempts: %s", record.interface, record.business_key,
+                  record.attempts, result.message)
+    else:
+        record.state = State.RETRY
+        record.next_attempt_at = now + timedelta(seconds=retry_delay(record.attempts, result))
+
+
+def _release_children(parents: list[OutboxRecord], now: datetime) -> None:
+    """Children waiting for these newly accepted parents are due now; wake workers after commit."""
+    match = Q()
+    for p in parents:
+        match |= Q(parent_interface=p.interface, parent_key=p.business_key)
+    children = list(Dependency.objects.filter(match, record__state=State.PENDING).values_list("record_id", flat=True))
+    if children:
+        OutboxRecord.objects.filter(pk__in=children, state=State.PENDING).update(next_attempt_at=now)
+        transaction.on_commit(lambda: [wake(c) for c in children[::CLAIM_BATCH]])
 
 
 @functools.cache
