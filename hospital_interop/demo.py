@@ -32,6 +32,7 @@ def ensure_demo_users(logins_file: Path) -> dict[str, str]:
         if role_code == "admin":
             user.is_staff = user.is_superuser = True
         else:
+            user.is_staff = role_code in ("lab", "ops")  # they maintain dictionaries in the admin
             user.groups.add(Group.objects.get(name=ROLE_BY_CODE[role_code].name))
         user.save()
     logins_file.write_text(json.dumps(saved, ensure_ascii=False, indent=2))

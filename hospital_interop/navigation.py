@@ -23,6 +23,11 @@ TILES = (
     Tile("hospital_interop.review_lab_reports", "电子签名", "UKey / 二维码签名登录、自动签名、签名用户注册、移动证书下载与退出", "esign:home", "检验电子签名"),
     Tile("esign.manage_ca", "人员 CA 设置", "检验人员的 UKey 唯一标识与是否启用 CA 验证", "esign:staff", "检验电子签名"),
     Tile("esign.manage_ca", "CA 参数设置", "统一代码表：CA 是否启用、二维码服务 URL、应用 ID、验证密钥", "esign:parameters", "检验电子签名"),
+    Tile("hospital_interop.use_recognition", "患者互认结果", "按证件号或就诊号查看已互认（HR）的外院结果与不互认记录", "recognition:patients", "检查检验互认"),
+    Tile("hospital_interop.use_recognition", "开单互认演示", "模拟医生站开单：调用互认提示接口并嵌入互认提示页", "recognition:demo-his", "检查检验互认"),
+    Tile("hospital_interop.view_recognition_stats", "互认统计", "按科室、医师、项目与时间的互认率、不互认原因与节省费用", "recognition:stats", "检查检验互认"),
+    Tile("hospital_interop.view_audit_log", "调阅审计", "谁在何时调阅或互认了哪位患者的外院报告与影像", "recognition:audit", "检查检验互认"),
+    Tile("hospital_interop.maintain_dictionaries", "字典对照检查", "尚未对照到市平台标准字典的院内科室、检查检验项目与收费项", "dictionaries:unmapped", "字典与对照"),
     Tile("is_staff", "系统管理", "用户、角色、系统参数与字典的后台维护", "admin:index", "系统"),
     Tile("is_authenticated", "运行状态", "数据库、消息队列与市平台的连通性（JSON）", "healthz", "系统"),
 )

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "django_celery_beat",
+    "simple_history",  # dictionaries: change history (who, when, before, after)
+    "import_export",  # dictionaries: Excel/CSV import and export in the admin
     "hospital_interop",
     "hospital_interop.uploads",
     "dictionaries",
@@ -66,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
 ]
 
 ROOT_URLCONF = "hospital_interop.urls"

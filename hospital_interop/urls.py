@@ -19,5 +19,7 @@ urlpatterns = [
     path("metrics", upload_views.metrics, name="metrics"),
     path("ops/uploads/", include("hospital_interop.uploads.urls")),
     path("esign/", include("esign.urls")),
+    path("dictionaries/", include("dictionaries.urls")),
+    path("recognition/", include("mutual_recognition.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,24 @@
+"""Any change to a dictionary row bumps a version number in the cache, so that processes holding
+an in-memory snapshot of the mappings (the recognition prompt API) rebuild it on their next call."""
+
+import time
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+from .selectors import VERSION_KEY
+
+
+def bump_version(**kwargs) -> None:
+    transaction.on_commit(lambda: cache.set(VERSION_KEY, time.time_ns(), None))
+
+
+def connect() -> None:
+    from django.apps import apps
+
+    for model in apps.get_app_config("dictionaries").get_models():
+        if model.__name__.startswith("Historical"):
+            continue
+        post_save.connect(bump_version, sender=model, dispatch_uid=f"dict-version-save-{model.__name__}")
+        post_delete.connect(bump_version, sender=model, dispatch_uid=f"dict-version-delete-{model.__name__}")

@@ -1,0 +1,90 @@
+"""Settings of the recognition feature. Each is read from Django settings when set there (tests
+override them that way), else from the environment, else a safe default. Secrets come from the
+environment or from files it names, never from the repository.
+
+RECOGNITION_LINK_SECRET / _FILE      HMAC-SM3 key of the signed prompt links (default: derived
+                                     from SECRET_KEY, so links survive restarts)
+RECOGNITION_LINK_LIFETIME_SECONDS    how long a prompt link may be opened (default 600)
+RECOGNITION_PAGE_LIFETIME_SECONDS    how long an opened page may save decisions (default 7200)
+RECOGNITION_API_TOKENS / _FILE       bearer tokens of the HIS / exam / lab systems (comma separated;
+                                     default: one token generated once under var/keys/)
+RECOGNITION_FRAME_ANCESTORS          origins allowed to embed the prompt page (space or comma
+                                     separated, e.g. "https://his.hospital.local"); 'self' always
+RECOGNITION_CACHE_MAX_SECONDS        longest time external results stay cached (default 86400)
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+
+
+def _setting(name: str, default: str = "") -> str:
+    value = getattr(settings, name, None)
+    if value is not None:
+        return value
+    if name in os.environ:
+        return os.environ[name]
+    file = getattr(settings, name + "_FILE", None) or os.environ.get(name + "_FILE")
+    if file:
+        return Path(file).read_text().strip()
+    return default
+
+
+def link_secret() -> bytes:
+    value = _setting("RECOGNITION_LINK_SECRET")
+    if value:
+        return value.encode() if isinstance(value, str) else value
+    return _derived_secret(settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=4)
+def _derived_secret(secret_key: str) -> bytes:
+    return hmac.new(secret_key.encode(), b"recognition-prompt-link", hashlib.sha256).digest()
+
+
+def link_lifetime() -> int:
+    return int(_setting("RECOGNITION_LINK_LIFETIME_SECONDS", "600"))
+
+
+def page_lifetime() -> int:
+    return int(_setting("RECOGNITION_PAGE_LIFETIME_SECONDS", "7200"))
+
+
+def cache_max_seconds() -> int:
+    return int(_setting("RECOGNITION_CACHE_MAX_SECONDS", "86400"))
+
+
+def _split(value) -> list[str]:
+    if isinstance(value, list | tuple):
+        return [v for v in value if v]
+    return [v for v in str(value).replace(",", " ").split() if v]
+
+
+def api_tokens() -> tuple[str, ...]:
+    """Called on every prompt request: settings and environment are cheap, files are read once."""
+    value = getattr(settings, "RECOGNITION_API_TOKENS", None) or os.environ.get("RECOGNITION_API_TOKENS")
+    if value:
+        return tuple(_split(value))
+    file = getattr(settings, "RECOGNITION_API_TOKENS_FILE", None) or os.environ.get("RECOGNITION_API_TOKENS_FILE")
+    return _token_file(str(file) if file else str(Path(settings.VAR_DIR) / "keys" / "recognition_api_token"))
+
+
+@functools.lru_cache(maxsize=4)
+def _token_file(path: str) -> tuple[str, ...]:
+    p = Path(path)
+    if not p.exists():  # the default location: one token generated once per installation
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(secrets.token_urlsafe(32))
+        p.chmod(0o600)
+    return tuple(_split(p.read_text()))
+
+
+def frame_ancestors() -> list[str]:
+    return [o for o in _split(_setting("RECOGNITION_FRAME_ANCESTORS")) if o != "'self'"]

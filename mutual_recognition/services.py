@@ -1,0 +1,422 @@
+"""Writes of mutual recognition: encounters, pre-loading, decisions, audit entries.
+
+``register_encounter``   registration / admission / appointment event → Encounter + pre-load task
+``preload``              (task body) ask the platform (2.3.2.1 + 3.1) and cache the bundle
+``ensure_bundle``        the bundle of a visit: from the cache, else fetched now (visit time)
+``save_decisions``       a doctor's decisions → Decision rows, audit, and 2.3.2.3 / 3.2 through the outbox
+``record_view``          an external report or image was opened → audit entry
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from dictionaries import selectors as dicts
+from dictionaries.models import Doctor, HospitalDepartment
+from dictionaries.selectors import VERSION_KEY, Unmapped
+from hospital_interop.uploads import services as outbox
+
+from . import external, payloads, snapshot
+from .external import valid
+from .links import LinkContext
+from .models import AuditEntry, Decision, Encounter, mask_id
+
+log = logging.getLogger(__name__)
+
+PATIENT_TYPES = ("1", "2", "3", "9")
+
+
+class InputError(Exception):
+    """Bad input from the HIS or the page: ``errors`` = [{"field", "rule", "message"}]."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+
+
+def _err(field: str, rule: str, message: str) -> dict:
+    return {"field": field, "rule": rule, "message": message}
+
+
+# --------------------------------------------------------------------------- encounters
+
+
+def encounter_fields(data: dict) -> dict:
+    """Validate the patient/visit part of an event or prompt request; InputError lists every problem."""
+    patient = data.get("patient") if isinstance(data.get("patient"), dict) else {}
+    visit = data.get("visit") if isinstance(data.get("visit"), dict) else {}
+    errors = []
+    for path, value in (("patient.name", patient.get("name")), ("patient.idNo", patient.get("idNo")),
+                        ("visit.visitId", visit.get("visitId"))):
+        if not isinstance(value, str) or not value.strip():
+            errors.append(_err(path, "required", "必填"))
+    ptype = str(visit.get("patientTypeCode") or "1")
+    if ptype not in PATIENT_TYPES:
+        errors.append(_err("visit.patientTypeCode", "valueSet", "患者类型应为 1 门诊、2 急诊、3 住院 或 9 其他"))
+    if errors:
+        raise InputError(errors)
+    return {
+        "patient_id": str(patient.get("patientId") or "")[:32], "name": patient["name"].strip()[:50],
+        "id_type_code": str(patient.get("idTypeCode") or "01")[:2], "id_no": patient["idNo"].strip().upper()[:32],
+        "sex_code": str(patient.get("sexCode") or "")[:1], "birth_date": str(patient.get("birthDate") or "")[:8],
+        "phone": str(patient.get("phone") or "")[:20], "patient_type_code": ptype,
+        "outpatient_no": str(visit.get("outpatientNo") or "")[:18], "inpatient_no": str(visit.get("inpatientNo") or "")[:18],
+        "visit_id": visit["visitId"].strip()[:32],
+    }
+
+
+def upsert_encounter(fields: dict, *, event: str, dept: str = "", doctor: str = "") -> Encounter:
+    visit_id = fields["visit_id"]
+    defaults = {k: v for k, v in fields.items() if k != "visit_id"}
+    defaults["event"] = event
+    if dept:
+        defaults["dept_code"] = dept
+    if doctor:
+        defaults["doctor_staff_no"] = doctor
+    enc, _ = Encounter.objects.update_or_create(visit_id=visit_id, defaults=defaults)
+    return enc
+
+
+def register_encounter(data: dict, *, event: str = "registration") -> Encounter:
+    """A registration / admission / appointment event: store the visit and schedule the pre-load."""
+    fields = encounter_fields(data)
+    with transaction.atomic():
+        enc = upsert_encounter(fields, event=event, dept=str(data.get("dept") or ""),
+                               doctor=str(data.get("doctor") or ""))
+        transaction.on_commit(lambda: _schedule_preload(enc.pk))
+    return enc
+
+
+def _schedule_preload(encounter_id: int) -> None:
+    from .tasks import preload as preload_task
+
+    try:
+        preload_task.delay(encounter_id)
+    except Exception as exc:  # broker down: the visit-time fetch still works
+        log.warning("pre-load of encounter %s not scheduled: %s", encounter_id, exc)
+
+
+def current_snapshot() -> snapshot.Snapshot:
+    return snapshot.get(cache.get(VERSION_KEY))
+
+
+def preload(encounter_id: int) -> dict:
+    enc = Encounter.objects.get(pk=encounter_id)
+    bundle = external.fetch(enc, current_snapshot().valid_days)
+    external.store(bundle)
+    Encounter.objects.filter(pk=enc.pk).update(
+        preloaded_at=timezone.now(),
+        preload_error="；".join(e["message"] for e in bundle["errors"])[:300])
+    return bundle
+
+
+def ensure_bundle(enc: Encounter, *, bundle: dict | None = None) -> tuple[dict, str]:
+    """(bundle, source): the cached one if it belongs to this patient, else fetched now."""
+    bundle = bundle if bundle is not None else external.cached(enc.visit_id)
+    if bundle is not None and bundle.get("idKey") == enc.id_key:
+        return bundle, "cache"
+    bundle = external.fetch(enc, current_snapshot().valid_days)
+    external.store(bundle)
+    return bundle, "platform"
+
+
+def encounter_for_prompt(data: dict) -> Encounter:
+    """The prompt API's slow path: the visit was not pre-loaded (or its patient changed)."""
+    fields = encounter_fields(data)
+    return upsert_encounter(fields, event="prompt", dept=str(data.get("dept") or ""),
+                            doctor=str(data.get("doctor") or ""))
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+@dataclass
+class DecisionInput:
+    order_id: str
+    standard_code: str
+    report_id: str
+    decision: str  # "1" recognise, "2" refuse
+    reason_code: str = ""
+    note: str = ""
+
+
+def parse_decisions(raw) -> list[DecisionInput]:
+    if not isinstance(raw, list) or not raw:
+        raise InputError([_err("decisions", "required", "没有需要保存的互认决定")])
+    out, errors = [], []
+    for i, d in enumerate(raw):
+        if not isinstance(d, dict):
+            errors.append(_err(f"decisions[{i}]", "type", "应为对象"))
+            continue
+        item = DecisionInput(str(d.get("orderId") or ""), str(d.get("standardCode") or ""),
+                             str(d.get("reportId") or ""), str(d.get("decision") or ""),
+                             str(d.get("reasonCode") or ""), str(d.get("note") or "").strip()[:500])
+        for name in ("order_id", "standard_code", "report_id"):
+            if not getattr(item, name):
+                errors.append(_err(f"decisions[{i}].{name}", "required", "必填"))
+        if item.decision not in ("1", "2"):
+            errors.append(_err(f"decisions[{i}].decision", "valueSet", "应为 1（互认）或 2（不互认）"))
+        out.append(item)
+    if errors:
+        raise InputError(errors)
+    return out
+
+
+def _lines_for(ctx_item, snap) -> list:
+    if ctx_item.kind == "exam":
+        target = snap.exam_target(ctx_item.code, ctx_item.body_part)
+        return [target] if target else []
+    panel = snap.lab.get(ctx_item.code)
+    return list(panel.lines) if panel else []
+
+
+def _find_result(bundle: dict, kind: str, std_code: str, report_id: str, today: str) -> dict | None:
+    return next((r for r in valid(bundle[kind].get(std_code, []), today) if r["reportId"] == report_id), None)
+
+
+def _as_datetime(value: str):
+    v = "".join(ch for ch in str(value or "") if ch.isdigit())
+    if len(v) < 12:
+        return None
+    from datetime import datetime
+
+    return timezone.make_aware(datetime(int(v[:4]), int(v[4:6]), int(v[6:8]), int(v[8:10]), int(v[10:12])))
+
+
+def _as_date(value: str):
+    from datetime import date
+
+    v = "".join(ch for ch in str(value or "") if ch.isdigit())
+    return date(int(v[:4]), int(v[4:6]), int(v[6:8])) if len(v) >= 8 and v != "99991231" else None
+
+
+def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=None, client_ip=None) -> dict:
+    """Record a doctor's decisions for the ordered items of one prompt, all or none.
+
+    Each decision must name an ordered item of the link, one of its standard items and a still
+    valid external result of the patient for it; a refusal needs an active reason (and a note
+    when the reason asks for one). Re-deciding replaces the previous decision (撤销 + new action).
+    Every changed decision is enqueued as 2.3.2.3 (exam) or 3.2 (lab) in the same transaction.
+    """
+    inputs = parse_decisions(raw_decisions)
+    enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
+    if enc is None:
+        raise InputError([_err("visitId", "unknown", f"未找到就诊 {ctx.visit_id}，请从医生工作站重新打开互认提示")])
+    errors = []
+    try:
+        doc = dicts.doctor(ctx.doctor)
+    except Unmapped as exc:
+        raise InputError([exc.as_error("doctor")]) from None
+    dept_code = ctx.dept or (doc.department.code if doc.department_id else "")
+    try:
+        std_dept = dicts.standard_department(dept_code)
+    except Unmapped as exc:
+        raise InputError([exc.as_error("dept")]) from None
+    dept_name = doc.department.name if doc.department_id and doc.department.code == dept_code else dept_code
+    if ctx.dept:
+        dept_name = HospitalDepartment.objects.filter(code=dept_code).values_list("name", flat=True).first() or dept_code
+    reasons = {r.code: r for r in dicts.refusal_reasons()}
+    snap = current_snapshot()
+    bundle, _ = ensure_bundle(enc)
+    today = external.today_d8()
+    resolved = []
+    for i, d in enumerate(inputs):
+        item = ctx.item(d.order_id)
+        if item is None:
+            errors.append(_err(f"decisions[{i}].orderId", "unknown", f"医嘱 {d.order_id} 不在本次提示中"))
+            continue
+        line = next((ln for ln in _lines_for(item, snap) if ln.std_code == d.standard_code), None)
+        if line is None:
+            errors.append(_err(f"decisions[{i}].standardCode", "unknown",
+                               f"互认项目 {d.standard_code} 不属于医嘱 {d.order_id}"))
+            continue
+        result = _find_result(bundle, item.kind, d.standard_code, d.report_id, today)
+        if result is None:
+            errors.append(_err(f"decisions[{i}].reportId", "unknown",
+                               f"外院报告 {d.report_id} 的 {line.std_name} 已不可互认（已过期或已作废）"))
+            continue
+        reason = None
+        if d.decision == "2":
+            reason = reasons.get(d.reason_code)
+            if reason is None:
+                errors.append(_err(f"decisions[{i}].reasonCode", "required", f"{line.std_name}：请选择不互认原因"))
+                continue
+            if reason.needs_note and not d.note:
+                errors.append(_err(f"decisions[{i}].note", "required", f"{line.std_name}：该原因须填写说明"))
+                continue
+        resolved.append((d, item, line, result, reason))
+    if errors:
+        raise InputError(errors)
+
+    now = timezone.now()
+    batch = uuid.uuid4().hex
+    changed: list[Decision] = []
+    touched_orders: dict[str, object] = {}
+    with transaction.atomic():
+        for d, item, line, result, reason in resolved:
+            touched_orders[item.order_id] = item
+            previous = (Decision.objects.select_for_update()
+                        .filter(encounter=enc, kind=item.kind, order_id=item.order_id,
+                                external_report_id=d.report_id, standard_code=d.standard_code, current=True)
+                        .first())
+            same = previous is not None and previous.decision == d.decision and (
+                d.decision == "1" or (previous.reason_code == reason.code and previous.note == d.note))
+            if same:
+                continue
+            decision = Decision(
+                encounter=enc, kind=item.kind, order_id=item.order_id, order_item_code=item.code,
+                order_item_name=line.order_name if item.kind == "exam" else snap.lab[item.code].order_name,
+                sub_item_code=getattr(line, "sub_code", ""), sub_item_name=getattr(line, "sub_name", ""),
+                standard_code=line.std_code, standard_name=line.std_name,
+                external_org_code=result["org"], external_org_name=result["orgName"],
+                external_report_id=result["reportId"], external_at=_as_datetime(result["at"]),
+                valid_until=_as_date(result["validUntil"]), result=result, decision=d.decision,
+                reason_code=reason.code if reason else "", platform_reason_code=reason.platform_code if reason else "",
+                reason_name=reason.name if reason else "", note=d.note if reason else "",
+                doctor_staff_no=doc.staff_no, doctor_name=doc.name, dept_code=dept_code, dept_name=dept_name,
+                std_dept_code=std_dept.code, std_dept_name=std_dept.name, bulk=bulk and d.decision == "1",
+                decided_at=now)
+            if previous is not None:
+                previous.current = False
+                previous.save(update_fields=["current"])
+                _audit(AuditEntry.Action.REVOKE_RECOGNIZED if previous.recognized else AuditEntry.Action.REVOKE_REFUSED,
+                       enc, doc, previous, user=user, client_ip=client_ip, detail={"batch": batch})
+            decision.save()
+            if previous is not None:
+                previous.replaced_by = decision
+                previous.save(update_fields=["replaced_by"])
+            action = (AuditEntry.Action.BULK_RECOGNIZED if decision.bulk else AuditEntry.Action.RECOGNIZED) \
+                if decision.recognized else AuditEntry.Action.REFUSED
+            _audit(action, enc, doc, decision, user=user, client_ip=client_ip,
+                   detail={"batch": batch, "reason": decision.reason_name, "note": decision.note})
+            code, payload = payloads.decision_payload(decision)
+            record = outbox.enqueue(code, payload, event_at=now, source="recognition",
+                                    patient=outbox.Patient(enc.id_no, enc.name))
+            decision.outbox_record_id = record.pk
+            decision.save(update_fields=["outbox_record_id"])
+            changed.append(decision)
+        for item in touched_orders.values():
+            _apply_charges(enc, item, snap)
+    return {"ok": True, "visitId": enc.visit_id, "batch": batch, "changed": len(changed),
+            "orders": order_summaries(enc, ctx.items, snap)}
+
+
+def _apply_charges(enc: Encounter, item, snap) -> None:
+    """Estimated charges avoided for one order, spread over its current recognised decisions.
+
+    Exam: the order item's price when recognised. Lab: each charge item all of whose lines in
+    the panel are recognised (a shared panel charge only when every line is).
+    """
+    decisions = list(Decision.objects.filter(encounter=enc, order_id=item.order_id, current=True))
+    for d in decisions:
+        d.charge_avoided = Decimal(0)
+    recognised = [d for d in decisions if d.recognized]
+    if item.kind == "exam":
+        target = snap.exam_target(item.code, item.body_part)
+        if recognised and target:
+            recognised[0].charge_avoided = target.price
+    else:
+        panel = snap.lab.get(item.code)
+        done = {d.standard_code for d in recognised}
+        by_charge: dict[str, list] = {}
+        for line in panel.lines if panel else ():
+            if line.charge_code:
+                by_charge.setdefault(line.charge_code, []).append(line)
+        for lines in by_charge.values():
+            if all(ln.std_code and ln.std_code in done for ln in lines):
+                owners = [d for d in recognised if d.standard_code in {ln.std_code for ln in lines}]
+                if not owners:
+                    continue
+                share = (lines[0].price / len(owners)).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+                for d in owners:
+                    d.charge_avoided += share
+                owners[0].charge_avoided += lines[0].price - share * len(owners)
+    for d in decisions:
+        Decision.objects.filter(pk=d.pk).update(charge_avoided=d.charge_avoided)
+
+
+def order_summaries(enc: Encounter, items, snap=None) -> list[dict]:
+    """Per ordered item what the HIS should do now: cancel (all recognised), reduce, or keep."""
+    snap = snap or current_snapshot()
+    current = {}
+    for d in Decision.objects.filter(encounter=enc, current=True, order_id__in=[i.order_id for i in items]):
+        current.setdefault(d.order_id, []).append(d)
+    out = []
+    for item in items:
+        ds = current.get(item.order_id, [])
+        recognised = {d.standard_code: d for d in ds if d.recognized}
+        refused = {d.standard_code: d for d in ds if not d.recognized}
+        entry = {"orderId": item.order_id, "kind": item.kind, "itemCode": item.code,
+                 "chargeAvoided": str(sum((d.charge_avoided for d in ds), Decimal(0)))}
+        if item.kind == "exam":
+            target = snap.exam_target(item.code, item.body_part)
+            entry["itemName"] = target.order_name if target else snap.exam_names.get(item.code, "")
+            entry["action"] = "cancel" if recognised else "keep"
+            entry["recognized"] = [_decision_ref(d) for d in recognised.values()]
+            entry["refused"] = [_decision_ref(d) for d in refused.values()]
+        else:
+            panel = snap.lab.get(item.code)
+            lines = list(panel.lines) if panel else []
+            entry["itemName"] = panel.order_name if panel else ""
+            keep = [ln for ln in lines if ln.std_code not in recognised]
+            entry["action"] = "keep" if len(keep) == len(lines) else ("cancel" if not keep else "reduce")
+            entry["recognized"] = [{**_decision_ref(recognised[ln.std_code]), "subItemCode": ln.sub_code,
+                                    "subItemName": ln.sub_name} for ln in lines if ln.std_code in recognised]
+            entry["refused"] = [_decision_ref(d) for d in refused.values()]
+            entry["keepSubItems"] = [{"subItemCode": ln.sub_code, "subItemName": ln.sub_name,
+                                      "chargeItemCode": ln.charge_code} for ln in keep]
+        out.append(entry)
+    return out
+
+
+def _decision_ref(d: Decision) -> dict:
+    ref = {"standardCode": d.standard_code, "standardName": d.standard_name, "reportId": d.external_report_id,
+           "externalOrgName": d.external_org_name, "decision": d.decision}
+    if not d.recognized:
+        ref.update(reasonCode=d.platform_reason_code, reasonName=d.reason_name, note=d.note)
+    return ref
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _audit(action, enc: Encounter, doc, decision: Decision | None = None, *, user=None, client_ip=None,
+           kind: str = "", org_code: str = "", org_name: str = "", report_id: str = "", item: str = "",
+           detail: dict | None = None) -> AuditEntry:
+    if decision is not None:
+        kind, org_code, org_name = decision.kind, decision.external_org_code, decision.external_org_name
+        report_id, item = decision.external_report_id, decision.sub_item_name or decision.standard_name
+    return AuditEntry.objects.create(
+        action=action, doctor_staff_no=getattr(doc, "staff_no", "") or "", doctor_name=getattr(doc, "name", "") or "",
+        user=user if getattr(user, "is_authenticated", False) else None, patient_name=enc.name,
+        patient_id_masked=mask_id(enc.id_no), patient_key=enc.id_key, visit_id=enc.visit_id, kind=kind,
+        external_org_code=org_code, external_org_name=org_name, report_id=report_id, item=item[:100],
+        order_id=decision.order_id if decision else "", client_ip=client_ip, detail=detail or {})
+
+
+def record_view(ctx: LinkContext, *, kind: str, org_code: str, report_id: str, images: bool = False,
+                user=None, client_ip=None) -> AuditEntry:
+    """An external report (lab PDF, exam report) or its images was opened from the prompt page."""
+    enc = Encounter.objects.get(visit_id=ctx.visit_id)
+    bundle, _ = ensure_bundle(enc)
+    found = next((r for rs in bundle[kind].values() for r in rs if r["reportId"] == report_id
+                  and r["org"] == org_code), None)
+    if found is None:
+        raise InputError([_err("reportId", "unknown", f"该患者没有外院报告 {report_id}")])
+    doc = Doctor.objects.filter(staff_no=ctx.doctor).first()
+    action = AuditEntry.Action.VIEW_IMAGES if images else AuditEntry.Action.VIEW_REPORT
+    entry = _audit(action, enc, doc, user=user, client_ip=client_ip, kind=kind, org_code=org_code,
+                   org_name=found["orgName"], report_id=report_id,
+                   item=found.get("title") or found.get("name") or "")
+    if doc is None:
+        AuditEntry.objects.filter(pk=entry.pk).update(doctor_staff_no=ctx.doctor)
+    return entry
+
+

@@ -1,0 +1,170 @@
+"""The embedded prompt page in real Chromium: opened from a signed link inside an HIS page on
+another origin, external reports viewed, decisions made and saved, the HIS told by postMessage."""
+
+import http.server
+import json
+import threading
+import time
+
+import pytest
+from django.urls import reverse
+
+from hospital_interop.uploads.models import OutboxRecord
+from mutual_recognition import links
+from mutual_recognition.models import AuditEntry, Decision
+
+from .conftest import ITEMS, TOKEN, drain_outbox, prompt_body
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+HOST_PAGE = """<!doctype html><meta charset="utf-8"><title>HIS 医生站</title>
+<h3>医生站开单</h3><iframe id="f" src="%s" style="width:1240px;height:1500px;border:0"></iframe>
+<script>window.msgs=[];window.addEventListener("message",function(e){window.msgs.push({origin:e.origin,data:e.data});});</script>"""
+
+
+class HisServer:
+    """A stand-in HIS doctor workstation on its own origin (loopback): one page embedding the prompt."""
+
+    def __init__(self):
+        self.html = b""
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write(outer.html)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def his():
+    server = HisServer()
+    yield server
+    server.server.shutdown()
+
+
+@pytest.fixture
+def his_origin(his):
+    return his.origin
+
+
+@pytest.fixture
+def prompt_url(client, recognition, patient, settings, live_server, his_origin):
+    settings.RECOGNITION_FRAME_ANCESTORS = his_origin
+    answer = client.post(reverse("recognition:api-prompt"), json.dumps(prompt_body(patient, ITEMS)),
+                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    return answer["promptUrl"].replace("http://testserver", live_server.url)
+
+
+def open_in_his(page, url, his):
+    his.html = (HOST_PAGE % url).encode()
+    page.goto(his.origin + "/his/order")
+    frame = page.frame_locator("#f")
+    frame.locator(".pcard").first.wait_for()
+    return frame
+
+
+def card(frame, order_id):
+    return frame.locator(f'.pcard[data-order="{order_id}"]')
+
+
+def test_doctor_views_reports_decides_and_saves(page, prompt_url, his, recognition, artifacts_dir):
+    frame = open_in_his(page, prompt_url, his)
+    assert frame.locator(".pbar-patient strong").inner_text() == "张伟"
+    assert card(frame, "YZ005").count() == 0  # lumbar MR: nothing to recognise, listed as ordered as usual
+    assert "腰椎MR平扫" in frame.locator(".plain-list").inner_text()
+
+    # The external lab report as PDF (3.5), in a new tab.
+    with page.context.expect_page() as pdf_tab, \
+            page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
+        card(frame, "YZ003").locator(".pdf-link").first.click()
+    pdf_tab.value.close()
+    assert pdf.value.status == 200 and pdf.value.headers["content-type"] == "application/pdf"
+    assert int(pdf.value.headers["content-length"]) > 1000  # the PDF viewer shows it; bytes are checked below
+    assert pdf.value.headers["content-disposition"].startswith("inline")
+    # The external exam report and images through the platform viewer (browse signature 2.4).
+    with page.context.expect_page() as viewer:
+        card(frame, "YZ001").locator(".report-link").click()
+    viewer.value.wait_for_load_state()
+    assert viewer.value.url.startswith(recognition.url + "/viewer/report?")
+    assert "胸部CT平扫" in viewer.value.content() and "影像" in viewer.value.content()
+    viewer.value.close()
+
+    # 1 exam recognised, 1 exam refused with a reason, a panel partially recognised.
+    card(frame, "YZ001").locator(".seg-yes").click()
+    us = card(frame, "YZ002")
+    us.locator(".seg-no").click()
+    us.locator(".reason").select_option("3")
+    liver = card(frame, "YZ003")
+    liver.locator('tr[data-std="JY0021"] .seg-yes').click()
+    liver.locator('tr[data-std="JY0022"] .seg-yes').click()
+    liver.locator('tr[data-std="JY0023"] .seg-no').click()
+    liver.locator('tr[data-std="JY0023"] .reason').select_option("2")
+    liver.locator('tr[data-std="JY0024"] .seg-no').click()  # takes the reason chosen in the same card
+    assert liver.locator('tr[data-std="JY0024"] .reason').input_value() == "2"
+    save = frame.locator("#save")
+    assert save.is_disabled()  # the blood count is still undecided
+    card(frame, "YZ004").locator(".card-yes").click()
+    assert save.is_enabled()
+    assert "未选择" not in frame.locator("#counts").inner_text()
+    page.screenshot(path=str(artifacts_dir / "recognition-prompt-in-his.png"), full_page=True)
+
+    save.click()
+    frame.locator("#done").wait_for()
+    done = frame.locator("#done-list").inner_text()
+    assert "肝功能：部分互认（丙氨酸氨基转移酶、天门冬氨酸氨基转移酶），仍需开立 总胆红素、白蛋白" in done
+    deadline = time.time() + 10
+    while not page.evaluate("window.msgs.filter(m => m.data.type === 'hr-recognition:saved').length"):
+        assert time.time() < deadline, "no postMessage reached the HIS page"
+        page.wait_for_timeout(100)
+    msg = page.evaluate("window.msgs.filter(m => m.data.type === 'hr-recognition:saved')[0]")
+    assert msg["origin"] == prompt_url.split("/recognition/")[0]
+    actions = {o["orderId"]: o["action"] for o in msg["data"]["orders"]}
+    assert actions == {"YZ001": "cancel", "YZ002": "keep", "YZ003": "reduce", "YZ004": "reduce", "YZ005": "keep"}
+
+    current = {d.standard_code: d for d in Decision.objects.filter(current=True)}
+    assert {c: d.decision for c, d in current.items()} == {
+        "JC0012": "1", "JC0301": "2", "JY0021": "1", "JY0022": "1", "JY0023": "2", "JY0024": "2",
+        "JY0001": "1", "JY0002": "1", "JY0003": "1", "JY0004": "1"}
+    assert current["JC0301"].platform_reason_code == "3" and current["JY0024"].platform_reason_code == "2"
+    assert AuditEntry.objects.filter(action="view_report", kind="lab").count() == 1
+    assert AuditEntry.objects.filter(action="view_images", kind="exam", report_id=current["JC0012"].external_report_id).count() == 1
+
+    assert drain_outbox() == 10
+    assert set(OutboxRecord.objects.values_list("state", flat=True)) == {"done"}
+    exam = {r["payload"]["recognitionItemCode"]: r["payload"]["decisionCode"]
+            for r in recognition.records("EXAM_RECOGNITION_SUBMIT")}
+    lab = {r["payload"]["itemCode"]: r["payload"].get("refusalReasonCode", r["payload"]["decisionCode"])
+           for r in recognition.records("LAB_RECOGNITION_FEEDBACK")}
+    assert exam == {"JC0012": "1", "JC0301": "2"}
+    assert lab == {"JY0021": "1", "JY0022": "1", "JY0023": "2", "JY0024": "2",
+                   "JY0001": "1", "JY0002": "1", "JY0003": "1", "JY0004": "1"}
+
+
+def test_prompt_page_screenshot(page, prompt_url, artifacts_dir):
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.goto(prompt_url)
+    page.locator('.pcard[data-order="YZ003"] tr[data-std="JY0021"] .seg-yes').click()
+    page.locator('.pcard[data-order="YZ003"] tr[data-std="JY0023"] .seg-no').click()
+    page.screenshot(path=str(artifacts_dir / "recognition-prompt.png"), full_page=True)
+
+
+def test_expired_and_tampered_links_are_refused(page, prompt_url, live_server, patient):
+    tampered = prompt_url.replace("CT0012", "CT0013")
+    page.goto(tampered)
+    assert "无效或已被修改" in page.locator(".refused-msg").inner_text()
+    items = [links.OrderedItem("exam", "CT0012", "", "YZ001")]
+    expired = live_server.url + reverse("recognition:embed") + "?" + links.make_query(
+        patient_id=patient["patientId"], visit_id=patient["visitId"], doctor="D1001", dept="1001", items=items,
+        now=time.time() - 3600, lifetime=600)
+    response = page.goto(expired)
+    assert response.status == 403
+    assert "已过期" in page.locator(".refused-msg").inner_text()
