@@ -63,6 +63,7 @@ class OutboxRecord(models.Model):
             models.Index(fields=["next_attempt_at"], name="outbox_due", condition=Q(state__in=["pending", "retry"])),
             models.Index(fields=["lease_until"], name="outbox_leased", condition=Q(state="sending")),
             # the record browser's filters
+            models.Index(fields=["business_key"], name="outbox_business_key"),
             models.Index(fields=["interface", "state", "enqueued_at"], name="outbox_iface_state"),
             models.Index(fields=["state", "enqueued_at"], name="outbox_state"),
             models.Index(fields=["patient_id_hash", "enqueued_at"], name="outbox_patient"),

@@ -134,7 +134,8 @@ def search_records(f: RecordFilter, *, org_code: str = "", before: tuple | None 
         qs = qs.filter(state__in=OPEN_STATES, deadline_at__lt=timezone.now())
     if before:
         at, pk = before
-        qs = qs.filter(Q(enqueued_at__lt=at) | Q(enqueued_at=at, pk__lt=pk))
+        # (enqueued_at, id) < (at, pk), written so the enqueued_at index serves it as a range
+        qs = qs.filter(enqueued_at__lte=at).exclude(enqueued_at=at, pk__gte=pk)
     rows = list(qs.order_by("-enqueued_at", "-pk").defer("payload")[: limit + 1])
     has_more = len(rows) > limit
     return rows[:limit], has_more
