@@ -732,7 +732,7 @@ def _compile_value(f: FieldSpec) -> Check:
                 return
             if name_field is not None:
                 given = parent.get(name_field)
-                if given is not None and given != "" and given not in accepted:
+                if type(given) is str and given != "" and given not in accepted:  # non-strings fail their own type check
                     errors.append(_err(path[:-own] + name_field, "nameMatch",
                                        f"名称“{given}”与{f.title}“{v}”对应的名称“{vs.codes[v]}”不符",
                                        "name does not match the code"))

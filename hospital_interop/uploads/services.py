@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from hospital_interop.logmask import mask_name
@@ -299,9 +299,17 @@ def _within_limits(rows: list[tuple[int, str]], known: dict[str, InterfacePolicy
 
 
 def reclaim_expired_leases() -> int:
-    """Rows whose worker died mid-send go back to the queue (sending is safe to repeat: same key)."""
+    """Rows whose worker died mid-send go back to the queue (sending is safe to repeat: same key),
+    unless a newer version of the same key arrived meanwhile: then the newer one wins."""
     now = timezone.now()
-    return OutboxRecord.objects.filter(state=State.SENDING, lease_until__lt=now).update(
+    expired = OutboxRecord.objects.filter(state=State.SENDING, lease_until__lt=now)
+    newer = OutboxRecord.objects.filter(
+        interface=OuterRef("interface"), business_key=OuterRef("business_key"), version__gt=OuterRef("version"),
+    ).exclude(state__in=(State.SUPERSEDED, State.VOIDED))
+    expired.filter(Exists(newer)).update(
+        state=State.SUPERSEDED, next_attempt_at=None, claimed_by="", last_message="处理进程中断，且已有新版本，不再重发",
+        updated_at=now)
+    return expired.update(
         state=State.RETRY, next_attempt_at=now, claimed_by="", last_message="处理进程中断，已重新排队", updated_at=now)
 
 
@@ -375,11 +383,31 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
             states.append(record.state)
             if record.state == State.DONE and record.interface in _parent_interfaces():
                 done.append(record)
+        _defer_to_newer_versions(changed, now)
         OutboxRecord.objects.bulk_update(changed, OUTCOME_FIELDS)
         Attempt.objects.bulk_create(attempts)
         if done:
             _release_children(done, now)
-    return states
+    # the states after superseding (a lost lease keeps its marker)
+    return [s if s == "lost-lease" else record.state for (record, _, _), s in zip(sent, states, strict=True)]
+
+
+def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime) -> None:
+    """A newer version enqueued while this one was in flight wins: a failed older version is
+    not retried (it would overwrite the newer one on the platform), and the newer one, which
+    waited for this send to finish, is due at once."""
+    match = Q()
+    for r in changed:
+        match |= Q(interface=r.interface, business_key=r.business_key, version__gt=r.version)
+    newer = OutboxRecord.objects.filter(match).exclude(state__in=(State.SUPERSEDED, State.VOIDED))
+    newer_keys = set(newer.values_list("interface", "business_key"))
+    if not newer_keys:
+        return
+    for r in changed:
+        if (r.interface, r.business_key) in newer_keys and r.state in (State.RETRY, State.ATTENTION):
+            r.state, r.next_attempt_at = State.SUPERSEDED, None
+            r.last_message = f"发送期间已有新版本，不再重发：{r.last_message}"[:2000]
+    newer.filter(state=State.PENDING).update(next_attempt_at=now)
 
 
 def _apply_outcome(record: OutboxRecord, result: CallResult, started: datetime, now: datetime,

@@ -715,3 +715,12 @@ def test_check_payload_file_function(tmp_path, cat):
     f.write_text(json.dumps(copy.deepcopy(cat.interface("OP_VISIT").example(1))), encoding="utf-8")
     status, text = specs.check_payload_file(f, "OP_VISIT")
     assert status == 0 and "OP_VISIT" in text
+
+
+def test_a_name_field_of_the_wrong_type_is_an_error_not_a_crash():
+    """Found by fuzzing the intake API: a dict where a code's name belongs."""
+    spec = load_catalogue().interface("OP_REGISTRATION")
+    payload = spec.example(1)
+    payload["patient"]["sexName"] = {"x": 1}
+    errors = spec.validate(payload)
+    assert ("patient.sexName", "type") in [(e["field"], e["rule"]) for e in errors]

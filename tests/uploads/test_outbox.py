@@ -187,3 +187,23 @@ def test_concurrency_and_rate_limits_hold_back_the_excess():
     services.forget_policies()
     taken = len(services.claim(limit=10))
     assert 1 <= taken <= 3  # at most three per second (the second may turn over during the test)
+
+
+def test_an_older_version_failing_while_a_newer_one_waits_is_not_retried():
+    first = _claimed(40)  # v1 is in flight ...
+    second = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 40))  # ... when v2 arrives
+    assert services.blocking_reason(second) == "同一主键的上一版本正在发送"
+    services.record_outcome(first, CallResult(Outcome.RETRY, message="HTTP 500"), started_at=timezone.now())
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.state == State.SUPERSEDED  # never re-sent over v2
+    assert second.state == State.PENDING and second.next_attempt_at <= timezone.now()
+
+
+def test_a_dead_workers_older_version_is_superseded_by_a_newer_one():
+    first = _claimed(41)
+    services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 41))
+    OutboxRecord.objects.filter(pk=first.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    services.reclaim_expired_leases()
+    first.refresh_from_db()
+    assert first.state == State.SUPERSEDED
