@@ -177,7 +177,7 @@ def browse(rows: int) -> None:
               last_code, last_message, last_errors, receipt, event_at, enqueued_at, deadline_at, updated_at, accepted_at)
             SELECT (%s::text[])[1 + i %% 8], 'bench', '1', '12110000400000000X|R' || lpad(i::text, 9, '0'), 1,
               '{}'::jsonb, '[]'::jsonb, md5((i %% 200000)::text) || md5((i %% 200000)::text), '张*', 'bench',
-              (%s::text[])[1 + (i * 7919) %% 100], 1, now(), '', '0', '', '[]'::jsonb, '',
+              (%s::text[])[1 + (i::bigint * 7919) %% 100], 1, now(), '', '0', '', '[]'::jsonb, '',
               now() - (i || ' seconds')::interval, now() - (i || ' seconds')::interval,
               now() - (i || ' seconds')::interval + interval '1 day', now(), now()
             FROM generate_series(1, %s) AS i""", [interfaces, states, rows])
@@ -223,10 +223,12 @@ def main():
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--browse-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-browse", action="store_true")
+    parser.add_argument("--skip-e2e", action="store_true")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         env = prepare_environment(Path(tmp))
-        end_to_end(env, Path(tmp), opts.records)
+        if not opts.skip_e2e:
+            end_to_end(env, Path(tmp), opts.records)
         if not opts.skip_browse:
             browse(opts.browse_rows)
 

@@ -47,11 +47,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally (hospital intranets have no CDN)
     "django_celery_beat",
     "simple_history",  # dictionaries: change history (who, when, before, after)
     "import_export",  # dictionaries: Excel/CSV import and export in the admin
     "hospital_interop",
     "hospital_interop.uploads",
+    "hospital_interop.integrations",
     "dictionaries",
     "mutual_recognition",
     "emr_sharing",
@@ -156,9 +159,47 @@ PLATFORM = {
     "TIMEOUT_SECONDS": float(os.environ.get("PLATFORM_TIMEOUT_SECONDS", "10")),
     "VIEWER_URL": os.environ.get("PLATFORM_VIEWER_URL", "http://127.0.0.1:8701/viewer/report"),
 }
+# --- Lab report drop folder (1.2.1): archive writes PDF + index, `manage.py lab_transfer` uploads ---
+LAB_TRANSFER = {
+    "DROP_DIR": os.environ.get("LAB_DROP_DIR", str(VAR_DIR / "lab" / "drop")),
+    # after the platform accepted both uploads: "archive" (move to ARCHIVE_DIR/<date>/) or "delete"
+    "AFTER_ACCEPT": os.environ.get("LAB_AFTER_ACCEPT", "archive"),
+    "ARCHIVE_DIR": os.environ.get("LAB_ARCHIVE_DIR", str(VAR_DIR / "lab" / "archive")),
+    "QUARANTINE_DIR": os.environ.get("LAB_QUARANTINE_DIR", str(VAR_DIR / "lab" / "quarantine")),
+    "UNPAIRED_TIMEOUT_SECONDS": float(os.environ.get("LAB_UNPAIRED_TIMEOUT_SECONDS", "600")),
+    "RESCAN_SECONDS": float(os.environ.get("LAB_RESCAN_SECONDS", "30")),
+    "ACCEPT_POLL_SECONDS": float(os.environ.get("LAB_ACCEPT_POLL_SECONDS", "1")),
+}
 CA_SERVER = {
     "BASE_URL": os.environ.get("CA_BASE_URL", "http://127.0.0.1:8702"),
 }
+
+# --- Exams: DICOM image sync to the front-end processor, daily summary (docs/exam-intake.md) --
+DICOM = {
+    "FEP_AE_TITLE": os.environ.get("DICOM_FEP_AE_TITLE", ""),  # 前置机 (front-end processor)
+    "FEP_HOST": os.environ.get("DICOM_FEP_HOST", ""),
+    "FEP_PORT": int(os.environ.get("DICOM_FEP_PORT", "104")),
+    "CALLING_AE_TITLE": os.environ.get("DICOM_CALLING_AE_TITLE", "HOSP_INTEROP"),
+    "RETRIEVE_MODE": os.environ.get("DICOM_RETRIEVE_MODE", "c-get"),  # c-get | c-move
+    "PACS_AE_TITLE": os.environ.get("DICOM_PACS_AE_TITLE", ""),
+    "PACS_HOST": os.environ.get("DICOM_PACS_HOST", ""),
+    "PACS_PORT": int(os.environ.get("DICOM_PACS_PORT", "104")),
+    "MOVE_DESTINATION_AE_TITLE": os.environ.get("DICOM_MOVE_DESTINATION_AE_TITLE", ""),  # our SCP for C-MOVE
+    "MOVE_DESTINATION_HOST": os.environ.get("DICOM_MOVE_DESTINATION_HOST", "0.0.0.0"),
+    "MOVE_DESTINATION_PORT": int(os.environ.get("DICOM_MOVE_DESTINATION_PORT", "11113")),
+    "BATCH_SIZE": int(os.environ.get("DICOM_BATCH_SIZE", "500")),  # instances per association
+    "MAX_PDU": int(os.environ.get("DICOM_MAX_PDU", "0")),  # our max receive PDU, 0 = unlimited
+    "DIMSE_TIMEOUT": float(os.environ.get("DICOM_DIMSE_TIMEOUT", "60")),
+    "NETWORK_TIMEOUT": float(os.environ.get("DICOM_NETWORK_TIMEOUT", "60")),
+    "CONNECT_TIMEOUT": float(os.environ.get("DICOM_CONNECT_TIMEOUT", "10")),
+    "RETRIEVE_DIR": os.environ.get("DICOM_RETRIEVE_DIR", str(VAR_DIR / "dicom" / "retrieved")),
+    # study folders named by RIS/PACS events must lie below one of these (os.pathsep-separated)
+    "FOLDER_ROOTS": [p for p in os.environ.get("DICOM_FOLDER_ROOTS", str(VAR_DIR / "dicom" / "incoming")).split(os.pathsep) if p],
+    "SWEEP_SECONDS": int(os.environ.get("DICOM_SWEEP_SECONDS", "15")),
+    "LEASE_SECONDS": int(os.environ.get("DICOM_LEASE_SECONDS", "900")),
+    "MAX_AGE_HOURS": int(os.environ.get("DICOM_MAX_AGE_HOURS", "72")),  # then the job needs attention
+}
+EXAM_DAILY_SUMMARY_TIME = os.environ.get("EXAM_DAILY_SUMMARY_TIME", "00:30")  # local time; reports the previous day
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -192,6 +233,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "检查检验互认与电子病历共享 API",
+    "VERSION": "1.0",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.SessionAuthentication",
+        "hospital_interop.integrations.authentication.IntegrationTokenAuthentication",
+    ],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "filter": True,
+                            "defaultModelExpandDepth": 2, "defaultModelsExpandDepth": -1},
 }
 
 # --- Logging: personal data is masked by a filter on every handler -------------------------

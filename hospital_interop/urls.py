@@ -21,5 +21,11 @@ urlpatterns = [
     path("esign/", include("esign.urls")),
     path("dictionaries/", include("dictionaries.urls")),
     path("recognition/", include("mutual_recognition.urls")),
+    path("api/exam/", include("mutual_recognition.exam.api_urls")),
+    path("exam/", include("mutual_recognition.exam.urls")),
+    path("", include("emr_sharing.api_urls")),
+    path("emr/", include("emr_sharing.urls")),
+    path("lab/", include("mutual_recognition.lab.urls")),
+    path("", include("mutual_recognition.lab.api_urls")),
     path("admin/", admin.site.urls),
 ]

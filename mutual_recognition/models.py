@@ -168,3 +168,7 @@ class AuditEntry(models.Model):
     @property
     def patient_display(self) -> str:
         return mask_name(self.patient_name)
+
+
+from .exam.models import DailySummaryRun, ExamReport, StudyInstance, StudySync  # noqa: E402,F401  (exam uploads and DICOM sync, issue 5)
+from .lab.models import LabReport, LabReportVersion, LabTransfer, LabTransferLog  # noqa: E402,F401  (lab reports, issue 6)

@@ -1,0 +1,363 @@
+"""Record types of the EMR intake and the mapping from an intake record to its platform payload.
+
+Both are data (``mappings/record_types.yaml``, documented at its top): a record type is a
+readable slug (``op-registration``) naming a municipal service code (``OP_REGISTRATION``). The
+intake format of a record type is the platform payload of that interface as its spec defines it
+(so a new document version is a spec change, nothing here), plus three conveniences the mapping
+file sets: top-level ``defaults`` (orgCode, orgName from settings), ``fillNames`` (a code's
+name field may be left out) and per-type ``rename`` of fields the hospital's systems name
+differently.
+
+``RecordType.prepare(record)`` maps and validates one intake record: ``(payload, errors)`` with
+every error's ``field`` spelled in intake names. ``to_intake`` is the reverse (examples, tests).
+The OpenAPI schemas are generated from the same compiled tree (``openapi.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.conf import settings
+
+from hospital_interop.municipal.specs import FieldSpec, InterfaceSpec, ValueSet, load_catalogue
+
+log = logging.getLogger(__name__)
+MAPPING_FILE = Path(__file__).with_name("mappings") / "record_types.yaml"
+_SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+_SEGMENT = re.compile(r"^([^.\[\]]+)((?:\[\d+\])*)$")
+FILE_ATTRS = frozenset({"groups", "defaults", "fillNames", "recordTypes"})
+TYPE_ATTRS = frozenset({"slug", "interface", "group", "rename", "defaults", "fillNames", "note"})
+
+
+class MappingError(ValueError):
+    """The mapping file is malformed; names the file and the place inside it."""
+
+    def __init__(self, file: Path | str, where: str, message: str):
+        super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
+
+
+def _error(field_path: str, rule: str, zh: str, en: str) -> dict[str, str]:
+    return {"field": field_path, "rule": rule, "message": f"{zh} ({en})"}
+
+
+# --------------------------------------------------------------------------- compiled field tree
+
+
+@dataclass
+class Node:
+    """The intake view of one object of the spec (the payload itself, a nested object or the item
+    object of an array): names in both directions and where to descend."""
+
+    fields: dict[str, FieldSpec]  # platform name -> spec
+    to_platform: dict[str, str] = field(default_factory=dict)  # intake name -> platform name
+    to_intake: dict[str, str] = field(default_factory=dict)  # platform name -> intake name
+    children: dict[str, Node] = field(default_factory=dict)  # platform name -> node (objects, arrays of objects)
+    name_fills: tuple[tuple[str, str, ValueSet], ...] = ()  # (code field, name field, value set), platform names
+    name_fields: frozenset[str] = frozenset()  # platform names of fields that are some code's name
+    renamed: bool = False  # this node or one below renames something
+
+    def intake_field(self, platform_name: str) -> str:
+        return self.to_intake.get(platform_name, platform_name)
+
+
+def _compile(fields: dict[str, FieldSpec], prefix: str, rename: dict[str, str], used: set[str],
+             file: Path, where: str) -> Node:
+    node = Node(fields=fields)
+    fills = []
+    for name, f in fields.items():
+        path = prefix + name
+        intake = rename.get(path, name)
+        if path in rename:
+            used.add(path)
+        if intake in node.to_platform:
+            raise MappingError(file, where, f"rename gives two fields the intake name {intake!r}")
+        node.to_platform[intake] = name
+        node.to_intake[name] = intake
+        node.renamed |= intake != name
+        child = None
+        if f.type == "object":
+            child = _compile(f.fields, path + ".", rename, used, file, where)
+        elif f.type == "array" and f.items is not None and f.items.type == "object":
+            child = _compile(f.items.fields, path + "[].", rename, used, file, where)
+        if child is not None:
+            node.children[name] = child
+            node.renamed |= child.renamed
+        if f.type == "code" and f.name_field:
+            fills.append((name, f.name_field, f.value_set))
+    node.name_fills = tuple(fills)
+    node.name_fields = frozenset(n for _, n, _ in fills)
+    return node
+
+
+# --------------------------------------------------------------------------- record types
+
+
+@dataclass
+class RecordType:
+    slug: str
+    interface: str
+    group: str
+    group_title: str
+    defaults: dict[str, Any]  # platform top-level field -> constant or {"setting": "A.B"}
+    fill_names: bool
+    rename: dict[str, str]
+    root: Node
+    spec: InterfaceSpec
+    note: str = ""
+
+    # -- descriptive ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def key_fields(self) -> tuple[str, ...]:
+        """The business key in intake names."""
+        return tuple(self.root.intake_field(k) for k in self.spec.key)
+
+    def optional_by_mapping(self, node: Node, platform_name: str) -> bool:
+        """A field the spec requires but the intake may leave out (default or filled name)."""
+        if node is self.root and platform_name in self.defaults:
+            return True
+        return self.fill_names and platform_name in node.name_fields
+
+    # -- mapping ------------------------------------------------------------------------------
+    def default_value(self, platform_name: str) -> Any:
+        value = self.defaults[platform_name]
+        if isinstance(value, dict):
+            return _setting(value["setting"])
+        return value
+
+    def to_platform(self, record: dict) -> tuple[dict, list[dict]]:
+        """Intake record -> platform payload (not validated). Errors only for misnamed fields."""
+        errors: list[dict] = []
+        payload = _convert(record, self.root, "", errors) if self.root.renamed else _copy(record)
+        for name in self.defaults:
+            if payload.get(name) is None or payload.get(name) == "":
+                payload[name] = self.default_value(name)
+        if self.fill_names:
+            _fill_names(payload, self.root)
+        return payload, errors
+
+    def to_intake(self, payload: dict) -> dict:
+        """Platform payload -> intake record (the reverse of to_platform, for examples and tests)."""
+        return _reverse(payload, self.root) if self.root.renamed else _copy(payload)
+
+    def intake_path(self, platform_path: str) -> str:
+        """``drugs[2].drugCode`` in platform names -> the same place in intake names."""
+        if not self.root.renamed or not platform_path:
+            return platform_path
+        node: Node | None = self.root
+        out = []
+        for part in platform_path.split("."):
+            m = _SEGMENT.match(part)
+            if node is None or m is None:
+                out.append(part)
+                node = None
+                continue
+            name, index = m.groups()
+            out.append(node.intake_field(name) + index)
+            node = node.children.get(name)
+        return ".".join(out)
+
+    def prepare(self, record: Any) -> tuple[dict | None, list[dict]]:
+        """Map and validate one intake record: (platform payload, errors in intake names)."""
+        if type(record) is not dict:
+            return None, [_error("", "type", "记录应为JSON对象", "a record is a JSON object")]
+        payload, errors = self.to_platform(record)
+        try:
+            problems = self.spec.validate(payload)
+        except Exception:  # the validator must not turn odd input into a 500 (and ops should hear of it)
+            log.exception("spec validator of %s failed on a record", self.interface)
+            problems = [_error("", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated")]
+        errors += [{**e, "field": self.intake_path(e["field"])} for e in problems]
+        return payload, errors
+
+    def business_key(self, payload: dict) -> str:
+        return "|".join(str(v) for v in self.spec.key_of(payload))
+
+    def parse_key(self, text: str) -> str:
+        """A business key as written in a status URL: ``orgCode|id`` or, for this hospital's own
+        records, just ``id`` (the orgCode default is prepended)."""
+        parts = text.split("|")
+        if len(parts) == len(self.spec.key) - 1 and self.spec.key[0] in self.defaults:
+            parts.insert(0, str(self.default_value(self.spec.key[0])))
+        return "|".join(parts)
+
+    def example(self, seed: int = 0) -> dict:
+        """A valid intake record (complete: defaults and names included)."""
+        return self.to_intake(self.spec.example(seed))
+
+
+def _setting(dotted: str) -> Any:
+    head, *rest = dotted.split(".")
+    value = getattr(settings, head)
+    for part in rest:
+        value = value[part]
+    return value
+
+
+def _copy(value: Any) -> Any:
+    """Copy the JSON structure (dicts and lists); leaves are immutable and shared."""
+    if type(value) is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy(v) for v in value]
+    return value
+
+
+def _convert(obj: dict, node: Node, prefix: str, errors: list[dict]) -> dict:
+    out = {}
+    for key, value in obj.items():
+        platform = node.to_platform.get(key)
+        if platform is None:
+            if key in node.to_intake and node.to_intake[key] != key:
+                # the platform's name of a renamed field: the intake must use its own name
+                errors.append(_error(prefix + key, "unknown", f"该字段在接入格式中应写作 {node.to_intake[key]}",
+                                     f"use {node.to_intake[key]}"))
+                continue
+            out[key] = _copy(value)
+            continue
+        child = node.children.get(platform)
+        if child is not None and type(value) is dict:
+            value = _convert(value, child, f"{prefix}{key}.", errors)
+        elif child is not None and type(value) is list:
+            value = [_convert(v, child, f"{prefix}{key}[{i}].", errors) if type(v) is dict else _copy(v)
+                     for i, v in enumerate(value)]
+        else:
+            value = _copy(value)
+        out[platform] = value
+    return out
+
+
+def _reverse(obj: dict, node: Node) -> dict:
+    out = {}
+    for key, value in obj.items():
+        child = node.children.get(key)
+        if child is not None and type(value) is dict:
+            value = _reverse(value, child)
+        elif child is not None and type(value) is list:
+            value = [_reverse(v, child) if type(v) is dict else v for v in value]
+        else:
+            value = _copy(value)
+        out[node.intake_field(key)] = value
+    return out
+
+
+def _fill_names(obj: dict, node: Node) -> None:
+    for code_field, name_field, value_set in node.name_fills:
+        code = obj.get(code_field)
+        if type(code) is str and (obj.get(name_field) is None or obj.get(name_field) == ""):
+            name = value_set.codes.get(code)
+            if name is not None:
+                obj[name_field] = name
+    for name, child in node.children.items():
+        value = obj.get(name)
+        if type(value) is dict:
+            _fill_names(value, child)
+        elif type(value) is list:
+            for item in value:
+                if type(item) is dict:
+                    _fill_names(item, child)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class RecordTypes:
+    """Every record type of the mapping file, by slug and by service code, in file order."""
+
+    def __init__(self, types: list[RecordType], groups: dict[str, str]):
+        self.types = types
+        self.groups = groups
+        self.by_slug = {t.slug: t for t in types}
+        self.by_interface = {t.interface: t for t in types}
+
+    def __iter__(self):
+        return iter(self.types)
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def get(self, slug: str) -> RecordType:
+        try:
+            return self.by_slug[slug]
+        except KeyError:
+            raise KeyError(f"unknown record type {slug!r}") from None
+
+    def for_interface(self, code: str) -> RecordType:
+        return self.by_interface[code]
+
+    def grouped(self) -> list[tuple[str, str, list[RecordType]]]:
+        return [(g, title, [t for t in self.types if t.group == g]) for g, title in self.groups.items()
+                if any(t.group == g for t in self.types)]
+
+
+def _load(file: Path) -> RecordTypes:
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise MappingError(file, "", f"cannot read: {exc}") from None
+    if not isinstance(raw, dict) or set(raw) - FILE_ATTRS:
+        raise MappingError(file, "", f"a mapping with {sorted(FILE_ATTRS)}")
+    groups = raw.get("groups") or {}
+    base_defaults = raw.get("defaults") or {}
+    base_fill = bool(raw.get("fillNames", False))
+    catalogue = load_catalogue()
+    types, seen = [], set()
+    for n, item in enumerate(raw.get("recordTypes") or []):
+        where = f"recordTypes[{n}]"
+        if not isinstance(item, dict) or set(item) - TYPE_ATTRS or not {"slug", "interface", "group"} <= set(item):
+            raise MappingError(file, where, f"a record type is {{slug, interface, group, ...}} ({sorted(TYPE_ATTRS)})")
+        slug, code, group = item["slug"], item["interface"], item["group"]
+        if not isinstance(slug, str) or not _SLUG.match(slug):
+            raise MappingError(file, where, f"slug {slug!r}: lower-case words joined by hyphens")
+        if slug in seen:
+            raise MappingError(file, where, f"slug {slug!r} used twice")
+        seen.add(slug)
+        if group not in groups:
+            raise MappingError(file, where, f"group {group!r} is not one of {sorted(groups)}")
+        try:
+            spec = catalogue.interface(code)
+        except KeyError:
+            raise MappingError(file, where, f"unknown service code {code!r}") from None
+        if spec.kind not in ("upload", "void", "daily"):
+            raise MappingError(file, where, f"{code} is a {spec.kind} interface, not something to submit")
+        defaults = {**base_defaults, **(item.get("defaults") or {})}
+        defaults = {k: v for k, v in defaults.items() if k in spec.request.fields}  # only fields this spec has
+        for k, v in defaults.items():
+            if isinstance(v, dict) and set(v) != {"setting"}:
+                raise MappingError(file, f"{where}.defaults.{k}", "a default is a constant or {setting: NAME.KEY}")
+        rename = item.get("rename") or {}
+        if not isinstance(rename, dict) or not all(isinstance(v, str) and re.match(r"^[a-z][A-Za-z0-9]*$", v)
+                                                   for v in rename.values()):
+            raise MappingError(file, f"{where}.rename", "rename is {platformFieldPath: intakeFieldName}")
+        used: set[str] = set()
+        root = _compile(spec.request.fields, "", rename, used, file, f"{where}.rename")
+        unknown = set(rename) - used
+        if unknown:
+            raise MappingError(file, f"{where}.rename", f"{code} has no field {sorted(unknown)[0]!r}")
+        types.append(RecordType(
+            slug=slug, interface=code, group=group, group_title=groups[group], defaults=defaults,
+            fill_names=bool(item.get("fillNames", base_fill)), rename=dict(rename), root=root, spec=spec,
+            note=str(item.get("note") or ""),
+        ))
+    if not types:
+        raise MappingError(file, "recordTypes", "no record types")
+    return RecordTypes(types, dict(groups))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(file: str, catalogue_id: int) -> RecordTypes:
+    return _load(Path(file))
+
+
+def record_types(file: str | Path | None = None) -> RecordTypes:
+    """The record types of the mapping file (default: mappings/record_types.yaml), cached."""
+    return _load_cached(str(file or MAPPING_FILE), id(load_catalogue()))

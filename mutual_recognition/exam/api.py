@@ -1,0 +1,181 @@
+"""The RIS/PACS intake REST API (calling-system token auth, OpenAPI from the specs):
+
+    POST /api/exam/v1/reports                        report approved or re-approved (structured content + PDF)
+    GET  /api/exam/v1/reports/{reportId}             where the report and its uploads are
+    POST /api/exam/v1/reports/{reportId}/withdraw    report withdrawn: void on the platform
+    POST /api/exam/v1/studies                        study complete: push its images to the FEP
+    GET  /api/exam/v1/studies/{studyInstanceUid}     image-sync progress
+
+Every error answers ``{"code", "message", "errors": [{field, rule, message}]}``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rest_framework import exceptions, status
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from hospital_interop.integrations.authentication import IntegrationTokenAuthentication
+from hospital_interop.integrations.permissions import HasIntegrationScope
+
+from . import mapping, selectors, services
+from .models import ExamReport, StudySync
+from .openapi import ExamSchema
+
+_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+          415: "unsupported_media_type"}
+
+
+class ExamApiError(exceptions.APIException):
+    def __init__(self, status_code: int, message: str, errors: list[dict] | None = None):
+        self.status_code, self.errors = status_code, errors or []
+        super().__init__(message, _CODES.get(status_code, "error"))
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, exceptions.APIException):
+        errors = getattr(exc, "errors", [])
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, ensure_ascii=False)
+        if isinstance(exc, exceptions.NotAuthenticated):
+            message = "缺少令牌：请求头应为 Authorization: Token <令牌>"
+        elif isinstance(exc, exceptions.ParseError):
+            errors = [{"field": "", "rule": "json", "message": f"不是有效的 JSON：{exc.detail}"}]
+            message = "请求体不是有效的 JSON"
+        headers = {"WWW-Authenticate": exc.auth_header} if getattr(exc, "auth_header", None) else {}
+        return Response({"code": _CODES.get(exc.status_code, "error"), "message": str(message), "errors": errors},
+                        status=exc.status_code, headers=headers)
+    return None
+
+
+def _invalid(errors: list[dict]) -> ExamApiError:
+    return ExamApiError(400, f"请求有误，共 {len(errors)} 处错误；未保存任何内容", errors)
+
+
+class ExamApiView(APIView):
+    authentication_classes = [IntegrationTokenAuthentication]
+    permission_classes = [HasIntegrationScope]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    schema = ExamSchema()
+    scope = mapping.RESULT
+    openapi: dict = {}
+
+    def integration_scope(self, request):
+        return self.scope
+
+    def get_exception_handler(self):
+        return exception_handler
+
+
+class ReportIntake(ExamApiView):
+    openapi = {"post": {
+        "summary": "提交检查报告（审核 / 重新审核）",
+        "description": (
+            "RIS 在医生审核（或重新审核）报告后调用。请求体即市平台“检查结果提交服务”的报文（字段、长度、值域见下），"
+            "但科室、检查部位填**院内代码**，由本服务按字典对照为标准代码和名称；另附报告 PDF。\n\n"
+            "* 全部代码已对照：保存新版本，上传 PDF（实时）与检查结果（按配置频率增量推送），"
+            "有 studyInstanceUid 时推送影像到前置机。返回 201（新报告）或 200（新版本，或内容与最新版本相同未重复保存）。\n"
+            "* 有院内代码未对照：返回 202，报告保存为“待对照”，**不上传**；`problems` 写明哪个代码未对照。"
+            "字典维护后本服务自动重新对照并上传，无需重发。\n"
+            "* 报文有误：返回 400 和逐字段错误，什么也不保存。\n\n"
+            "主键为 orgCode + reportId：重新提交同一 reportId 即更新平台上的报告。"),
+        "request": "ExamReport",
+        "responses": {201: ("ExamReportStatus", "新报告已保存并排队上传"),
+                      200: ("ExamReportStatus", "已保存为新版本并排队上传；或与最新版本相同"),
+                      202: ("ExamReportStatus", "已保存为待对照：有院内代码未对照标准字典，暂不上传"),
+                      400: ("ExamError", "报文有误，未保存")}}}
+
+    def post(self, request):
+        try:
+            result = services.submit_report(request.data, source=request.auth.code)
+        except services.IntakeInvalid as exc:
+            raise _invalid(exc.errors) from None
+        body = {**selectors.report_status(result.report), "created": result.created, "changed": result.changed}
+        if result.report.state == ExamReport.State.HELD:
+            code = status.HTTP_202_ACCEPTED
+        else:
+            code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(body, status=code)
+
+
+class ReportStatus(ExamApiView):
+    openapi = {"get": {"summary": "查询检查报告的上传状态",
+                       "description": "报告状态（待对照 / 已审核上传 / 已撤回作废）、各项上传（PDF、结果、作废）在市平台的投递状态，以及影像同步进度。",
+                       "responses": {200: ("ExamReportStatus", "报告状态"), 404: ("ExamError", "没有该报告")}}}
+
+    def get(self, request, report_id: str):
+        report = selectors.report_by_id(report_id)
+        if report is None:
+            raise ExamApiError(404, f"没有检查报告 {report_id}")
+        return Response(selectors.report_status(report))
+
+
+class ReportWithdraw(ExamApiView):
+    scope = mapping.VOID
+    openapi = {"post": {
+        "summary": "撤回检查报告（作废）",
+        "description": ("RIS 撤回已审核的报告时调用。本服务调用市平台“检查报告作废服务”：尚未上传的版本直接取消，"
+                        "平台可能已持有时发送作废。请求体为作废报文的业务字段（voidDateTime 可省略，默认当前时间）。"
+                        "重复撤回返回同样的结果。"),
+        "request": "ExamWithdraw",
+        "responses": {200: ("ExamReportStatus", "已撤回"), 400: ("ExamError", "报文有误"),
+                      404: ("ExamError", "没有该报告")}}}
+
+    def post(self, request, report_id: str):
+        try:
+            services.withdraw_report(report_id, request.data, source=request.auth.code)
+        except services.IntakeInvalid as exc:
+            raise _invalid(exc.errors) from None
+        except services.ReportNotFound:
+            raise ExamApiError(404, f"没有检查报告 {report_id}") from None
+        return Response(selectors.report_status(selectors.report_by_id(report_id)))
+
+
+STUDY_FIELDS = ("studyInstanceUid", "imageFolder", "accessionNo", "reportId")
+
+
+class StudyEvent(ExamApiView):
+    openapi = {"post": {
+        "summary": "检查影像已完成：推送到前置机",
+        "description": ("PACS/RIS 在检查影像完整后调用（报告审核时带 studyInstanceUid 也会触发）。本服务建立持久的同步任务："
+                        "从 imageFolder 读取，或按配置以 C-GET / C-MOVE 从 PACS 调取，再以 C-STORE 推送到前置机；"
+                        "已确认接收的实例不会重发，同一检查再次通知只推送新增实例。"),
+        "request": "ExamStudyEvent",
+        "responses": {202: ("ExamStudy", "任务已建立或已安排重新扫描"), 400: ("ExamError", "报文有误")}}}
+
+    def post(self, request):
+        data = request.data
+        if not isinstance(data, dict):
+            raise _invalid([{"field": "", "rule": "type", "message": "请求体应为 JSON 对象"}])
+        errors = [{"field": k, "rule": "unknown", "message": f"未定义的字段 {k}"} for k in data if k not in STUDY_FIELDS]
+        errors += [{"field": k, "rule": "type", "message": f"{k} 应为字符串"}
+                   for k in STUDY_FIELDS if k in data and not isinstance(data[k], str)]
+        uid = data.get("studyInstanceUid")
+        spec_errors = mapping.spec(mapping.RESULT).validate({mapping.STUDY_UID_FIELD: uid})  # its format rule only
+        errors += [e for e in spec_errors if e["field"] == mapping.STUDY_UID_FIELD and e["rule"] != "required"]
+        if not uid:
+            errors.append({"field": "studyInstanceUid", "rule": "required", "message": "缺少 studyInstanceUid"})
+        folder = data.get("imageFolder") or ""
+        if folder and isinstance(folder, str):
+            errors += services.check_folder(folder)
+        if errors:
+            raise _invalid(errors)
+        job = services.ensure_study_job(uid, folder=folder, accession_no=str(data.get("accessionNo") or "")[:32],
+                                        report_id=str(data.get("reportId") or "")[:20], source_system=request.auth.code)
+        return Response(selectors.study_status(job), status=status.HTTP_202_ACCEPTED)
+
+
+class StudyStatus(ExamApiView):
+    openapi = {"get": {"summary": "查询影像同步进度",
+                       "description": "已送达前置机的实例数 / 实例总数、状态、重试时间与最后错误。",
+                       "responses": {200: ("ExamStudy", "同步进度"), 404: ("ExamError", "没有该检查的同步任务")}}}
+
+    def get(self, request, study_uid: str):
+        job = StudySync.objects.filter(study_instance_uid=study_uid).first()
+        if job is None:
+            raise ExamApiError(404, f"没有检查 {study_uid} 的影像同步任务")
+        return Response(selectors.study_status(job))

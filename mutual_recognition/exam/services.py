@@ -1,0 +1,523 @@
+"""Writes of the exam side (requirement 1.1): report intake, withdrawal, re-mapping of held
+reports, the daily summary, and the DICOM study-sync jobs.
+
+Uploads go through the delivery engine (``hospital_interop.uploads.services.enqueue``) inside the
+caller's transaction: PDF (EXAM_REPORT_PDF, immediate), result (EXAM_RESULT_SUBMIT, pushed
+incrementally on its schedule), void (EXAM_REPORT_VOID) and summary (EXAM_DAILY_SUMMARY).
+
+Study-sync jobs are persistent (like Orthanc's job engine): a ``StudySync`` row per study and a
+``StudyInstance`` row per SOP instance. A run claims the job with a lease, (re)plans it from the
+study folder or a PACS retrieval when asked to, sends only instances not yet stored, marks an
+instance stored only on a success status from the front-end processor, and sets the next attempt
+from the delivery engine's retry policy (``uploads.services.retry_delay``). A periodic sweep runs
+due jobs and reclaims jobs whose worker died; no Celery countdowns.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models import Count, F, Min, Q
+from django.utils import timezone
+
+from hospital_interop.dicom.config import DicomConfig
+from hospital_interop.dicom.files import InstanceFile, scan_folder
+from hospital_interop.dicom.retrieve import retrieve_study
+from hospital_interop.dicom.store import InstanceResult, StoreSCU
+from hospital_interop.logmask import mask_name
+from hospital_interop.municipal.client import CallResult, Outcome
+from hospital_interop.uploads import services as uploads
+from hospital_interop.uploads.models import OutboxRecord, State
+
+from . import mapping
+from .models import DailySummaryRun, ExamReport, StudyInstance, StudySync
+
+log = logging.getLogger(__name__)
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+SOURCE_DAILY = "exam-daily"
+PROGRESS_EVERY = 0.5  # seconds between progress/lease updates of a running job
+DICTIONARY_VERSION_SEEN = "exam:held-remap:dictionary-version"
+
+
+class IntakeInvalid(Exception):
+    """The request is rejected whole; ``errors`` = [{field, rule, message}]."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']} {e['rule']}" for e in errors[:5]))
+
+
+class ReportNotFound(LookupError):
+    pass
+
+
+@dataclass
+class SubmitResult:
+    report: ExamReport
+    created: bool
+    changed: bool  # False: same content as the latest version, nothing new stored
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def check_folder(folder: str, config: DicomConfig | None = None) -> list[dict]:
+    """A study folder named by an event must lie below a configured root."""
+    config = config or DicomConfig.from_settings()
+    real = Path(os.path.realpath(folder))
+    for root in config.folder_roots:
+        root_real = Path(os.path.realpath(root))
+        if real == root_real or root_real in real.parents:
+            return []
+    roots = "、".join(str(r) for r in config.folder_roots) or "（未配置）"
+    return [{"field": mapping.IMAGE_FOLDER_FIELD, "rule": "folder",
+             "message": f"影像目录 {folder} 不在允许的目录之下：{roots}（DICOM_FOLDER_ROOTS）"}]
+
+
+def submit_report(body, *, source: str = "") -> SubmitResult:
+    """A report approved (or re-approved) in RIS. Raises IntakeInvalid (nothing saved).
+
+    With every hospital code mapped, a new version is published: PDF and result enqueued, an
+    unsent void of the report cancelled, the study's image sync ensured. With a code unmapped
+    the report is kept as *held* (待对照) with the precise problems, and nothing is uploaded
+    until the dictionaries are fixed (``republish``)."""
+    prepared = mapping.prepare(body)
+    if prepared.image_folder:
+        prepared.errors += check_folder(prepared.image_folder)
+    if prepared.errors:
+        raise IntakeInvalid(prepared.errors)
+    digest = mapping.content_hash(body)
+    with transaction.atomic():
+        _lock("exam-report#" + prepared.report_id)  # two first submissions of one report: one waits
+        report = ExamReport.objects.select_for_update().filter(report_id=prepared.report_id).first()
+        created = report is None
+        if report is not None and report.state == ExamReport.State.ACTIVE and report.content_hash == digest:
+            return SubmitResult(report, created=False, changed=False)
+        report = report or ExamReport(report_id=prepared.report_id)
+        report.content = mapping.stored_content(body)
+        report.content_hash = digest
+        report.pdf_name, report.pdf_size, report.pdf_content = prepared.pdf_name, len(prepared.pdf_bytes), prepared.pdf_bytes
+        report.source = source or report.source
+        _apply(report, prepared)
+    return SubmitResult(report, created=created, changed=True)
+
+
+def _lock(name: str) -> None:
+    """A transaction-scoped advisory lock (PostgreSQL; SQLite runs one writer at a time anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [name])
+
+
+def _apply(report: ExamReport, prepared: mapping.Prepared) -> None:
+    """Store the mapped facts and publish, or hold (inside the caller's transaction)."""
+    result = prepared.result
+    patient = uploads.patient_of(mapping.RESULT, result)
+    report.accession_no = str(result.get(mapping.ACCESSION_FIELD) or "")[:32]
+    report.patient_display = mask_name(patient.name)
+    report.patient_id_hash = patient.id_hash
+    report.study_instance_uid = str(result.get(mapping.STUDY_UID_FIELD) or "")
+    report.exam_item = prepared.exam_item[:130] or str(result.get(mapping.EXAM_ITEM_FIELD) or "")
+    if prepared.mapping_errors:
+        report.state = ExamReport.State.HELD
+        report.problems = prepared.mapping_errors
+        report.save()
+        log.warning("exam report %s held: %s", report.report_id, "; ".join(e["message"] for e in prepared.mapping_errors))
+        _ensure_images(report, prepared)  # the images do not depend on the code mappings
+        return
+    now = timezone.now()
+    report.dept_std_code, report.dept_std_name = prepared.dept_std
+    report.version += 1
+    report.state = ExamReport.State.ACTIVE
+    report.problems = []
+    report.approved_at = now
+    report.withdrawn_at = None
+    report.void_reason = ""
+    report.save()
+    _cancel_unsent_void(report)
+    report.pdf_record = uploads.enqueue(mapping.PDF, prepared.pdf_payload, event_at=now, source=report.source)
+    report.result_record = uploads.enqueue(mapping.RESULT, result, event_at=now, source=report.source)
+    report.save(update_fields=["pdf_record", "result_record", "updated_at"])
+    _ensure_images(report, prepared)
+
+
+def _ensure_images(report: ExamReport, prepared: mapping.Prepared) -> None:
+    """Requirement 1.1 step 3: after approval, the study's images go to the front-end processor."""
+    if report.study_instance_uid:
+        ensure_study_job(report.study_instance_uid, folder=prepared.image_folder, accession_no=report.accession_no,
+                         report_id=report.report_id, patient_display=report.patient_display,
+                         source_system=report.source)
+
+
+def _cancel_unsent_void(report: ExamReport) -> None:
+    """A re-approval after a withdrawal: a void still waiting to be sent must not void the new version."""
+    key = uploads.business_key(mapping.spec(mapping.VOID), {**_org(), mapping.spec(mapping.VOID).key[-1]: report.report_id})
+    unsent = list(OutboxRecord.objects.filter(interface=mapping.VOID, business_key=key,
+                                              state__in=(State.PENDING, State.RETRY, State.ATTENTION))
+                  .values_list("pk", flat=True))
+    if unsent:
+        uploads.cancel(unsent, reason="报告已重新审核，撤回作废不再发送")
+
+
+def _org() -> dict:
+    return {name: default() for name, default in mapping.DEFAULTS.items()}
+
+
+def republish(report_id: str) -> ExamReport:
+    """Map a held report again (after the dictionaries were fixed) and publish it if it maps now."""
+    with transaction.atomic():
+        report = ExamReport.objects.select_for_update().filter(report_id=report_id).first()
+        if report is None:
+            raise ReportNotFound(report_id)
+        if report.state != ExamReport.State.HELD:
+            return report
+        body = dict(report.content)
+        pdf = dict(body.get(mapping.PDF_FIELD) or {})
+        pdf[mapping.PDF_CONTENT] = base64.b64encode(bytes(report.pdf_content)).decode("ascii")
+        body[mapping.PDF_FIELD] = pdf
+        prepared = mapping.prepare(body)
+        if prepared.errors:  # the stored content was valid when it came: only a spec change gets here
+            report.problems = prepared.errors
+            report.save(update_fields=["problems", "updated_at"])
+            return report
+        _apply(report, prepared)
+    return report
+
+
+def republish_held() -> tuple[int, int]:
+    """Try every held report again: (published, still held)."""
+    published = held = 0
+    for report_id in ExamReport.objects.filter(state=ExamReport.State.HELD).values_list("report_id", flat=True):
+        report = republish(report_id)
+        if report.state == ExamReport.State.HELD:
+            held += 1
+        else:
+            published += 1
+    return published, held
+
+
+def republish_held_if_dictionaries_changed() -> tuple[int, int] | None:
+    """Called by the sweep: held reports go out on their own soon after a mapping is fixed."""
+    from dictionaries.selectors import version
+
+    current = version()
+    if cache.get(DICTIONARY_VERSION_SEEN) == current:
+        return None
+    cache.set(DICTIONARY_VERSION_SEEN, current, None)
+    if not ExamReport.objects.filter(state=ExamReport.State.HELD).exists():
+        return None
+    return republish_held()
+
+
+def withdraw_report(report_id: str, body, *, source: str = "") -> ExamReport:
+    """The report was withdrawn in RIS: void it on the platform (the delivery engine sends the
+    void only if the platform may hold the report, and cancels versions not yet sent)."""
+    with transaction.atomic():
+        report = ExamReport.objects.select_for_update().filter(report_id=report_id).first()
+        if report is None:
+            raise ReportNotFound(report_id)
+        if report.state == ExamReport.State.WITHDRAWN:  # a repeated call: same answer
+            return report
+        payload, errors = mapping.void_payload(report_id, body)
+        if errors:
+            raise IntakeInvalid(errors)
+        report.state = ExamReport.State.WITHDRAWN
+        report.withdrawn_at = timezone.now()
+        report.void_reason = str(payload.get(mapping.VOID_REASON_FIELD) or "")[:200]
+        report.problems = []
+        if report.version:  # a version was published: the platform may hold it
+            report.void_record = uploads.enqueue(mapping.VOID, payload, event_at=report.withdrawn_at,
+                                                 source=source or report.source)
+        report.save()
+    return report
+
+
+# --------------------------------------------------------------------------- daily summary
+
+
+def _day_bounds(stat_date: date) -> tuple[datetime, datetime]:
+    start = timezone.make_aware(datetime.combine(stat_date, datetime.min.time()))
+    return start, start + timedelta(days=1)
+
+
+def daily_counts(stat_date: date) -> list[dict]:
+    """Per standard executing department: the reports first accepted by the platform on that day
+    (EXAM_RESULT_SUBMIT) that it still holds (not withdrawn), and of them those with images.
+
+    A department whose reports of that day were all withdrawn since is listed with 0, so a re-run
+    corrects an earlier count on the platform (same key: orgCode, statDate, deptCode)."""
+    start, end = _day_bounds(stat_date)
+    done = OutboxRecord.objects.filter(interface=mapping.RESULT, state=State.DONE)
+    keys = set(done.filter(accepted_at__gte=start, accepted_at__lt=end).values_list("business_key", flat=True))
+    first = (done.filter(business_key__in=keys).values("business_key").annotate(first=Min("accepted_at"))
+             .filter(first__gte=start, first__lt=end).values_list("business_key", flat=True))
+    prefix = _org()["orgCode"] + "|"
+    report_ids = [k[len(prefix):] for k in first if k.startswith(prefix)]
+    live = ~Q(state=ExamReport.State.WITHDRAWN)
+    rows = (ExamReport.objects.filter(report_id__in=report_ids).exclude(dept_std_code="")
+            .values("dept_std_code", "dept_std_name")
+            .annotate(reports=Count("pk", filter=live),
+                      studies=Count("pk", filter=live & ~Q(study_instance_uid="")))
+            .order_by("dept_std_code"))
+    return [{"deptCode": r["dept_std_code"], "deptName": r["dept_std_name"], "reportCount": r["reports"],
+             "studyCount": r["studies"]} for r in rows]
+
+
+def submit_daily_summary(stat_date: date, *, trigger: str = "ops", user: str = "") -> DailySummaryRun:
+    """Compute and enqueue 检查日报 for a date (re-runnable: the same keys replace earlier counts)."""
+    rows = daily_counts(stat_date)
+    day = stat_date.strftime("%Y%m%d")
+    with transaction.atomic():
+        ids = [uploads.enqueue(mapping.DAILY, mapping.daily_payload(day, r["deptCode"], r["deptName"],
+                                                                     r["reportCount"], r["studyCount"]),
+                               source=SOURCE_DAILY).pk for r in rows]
+        run = DailySummaryRun.objects.create(stat_date=stat_date, trigger=trigger, requested_by=user, rows=rows,
+                                             record_ids=ids)
+    log.info("exam daily summary %s (%s): %d department(s), %d report(s)", stat_date, trigger, len(rows),
+             run.report_total)
+    return run
+
+
+def summary_time() -> tuple[int, int]:
+    hours, minutes = settings.EXAM_DAILY_SUMMARY_TIME.split(":")
+    return int(hours), int(minutes)
+
+
+def daily_summary_tick(now: datetime | None = None) -> DailySummaryRun | None:
+    """Run by beat every few minutes: once the configured time has passed, report yesterday
+    (once; a missed day is caught up at the next tick)."""
+    local = timezone.localtime(now or timezone.now())
+    hours, minutes = summary_time()
+    if (local.hour, local.minute) < (hours, minutes):
+        return None
+    target = local.date() - timedelta(days=1)
+    with transaction.atomic():
+        _lock(f"exam-daily#{target}")
+        if DailySummaryRun.objects.filter(stat_date=target, trigger="schedule").exists():
+            return None
+        return submit_daily_summary(target, trigger="schedule")
+
+
+# --------------------------------------------------------------------------- study sync jobs
+
+
+def ensure_study_job(study_instance_uid: str, *, folder: str = "", accession_no: str = "", report_id: str = "",
+                     patient_display: str = "", source_system: str = "") -> StudySync:
+    """A study is complete (or its report approved): make sure a job will push it. An existing job
+    is re-planned at its next run (new instances are added; stored ones are never sent again)."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = StudySync.objects.select_for_update().filter(study_instance_uid=study_instance_uid).first()
+        if job is None:
+            job = StudySync(study_instance_uid=study_instance_uid, event_at=now, next_attempt_at=now)
+        job.folder = folder or job.folder
+        job.source = StudySync.Source.FOLDER if job.folder else StudySync.Source.PACS
+        job.accession_no = accession_no or job.accession_no
+        job.report_id = report_id or job.report_id
+        job.patient_display = patient_display or job.patient_display
+        job.source_system = source_system or job.source_system
+        job.rescan = True
+        if job.state in (StudySync.State.DONE, StudySync.State.ATTENTION, StudySync.State.RETRY):
+            job.state, job.next_attempt_at, job.event_at = StudySync.State.PENDING, now, now
+            job.attempts = 0
+        job.save()
+        transaction.on_commit(lambda: wake_study_job(job.pk))
+    return job
+
+
+def wake_study_job(job_id: int) -> None:
+    from .tasks import run_study
+
+    try:
+        run_study.apply_async((job_id,), retry=False)
+    except Exception as exc:  # broker down: the sweep will run it
+        log.warning("broker unavailable, study job %s left for the sweep: %s", job_id, exc)
+
+
+def claim_study_job(job_id: int, *, worker: str = WORKER_ID) -> StudySync | None:
+    now = timezone.now()
+    lease = timedelta(seconds=settings.DICOM.get("LEASE_SECONDS", 900))
+    with transaction.atomic():
+        job = (StudySync.objects.select_for_update(skip_locked=True)
+               .filter(pk=job_id, state__in=(StudySync.State.PENDING, StudySync.State.RETRY), next_attempt_at__lte=now)
+               .first())
+        if job is None:
+            return None
+        job.state, job.lease_until, job.claimed_by = StudySync.State.RUNNING, now + lease, worker
+        job.started_at, job.attempts = now, job.attempts + 1
+        job.save(update_fields=["state", "lease_until", "claimed_by", "started_at", "attempts", "updated_at"])
+    return job
+
+
+class _JobProblem(Exception):
+    pass
+
+
+def _plan(job: StudySync, config: DicomConfig) -> None:
+    """(Re)plan a job: retrieve from the PACS if needed, scan the folder, add new instances."""
+    StudySync.objects.filter(pk=job.pk).update(rescan=False)
+    if job.source == StudySync.Source.PACS:
+        folder = Path(config.retrieve_dir) / job.study_instance_uid
+        got = retrieve_study(config, job.study_instance_uid, folder)
+        if not got.ok:
+            raise _JobProblem(got.error)
+        job.folder = str(folder)
+        StudySync.objects.filter(pk=job.pk).update(folder=job.folder)
+    if not job.folder or not os.path.isdir(job.folder):
+        raise _JobProblem(f"影像目录不存在：{job.folder or '（未指定）'}")
+    scan = scan_folder(job.folder, job.study_instance_uid)
+    known = {r.sop_instance_uid: r for r in job.instances.all()}
+    new, moved = [], []
+    for inst in scan.instances:
+        row = known.get(inst.sop_instance_uid)
+        values = dict(sop_class_uid=inst.sop_class_uid, transfer_syntax_uid=inst.transfer_syntax_uid,
+                      series_instance_uid=inst.series_instance_uid, path=inst.path, size=inst.size,
+                      data_offset=inst.data_offset)
+        if row is None:
+            new.append(StudyInstance(job=job, sop_instance_uid=inst.sop_instance_uid, **values))
+        elif row.state != StudyInstance.State.STORED and any(getattr(row, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(row, k, v)
+            moved.append(row)
+    StudyInstance.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
+    if moved:
+        StudyInstance.objects.bulk_update(moved, list(values), batch_size=1000)
+    skipped = [{"path": p, "reason": r} for p, r in scan.skipped[:50]]
+    StudySync.objects.filter(pk=job.pk).update(total=job.instances.count(), skipped_files=skipped)
+    if not known and not new:
+        raise _JobProblem(f"目录 {job.folder} 中没有该检查的 DICOM 文件")
+
+
+def _send(job: StudySync, config: DicomConfig, on_instance) -> str:
+    rows = list(job.instances.filter(state=StudyInstance.State.PENDING).order_by("pk"))
+    if not rows:
+        return ""
+    files = [InstanceFile(path=r.path, sop_class_uid=r.sop_class_uid, sop_instance_uid=r.sop_instance_uid,
+                          transfer_syntax_uid=r.transfer_syntax_uid, study_instance_uid=job.study_instance_uid,
+                          series_instance_uid=r.series_instance_uid, size=r.size, data_offset=r.data_offset)
+             for r in rows]
+    pks = {r.sop_instance_uid: r.pk for r in rows}
+    lease = timedelta(seconds=settings.DICOM.get("LEASE_SECONDS", 900))
+    last_progress = [time.monotonic()]
+    StudySync.objects.filter(pk=job.pk).update(destination=str(config.fep))
+
+    def record(res: InstanceResult) -> None:
+        now = timezone.now()
+        fields: dict = {"status": res.status, "last_error": res.error[:500]}
+        if res.sent:
+            fields["sent_count"] = F("sent_count") + 1
+        if res.stored:
+            fields.update(state=StudyInstance.State.STORED, stored_at=now)
+        elif res.kind in ("rejected", "unsupported"):
+            fields["state"] = StudyInstance.State.REJECTED
+        StudyInstance.objects.filter(pk=pks[res.instance.sop_instance_uid]).update(**fields)
+        if time.monotonic() - last_progress[0] >= PROGRESS_EVERY:
+            last_progress[0] = time.monotonic()
+            StudySync.objects.filter(pk=job.pk, claimed_by=job.claimed_by).update(
+                stored=StudyInstance.objects.filter(job=job, state=StudyInstance.State.STORED).count(),
+                lease_until=now + lease)
+        if on_instance is not None:
+            on_instance(res)
+
+    outcome = StoreSCU(config).send_all(files, on_result=record)
+    return outcome.error
+
+
+def run_study_job(job_id: int, *, config: DicomConfig | None = None, on_instance=None) -> StudySync | None:
+    """One run of a due job (None when it is not due or another worker holds it)."""
+    job = claim_study_job(job_id)
+    if job is None:
+        return None
+    config = config or DicomConfig.from_settings()
+    error = ""
+    try:
+        if job.rescan or job.total == 0:
+            _plan(job, config)
+        error = _send(job, config, on_instance)
+    except _JobProblem as exc:
+        error = str(exc)
+    except Exception as exc:
+        log.exception("study job %s failed", job.pk)
+        error = f"内部错误：{exc}"
+    return _finish(job, error)
+
+
+def _finish(job: StudySync, error: str) -> StudySync:
+    now = timezone.now()
+    counts = job.instances.aggregate(
+        total=Count("pk"), stored=Count("pk", filter=Q(state=StudyInstance.State.STORED)),
+        rejected=Count("pk", filter=Q(state=StudyInstance.State.REJECTED)))
+    pending = counts["total"] - counts["stored"] - counts["rejected"]
+    fields = dict(total=counts["total"], stored=counts["stored"], rejected=counts["rejected"], lease_until=None,
+                  claimed_by="", next_attempt_at=None, updated_at=now)
+    max_age = timedelta(hours=settings.DICOM.get("MAX_AGE_HOURS", 72))
+    if not error and pending and not counts["rejected"]:
+        error = f"{pending} 个实例未送达"
+    if error and now - job.event_at <= max_age:
+        delay = uploads.retry_delay(job.attempts, CallResult(outcome=Outcome.RETRY, message=error))
+        fields.update(state=StudySync.State.RETRY, next_attempt_at=now + timedelta(seconds=delay), last_error=error)
+    elif error:
+        fields.update(state=StudySync.State.ATTENTION,
+                      last_error=f"超过最长重试时间 {max_age.total_seconds() / 3600:g} 小时仍未完成：{error}")
+    elif counts["rejected"]:
+        fields.update(state=StudySync.State.ATTENTION,
+                      last_error=f"{counts['rejected']} 个实例被前置机拒收，请查看实例状态后重新同步")
+    else:
+        fields.update(state=StudySync.State.DONE, finished_at=now, last_error="")
+    with transaction.atomic():
+        updated = StudySync.objects.filter(pk=job.pk, claimed_by=job.claimed_by).update(**fields)
+        if updated and fields["state"] == StudySync.State.DONE:
+            # an event arrived while this run was going: plan again now
+            StudySync.objects.filter(pk=job.pk, rescan=True).update(state=StudySync.State.PENDING, next_attempt_at=now)
+    if error:
+        log.warning("study job %s (%s): %s", job.pk, job.study_instance_uid, error)
+    job.refresh_from_db()
+    return job
+
+
+def reclaim_expired_study_leases() -> int:
+    now = timezone.now()
+    return StudySync.objects.filter(state=StudySync.State.RUNNING, lease_until__lt=now).update(
+        state=StudySync.State.RETRY, next_attempt_at=now, claimed_by="", lease_until=None,
+        last_error="处理进程中断，已重新排队", updated_at=now)
+
+
+def due_study_jobs(limit: int = 50) -> list[int]:
+    now = timezone.now()
+    return list(StudySync.objects.filter(state__in=(StudySync.State.PENDING, StudySync.State.RETRY),
+                                         next_attempt_at__lte=now).order_by("next_attempt_at")
+                .values_list("pk", flat=True)[:limit])
+
+
+def retry_study_jobs(job_ids) -> int:
+    """Ops: run these jobs now (waiting for a retry, needing attention, or pending)."""
+    now = timezone.now()
+    ids = list(StudySync.objects.filter(pk__in=job_ids, state__in=(
+        StudySync.State.RETRY, StudySync.State.ATTENTION, StudySync.State.PENDING)).values_list("pk", flat=True))
+    with transaction.atomic():
+        StudyInstance.objects.filter(job_id__in=ids, state=StudyInstance.State.REJECTED).update(
+            state=StudyInstance.State.PENDING)
+        StudySync.objects.filter(pk__in=ids).update(state=StudySync.State.PENDING, next_attempt_at=now,
+                                                    event_at=now, attempts=0, updated_at=now)
+        transaction.on_commit(lambda: [wake_study_job(i) for i in ids])
+    return len(ids)
+
+
+def rescan_study_job(job_id: int) -> bool:
+    """Ops: look at the folder (or the PACS) again; new instances are added, stored ones stay stored."""
+    job = StudySync.objects.filter(pk=job_id).first()
+    if job is None or job.state == StudySync.State.RUNNING:
+        return False
+    ensure_study_job(job.study_instance_uid)
+    return True

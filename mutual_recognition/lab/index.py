@@ -1,0 +1,159 @@
+"""The index file that travels with each report PDF in the drop folder, and atomic writes.
+
+File names: ``<reportId>_v<version>.pdf`` and ``<reportId>_v<version>.json`` (same stem). Writers
+create a hidden temporary file (``.<name>.part``) in the same folder, fsync it, then rename it
+into place; the PDF first, the index last, so a complete index means a complete pair. Readers
+ignore names starting with a dot. Format (UTF-8 JSON, documented in docs/lab-transfer.md)::
+
+    {
+      "format": "lab-report-index", "formatVersion": 1,
+      "reportId": "JY2026112700001", "version": 2,
+      "event": "archived", "archivedAt": "2026-11-27T10:15:00+08:00",
+      "pdf": {"fileName": "JY2026112700001_v2.pdf", "size": 48213, "sm3": "<64 hex>"},
+      "report": { ...the LIS content, intake.LabReportIn... },
+      "signature": { ...esign.services.signature_block(), or null... },
+      "contentHash": "<SM3 of the canonical report JSON>",
+      "generator": "hospital-interop"
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hospital_interop.municipal.gm import sm3_hex
+
+from . import intake
+
+FORMAT = "lab-report-index"
+FORMAT_VERSION = 1
+PDF_EXT, INDEX_EXT = ".pdf", ".json"
+STEM = re.compile(r"^[A-Za-z0-9_-]{1,20}_v[0-9]{1,6}$")
+MAX_INDEX_BYTES = 4 * 1024 * 1024
+
+
+def stem_for(report_id: str, version: int) -> str:
+    return f"{report_id}_v{version}"
+
+
+def build(*, report_id: str, version: int, archived_at: str, pdf_name: str, pdf_bytes: bytes, content: dict,
+          signature: dict | None) -> bytes:
+    doc = {
+        "format": FORMAT, "formatVersion": FORMAT_VERSION, "reportId": report_id, "version": version,
+        "event": "archived", "archivedAt": archived_at,
+        "pdf": {"fileName": pdf_name, "size": len(pdf_bytes), "sm3": sm3_hex(pdf_bytes)},
+        "report": content, "signature": signature, "contentHash": intake.content_hash(content),
+        "generator": "hospital-interop",
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+class IndexError_(ValueError):
+    """The index file cannot be used; ``reason`` is Chinese, ``errors`` the details."""
+
+    def __init__(self, reason: str, errors: list[dict] | None = None):
+        self.reason, self.errors = reason, errors or []
+        super().__init__(reason)
+
+
+@dataclass
+class Index:
+    report_id: str
+    version: int
+    archived_at: str
+    pdf_name: str
+    pdf_size: int
+    pdf_sm3: str
+    content: dict
+    signature: dict | None
+
+
+def parse(raw: bytes, *, stem: str, trusted=None) -> Index:
+    """Parse and check an index file; raises IndexError_ with a readable reason.
+
+    ``trusted(report_id, version, content_hash) -> bool`` may vouch for content this server
+    validated at approval (its stored version has that hash): the LIS schema is then not run again.
+    """
+    if len(raw) > MAX_INDEX_BYTES:
+        raise IndexError_(f"索引文件过大（{len(raw)} 字节）")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexError_(f"索引文件不是有效的 UTF-8 JSON：{exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise IndexError_(f"索引文件格式不对：缺少 \"format\": \"{FORMAT}\"")
+    if doc.get("formatVersion") != FORMAT_VERSION:
+        raise IndexError_(f"不支持的索引格式版本 {doc.get('formatVersion')!r}（支持 {FORMAT_VERSION}）")
+    errors = []
+    pdf = doc.get("pdf") if isinstance(doc.get("pdf"), dict) else {}
+    for field, ok in (
+        ("reportId", isinstance(doc.get("reportId"), str) and doc["reportId"]),
+        ("version", isinstance(doc.get("version"), int) and not isinstance(doc["version"], bool) and doc["version"] > 0),
+        ("pdf.fileName", isinstance(pdf.get("fileName"), str) and pdf["fileName"].endswith(PDF_EXT)),
+        ("pdf.size", isinstance(pdf.get("size"), int) and pdf["size"] > 0),
+        ("pdf.sm3", isinstance(pdf.get("sm3"), str) and re.fullmatch(r"[0-9a-f]{64}", pdf["sm3"] or "")),
+        ("report", isinstance(doc.get("report"), dict)),
+    ):
+        if not ok:
+            errors.append({"field": field, "rule": "required", "message": f"索引缺少或错误：{field}"})
+    if errors:
+        raise IndexError_("索引文件缺少必需字段：" + "、".join(e["field"] for e in errors), errors)
+    digest = intake.content_hash(doc["report"])
+    if trusted is not None and digest == doc.get("contentHash") and trusted(doc["reportId"], doc["version"], digest):
+        content, problems = doc["report"], []
+    else:
+        content, problems = intake.normalise(doc["report"])
+    if problems:
+        raise IndexError_("索引中的报告内容不符合 LIS 报告格式：" + "；".join(
+            f"{e['field']} {e['message']}" for e in problems[:5]), problems)
+    if content["reportId"] != doc["reportId"]:
+        raise IndexError_(f"索引的 reportId {doc['reportId']} 与报告内容 {content['reportId']} 不一致")
+    if stem_for(doc["reportId"], doc["version"]) != stem or pdf["fileName"] != stem + PDF_EXT:
+        raise IndexError_(f"文件名与索引不一致：索引为 {doc['reportId']} 第 {doc['version']} 版，"
+                          f"PDF 为 {pdf['fileName']}，文件为 {stem}{INDEX_EXT}")
+    signature = doc.get("signature") if isinstance(doc.get("signature"), dict) else None
+    return Index(report_id=doc["reportId"], version=doc["version"], archived_at=str(doc.get("archivedAt") or ""),
+                 pdf_name=pdf["fileName"], pdf_size=pdf["size"], pdf_sm3=pdf["sm3"], content=content,
+                 signature=signature)
+
+
+def check_pdf(raw: bytes, idx: Index) -> str:
+    """'' when the PDF bytes are the ones the index names and look like a whole PDF, else a reason."""
+    if len(raw) != idx.pdf_size:
+        return f"PDF 文件不完整或被改动：实际 {len(raw)} 字节，索引记录 {idx.pdf_size} 字节"
+    if sm3_hex(raw) != idx.pdf_sm3:
+        return "PDF 文件的 SM3 摘要与索引记录不一致（文件被改动或损坏）"
+    if not raw.startswith(b"%PDF-") or b"%%EOF" not in raw[-1024:]:
+        return "PDF 文件结构不完整（缺少 %PDF- 文件头或 %%EOF 结束标记）"
+    return ""
+
+
+def atomic_write(folder: Path, name: str, data: bytes) -> Path:
+    """Write ``folder/name`` so that readers see either nothing or the whole file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / name
+    tmp = folder / f".{name}.{os.getpid()}.part"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    fsync_dir(folder)
+    return final
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

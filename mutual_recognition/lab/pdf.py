@@ -1,0 +1,319 @@
+"""The lab report PDF (检验报告单), rendered with reportlab.
+
+A4 portrait: hospital header with the report title and, when the report holds recognition items,
+the "HR" mark; the patient and specimen block; the results table (item, result with ↑/↓, unit,
+reference range, method, HR beside recognised items); the remark line; accepted external results
+and non-recognition information when there are any; the signature block (tester, reviewer,
+electronic signature: certificate serial, SM3 of the signed text, time stamp); page footer.
+
+Font: WenQuanYi Micro Hei embedded (subset) when the Debian package ``fonts-wqy-microhei`` is
+installed, else the CID font STSong-Light (no embedding; every PDF reader ships it). Both give
+text that ``pdftotext`` extracts. Output is deterministic (``invariant``): the same content gives
+the same bytes, so a re-archived report has the same SM3.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from hospital_interop.municipal.specs import load_catalogue
+
+from .payloads import Mapped, age_at, report_day
+
+FONT_FILES = (
+    os.environ.get("LAB_PDF_FONT", ""),
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+)
+CID_FONT = "STSong-Light"
+BLUE = colors.HexColor("#1f4e8c")
+RED = colors.HexColor("#b3261e")
+GREY = colors.HexColor("#5f6b7a")
+LINE = colors.HexColor("#9aa7b8")
+ARROWS = {"H": "↑", "HH": "↑↑", "L": "↓", "LL": "↓↓", "P": "阳性", "A": "异常"}
+PAGE_W, PAGE_H = A4
+MARGIN = 14 * mm
+
+_lock = threading.Lock()
+_font: str | None = None
+
+
+def font_name() -> str:
+    """Register the report font once per process; the embedded TTF when available."""
+    global _font
+    if _font is None:
+        with _lock:
+            if _font is None:
+                for path in FONT_FILES:
+                    if path and Path(path).exists():
+                        try:
+                            pdfmetrics.registerFont(TTFont("LabCJK", path, subfontIndex=0))
+                            _font = "LabCJK"
+                            break
+                        except Exception:  # unreadable font file: try the next one
+                            continue
+                if _font is None:
+                    pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
+                    _font = CID_FONT
+    return _font
+
+
+def _dt(value: str | None, seconds: bool = False) -> str:
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if timezone.is_aware(moment):
+        moment = timezone.localtime(moment)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _mask_id(id_no: str) -> str:
+    return id_no[:6] + "*" * max(len(id_no) - 10, 0) + id_no[-4:] if len(id_no) > 10 else id_no
+
+
+class _Styles:
+    def __init__(self, font: str):
+        self.font = font
+        self.title = ParagraphStyle("title", fontName=font, fontSize=17, leading=22, alignment=TA_CENTER,
+                                    textColor=BLUE)
+        self.subtitle = ParagraphStyle("subtitle", fontName=font, fontSize=13, leading=17, alignment=TA_CENTER)
+        self.label = ParagraphStyle("label", fontName=font, fontSize=8.2, leading=10.5, textColor=GREY)
+        self.value = ParagraphStyle("value", fontName=font, fontSize=9, leading=11.5)
+        self.cell = ParagraphStyle("cell", fontName=font, fontSize=8.6, leading=10.5)
+        self.small = ParagraphStyle("small", fontName=font, fontSize=8, leading=10.5, textColor=GREY)
+        self.remark = ParagraphStyle("remark", fontName=font, fontSize=8.6, leading=11.5, alignment=TA_LEFT)
+        self.section = ParagraphStyle("section", fontName=font, fontSize=9.5, leading=13, textColor=BLUE)
+
+
+def _esc(text) -> str:
+    return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _patient_block(m: Mapped, st: _Styles) -> Table:
+    c = m.content
+    p, v, s = c.get("patient") or {}, c.get("visit") or {}, c.get("specimen") or {}
+    sex = load_catalogue().value_set("SEX").name_of(p.get("sexCode") or "") or ""
+    if not sex and p.get("idTypeCode", "01") == "01" and len(p.get("idNo", "")) == 18:
+        sex = "男" if int(p["idNo"][16]) % 2 else "女"
+    birth = p.get("birthDate") or (p.get("idNo", "")[6:14] if len(p.get("idNo", "")) == 18 else "")
+    years = age_at(birth, report_day(c))
+    age = f"{years}岁" if years is not None else ""
+    ptype = load_catalogue().value_set("PATIENT_TYPE").name_of(v.get("patientTypeCode") or "") or ""
+    no_label, no_value = ("住院号", v.get("inpatientNo")) if v.get("patientTypeCode") == "3" else \
+        ("门诊号", v.get("outpatientNo"))
+    specimen = load_catalogue().value_set("SPECIMEN_TYPE").name_of(s.get("typeCode") or "") or ""
+    diag = " ".join(x for x in (c.get("clinicalDiagnosisName"), f"({c['clinicalDiagnosisCode']})"
+                                if c.get("clinicalDiagnosisCode") else "") if x)
+    cells = [
+        ("姓名", p.get("name")), ("性别", sex), ("年龄", age), ("病人类型", ptype),
+        (no_label, no_value), ("申请科室", m.request_dept[1] or c.get("requestDept")),
+        ("申请医师", m.request_doctor[1] or c.get("requestDoctor")), ("标本类型", specimen),
+        ("标本号", s.get("specimenNo")), ("采样时间", _dt(s.get("sampledAt"))),
+        ("接收时间", _dt(s.get("receivedAt"))), ("证件号", _mask_id(p.get("idNo", ""))),
+        ("申请单号", c.get("applicationId")), ("临床诊断", diag),
+    ]
+    widths = [16 * mm, 27 * mm, 16 * mm, 30 * mm, 16 * mm, 27 * mm, 16 * mm, 34 * mm]
+    rows, row = [], []
+    for label, value in cells:
+        row += [label + "：", _cell(value, st.value, widths[len(row) + 1])]
+        if len(row) == 8:
+            rows.append(row)
+            row = []
+    if row:
+        row += [""] * (8 - len(row))
+        rows.append(row)
+    t = Table(rows, colWidths=widths, hAlign="LEFT")
+    style = [
+        ("FONTNAME", (0, 0), (-1, -1), st.font), ("FONTSIZE", (0, 0), (-1, -1), 9),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1.2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2), ("LEFTPADDING", (0, 0), (-1, -1), 1),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 1),
+    ]
+    for col in (0, 2, 4, 6):
+        style += [("TEXTCOLOR", (col, 0), (col, -1), GREY), ("FONTSIZE", (col, 0), (col, -1), 8.2)]
+    t.setStyle(TableStyle(style))
+    return t
+
+
+def _cell(text, style: ParagraphStyle, width: float):
+    """A plain string when it fits the column (fast), else a wrapping Paragraph."""
+    text = str(text or "")
+    if pdfmetrics.stringWidth(text, style.fontName, style.fontSize) <= width - 3:
+        return text
+    return Paragraph(_esc(text), style)
+
+
+def _items_table(m: Mapped, st: _Styles) -> Table:
+    rows = [["序号", "检验项目", "结果", "", "单位", "参考区间", "检验方法", "互认"]]
+    style = [
+        ("FONTNAME", (0, 0), (-1, -1), st.font), ("FONTSIZE", (0, 0), (-1, -1), 8.6),
+        ("LINEABOVE", (0, 0), (-1, 0), 0.9, colors.black), ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+        ("LINEBELOW", (0, -1), (-1, -1), 0.9, colors.black),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1.6),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.6), ("ALIGN", (0, 0), (0, -1), "CENTER"),
+        ("ALIGN", (3, 0), (3, -1), "CENTER"), ("ALIGN", (7, 0), (7, -1), "CENTER"),
+        ("TEXTCOLOR", (0, 0), (-1, 0), GREY), ("FONTSIZE", (0, 0), (-1, 0), 8.2),
+    ]
+    widths = [11 * mm, 54 * mm, 22 * mm, 9 * mm, 20 * mm, 28 * mm, 26 * mm, 12 * mm]
+    style += [("TEXTCOLOR", (6, 1), (6, -1), GREY), ("FONTSIZE", (6, 1), (6, -1), 8)]
+    for r, item in enumerate(m.items, start=1):
+        flag = ARROWS.get(item.flag, "")
+        name = f"{item.name} {item.code}" if item.code and item.code not in item.name else item.name
+        rows.append([str(item.no), _cell(name, st.cell, widths[1]), _cell(item.result, st.cell, widths[2]), flag,
+                     _cell(item.unit, st.cell, widths[4]), _cell(item.range, st.cell, widths[5]),
+                     _cell(item.method, st.small, widths[6]), "HR" if item.recognised else ""])
+        if flag:
+            style += [("TEXTCOLOR", (2, r), (3, r), RED)]
+        if item.recognised:
+            style += [("TEXTCOLOR", (7, r), (7, r), BLUE), ("FONTSIZE", (7, r), (7, r), 9)]
+        if r % 2 == 0:
+            style.append(("BACKGROUND", (0, r), (-1, r), colors.HexColor("#f3f6fa")))
+    t = Table(rows, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    t.setStyle(TableStyle(style))
+    return t
+
+
+def _recognition_sections(m: Mapped, st: _Styles) -> list:
+    out = []
+    if m.external_results:
+        out.append(Paragraph("已采纳的外院互认结果", st.section))
+        rows = [[Paragraph(h, st.label) for h in ("互认项目", "外院结果", "报告机构", "外院报告时间", "采纳医师")]]
+        for r in m.external_results:
+            rows.append([Paragraph(_esc(f"{r['recognitionItemName'] or r['recognitionItemCode']}"), st.cell),
+                         Paragraph(_esc(f"{r['resultValue']} {r.get('unit') or ''}"), st.cell),
+                         Paragraph(_esc(r["externalOrgName"]), st.cell), _dt(r["externalReportAt"]),
+                         Paragraph(_esc(r["doctorName"]), st.cell)])
+        out.append(_plain_table(rows, [44 * mm, 30 * mm, 52 * mm, 30 * mm, 26 * mm], st))
+    if m.non_recognitions:
+        reasons = load_catalogue().value_set("REFUSAL_REASON")
+        out.append(Paragraph("不互认信息", st.section))
+        rows = [[Paragraph(h, st.label) for h in ("互认项目", "不互认原因", "说明", "决定医师")]]
+        for r in m.non_recognitions:
+            rows.append([Paragraph(_esc(r["recognitionItemName"] or r["recognitionItemCode"]), st.cell),
+                         Paragraph(_esc(reasons.name_of(r["refusalReasonCode"]) or r["refusalReasonCode"]), st.cell),
+                         Paragraph(_esc(r.get("note")), st.cell), Paragraph(_esc(r["doctorName"]), st.cell)])
+        out.append(_plain_table(rows, [44 * mm, 62 * mm, 50 * mm, 26 * mm], st))
+    return out
+
+
+def _plain_table(rows, widths, st: _Styles) -> Table:
+    t = Table(rows, colWidths=widths, hAlign="LEFT")
+    t.setStyle(TableStyle([
+        ("FONTNAME", (0, 0), (-1, -1), st.font), ("FONTSIZE", (0, 0), (-1, -1), 8.4),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.5, LINE), ("LINEBELOW", (0, -1), (-1, -1), 0.5, LINE),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1.2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
+    ]))
+    return t
+
+
+def _signature_block(m: Mapped, signature: dict | None, st: _Styles) -> KeepTogether:
+    c = m.content
+    reviewer = m.review_doctor[1] or (c.get("reviewDoctor") or {}).get("name", "")
+    tester = m.test_doctor[1] or (c.get("testDoctor") or {}).get("name", "")
+    people = Table([[
+        Paragraph(f"检验者：{_esc(tester)}", st.value), Paragraph(f"审核者：{_esc(reviewer)}", st.value),
+        Paragraph(f"报告时间：{_dt(c.get('reportedAt'))}", st.value),
+        Paragraph(f"审核时间：{_dt(c.get('reviewedAt'))}", st.value),
+    ]], colWidths=[38 * mm, 38 * mm, 53 * mm, 53 * mm], hAlign="LEFT")
+    people.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 1), ("TOPPADDING", (0, 0), (-1, -1), 3)]))
+    if signature:
+        method = {"ukey": "UKey 数字证书", "auto": "自动签名", "phone": "协同签名（手机确认）"}.get(
+            signature.get("method", ""), signature.get("method", ""))
+        lines = [
+            f"<b>电子签名</b>　签名人：{_esc(signature.get('signerName'))}（工号 {_esc(signature.get('signerStaffNo'))}）"
+            f"　方式：{_esc(method)}　签名时间：{_dt(signature.get('signedAt'), seconds=True)}",
+            f"算法：{_esc(signature.get('signatureAlgorithm'))}　证书序列号：{_esc(signature.get('certSerial'))}",
+            f"原文摘要（SM3）：{_esc(signature.get('originalHash'))}",
+            f"签名值：{_esc(str(signature.get('signatureValue', ''))[:72])}…"
+            + ("　含可信时间戳" if signature.get("timestampToken") else ""),
+        ]
+        box = Table([[Paragraph("<br/>".join(lines), st.small)]], colWidths=[182 * mm], hAlign="LEFT")
+        box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.6, BLUE), ("LEFTPADDING", (0, 0), (-1, -1), 5),
+                                 ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+    else:
+        box = Paragraph("本报告未进行电子签名。", st.small)
+    return KeepTogether([people, Spacer(0, 2 * mm), box])
+
+
+def _decorate(report_id: str, title: str, recognised: bool, font: str):
+    hospital = settings.HOSPITAL_NAME
+
+    def on_page(canvas, doc):
+        canvas.saveState()
+        top = PAGE_H - MARGIN
+        canvas.setFillColor(BLUE)
+        canvas.setFont(font, 17)
+        canvas.drawCentredString(PAGE_W / 2, top - 6 * mm, hospital)
+        canvas.setFillColor(colors.black)
+        canvas.setFont(font, 13)
+        canvas.drawCentredString(PAGE_W / 2, top - 13 * mm, f"检验报告单 · {title}")
+        canvas.setFont(font, 8.5)
+        canvas.setFillColor(GREY)
+        canvas.drawString(MARGIN, top - 19 * mm, f"报告单号：{report_id}")
+        if recognised:  # the unified recognition mark
+            x, y = PAGE_W - MARGIN - 24 * mm, top - 16 * mm
+            canvas.setStrokeColor(BLUE)
+            canvas.setFillColor(BLUE)
+            canvas.setLineWidth(1.4)
+            canvas.roundRect(x, y, 12 * mm, 9 * mm, 1.5 * mm, stroke=1, fill=0)
+            canvas.setFont("Helvetica-Bold", 15)
+            canvas.drawCentredString(x + 6 * mm, y + 2.6 * mm, "HR")
+            canvas.setFont(font, 6.5)
+            canvas.drawCentredString(x + 6 * mm, y - 3 * mm, "检验结果互认")
+        canvas.setStrokeColor(colors.black)
+        canvas.setLineWidth(1.2)
+        canvas.line(MARGIN, top - 21 * mm, PAGE_W - MARGIN, top - 21 * mm)
+        canvas.setLineWidth(0.4)
+        canvas.line(MARGIN, MARGIN + 5 * mm, PAGE_W - MARGIN, MARGIN + 5 * mm)
+        canvas.setFont(font, 7.5)
+        canvas.setFillColor(GREY)
+        canvas.drawString(MARGIN, MARGIN + 1.5 * mm, "本报告仅对所检标本负责。如对结果有疑问，请于报告发出后7日内与检验科联系。")
+        canvas.drawRightString(PAGE_W - MARGIN, MARGIN + 1.5 * mm, f"第 {doc.page} 页")
+        canvas.restoreState()
+
+    return on_page
+
+
+def render(m: Mapped, signature: dict | None = None) -> bytes:
+    """The report PDF of mapped LIS content (see payloads.map_content) and its signature block."""
+    font = font_name()
+    st = _Styles(font)
+    c = m.content
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 24 * mm,
+        bottomMargin=MARGIN + 8 * mm, title=f"检验报告单 {c['reportId']}", author=settings.HOSPITAL_NAME,
+        subject=c.get("reportTitle", ""), creator="hospital-interop", invariant=1,
+    )
+    story = [_patient_block(m, st), Spacer(0, 2.5 * mm), _items_table(m, st), Spacer(0, 2 * mm)]
+    remark = _esc("备注：" + (m.remark or "无"))
+    if any(i.flag in ("H", "HH", "L", "LL") for i in m.items):
+        remark += '<br/><font color="#5f6b7a">↑ 高于参考区间　↓ 低于参考区间</font>'
+    story.append(Paragraph(remark, st.remark))
+    extra = _recognition_sections(m, st)
+    if extra:
+        story += [Spacer(0, 2 * mm), *extra]
+    story += [Spacer(0, 4 * mm), _signature_block(m, signature, st)]
+    on_page = _decorate(c["reportId"], c.get("reportTitle", ""), m.any_recognised, font)
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    return buf.getvalue()

@@ -1,0 +1,185 @@
+"""Writes of the lab report flow: approval (审核) and archive (归档) as the LIS reports them.
+
+``approve(data)`` validates the LIS content (schema, dictionaries, the 3.3 spec — all or
+nothing), resolves the doctors' recognition decisions for the visit when the LIS did not send
+them, and stores a new version when the content changed (a re-approval with changed results is
+version n+1; the same content again changes nothing).
+
+``archive(report_id)`` renders the report PDF and writes it and its index file into the drop
+folder (atomically); the transfer service (``manage.py lab_transfer``) takes it from there.
+Nothing is sent to the platform inside a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db import transaction
+from django.utils import timezone
+
+from hospital_interop.logmask import mask_name
+from hospital_interop.municipal.gm import sm3_hex
+
+from . import index, intake, payloads, pdf
+from .conf import TransferConfig
+from .models import LabReport, LabReportVersion
+
+log = logging.getLogger(__name__)
+
+
+class ReportRejected(Exception):
+    """The LIS content cannot be used; ``errors`` = [{field, rule, message}]; nothing was stored."""
+
+    def __init__(self, errors: list[dict], status: int = 400):
+        self.errors, self.status = errors, status
+        super().__init__("; ".join(f"{e['field']} {e['message']}" for e in errors[:5]))
+
+
+@dataclass
+class Approval:
+    report: LabReport
+    version: LabReportVersion
+    created: bool  # a new report number
+    changed: bool  # a new version was stored
+
+
+@dataclass
+class Archive:
+    report: LabReport
+    version: LabReportVersion
+    pdf_path: Path
+    index_path: Path
+    written: bool  # False: this version was archived before and nothing was written again
+
+
+def _iso(value) -> str:
+    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
+
+
+def recognition_from_decisions(visit_id: str, order_ids: list[str] | None) -> tuple[list[dict], list[dict]]:
+    """The doctors' current lab decisions for the visit (requirement 1.2.2 4): refusals become
+    non-recognition information, recognitions the accepted external results."""
+    from mutual_recognition.models import Decision
+
+    qs = Decision.objects.filter(encounter__visit_id=visit_id, kind="lab", current=True)
+    if order_ids:
+        qs = qs.filter(order_id__in=order_ids)
+    refused, accepted = [], []
+    for d in qs.order_by("decided_at", "id"):
+        if d.recognized:
+            r = d.result or {}
+            accepted.append({
+                "recognitionItemCode": d.standard_code, "externalOrgCode": d.external_org_code,
+                "externalOrgName": d.external_org_name, "externalReportId": d.external_report_id,
+                "resultValue": str(r.get("value", "")) or "—", "unit": r.get("unit", ""),
+                "externalReportAt": _iso(d.external_at or d.decided_at), "doctorName": d.doctor_name,
+                "acceptedAt": _iso(d.decided_at)})
+        elif d.platform_reason_code:
+            refused.append({
+                "recognitionItemCode": d.standard_code, "externalOrgCode": d.external_org_code,
+                "externalReportId": d.external_report_id, "refusalReasonCode": d.platform_reason_code,
+                "note": d.note, "doctorName": d.doctor_name, "decidedAt": _iso(d.decided_at)})
+    return refused, accepted
+
+
+def approve(data, *, source: str = "") -> Approval:
+    content, errors = intake.normalise(data)
+    if errors:
+        raise ReportRejected(errors)
+    if content["nonRecognitions"] is None or content["externalResults"] is None:
+        refused, accepted = recognition_from_decisions(content["visit"]["visitId"], content.get("orderIds"))
+        if content["nonRecognitions"] is None:
+            content["nonRecognitions"] = refused
+        if content["externalResults"] is None:
+            content["externalResults"] = accepted
+    _, errors = payloads.detail(content)  # dictionaries and the 3.3 spec, before anything is stored
+    if errors:
+        raise ReportRejected(errors)
+    digest = intake.content_hash(content)
+    now = timezone.now()
+    patient = content["patient"]
+    from mutual_recognition.models import id_key, mask_id
+
+    fields = {
+        "title": content["reportTitle"], "patient_name": patient["name"],
+        "patient_key": id_key(patient.get("idTypeCode", "01"), patient["idNo"]), "id_masked": mask_id(patient["idNo"]),
+        "visit_id": content["visit"]["visitId"], "request_dept": content["requestDept"],
+        "reported_at": content["reportedAt"], "approved_at": now, "source": source,
+    }
+    with transaction.atomic():
+        report, created = LabReport.objects.select_for_update().get_or_create(
+            report_id=content["reportId"], defaults={**fields, "version": 1})
+        latest = report.versions.order_by("-version").first()
+        if latest is not None and latest.content_hash == digest:
+            return Approval(report, latest, created=False, changed=False)
+        number = latest.version + 1 if latest else 1
+        version = LabReportVersion.objects.create(report=report, version=number, content=content,
+                                                  content_hash=digest, approved_at=now)
+        for k, v in {**fields, "version": number, "status": LabReport.Status.APPROVED, "archived_at": None}.items():
+            setattr(report, k, v)
+        report.save()
+    log.info("lab report %s approved, version %s (%s)", report.report_id, number, mask_name(patient["name"]))
+    return Approval(report, version, created=created, changed=True)
+
+
+def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig | None = None) -> Archive:
+    """Write the current version's PDF and index into the drop folder (PDF first, index last)."""
+    from esign.services import signature_block
+
+    report = LabReport.objects.filter(report_id=report_id).first()
+    if report is None:
+        raise ReportRejected([{"field": "reportId", "rule": "unknown", "message": f"报告 {report_id} 尚未审核上报"}],
+                             status=404)
+    cfg = config or TransferConfig.from_settings()
+    version = report.versions.get(version=report.version)
+    stem = index.stem_for(report.report_id, version.version)
+    pdf_path, index_path = cfg.drop_dir / (stem + index.PDF_EXT), cfg.drop_dir / (stem + index.INDEX_EXT)
+    if version.archived_at and not regenerate:
+        return Archive(report, version, pdf_path, index_path, written=False)
+    mapped = payloads.map_content(version.content)
+    if mapped.errors:  # the dictionaries changed since approval
+        raise ReportRejected(mapped.errors, status=409)
+    signature = signature_block(report.report_id)
+    pdf_bytes = pdf.render(mapped, signature)
+    archived_at = timezone.now()
+    index_bytes = index.build(report_id=report.report_id, version=version.version, archived_at=_iso(archived_at),
+                              pdf_name=pdf_path.name, pdf_bytes=pdf_bytes, content=version.content,
+                              signature=signature)
+    index.atomic_write(cfg.drop_dir, pdf_path.name, pdf_bytes)
+    index.atomic_write(cfg.drop_dir, index_path.name, index_bytes)
+    with transaction.atomic():
+        LabReportVersion.objects.filter(pk=version.pk).update(
+            archived_at=archived_at, pdf_file=pdf_path.name, index_file=index_path.name,
+            pdf_sm3=sm3_hex(pdf_bytes), signed=signature is not None)
+        LabReport.objects.filter(pk=report.pk, version=version.version).update(
+            status=LabReport.Status.ARCHIVED, archived_at=archived_at)
+    report.refresh_from_db()
+    version.refresh_from_db()
+    log.info("lab report %s v%s archived: %s", report.report_id, version.version, pdf_path.name)
+    return Archive(report, version, pdf_path, index_path, written=True)
+
+
+def requeue_quarantined(transfer_id: int, config: TransferConfig | None = None) -> list[str]:
+    """Move a quarantined pair's files back into the drop folder (PDF first, index last), after the
+    cause was fixed (e.g. a dictionary mapping added). The transfer service then processes them again."""
+    from .models import LabTransfer
+
+    cfg = config or TransferConfig.from_settings()
+    t = LabTransfer.objects.filter(pk=transfer_id, state=LabTransfer.State.QUARANTINED).first()
+    if t is None or not t.disposition:
+        raise ValueError("该记录不是隔离状态，无法重新处理")
+    folder = Path(t.disposition)
+    names = [n for n in (t.pdf_name, t.index_name) if n and (folder / n).exists()]
+    if not names:
+        raise ValueError(f"隔离目录 {folder} 中已没有该报告的文件")
+    for name in names:
+        if (cfg.drop_dir / name).exists():
+            raise ValueError(f"投递目录中已有同名文件 {name}，请先处理")
+    for name in sorted(names, key=lambda n: n.endswith(index.INDEX_EXT)):  # the PDF first
+        os.replace(folder / name, cfg.drop_dir / name)
+    index.fsync_dir(cfg.drop_dir)
+    LabTransfer.objects.filter(pk=t.pk).update(disposition=f"{t.disposition}（已移回投递目录）")
+    return names

@@ -1,0 +1,216 @@
+"""Pages for lab and ops staff: local reports and their uploads, the drop-folder transfer monitor,
+the platform's report lists (1.2.1 5-6) with PDF preview, and external recognised lab results
+(1.2.2 3). Thin: reads come from selectors, the one write (re-queue a quarantined pair) from
+services."""
+
+from __future__ import annotations
+
+import base64
+import functools
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from hospital_interop.municipal.client import Outcome
+from hospital_interop.municipal.specs import resident_id_ok
+
+from . import payloads, pdf, selectors
+from .models import LabReport, LabTransfer, LabTransferLog
+
+PERMS = ("hospital_interop.review_lab_reports", "hospital_interop.view_uploads")
+
+
+def staff_only(view):
+    """Lab staff (审核检验报告) or ops (上传看板)."""
+
+    @functools.wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not any(request.user.has_perm(p) for p in PERMS):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _date(value: str, default: date | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else default
+    except ValueError:
+        return default
+
+
+def _client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+# --------------------------------------------------------------------------- local reports
+
+
+@staff_only
+@require_GET
+def reports(request):
+    f = selectors.ReportFilter(q=request.GET.get("q", "").strip(), status=request.GET.get("status", ""),
+                               start=_date(request.GET.get("start", ""), None), end=_date(request.GET.get("end", ""), None))
+    return render(request, "lab/reports.html", {
+        "rows": selectors.search_reports(f), "f": f, "statuses": LabReport.Status.choices, "active": "reports"})
+
+
+@staff_only
+@require_GET
+def report_detail(request, report_id: str):
+    report = LabReport.objects.filter(report_id=report_id).first()
+    if report is None:
+        raise Http404("报告不存在")
+    versions = list(report.versions.order_by("-version"))
+    current = versions[0] if versions else None
+    mapped = payloads.map_content(current.content) if current else None
+    return render(request, "lab/report_detail.html", {
+        "report": report, "versions": versions, "current": current, "mapped": mapped,
+        "transfers": LabTransfer.objects.filter(report_id=report_id).select_related("pdf_record", "detail_record")
+        .defer(*selectors.HEAVY),
+        "log": LabTransferLog.objects.filter(report_id=report_id).order_by("-at", "-id")[:100], "active": "reports"})
+
+
+@staff_only
+@require_GET
+def report_pdf(request, report_id: str, version: int):
+    """The report PDF of one version, rendered again from its stored content (same bytes as archived)."""
+    from esign.services import signature_block
+
+    report = LabReport.objects.filter(report_id=report_id).first()
+    v = report.versions.filter(version=version).first() if report else None
+    if v is None:
+        raise Http404("报告版本不存在")
+    mapped = payloads.map_content(v.content)
+    response = HttpResponse(pdf.render(mapped, signature_block(report_id) if v.signed else None),
+                            content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{report_id}_v{version}.pdf"'
+    return response
+
+
+# --------------------------------------------------------------------------- transfer monitor
+
+
+@staff_only
+@require_GET
+def transfers(request):
+    state, q, event = request.GET.get("state", ""), request.GET.get("q", "").strip(), request.GET.get("event", "")
+    return render(request, "lab/transfers.html", {
+        "folder": selectors.folder_summary(), "counts": selectors.transfer_counts(),
+        "rows": selectors.recent_transfers(state, q), "log": selectors.transfer_log(q, event, limit=100),
+        "state": state, "q": q, "event": event, "states": LabTransfer.State.choices,
+        "events": LabTransferLog.Event.choices, "active": "transfers",
+        "can_operate": request.user.has_perm("hospital_interop.operate_uploads")})
+
+
+@staff_only
+@require_POST
+def requeue(request, pk: int):
+    from .services import requeue_quarantined
+
+    if not (request.user.has_perm("hospital_interop.operate_uploads")
+            or request.user.has_perm("hospital_interop.review_lab_reports")):
+        raise PermissionDenied
+    try:
+        moved = requeue_quarantined(pk)
+        messages.success(request, f"已将 {'、'.join(moved)} 移回投递目录，传输服务将重新处理。")
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    return redirect("lab:transfers")
+
+
+# --------------------------------------------------------------------------- platform report lists
+
+
+@staff_only
+@never_cache
+@require_GET
+def platform_reports(request):
+    kind = "id" if request.GET.get("kind") == "id" else "org"
+    today = date.today()
+    start = _date(request.GET.get("start", ""), today - timedelta(days=7 if kind == "org" else 180))
+    end = _date(request.GET.get("end", ""), today)
+    name, id_no = request.GET.get("name", "").strip(), request.GET.get("idNo", "").strip().upper()
+    q, origin, has_pdf = request.GET.get("q", "").strip(), request.GET.get("origin", ""), request.GET.get("pdf", "")
+    searched = "go" in request.GET
+    result, error, page = None, "", None
+    if searched:
+        if kind == "id" and (not name or not resident_id_ok(id_no)):
+            error = "按证件号查询需填写患者姓名和有效的居民身份证号。"
+        elif start and end and start > end:
+            error = "开始日期不能晚于结束日期。"
+        else:
+            result = selectors.query_platform(kind, start=start, end=end, name=name, id_no=id_no)
+            error = result.error
+            rows = selectors.filter_rows(result.rows, q=q, origin=origin, pdf=has_pdf)
+            page = Paginator(rows, 20).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "lab/platform_reports.html", {
+        "kind": kind, "start": start, "end": end, "name": name, "id_no": id_no, "q": q, "origin": origin,
+        "pdf": has_pdf, "searched": searched, "result": result, "error": error, "page": page,
+        "query": query.urlencode(), "own_org": settings.PLATFORM["ORG_CODE"], "active": "platform"})
+
+
+@staff_only
+@never_cache
+@require_GET
+def platform_pdf(request):
+    """3.5 检验报告pdf预览 of any report the platform holds; every view goes to the audit log."""
+    from mutual_recognition.external import platform_client
+    from mutual_recognition.models import AuditEntry, Kind
+
+    org, report_id = request.GET.get("org", "").strip(), request.GET.get("report", "").strip()
+    user = request.user
+    facts = {"orgCode": org, "reportId": report_id, "requestOrgCode": settings.PLATFORM["ORG_CODE"],
+             "doctorId": user.get_username()[:20], "doctorName": (user.get_full_name() or user.get_username())[:50]}
+    spec = payloads.spec("LAB_REPORT_PDF_PREVIEW")
+    payload = payloads.build(spec.request.fields, facts)
+    if spec.validate(payload):
+        return HttpResponse("报告机构代码或报告单号有误。", status=400, content_type="text/plain; charset=utf-8")
+    result = platform_client().call(spec.code, payload)
+    if result.outcome != Outcome.ACCEPTED or not (result.data or {}).get("fileContent"):
+        return HttpResponse(f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}）。", status=502,
+                            content_type="text/plain; charset=utf-8")
+    AuditEntry.objects.create(
+        action=AuditEntry.Action.VIEW_REPORT, doctor_staff_no=user.get_username()[:20],
+        doctor_name=facts["doctorName"], user=user if user.is_authenticated else None, kind=Kind.LAB,
+        external_org_code=org, report_id=report_id[:20], client_ip=_client_ip(request),
+        detail={"source": "lab-platform-reports", "page": request.GET.get("from", "")})
+    response = HttpResponse(base64.b64decode(result.data["fileContent"]), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{report_id}.pdf"'
+    return response
+
+
+# --------------------------------------------------------------------------- external recognised results
+
+
+@staff_only
+@never_cache
+@require_GET
+def external(request):
+    today = date.today()
+    f = selectors.ExternalFilter(
+        start=_date(request.GET.get("start", ""), today - timedelta(days=30)),
+        end=_date(request.GET.get("end", ""), today),
+        decision=request.GET.get("decision", "1") if request.GET.get("decision", "1") in ("1", "2", "") else "1",
+        item=request.GET.get("item", "").strip(), id_no=request.GET.get("idNo", "").strip().upper())
+    name = request.GET.get("name", "").strip()
+    live, live_error = [], ""
+    if request.GET.get("live") and name and f.id_no:
+        if not resident_id_ok(f.id_no):
+            live_error = "请输入有效的居民身份证号。"
+        else:
+            live, live_error = selectors.recognizable_reports(name, f.id_no)
+    return render(request, "lab/external.html", {
+        "f": f, "name": name, "decisions": selectors.external_decisions(f), "live": live,
+        "live_error": live_error, "live_asked": bool(request.GET.get("live")), "active": "external"})

@@ -1,0 +1,114 @@
+"""Fixtures of the lab report tests: dictionaries, a LIS calling system, sample LIS reports, a
+drop folder per test and a transfer service bound to it."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from hospital_interop.uploads import tasks
+
+LIS_TOKEN_HEADER = "HTTP_AUTHORIZATION"
+
+
+def resident_id(seed: int) -> str:
+    first17 = f"110105{1950 + seed % 50:04d}{1 + seed % 12:02d}{1 + seed % 28:02d}{seed % 1000:03d}"
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+
+
+ITEMS = [  # LIS sub-item, result, unit, range, flag, method
+    ("WBC", "6.52", "10^9/L", "3.5-9.5", "N", "电阻抗法"),
+    ("RBC", "4.21", "10^12/L", "4.3-5.8", "L", "电阻抗法"),
+    ("HGB", "118", "g/L", "130-175", "L", "比色法"),
+    ("PLT", "215", "10^9/L", "125-350", "N", "电阻抗法"),
+    ("NEUT%", "78.3", "%", "40-75", "H", "流式细胞法"),
+    ("ALT", "56", "U/L", "9-50", "H", "速率法"),
+    ("AST", "32", "U/L", "15-40", "N", "速率法"),
+    ("CEA", "3.2", "ng/mL", "0-5", "N", "化学发光法"),
+    ("HBsAg", "阴性", "", "阴性", "N", "化学发光法"),
+]
+
+
+def lis_report(seed: int = 1, *, report_id: str | None = None, items=None, name: str = "张秀兰", **overrides) -> dict:
+    """A LIS approval body (intake.LabReportIn) for the demo dictionaries."""
+    rows = items if items is not None else ITEMS
+    body = {
+        "reportId": report_id or f"JY{20261127000 + seed:011d}"[:20],
+        "applicationId": f"SQ{seed:010d}",
+        "reportTitle": "血常规+肝功能+肿瘤标志物",
+        "orderIds": [f"YZ{seed:08d}"],
+        "patient": {"patientId": f"P{seed:06d}", "name": name, "idTypeCode": "01", "idNo": resident_id(seed),
+                    "phone": "13800138000"},
+        "visit": {"visitId": f"V{seed:010d}", "patientTypeCode": "1", "outpatientNo": f"MZ{seed:08d}"},
+        "requestDept": "1101", "requestDoctor": "D1002",
+        "clinicalDiagnosisCode": "C34.9", "clinicalDiagnosisName": "支气管和肺恶性肿瘤",
+        "specimen": {"specimenNo": f"BB{seed:08d}", "typeCode": "02", "sampledAt": "2026-11-27T08:05:00+08:00",
+                     "receivedAt": "2026-11-27T08:40:00+08:00"},
+        "labDept": "1301",
+        "testDoctor": {"staffNo": "L2001", "name": "周检验"},
+        "reviewDoctor": {"staffNo": "L2002", "name": "吴审核"},
+        "reportedAt": "2026-11-27T10:12:00+08:00", "reviewedAt": "2026-11-27T10:15:00+08:00",
+        "items": [{"itemCode": c, "result": r, "unit": u, "referenceRange": rng, "abnormalFlag": f, "testMethod": m}
+                  for c, r, u, rng, f, m in rows],
+        "remark": "标本轻度溶血，结果仅供参考。",
+    }
+    body.update(overrides)
+    return copy.deepcopy(body)
+
+
+@pytest.fixture
+def lab_dicts(db):
+    from dictionaries import demo
+
+    demo.load_all()
+
+
+@pytest.fixture
+def lis(db):
+    """A calling system 'LIS' and its token header for the Django test client."""
+    from hospital_interop.integrations import services as integrations
+
+    system = integrations.create_system("LIS", "检验信息系统", allow_all=True)
+    return {LIS_TOKEN_HEADER: f"Token {integrations.issue_token(system)}"}
+
+
+@pytest.fixture
+def folders(tmp_path, settings):
+    """A drop, archive and quarantine folder for this test, in settings.LAB_TRANSFER."""
+    base = tmp_path / "lab"
+    settings.LAB_TRANSFER = {
+        "DROP_DIR": str(base / "drop"), "ARCHIVE_DIR": str(base / "archive"),
+        "QUARANTINE_DIR": str(base / "quarantine"), "AFTER_ACCEPT": "archive",
+        "UNPAIRED_TIMEOUT_SECONDS": 600, "RESCAN_SECONDS": 30, "ACCEPT_POLL_SECONDS": 0.5,
+    }
+    for d in ("drop", "archive", "quarantine"):
+        (base / d).mkdir(parents=True)
+    return type("Folders", (), {"base": base, "drop": base / "drop", "archive": base / "archive",
+                                "quarantine": base / "quarantine"})
+
+
+@pytest.fixture
+def service(folders):
+    from mutual_recognition.lab.transfer import TransferService
+
+    return TransferService()
+
+
+@pytest.fixture
+def inline_delivery(platform_settings):
+    """Deliver with the worker's own code path, in this process, against the simulator."""
+    tasks._client = None
+    yield lambda: [tasks.deliver() for _ in range(5)]
+    tasks._client = None
+
+
+def post_json(client, url, body, headers):
+    return client.post(url, json.dumps(body, ensure_ascii=False), content_type="application/json", **headers)
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())
