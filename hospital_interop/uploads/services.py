@@ -65,10 +65,11 @@ POLICY_CACHE_SECONDS = 5.0
 _policy_cache: dict = {"at": -POLICY_CACHE_SECONDS, "items": {}}
 
 
-def policies() -> dict[str, InterfacePolicy]:
-    """All stored policies, re-read at most every few seconds (they change rarely, by ops)."""
+def policies(*, fresh: bool = False) -> dict[str, InterfacePolicy]:
+    """All stored policies, re-read at most every few seconds (they change rarely, by ops);
+    ``fresh`` re-reads now (a claim must see a pause or resume at once)."""
     now = time.monotonic()
-    if now - _policy_cache["at"] > POLICY_CACHE_SECONDS:
+    if fresh or now - _policy_cache["at"] > POLICY_CACHE_SECONDS:
         _policy_cache["items"] = {p.interface: p for p in InterfacePolicy.objects.all()}
         _policy_cache["at"] = now
     return _policy_cache["items"]
@@ -244,7 +245,7 @@ def claim(record_id: int | None = None, *, limit: int = CLAIM_BATCH, interface: 
     """Claim due rows (the given one first) for this worker; rows locked by others are skipped,
     and so are rows over their interface's concurrency or rate limit (they wait for a later claim)."""
     now = timezone.now()
-    known = policies()
+    known = policies(fresh=True)  # one small query per batch
     paused = [code for code, p in known.items() if not p.enabled]
     scheduled = [code for code, p in known.items() if p.mode == InterfacePolicy.Mode.SCHEDULED]
     with transaction.atomic():
