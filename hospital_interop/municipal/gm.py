@@ -516,7 +516,7 @@ class SM2PrivateKey:
         return self._public
 
     def to_pem(self) -> bytes:
-        """Unencrypted PKCS#8 PEM (``-----BEGIN PRIVATE KEY-----``)."""
+        """Unencrypted PKCS#8 PEM (PEM label ``PRIVATE KEY``)."""
         return _pem(_pkcs8_der(self._d, self._public._xy), "PRIVATE KEY")
 
     def _native(self):
