@@ -98,6 +98,12 @@ class Processes:
 
 @pytest.fixture
 def processes(tmp_path, platform_sim, request):
+    from django.conf import settings
+
+    if settings.REDIS_URL:  # wake-ups left by earlier tests (no worker ran then) would queue ahead of ours
+        import redis
+
+        redis.Redis.from_url(settings.REDIS_URL).delete("celery")
     procs = Processes(tmp_path, platform_sim)
     yield procs
     procs.stop_all()

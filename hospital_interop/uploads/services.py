@@ -307,9 +307,12 @@ def reclaim_expired_leases() -> int:
     newer = OutboxRecord.objects.filter(
         interface=OuterRef("interface"), business_key=OuterRef("business_key"), version__gt=OuterRef("version"),
     ).exclude(state__in=(State.SUPERSEDED, State.VOIDED))
+    stale = list(expired.filter(Exists(newer)).values_list("interface", "business_key"))
     expired.filter(Exists(newer)).update(
         state=State.SUPERSEDED, next_attempt_at=None, claimed_by="", last_message="处理进程中断，且已有新版本，不再重发",
         updated_at=now)
+    for interface, key in stale:  # the dead worker's request may still be on its way
+        _resend_newest_later(interface, key, now)
     return expired.update(
         state=State.RETRY, next_attempt_at=now, claimed_by="", last_message="处理进程中断，已重新排队", updated_at=now)
 
@@ -384,7 +387,8 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
             states.append(record.state)
             if record.state == State.DONE and record.interface in _parent_interfaces():
                 done.append(record)
-        _defer_to_newer_versions(changed, now)
+        no_answer = {r.pk for r, result, _ in sent if result.outcome == Outcome.RETRY and result.http_status is None}
+        _defer_to_newer_versions(changed, now, no_answer)
         OutboxRecord.objects.bulk_update(changed, OUTCOME_FIELDS)
         Attempt.objects.bulk_create(attempts)
         if done:
@@ -393,7 +397,7 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
     return [s if s == "lost-lease" else record.state for (record, _, _), s in zip(sent, states, strict=True)]
 
 
-def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime) -> None:
+def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answer: set[int]) -> None:
     """A newer version enqueued while this one was in flight wins: a failed older version is
     not retried (it would overwrite the newer one on the platform), and the newer one, which
     waited for this send to finish, is due at once."""
@@ -404,11 +408,29 @@ def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime) -> None
     newer_keys = set(newer.values_list("interface", "business_key"))
     if not newer_keys:
         return
+    uncertain = set()
     for r in changed:
         if (r.interface, r.business_key) in newer_keys and r.state in (State.RETRY, State.ATTENTION):
+            if r.pk in no_answer:  # timeout or broken connection: the request may still land
+                uncertain.add((r.interface, r.business_key))
             r.state, r.next_attempt_at = State.SUPERSEDED, None
             r.last_message = f"发送期间已有新版本，不再重发：{r.last_message}"[:2000]
     newer.filter(state=State.PENDING).update(next_attempt_at=now)
+    for interface, key in uncertain:
+        _resend_newest_later(interface, key, now)
+
+
+def _resend_newest_later(interface: str, key: str, now: datetime) -> None:
+    """An older version's request may reach the platform late (its sender gave up waiting): send
+    the newest version again after that window, so the platform ends with the newest."""
+    newest = (OutboxRecord.objects.filter(interface=interface, business_key=key)
+              .exclude(state__in=(State.SUPERSEDED, State.VOIDED)).order_by("-version").first())
+    if newest is None or newest.state == State.SENDING:
+        return
+    later = now + timedelta(seconds=settings.PLATFORM["TIMEOUT_SECONDS"] + 2)
+    OutboxRecord.objects.filter(pk=newest.pk).update(
+        state=State.RETRY, next_attempt_at=later, updated_at=now,
+        last_message="旧版本的请求可能晚于本版本到达平台，稍后重发本版本")
 
 
 def _apply_outcome(record: OutboxRecord, result: CallResult, started: datetime, now: datetime,

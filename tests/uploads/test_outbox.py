@@ -193,7 +193,8 @@ def test_an_older_version_failing_while_a_newer_one_waits_is_not_retried():
     first = _claimed(40)  # v1 is in flight ...
     second = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 40))  # ... when v2 arrives
     assert services.blocking_reason(second) == "同一主键的上一版本正在发送"
-    services.record_outcome(first, CallResult(Outcome.RETRY, message="HTTP 500"), started_at=timezone.now())
+    services.record_outcome(first, CallResult(Outcome.RETRY, message="HTTP 500", http_status=500),
+                            started_at=timezone.now())
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.state == State.SUPERSEDED  # never re-sent over v2
@@ -207,3 +208,12 @@ def test_a_dead_workers_older_version_is_superseded_by_a_newer_one():
     services.reclaim_expired_leases()
     first.refresh_from_db()
     assert first.state == State.SUPERSEDED
+
+
+def test_an_older_version_without_an_answer_makes_the_newest_go_again_later():
+    first = _claimed(42)
+    second = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 42))
+    OutboxRecord.objects.filter(pk=second.pk).update(state=State.DONE)  # v2 got through meanwhile
+    services.record_outcome(first, CallResult(Outcome.RETRY, message="请求超时"), started_at=timezone.now())
+    second.refresh_from_db()
+    assert second.state == State.RETRY and second.next_attempt_at > timezone.now()  # lands after a late v1
