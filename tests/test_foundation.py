@@ -55,16 +55,14 @@ def test_healthz_reports_database_and_broker(client):
 
 
 @pytest.mark.django_db
-def test_healthz_is_503_when_the_broker_is_unreachable(client, settings):
-    original = celery_app.conf.broker_url
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
-    try:
-        response = client.get("/healthz")
-    finally:
-        celery_app.conf.broker_url = original
-        celery_app._pool = None
+def test_healthz_is_503_when_the_broker_is_unreachable(client, monkeypatch):
+    from celery import Celery
+
+    from hospital_interop import health
+
+    # a separate app pointed at a dead broker: the real app's connections stay untouched
+    monkeypatch.setattr(health, "celery_app", Celery("dead-broker", broker="redis://127.0.0.1:1/0"))
+    response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False
     assert response.json()["status"] == "error"
