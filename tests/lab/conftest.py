@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hospital_interop.municipal.specs import _id_check_digit
 from hospital_interop.uploads import tasks
 
 LIS_TOKEN_HEADER = "HTTP_AUTHORIZATION"
@@ -16,8 +17,7 @@ LIS_TOKEN_HEADER = "HTTP_AUTHORIZATION"
 
 def resident_id(seed: int) -> str:
     first17 = f"110105{1950 + seed % 50:04d}{1 + seed % 12:02d}{1 + seed % 28:02d}{seed % 1000:03d}"
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights, strict=True)) % 11]
+    return first17 + _id_check_digit(first17)
 
 
 ITEMS = [  # LIS sub-item, result, unit, range, flag, method
