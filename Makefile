@@ -22,10 +22,7 @@ demo: venv
 ## test: install what the suite needs, make sure PostgreSQL and Redis run, run the whole suite
 test: venv sysdeps services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HOSPITAL_INTEROP_VAR_DIR=$(CURDIR)/var/test \
-	  $(PY) -m pytest -m "not isolated" $(PYTEST_ARGS)
-	for t in tests/lab/test_kill.py tests/recognition/test_preload.py; do \
-	  DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HOSPITAL_INTEROP_VAR_DIR=$(CURDIR)/var/test \
-	    $(PY) -m pytest -m isolated $$t $(PYTEST_ARGS) || exit 1; done
+	  $(PY) -m pytest $(PYTEST_ARGS)
 
 ## sim: the municipal platform simulator alone (port 8701, its own SQLite, demo keys)
 sim: venv

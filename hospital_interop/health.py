@@ -32,7 +32,9 @@ def _database():
 
 
 def _broker():
-    with celery_app.pool.acquire(block=True, timeout=2) as conn:
+    # a connection of its own, never one from the app's pool: a probe must not share (or leave
+    # behind) state with the connections that carry the workers' wake-ups
+    with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type}
 

@@ -104,14 +104,6 @@ def processes(tmp_path, platform_sim, request):
         import redis
 
         redis.Redis.from_url(settings.REDIS_URL).delete("celery")
-    from hospital_interop.celery import app as celery_app
-
-    # publish on fresh connections: one an earlier test used (health checks acquire from the
-    # pool) must not swallow this test's wake-ups
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
     procs = Processes(tmp_path, platform_sim)
     yield procs
     procs.stop_all()

@@ -55,13 +55,10 @@ def test_healthz_reports_database_and_broker(client):
 
 
 @pytest.mark.django_db
-def test_healthz_is_503_when_the_broker_is_unreachable(client, monkeypatch):
-    from celery import Celery
-
-    from hospital_interop import health
-
-    # a separate app pointed at a dead broker: the real app's connections stay untouched
-    monkeypatch.setattr(health, "celery_app", Celery("dead-broker", broker="redis://127.0.0.1:1/0"))
+def test_healthz_is_503_when_the_broker_is_unreachable(client, settings):
+    # only the setting changes: no second Celery app (it would become the current app that
+    # shared tasks publish through) and no change to the real app's connection pool
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["broker"]["ok"] is False

@@ -25,7 +25,6 @@ def start_transfer(processes, sim, folders):
     return proc
 
 
-@pytest.mark.isolated
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_transfer_killed_between_the_two_uploads_completes_exactly_once(lab_dicts, folders, sim, processes):

@@ -14,7 +14,6 @@ from .conftest import ITEMS, TOKEN, prompt_body
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.mark.isolated
 def test_registration_preloads_and_the_prompt_makes_no_platform_query(client, recognition, patient, processes):
     processes.worker()
     body = prompt_body(patient, [])

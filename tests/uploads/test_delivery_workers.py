@@ -7,6 +7,7 @@ import random
 import subprocess
 import time
 
+import kombu.pools
 import pytest
 import redis
 from django.conf import settings
@@ -43,10 +44,11 @@ def _spec(code):
 
 
 def _use_broker(url):
-    """Point this process's Celery app at another broker, dropping its cached connections."""
+    """Point this process's Celery app at another broker, dropping its cached connections.
+    kombu keeps pools in a process-wide registry keyed by URL: clear that too, or switching back
+    would hand out the closed pool of the first URL ("Acquire on closed pool")."""
     celery_app.conf.broker_url = url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    kombu.pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
