@@ -17,20 +17,16 @@ transaction only if all are valid.
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Max
 
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads.models import OutboxRecord
 
 from .mapping import RecordType
-
-LOCK_NAMESPACE = 0x454D52  # "EMR": advisory locks of the intake, one per key bucket
-LOCK_BUCKETS = 128  # a bulk transaction holds at most this many advisory locks
 
 
 class RecordInvalid(Exception):
@@ -100,20 +96,35 @@ def store(prepared: list[Prepared], *, source: str, wake: bool = True) -> list[S
     wake: let the outbox wake workers after the commit (it sends one message per claim batch of
     the transaction's new rows); False leaves them to the periodic sweep.
     """
-    results: list[Submission] = []
+    results: list[Submission | None] = []
+    fresh: list[tuple[int, Prepared]] = []
     with transaction.atomic():
-        _lock({p.key for p in prepared})
+        outbox.lock_keys({(p.record_type.interface, p.key) for p in prepared})
         latest = _latest_versions(prepared)
+        newest_payload = {pair: row.payload for pair, row in latest.items()}
+        changed: set[tuple[str, str]] = set()
         for p in prepared:
-            code = p.record_type.interface
-            current = latest.get((code, p.key))
-            if current is not None and current.payload == p.payload:
-                results.append(Submission(p.record_type, p.key, current, False, p.line))
+            pair = (p.record_type.interface, p.key)
+            if newest_payload.get(pair, _MISSING) == p.payload:  # identical to the latest version
+                stored = None if pair in changed else latest[pair]  # None: that version is in this batch
+                results.append(Submission(p.record_type, p.key, stored, False, p.line))
                 continue
-            record = outbox.enqueue(code, p.payload, source=source, wake_worker=wake)
-            latest[(code, p.key)] = record
-            results.append(Submission(p.record_type, p.key, record, True, p.line))
+            newest_payload[pair] = p.payload
+            changed.add(pair)
+            fresh.append((len(results), p))
+            results.append(None)
+        records = outbox.enqueue_many([outbox.Item(p.record_type.interface, p.payload) for _, p in fresh],
+                                      source=source, wake_worker=wake)
+    for (i, p), record in zip(fresh, records, strict=True):
+        results[i] = Submission(p.record_type, p.key, record, True, p.line)
+        latest[(p.record_type.interface, p.key)] = record
+    for i, s in enumerate(results):  # identical to a version stored earlier in this same batch
+        if s.record is None:
+            results[i] = Submission(s.record_type, s.key, latest[(s.record_type.interface, s.key)], False, s.line)
     return results
+
+
+_MISSING = object()
 
 
 def _latest_versions(prepared: list[Prepared]) -> dict[tuple[str, str], OutboxRecord]:
@@ -134,14 +145,3 @@ def _latest_versions(prepared: list[Prepared]) -> dict[tuple[str, str], OutboxRe
             if (row.business_key, row.version) in pairs:
                 out[(code, row.business_key)] = row
     return out
-
-
-def _lock(keys: set[str]) -> None:
-    """Serialise writers of the same keys (PostgreSQL advisory transaction locks, taken in one
-    global order so that two bulk writers cannot deadlock). SQLite serialises writers anyway."""
-    if connection.vendor != "postgresql" or not keys:
-        return
-    buckets = sorted({zlib.crc32(k.encode("utf-8")) % LOCK_BUCKETS for k in keys})
-    with connection.cursor() as cursor:
-        for bucket in buckets:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, bucket])

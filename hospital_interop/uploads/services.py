@@ -21,13 +21,14 @@ import os
 import random
 import socket
 import time
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Exists, Max, OuterRef, Q
+from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from hospital_interop.logmask import mask_name
@@ -133,38 +134,77 @@ def patient_of(code: str, payload: dict) -> Patient:
 
 
 # --- enqueue -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Item:
+    """One record version handed to ``enqueue_many``."""
+
+    interface: str
+    payload: dict
+    event_at: datetime | None = None
+    patient: Patient | None = None
+
+
 def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, source: str = "",
             patient: Patient | None = None, wake_worker: bool = True) -> OutboxRecord:
     """Store one record version for delivery, inside the caller's transaction.
 
     Validates against the interface spec (PayloadInvalid on error, nothing written), supersedes
     older unsent versions of the same key, records ordering dependencies, and wakes a worker
-    once the caller's transaction commits. Nothing is sent here. Bulk loaders pass
-    ``wake_worker=False`` and wake once per batch (or leave the rows to the sweep).
+    once the caller's transaction commits. Nothing is sent here.
     """
-    spec = load_catalogue().interface(interface)
-    errors = spec.validate(payload)
-    if errors:
-        raise PayloadInvalid(interface, errors)
-    key = business_key(spec, payload)
+    try:
+        return enqueue_many([Item(interface, payload, event_at, patient)], source=source, wake_worker=wake_worker)[0]
+    except BatchInvalid as exc:
+        raise exc.failures[0][1] from None
+
+
+class BatchInvalid(Exception):
+    """Raised by enqueue_many: ``failures`` = [(index in the batch, PayloadInvalid)]; nothing written."""
+
+    def __init__(self, failures: list[tuple[int, PayloadInvalid]]):
+        self.failures = failures
+        super().__init__(f"{len(failures)} invalid record(s): " + "; ".join(f"#{i} {e}" for i, e in failures[:3]))
+
+
+def enqueue_many(items: list[Item], *, source: str = "", wake_worker: bool = True) -> list[OutboxRecord]:
+    """Store many record versions in a few statements (bulk loaders, backfills), inside the
+    caller's transaction; all or nothing (BatchInvalid lists every invalid item).
+
+    Same rules as ``enqueue``, which is this function for one item: a later item of the same
+    key in the batch is a newer version. Bulk loaders that leave delivery to the sweep pass
+    ``wake_worker=False``.
+    """
+    catalogue = load_catalogue()
+    prepared, failures = [], []
     now = timezone.now()
-    event_at = event_at or now
-    patient = patient or patient_of(interface, payload)
-    policy = policy_for(interface)
+    for i, item in enumerate(items):
+        spec = catalogue.interface(item.interface)
+        errors = spec.validate(item.payload)
+        if errors:
+            failures.append((i, PayloadInvalid(spec.code, errors)))
+            continue
+        prepared.append((spec, business_key(spec, item.payload), item))
+    if failures:
+        raise BatchInvalid(failures)
+    if not prepared:
+        return []
     with transaction.atomic(savepoint=False):
-        _lock_key(spec.code, key)
-        record = _insert_version(spec, key, payload, now, event_at, source, patient, policy)
-    if wake_worker and record.state == State.PENDING and policy.mode == InterfacePolicy.Mode.IMMEDIATE:
-        _wake_after_commit(record.pk)
-    return record
-
-
-def _lock_key(interface: str, key: str) -> None:
-    """Serialise enqueues of one business key until the transaction ends, so version numbers
-    never collide (PostgreSQL advisory lock; SQLite already runs one writer at a time)."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{interface}#{key}"])
+        lock_keys({(spec.code, key) for spec, key, _ in prepared})
+        latest = _latest_versions({(spec.code, key) for spec, key, _ in prepared})
+        _supersede_unsent(latest, {(spec.code, key) for spec, key, _ in prepared}, prepared, now)
+        records = []
+        for spec, key, item in prepared:
+            version = latest.get((spec.code, key), 0) + 1
+            latest[(spec.code, key)] = version
+            records.append(_new_version(spec, key, version, item, source, now))
+        _insert(records, prepared, now)
+    if wake_worker:
+        modes = policies()
+        for record in records:
+            policy = modes.get(record.interface)
+            if record.state == State.PENDING and (policy is None or policy.mode == InterfacePolicy.Mode.IMMEDIATE):
+                _wake_after_commit(record.pk)
+    return records
 
 
 class _WakeBatch:
@@ -190,27 +230,78 @@ def _wake_after_commit(record_id: int) -> None:
     batch.ids.append(record_id)
 
 
-def _insert_version(spec, key, payload, now, event_at, source, patient, policy) -> OutboxRecord:
-    same_key = OutboxRecord.objects.filter(interface=spec.code, business_key=key)
-    latest = same_key.aggregate(v=Max("version"))["v"] or 0
-    if latest:
-        same_key.filter(state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
-            state=State.SUPERSEDED, last_message=f"已被第 {latest + 1} 版取代", next_attempt_at=None, updated_at=now)
-    parents = _parent_refs(spec, payload)
+LOCK_NAMESPACE = 0x4F5458  # "OTX": the outbox's advisory locks, one per key bucket
+LOCK_BUCKETS = 256  # a transaction holds at most this many (PostgreSQL's lock table is finite)
+
+
+def lock_keys(pairs) -> None:
+    """Serialise writers of the same (interface, business key) pairs until the transaction ends,
+    so version numbers never collide. PostgreSQL advisory locks on hash buckets, taken in one
+    global order so that two bulk writers cannot deadlock; SQLite runs one writer at a time."""
+    if connection.vendor != "postgresql":
+        return
+    buckets = sorted({zlib.crc32(f"{code}#{key}".encode()) % LOCK_BUCKETS for code, key in pairs})
+    with connection.cursor() as cursor:  # a plain scan of the sorted array keeps its order
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b", [LOCK_NAMESPACE, buckets])
+
+
+def _latest_versions(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """(interface, key) -> highest stored version, one query per interface."""
+    by_interface: dict[str, set[str]] = {}
+    for code, key in pairs:
+        by_interface.setdefault(code, set()).add(key)
+    latest = {}
+    for code, keys in by_interface.items():
+        rows = (OutboxRecord.objects.filter(interface=code, business_key__in=keys)
+                .values("business_key").annotate(v=Max("version")).values_list("business_key", "v"))
+        latest.update({(code, key): v for key, v in rows})
+    return latest
+
+
+def _supersede_unsent(latest: dict, pairs: set, prepared: list, now) -> None:
+    """Older unsent versions of the batch's keys give way to the batch's newest version."""
+    newest = {}
+    for spec, key, _ in prepared:
+        newest[(spec.code, key)] = newest.get((spec.code, key), latest.get((spec.code, key), 0)) + 1
+    for code in {c for c, k in pairs if (c, k) in latest}:
+        keys = {k: v for (c, k), v in newest.items() if c == code and (c, k) in latest}
+        OutboxRecord.objects.filter(interface=code, business_key__in=keys,
+                                    state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
+            state=State.SUPERSEDED, next_attempt_at=None, updated_at=now,
+            last_message=Case(*(When(business_key=k, then=Value(f"已被第 {v} 版取代")) for k, v in keys.items()),
+                              default=Value("已被新版本取代")))
+
+
+def _new_version(spec, key: str, version: int, item: Item, source: str, now) -> OutboxRecord:
+    event_at = item.event_at or now
+    patient = item.patient or patient_of(spec.code, item.payload)
+    parents = _parent_refs(spec, item.payload)
     record = OutboxRecord(
         interface=spec.code, document=spec.document, spec_version=spec.version, business_key=key,
-        version=latest + 1, payload=payload, source=source, event_at=event_at, next_attempt_at=now,
+        version=version, payload=item.payload, source=source, event_at=event_at, next_attempt_at=now,
         patient_id_hash=patient.id_hash, patient_display=mask_name(patient.name),
-        deadline_at=event_at + timedelta(minutes=policy.deadline_minutes),
+        deadline_at=event_at + timedelta(minutes=policy_for(spec.code).deadline_minutes),
         waits_for=[f"{i}#{k}" for i, k in parents],
     )
-    if spec.kind == "void":
-        _apply_void(spec, key, record, now)
-    record.save()
-    if parents:
-        Dependency.objects.bulk_create(
-            Dependency(record=record, parent_interface=i, parent_key=k) for i, k in parents)
     return record
+
+
+def _insert(records: list[OutboxRecord], prepared: list, now) -> None:
+    """Write the new rows; a version that a later item of the same batch replaces is stored as
+    superseded, and a void settles what it voids first (it may need no sending at all)."""
+    last_of_key = {(r.interface, r.business_key): r for r in records}
+    for record in records:
+        if last_of_key[(record.interface, record.business_key)] is not record:
+            record.state, record.next_attempt_at = State.SUPERSEDED, None
+            record.last_message = "已被同一批次中的新版本取代"
+    voids = [(spec, record) for (spec, _, _), record in zip(prepared, records, strict=True) if spec.kind == "void"]
+    if voids:  # rare (a report withdrawn): settle them one by one, in batch order
+        for spec, record in voids:
+            _apply_void(spec, record.business_key, record, now)
+    OutboxRecord.objects.bulk_create(records)
+    Dependency.objects.bulk_create(
+        Dependency(record=r, parent_interface=ref.split("#", 1)[0], parent_key=ref.split("#", 1)[1])
+        for r in records for ref in r.waits_for)
 
 
 def _apply_void(spec, key: str, void_record: OutboxRecord, now) -> None:

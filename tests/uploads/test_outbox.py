@@ -84,6 +84,40 @@ def test_paused_interface_is_not_claimed():
     assert services.claim(limit=10) == []
 
 
+def test_enqueue_many_stores_a_batch_with_versions_parents_and_superseding():
+    lab = [example("LAB_REPORT_DETAIL", seed) for seed in (21, 22)]
+    first = services.enqueue("LAB_REPORT_DETAIL", lab[0])  # already stored: the batch's copy is version 2
+    reg = example("OP_REGISTRATION", 23)
+    visit = example("OP_VISIT", 23, registrationId=reg["registrationId"], orgCode=reg["orgCode"])
+    items = [services.Item("LAB_REPORT_DETAIL", p) for p in lab]
+    items += [services.Item("OP_VISIT", visit), services.Item("OP_REGISTRATION", reg),
+              services.Item("LAB_REPORT_DETAIL", lab[1])]  # the same key twice: the later one is newer
+    with transaction.atomic():
+        records = services.enqueue_many(items, source="batch")
+    first.refresh_from_db()
+    assert first.state == State.SUPERSEDED and first.last_message == "已被第 2 版取代"
+    assert [(r.interface, r.version, r.state) for r in records] == [
+        ("LAB_REPORT_DETAIL", 2, State.PENDING), ("LAB_REPORT_DETAIL", 1, State.SUPERSEDED),
+        ("OP_VISIT", 1, State.PENDING), ("OP_REGISTRATION", 1, State.PENDING), ("LAB_REPORT_DETAIL", 2, State.PENDING)]
+    assert all(r.pk for r in records) and {r.source for r in records} == {"batch"}
+    assert records[2].waits_for == [f"OP_REGISTRATION#{reg['orgCode']}|{reg['registrationId']}"]
+    assert list(records[2].dependencies.values_list("parent_interface", flat=True)) == ["OP_REGISTRATION"]
+    assert records[0].patient_id_hash and "*" in records[0].patient_display  # masked, found by data element
+
+
+def test_enqueue_many_is_all_or_nothing_and_names_every_bad_item():
+    good, bad = example("LAB_REPORT_DETAIL", 31), example("LAB_REPORT_DETAIL", 32)
+    bad.pop("reportId")
+    worse = example("OP_REGISTRATION", 33)
+    worse.pop("registrationId")
+    with pytest.raises(services.BatchInvalid) as err:
+        services.enqueue_many([services.Item("LAB_REPORT_DETAIL", good), services.Item("LAB_REPORT_DETAIL", bad),
+                               services.Item("OP_REGISTRATION", worse)])
+    assert [i for i, _ in err.value.failures] == [1, 2]
+    assert err.value.failures[0][1].errors[0]["field"] == "reportId"
+    assert OutboxRecord.objects.count() == 0
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_claim_the_same_row():
     if connection.vendor != "postgresql":
