@@ -68,7 +68,9 @@ class OutboxRecord(models.Model):
             models.Index(fields=["state", "enqueued_at"], name="outbox_state"),
             models.Index(fields=["patient_id_hash", "enqueued_at"], name="outbox_patient"),
             models.Index(fields=["enqueued_at"], name="outbox_enqueued"),
-            models.Index(fields=["deadline_at"], name="outbox_deadline", condition=Q(state__in=OPEN_STATES)),
+            # "past deadline": open rows newest first, the deadline read from the index itself
+            models.Index(fields=["enqueued_at", "deadline_at"], name="outbox_open_enqueued",
+                         condition=Q(state__in=OPEN_STATES)),
         ]
         constraints = [
             models.UniqueConstraint(fields=["interface", "business_key", "version"], name="outbox_unique_version"),
