@@ -31,12 +31,28 @@ def _database():
     return {"vendor": connection.vendor}
 
 
+_broker_connections: dict = {}  # broker URL -> this process's probe connection
+_broker_lock = threading.Lock()
+
+
 def _broker():
-    # a connection of its own, never one from the app's pool: a probe must not share (or leave
-    # behind) state with the connections that carry the workers' wake-ups
-    with celery_app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
-        conn.ensure_connection(max_retries=1, timeout=2)
-        return {"transport": conn.transport_cls if isinstance(conn.transport_cls, str) else conn.transport.driver_type}
+    """A real round trip to the broker on a connection of the probe's own: never one from the
+    app's pool (a probe must not share, or leave closed, what carries the workers' wake-ups),
+    kept open between probes and dropped on any error so the next probe reconnects."""
+    url = settings.CELERY_BROKER_URL
+    with _broker_lock:
+        conn = _broker_connections.get(url)
+        if conn is None:
+            conn = _broker_connections[url] = celery_app.connection_for_write(url=url)
+        try:
+            conn.ensure_connection(max_retries=1, timeout=2)
+            if conn.transport.driver_type == "redis":
+                conn.default_channel.client.ping()
+        except Exception:
+            del _broker_connections[url]
+            conn.release()
+            raise
+        return {"transport": conn.transport.driver_type}
 
 
 def _platform():
