@@ -432,15 +432,29 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
         started = timezone.now()
         reason = blocking_reason(record)
         if reason:
-            OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by).update(
-                state=State.PENDING, next_attempt_at=started + WAIT_RECHECK, claimed_by="", lease_until=None,
-                last_message=reason, updated_at=started)
-            counts["waiting"] = counts.get("waiting", 0) + 1
+            state = _hold(record, reason, started)
+            counts[state] = counts.get(state, 0) + 1
             continue
         sent.append((record, client.call(record.interface, record.payload), started))
     for state in record_outcomes(sent):
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+def _hold(record: OutboxRecord, reason: str, now: datetime) -> str:
+    """A row that may not go yet waits and is looked at again; one that has waited longer than
+    its interface's maximum age (a parent that never came, or needs a person) goes to attention,
+    so it is shown to ops instead of waiting in silence."""
+    max_age = timedelta(hours=policy_for(record.interface).max_age_hours)
+    mine = OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by)
+    if now - record.event_at > max_age:
+        mine.update(state=State.ATTENTION, next_attempt_at=None, claimed_by="", lease_until=None, updated_at=now,
+                    last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}")
+        log.error("upload %s %s held too long: %s", record.interface, record.business_key, reason)
+        return State.ATTENTION
+    mine.update(state=State.PENDING, next_attempt_at=now + WAIT_RECHECK, claimed_by="", lease_until=None,
+                last_message=reason, updated_at=now)
+    return "waiting"
 
 
 def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: datetime) -> str:

@@ -68,6 +68,26 @@ def test_children_record_their_parents():
     assert services.blocking_reason(record) == ""
 
 
+def test_a_child_whose_parent_never_comes_goes_to_attention_after_the_maximum_age():
+    class NoCalls:
+        def call(self, *args):
+            raise AssertionError("a waiting child must not be sent")
+
+    reg = example("OP_REGISTRATION", 41)
+    visit = example("OP_VISIT", 41, registrationId=reg["registrationId"], orgCode=reg["orgCode"])
+    fresh = services.enqueue("OP_VISIT", visit)
+    assert services.deliver_claimed(services.claim(fresh.pk), NoCalls()) == {"waiting": 1}
+    fresh.refresh_from_db()
+    assert fresh.state == State.PENDING and fresh.last_message.startswith("等待上级记录")
+
+    OutboxRecord.objects.filter(pk=fresh.pk).update(next_attempt_at=timezone.now(),
+                                                    event_at=timezone.now() - timedelta(hours=73))
+    assert services.deliver_claimed(services.claim(fresh.pk), NoCalls()) == {State.ATTENTION: 1}
+    fresh.refresh_from_db()
+    assert fresh.state == State.ATTENTION and fresh.next_attempt_at is None
+    assert fresh.last_message.startswith("等待超过 72 小时仍不能发送：等待上级记录被平台接收：OP_REGISTRATION#")
+
+
 def test_claim_takes_only_due_rows_and_marks_them_sending():
     due = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 6))
     later = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 7))
