@@ -50,7 +50,7 @@ start ukey-agent $PY -m esign.ukey_agent serve --keystore var/ukey/lab.json --po
 start worker .venv/bin/celery -A hospital_interop worker --loglevel INFO --concurrency 2
 start beat .venv/bin/celery -A hospital_interop beat --loglevel INFO
 start lab-transfer $PY manage.py lab_transfer
-start web .venv/bin/gunicorn hospital_interop.wsgi --bind 127.0.0.1:$PORT --workers 2 --threads 4 --access-logfile -
+start web .venv/bin/gunicorn -c python:hospital_interop.gunicorn_conf hospital_interop.wsgi --bind 127.0.0.1:$PORT --access-logfile -
 wait_for web "http://127.0.0.1:$PORT/healthz"
 
 echo
