@@ -155,15 +155,17 @@ def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, 
     try:
         return enqueue_many([Item(interface, payload, event_at, patient)], source=source, wake_worker=wake_worker)[0]
     except BatchInvalid as exc:
-        raise exc.failures[0][1] from None
+        raise exc.failures[0][1] from None  # the single record's own errors, without item indexes
 
 
-class BatchInvalid(Exception):
-    """Raised by enqueue_many: ``failures`` = [(index in the batch, PayloadInvalid)]; nothing written."""
+class BatchInvalid(PayloadInvalid):
+    """Raised by enqueue_many: ``failures`` = [(index in the batch, PayloadInvalid)]; nothing
+    written. ``errors`` holds every failure's errors, each with its ``item`` index."""
 
     def __init__(self, failures: list[tuple[int, PayloadInvalid]]):
         self.failures = failures
-        super().__init__(f"{len(failures)} invalid record(s): " + "; ".join(f"#{i} {e}" for i, e in failures[:3]))
+        codes = sorted({e.interface for _, e in failures})
+        super().__init__(",".join(codes), [{**err, "item": i} for i, e in failures for err in e.errors])
 
 
 def enqueue_many(items: list[Item], *, source: str = "", wake_worker: bool = True) -> list[OutboxRecord]:
@@ -171,8 +173,9 @@ def enqueue_many(items: list[Item], *, source: str = "", wake_worker: bool = Tru
     caller's transaction; all or nothing (BatchInvalid lists every invalid item).
 
     Same rules as ``enqueue``, which is this function for one item: a later item of the same
-    key in the batch is a newer version. Bulk loaders that leave delivery to the sweep pass
-    ``wake_worker=False``.
+    key in the batch is a newer version. A transaction that stores several records should store
+    them with one call (its key locks are then taken in the global order). Bulk loaders that
+    leave delivery to the sweep pass ``wake_worker=False``.
     """
     catalogue = load_catalogue()
     prepared, failures = [], []
@@ -231,7 +234,7 @@ def _wake_after_commit(record_id: int) -> None:
 
 
 LOCK_NAMESPACE = 0x4F5458  # "OTX": the outbox's advisory locks, one per key bucket
-LOCK_BUCKETS = 256  # a transaction holds at most this many (PostgreSQL's lock table is finite)
+LOCK_BUCKETS = 1024  # a call holds at most this many (PostgreSQL's shared lock table is finite)
 
 
 def lock_keys(pairs) -> None:
@@ -288,17 +291,21 @@ def _new_version(spec, key: str, version: int, item: Item, source: str, now) -> 
 
 def _insert(records: list[OutboxRecord], prepared: list, now) -> None:
     """Write the new rows; a version that a later item of the same batch replaces is stored as
-    superseded, and a void settles what it voids first (it may need no sending at all)."""
+    superseded. A void settles what it voids first (it may need no sending at all), so a batch
+    with voids is written in order, one row at a time: a void must see the rows before it."""
     last_of_key = {(r.interface, r.business_key): r for r in records}
     for record in records:
         if last_of_key[(record.interface, record.business_key)] is not record:
             record.state, record.next_attempt_at = State.SUPERSEDED, None
             record.last_message = "已被同一批次中的新版本取代"
-    voids = [(spec, record) for (spec, _, _), record in zip(prepared, records, strict=True) if spec.kind == "void"]
-    if voids:  # rare (a report withdrawn): settle them one by one, in batch order
-        for spec, record in voids:
-            _apply_void(spec, record.business_key, record, now)
-    OutboxRecord.objects.bulk_create(records)
+    specs = [spec for spec, _, _ in prepared]
+    if any(spec.kind == "void" for spec in specs):  # rare: a report withdrawn
+        for spec, record in zip(specs, records, strict=True):
+            if spec.kind == "void":
+                _apply_void(spec, record.business_key, record, now)
+            record.save(force_insert=True)
+    else:
+        OutboxRecord.objects.bulk_create(records)
     Dependency.objects.bulk_create(
         Dependency(record=r, parent_interface=ref.split("#", 1)[0], parent_key=ref.split("#", 1)[1])
         for r in records for ref in r.waits_for)

@@ -146,8 +146,9 @@ def _apply(report: ExamReport, prepared: mapping.Prepared) -> None:
     report.void_reason = ""
     report.save()
     _cancel_unsent_void(report)
-    report.pdf_record = uploads.enqueue(mapping.PDF, prepared.pdf_payload, event_at=now, source=report.source)
-    report.result_record = uploads.enqueue(mapping.RESULT, result, event_at=now, source=report.source)
+    report.pdf_record, report.result_record = uploads.enqueue_many(
+        [uploads.Item(mapping.PDF, prepared.pdf_payload, now), uploads.Item(mapping.RESULT, result, now)],
+        source=report.source)
     report.save(update_fields=["pdf_record", "result_record", "updated_at"])
     _ensure_images(report, prepared)
 
@@ -279,9 +280,10 @@ def submit_daily_summary(stat_date: date, *, trigger: str = "ops", user: str = "
     rows = daily_counts(stat_date)
     day = stat_date.strftime("%Y%m%d")
     with transaction.atomic():
-        ids = [uploads.enqueue(mapping.DAILY, mapping.daily_payload(day, r["deptCode"], r["deptName"],
-                                                                     r["reportCount"], r["studyCount"]),
-                               source=SOURCE_DAILY).pk for r in rows]
+        ids = [record.pk for record in uploads.enqueue_many(
+            [uploads.Item(mapping.DAILY, mapping.daily_payload(day, r["deptCode"], r["deptName"], r["reportCount"],
+                                                               r["studyCount"])) for r in rows],
+            source=SOURCE_DAILY)]
         run = DailySummaryRun.objects.create(stat_date=stat_date, trigger=trigger, requested_by=user, rows=rows,
                                              record_ids=ids)
     log.info("exam daily summary %s (%s): %d department(s), %d report(s)", stat_date, trigger, len(rows),

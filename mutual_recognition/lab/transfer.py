@@ -208,8 +208,9 @@ class TransferService:
                 locked = LabTransfer.objects.select_for_update().get(pk=t.pk)
                 if locked.state != T.DISCOVERED:
                     return
-                pdf_rec = outbox.enqueue(payloads.PDF, pdf_payload, event_at=event_at, source=SOURCE)
-                detail_rec = outbox.enqueue(payloads.DETAIL, detail, event_at=event_at, source=SOURCE)
+                pdf_rec, detail_rec = outbox.enqueue_many(
+                    [outbox.Item(payloads.PDF, pdf_payload, event_at), outbox.Item(payloads.DETAIL, detail, event_at)],
+                    source=SOURCE)
                 LabTransfer.objects.filter(pk=t.pk).update(
                     state=T.ENQUEUED, pdf_record=pdf_rec, detail_record=detail_rec, enqueued_at=timezone.now())
                 record_event(E.ENQUEUED, f"PDF（3.4）第 {pdf_rec.version} 版与明细（3.3）第 {detail_rec.version} 版已入队",

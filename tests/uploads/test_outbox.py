@@ -135,7 +135,20 @@ def test_enqueue_many_is_all_or_nothing_and_names_every_bad_item():
                                services.Item("OP_REGISTRATION", worse)])
     assert [i for i, _ in err.value.failures] == [1, 2]
     assert err.value.failures[0][1].errors[0]["field"] == "reportId"
+    assert {(e["item"], e["field"]) for e in err.value.errors} >= {(1, "reportId"), (2, "registrationId")}
+    assert isinstance(err.value, services.PayloadInvalid)  # callers that catch one invalid record catch a batch
     assert OutboxRecord.objects.count() == 0
+
+
+def test_a_void_in_a_batch_sees_the_report_stored_before_it_in_the_same_batch():
+    report = example("EXAM_RESULT_SUBMIT", 34)
+    spec = load_catalogue().interface("EXAM_REPORT_VOID")
+    void = spec.example(34, **{k: report[k] for k in spec.key})
+    stored, voided = services.enqueue_many([services.Item("EXAM_RESULT_SUBMIT", report),
+                                            services.Item("EXAM_REPORT_VOID", void)])
+    stored.refresh_from_db()
+    assert stored.state == State.VOIDED  # never sent after its void
+    assert voided.state == State.VOIDED and "从未上传" in voided.last_message
 
 
 @pytest.mark.django_db(transaction=True)
