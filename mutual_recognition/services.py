@@ -296,12 +296,13 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
                 if decision.recognized else AuditEntry.Action.REFUSED
             _audit(action, enc, doc, decision, user=user, client_ip=client_ip,
                    detail={"batch": batch, "reason": decision.reason_name, "note": decision.note})
-            code, payload = payloads.decision_payload(decision)
-            record = outbox.enqueue(code, payload, event_at=now, source="recognition",
-                                    patient=outbox.Patient(enc.id_no, enc.name))
-            decision.outbox_record_id = record.pk
-            decision.save(update_fields=["outbox_record_id"])
             changed.append(decision)
+        patient = outbox.Patient(enc.id_no, enc.name)
+        records = outbox.enqueue_many(  # one call: the batch's key locks are taken in the global order
+            [outbox.Item(*payloads.decision_payload(d), now, patient) for d in changed], source="recognition")
+        for decision, record in zip(changed, records, strict=True):
+            decision.outbox_record_id = record.pk
+        Decision.objects.bulk_update(changed, ["outbox_record_id"])
         for item in touched_orders.values():
             _apply_charges(enc, item, snap)
     return {"ok": True, "visitId": enc.visit_id, "batch": batch, "changed": len(changed),

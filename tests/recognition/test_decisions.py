@@ -57,6 +57,9 @@ def test_decisions_are_recorded_audited_and_delivered(prompted, recognition):
     assert AuditEntry.objects.filter(action="recognized").count() == 3
     assert AuditEntry.objects.filter(action="refused").count() == 3
 
+    linked = OutboxRecord.objects.in_bulk([d.outbox_record_id for d in rows.values()])
+    assert len(linked) == 6 and {r.interface for r in linked.values()} == {"EXAM_RECOGNITION_SUBMIT",
+                                                                          "LAB_RECOGNITION_FEEDBACK"}
     assert drain_outbox() == 6
     assert set(OutboxRecord.objects.values_list("state", flat=True)) == {"done"}
     exam = {r["payload"]["recognitionItemCode"]: r["payload"] for r in recognition.records("EXAM_RECOGNITION_SUBMIT")}
