@@ -50,6 +50,7 @@ class OutboxRecord(models.Model):
 
     event_at = models.DateTimeField("业务发生时间")
     enqueued_at = models.DateTimeField("入队时间", auto_now_add=True)
+    redriven_at = models.DateTimeField("运维重推时间", null=True, blank=True)  # restarts the max-age clock
     first_attempt_at = models.DateTimeField("首次发送", null=True, blank=True)
     accepted_at = models.DateTimeField("平台接收时间", null=True, blank=True)
     deadline_at = models.DateTimeField("时效截止", null=True, blank=True)

@@ -448,13 +448,19 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
     return counts
 
 
+def _age_from(record: OutboxRecord) -> datetime:
+    """The max-age clock runs from the business event, and again from an ops re-drive: a record a
+    person re-drove gets a full max age before it comes back to them."""
+    return max(record.event_at, record.redriven_at) if record.redriven_at else record.event_at
+
+
 def _hold(record: OutboxRecord, reason: str, now: datetime) -> str:
     """A row that may not go yet waits and is looked at again; one that has waited longer than
     its interface's maximum age (a parent that never came, or needs a person) goes to attention,
     so it is shown to ops instead of waiting in silence."""
     max_age = timedelta(hours=policy_for(record.interface).max_age_hours)
     mine = OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by)
-    if now - record.event_at > max_age:
+    if now - _age_from(record) > max_age:
         mine.update(state=State.ATTENTION, next_attempt_at=None, claimed_by="", lease_until=None, updated_at=now,
                     last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}")
         log.error("upload %s %s held too long: %s", record.interface, record.business_key, reason)
@@ -556,7 +562,7 @@ def _apply_outcome(record: OutboxRecord, result: CallResult, started: datetime, 
         record.last_errors, record.next_attempt_at = [], None
     elif result.outcome == Outcome.ATTENTION:
         record.state, record.last_errors, record.next_attempt_at = State.ATTENTION, result.errors, None
-    elif now - record.event_at > timedelta(hours=policy.max_age_hours):
+    elif now - _age_from(record) > timedelta(hours=policy.max_age_hours):
         record.state, record.next_attempt_at = State.ATTENTION, None
         record.last_message = f"超过最长重试时间 {policy.max_age_hours} 小时仍未成功：{result.message}"[:2000]
         log.error("upload %s %s gave up after %d attempts: %s", record.interface, record.business_key,
@@ -607,9 +613,10 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
                 if errors:
                     raise PayloadInvalid(row.interface, errors)
                 row.payload = payload
-            row.state, row.next_attempt_at, row.last_errors = State.PENDING, now, []
+            row.state, row.next_attempt_at, row.last_errors, row.redriven_at = State.PENDING, now, [], now
             row.last_message = "运维已重推"
-            row.save(update_fields=["payload", "state", "next_attempt_at", "last_errors", "last_message", "updated_at"])
+            row.save(update_fields=["payload", "state", "next_attempt_at", "last_errors", "last_message", "redriven_at",
+                                    "updated_at"])
         ids = [r.pk for r in rows]
         transaction.on_commit(lambda: [wake(i) for i in ids])
     return len(rows)

@@ -87,6 +87,11 @@ def test_a_child_whose_parent_never_comes_goes_to_attention_after_the_maximum_ag
     assert fresh.state == State.ATTENTION and fresh.next_attempt_at is None
     assert fresh.last_message.startswith("等待超过 72 小时仍不能发送：等待上级记录被平台接收：OP_REGISTRATION#")
 
+    assert services.redrive([fresh.pk]) == 1  # ops re-drive it (the parent is on its way): a full max age again
+    assert services.deliver_claimed(services.claim(fresh.pk), NoCalls()) == {"waiting": 1}
+    fresh.refresh_from_db()
+    assert fresh.state == State.PENDING and fresh.redriven_at is not None
+
 
 def test_claim_takes_only_due_rows_and_marks_them_sending():
     due = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 6))
