@@ -29,20 +29,23 @@ PG = "postgres://root@127.0.0.1:5432"
 BENCH_DB = "interop_bench"
 
 
-def prepare_environment(tmp: Path) -> dict:
+def prepare_environment(tmp: Path, *, database: str = BENCH_DB, redis_db: int = 3, **extra: str) -> dict:
+    """A new, migrated benchmark database, demo keys under tmp, and the environment (``extra`` added)
+    for this process and the ones it starts. Also used by lab_pdf.py."""
     import psycopg2
 
     conn = psycopg2.connect(f"{PG}/postgres")
     conn.autocommit = True
     with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {BENCH_DB}")
+        cur.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {database}")
     conn.close()
     keys = tmp / "keys"
     env = dict(os.environ)
     env.update(
-        DATABASE_URL=f"{PG}/{BENCH_DB}", REDIS_URL="redis://127.0.0.1:6379/3", HOSPITAL_INTEROP_VAR_DIR=str(tmp),
+        DATABASE_URL=f"{PG}/{database}", REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}", HOSPITAL_INTEROP_VAR_DIR=str(tmp),
         HOSPITAL_INTEROP_KEY_DIR=str(keys), DJANGO_SETTINGS_MODULE="hospital_interop.settings", PYTHONUNBUFFERED="1",
+        **extra,
     )
     os.environ.update(env)
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)

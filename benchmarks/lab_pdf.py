@@ -31,7 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-PG = "postgres://root@127.0.0.1:5432"
 BENCH_DB = "interop_bench_lab"
 
 EXTRA_ITEMS = (  # bench-only LIS sub-items (not recognition items), so that a report has 30 lines
@@ -132,26 +131,13 @@ def rendering(seconds: float) -> None:
 
 
 def prepare_environment(tmp: Path) -> dict:
-    import psycopg2
+    from delivery import prepare_environment as prepare_database_and_keys
 
-    conn = psycopg2.connect(f"{PG}/postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {BENCH_DB}")
-    conn.close()
-    keys = tmp / "keys"
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"{PG}/{BENCH_DB}", REDIS_URL="redis://127.0.0.1:6379/7", HOSPITAL_INTEROP_VAR_DIR=str(tmp),
-        HOSPITAL_INTEROP_KEY_DIR=str(keys), DJANGO_SETTINGS_MODULE="hospital_interop.settings", PYTHONUNBUFFERED="1",
+    env = prepare_database_and_keys(
+        tmp, database=BENCH_DB, redis_db=7,
         LAB_DROP_DIR=str(tmp / "drop"), LAB_ARCHIVE_DIR=str(tmp / "archive"), LAB_QUARANTINE_DIR=str(tmp / "quarantine"),
         LAB_ACCEPT_POLL_SECONDS="0.2", LAB_RESCAN_SECONDS="30", DELIVERY_SWEEP_SECONDS="2",
     )
-    os.environ.update(env)
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([sys.executable, "manage.py", "setup_keys", "--dir", str(keys)], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
     subprocess.run([sys.executable, "manage.py", "load_dictionaries", "--hospital-demo"], cwd=ROOT, env=env,
                    check=True, capture_output=True)
     return env
