@@ -192,14 +192,15 @@ def enqueue_many(items: list[Item], *, source: str = "", wake_worker: bool = Tru
     if not prepared:
         return []
     with transaction.atomic(savepoint=False):
-        lock_keys({(spec.code, key) for spec, key, _ in prepared})
-        latest = _latest_versions({(spec.code, key) for spec, key, _ in prepared})
-        _supersede_unsent(latest, {(spec.code, key) for spec, key, _ in prepared}, prepared, now)
+        pairs = {(spec.code, key) for spec, key, _ in prepared}
+        lock_keys(pairs)
+        stored = _latest_versions(pairs)
+        version = dict(stored)
         records = []
         for spec, key, item in prepared:
-            version = latest.get((spec.code, key), 0) + 1
-            latest[(spec.code, key)] = version
-            records.append(_new_version(spec, key, version, item, source, now))
+            version[(spec.code, key)] = version.get((spec.code, key), 0) + 1
+            records.append(_new_version(spec, key, version[(spec.code, key)], item, source, now))
+        _supersede_unsent({pair: version[pair] for pair in stored}, now)
         _insert(records, prepared, now)
     if wake_worker:
         modes = policies()
@@ -261,13 +262,10 @@ def _latest_versions(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
     return latest
 
 
-def _supersede_unsent(latest: dict, pairs: set, prepared: list, now) -> None:
-    """Older unsent versions of the batch's keys give way to the batch's newest version."""
-    newest = {}
-    for spec, key, _ in prepared:
-        newest[(spec.code, key)] = newest.get((spec.code, key), latest.get((spec.code, key), 0)) + 1
-    for code in {c for c, k in pairs if (c, k) in latest}:
-        keys = {k: v for (c, k), v in newest.items() if c == code and (c, k) in latest}
+def _supersede_unsent(newest: dict[tuple[str, str], int], now) -> None:
+    """Older unsent versions of these stored keys give way to the batch's newest version of each."""
+    for code in {c for c, _ in newest}:
+        keys = {k: v for (c, k), v in newest.items() if c == code}
         OutboxRecord.objects.filter(interface=code, business_key__in=keys,
                                     state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
             state=State.SUPERSEDED, next_attempt_at=None, updated_at=now,
@@ -279,14 +277,13 @@ def _new_version(spec, key: str, version: int, item: Item, source: str, now) -> 
     event_at = item.event_at or now
     patient = item.patient or patient_of(spec.code, item.payload)
     parents = _parent_refs(spec, item.payload)
-    record = OutboxRecord(
+    return OutboxRecord(
         interface=spec.code, document=spec.document, spec_version=spec.version, business_key=key,
         version=version, payload=item.payload, source=source, event_at=event_at, next_attempt_at=now,
         patient_id_hash=patient.id_hash, patient_display=mask_name(patient.name),
         deadline_at=event_at + timedelta(minutes=policy_for(spec.code).deadline_minutes),
         waits_for=[f"{i}#{k}" for i, k in parents],
     )
-    return record
 
 
 def _insert(records: list[OutboxRecord], prepared: list, now) -> None:
