@@ -22,21 +22,27 @@ def spec(code: str):
 
 
 def build(fields: dict[str, FieldSpec], facts: dict) -> dict:
+    """A payload shaped by the spec: the facts' values for the spec's fields (objects and arrays
+    of objects recursively; empty values left out), and code names filled from the value set where
+    the facts left them out. Used by the recognition and the lab payloads."""
     out: dict = {}
     for name, f in fields.items():
         value = facts.get(name)
+        if value in (None, "", []):
+            continue
         if f.type == "object" and f.fields:
             if isinstance(value, dict):
                 out[name] = build(f.fields, value)
-            continue
-        if value not in (None, "", []):
+        elif f.type == "array" and f.items is not None and f.items.fields:
+            out[name] = [build(f.items.fields, v) for v in value if isinstance(v, dict)]
+        else:
             out[name] = value
-    for name, f in fields.items():
-        if f.type == "code" and f.name_field and name in out and f.value_set is not None:
-            if out.get(f.name_field) in (None, ""):
-                derived = f.value_set.name_of(out[name])
-                if derived:
-                    out[f.name_field] = derived
+    for name, f in fields.items():  # code → name from the value set where the facts left it out
+        if f.type == "code" and f.name_field and name in out and f.value_set is not None \
+                and out.get(f.name_field) in (None, ""):
+            derived = f.value_set.name_of(out[name])
+            if derived:
+                out[f.name_field] = derived
     return out
 
 

@@ -25,41 +25,13 @@ from django.utils import timezone
 from dictionaries import selectors as dicts
 from dictionaries.models import ChargeItem, Doctor, LabSubItem, StandardLabItem
 from hospital_interop.municipal.envelope import file_fields
-from hospital_interop.municipal.specs import FieldSpec, load_catalogue, resident_id_ok
+from hospital_interop.municipal.specs import resident_id_ok
+from mutual_recognition.payloads import build, spec
 
 DETAIL = "LAB_REPORT_DETAIL"
 PDF = "LAB_REPORT_PDF"
 HR = "HR"
 HR_REMARK = "本报告中标注“HR”的项目为北京市医疗机构检验结果互认项目。"
-
-
-def spec(code: str):
-    return load_catalogue().interface(code)
-
-
-# --------------------------------------------------------------------------- spec-driven builder
-
-
-def build(fields: dict[str, FieldSpec], facts: dict) -> dict:
-    out: dict = {}
-    for name, f in fields.items():
-        value = facts.get(name)
-        if value in (None, "", []):
-            continue
-        if f.type == "object" and f.fields:
-            if isinstance(value, dict):
-                out[name] = build(f.fields, value)
-        elif f.type == "array" and f.items is not None and f.items.fields:
-            out[name] = [build(f.items.fields, v) for v in value if isinstance(v, dict)]
-        else:
-            out[name] = value
-    for name, f in fields.items():  # code → name from the value set where the facts left it out
-        if f.type == "code" and f.name_field and name in out and f.value_set is not None \
-                and out.get(f.name_field) in (None, ""):
-            derived = f.value_set.name_of(out[name])
-            if derived:
-                out[f.name_field] = derived
-    return out
 
 
 # --------------------------------------------------------------------------- value helpers
