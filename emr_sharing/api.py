@@ -29,6 +29,7 @@ from rest_framework.viewsets import ViewSet
 
 from hospital_interop.integrations.authentication import IntegrationTokenAuthentication
 from hospital_interop.integrations.permissions import HasIntegrationScope
+from hospital_interop.patients.services import PatientConflict
 
 from . import selectors, services
 from .conf import intake_limits
@@ -56,7 +57,7 @@ class IntakeError(exceptions.APIException):
 
 
 _CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          406: "not_acceptable", 413: "too_large", 415: "unsupported_media_type", 429: "throttled"}
+          406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "throttled"}
 
 
 def intake_exception_handler(exc, context):
@@ -132,6 +133,12 @@ def _json_error(exc: Exception, **extra) -> dict:
     return _error("", "json", f"不是有效的 JSON：{exc}", "invalid JSON", **extra)
 
 
+def _conflict(exc: PatientConflict) -> IntakeError:
+    """Records naming a visit, stay or order of another patient: 409, nothing saved."""
+    exc.record()
+    return IntakeError(409, "conflict", f"{len(exc.errors)} 处就诊或医嘱编号属于另一位患者；未保存任何内容", exc.errors)
+
+
 def _invalid(errors: list[dict], many: bool = False) -> IntakeError:
     what = "记录" if not many else f"{len({e.get('line') for e in errors})} 行记录"
     return IntakeError(400, "invalid", f"{what}有误，共 {len(errors)} 处错误；未保存任何内容", errors)
@@ -160,6 +167,8 @@ class RecordViewSet(ViewSet, IntakeAPIView):
             result = services.submit(rt, record, source=request.auth.code)
         except services.RecordInvalid as exc:
             raise _invalid(exc.errors) from None
+        except PatientConflict as exc:
+            raise _conflict(exc) from None
         body = {"created": result.created, "statusUrl": _status_url(rt, result.key),
                 "status": selectors.status_of(rt, result.record)}
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
@@ -174,6 +183,8 @@ class RecordViewSet(ViewSet, IntakeAPIView):
             results = services.submit_many(items, source=request.auth.code, errors=errors)
         except services.RecordInvalid as exc:
             raise _invalid(exc.errors, many=True) from None
+        except PatientConflict as exc:
+            raise _conflict(exc) from None
         created = sum(1 for r in results if r.created)
         return Response({
             "received": len(results), "created": created, "unchanged": len(results) - created,

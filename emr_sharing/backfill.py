@@ -23,6 +23,8 @@ from typing import IO
 
 from tqdm import tqdm
 
+from hospital_interop.patients.services import PatientConflict
+
 from . import services
 from .mapping import RecordType, record_types
 
@@ -111,11 +113,33 @@ def run(files: list[str | Path], *, record_type: str | None = None, batch_size: 
                mininterval=0.5, smoothing=0.1, dynamic_ncols=True)
     started = time.perf_counter()
     batch: list[services.Prepared] = []
+    origin: dict[int, Path] = {}  # id(prepared) -> its file
+
+    def reject(file: Path, n: int, rt: RecordType | None, errors: list[dict]) -> None:
+        nonlocal errors_out
+        stats.invalid += 1
+        if errors_out is None:
+            errors_out = error_path.open("w", encoding="utf-8")
+        errors_out.write(json.dumps({"file": str(file), "line": n, "recordType": rt.slug if rt else None,
+                                     "errors": [{k: v for k, v in e.items() if k != "line"} for e in errors]},
+                                    ensure_ascii=False) + "\n")
 
     def flush():
         if not batch:
             return
-        results = services.store(batch, source=source, wake=wake)
+        while True:
+            try:
+                results = services.store(batch, source=source, wake=wake)
+                break
+            except PatientConflict as exc:  # those lines name another patient's visit: report them, load the rest
+                exc.record()
+                for p, errors in exc.rejected:
+                    reject(origin[id(p)], p.line, p.record_type, errors)
+                rejected = {id(p) for p, _ in exc.rejected}
+                batch[:] = [p for p in batch if id(p) not in rejected]
+                if not batch:
+                    origin.clear()
+                    return
         for r in results:
             if r.created:
                 stats.created += 1
@@ -123,6 +147,7 @@ def run(files: list[str | Path], *, record_type: str | None = None, batch_size: 
                 stats.unchanged += 1
         bar.set_postfix(新保存=stats.created, 相同=stats.unchanged, 有误=stats.invalid, refresh=False)
         batch.clear()
+        origin.clear()
 
     try:
         for file, n, line in _lines(paths):
@@ -137,15 +162,11 @@ def run(files: list[str | Path], *, record_type: str | None = None, batch_size: 
                 prepared, errors = services.prepare(rt, record, line=n)
             stats.prepare_seconds += time.perf_counter() - t0
             if errors:
-                stats.invalid += 1
-                if errors_out is None:
-                    errors_out = error_path.open("w", encoding="utf-8")
-                errors_out.write(json.dumps({"file": str(file), "line": n, "recordType": rt.slug if rt else None,
-                                             "errors": [{k: v for k, v in e.items() if k != "line"} for e in errors]},
-                                            ensure_ascii=False) + "\n")
+                reject(file, n, rt, errors)
                 continue
             stats.by_type[rt.slug] = stats.by_type.get(rt.slug, 0) + 1
             batch.append(prepared)
+            origin[id(prepared)] = file
             if len(batch) >= batch_size:
                 flush()
         flush()

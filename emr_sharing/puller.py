@@ -44,6 +44,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from hospital_interop.municipal.specs import FieldSpec
+from hospital_interop.patients.services import PatientConflict
 
 from . import services
 from .conf import pull_settings
@@ -267,7 +268,7 @@ def pull_source(source: Source, *, system: str) -> PullResult:
             missing = [c for c in source.cursor if c not in names]
             if missing:
                 raise ImproperlyConfigured(f"视图 {source.view} 没有游标列 {', '.join(missing)}")
-            prepared, issues = [], []
+            prepared, issues, marks = [], [], {}
             for row in rows:
                 p, errors = services.prepare(source.record_type, row_to_record(source, paths, row))
                 mark = [_encode(row[c]) for c in source.cursor]
@@ -276,16 +277,26 @@ def pull_source(source: Source, *, system: str) -> PullResult:
                                             errors=errors))
                 else:
                     prepared.append(p)
+                    marks[id(p)] = mark
             position = [_encode(rows[-1][c]) for c in source.cursor]
-            with transaction.atomic():
-                stored = services.store(prepared, source=system)
-                PullIssue.objects.bulk_create(issues)
-                created = sum(1 for s in stored if s.created)
-                PullCursor.objects.filter(pk=cursor_row.pk).update(
-                    position=position, view=source.view, last_run_at=now, last_success_at=timezone.now(),
-                    last_error="", rows_read=cursor_row.rows_read + result.rows + len(rows),
-                    records_created=cursor_row.records_created + result.created + created,
-                    rows_rejected=cursor_row.rows_rejected + result.rejected + len(issues))
+            while True:
+                try:
+                    with transaction.atomic():
+                        stored = services.store(prepared, source=system)
+                        PullIssue.objects.bulk_create(issues)
+                        created = sum(1 for s in stored if s.created)
+                        PullCursor.objects.filter(pk=cursor_row.pk).update(
+                            position=position, view=source.view, last_run_at=now, last_success_at=timezone.now(),
+                            last_error="", rows_read=cursor_row.rows_read + result.rows + len(rows),
+                            records_created=cursor_row.records_created + result.created + created,
+                            rows_rejected=cursor_row.rows_rejected + result.rejected + len(issues))
+                    break
+                except PatientConflict as exc:  # rows naming another patient's visit become issues; the rest load
+                    exc.record()
+                    rejected = {id(p) for p, _ in exc.rejected}
+                    issues += [PullIssue(source=source.name, record_type=source.record_type.slug, position=marks[id(p)],
+                                         errors=errors) for p, errors in exc.rejected]
+                    prepared = [p for p in prepared if id(p) not in rejected]
             result.rows += len(rows)
             result.created += created
             result.unchanged += len(stored) - created

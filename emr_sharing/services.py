@@ -8,6 +8,9 @@ ends here, so they share one behaviour:
 * idempotent by business key: a record identical to the latest stored version of its key is
   *unchanged* (nothing written); a changed one becomes a new version, and the outbox
   supersedes the older unsent one;
+* a record naming a visit, stay or order that belongs to another patient raises
+  ``PatientConflict`` (409; ``rejected`` lists those records with their errors) and nothing of the
+  batch is written;
 * ordering (children wait for their parent's acceptance), retries and delivery are the outbox's
   (``hospital_interop.uploads.services.enqueue``); nothing is sent inside a request.
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import Max
 
+from hospital_interop.patients.services import PatientConflict
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads.models import OutboxRecord
 
@@ -113,8 +117,20 @@ def store(prepared: list[Prepared], *, source: str, wake: bool = True) -> list[S
             changed.add(pair)
             fresh.append((len(results), p))
             results.append(None)
-        records = outbox.enqueue_many([outbox.Item(p.record_type.interface, p.payload) for _, p in fresh],
-                                      source=source, wake_worker=wake)
+        try:
+            records = outbox.enqueue_many([outbox.Item(p.record_type.interface, p.payload) for _, p in fresh],
+                                          source=source, wake_worker=wake)
+        except PatientConflict as exc:  # in intake terms: each conflicting record and its line
+            def in_intake_terms(error: dict) -> dict:
+                p = fresh[error["item"]][1]
+                return {**({"line": p.line} if p.line is not None else {}),
+                        **{k: v for k, v in error.items() if k != "item"},
+                        "field": p.record_type.intake_path(error["field"])}
+
+            exc.rejected = [(fresh[i][1], [in_intake_terms(e) for e in exc.errors if e.get("item") == i])
+                            for i in sorted(exc.items)]
+            exc.errors = [in_intake_terms(e) for e in exc.errors]
+            raise
     for (i, p), record in zip(fresh, records, strict=True):
         results[i] = Submission(p.record_type, p.key, record, True, p.line)
         latest[(p.record_type.interface, p.key)] = record

@@ -27,10 +27,11 @@ ROLES = (
          ("hospital_interop.view_uploads", "hospital_interop.operate_uploads",
           "hospital_interop.view_decrypted_payload", "hospital_interop.view_interfaces",
           "hospital_interop.view_audit_log", "hospital_interop.maintain_dictionaries",
-          "hospital_interop.view_recognition_stats")),
+          "hospital_interop.view_recognition_stats", "patients.view_bindingconflict")),
     Role("admin", "管理员", "管理用户、角色与系统参数", ()),  # administrators are staff superusers
 )
 ROLE_BY_CODE = {r.code: r for r in ROLES}
+ROLE_APPS = {"hospital_interop", *(p.split(".", 1)[0] for r in ROLES for p in r.permissions)}
 
 
 def _permission(label: str) -> Permission | None:
@@ -40,7 +41,7 @@ def _permission(label: str) -> Permission | None:
 
 def sync_roles(sender=None, **kwargs) -> None:
     """Create the role groups and set their permissions to exactly what ROLES says."""
-    if sender is not None and sender.name != "hospital_interop":
+    if sender is not None and sender.label not in ROLE_APPS:  # again after each app whose permissions roles use
         return
     for role in ROLES:
         group, _ = Group.objects.get_or_create(name=role.name)

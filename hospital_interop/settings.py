@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "hospital_interop",
     "hospital_interop.uploads",
     "hospital_interop.integrations",
+    "hospital_interop.patients",
     "dictionaries",
     "mutual_recognition",
     "emr_sharing",

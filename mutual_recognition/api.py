@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from dictionaries.selectors import VERSION_KEY
+from hospital_interop.patients.services import PatientConflict
 
 from . import conf, external, links, prompt, selectors, services, snapshot
 from .links import OrderedItem
@@ -41,6 +42,12 @@ def authorized(request) -> bool:
         return any(hmac.compare_digest(token, t.encode()) for t in conf.api_tokens())
     user = request.user
     return user.is_authenticated and user.has_perm(PERMISSION)
+
+
+def _conflict(exc: PatientConflict) -> HttpResponse:
+    """The request named a visit of another patient: 409, after its transaction was rolled back."""
+    exc.record()
+    return _error(409, exc.errors)
 
 
 def _unauthorized() -> HttpResponse:
@@ -96,10 +103,10 @@ def prompt_view(request):
     try:
         data = _body(request)
         items = parse_items(data.get("items"))
-        patient, visit = data.get("patient") or {}, data.get("visit") or {}
-        visit_id, id_no = str(visit.get("visitId") or ""), str(patient.get("idNo") or "").upper()
-        if not visit_id or not id_no:
+        patient, visit = data.get("patient"), data.get("visit")
+        if not (isinstance(patient, dict) and isinstance(visit, dict) and visit.get("visitId") and patient.get("idNo")):
             services.encounter_fields(data)  # raises with the precise field errors
+        visit_id, id_no = str(visit["visitId"]).strip(), str(patient["idNo"]).strip().upper()
         bundle, version = external.read_for_prompt(visit_id, VERSION_KEY)
         snap = snapshot.get(version)
         source = "cache"
@@ -108,6 +115,8 @@ def prompt_view(request):
             bundle, source = services.ensure_bundle(enc, bundle=bundle)
     except services.InputError as exc:
         return _error(400, exc.errors)
+    except PatientConflict as exc:
+        return _conflict(exc)
     answers = prompt.evaluate(items, bundle, snap, external.today_d8())
     doctor, dept = str(data.get("doctor") or ""), str(data.get("dept") or "")
     warnings = []
@@ -143,6 +152,8 @@ def events_view(request):
         enc = services.register_encounter(data, event=event)
     except services.InputError as exc:
         return _error(400, exc.errors)
+    except PatientConflict as exc:
+        return _conflict(exc)
     return _json({"ok": True, "visitId": enc.visit_id, "preload": "scheduled"}, status=202)
 
 

@@ -7,18 +7,14 @@ recognised results can be shown and handed to the exam and lab systems after the
 
 from __future__ import annotations
 
-import hashlib
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
 from hospital_interop.logmask import mask_name
+from hospital_interop.patients.models import id_key
 
-
-def id_key(id_type_code: str, id_no: str) -> str:
-    """Stable, non-reversible key of a patient identity (for search and cache keys)."""
-    return hashlib.sha256(f"{id_type_code}|{id_no.upper()}".encode()).hexdigest()[:40]
+__all__ = ["AuditEntry", "Decision", "Encounter", "Kind", "id_key", "mask_id"]
 
 
 def mask_id(id_no: str) -> str:

@@ -21,6 +21,9 @@ from django.utils import timezone
 from dictionaries import selectors as dicts
 from dictionaries.models import Doctor, HospitalDepartment
 from dictionaries.selectors import VERSION_KEY, Unmapped
+from hospital_interop.patients import services as patients
+from hospital_interop.patients.models import RefKind
+from hospital_interop.patients.services import Identity, Ref
 from hospital_interop.uploads import services as outbox
 
 from . import external, payloads, snapshot
@@ -48,33 +51,62 @@ def _err(field: str, rule: str, message: str) -> dict:
 # --------------------------------------------------------------------------- encounters
 
 
+# Stored lengths of the visit's fields (Encounter): over-length is refused, never cut.
+PATIENT_LIMITS = (("patientId", "patient_id", 32), ("name", "name", 50), ("idTypeCode", "id_type_code", 2),
+                  ("idNo", "id_no", 32), ("sexCode", "sex_code", 1), ("birthDate", "birth_date", 8),
+                  ("phone", "phone", 20))
+VISIT_LIMITS = (("visitId", "visit_id", 32), ("outpatientNo", "outpatient_no", 18),
+                ("inpatientNo", "inpatient_no", 18))
+STAFF_LIMIT = 20  # dept and doctor codes
+
+
+def bounded(errors: list[dict], path: str, value, limit: int) -> str:
+    """``value`` as a stripped string; a non-string or one longer than ``limit`` adds an error."""
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        errors.append(_err(path, "type", "应为字符串"))
+        return ""
+    text = str(value).strip()
+    if len(text) > limit:
+        errors.append(_err(path, "length", f"长度 {len(text)} 超过上限 {limit} 个字符"))
+    return text
+
+
 def encounter_fields(data: dict) -> dict:
-    """Validate the patient/visit part of an event or prompt request; InputError lists every problem."""
-    patient = data.get("patient") if isinstance(data.get("patient"), dict) else {}
-    visit = data.get("visit") if isinstance(data.get("visit"), dict) else {}
+    """Validate the patient/visit part of an event or prompt request; InputError lists every problem.
+    Nothing is cut: an over-length identifier is an error naming the field and its limit."""
     errors = []
-    for path, value in (("patient.name", patient.get("name")), ("patient.idNo", patient.get("idNo")),
-                        ("visit.visitId", visit.get("visitId"))):
-        if not isinstance(value, str) or not value.strip():
+    patient, visit = data.get("patient", {}), data.get("visit", {})
+    for path, value in (("patient", patient), ("visit", visit)):
+        if not isinstance(value, dict):
+            errors.append(_err(path, "type", "应为对象"))
+    patient = patient if isinstance(patient, dict) else {}
+    visit = visit if isinstance(visit, dict) else {}
+    fields = {attr: bounded(errors, f"patient.{key}", patient.get(key), limit) for key, attr, limit in PATIENT_LIMITS}
+    fields.update({attr: bounded(errors, f"visit.{key}", visit.get(key), limit) for key, attr, limit in VISIT_LIMITS})
+    for path, attr in (("patient.name", "name"), ("patient.idNo", "id_no"), ("visit.visitId", "visit_id")):
+        if not fields[attr] and not any(e["field"] == path for e in errors):
             errors.append(_err(path, "required", "必填"))
     ptype = str(visit.get("patientTypeCode") or "1")
     if ptype not in PATIENT_TYPES:
         errors.append(_err("visit.patientTypeCode", "valueSet", "患者类型应为 1 门诊、2 急诊、3 住院 或 9 其他"))
+    fields["dept"] = bounded(errors, "dept", data.get("dept"), STAFF_LIMIT)
+    fields["doctor"] = bounded(errors, "doctor", data.get("doctor"), STAFF_LIMIT)
     if errors:
         raise InputError(errors)
-    return {
-        "patient_id": str(patient.get("patientId") or "")[:32], "name": patient["name"].strip()[:50],
-        "id_type_code": str(patient.get("idTypeCode") or "01")[:2], "id_no": patient["idNo"].strip().upper()[:32],
-        "sex_code": str(patient.get("sexCode") or "")[:1], "birth_date": str(patient.get("birthDate") or "")[:8],
-        "phone": str(patient.get("phone") or "")[:20], "patient_type_code": ptype,
-        "outpatient_no": str(visit.get("outpatientNo") or "")[:18], "inpatient_no": str(visit.get("inpatientNo") or "")[:18],
-        "visit_id": visit["visitId"].strip()[:32],
-    }
+    fields.update(id_type_code=fields["id_type_code"] or "01", id_no=fields["id_no"].upper(), patient_type_code=ptype)
+    return fields
 
 
-def upsert_encounter(fields: dict, *, event: str, dept: str = "", doctor: str = "") -> Encounter:
-    visit_id = fields["visit_id"]
-    defaults = {k: v for k, v in fields.items() if k != "visit_id"}
+def upsert_encounter(fields: dict, *, event: str) -> Encounter:
+    """Store the visit. Its patient is fixed by its first event: a request naming the visit with
+    another patient raises PatientConflict (409, nothing written)."""
+    fields = dict(fields)
+    visit_id, dept, doctor = fields.pop("visit_id"), fields.pop("dept", ""), fields.pop("doctor", "")
+    patients.bind(Identity(fields["id_type_code"], fields["id_no"], fields["patient_id"]),
+                  [Ref(RefKind.VISIT, visit_id, "visit.visitId")], source=f"recognition-{event}")
+    defaults = {k: v for k, v in fields.items() if v or k not in ("patient_id",)}  # a blank never erases the id
     defaults["event"] = event
     if dept:
         defaults["dept_code"] = dept
@@ -88,8 +120,7 @@ def register_encounter(data: dict, *, event: str = "registration") -> Encounter:
     """A registration / admission / appointment event: store the visit and schedule the pre-load."""
     fields = encounter_fields(data)
     with transaction.atomic():
-        enc = upsert_encounter(fields, event=event, dept=str(data.get("dept") or ""),
-                               doctor=str(data.get("doctor") or ""))
+        enc = upsert_encounter(fields, event=event)
         transaction.on_commit(lambda: _schedule_preload(enc.pk))
     return enc
 
@@ -130,8 +161,8 @@ def ensure_bundle(enc: Encounter, *, bundle: dict | None = None) -> tuple[dict, 
 def encounter_for_prompt(data: dict) -> Encounter:
     """The prompt API's slow path: the visit was not pre-loaded (or its patient changed)."""
     fields = encounter_fields(data)
-    return upsert_encounter(fields, event="prompt", dept=str(data.get("dept") or ""),
-                            doctor=str(data.get("doctor") or ""))
+    with transaction.atomic():
+        return upsert_encounter(fields, event="prompt")
 
 
 # --------------------------------------------------------------------------- decisions
@@ -147,6 +178,11 @@ class DecisionInput:
     note: str = ""
 
 
+# DecisionInput's fields in order, with the lengths Decision stores
+DECISION_LIMITS = (("orderId", 32), ("standardCode", 20), ("reportId", 20), ("decision", 1), ("reasonCode", 10),
+                   ("note", 500))
+
+
 def parse_decisions(raw) -> list[DecisionInput]:
     if not isinstance(raw, list) or not raw:
         raise InputError([_err("decisions", "required", "没有需要保存的互认决定")])
@@ -155,12 +191,11 @@ def parse_decisions(raw) -> list[DecisionInput]:
         if not isinstance(d, dict):
             errors.append(_err(f"decisions[{i}]", "type", "应为对象"))
             continue
-        item = DecisionInput(str(d.get("orderId") or ""), str(d.get("standardCode") or ""),
-                             str(d.get("reportId") or ""), str(d.get("decision") or ""),
-                             str(d.get("reasonCode") or ""), str(d.get("note") or "").strip()[:500])
-        for name in ("order_id", "standard_code", "report_id"):
-            if not getattr(item, name):
-                errors.append(_err(f"decisions[{i}].{name}", "required", "必填"))
+        item = DecisionInput(*(bounded(errors, f"decisions[{i}].{key}", d.get(key), limit)
+                               for key, limit in DECISION_LIMITS))
+        for key, name in (("orderId", "order_id"), ("standardCode", "standard_code"), ("reportId", "report_id")):
+            if not getattr(item, name) and not any(e["field"] == f"decisions[{i}].{key}" for e in errors):
+                errors.append(_err(f"decisions[{i}].{key}", "required", "必填"))
         if item.decision not in ("1", "2"):
             errors.append(_err(f"decisions[{i}].decision", "valueSet", "应为 1（互认）或 2（不互认）"))
         out.append(item)

@@ -54,6 +54,9 @@ Field definition (``fieldName: {...}``; names are readable camelCase)::
     items: {...}         array: the definition of one item; minItems / maxItems
     sizeField / hashField   file: sibling fields that must equal the decoded size / SM3 hex
     de: DE02.01.039.00   metadata: the WS 363 data element
+    binds: visit         string: an identifier that belongs to ONE patient (visit | stay | order |
+                         application | labReport | examReport); the outbox refuses a payload that
+                         names it with another patient than it was first stored with
     note: free text;  example: hint for the example generator (see specs/_common/fields.yaml)
 
 Wire conventions: date = yyyyMMdd (D8); datetime = yyyyMMddHHmmss (14 digits); decimals and
@@ -119,8 +122,9 @@ ENVELOPES = ("sealed", "plain")
 FIELD_ATTRS = frozenset({
     "title", "type", "length", "precision", "required", "requiredWhen", "valueSet", "nameField", "de",
     "format", "when", "pattern", "fields", "items", "minItems", "maxItems", "sizeField", "hashField",
-    "note", "example",
+    "note", "example", "binds",
 })
+BIND_KINDS = ("visit", "stay", "order", "application", "labReport", "examReport")
 DOCUMENT_ATTRS = frozenset({
     "document", "version", "title", "profile", "booleanEncoding", "valueSets", "groups", "defaults",
     "interfaces", "note",
@@ -370,6 +374,7 @@ class FieldSpec:
     hash_field: str | None = None
     note: str | None = None
     example: Any = None
+    binds: str | None = None  # the namespace of a patient-owned identifier (BIND_KINDS)
     max_file_bytes: int = field(default=DEFAULT_MAX_FILE_BYTES, repr=False)  # from the document's profile
     boolean_encoding: str = field(default="json", repr=False)  # the document's booleanEncoding
 
@@ -569,6 +574,11 @@ def _build_field(name: str, raw: Any, where: str, ctx: _Context, *, item: bool =
     only("maxItems", "array")
     only("sizeField", "file")
     only("hashField", "file")
+    only("binds", "string")
+    if "binds" in raw:
+        if raw["binds"] not in BIND_KINDS:
+            ctx.fail(f"{where}.binds", f"binds is one of {', '.join(BIND_KINDS)}")
+        f.binds = raw["binds"]
     if "length" in raw:
         f.length = _positive_int(raw["length"], f"{where}.length", ctx, "length")
     if ftype == "decimal":
@@ -1162,6 +1172,29 @@ class InterfaceSpec:
             values.update({pf: payload.get(cf) for cf, pf in parent.match.items()})
             parent_key = self._parent_key_fields[parent.interface]
             out.append((parent.interface, tuple(values.get(k) for k in parent_key)))
+        return out
+
+    def bound_refs(self, payload: dict) -> list[tuple[str, str, str]]:
+        """(kind, value, field path) of every patient-owned identifier (``binds``) the payload names."""
+        out: list[tuple[str, str, str]] = []
+
+        def visit(fields: dict[str, FieldSpec], data: Any, prefix: str) -> None:
+            if not isinstance(data, dict):
+                return
+            for name, f in fields.items():
+                value, path = data.get(name), f"{prefix}{name}"
+                if f.binds and isinstance(value, str) and value:
+                    out.append((f.binds, value, path))
+                elif f.fields and isinstance(value, dict):
+                    visit(f.fields, value, path + ".")
+                elif f.items is not None and isinstance(value, list):
+                    for i, v in enumerate(value):
+                        if f.items.binds and isinstance(v, str) and v:
+                            out.append((f.items.binds, v, f"{path}[{i}]"))
+                        elif f.items.fields:
+                            visit(f.items.fields, v, f"{path}[{i}].")
+
+        visit(self.request.fields, payload, "")
         return out
 
     def validate(self, payload: Any) -> Errors:

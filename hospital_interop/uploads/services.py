@@ -34,6 +34,7 @@ from django.utils import timezone
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
 from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.patients.services import Claim, Identity, Ref, bind_many
 
 from .models import DUE_STATES, Attempt, Dependency, InterfacePolicy, OutboxRecord, State
 
@@ -94,20 +95,27 @@ def _parent_refs(spec, payload: dict) -> list[tuple[str, str]]:
             if all(v not in (None, "") for v in key)]
 
 
-ID_NUMBER_DE, NAME_DE = "DE02.01.030.00", "DE02.01.039.00"
+ID_NUMBER_DE, NAME_DE, ID_TYPE_DE = "DE02.01.030.00", "DE02.01.039.00", "DE02.01.031.00"
+
+
+@dataclass(frozen=True)
+class _PatientPaths:
+    id_no: tuple[str, ...]
+    id_type: tuple[str, ...]  # () when the spec has no ID type field next to the number
+    name: tuple[str, ...]
 
 
 @functools.cache
-def _patient_paths(code: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
-    """Where a spec keeps the patient's ID number and name: found by data element, not by name."""
+def _patient_paths(code: str) -> _PatientPaths | None:
+    """Where a spec keeps the patient's ID number, ID type and name: found by data element, not by name."""
     spec = load_catalogue().interface(code)
     for path, f in spec.request.walk():
         if f.de == ID_NUMBER_DE and "[]" not in path:
             parent = path.rsplit(".", 1)[0] if "." in path else ""
             siblings = spec.request.fields if not parent else _field_at(spec, parent).fields
-            name = next((n for n, s in siblings.items() if s.de == NAME_DE), None)
             prefix = tuple(parent.split(".")) if parent else ()
-            return (*prefix, f.name), ((*prefix, name) if name else ())
+            found = {de: (*prefix, n) for n, s in siblings.items() for de in (ID_TYPE_DE, NAME_DE) if s.de == de}
+            return _PatientPaths((*prefix, f.name), found.get(ID_TYPE_DE, ()), found.get(NAME_DE, ()))
     return None
 
 
@@ -129,8 +137,31 @@ def patient_of(code: str, payload: dict) -> Patient:
     paths = _patient_paths(code)
     if not paths:
         return Patient()
-    id_path, name_path = paths
-    return Patient(id_number=_dig(payload, id_path), name=_dig(payload, name_path) if name_path else "")
+    return Patient(id_number=_dig(payload, paths.id_no), name=_dig(payload, paths.name) if paths.name else "")
+
+
+def _identity_of(spec, payload: dict) -> Identity | None:
+    """The patient a payload names (ID type + number), if it names one."""
+    paths = _patient_paths(spec.code)
+    id_no = _dig(payload, paths.id_no) if paths else ""
+    if not id_no:
+        return None
+    return Identity((_dig(payload, paths.id_type) if paths.id_type else "") or "01", id_no)
+
+
+def patient_claim(spec, payload: dict, item: int | None = None) -> Claim | None:
+    """What a payload says about which patient owns the visits, orders and reports it names
+    (fields marked ``binds`` in its spec); None when it names no patient or no such identifier."""
+    refs = spec.bound_refs(payload)
+    identity = _identity_of(spec, payload) if refs else None
+    if identity is None:
+        return None
+    return Claim(identity, [Ref(kind, value, path) for kind, value, path in refs], item=item)
+
+
+def _patient_claims(prepared: list) -> list[Claim]:
+    claims = (patient_claim(spec, item.payload, i) for i, (spec, _, item) in enumerate(prepared))
+    return [c for c in claims if c is not None]
 
 
 # --- enqueue -------------------------------------------------------------------------------------
@@ -192,6 +223,8 @@ def enqueue_many(items: list[Item], *, source: str = "", wake_worker: bool = Tru
     if not prepared:
         return []
     with transaction.atomic(savepoint=False):
+        # the patient each payload names must own the visits, orders and reports it references
+        bind_many(_patient_claims(prepared), source=source or "outbox")
         pairs = {(spec.code, key) for spec, key, _ in prepared}
         lock_keys(pairs)
         stored = _latest_versions(pairs)

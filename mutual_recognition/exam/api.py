@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from hospital_interop.integrations.authentication import IntegrationTokenAuthentication
 from hospital_interop.integrations.permissions import HasIntegrationScope
+from hospital_interop.patients.services import PatientConflict
 
 from . import mapping, selectors, services
 from .models import ExamReport, StudySync
@@ -87,13 +88,17 @@ class ReportIntake(ExamApiView):
         "responses": {201: ("ExamReportStatus", "新报告已保存并排队上传"),
                       200: ("ExamReportStatus", "已保存为新版本并排队上传；或与最新版本相同"),
                       202: ("ExamReportStatus", "已保存为待对照：有院内代码未对照标准字典，暂不上传"),
-                      400: ("ExamError", "报文有误，未保存")}}}
+                      400: ("ExamError", "报文有误，未保存"),
+                      409: ("ExamError", "就诊、申请单或报告单号属于另一位患者，未保存")}}}
 
     def post(self, request):
         try:
             result = services.submit_report(request.data, source=request.auth.code)
         except services.IntakeInvalid as exc:
             raise _invalid(exc.errors) from None
+        except PatientConflict as exc:
+            exc.record()
+            raise ExamApiError(409, "报告中的就诊、申请单或报告单号属于另一位患者，未保存", exc.errors) from None
         body = {**selectors.report_status(result.report), "created": result.created, "changed": result.changed}
         if result.report.state == ExamReport.State.HELD:
             code = status.HTTP_202_ACCEPTED
@@ -136,6 +141,7 @@ class ReportWithdraw(ExamApiView):
 
 
 STUDY_FIELDS = ("studyInstanceUid", "imageFolder", "accessionNo", "reportId")
+STUDY_LIMITS = {"accessionNo": 32, "reportId": 20, "imageFolder": 500}  # what StudySync stores; never cut
 
 
 class StudyEvent(ExamApiView):
@@ -154,6 +160,8 @@ class StudyEvent(ExamApiView):
         errors = [{"field": k, "rule": "unknown", "message": f"未定义的字段 {k}"} for k in data if k not in STUDY_FIELDS]
         errors += [{"field": k, "rule": "type", "message": f"{k} 应为字符串"}
                    for k in STUDY_FIELDS if k in data and not isinstance(data[k], str)]
+        errors += [{"field": k, "rule": "length", "message": f"{k} 长度超过上限 {limit} 个字符"}
+                   for k, limit in STUDY_LIMITS.items() if isinstance(data.get(k), str) and len(data[k]) > limit]
         uid = data.get("studyInstanceUid")
         spec_errors = mapping.spec(mapping.RESULT).validate({mapping.STUDY_UID_FIELD: uid})  # its format rule only
         errors += [e for e in spec_errors if e["field"] == mapping.STUDY_UID_FIELD and e["rule"] != "required"]
@@ -164,8 +172,8 @@ class StudyEvent(ExamApiView):
             errors += services.check_folder(folder)
         if errors:
             raise _invalid(errors)
-        job = services.ensure_study_job(uid, folder=folder, accession_no=str(data.get("accessionNo") or "")[:32],
-                                        report_id=str(data.get("reportId") or "")[:20], source_system=request.auth.code)
+        job = services.ensure_study_job(uid, folder=folder, accession_no=data.get("accessionNo") or "",
+                                        report_id=data.get("reportId") or "", source_system=request.auth.code)
         return Response(selectors.study_status(job), status=status.HTTP_202_ACCEPTED)
 
 

@@ -36,6 +36,7 @@ from hospital_interop.dicom.retrieve import retrieve_study
 from hospital_interop.dicom.store import InstanceResult, StoreSCU
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
+from hospital_interop.patients import services as patients
 from hospital_interop.uploads import services as uploads
 from hospital_interop.uploads.models import OutboxRecord, State
 
@@ -98,8 +99,11 @@ def submit_report(body, *, source: str = "") -> SubmitResult:
     if prepared.errors:
         raise IntakeInvalid(prepared.errors)
     digest = mapping.content_hash(body)
+    claim = uploads.patient_claim(mapping.spec(mapping.RESULT), prepared.result)
     with transaction.atomic():
         _lock("exam-report#" + prepared.report_id)  # two first submissions of one report: one waits
+        if claim is not None:  # the report, its visit and application belong to the patient it names
+            patients.bind_many([claim], source=f"exam-{source}" if source else "exam")
         report = ExamReport.objects.select_for_update().filter(report_id=prepared.report_id).first()
         created = report is None
         if report is not None and report.state == ExamReport.State.ACTIVE and report.content_hash == digest:

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from hospital_interop.integrations.authentication import IntegrationTokenAuthentication
 from hospital_interop.integrations.permissions import HasIntegrationScope
+from hospital_interop.patients.services import PatientConflict
 
 from . import selectors, services
 from .intake import LabReportIn
@@ -87,7 +88,7 @@ class ReportCollection(LabApi):
             "不传 nonRecognitions / externalResults 时，取医生在互认提示页对本次就诊（及 orderIds）所做的决定。"),
         request=LabReportIn,
         responses={201: APPROVED, 200: APPROVED, 400: OpenApiResponse(ERROR), 401: OpenApiResponse(ERROR),
-                   403: OpenApiResponse(ERROR)},
+                   403: OpenApiResponse(ERROR), 409: OpenApiResponse(ERROR, description="就诊等编号属于另一位患者")},
         examples=[OpenApiExample("血常规", request_only=True, value={
             "reportId": "JY2026112700001", "applicationId": "SQ0000000001", "reportTitle": "血常规",
             "orderIds": ["YZ00000001"],
@@ -111,6 +112,9 @@ class ReportCollection(LabApi):
             result = services.approve(request.data, source=self.source(request))
         except services.ReportRejected as exc:
             return _error(exc.status, "报告内容有误，未保存", exc.errors)
+        except PatientConflict as exc:
+            exc.record()
+            return _error(409, "报告中的就诊、申请单、医嘱或报告单号属于另一位患者，未保存", exc.errors)
         report = result.report
         return Response({
             "reportId": report.report_id, "version": result.version.version, "changed": result.changed,

@@ -22,6 +22,9 @@ from django.utils import timezone
 
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.gm import sm3_hex
+from hospital_interop.patients import services as patients
+from hospital_interop.patients.models import RefKind
+from hospital_interop.patients.services import Identity, Ref
 
 from . import index, intake, payloads, pdf
 from .conf import TransferConfig
@@ -59,12 +62,15 @@ def _iso(value) -> str:
     return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
 
 
-def recognition_from_decisions(visit_id: str, order_ids: list[str] | None) -> tuple[list[dict], list[dict]]:
+def recognition_from_decisions(visit_id: str, patient_key: str, order_ids: list[str] | None
+                               ) -> tuple[list[dict], list[dict]]:
     """The doctors' current lab decisions for the visit (requirement 1.2.2 4): refusals become
-    non-recognition information, recognitions the accepted external results."""
+    non-recognition information, recognitions the accepted external results. Only decisions
+    about the report's own patient (``patient_key``, see patients.models.id_key) in that visit."""
     from mutual_recognition.models import Decision
 
-    qs = Decision.objects.filter(encounter__visit_id=visit_id, kind="lab", current=True)
+    qs = Decision.objects.filter(encounter__visit_id=visit_id, encounter__id_key=patient_key, kind="lab",
+                                 current=True)
     if order_ids:
         qs = qs.filter(order_id__in=order_ids)
     refused, accepted = [], []
@@ -85,12 +91,26 @@ def recognition_from_decisions(visit_id: str, order_ids: list[str] | None) -> tu
     return refused, accepted
 
 
+def _patient_claim(content: dict) -> tuple[Identity, list[Ref]]:
+    """The patient of a report and the visit, report, application and orders it names."""
+    patient = content["patient"]
+    refs = [Ref(RefKind.VISIT, content["visit"]["visitId"], "visit.visitId"),
+            Ref(RefKind.LAB_REPORT, content["reportId"], "reportId"),
+            Ref(RefKind.APPLICATION, content["applicationId"], "applicationId")]
+    refs += [Ref(RefKind.ORDER, o, f"orderIds[{i}]") for i, o in enumerate(content.get("orderIds") or [])]
+    return Identity(patient.get("idTypeCode") or "01", patient["idNo"], patient.get("patientId") or ""), refs
+
+
 def approve(data, *, source: str = "") -> Approval:
+    """Store an approved report (PatientConflict when it names a visit, report, application or order
+    of another patient; ReportRejected for bad content; nothing stored either way)."""
     content, errors = intake.normalise(data)
     if errors:
         raise ReportRejected(errors)
+    identity, refs = _patient_claim(content)
     if content["nonRecognitions"] is None or content["externalResults"] is None:
-        refused, accepted = recognition_from_decisions(content["visit"]["visitId"], content.get("orderIds"))
+        refused, accepted = recognition_from_decisions(content["visit"]["visitId"], identity.key,
+                                                       content.get("orderIds"))
         if content["nonRecognitions"] is None:
             content["nonRecognitions"] = refused
         if content["externalResults"] is None:
@@ -101,15 +121,16 @@ def approve(data, *, source: str = "") -> Approval:
     digest = intake.content_hash(content)
     now = timezone.now()
     patient = content["patient"]
-    from mutual_recognition.models import id_key, mask_id
+    from mutual_recognition.models import mask_id
 
     fields = {
         "title": content["reportTitle"], "patient_name": patient["name"],
-        "patient_key": id_key(patient.get("idTypeCode", "01"), patient["idNo"]), "id_masked": mask_id(patient["idNo"]),
+        "patient_key": identity.key, "id_masked": mask_id(patient["idNo"]),
         "visit_id": content["visit"]["visitId"], "request_dept": content["requestDept"],
         "reported_at": content["reportedAt"], "approved_at": now, "source": source,
     }
     with transaction.atomic():
+        patients.bind(identity, refs, source=f"lab-{source}" if source else "lab")
         report, created = LabReport.objects.select_for_update().get_or_create(
             report_id=content["reportId"], defaults={**fields, "version": 1})
         latest = report.versions.order_by("-version").first()

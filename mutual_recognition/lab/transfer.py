@@ -41,6 +41,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from hospital_interop.municipal.gm import sm3_hex
+from hospital_interop.patients.services import PatientConflict
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads.models import OutboxRecord, State
 
@@ -217,6 +218,11 @@ class TransferService:
                              transfer=t)
         except outbox.PayloadInvalid as exc:
             self.quarantine(t, paths, "上传内容未通过接口校验：" + _errors_text(exc.errors), exc.errors, stats)
+            return
+        except PatientConflict as exc:
+            exc.record()
+            self.quarantine(t, paths, "报告中的患者与其就诊、申请单或报告单号已登记的患者不一致：" + _errors_text(exc.errors),
+                            exc.errors, stats)
             return
         t.state, t.pdf_record_id, t.detail_record_id = T.ENQUEUED, pdf_rec.pk, detail_rec.pk
         stats.enqueued += 1

@@ -1,0 +1,44 @@
+"""The outbox's last check: a payload whose patient does not own the visit, order or report it
+names never enters the outbox."""
+
+import pytest
+from django.db import transaction
+
+from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.patients.services import PatientConflict
+from hospital_interop.uploads import services as outbox
+from hospital_interop.uploads.models import OutboxRecord
+
+pytestmark = pytest.mark.django_db
+
+DETAIL = "LAB_REPORT_DETAIL"
+
+
+def example(seed: int, **overrides) -> dict:
+    return load_catalogue().interface(DETAIL).example(seed, **overrides)
+
+
+def test_a_payload_naming_another_patient_visit_is_refused_before_the_outbox():
+    a = example(1)
+    outbox.enqueue_many([outbox.Item(DETAIL, a)], source="test")
+
+    with pytest.raises(PatientConflict) as caught, transaction.atomic():  # as callers do: the batch rolls back
+        outbox.enqueue_many([outbox.Item("LAB_REPORT_PDF", load_catalogue().interface("LAB_REPORT_PDF").example(9)),
+                             outbox.Item(DETAIL, example(2, visitId=a["visitId"]))], source="test")
+
+    assert [(e["item"], e["field"], e["rule"]) for e in caught.value.errors] == [(1, "visitId", "patientMismatch")]
+    assert OutboxRecord.objects.count() == 1  # the whole batch was refused
+
+
+def test_two_patients_on_one_report_number_in_one_batch_are_refused():
+    a = example(1)
+    with pytest.raises(PatientConflict) as caught, transaction.atomic():
+        outbox.enqueue_many([outbox.Item(DETAIL, a), outbox.Item(DETAIL, example(2, reportId=a["reportId"]))])
+    assert {e["field"] for e in caught.value.errors} == {"reportId"}
+    assert not OutboxRecord.objects.exists()
+
+
+def test_the_spec_names_the_identifiers_a_patient_owns():
+    spec = load_catalogue().interface(DETAIL)
+    kinds = {kind for kind, _, _ in spec.bound_refs(example(3))}
+    assert kinds == {"visit", "labReport", "application"}
