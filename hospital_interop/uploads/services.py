@@ -631,7 +631,8 @@ def retry_delay(attempts: int, result: CallResult) -> float:
 # --- ops actions ---------------------------------------------------------------------------------
 def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
     """Send again now: rows needing attention or waiting to retry. With payload_fix (one row),
-    replace fields of the payload first, re-validated against the spec."""
+    replace fields of the payload first, re-validated against the spec and the patient bindings
+    (PayloadInvalid / PatientConflict, nothing changed)."""
     now = timezone.now()
     with transaction.atomic():
         rows = list(OutboxRecord.objects.select_for_update().filter(
@@ -639,9 +640,13 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
         for row in rows:
             if payload_fix:
                 payload = {**row.payload, **payload_fix}
-                errors = load_catalogue().interface(row.interface).validate(payload)
+                spec = load_catalogue().interface(row.interface)
+                errors = spec.validate(payload)
                 if errors:
                     raise PayloadInvalid(row.interface, errors)
+                claim = patient_claim(spec, payload)  # a fix cannot move a visit or report to another patient
+                if claim is not None:
+                    bind_many([claim], source="ops-redrive")
                 row.payload = payload
             row.state, row.next_attempt_at, row.last_errors, row.redriven_at = State.PENDING, now, [], now
             row.last_message = "运维已重推"

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from hospital_interop.charts import bar_chart
+from hospital_interop.patients.services import PatientConflict
 
 from . import selectors, services
 from .forms import CancelForm, PayloadFixForm, RecordFilterForm
@@ -157,6 +158,10 @@ def fix_and_redrive(request, pk: int):
         except services.PayloadInvalid as exc:
             messages.error(request, "修正后仍不符合接口规范，未保存：" + "；".join(
                 f"{e['field']}（{e['rule']}）{e['message']}" for e in exc.errors))
+        except PatientConflict as exc:
+            exc.record()
+            messages.error(request, "修正后的患者与该记录的就诊或报告已登记的患者不一致，未保存：" + "；".join(
+                e["message"] for e in exc.errors))
         else:
             messages.success(request, "已保存修正并重推。" if n else "该记录当前状态不能修正重推。")
     return redirect("uploads:record", pk=pk)

@@ -42,3 +42,17 @@ def test_the_spec_names_the_identifiers_a_patient_owns():
     spec = load_catalogue().interface(DETAIL)
     kinds = {kind for kind, _, _ in spec.bound_refs(example(3))}
     assert kinds == {"visit", "labReport", "application"}
+
+
+def test_fix_and_redrive_cannot_move_a_visit_to_another_patient():
+    a = example(1)
+    record = outbox.enqueue_many([outbox.Item(DETAIL, a)], source="test")[0]
+    OutboxRecord.objects.filter(pk=record.pk).update(state="attention")
+    other = example(2)["patient"]
+
+    with pytest.raises(PatientConflict), transaction.atomic():
+        outbox.redrive([record.pk], payload_fix={"patient": other})
+
+    record.refresh_from_db()
+    assert record.state == "attention" and record.payload["patient"] == a["patient"]
+    assert outbox.redrive([record.pk], payload_fix={"reportTitle": "血常规"}) == 1  # a fix of the same patient is fine
