@@ -5,6 +5,9 @@ string field except ``sign`` is signed (sorted ``k=v`` joined with ``&``) with S
 The receiver checks, in this order: required fields → signature (1001, before any decryption)
 → timestamp window (1002) → nonce (1003) → decryption / decompression / JSON (1004).
 
+Decompression accepts any RFC 1952 stream, including several concatenated members (``cat a.gz
+b.gz``), bounded in total output; bytes after the last member are refused.
+
 gzip level: :data:`GZIP_LEVEL` = 1. On the JSON this platform carries, level 1 gives files within
 a few percent of level 6 at 3–5x the speed, and embedded PDFs/images are already compressed, so
 higher levels cost CPU for almost no bytes. ``mtime=0`` keeps the output deterministic.
@@ -306,13 +309,28 @@ def _max_plain_bytes(profile: Profile) -> int:
 
 
 def _gunzip(buf: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(wbits=31)  # gzip container only
-    out = d.decompress(buf, limit)
-    if d.unconsumed_tail:
-        raise ValueError(f"decompressed payload exceeds {limit} bytes")
-    if not d.eof or d.unused_data:
-        raise ValueError("truncated or trailing data in gzip stream")
-    return out
+    """Every member of an RFC 1952 stream (§2.2: a file may hold several), at most ``limit`` bytes
+    in total. ``zlib.decompressobj(wbits=31)`` stops after one member and leaves the rest in
+    ``unused_data``; ``gzip.decompress`` reads every member but has no output bound and tolerates
+    trailing zero bytes. Here each member gets its own decompressor, the bound covers all of them,
+    and anything after the last member that does not start a new one is refused."""
+    out: list[bytes] = []
+    total, rest = 0, buf
+    while True:
+        d = zlib.decompressobj(wbits=31)  # gzip container only
+        room = limit - total
+        chunk = d.decompress(rest, room + 1)  # never 0, which would mean "no limit"
+        if len(chunk) > room:
+            raise ValueError(f"decompressed payload exceeds {limit} bytes")
+        if not d.eof:
+            raise ValueError("truncated gzip stream")
+        out.append(chunk)
+        total += len(chunk)
+        rest = d.unused_data
+        if not rest:
+            return b"".join(out)
+        if not rest.startswith(b"\x1f\x8b"):
+            raise ValueError(f"{len(rest)} bytes after the last gzip member")
 
 
 def decode_payload(data: str, iv_hex: str | None, profile: Profile, sm4_key: bytes | None) -> Any:

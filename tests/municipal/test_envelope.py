@@ -75,6 +75,12 @@ def resign(env, creds, profile=DEFAULT_PROFILE):
     return env
 
 
+def multi_member(raw: bytes, members: int = 3) -> bytes:
+    """``raw`` as several concatenated gzip members (RFC 1952 §2.2), as ``cat a.gz b.gz`` makes."""
+    step = -(-len(raw) // members)
+    return b"".join(gzip.compress(raw[i : i + step], mtime=0) for i in range(0, len(raw), step))
+
+
 def expect_code(code, fn, *args, **kw):
     with pytest.raises(ev.EnvelopeError) as info:
         fn(*args, **kw)
@@ -337,6 +343,40 @@ def test_gzip_bomb_is_1004(sides):
         {**seal(hospital, small), "data": base64.b64encode(bomb).decode(), "iv": "00" * 16}, hospital
     )
     expect_code("1004", open_, env, platform, small)
+
+
+def test_a_multi_member_gzip_payload_opens_on_both_sides(sides):
+    hospital, platform = sides
+    raw = json.dumps(PAYLOAD, ensure_ascii=False).encode()
+    gz = multi_member(raw)
+    assert gzip.decompress(gz) == raw and len(gz) > len(gzip.compress(raw))  # really several members
+    iv = bytes(range(16))
+    data = base64.b64encode(gm.sm4_encrypt(SM4_KEY, gz, "CBC", iv)).decode()
+    request = resign({**seal(hospital), "data": data, "iv": iv.hex()}, hospital)
+    assert open_(request, platform).payload == PAYLOAD
+    response = ev.seal_response("0", "成功", {}, creds=platform, profile=DEFAULT_PROFILE, timestamp=NOW)
+    response = resign({**response, "data": data, "iv": iv.hex()}, platform)
+    assert ev.open_response(response, creds=hospital, profile=DEFAULT_PROFILE).data == PAYLOAD
+    plain = Profile(encrypt_type="NONE")
+    assert ev.decode_payload(base64.b64encode(gz).decode(), None, plain, None) == PAYLOAD
+
+
+def test_bytes_after_the_last_gzip_member_are_1004():
+    plain = Profile(encrypt_type="NONE")
+    gz = multi_member(json.dumps(PAYLOAD).encode(), 2)
+    for tail in (b"junk", b"\0" * 8, b"\x1f", gzip.compress(b"{}")[:-4]):  # garbage, padding, cut members
+        with pytest.raises(ev.EnvelopeError) as err:
+            ev.decode_payload(base64.b64encode(gz + tail).decode(), None, plain, None)
+        assert err.value.code == "1004"
+
+
+def test_the_gzip_size_bound_covers_all_members():
+    small = Profile(encrypt_type="NONE", max_file_bytes=1024)  # 4 KiB of JSON at most
+    member = gzip.compress(b" " * 3000, mtime=0)
+    fits = base64.b64encode(member + gzip.compress(b"[1]", mtime=0)).decode()
+    assert ev.decode_payload(fits, None, small, None) == [1]
+    over = base64.b64encode(member + member + gzip.compress(b"[1]", mtime=0)).decode()  # each under, together over
+    expect_code("1004", ev.decode_payload, over, None, small, None)
 
 
 # --- responses --------------------------------------------------------------------------------

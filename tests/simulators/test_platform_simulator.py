@@ -8,6 +8,8 @@ seeded results of other hospitals; and the inspection API.
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -238,6 +240,21 @@ def test_a_wrong_sm4_key_is_1004(sim):
         private_key=sim.config.private_key,
     )
     assert post_raw(sim, spec, seal(sim, spec, spec.example(SEED), creds=creds)).code == "1004"
+
+
+def test_a_multi_member_gzip_request_is_accepted(sim):
+    spec, payload = spec_of("LAB_REPORT_DETAIL"), spec_of("LAB_REPORT_DETAIL").example(SEED)
+    raw = json.dumps(payload, ensure_ascii=False).encode()
+    members = gzip.compress(raw[: len(raw) // 2], mtime=0) + gzip.compress(raw[len(raw) // 2 :], mtime=0)
+    iv = bytes(range(16))
+    env = {k: v for k, v in seal(sim, spec, payload).items() if k != "sign"}
+    env.update(iv=iv.hex(), data=base64.b64encode(gm.sm4_encrypt(sim.config.sm4_key, members, "CBC", iv)).decode())
+    signature = sim.config.private_key.sign(
+        envelope.string_to_sign(env), signer_id=spec.profile.signer_id, encoding=spec.profile.signature_encoding
+    )
+    env["sign"] = base64.b64encode(signature).decode()
+    assert post_raw(sim, spec, env).code == "0"
+    assert sim.record(spec.code, spec.key_of(payload))["payload"] == payload
 
 
 def test_a_stale_timestamp_is_1002(sim):
