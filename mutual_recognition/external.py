@@ -55,7 +55,7 @@ def platform_client() -> PlatformClient:
             private_key_file=p["PRIVATE_KEY_FILE"], platform_public_key_file=p["PLATFORM_PUBLIC_KEY_FILE"],
             sm4_key_file=p["SM4_KEY_FILE"], app_secret_file=p["APP_SECRET_FILE"],
             timeout=min(float(p["TIMEOUT_SECONDS"]), 8.0), viewer_url=p["VIEWER_URL"])
-        client = _local.client = PlatformClient(config)
+        client = _local.client = PlatformClient.from_settings(config)  # answer nonces shared by all processes
         _local.fingerprint = fingerprint
     return client
 

@@ -4,18 +4,23 @@
 SQLite file on a free port, a handle with the URL, the key folder, a hospital-side
 ``PlatformConfig`` (3 s timeout) and the inspection / fault API. ``sim`` (function): the same
 handle, with records, seeds, stats and faults reset before the test. ``platform_settings``: points
-``settings.PLATFORM`` of a Django test at the simulator.
+``settings.PLATFORM`` of a Django test at the simulator. ``answer_proxy`` (function): a man in the
+middle on loopback between a client and the simulator, which can replay a captured answer or
+serve a forged one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -186,6 +191,89 @@ def stop_process(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
+
+
+@dataclass
+class Exchange:
+    path: str
+    request: bytes
+    status: int
+    answer: bytes
+    forwarded: bool
+
+
+class AnswerProxy:
+    """A man in the middle on loopback: forwards every POST to the simulator and keeps each
+    exchange; ``answer_with(path, body)`` makes it answer that path with ``body`` instead, without
+    forwarding the request (a captured answer replayed, or an answer forged with a stolen key);
+    ``forward_all()`` goes back to forwarding. Point a client's ``base_url`` at ``url``."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.exchanges: list[Exchange] = []
+        self._canned: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, like the platform
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, answer = proxy._answer(self.path, body)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def _answer(self, path: str, body: bytes) -> tuple[int, bytes]:
+        with self._lock:
+            canned = self._canned.get(path)
+        if canned is not None:
+            status, answer, forwarded = 200, canned, False
+        else:
+            r = self._http.post(self.target + path, data=body, timeout=10,
+                                headers={"Content-Type": "application/json; charset=utf-8"})
+            status, answer, forwarded = r.status_code, r.content, True
+        with self._lock:
+            self.exchanges.append(Exchange(path, body, status, answer, forwarded))
+        return status, answer
+
+    def answer_with(self, path: str, body: bytes | dict) -> None:
+        if isinstance(body, dict):
+            body = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        with self._lock:
+            self._canned[path] = body
+
+    def forward_all(self) -> None:
+        with self._lock:
+            self._canned.clear()
+
+    def last(self, path: str) -> Exchange:
+        return next(e for e in reversed(self.exchanges) if e.path == path)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._http.close()
+
+
+@pytest.fixture
+def answer_proxy(sim):
+    proxy = AnswerProxy(sim.url)
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,21 @@
 attention). The code table is the protocol's (platform-protocol.md §3); the client itself
 absorbs the two codes that only need a fresh request (1002 after a time refresh, 1003 with a
 new nonce) with one immediate second try.
+
+An answer is believed only if it is checked like a request (§3): signed with the platform's key,
+its ``timestamp`` within the interface profile's ``timestampWindowSeconds`` of platform time (the
+local clock plus the measured offset), and its ``nonce`` never seen before by any worker sharing
+the client's nonce store. Otherwise the call is a failed, retryable one (``refused_answer`` says
+which check failed); a captured ``code 0`` replayed for another record is never an acceptance.
+An answer outside the window also has the platform clock measured again and the request sent
+once more at once, as for a 1002: the offset may simply be out of date.
+
+The timestamp service's answer (§5) is signed and its nonce is checked, but its timestamp cannot
+be held to the window: it is the measurement the window is computed from, and the platform's clock
+may really have moved (that is what a 1002 tells). It must agree with its own ``data.timestamp``.
+What remains open: a time answer captured longer ago than the nonce TTL and replayed could shift
+the offset backwards, making answers of that age look fresh; closing that needs a client
+challenge echoed by the time service, which the reference profile does not have.
 """
 
 from __future__ import annotations
@@ -50,6 +65,14 @@ CODE_TABLE: dict[str, tuple[Outcome, str]] = {
 }
 IMMEDIATE_RETRY_CODES = ("1002", "1003")
 
+# Why an answer was not believed: the protocol code of the check it failed → reason for ops.
+REFUSED_ANSWER_REASONS: dict[str, str] = {
+    "1001": "应答未签名或签名无效",
+    "1002": "应答时间戳超出允许范围（过期、超前或被重放的应答）",
+    "1003": "应答随机数重复（被重放的应答）",
+    "1004": "应答数据无法解密或解压",
+}
+
 
 @dataclass
 class CallResult:
@@ -61,6 +84,8 @@ class CallResult:
     retry_after: float | None = None  # seconds, from 3001
     http_status: int | None = None
     elapsed_ms: float = 0.0
+    # an answer came but was not believed: the code of the check it failed (REFUSED_ANSWER_REASONS)
+    refused_answer: str = ""
 
     @property
     def receipt(self) -> str:
@@ -118,6 +143,29 @@ class PlatformConfig:
         )
 
 
+class DjangoCacheNonceStore:
+    """Seen answer nonces in Django's cache, shared by every web and worker process using it.
+
+    ``cache.add`` is atomic on the Redis backend (``SET NX EX``): of two workers seeing the same
+    answer, one wins. (The file-based cache of the embedded demo is shared by the processes of one
+    host but its ``add`` is not atomic; production runs with ``REDIS_URL``.)
+    """
+
+    def __init__(self, ttl: int, alias: str = "default", prefix: str = "municipal:answer-nonce:") -> None:
+        self.ttl, self.alias, self.prefix = int(ttl), alias, prefix
+
+    def add(self, app_id: str, nonce: str) -> bool:
+        from django.core.cache import caches
+
+        return bool(caches[self.alias].add(f"{self.prefix}{app_id}:{nonce}", 1, timeout=self.ttl))
+
+
+def nonce_ttl(catalogue) -> int:
+    """How long a client remembers an answer nonce: the longest ``nonceTtlSeconds`` of any
+    interface profile (each is at least twice its window, so a replay inside a window is caught)."""
+    return max((spec.profile.nonce_ttl_seconds for spec in catalogue.interfaces), default=600)
+
+
 @cache
 def config_from_settings() -> PlatformConfig:
     from django.conf import settings
@@ -137,13 +185,18 @@ def config_from_settings() -> PlatformConfig:
 
 
 class PlatformClient:
-    """One per thread or process (it keeps a keep-alive HTTP session and the time offset)."""
+    """One per thread or process (it keeps a keep-alive HTTP session and the time offset).
+
+    ``nonce_store`` remembers the answer nonces seen (``envelope.NonceStore``); the default is
+    in-process, :meth:`from_settings` shares it across processes through Django's cache.
+    """
 
     TIME_OFFSET_MAX_AGE = 600.0  # seconds before the offset is measured again
 
-    def __init__(self, config: PlatformConfig, catalogue=None):
+    def __init__(self, config: PlatformConfig, catalogue=None, nonce_store: envelope.NonceStore | None = None):
         self.config = config
         self.catalogue = catalogue or load_catalogue()
+        self.nonces = nonce_store or envelope.MemoryNonceCache(nonce_ttl(self.catalogue))
         # urllib3 directly: a keep-alive pool without requests' per-call overhead (~1.5 ms CPU)
         self.http = urllib3.PoolManager(maxsize=4, retries=False, headers={"Content-Type": JSON_UTF8})
         self.timeout = urllib3.Timeout(connect=min(config.timeout, 5.0), read=config.timeout)
@@ -152,22 +205,37 @@ class PlatformClient:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls) -> PlatformClient:
-        return cls(config_from_settings())
+    def from_settings(cls, config: PlatformConfig | None = None) -> PlatformClient:
+        """The client of a web or worker process: ``settings.PLATFORM`` (or ``config``), and the
+        answer nonces shared with every other process through Django's cache."""
+        catalogue = load_catalogue()
+        return cls(config or config_from_settings(), catalogue, DjangoCacheNonceStore(nonce_ttl(catalogue)))
 
     # -- platform time -------------------------------------------------------------------------
     def refresh_time(self) -> timedelta:
-        """Measure the platform clock (§5 timestamp service) and keep the offset."""
+        """Measure the platform clock (§5 timestamp service) and keep the offset.
+
+        The answer must be signed and its nonce new; its timestamp is not held to the window
+        (it is the measurement), only to its own ``data.timestamp`` (see the module docstring).
+        """
         spec = self.catalogue.interface("SECURITY_TIMESTAMP")
         sent = time.time()
         response = self._post(spec.path, json.dumps({"appId": self.config.app_id}).encode())
         received = time.time()
         if response.status != 200:
             raise RuntimeError(f"timestamp service answered HTTP {response.status}")
-        answer = envelope.open_response(json.loads(response.data), creds=self.config.credentials, profile=spec.profile)
+        answer = envelope.open_response(
+            json.loads(response.data),
+            creds=self.config.credentials,
+            profile=spec.profile,
+            now=None,
+            nonce_cache=self.nonces,
+        )
         if answer.code != "0":
             raise RuntimeError(f"timestamp service answered {answer.code} {answer.message}")
         platform = envelope.parse_timestamp(answer.data["timestamp"])
+        if abs((platform - answer.timestamp).total_seconds()) > spec.profile.timestamp_window_seconds:
+            raise RuntimeError("timestamp service answer: data.timestamp disagrees with the envelope timestamp")
         local_mid = datetime.fromtimestamp((sent + received) / 2, tz=platform.tzinfo)
         with self._lock:
             self._offset = platform - local_mid
@@ -184,16 +252,22 @@ class PlatformClient:
                     self._offset, self._offset_at = timedelta(0), time.monotonic()
         return datetime.now(PLATFORM_TZ) + self._offset
 
+    def _platform_clock(self) -> datetime:
+        """Platform time with the offset as it is (no measuring): what answers are checked against."""
+        return datetime.now(PLATFORM_TZ) + (self._offset or timedelta(0))
+
     def _post(self, path: str, body: bytes):
         return self.http.request("POST", self.config.base_url + path, body=body, timeout=self.timeout)
 
     # -- calls ---------------------------------------------------------------------------------
     def call(self, interface_code: str, payload: dict) -> CallResult:
-        """Send one upload or query. Retries 1002/1003 once at once; never raises."""
+        """Send one upload or query; never raises. Retries once at once on 1002/1003 and on an
+        answer outside the time window (after measuring the platform clock again)."""
         spec = self.catalogue.interface(interface_code)
         result = self._call_once(spec, payload)
-        if result.code in IMMEDIATE_RETRY_CODES:
-            if result.code == "1002":
+        clock_off = result.code == "1002" or result.refused_answer == "1002"
+        if result.code in IMMEDIATE_RETRY_CODES or clock_off:
+            if clock_off:
                 try:
                     self.refresh_time()
                 except Exception as exc:
@@ -231,12 +305,23 @@ class PlatformClient:
             )
         try:
             answer = envelope.open_response(
-                json.loads(response.data), creds=self.config.credentials, profile=spec.profile
+                json.loads(response.data),
+                creds=self.config.credentials,
+                profile=spec.profile,
+                now=self._platform_clock(),
+                nonce_cache=self.nonces,
             )
         except (ValueError, envelope.EnvelopeError) as exc:
-            # an unsigned or forged answer is a failed call, never a success
+            # unsigned, forged, stale, future-dated or replayed: a failed call, never a success
+            check = exc.code if isinstance(exc, envelope.EnvelopeError) else "1001"
+            detail = exc.detail if isinstance(exc, envelope.EnvelopeError) else "not JSON"
+            log.warning("platform answer for %s refused (%s): %s", spec.code, check, detail)
             return CallResult(
-                Outcome.RETRY, message=f"应答无效：{exc}", http_status=200, elapsed_ms=_ms(started)
+                Outcome.RETRY,
+                message=f"应答无效：{REFUSED_ANSWER_REASONS.get(check, '应答无法验证')}，未采信，稍后重试（{detail}）",
+                http_status=200,
+                elapsed_ms=_ms(started),
+                refused_answer=check,
             )
         outcome, meaning = CODE_TABLE.get(answer.code, (Outcome.ATTENTION, "未知返回码"))
         data = (

@@ -3,7 +3,12 @@
 Request:  payload → UTF-8 JSON → gzip → SM4 (CBC, fresh IV) → Base64 → ``data``; every non-empty
 string field except ``sign`` is signed (sorted ``k=v`` joined with ``&``) with SM2 (or HMAC-SM3).
 The receiver checks, in this order: required fields → signature (1001, before any decryption)
-→ timestamp window (1002) → nonce (1003) → decryption / decompression / JSON (1004).
+→ timestamp window (1002) → nonce (1003) → decryption / decompression / JSON (1004). Responses are
+checked the same way by the client (§3): a correctly signed answer whose timestamp is outside the
+window or whose nonce was seen before is refused, so a captured answer cannot be replayed.
+
+Decompression accepts any RFC 1952 stream, including several concatenated members (``cat a.gz
+b.gz``), bounded in total output; bytes after the last member are refused.
 
 gzip level: :data:`GZIP_LEVEL` = 1. On the JSON this platform carries, level 1 gives files within
 a few percent of level 6 at 3–5x the speed, and embedded PDFs/images are already compressed, so
@@ -26,7 +31,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .gm import SM2PrivateKey, SM2PublicKey, hmac_sm3, sm3_hex, sm4_decrypt, sm4_encrypt
@@ -39,6 +44,7 @@ __all__ = [
     "EnvelopeError",
     "LinkExpiredError",
     "MemoryNonceCache",
+    "NonceStore",
     "OpenedRequest",
     "RedisNonceCache",
     "Response",
@@ -177,6 +183,20 @@ def _ts(value: datetime | str) -> str:
     return value if isinstance(value, str) else format_timestamp(value)
 
 
+class NonceStore(Protocol):
+    """Where one side remembers the nonces it has seen, each for the store's TTL.
+
+    ``add`` records the nonce and answers True if it was new, False if it was seen within the
+    TTL; it must be atomic (two workers adding the same nonce: exactly one gets True). The TTL
+    must cover the whole window a message is accepted in (2 x ``timestampWindowSeconds``, which
+    ``nonceTtlSeconds`` does by the profile's own rule). Implementations: :class:`MemoryNonceCache`
+    (one process), :class:`RedisNonceCache`, the client's Django-cache store and the simulator's
+    SQLite store (several processes).
+    """
+
+    def add(self, app_id: str, nonce: str) -> bool: ...
+
+
 class MemoryNonceCache:
     """In-process, thread-safe set of (appId, nonce) remembered for ``ttl`` seconds."""
 
@@ -273,6 +293,25 @@ def _check_sign_field(envelope: dict, creds: Credentials, profile: Profile) -> N
         raise EnvelopeError("1001", "signature does not verify")
 
 
+def _check_fresh(envelope: dict, app_id: str, profile: Profile, now: datetime | None, nonce_cache) -> datetime:
+    """The replay checks shared by requests and responses: timestamp within ±window of ``now``
+    (1002; skipped when ``now`` is None), then the nonce never seen (1003). Returns the timestamp."""
+    try:
+        ts = parse_timestamp(envelope["timestamp"])
+    except ValueError as exc:
+        raise EnvelopeError("1002", str(exc)) from None
+    if now is not None:
+        skew = (ts - now).total_seconds()
+        if abs(skew) > profile.timestamp_window_seconds:
+            when = "ahead of" if skew > 0 else "behind"
+            raise EnvelopeError(
+                "1002", f"{abs(skew):.0f}s {when} platform time, window ±{profile.timestamp_window_seconds}s"
+            )
+    if not nonce_cache.add(app_id, envelope["nonce"]):
+        raise EnvelopeError("1003", f"nonce {envelope['nonce']} already used")
+    return ts
+
+
 # ---------------------------------------------------------------------------------------------
 # Payload encoding
 # ---------------------------------------------------------------------------------------------
@@ -306,13 +345,28 @@ def _max_plain_bytes(profile: Profile) -> int:
 
 
 def _gunzip(buf: bytes, limit: int) -> bytes:
-    d = zlib.decompressobj(wbits=31)  # gzip container only
-    out = d.decompress(buf, limit)
-    if d.unconsumed_tail:
-        raise ValueError(f"decompressed payload exceeds {limit} bytes")
-    if not d.eof or d.unused_data:
-        raise ValueError("truncated or trailing data in gzip stream")
-    return out
+    """Every member of an RFC 1952 stream (§2.2: a file may hold several), at most ``limit`` bytes
+    in total. ``zlib.decompressobj(wbits=31)`` stops after one member and leaves the rest in
+    ``unused_data``; ``gzip.decompress`` reads every member but has no output bound and tolerates
+    trailing zero bytes. Here each member gets its own decompressor, the bound covers all of them,
+    and anything after the last member that does not start a new one is refused."""
+    out: list[bytes] = []
+    total, rest = 0, buf
+    while True:
+        d = zlib.decompressobj(wbits=31)  # gzip container only
+        room = limit - total
+        chunk = d.decompress(rest, room + 1)  # never 0, which would mean "no limit"
+        if len(chunk) > room:
+            raise ValueError(f"decompressed payload exceeds {limit} bytes")
+        if not d.eof:
+            raise ValueError("truncated gzip stream")
+        out.append(chunk)
+        total += len(chunk)
+        rest = d.unused_data
+        if not rest:
+            return b"".join(out)
+        if not rest.startswith(b"\x1f\x8b"):
+            raise ValueError(f"{len(rest)} bytes after the last gzip member")
 
 
 def decode_payload(data: str, iv_hex: str | None, profile: Profile, sm4_key: bytes | None) -> Any:
@@ -376,7 +430,7 @@ def open_request(
     creds_for_app: Callable[[str], Credentials | None],
     profile: Profile,
     now: datetime,
-    nonce_cache,
+    nonce_cache: NonceStore,
 ) -> OpenedRequest:
     """Platform side: check and open a request envelope, raising EnvelopeError with the protocol code."""
     if not isinstance(envelope, dict):
@@ -397,16 +451,7 @@ def open_request(
 
     _check_sign_field(envelope, creds, profile)
 
-    try:
-        ts = parse_timestamp(envelope["timestamp"])
-    except ValueError as exc:
-        raise EnvelopeError("1002", str(exc)) from None
-    skew = abs((now - ts).total_seconds())
-    if skew > profile.timestamp_window_seconds:
-        raise EnvelopeError("1002", f"skew {skew:.0f}s > {profile.timestamp_window_seconds}s")
-
-    if not nonce_cache.add(app_id, envelope["nonce"]):
-        raise EnvelopeError("1003", f"nonce {envelope['nonce']} already used")
+    ts = _check_fresh(envelope, app_id, profile, now, nonce_cache)
 
     if envelope["encryptType"] != profile.encrypt_type or envelope["compressType"] != profile.compress_type:
         raise EnvelopeError(
@@ -454,18 +499,23 @@ def seal_response(
     return env
 
 
-def open_response(envelope: dict, *, creds: Credentials, profile: Profile) -> Response:
-    """Client side: verify and open a response. Unsigned / badly signed → EnvelopeError("1001")."""
+def open_response(
+    envelope: dict, *, creds: Credentials, profile: Profile, now: datetime | None, nonce_cache: NonceStore
+) -> Response:
+    """Client side: check and open a response like a request (§3), raising EnvelopeError.
+
+    Order: required fields and signature (1001) → timestamp within ±window of ``now``, the
+    client's platform time (1002) → nonce never seen by ``nonce_cache`` (1003) → data (1004).
+    ``now`` None skips only the window: for the timestamp service's answer (§5), which is what
+    measures platform time and so has nothing to be compared with (see ``PlatformClient.refresh_time``).
+    """
     if not isinstance(envelope, dict):
         raise EnvelopeError("1001", "response is not a JSON object")
-    for name in ("code", "timestamp"):
+    for name in ("code", "timestamp", "nonce"):
         if not isinstance(envelope.get(name), str) or not envelope[name]:
             raise EnvelopeError("1001", f"response without {name}")
     _check_sign_field(envelope, creds, profile)
-    try:
-        ts = parse_timestamp(envelope["timestamp"])
-    except ValueError as exc:
-        raise EnvelopeError("1002", str(exc)) from None
+    ts = _check_fresh(envelope, creds.app_id, profile, now, nonce_cache)
     data = envelope.get("data")
     if isinstance(data, str) and data:
         data = decode_payload(data, envelope.get("iv"), profile, creds.sm4_key)

@@ -4,7 +4,7 @@ The life of a record::
 
     enqueue ──► pending ──claim──► sending ──► done
                   ▲  ▲                │
-                  │  └── retry ◄──────┤ (5xx, timeout, 3001, 5000, bad answer)
+                  │  └── retry ◄──────┤ (5xx, timeout, 3001, 5000, an answer not believed)
                   │                   └──► attention (2001 field errors, config errors, too old)
                   └───────── redrive (ops, after fixing the data)
 
@@ -535,7 +535,9 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
             states.append(record.state)
             if record.state == State.DONE and record.interface in _parent_interfaces():
                 done.append(record)
-        no_answer = {r.pk for r, result, _ in sent if result.outcome == Outcome.RETRY and result.http_status is None}
+        # no answer, or one not believed (forged, stale, replayed): what became of the request is unknown
+        no_answer = {r.pk for r, result, _ in sent
+                     if result.outcome == Outcome.RETRY and (result.http_status is None or result.refused_answer)}
         _defer_to_newer_versions(changed, now, no_answer)
         OutboxRecord.objects.bulk_update(changed, OUTCOME_FIELDS)
         Attempt.objects.bulk_create(attempts)
@@ -559,7 +561,7 @@ def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answ
     uncertain = set()
     for r in changed:
         if (r.interface, r.business_key) in newer_keys and r.state in (State.RETRY, State.ATTENTION):
-            if r.pk in no_answer:  # timeout or broken connection: the request may still land
+            if r.pk in no_answer:  # timeout, broken connection, answer not believed: it may still land
                 uncertain.add((r.interface, r.business_key))
             r.state, r.next_attempt_at = State.SUPERSEDED, None
             r.last_message = f"发送期间已有新版本，不再重发：{r.last_message}"[:2000]

@@ -75,6 +75,29 @@ def resign(env, creds, profile=DEFAULT_PROFILE):
     return env
 
 
+def open_resp(resp, hospital, profile=DEFAULT_PROFILE, now=NOW, cache=None):
+    """Client side: open an answer checked like a request (window around ``now``, nonce unseen)."""
+    return ev.open_response(
+        resp,
+        creds=hospital,
+        profile=profile,
+        now=now,
+        nonce_cache=cache if cache is not None else ev.MemoryNonceCache(600),
+    )
+
+
+def answer(platform, profile=DEFAULT_PROFILE, timestamp=NOW, **kw):
+    return ev.seal_response(
+        "0", "成功", {"receiptId": "RC-1"}, creds=platform, profile=profile, timestamp=timestamp, **kw
+    )
+
+
+def multi_member(raw: bytes, members: int = 3) -> bytes:
+    """``raw`` as several concatenated gzip members (RFC 1952 §2.2), as ``cat a.gz b.gz`` makes."""
+    step = -(-len(raw) // members)
+    return b"".join(gzip.compress(raw[i : i + step], mtime=0) for i in range(0, len(raw), step))
+
+
 def expect_code(code, fn, *args, **kw):
     with pytest.raises(ev.EnvelopeError) as info:
         fn(*args, **kw)
@@ -152,15 +175,15 @@ def test_round_trip_every_profile(sides, profile):
     resp = ev.seal_response(
         "0", "成功", {"receiptId": "RC-1"}, creds=platform, profile=profile, timestamp=NOW
     )
-    answer = ev.open_response(resp, creds=hospital, profile=profile)
-    assert (answer.code, answer.message, answer.data, answer.timestamp) == (
+    opened = open_resp(resp, hospital, profile)
+    assert (opened.code, opened.message, opened.data, opened.timestamp) == (
         "0",
         "成功",
         {"receiptId": "RC-1"},
         NOW,
     )
     tampered = {**resp, "message": "失败"}
-    expect_code("1001", ev.open_response, tampered, creds=hospital, profile=profile)
+    expect_code("1001", open_resp, tampered, hospital, profile)
 
 
 def test_round_trip_with_gmssl_backend(sides):
@@ -339,6 +362,39 @@ def test_gzip_bomb_is_1004(sides):
     expect_code("1004", open_, env, platform, small)
 
 
+def test_a_multi_member_gzip_payload_opens_on_both_sides(sides):
+    hospital, platform = sides
+    raw = json.dumps(PAYLOAD, ensure_ascii=False).encode()
+    gz = multi_member(raw)
+    assert gzip.decompress(gz) == raw and len(gz) > len(gzip.compress(raw))  # really several members
+    iv = bytes(range(16))
+    data = base64.b64encode(gm.sm4_encrypt(SM4_KEY, gz, "CBC", iv)).decode()
+    request = resign({**seal(hospital), "data": data, "iv": iv.hex()}, hospital)
+    assert open_(request, platform).payload == PAYLOAD
+    response = resign({**answer(platform), "data": data, "iv": iv.hex()}, platform)
+    assert open_resp(response, hospital).data == PAYLOAD
+    plain = Profile(encrypt_type="NONE")
+    assert ev.decode_payload(base64.b64encode(gz).decode(), None, plain, None) == PAYLOAD
+
+
+def test_bytes_after_the_last_gzip_member_are_1004():
+    plain = Profile(encrypt_type="NONE")
+    gz = multi_member(json.dumps(PAYLOAD).encode(), 2)
+    for tail in (b"junk", b"\0" * 8, b"\x1f", gzip.compress(b"{}")[:-4]):  # garbage, padding, cut members
+        with pytest.raises(ev.EnvelopeError) as err:
+            ev.decode_payload(base64.b64encode(gz + tail).decode(), None, plain, None)
+        assert err.value.code == "1004"
+
+
+def test_the_gzip_size_bound_covers_all_members():
+    small = Profile(encrypt_type="NONE", max_file_bytes=1024)  # 4 KiB of JSON at most
+    member = gzip.compress(b" " * 3000, mtime=0)
+    fits = base64.b64encode(member + gzip.compress(b"[1]", mtime=0)).decode()
+    assert ev.decode_payload(fits, None, small, None) == [1]
+    over = base64.b64encode(member + member + gzip.compress(b"[1]", mtime=0)).decode()  # each under, together over
+    expect_code("1004", ev.decode_payload, over, None, small, None)
+
+
 # --- responses --------------------------------------------------------------------------------
 
 
@@ -357,38 +413,67 @@ def test_response_layout_and_codes(sides):
     resp = ev.seal_response(
         "2001", "业务校验失败", {"errors": errors}, creds=platform, profile=DEFAULT_PROFILE, timestamp=NOW
     )
-    assert ev.open_response(resp, creds=hospital, profile=DEFAULT_PROFILE).data == {"errors": errors}
+    assert open_resp(resp, hospital).data == {"errors": errors}
     bare = ev.seal_response(
         "5000", "平台内部错误", creds=platform, profile=DEFAULT_PROFILE, timestamp="20261127101500123"
     )
     assert list(bare) == ["code", "message", "timestamp", "nonce", "sign"]
-    answer = ev.open_response(bare, creds=hospital, profile=DEFAULT_PROFILE)
-    assert (answer.code, answer.data) == ("5000", None)
+    opened = open_resp(bare, hospital)
+    assert (opened.code, opened.data) == ("5000", None)
 
 
 def test_unsigned_or_forged_response_is_1001(sides, keys):
     hospital, platform = sides
-    resp = ev.seal_response(
-        "0", "成功", {"receiptId": "RC-1"}, creds=platform, profile=DEFAULT_PROFILE, timestamp=NOW
-    )
-    expect_code(
-        "1001",
-        ev.open_response,
-        {k: v for k, v in resp.items() if k != "sign"},
-        creds=hospital,
-        profile=DEFAULT_PROFILE,
-    )
-    expect_code("1001", ev.open_response, {**resp, "sign": ""}, creds=hospital, profile=DEFAULT_PROFILE)
-    expect_code("1001", ev.open_response, {**resp, "code": "2001"}, creds=hospital, profile=DEFAULT_PROFILE)
+    resp = answer(platform)
+    expect_code("1001", open_resp, {k: v for k, v in resp.items() if k != "sign"}, hospital)
+    expect_code("1001", open_resp, {**resp, "sign": ""}, hospital)
+    expect_code("1001", open_resp, {**resp, "code": "2001"}, hospital)
     forger = ev.Credentials(app_id="x", org_code="y", sm4_key=SM4_KEY, private_key=keys["hospital"])
-    forged = ev.seal_response(
-        "0", "成功", {"receiptId": "FAKE"}, creds=forger, profile=DEFAULT_PROFILE, timestamp=NOW
-    )
-    expect_code("1001", ev.open_response, forged, creds=hospital, profile=DEFAULT_PROFILE)
-    expect_code(
-        "1001", ev.open_response, {"code": "0", "message": "成功"}, creds=hospital, profile=DEFAULT_PROFILE
-    )
-    expect_code("1001", ev.open_response, ["not", "a", "dict"], creds=hospital, profile=DEFAULT_PROFILE)
+    expect_code("1001", open_resp, answer(forger), hospital)
+    expect_code("1001", open_resp, {"code": "0", "message": "成功"}, hospital)
+    expect_code("1001", open_resp, ["not", "a", "dict"], hospital)
+    # the nonce is required and signed like every other field
+    expect_code("1001", open_resp, resign({k: v for k, v in resp.items() if k != "nonce"}, platform), hospital)
+    expect_code("1001", open_resp, {**resp, "nonce": ev.new_nonce()}, hospital)
+
+
+def test_response_timestamp_outside_the_window_is_1002(sides):
+    hospital, platform = sides
+    for skew in (-299, 299):
+        open_resp(answer(platform, timestamp=NOW + timedelta(seconds=skew)), hospital)
+    for skew in (-301, 301, -86400):  # stale, future-dated, a day-old capture
+        expect_code("1002", open_resp, answer(platform, timestamp=NOW + timedelta(seconds=skew)), hospital)
+    expect_code("1002", open_resp, resign({**answer(platform), "timestamp": "2026-11-27 10:15"}, platform), hospital)
+    # the window is the profile's knob
+    narrow = Profile(timestamp_window_seconds=60, nonce_ttl_seconds=120)
+    ninety_s_old = answer(platform, narrow, timestamp=NOW - timedelta(seconds=90))
+    expect_code("1002", open_resp, ninety_s_old, hospital, narrow)
+    assert open_resp(ninety_s_old, hospital).code == "0"
+    # a bad signature wins over a bad timestamp
+    stale = answer(platform, timestamp=NOW - timedelta(hours=1))
+    expect_code("1001", open_resp, {**stale, "code": "5000"}, hospital)
+
+
+def test_replayed_response_nonce_is_1003(sides):
+    hospital, platform = sides
+    cache = ev.MemoryNonceCache(600)
+    resp = answer(platform)
+    open_resp(resp, hospital, cache=cache)
+    expect_code("1003", open_resp, resp, hospital, cache=cache)
+    # another answer, correctly signed, re-using a seen nonce
+    expect_code("1003", open_resp, answer(platform, nonce=resp["nonce"]), hospital, cache=cache)
+    # the timestamp is checked before the nonce: a stale replay is 1002 and its nonce not recorded
+    other = answer(platform, timestamp=NOW - timedelta(hours=1))
+    expect_code("1002", open_resp, other, hospital, cache=cache)
+    assert cache.add(hospital.app_id, other["nonce"])
+
+
+def test_response_opened_without_a_window_still_checks_its_nonce(sides):
+    hospital, platform = sides
+    cache = ev.MemoryNonceCache(600)
+    day_old = answer(platform, timestamp=NOW - timedelta(days=1))
+    assert open_resp(day_old, hospital, now=None, cache=cache).timestamp == NOW - timedelta(days=1)
+    expect_code("1003", open_resp, day_old, hospital, now=None, cache=cache)
 
 
 # --- timestamps -------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ seeded results of other hospitals; and the inspection API.
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -57,11 +59,17 @@ def seal(sim, spec, payload, *, creds=None, timestamp=None, nonce=None) -> dict:
     )
 
 
+# answers are opened like the client opens them: platform time window, nonce never seen before
+ANSWER_NONCES = envelope.MemoryNonceCache(600)
+
+
 def post_raw(sim, spec, body) -> envelope.Response:
     """POST a ready envelope (or plain JSON) and open the signed answer."""
     r = requests.post(sim.url + spec.path, json=body, timeout=5)
     assert r.status_code == 200, r.text
-    return envelope.open_response(r.json(), creds=sim.config.credentials, profile=spec.profile)
+    return envelope.open_response(
+        r.json(), creds=sim.config.credentials, profile=spec.profile, now=now(), nonce_cache=ANSWER_NONCES
+    )
 
 
 def patient_id(seed=SEED) -> str:
@@ -238,6 +246,33 @@ def test_a_wrong_sm4_key_is_1004(sim):
         private_key=sim.config.private_key,
     )
     assert post_raw(sim, spec, seal(sim, spec, spec.example(SEED), creds=creds)).code == "1004"
+
+
+def test_a_multi_member_gzip_request_is_accepted(sim):
+    spec, payload = spec_of("LAB_REPORT_DETAIL"), spec_of("LAB_REPORT_DETAIL").example(SEED)
+    raw = json.dumps(payload, ensure_ascii=False).encode()
+    members = gzip.compress(raw[: len(raw) // 2], mtime=0) + gzip.compress(raw[len(raw) // 2 :], mtime=0)
+    iv = bytes(range(16))
+    env = {k: v for k, v in seal(sim, spec, payload).items() if k != "sign"}
+    env.update(iv=iv.hex(), data=base64.b64encode(gm.sm4_encrypt(sim.config.sm4_key, members, "CBC", iv)).decode())
+    signature = sim.config.private_key.sign(
+        envelope.string_to_sign(env), signer_id=spec.profile.signer_id, encoding=spec.profile.signature_encoding
+    )
+    env["sign"] = base64.b64encode(signature).decode()
+    assert post_raw(sim, spec, env).code == "0"
+    assert sim.record(spec.code, spec.key_of(payload))["payload"] == payload
+
+
+def test_answers_carry_a_fresh_nonce_and_the_platform_time(sim):
+    spec = spec_of("SECURITY_TIMESTAMP")
+    sim.set_faults(clock_skew_seconds=3600)  # the platform's clock, not the host's, stamps answers
+    answers = [requests.post(sim.url + spec.path, json={"appId": sim.config.app_id}, timeout=5).json()
+               for _ in range(3)]
+    assert len({a["nonce"] for a in answers}) == 3 and all(len(a["nonce"]) == 32 for a in answers)
+    for raw in answers:
+        opened = envelope.open_response(raw, creds=sim.config.credentials, profile=spec.profile,
+                                        now=now() + timedelta(hours=1), nonce_cache=ANSWER_NONCES)
+        assert abs(envelope.parse_timestamp(opened.data["timestamp"]) - opened.timestamp) < timedelta(seconds=5)
 
 
 def test_a_stale_timestamp_is_1002(sim):

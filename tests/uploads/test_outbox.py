@@ -289,3 +289,13 @@ def test_an_older_version_without_an_answer_makes_the_newest_go_again_later():
     services.record_outcome(first, CallResult(Outcome.RETRY, message="请求超时"), started_at=timezone.now())
     second.refresh_from_db()
     assert second.state == State.RETRY and second.next_attempt_at > timezone.now()  # lands after a late v1
+
+
+def test_an_older_version_whose_answer_was_not_believed_makes_the_newest_go_again_later():
+    first = _claimed(43)
+    second = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 43))
+    OutboxRecord.objects.filter(pk=second.pk).update(state=State.DONE)  # v2 got through meanwhile
+    replayed = CallResult(Outcome.RETRY, message="应答无效：应答随机数重复", http_status=200, refused_answer="1003")
+    services.record_outcome(first, replayed, started_at=timezone.now())  # v1's real answer never came
+    second.refresh_from_db()
+    assert second.state == State.RETRY and second.next_attempt_at > timezone.now()  # lands after a late v1

@@ -199,13 +199,15 @@ class PlatformSimulator:
             answer = self._envelope_call(spec, body, now, faults)
         if not answer.counted:
             self._count(spec.code, answer.code)
+        # the answer's own time (after any latency and processing) and a fresh nonce (seal_response's
+        # default): the client holds answers to the same window and replay rules as requests
         env = envelope.seal_response(
             answer.code,
             answer.message or MESSAGES.get(answer.code, ""),
             answer.data,
             creds=self.creds,
             profile=profile,
-            timestamp=now,
+            timestamp=self.now(faults),
         )
         self._after(draw, faults, env)
         return json_response(200, env)
