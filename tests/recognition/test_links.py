@@ -1,0 +1,173 @@
+"""Signed prompt links: one canonical string per link (a value never shifts into another field),
+a bounded lifetime, and the page token never in a URL.
+
+Links are built here the way docs/recognition.md tells the HIS to build them, independently of
+mutual_recognition/links.py: percent-encoding with the standard library, HMAC-SM3 with the
+OpenSSL command line."""
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+from django.http import QueryDict
+from django.urls import reverse
+
+from mutual_recognition import links
+from mutual_recognition.links import LinkError, OrderedItem
+
+from .conftest import ITEMS, TOKEN, prompt_body
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "link-secret-for-tests"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "recognition.md"
+DAY = 24 * 3600
+
+
+@pytest.fixture
+def secret(settings):
+    settings.RECOGNITION_LINK_SECRET = SECRET
+    return SECRET
+
+
+def openssl_hmac_sm3(key: str, data: str) -> str:
+    out = subprocess.run(["openssl", "mac", "-digest", "SM3", "-macopt", f"key:{key}", "HMAC"],
+                         input=data.encode(), capture_output=True, check=True).stdout
+    return out.decode().strip().lower()
+
+
+def his_link(fields: dict[str, str], key: str = SECRET) -> str:
+    """The query of a link as the HIS builds it by hand (docs/recognition.md, 'Signed links')."""
+    canonical = "&".join(f"{name}={quote(fields[name], safe='')}"
+                         for name in ("v", "pid", "vid", "doc", "dept", "items", "exp"))
+    return canonical + "&sig=" + openssl_hmac_sm3(key, canonical)
+
+
+def link_fields(**overrides) -> dict[str, str]:
+    fields = {"v": "2", "pid": "P000123", "vid": "V2026112700012", "doc": "D1001", "dept": "1001",
+              "items": "E~CT0012~~YZ001,L~GGN~~YZ003", "exp": str(int(time.time()) + 600)}
+    return {**fields, **overrides}
+
+
+def refusal(query: str, now: float | None = None) -> LinkError:
+    with pytest.raises(LinkError) as exc:
+        links.verify(QueryDict(query), now=now)
+    return exc.value
+
+
+# --------------------------------------------------------------------------- canonical string
+
+
+def test_a_link_whose_fields_were_shifted_into_other_fields_does_not_verify(secret, client):
+    query = links.make_query(patient_id="P000123", visit_id="V2026112700012", doctor="D1001", dept="1001",
+                             items=[OrderedItem("exam", "CT0012", "", "YZ001")])
+    genuine = QueryDict(query)
+    assert links.verify(genuine).patient_id == "P000123"
+    shifted = genuine.dict()
+    shifted.update(items=shifted["items"] + "&pid=" + shifted["pid"], pid="",
+                   dept=shifted["dept"] + "&doc=" + shifted["doc"], doc="")
+    assert refusal(urlencode(shifted)).reason == "tampered"
+    page = client.get(reverse("recognition:embed") + "?" + urlencode(shifted))
+    assert page.status_code == 403 and "无效或已被修改" in page.content.decode()
+
+
+def test_a_link_signed_with_the_old_ambiguous_rule_does_not_verify(secret):
+    fields = link_fields()
+    del fields["v"]
+    old = "&".join(f"{k}={fields[k]}" for k in sorted(fields) if fields[k])  # sorted, raw, empty dropped
+    error = refusal(urlencode({**fields, "sig": openssl_hmac_sm3(SECRET, old)}))
+    assert error.reason == "version" and "v=2" in error.message
+
+
+def test_a_link_that_repeats_a_field_does_not_verify(secret):
+    query = his_link(link_fields())
+    error = refusal(query + "&pid=P999999")
+    assert error.reason == "malformed" and "pid" in error.message
+
+
+def test_a_canonical_link_with_reserved_characters_and_chinese_verifies_and_round_trips(secret):
+    now = time.time()
+    values = {"patient_id": "P&1=2,3%25", "visit_id": "V=就诊&1", "doctor": "王医生 %", "dept": "内科,急诊&外科"}
+    items = [OrderedItem("exam", "CT=12&x", "胸部%20", "YZ&001"), OrderedItem("lab", "肝功能+", "", "YZ=002%")]
+    query = links.make_query(**values, items=items, now=now, lifetime=600)
+
+    assert query == his_link({"v": "2", "pid": "P&1=2,3%25", "vid": "V=就诊&1", "doc": "王医生 %",
+                              "dept": "内科,急诊&外科", "items": "E~CT=12&x~胸部%20~YZ&001,L~肝功能+~~YZ=002%",
+                              "exp": str(int(now) + 600)})
+    ctx = links.verify(QueryDict(query), now=now)
+    assert (ctx.patient_id, ctx.visit_id, ctx.doctor, ctx.dept) == tuple(values.values())
+    assert ctx.items == tuple(items)
+    # a HIS that form-encodes (space as "+") builds the same link: verification decodes first
+    assert links.verify(QueryDict(query.replace("%20", "+")), now=now) == ctx
+
+
+def test_the_worked_example_in_the_docs_is_what_the_code_signs(settings):
+    settings.RECOGNITION_LINK_SECRET = "example-link-secret"
+    fields = {"pid": "P000123", "vid": "V2026112700012", "doc": "D1001", "dept": "内科,急诊",
+              "items": "E~CT0012~~YZ001,L~GGN~~YZ003", "exp": "1795745742"}
+    canonical = links.string_to_sign(fields).decode()
+    sig = openssl_hmac_sm3("example-link-secret", canonical)
+    docs = DOCS.read_text()
+    assert canonical in docs and sig in docs and links.signature(fields) == sig
+    assert f"{canonical}&sig={sig}" in docs
+
+
+def test_values_a_link_cannot_carry_are_refused_when_the_link_is_made(secret):
+    def make(**over):
+        args = {"patient_id": "P1", "visit_id": "V1", "doctor": "D1001", "dept": "1001",
+                "items": [OrderedItem("exam", "CT0012", "", "YZ001")], **over}
+        return links.make_query(**args)
+
+    for bad in ({"items": [OrderedItem("exam", "CT~12", "", "YZ001")]},
+                {"items": [OrderedItem("lab", "GGN", "", "YZ,1")]},
+                {"visit_id": ""}, {"doctor": "D1\n001"}, {"dept": "\ud800"}):
+        with pytest.raises(ValueError):
+            make(**bad)
+
+
+@pytest.mark.parametrize("exp", ["１２３４５６７８９０", "²", "-1", "1e9", "9" * 40])
+def test_a_link_with_a_malformed_expiry_is_refused_not_failed(secret, client, exp):
+    query = his_link(link_fields(exp=exp))
+    assert refusal(query).reason == "malformed"
+    assert client.get(reverse("recognition:embed") + "?" + query).status_code == 403
+
+
+def test_the_prompt_api_links_any_patient_id_and_refuses_one_a_link_cannot_carry(client, recognition, patient):
+    def prompt(**patient_fields):
+        body = prompt_body({**patient, **patient_fields}, ITEMS)
+        return client.post(reverse("recognition:api-prompt"), json.dumps(body), content_type="application/json",
+                            HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    answer = prompt(patientId="P&1=2 住院").json()
+    link = QueryDict(answer["promptUrl"].split("?", 1)[1])
+    assert links.verify(link).patient_id == "P&1=2 住院"
+    refused = prompt(patientId="P1\n2")
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "patient.patientId"
+
+
+# --------------------------------------------------------------------------- bounded lifetime
+
+
+def test_a_link_that_expires_beyond_the_lifetime_cap_does_not_verify(secret, settings):
+    now = time.time()
+    error = refusal(his_link(link_fields(exp=str(int(now) + DAY + 3600))), now=now)
+    assert error.reason == "lifetime" and "24 小时" in error.message
+    assert links.verify(QueryDict(his_link(link_fields(exp=str(int(now) + DAY)))), now=now).visit_id
+
+    settings.RECOGNITION_LINK_MAX_LIFETIME_SECONDS = 3600
+    error = refusal(his_link(link_fields(exp=str(int(now) + 7200))), now=now)
+    assert error.reason == "lifetime" and "1 小时" in error.message
+
+
+def test_make_query_never_issues_a_link_longer_than_the_cap(secret, settings):
+    now = time.time()
+    args = {"patient_id": "P1", "visit_id": "V1", "doctor": "D1001", "dept": "1001",
+            "items": [OrderedItem("exam", "CT0012", "", "YZ001")], "now": now}
+    assert QueryDict(links.make_query(**args, lifetime=30 * DAY))["exp"] == str(int(now) + DAY)
+    settings.RECOGNITION_LINK_LIFETIME_SECONDS = 10 * DAY
+    assert QueryDict(links.make_query(**args))["exp"] == str(int(now) + DAY)
+    settings.RECOGNITION_LINK_MAX_LIFETIME_SECONDS = 1800
+    assert QueryDict(links.make_query(**args))["exp"] == str(int(now) + 1800)
