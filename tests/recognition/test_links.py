@@ -6,6 +6,7 @@ mutual_recognition/links.py: percent-encoding with the standard library, HMAC-SM
 OpenSSL command line."""
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ from django.http import QueryDict
 from django.urls import reverse
 
 from mutual_recognition import links
-from mutual_recognition.links import LinkError, OrderedItem
+from mutual_recognition.links import LinkContext, LinkError, OrderedItem
+from mutual_recognition.models import AuditEntry
 
 from .conftest import ITEMS, TOKEN, prompt_body
 
@@ -171,3 +173,66 @@ def test_make_query_never_issues_a_link_longer_than_the_cap(secret, settings):
     assert QueryDict(links.make_query(**args))["exp"] == str(int(now) + DAY)
     settings.RECOGNITION_LINK_MAX_LIFETIME_SECONDS = 1800
     assert QueryDict(links.make_query(**args))["exp"] == str(int(now) + 1800)
+
+
+# --------------------------------------------------------------------------- page token out of URLs
+
+
+@pytest.fixture
+def opened(client, recognition, patient):
+    """A visit prompted through the API, the page token the prompt page would hold, and its reports."""
+    answer = client.post(reverse("recognition:api-prompt"), json.dumps(prompt_body(patient, ITEMS)),
+                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    items = tuple(OrderedItem(i["kind"], i["itemCode"], "", i["orderId"]) for i in ITEMS)
+    ctx = LinkContext(patient["patientId"], patient["visitId"], "D1001", "1001", items, int(time.time()) + 600)
+    by_order = {i["orderId"]: i for i in answer["items"]}
+    lab = by_order["YZ003"]["results"][0]
+    exam = by_order["YZ001"]["results"][0]
+    return {"token": ctx.to_token(), "lab": {"org": lab["externalOrgCode"], "report": lab["reportId"]},
+            "exam": {"org": exam["externalOrgCode"], "report": exam["reportId"]}}
+
+
+@pytest.mark.parametrize("endpoint,kind", [("recognition:embed-lab-pdf", "lab"),
+                                           ("recognition:embed-exam-view", "exam")])
+def test_report_endpoints_refuse_a_page_token_in_the_url(client, opened, endpoint, kind):
+    report = opened[kind]
+    in_url = reverse(endpoint) + "?" + urlencode({"ctx": opened["token"], **report})
+    assert client.get(in_url).status_code == 405
+    answer = client.post(in_url, json.dumps(report), content_type="application/json")
+    assert answer.status_code == 400
+    assert answer.json()["errors"][0]["field"] == "ctx" and answer.json()["errors"][0]["rule"] == "location"
+    both = client.post(in_url, json.dumps({"ctx": opened["token"], **report}), content_type="application/json")
+    assert both.status_code == 400
+    assert not AuditEntry.objects.exists()
+
+
+def test_the_lab_pdf_is_served_for_a_token_in_the_body_and_audited(client, opened):
+    answer = client.post(reverse("recognition:embed-lab-pdf"), json.dumps({"ctx": opened["token"], **opened["lab"]}),
+                         content_type="application/json")
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/pdf"
+    assert answer.content.startswith(b"%PDF-")
+    assert answer["Cache-Control"] == "no-store" and answer["Referrer-Policy"] == "no-referrer"
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.kind, entry.report_id) == ("view_report", "lab", opened["lab"]["report"])
+
+
+def test_the_exam_viewer_link_is_answered_for_a_token_in_the_body_and_audited(client, opened, recognition):
+    answer = client.post(reverse("recognition:embed-exam-view"),
+                         json.dumps({"ctx": opened["token"], **opened["exam"]}), content_type="application/json")
+    assert answer.status_code == 200 and answer["Cache-Control"] == "no-store"
+    assert answer.json()["url"].startswith(recognition.viewer_url + "?")
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.kind, entry.report_id) == ("view_images", "exam", opened["exam"]["report"])
+
+
+def test_report_endpoints_answer_bad_input_with_field_errors(client, opened):
+    url = reverse("recognition:embed-lab-pdf")
+    cases = [(b"not json", 400, ""), (b"[1]", 400, ""), (json.dumps({"ctx": "forged", **opened["lab"]}), 403, "ctx"),
+             (json.dumps({"ctx": opened["token"], "org": opened["lab"]["org"], "report": "EJY-NOSUCH"}), 404, "reportId")]
+    for body, status, field in cases:
+        answer = client.post(url, body, content_type="application/json")
+        assert answer.status_code == status, body
+        error = answer.json()["errors"][0]
+        assert error["field"] == field and re.search(r"[\u4e00-\u9fff]", error["message"])
+    assert not AuditEntry.objects.exists()
+
