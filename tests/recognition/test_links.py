@@ -236,3 +236,45 @@ def test_report_endpoints_answer_bad_input_with_field_errors(client, opened):
         assert error["field"] == field and re.search(r"[\u4e00-\u9fff]", error["message"])
     assert not AuditEntry.objects.exists()
 
+
+def test_the_web_servers_access_log_records_paths_without_queries_or_referers(tmp_path):
+    """gunicorn as deployed (hospital_interop/gunicorn_conf.py), a real process on a free port."""
+    import os
+    import signal
+    import socket
+    import sys
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "access.log"
+    env = {**os.environ, "WEB_ACCESS_LOG": str(log), "WEB_WORKERS": "1", "WEB_BIND": f"127.0.0.1:{port}"}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("gunicorn")), "-c", "python:hospital_interop.gunicorn_conf",
+                             "hospital_interop.wsgi"], cwd=DOCS.parents[1], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    secret_query = "ctx=page-token-secret&idNo=110105197003071234&pid=P000123"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                requests.get(base + "/recognition/embed/lab-pdf?" + secret_query, timeout=2,
+                             headers={"Referer": "http://his.example/order?idNo=110105197003071234"})
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None and time.time() < deadline, "gunicorn did not start"
+                time.sleep(0.2)
+        requests.post(base + "/recognition/embed/exam-view?" + secret_query, json={}, timeout=5)
+        while log.read_text().count("\n") < 2:
+            assert time.time() < deadline, "no access log lines"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    lines = log.read_text().splitlines()
+    assert '"GET /recognition/embed/lab-pdf HTTP/1.1" 405' in lines[0]
+    assert '"POST /recognition/embed/exam-view HTTP/1.1" 400' in lines[1]
+    text = log.read_text()
+    assert "?" not in text and "page-token-secret" not in text and "110105" not in text and "P000123" not in text
