@@ -199,3 +199,24 @@ def test_a_report_the_platform_cannot_provide_is_explained_on_the_page(page, pro
         tab.value.wait_for_event("close")
     assert card(frame, "YZ003").locator(".pdf-link").first.is_enabled()
     assert not AuditEntry.objects.filter(action="view_report").exists()
+
+
+def test_the_demo_his_page_embeds_the_prompt_and_opens_a_report(page, client, live_server, recognition, patient,
+                                                                 make_user):
+    client.force_login(make_user("demo-doctor", role="clinician"))
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.goto(live_server.url + reverse("recognition:demo-his"))
+    page.fill("#p-name", patient["name"])
+    page.fill("#p-id", patient["idNo"])
+    page.select_option("#p-doctor", "D1001")
+    page.select_option("#p-exam", ["CT0012"])
+    page.select_option("#p-lab", ["GGN"])
+    page.click("#order")
+    frame = page.frame_locator("#frame")
+    frame.locator(".pcard").first.wait_for()
+    with page.context.expect_page() as tab, \
+            page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
+        frame.locator(".pdf-link").first.click()
+    assert pdf.value.status == 200 and pdf.value.request.method == "POST"
+    tab.value.wait_for_url(lambda url: url.startswith("blob:"))
+    assert AuditEntry.objects.filter(action="view_report", kind="lab", doctor_staff_no="D1001").count() == 1
