@@ -7,6 +7,11 @@ process queue on the GIL, which showed as a long latency tail at saturation (pro
 benchmarks/prompt_api.py on 2 cores). WEB_WORKERS and WEB_THREADS override; more threads
 help when many requests wait on the network (e.g. the platform is slow to answer visit-time
 fetches).
+
+The access log (WEB_ACCESS_LOG: a file, or "-" for stdout) records the path without the query
+string and without the Referer: queries carry signed prompt links (patient and visit ids), search
+terms such as ID numbers, and a Referer can carry another page's query. Django's own log lines
+go through hospital_interop.logmask; these lines do not.
 """
 
 import multiprocessing
@@ -18,3 +23,4 @@ threads = int(os.environ.get("WEB_THREADS") or 1)
 timeout = int(os.environ.get("WEB_TIMEOUT_SECONDS") or 60)  # a bulk NDJSON intake may take a while
 keepalive = 5
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'

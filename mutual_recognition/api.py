@@ -131,8 +131,12 @@ def prompt_view(request):
     if warnings:
         answer["warnings"] = warnings
     if answer["anyRecognizable"]:
-        query = links.make_query(patient_id=links.check_value("patientId", str(patient.get("patientId") or "-")),
-                                 visit_id=visit_id, doctor=doctor, dept=dept, items=items)
+        try:
+            query = links.make_query(patient_id=str(patient.get("patientId") or "-"), visit_id=visit_id,
+                                     doctor=doctor, dept=dept, items=items)
+        except links.LinkValueError as exc:
+            field = {"patient_id": "patient.patientId", "visit_id": "visit.visitId"}.get(exc.field, exc.field)
+            return _error(400, [{"field": field, "rule": "format", "message": exc.message}])
         answer["promptUrl"] = request.build_absolute_uri(_embed_path()) + "?" + query
     return _json(answer)
 

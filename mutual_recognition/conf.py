@@ -5,6 +5,9 @@ environment or from files it names, never from the repository.
 RECOGNITION_LINK_SECRET / _FILE      HMAC-SM3 key of the signed prompt links (default: derived
                                      from SECRET_KEY, so links survive restarts)
 RECOGNITION_LINK_LIFETIME_SECONDS    how long a prompt link may be opened (default 600)
+RECOGNITION_LINK_MAX_LIFETIME_SECONDS  the longest lifetime a link may have, ours or one the HIS
+                                     built (default 86400): longer ones are cut when made and
+                                     refused when opened
 RECOGNITION_PAGE_LIFETIME_SECONDS    how long an opened page may save decisions (default 7200)
 RECOGNITION_API_TOKENS / _FILE       bearer tokens of the HIS / exam / lab systems (comma separated;
                                      default: one token generated once under var/keys/)
@@ -51,6 +54,13 @@ def _derived_secret(secret_key: str) -> bytes:
 
 def link_lifetime() -> int:
     return int(_setting("RECOGNITION_LINK_LIFETIME_SECONDS", "600"))
+
+
+def link_max_lifetime() -> int:
+    value = int(_setting("RECOGNITION_LINK_MAX_LIFETIME_SECONDS", "86400"))
+    if value <= 0:
+        raise ValueError("RECOGNITION_LINK_MAX_LIFETIME_SECONDS must be positive")
+    return value
 
 
 def page_lifetime() -> int:

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -35,10 +35,13 @@ def _client_ip(request) -> str | None:
 
 
 def _frame_headers(response):
-    """Only this page may be framed, and only by 'self' and the configured HIS origins."""
+    """Headers of the prompt page and its requests: only this page may be framed, and only by
+    'self' and the configured HIS origins; nothing is cached or sent on as a Referer."""
     ancestors = " ".join(["'self'", *conf.frame_ancestors()])
     response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
     response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"  # the link's query never leaves in a Referer
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -165,82 +168,114 @@ def embed(request):
     return _frame_headers(response)
 
 
-def _ctx_from(request, token: str | None = None) -> LinkContext:
-    return LinkContext.from_token(token if token is not None else request.GET.get("ctx", ""))
+def _page_error(status: int, field: str, rule: str, message: str) -> JsonResponse:
+    """An error answer to the page's own requests (save, report views): {ok, errors[{field, rule, message}]}."""
+    response = JsonResponse({"ok": False, "errors": [{"field": field, "rule": rule, "message": message}]},
+                            status=status, json_dumps_params={"ensure_ascii": False})
+    return _frame_headers(response)
+
+
+class _PageRequestError(Exception):
+    def __init__(self, status: int, field: str, rule: str, message: str):
+        self.response = _page_error(status, field, rule, message)
+
+
+def _page_request(request, *required: str) -> tuple[LinkContext, dict]:
+    """The page token and fields of a request from the prompt page: a JSON object in the POST
+    body. The token is never accepted in the URL (access logs, history, Referer), nor is anything
+    else: these endpoints take no query parameters."""
+    if request.GET:
+        name = "ctx" if "ctx" in request.GET else next(iter(request.GET))
+        raise _PageRequestError(400, name, "location", "页面凭据和报告参数不能放在网址中，请从互认提示页面打开。")
+    try:
+        data = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise _PageRequestError(400, "", "type", "请求体应为 JSON 对象")
+    for name in required:
+        if not isinstance(data.get(name), str) or not data[name]:
+            raise _PageRequestError(400, name, "required", f"请求缺少 {name}（外院机构代码或报告号）")
+    try:
+        ctx = LinkContext.from_token(str(data.get("ctx") or ""))
+    except LinkError as exc:
+        raise _PageRequestError(403, "ctx", exc.reason, exc.message) from None
+    return ctx, data
 
 
 @csrf_exempt  # cross-site iframe: no CSRF cookie; the signed context token authenticates the request
 @require_POST
 def embed_save(request):
     try:
-        data = json.loads(request.body or b"{}")
-        ctx = _ctx_from(request, str(data.get("ctx") or ""))
+        ctx, data = _page_request(request)
         result = services.save_decisions(ctx, data.get("decisions"), bulk=bool(data.get("bulk")),
                                          user=request.user, client_ip=_client_ip(request))
-    except LinkError as exc:
-        return JsonResponse({"ok": False, "errors": [{"field": "ctx", "rule": exc.reason, "message": exc.message}]},
-                            status=403, json_dumps_params={"ensure_ascii": False})
-    except (ValueError, UnicodeDecodeError):
-        return JsonResponse({"ok": False, "errors": [{"field": "", "rule": "type", "message": "请求体应为 JSON"}]},
-                            status=400, json_dumps_params={"ensure_ascii": False})
+    except _PageRequestError as exc:
+        return exc.response
     except services.InputError as exc:
-        return JsonResponse({"ok": False, "errors": exc.errors}, status=400, json_dumps_params={"ensure_ascii": False})
-    return JsonResponse({**result, "type": "hr-recognition:saved"}, json_dumps_params={"ensure_ascii": False})
+        return _frame_headers(JsonResponse({"ok": False, "errors": exc.errors}, status=400,
+                                           json_dumps_params={"ensure_ascii": False}))
+    return _frame_headers(JsonResponse({**result, "type": "hr-recognition:saved"},
+                                       json_dumps_params={"ensure_ascii": False}))
 
 
-@xframe_options_exempt
-@never_cache
-@require_GET
+def _safe_filename(report_id: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in report_id)[:100] or "report"
+
+
+@csrf_exempt  # fetched by the prompt page (cross-site iframe, no cookies): the context token authenticates
+@require_POST
 def embed_lab_pdf(request):
-    """An external lab report as PDF (3.5 检验报告pdf预览); the view is written to the audit log."""
+    """An external lab report as PDF (3.5 检验报告pdf预览), for the page's fetch; the view is audited.
+    Body: {"ctx", "org", "report"}."""
     try:
-        ctx = _ctx_from(request)
-    except LinkError as exc:
-        return _refusal(request, exc.reason, exc.message)
-    org, report_id = request.GET.get("org", ""), request.GET.get("report", "")
+        ctx, data = _page_request(request, "org", "report")
+    except _PageRequestError as exc:
+        return exc.response
+    org, report_id = data["org"], data["report"]
     doctor = Doctor.objects.filter(staff_no=ctx.doctor).first()
     facts = {"orgCode": org, "reportId": report_id, "requestOrgCode": settings.PLATFORM["ORG_CODE"],
              "doctorId": ctx.doctor, "doctorName": doctor.name if doctor else ctx.doctor}
-    try:
-        enc = Encounter.objects.get(visit_id=ctx.visit_id)
-        bundle, _ = services.ensure_bundle(enc)
-        if not any(r["reportId"] == report_id and r["org"] == org for rs in bundle["lab"].values() for r in rs):
-            return _refusal(request, "unknown", "该患者没有这份外院检验报告。", status=404)
-        result = external.platform_client().call("LAB_REPORT_PDF_PREVIEW",
-                                                 payloads.for_interface("LAB_REPORT_PDF_PREVIEW", facts))
-    except Encounter.DoesNotExist:
-        return _refusal(request, "unknown", "未找到本次就诊。", status=404)
+    enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
+    if enc is None:
+        return _page_error(404, "visitId", "unknown", "未找到本次就诊，请从医生工作站重新打开互认提示。")
+    bundle, _ = services.ensure_bundle(enc)
+    if not any(r["reportId"] == report_id and r["org"] == org for rs in bundle["lab"].values() for r in rs):
+        return _page_error(404, "reportId", "unknown", "该患者没有这份外院检验报告。")
+    result = external.platform_client().call("LAB_REPORT_PDF_PREVIEW",
+                                             payloads.for_interface("LAB_REPORT_PDF_PREVIEW", facts))
     if result.outcome != Outcome.ACCEPTED or not (result.data or {}).get("fileContent"):
-        return _refusal(request, "platform", f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}），请稍后再试。",
-                        status=502)
+        return _page_error(502, "", "platform",
+                           f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}），请稍后再试。")
     services.record_view(ctx, kind="lab", org_code=org, report_id=report_id, user=request.user,
                          client_ip=_client_ip(request))
-    content = base64.b64decode(result.data["fileContent"])
-    response = HttpResponse(content, content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="{report_id}.pdf"'
+    response = HttpResponse(base64.b64decode(result.data["fileContent"]), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{_safe_filename(report_id)}.pdf"'
     return _frame_headers(response)
 
 
-@never_cache
-@require_GET
+@csrf_exempt  # fetched by the prompt page (cross-site iframe, no cookies): the context token authenticates
+@require_POST
 def embed_exam_view(request):
-    """The platform viewer for an external exam report and its images, with a browse signature (2.4)."""
+    """The platform viewer's address for an external exam report and its images, with a browse
+    signature (2.4), for the page's fetch; the view is audited. Body: {"ctx", "org", "report"};
+    answer: {"ok": true, "url"}."""
     try:
-        ctx = _ctx_from(request)
-        org, report_id = request.GET.get("org", ""), request.GET.get("report", "")
+        ctx, data = _page_request(request, "org", "report")
+        org, report_id = data["org"], data["report"]
         services.record_view(ctx, kind="exam", org_code=org, report_id=report_id, images=True,
                              user=request.user, client_ip=_client_ip(request))
-    except LinkError as exc:
-        return _refusal(request, exc.reason, exc.message)
+    except _PageRequestError as exc:
+        return exc.response
     except (services.InputError, Encounter.DoesNotExist):
-        return _refusal(request, "unknown", "该患者没有这份外院检查报告。", status=404)
+        return _page_error(404, "reportId", "unknown", "该患者没有这份外院检查报告。")
     client = external.platform_client()
     profile = payloads.spec("EXAM_RECOGNIZABLE_ITEMS").profile
     url = envelope.make_browse_link(client.config.viewer_url or settings.PLATFORM["VIEWER_URL"],
                                     {"orgCode": org, "reportId": report_id, "doctorId": ctx.doctor},
                                     private_key=client.config.private_key, profile=profile,
                                     now=client.platform_now())
-    return HttpResponseRedirect(url)
+    return _frame_headers(JsonResponse({"ok": True, "url": url}))
 
 
 # --------------------------------------------------------------------------- staff pages

@@ -76,27 +76,44 @@ def card(frame, order_id):
     return frame.locator(f'.pcard[data-order="{order_id}"]')
 
 
-def test_doctor_views_reports_decides_and_saves(page, prompt_url, his, recognition, artifacts_dir):
+def test_doctor_views_reports_decides_and_saves(page, prompt_url, his, recognition, live_server, artifacts_dir):
+    urls = []  # every URL the browser requests, to check that the page token is in none of them
+    page.context.on("request", lambda r: urls.append(r.url))
     frame = open_in_his(page, prompt_url, his)
+    token = frame.locator("#prompt").get_attribute("data-ctx")
     assert frame.locator(".pbar-patient strong").inner_text() == "张伟"
     assert card(frame, "YZ005").count() == 0  # lumbar MR: nothing to recognise, listed as ordered as usual
     assert "腰椎MR平扫" in frame.locator(".plain-list").inner_text()
 
-    # The external lab report as PDF (3.5), in a new tab.
+    # The external lab report as PDF (3.5): fetched with the page token in the POST body, shown in a
+    # new tab from a blob URL, the view audited.
     with page.context.expect_page() as pdf_tab, \
             page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
         card(frame, "YZ003").locator(".pdf-link").first.click()
-    pdf_tab.value.close()
+    request = pdf.value.request
+    assert request.method == "POST" and request.url == live_server.url + reverse("recognition:embed-lab-pdf")
+    assert json.loads(request.post_data)["ctx"] == token
     assert pdf.value.status == 200 and pdf.value.headers["content-type"] == "application/pdf"
-    assert int(pdf.value.headers["content-length"]) > 1000  # the PDF viewer shows it; bytes are checked below
-    assert pdf.value.headers["content-disposition"].startswith("inline")
+    tab = pdf_tab.value
+    tab.wait_for_url(lambda url: url.startswith("blob:" + live_server.url))
+    assert tab.evaluate("document.contentType") == "application/pdf"  # Chromium's PDF viewer shows it
+    head = tab.evaluate("fetch(location.href).then(r => r.arrayBuffer())"
+                        ".then(b => [new TextDecoder().decode(new Uint8Array(b).slice(0, 5)), b.byteLength])")
+    assert head[0] == "%PDF-" and head[1] == int(pdf.value.headers["content-length"]) > 1000
+    tab.screenshot(path=str(artifacts_dir / "recognition-lab-pdf-tab.png"))
+    tab.close()
+    view = AuditEntry.objects.get(action="view_report", kind="lab")
+    assert view.visit_id == frame.locator("#prompt").get_attribute("data-visit") and view.doctor_staff_no == "D1001"
     # The external exam report and images through the platform viewer (browse signature 2.4).
-    with page.context.expect_page() as viewer:
+    with page.context.expect_page() as viewer, \
+            page.context.expect_event("response", lambda r: "/embed/exam-view" in r.url) as exam:
         card(frame, "YZ001").locator(".report-link").click()
+    assert exam.value.request.method == "POST" and json.loads(exam.value.request.post_data)["ctx"] == token
+    viewer.value.wait_for_url(recognition.url + "/viewer/report?**")
     viewer.value.wait_for_load_state()
-    assert viewer.value.url.startswith(recognition.url + "/viewer/report?")
     assert "胸部CT平扫" in viewer.value.content() and "影像" in viewer.value.content()
     viewer.value.close()
+    assert not [u for u in urls if "ctx=" in u or token.rsplit(":", 1)[1] in u]
 
     # 1 exam recognised, 1 exam refused with a reason, a panel partially recognised.
     card(frame, "YZ001").locator(".seg-yes").click()
@@ -168,3 +185,38 @@ def test_expired_and_tampered_links_are_refused(page, prompt_url, live_server, p
     response = page.goto(expired)
     assert response.status == 403
     assert "已过期" in page.locator(".refused-msg").inner_text()
+
+
+def test_a_report_the_platform_cannot_provide_is_explained_on_the_page(page, prompt_url, his, recognition):
+    frame = open_in_his(page, prompt_url, his)
+    recognition.set_faults(http_5xx=1.0, services=["LAB_REPORT_PDF_PREVIEW"])
+    with page.context.expect_page() as tab, \
+            page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
+        card(frame, "YZ003").locator(".pdf-link").first.click()
+    assert pdf.value.status == 502
+    frame.locator("#errors", has_text="市平台暂时无法提供该报告").wait_for()
+    if not tab.value.is_closed():  # the tab opened for the report is closed again
+        tab.value.wait_for_event("close")
+    assert card(frame, "YZ003").locator(".pdf-link").first.is_enabled()
+    assert not AuditEntry.objects.filter(action="view_report").exists()
+
+
+def test_the_demo_his_page_embeds_the_prompt_and_opens_a_report(page, client, live_server, recognition, patient,
+                                                                 make_user):
+    client.force_login(make_user("demo-doctor", role="clinician"))
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.goto(live_server.url + reverse("recognition:demo-his"))
+    page.fill("#p-name", patient["name"])
+    page.fill("#p-id", patient["idNo"])
+    page.select_option("#p-doctor", "D1001")
+    page.select_option("#p-exam", ["CT0012"])
+    page.select_option("#p-lab", ["GGN"])
+    page.click("#order")
+    frame = page.frame_locator("#frame")
+    frame.locator(".pcard").first.wait_for()
+    with page.context.expect_page() as tab, \
+            page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
+        frame.locator(".pdf-link").first.click()
+    assert pdf.value.status == 200 and pdf.value.request.method == "POST"
+    tab.value.wait_for_url(lambda url: url.startswith("blob:"))
+    assert AuditEntry.objects.filter(action="view_report", kind="lab", doctor_staff_no="D1001").count() == 1

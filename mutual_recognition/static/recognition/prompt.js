@@ -1,4 +1,9 @@
-/* The embedded recognition prompt: decisions per row, quick bulk actions, save, postMessage.
+/* The embedded recognition prompt: decisions per row, quick bulk actions, save, postMessage,
+ * external reports opened in a new tab.
+ *
+ * The page token (data-ctx) only ever travels in POST bodies: saving, and fetching an external
+ * lab report PDF (shown from a blob: URL) or the platform viewer's address of an exam report.
+ * It never appears in a URL, so it cannot reach access logs, browser history or a Referer.
  *
  * postMessage contract (docs/recognition.md): to window.parent (iframe) or window.opener
  * (pop-up), for each allowed HIS origin and this page's own origin:
@@ -167,6 +172,40 @@
         saveBtn.textContent = "保存互认决定";
         update();
       });
+  });
+
+  function openReport(button) {
+    // The tab is opened during the click (pop-up blockers allow that) and filled once the fetch answers.
+    var tab = window.open("", "_blank");
+    if (tab) {
+      tab.opener = null;
+      tab.document.title = "正在打开外院报告…";
+      tab.document.body.textContent = "正在打开外院报告…";
+    }
+    errorsBox.textContent = "";
+    button.disabled = true;
+    fetch(button.dataset.open, {
+      method: "POST", headers: {"Content-Type": "application/json"}, credentials: "same-origin",
+      body: JSON.stringify({ctx: root.dataset.ctx, org: button.dataset.org, report: button.dataset.report})
+    }).then(function (r) {
+      if (r.ok && (r.headers.get("Content-Type") || "").indexOf("application/pdf") === 0) {
+        return r.blob().then(function (pdf) { return URL.createObjectURL(pdf); });
+      }
+      return r.json().then(function (j) {
+        if (r.ok && j.url) return j.url;
+        throw {shown: (j.errors || []).map(function (e) { return e.message; }).join("；") || "未能打开外院报告。"};
+      });
+    }).then(function (url) {
+      if (tab && !tab.closed) tab.location.replace(url);
+      else if (!window.open(url, "_blank", "noopener")) errorsBox.textContent = "浏览器阻止了新窗口，请允许本页打开新窗口后重试。";
+    }).catch(function (err) {
+      if (tab) tab.close();
+      errorsBox.textContent = (err && err.shown) || "网络异常，未能打开外院报告，请重试。";
+    }).then(function () { button.disabled = false; });
+  }
+
+  document.querySelectorAll(".report-link[data-open]").forEach(function (button) {
+    button.addEventListener("click", function () { openReport(button); });
   });
 
   document.getElementById("close").addEventListener("click", function () {
