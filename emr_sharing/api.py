@@ -5,31 +5,37 @@
     GET  /api/emr/v1/records/{recordType}/{businessKey}   where the record is in delivery
     GET  /api/emr/v1/record-types                         the record types, their keys and ordering
 
-Callers are calling systems with a token (hospital_interop.integrations). Every error answers
-``{"code", "message", "errors": [{field, rule, message, (line)}]}``. The body is read and parsed
-here rather than by DRF parsers, so that size limits, JSON problems and line numbers are
-reported in that same shape.
+Callers are calling systems with a token; the view base, strict JSON parsing, body limits and
+the one error body (``{"code", "message", "errors": [{field, rule, message, (line)}]}``) are
+``hospital_interop.integrations.api``'s. Bulk bodies are parsed here line by line, so that each
+problem carries its line number.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.http import JsonResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSet
 
+from hospital_interop.integrations import strictjson
+from hospital_interop.integrations.api import (
+    ApiError,
+    MachineApiView,
+    body_limits,
+    error_body,
+    field_error,
+    parse_json,
+    read_limited,
+)
 from hospital_interop.integrations.authentication import IntegrationTokenAuthentication
-from hospital_interop.integrations.permissions import HasIntegrationScope
-from hospital_interop.patients.services import PatientConflict
 
 from . import selectors, services
 from .conf import intake_limits
@@ -42,109 +48,29 @@ JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
 
 
-def _error(field: str, rule: str, zh: str, en: str, **extra) -> dict:
-    return {**extra, "field": field, "rule": rule, "message": f"{zh} ({en})"}
-
-
-class IntakeError(exceptions.APIException):
-    """An error answer in the intake's shape: status, code, message and field errors."""
-
-    def __init__(self, status_code: int, code: str, message: str, errors: list[dict] | None = None):
-        self.status_code = status_code
-        self.code = code
-        self.errors = errors or []
-        super().__init__(message, code)
-
-
-_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "throttled"}
-
-
-def intake_exception_handler(exc, context):
-    """DRF exceptions -> ``{"code", "message", "errors"}``; anything else stays a 500."""
-    if isinstance(exc, IntakeError):
-        return Response({"code": exc.code, "message": str(exc.detail), "errors": exc.errors}, status=exc.status_code)
-    if isinstance(exc, exceptions.APIException):
-        detail = exc.detail
-        message = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
-        if isinstance(exc, exceptions.NotAuthenticated):
-            message = "缺少令牌：请求头应为 Authorization: Token <令牌>"
-        elif isinstance(exc, exceptions.MethodNotAllowed):
-            message = f"不支持的请求方法 {context['request'].method}"
-        headers = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))
-        return Response({"code": _CODES.get(exc.status_code, "error"), "message": str(message), "errors": []},
-                        status=exc.status_code, headers=headers)
-    return None
-
-
-class IntakeAPIView(APIView):
-    authentication_classes = [IntegrationTokenAuthentication]
-    permission_classes = [HasIntegrationScope]
-    renderer_classes = [JSONRenderer]
-    parser_classes: list = []  # bodies are read in _read_body with the intake's own limits and errors
-
-    def get_exception_handler(self):
-        return intake_exception_handler
-
-
 def _status_url(rt: RecordType, key: str) -> str:
     return reverse(f"emr_api:status-{rt.slug}", kwargs={"businessKey": key})
 
 
-def _read_body(request, allowed: tuple[str, ...], limit: int) -> str:
-    content_type = (request.content_type or "").lower()
-    if content_type not in allowed:
-        raise IntakeError(415, "unsupported_media_type", f"Content-Type 应为 {' 或 '.join(allowed)}",
-                          [_error("", "contentType", f"不支持的 Content-Type：{content_type or '（缺失）'}",
-                                  "unsupported content type")])
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > limit:
-        raise IntakeError(413, "too_large", f"请求体超过 {limit} 字节上限",
-                          [_error("", "tooLarge", f"请求体 {length} 字节，超过上限 {limit} 字节", "body too large")])
-    raw = request._request.read(limit + 1)
-    if len(raw) > limit:
-        raise IntakeError(413, "too_large", f"请求体超过 {limit} 字节上限",
-                          [_error("", "tooLarge", f"请求体超过上限 {limit} 字节", "body too large")])
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise IntakeError(400, "invalid", "请求体不是有效的 UTF-8 文本",
-                          [_error("", "json", f"第 {exc.start + 1} 字节起不是有效的 UTF-8", "not UTF-8")]) from None
+def _invalid(errors: list[dict], many: bool = False) -> ApiError:
+    return ApiError.invalid(errors, "记录" if not many else f"{len({e.get('line') for e in errors})} 行记录")
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} 不是有效的 JSON 数值")
+class BulkParser(BaseParser):
+    """The bulk body as it came (NDJSON or a JSON array), within the bulk limit; ``_bulk_items``
+    parses it line by line."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        view, request = parser_context["view"], parser_context["request"]
+        if (request.content_type or "").lower() not in JSON_TYPES + NDJSON_TYPES:
+            raise ApiError(415, f"Content-Type 应为 {' 或 '.join(JSON_TYPES + NDJSON_TYPES)}",
+                           [field_error("", "contentType", f"不支持的 Content-Type：{request.content_type or '（缺失）'}")])
+        return read_limited(stream, request.META, body_limits()[view.body_limit])
 
 
-def _loads(text: str):
-    return json.loads(text, parse_constant=_reject_constant)
-
-
-def _json_error(exc: Exception, **extra) -> dict:
-    if isinstance(exc, json.JSONDecodeError):
-        return _error("", "json", f"不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列 {exc.msg}", "invalid JSON", **extra)
-    return _error("", "json", f"不是有效的 JSON：{exc}", "invalid JSON", **extra)
-
-
-def _conflict(exc: PatientConflict) -> IntakeError:
-    """Records naming a visit, stay or order of another patient: 409, nothing saved."""
-    exc.record()
-    return IntakeError(409, "conflict", f"{len(exc.errors)} 处就诊或医嘱编号属于另一位患者；未保存任何内容", exc.errors)
-
-
-def _invalid(errors: list[dict], many: bool = False) -> IntakeError:
-    what = "记录" if not many else f"{len({e.get('line') for e in errors})} 行记录"
-    return IntakeError(400, "invalid", f"{what}有误，共 {len(errors)} 处错误；未保存任何内容", errors)
-
-
-class RecordViewSet(ViewSet, IntakeAPIView):
+class RecordViewSet(ViewSet, MachineApiView):
     """Submit records of one record type and ask where they are. ``record_type`` is set per URL."""
 
     record_type: str | None = None
@@ -156,35 +82,35 @@ class RecordViewSet(ViewSet, IntakeAPIView):
     def integration_scope(self, request) -> str:
         return self.get_record_type().interface
 
+    def _is_bulk(self) -> bool:  # parsers are chosen before DRF sets self.action
+        request = getattr(self, "request", None)
+        return request is not None and getattr(self, "action_map", {}).get(request.method.lower()) == "bulk"
+
+    def get_parsers(self):
+        return [BulkParser()] if self._is_bulk() else super().get_parsers()
+
+    @property
+    def body_limit(self) -> str:
+        return "bulk" if self._is_bulk() else "record"
+
     def create(self, request):
         rt = self.get_record_type()
-        text = _read_body(request, JSON_TYPES, intake_limits()["MAX_RECORD_BYTES"])
         try:
-            record = _loads(text)
-        except ValueError as exc:
-            raise _invalid([_json_error(exc)]) from None
-        try:
-            result = services.submit(rt, record, source=request.auth.code)
+            result = services.submit(rt, request.data, source=request.auth.code)
         except services.RecordInvalid as exc:
             raise _invalid(exc.errors) from None
-        except PatientConflict as exc:
-            raise _conflict(exc) from None
         body = {"created": result.created, "statusUrl": _status_url(rt, result.key),
                 "status": selectors.status_of(rt, result.record)}
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
     def bulk(self, request):
         rt = self.get_record_type()
-        limits = intake_limits()
-        text = _read_body(request, JSON_TYPES + NDJSON_TYPES, limits["MAX_BULK_BYTES"])
-        items, errors = _bulk_items(rt, text, json_array=(request.content_type or "").lower() in JSON_TYPES,
-                                    max_records=limits["MAX_BULK_RECORDS"])
+        items, errors = _bulk_items(rt, request.data, json_array=(request.content_type or "").lower() in JSON_TYPES,
+                                    max_records=intake_limits()["MAX_BULK_RECORDS"])
         try:
             results = services.submit_many(items, source=request.auth.code, errors=errors)
         except services.RecordInvalid as exc:
             raise _invalid(exc.errors, many=True) from None
-        except PatientConflict as exc:
-            raise _conflict(exc) from None
         created = sum(1 for r in results if r.created)
         return Response({
             "received": len(results), "created": created, "unchanged": len(results) - created,
@@ -198,43 +124,36 @@ class RecordViewSet(ViewSet, IntakeAPIView):
         key = rt.parse_key(businessKey)
         found = selectors.record_status(rt, key)
         if found is None:
-            raise IntakeError(404, "not_found", f"没有{rt.spec.name}记录 {key}",
-                              [_error("businessKey", "notFound", f"没有主键为 {key} 的记录", "no such record")])
+            raise ApiError(404, f"没有{rt.spec.name}记录 {key}",
+                           [field_error("businessKey", "notFound", f"没有主键为 {key} 的记录")])
         return Response(found)
 
 
-def _bulk_items(rt: RecordType, text: str, *, json_array: bool, max_records: int):
+def _bulk_items(rt: RecordType, raw: bytes, *, json_array: bool, max_records: int):
     """[(record_type, record, line)] and parse errors (with line numbers)."""
     errors: list[dict] = []
     if json_array:
-        try:
-            data = _loads(text)
-        except ValueError as exc:
-            return [], [_json_error(exc)]
-        if type(data) is not list:
-            return [], [_error("", "type", "JSON 格式的批量请求体应为记录数组", "expected a JSON array")]
-        rows = [(n, record) for n, record in enumerate(data, 1)]
+        rows = list(enumerate(parse_json(raw, top="array"), 1))
     else:
         rows = []
-        for n, line in enumerate(text.split("\n"), 1):
-            line = line.strip()
-            if not line:
+        for n, line in enumerate(raw.split(b"\n"), 1):
+            if not line.strip():
                 continue
             try:
-                rows.append((n, _loads(line)))
-            except ValueError as exc:
-                errors.append(_json_error(exc, line=n))
+                rows.append((n, strictjson.loads(line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line, top="any")))
+            except strictjson.JsonRefused as refused:
+                errors.append({"line": n, **refused.as_error()})
             if len(rows) + len(errors) > max_records:
                 break
     if len(rows) + len(errors) > max_records:
-        raise IntakeError(413, "too_large", f"每次至多提交 {max_records} 条记录",
-                          [_error("", "lines", f"记录数超过上限 {max_records}", "too many records")])
+        raise ApiError(413, f"每次至多提交 {max_records} 条记录",
+                       [field_error("", "lines", f"记录数超过上限 {max_records}")])
     if not rows and not errors:
-        return [], [_error("", "lines", "请求体中没有记录", "no records")]
+        return [], [field_error("", "lines", "请求体中没有记录")]
     return [(rt, record, n) for n, record in rows], errors
 
 
-class RecordTypeList(IntakeAPIView):
+class RecordTypeList(MachineApiView):
     """The record types this API accepts (readable by any calling system and by staff sessions)."""
 
     authentication_classes = [IntegrationTokenAuthentication, SessionAuthentication]
@@ -258,6 +177,6 @@ class RecordTypeList(IntakeAPIView):
 
 def unknown_record_type(request, *args, **kwargs):
     slugs = ", ".join(rt.slug for rt in record_types())
-    return JsonResponse({"code": "not_found", "message": "未知的记录类型或地址",
-                         "errors": [_error("recordType", "notFound", f"可用的记录类型：{slugs}", "unknown record type")]},
+    return JsonResponse(error_body(404, "未知的记录类型或地址",
+                                   [field_error("recordType", "notFound", f"可用的记录类型：{slugs}")]),
                         status=404, json_dumps_params={"ensure_ascii": False})

@@ -8,9 +8,7 @@ import os
 from django.conf import settings
 
 INTAKE_DEFAULTS = {
-    "MAX_RECORD_BYTES": 32 * 1024 * 1024,  # one record: a 20 MiB PDF is ~27 MiB of Base64
-    "MAX_BULK_BYTES": 64 * 1024 * 1024,
-    "MAX_BULK_RECORDS": 5000,
+    "MAX_BULK_RECORDS": 5000,  # body sizes: settings.INTEGRATION_BODY_LIMITS ("record", "bulk")
 }
 
 

@@ -96,7 +96,7 @@ def test_an_invalid_record_gets_field_errors_and_writes_nothing(api, rts):
 
 @pytest.mark.parametrize(("body", "rule"), [
     ("{not json", "json"),
-    ('{"a": NaN}', "json"),
+    ('{"a": NaN}', "number"),
     ("[1, 2]", "type"),
     ("  ", "json"),
 ])
@@ -180,7 +180,7 @@ def test_bulk_limits_and_empty_bodies(api, rts, settings):
     assert too_many.status_code == 413 and too_many.json()["code"] == "too_large"
     assert api.bulk("op-order", "\n\n").json()["errors"][0]["rule"] == "lines"
     assert api.bulk("op-order", {"not": "a list"}, content_type="application/json").status_code == 400
-    settings.EMR_INTAKE = {"MAX_RECORD_BYTES": 100}
+    settings.INTEGRATION_BODY_LIMITS = {"record": 100}
     assert api.post("op-order", rt.example(1)).status_code == 413
     assert OutboxRecord.objects.count() == 0
 
