@@ -7,32 +7,51 @@ and a PIN in a keystore file:
 
     python -m esign.ukey_agent init  --keystore var/ukey/lab.json --pin <PIN> --staff-no 1001 \\
         --ca-url http://127.0.0.1:8702 --app-id BJ-HOSP-LIS-ESIGN --app-secret-file var/ca/app_secret
-    python -m esign.ukey_agent serve --keystore var/ukey/lab.json --port 8710
+    python -m esign.ukey_agent serve --keystore var/ukey/lab.json --port 8710 \\
+        --allow-origin https://lis.hospital.example [--allow-origin …] [--idle-logout 300]
 
 The private key is stored SM4-encrypted under a key derived from the PIN; six wrong PINs lock
 the key (the counter lives in the keystore, like a real token's retry counter).
 
-HTTP (all JSON):
-  GET  /api/v1/status                       → {present, keySerial, vendor, loggedIn, locked, retriesLeft}
-  GET  /api/v1/certs                        → {certs: [{certSn, subject, staffNo, issuer, notBefore, notAfter, keySerial, certificate}]}
-  POST /api/v1/login   {certSn, pin}        → {ok} | 401 {code: PIN_INCORRECT|LOCKED, message, retriesLeft}
-  POST /api/v1/sign    {certSn, data, pin?} → {signature, certificate, keySerial, algorithm}   (data, signature Base64)
-  POST /api/v1/logout                       → {ok}
-  POST /api/v1/remove | /api/v1/insert      → simulate pulling out / plugging in the key
+Only the hospital-interop pages may use the key (docs/esign-protocol.md, "The workstation UKey
+client"): every request is first checked — peer on loopback, `Host` a loopback name with this
+agent's port, `Origin` (when sent) one of the configured `--allow-origin` values — and refused
+with 403 before anything else, the PIN check included, so a foreign page neither gets a
+signature nor burns a PIN retry. CORS headers are sent to allowed origins only. Signing needs
+the PIN in the signing request itself, once per batch; the decrypted key is never kept between
+requests. `login` only verifies the PIN; that "logged in" state authorises nothing and ends
+after `--idle-logout` seconds without a PIN-verified operation.
+
+HTTP (all JSON; POST bodies `application/json`):
+  GET  /api/v1/status                         → {present, keySerial, vendor, loggedIn, locked, retriesLeft}
+  GET  /api/v1/certs                          → {certs: [{certSn, subject, staffNo, issuer, notBefore, notAfter, keySerial, certificate}]}
+  POST /api/v1/login   {certSn, pin}          → {ok, keySerial} | 401 {code: PIN_INCORRECT|LOCKED, message, retriesLeft}
+  POST /api/v1/sign    {certSn, pin, items}   → {signatures, certificate, certSn, keySerial, algorithm}
+                                                 (items, signatures: Base64, same order; 401 PIN_REQUIRED without pin)
+  POST /api/v1/logout                         → {ok}
+  POST /api/v1/remove | /api/v1/insert        → simulate pulling out / plugging in the key
+  any request from elsewhere                  → 403 {code: FORBIDDEN_ORIGIN|FORBIDDEN_HOST|FORBIDDEN_PEER, message}
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import binascii
 import hashlib
+import ipaddress
 import json
+import logging
 import os
 import secrets
+import socket
 import sys
 import threading
+import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from hospital_interop.municipal import gm
 
@@ -42,6 +61,15 @@ FORMAT = "soft-ukey/1"
 MAX_RETRIES = 6
 PBKDF2_ROUNDS = 60_000
 VENDOR = "软件 UKey（模拟）"
+# The demo web server (scripts/demo.sh, `manage.py runserver`): the pages' origin unless configured.
+DEFAULT_ORIGINS = ("http://127.0.0.1:8000", "http://localhost:8000")
+DEFAULT_IDLE_LOGOUT = 300.0  # seconds
+LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+MAX_BATCH = 100  # data items per signing request
+MAX_BODY = 4 * 1024 * 1024  # bytes per request body
+PIN_LENGTH = (6, 16)
+
+log = logging.getLogger("esign.ukey_agent")
 
 
 def _derive(pin: str, salt: bytes) -> bytes:
@@ -73,154 +101,338 @@ def create_keystore(path: Path, *, pin: str, key: gm.SM2PrivateKey, certificates
     return store
 
 
-class Token:
-    """One (software) USB key: PIN check with a retry counter, login state, signing."""
+def parse_origin(value: str) -> str:
+    """A configured page origin, serialised as browsers send it in `Origin`.
 
-    def __init__(self, path: Path):
+    `scheme://host[:port]`, scheme http or https, lower case, the default port left out, no path,
+    query or credentials. Raises ValueError for anything else (a wildcard included): the agent
+    compares the `Origin` header with these strings exactly."""
+    text = value.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname or "*" in text:
+        raise ValueError(f"{value!r} is not an http(s) origin")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r} has more than scheme, host and port")
+    port = parts.port  # ValueError when it is not a number in range
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = 80 if scheme == "http" else 443
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def is_loopback_host(header: str | None, port: int) -> bool:
+    """Whether a `Host` header names this agent: a loopback name with the agent's port.
+
+    Anything else is DNS rebinding (a foreign name resolved to 127.0.0.1) or not meant for us."""
+    host = (header or "").strip().lower()
+    if host.startswith("["):
+        name, bracket, rest = host.partition("]")
+        name += bracket
+    else:
+        name, colon, rest = host.partition(":")
+        rest = colon + rest
+    if rest and not (rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit()):
+        return False
+    return name in LOOPBACK_NAMES and (int(rest[1:]) if rest else 80) == port
+
+
+class Refused(Exception):
+    """A request the agent answers with an error: HTTP status, code, Chinese message, optional field/rule."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str = "", rule: str = "", **extra):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.answer = {"code": code, "message": message, **({"field": field, "rule": rule} if field else {}), **extra}
+
+
+class Token:
+    """One (software) USB key: PIN check with a retry counter, signing, the idle-limited login state.
+
+    The private key is decrypted with the PIN inside each PIN-verified call and dropped after it;
+    nothing that signs survives a request."""
+
+    def __init__(self, path: Path, idle_logout: float = DEFAULT_IDLE_LOGOUT):
         self.path = path
         self.store = json.loads(path.read_text())
         if self.store.get("format") != FORMAT:
             raise ValueError(f"{path} is not a {FORMAT} keystore")
         self.lock = threading.Lock()
         self.present = True
-        self._key: gm.SM2PrivateKey | None = None
+        self.idle_logout = idle_logout
+        self._verified_at: float | None = None  # monotonic time of the last PIN-verified operation
 
     @property
     def serial(self) -> str:
         return self.store["keySerial"]
 
+    @property
+    def logged_in(self) -> bool:
+        at = self._verified_at
+        return at is not None and time.monotonic() - at < self.idle_logout
+
     def certificates(self) -> list[certs.Certificate]:
         return [certs.load_certificate(c) for c in self.store["certificates"]]
 
-    def _cert(self, cert_sn: str) -> certs.Certificate | None:
+    def certificate(self, cert_sn: str) -> certs.Certificate | None:
         return next((c for c in self.certificates() if c.serial == cert_sn), None)
 
-    def login(self, pin: str) -> tuple[bool, str, str]:
-        """(ok, code, message)."""
+    def _unlock(self, pin: str) -> gm.SM2PrivateKey:
+        """Verify the PIN (a wrong one counts against the retries) and decrypt the key. Caller holds the lock."""
+        if not self.present:
+            raise Refused(409, "NO_DEVICE", "未检测到 UKey，请插入 UKey。")
+        if self.store["retriesLeft"] <= 0:
+            raise Refused(401, "LOCKED", "UKey 已锁定（PIN 码错误次数过多），请联系 CA 管理员解锁。", retriesLeft=0)
+        check = _derive(pin, bytes.fromhex(self.store["pinSalt"])).hex()
+        if not secrets.compare_digest(check, self.store["pinCheck"]):
+            self.store["retriesLeft"] -= 1
+            _write(self.path, self.store)
+            left = self.store["retriesLeft"]
+            if left <= 0:
+                raise Refused(401, "LOCKED", "PIN 码错误，UKey 已锁定，请联系 CA 管理员解锁。", retriesLeft=0)
+            raise Refused(401, "PIN_INCORRECT", f"PIN 码错误，还可尝试 {left} 次。", retriesLeft=left)
+        if self.store["retriesLeft"] != MAX_RETRIES:
+            self.store["retriesLeft"] = MAX_RETRIES
+            _write(self.path, self.store)
+        self._verified_at = time.monotonic()
+        pem = gm.sm4_decrypt(_derive(pin, bytes.fromhex(self.store["keySalt"]))[:16],
+                             base64.b64decode(self.store["encryptedKey"]), "CBC", bytes.fromhex(self.store["iv"]))
+        return gm.load_private_key_pem(pem)
+
+    def login(self, pin: str) -> None:
+        """Verify the PIN only (VerifyPIN): it opens the idle-limited login state, which authorises nothing."""
         with self.lock:
-            if not self.present:
-                return False, "NO_DEVICE", "未检测到 UKey，请插入 UKey。"
-            if self.store["retriesLeft"] <= 0:
-                return False, "LOCKED", "UKey 已锁定（PIN 码错误次数过多），请联系 CA 管理员解锁。"
-            check = _derive(pin or "", bytes.fromhex(self.store["pinSalt"])).hex()
-            if not secrets.compare_digest(check, self.store["pinCheck"]):
-                self.store["retriesLeft"] -= 1
-                _write(self.path, self.store)
-                left = self.store["retriesLeft"]
-                if left <= 0:
-                    return False, "LOCKED", "PIN 码错误，UKey 已锁定，请联系 CA 管理员解锁。"
-                return False, "PIN_INCORRECT", f"PIN 码错误，还可尝试 {left} 次。"
-            pem = gm.sm4_decrypt(_derive(pin, bytes.fromhex(self.store["keySalt"]))[:16],
-                                 base64.b64decode(self.store["encryptedKey"]), "CBC", bytes.fromhex(self.store["iv"]))
-            self._key = gm.load_private_key_pem(pem)
-            if self.store["retriesLeft"] != MAX_RETRIES:
-                self.store["retriesLeft"] = MAX_RETRIES
-                _write(self.path, self.store)
-            return True, "OK", "登录成功"
+            self._unlock(pin)
+
+    def sign_batch(self, pin: str, items: list[bytes]) -> list[bytes]:
+        """Sign every item of one batch after verifying the PIN given with it; SM3withSM2, DER (r, s)."""
+        with self.lock:
+            key = self._unlock(pin)
+            return [key.sign(data) for data in items]
 
     def logout(self) -> None:
         with self.lock:
-            self._key = None
+            self._verified_at = None
 
     def status(self) -> dict:
         return {"present": self.present, "keySerial": self.serial if self.present else "", "vendor": VENDOR,
-                "loggedIn": self._key is not None, "locked": self.store["retriesLeft"] <= 0,
+                "loggedIn": self.present and self.logged_in, "locked": self.store["retriesLeft"] <= 0,
                 "retriesLeft": self.store["retriesLeft"]}
 
 
+def _text_field(body: dict, name: str, label: str) -> str:
+    value = body.get(name, "")
+    if not isinstance(value, str):
+        raise Refused(400, "BAD_REQUEST", f"{label}应为字符串。", field=name, rule="type")
+    return value
+
+
+def _pin(body: dict) -> str:
+    pin = _text_field(body, "pin", "PIN 码")
+    if not pin:
+        raise Refused(401, "PIN_REQUIRED", "签名需要输入 PIN 码（每批签名输入一次）。", field="pin", rule="required")
+    if not PIN_LENGTH[0] <= len(pin) <= PIN_LENGTH[1]:
+        raise Refused(400, "BAD_REQUEST", "PIN 码应为 6–16 位。", field="pin", rule="length")
+    return pin
+
+
+def _items(body: dict) -> list[bytes]:
+    """The batch to sign: a non-empty list of at most MAX_BATCH Base64 strings, decoded."""
+    items = body.get("items")
+    if items is None or items == []:
+        raise Refused(400, "BAD_REQUEST", "待签数据不能为空：items 应为至少一项 Base64 数据的列表。",
+                      field="items", rule="required")
+    if not isinstance(items, list):
+        raise Refused(400, "BAD_REQUEST", "items 应为 Base64 字符串的列表。", field="items", rule="type")
+    if len(items) > MAX_BATCH:
+        raise Refused(400, "BAD_REQUEST", f"一批最多签署 {MAX_BATCH} 项数据。", field="items", rule="max_count")
+    decoded = []
+    for n, item in enumerate(items, 1):
+        if not isinstance(item, str):
+            raise Refused(400, "BAD_REQUEST", f"第 {n} 项待签数据应为 Base64 字符串。", field="items", rule="type")
+        if not item:
+            raise Refused(400, "BAD_REQUEST", f"第 {n} 项待签数据为空。", field="items", rule="required")
+        try:
+            decoded.append(base64.b64decode(item, validate=True))
+        except (binascii.Error, ValueError):
+            raise Refused(400, "BAD_REQUEST", f"第 {n} 项待签数据不是有效的 Base64。", field="items",
+                          rule="base64") from None
+    return decoded
+
+
 class Handler(BaseHTTPRequestHandler):
+    """HTTP front of the token. Every request passes `_admit` first; CORS only for allowed origins."""
+
     token: Token
-    allow_origin: str = "*"
+    allowed_origins: frozenset[str] = frozenset(DEFAULT_ORIGINS)
+    server_version = "SoftUKeyAgent/1"
+    timeout = 30  # seconds per socket operation: a client that stalls mid-request does not hold a thread
 
     def log_message(self, fmt, *args):
         pass
 
-    def _cors(self) -> None:
-        origin = self.headers.get("Origin") or "*"
-        self.send_header("Access-Control-Allow-Origin", origin if self.allow_origin == "*" else self.allow_origin)
-        self.send_header("Vary", "Origin")
-        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", "Content-Type")
-        self.send_header("Access-Control-Allow-Private-Network", "true")
+    # -- who may talk to the key ----------------------------------------------------------------
 
-    def _json(self, status: int, obj: dict) -> None:
-        body = json.dumps(obj, ensure_ascii=False).encode()
+    def _origin(self) -> str | None:
+        origins = self.headers.get_all("Origin") or []
+        return origins[0] if len(origins) == 1 else ("" if origins else None)
+
+    def _admit(self) -> None:
+        """Refuse (403) a request not from this workstation's hospital-interop page, before anything else.
+
+        * the peer must be on loopback;
+        * `Host` must be a loopback name with this agent's port (DNS rebinding sends the rebound name);
+        * `Origin`, when present, must be one of the allowed origins (`null` never is);
+        * without `Origin`, a browser still marks a foreign page's request `Sec-Fetch-Site: cross-site`
+          (navigation, `<script src>`): only requests a browser did not mark (a local program such as
+          curl or the tests) or marked `none` (typed by the user) are served."""
+        port = self.server.server_address[1]
+        if not ipaddress.ip_address(self.client_address[0].split("%")[0]).is_loopback:
+            raise Refused(403, "FORBIDDEN_PEER", "UKey 客户端只接受本机请求。")
+        if len(self.headers.get_all("Host") or []) != 1 or not is_loopback_host(self.headers.get("Host"), port):
+            raise Refused(403, "FORBIDDEN_HOST", f"请求地址不是本机 UKey 客户端（应为 127.0.0.1:{port} 或 localhost:{port}）。")
+        origin = self._origin()
+        if origin is None:
+            if self.headers.get("Sec-Fetch-Site", "none").strip().lower() != "none":
+                raise Refused(403, "FORBIDDEN_ORIGIN", "该网页无权使用本机 UKey。")
+        elif origin not in self.allowed_origins:
+            raise Refused(403, "FORBIDDEN_ORIGIN", "该网页无权使用本机 UKey：UKey 客户端只接受已配置的检验系统地址。")
+
+    def _cors(self, *, preflight: bool = False) -> None:
+        self.send_header("Vary", "Origin")
+        origin = self._origin()
+        if not origin or origin not in self.allowed_origins:
+            return
+        self.send_header("Access-Control-Allow-Origin", origin)
+        if preflight:
+            self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", "Content-Type")
+            self.send_header("Access-Control-Max-Age", "600")
+            if self.headers.get("Access-Control-Request-Private-Network", "").lower() == "true":
+                self.send_header("Access-Control-Allow-Private-Network", "true")
+
+    def _send(self, status: int, obj: dict | None, *, cors: bool = True, preflight: bool = False) -> None:
+        body = b"" if obj is None else json.dumps(obj, ensure_ascii=False).encode()
         self.send_response(status)
-        self._cors()
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        if cors:
+            self._cors(preflight=preflight)
+        else:
+            self.send_header("Vary", "Origin")
+        self.send_header("Cache-Control", "no-store")
+        if obj is not None:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
+    def _handle(self, route) -> None:
+        try:
+            self._admit()
+        except Refused as exc:
+            log.warning("refused %s %s: %s (Origin %r, Host %r, peer %s)", self.command, self.path.split("?")[0],
+                        exc.code, self._origin(), self.headers.get("Host"), self.client_address[0])
+            return self._send(exc.status, exc.answer, cors=False)
+        try:
+            status, answer = route()
+        except Refused as exc:
+            status, answer = exc.status, exc.answer
+        self._send(status, answer, preflight=self.command == "OPTIONS")
+
+    # -- routes ---------------------------------------------------------------------------------
+
     def do_OPTIONS(self):
-        self.send_response(204)
-        self._cors()
-        self.send_header("Content-Length", "0")
-        self.end_headers()
+        self._handle(lambda: (204, None))
 
     def do_GET(self):
-        t = self.token
-        if self.path == "/api/v1/status":
-            return self._json(200, t.status())
-        if self.path == "/api/v1/certs":
-            if not t.present:
-                return self._json(200, {"certs": []})
-            return self._json(200, {"certs": [{
-                "certSn": c.serial, "subject": c.subject_cn, "staffNo": c.subject_serial, "issuer": c.issuer_cn,
-                "notBefore": c.not_before.isoformat(), "notAfter": c.not_after.isoformat(),
-                "keySerial": t.serial, "certificate": c.b64} for c in t.certificates()]})
-        self._json(404, {"code": "NOT_FOUND", "message": "不支持的接口"})
+        self._handle(self._get)
 
     def do_POST(self):
+        self._handle(self._post)
+
+    def _get(self) -> tuple[int, dict]:
         t = self.token
+        if self.path == "/api/v1/status":
+            return 200, t.status()
+        if self.path == "/api/v1/certs":
+            if not t.present:
+                return 200, {"certs": []}
+            return 200, {"certs": [{
+                "certSn": c.serial, "subject": c.subject_cn, "staffNo": c.subject_serial, "issuer": c.issuer_cn,
+                "notBefore": c.not_before.isoformat(), "notAfter": c.not_after.isoformat(),
+                "keySerial": t.serial, "certificate": c.b64} for c in t.certificates()]}
+        raise Refused(404, "NOT_FOUND", "不支持的接口")
+
+    def _body(self) -> dict:
+        """The JSON object posted; 415 / 413 / 400 otherwise (a JSON content type also forces a browser preflight)."""
+        media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "请求内容应为 JSON（Content-Type: application/json）。")
+        raw_length = (self.headers.get("Content-Length") or "0").strip()
+        if not (raw_length.isascii() and raw_length.isdigit()):
+            raise Refused(400, "BAD_REQUEST", "请求缺少有效的 Content-Length。", field="body", rule="length")
+        if int(raw_length) > MAX_BODY:
+            raise Refused(413, "TOO_LARGE", f"请求内容超过 {MAX_BODY // (1024 * 1024)} MB。", field="body", rule="max_size")
+        raw = self.rfile.read(int(raw_length))
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            return self._json(400, {"code": "BAD_REQUEST", "message": "请求格式错误"})
+            body = json.loads(raw or b"{}")
+        except (UnicodeDecodeError, ValueError):
+            raise Refused(400, "BAD_REQUEST", "请求格式错误：不是有效的 JSON。", field="body", rule="json") from None
+        if not isinstance(body, dict):
+            raise Refused(400, "BAD_REQUEST", "请求格式错误：应为 JSON 对象。", field="body", rule="type")
+        return body
+
+    def _chosen_cert(self, body: dict) -> certs.Certificate:
+        cert = self.token.certificate(_text_field(body, "certSn", "证书序列号"))
+        if cert is None:
+            raise Refused(404, "NO_CERT", "UKey 中没有所选证书。", field="certSn", rule="exists")
+        return cert
+
+    def _post(self) -> tuple[int, dict]:
+        t = self.token
+        body = self._body()
         if self.path == "/api/v1/remove":
             t.present = False
             t.logout()
-            return self._json(200, {"ok": True})
+            return 200, {"ok": True}
         if self.path == "/api/v1/insert":
             t.present = True
-            return self._json(200, {"ok": True})
+            return 200, {"ok": True}
         if self.path == "/api/v1/logout":
             t.logout()
-            return self._json(200, {"ok": True})
+            return 200, {"ok": True}
+        if self.path not in ("/api/v1/login", "/api/v1/sign"):
+            raise Refused(404, "NOT_FOUND", "不支持的接口")
         if not t.present:
-            return self._json(409, {"code": "NO_DEVICE", "message": "未检测到 UKey，请插入 UKey。"})
+            raise Refused(409, "NO_DEVICE", "未检测到 UKey，请插入 UKey。")
+        cert = self._chosen_cert(body)
         if self.path == "/api/v1/login":
-            if t._cert(body.get("certSn", "")) is None:
-                return self._json(404, {"code": "NO_CERT", "message": "UKey 中没有所选证书。"})
-            ok, code, message = t.login(str(body.get("pin", "")))
-            if not ok:
-                return self._json(401, {"code": code, "message": message, "retriesLeft": t.store["retriesLeft"]})
-            return self._json(200, {"ok": True, "keySerial": t.serial})
-        if self.path == "/api/v1/sign":
-            cert = t._cert(body.get("certSn", ""))
-            if cert is None:
-                return self._json(404, {"code": "NO_CERT", "message": "UKey 中没有所选证书。"})
-            if body.get("pin"):
-                ok, code, message = t.login(str(body["pin"]))
-                if not ok:
-                    return self._json(401, {"code": code, "message": message, "retriesLeft": t.store["retriesLeft"]})
-            if t._key is None:
-                return self._json(401, {"code": "NOT_LOGGED_IN", "message": "UKey 未登录，请先输入 PIN 码登录。"})
-            try:
-                data = base64.b64decode(body.get("data", ""), validate=True)
-            except ValueError:
-                return self._json(400, {"code": "BAD_REQUEST", "message": "待签数据不是 Base64"})
-            signature = t._key.sign(data)
-            return self._json(200, {"signature": base64.b64encode(signature).decode(), "certificate": cert.b64,
-                                    "certSn": cert.serial, "keySerial": t.serial, "algorithm": "SM3withSM2"})
-        self._json(404, {"code": "NOT_FOUND", "message": "不支持的接口"})
+            t.login(_pin(body))
+            return 200, {"ok": True, "keySerial": t.serial}
+        items = _items(body)  # checked before the PIN: a malformed request costs no retry
+        signatures = t.sign_batch(_pin(body), items)
+        return 200, {"signatures": [base64.b64encode(s).decode() for s in signatures], "certificate": cert.b64,
+                     "certSn": cert.serial, "keySerial": t.serial, "algorithm": "SM3withSM2"}
 
 
-def make_server(keystore: Path, host: str = "127.0.0.1", port: int = 8710, allow_origin: str = "*"):
-    token = Token(keystore)
-    httpd = ThreadingHTTPServer((host, port), type("BoundHandler", (Handler,), {"token": token,
-                                                                                "allow_origin": allow_origin}))
+def _loopback_bind(host: str) -> tuple[str, socket.AddressFamily]:
+    """The agent listens on loopback only (the browser on this workstation is its only client)."""
+    if host == "localhost":
+        return "127.0.0.1", socket.AF_INET
+    address = ipaddress.ip_address(host)  # ValueError for a name
+    if not address.is_loopback:
+        raise ValueError(f"{host} is not a loopback address")
+    return host, socket.AF_INET6 if address.version == 6 else socket.AF_INET
+
+
+def make_server(keystore: Path, host: str = "127.0.0.1", port: int = 8710,
+                allow_origins: Iterable[str] = DEFAULT_ORIGINS, idle_logout: float = DEFAULT_IDLE_LOGOUT):
+    """The agent's HTTP server on a loopback address, answering the given page origins only."""
+    address, family = _loopback_bind(host)
+    origins = frozenset(parse_origin(o) for o in allow_origins)
+    if not origins:
+        raise ValueError("at least one allowed origin is needed")
+    server_class = type("AgentServer", (ThreadingHTTPServer,), {"address_family": family})
+    httpd = server_class((address, port), type("BoundHandler", (Handler,), {
+        "token": Token(keystore, idle_logout), "allowed_origins": origins}))
     httpd.daemon_threads = True
     return httpd
 
@@ -242,6 +454,28 @@ def init_keystore(args) -> dict:
                            certificates=[base64.b64decode(info.certificate)], label=user.name)
 
 
+def _argument(convert, what: str):
+    def parse(value: str):
+        try:
+            return convert(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{what}: {exc}") from None
+    parse.__name__ = what
+    return parse
+
+
+def _loopback_host(value: str) -> str:
+    _loopback_bind(value)
+    return value
+
+
+def _positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("must be a positive number of seconds")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m esign.ukey_agent", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -256,17 +490,27 @@ def main(argv: list[str] | None = None) -> None:
     init.add_argument("--valid-days", type=int, default=365)
     serve = sub.add_parser("serve", help="serve the keystore on a local port")
     serve.add_argument("--keystore", required=True)
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", type=_argument(_loopback_host, "loopback address"),
+                       help="loopback address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8710)
-    serve.add_argument("--allow-origin", default="*")
+    serve.add_argument("--allow-origin", dest="allow_origins", action="append", type=_argument(parse_origin, "origin"),
+                       metavar="ORIGIN", help="origin of the hospital-interop pages allowed to use the key, e.g. "
+                       "https://lis.hospital.example; repeat for several (default: "
+                       + " and ".join(DEFAULT_ORIGINS) + ", the demo server)")
+    serve.add_argument("--idle-logout", type=_argument(_positive_seconds, "seconds"), default=DEFAULT_IDLE_LOGOUT,
+                       metavar="SECONDS", help=f"log the key out after this long without a PIN-verified operation "
+                       f"(default {DEFAULT_IDLE_LOGOUT:g})")
     args = parser.parse_args(argv)
     if args.command == "init":
         store = init_keystore(args)
         print(f"UKey {store['keySerial']} initialised in {args.keystore}")
         return
-    httpd = make_server(Path(args.keystore), args.host, args.port, args.allow_origin)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    origins = args.allow_origins or list(DEFAULT_ORIGINS)
+    httpd = make_server(Path(args.keystore), args.host, args.port, origins, args.idle_logout)
     host, port = httpd.server_address[:2]
-    print(f"UKey agent {httpd.RequestHandlerClass.token.serial} listening on http://{host}:{port}", flush=True)
+    print(f"UKey agent {httpd.RequestHandlerClass.token.serial} listening on http://{host}:{port}, "
+          f"pages allowed from {', '.join(sorted(httpd.RequestHandlerClass.allowed_origins))}", flush=True)
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

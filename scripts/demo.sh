@@ -46,7 +46,9 @@ wait_for ca-sim http://127.0.0.1:8702/
 $PY manage.py esign_demo
 
 echo "==> starting the server"
-start ukey-agent $PY -m esign.ukey_agent serve --keystore var/ukey/lab.json --port 8710
+# the UKey answers only the pages of this server (its origin as the browser sends it)
+start ukey-agent $PY -m esign.ukey_agent serve --keystore var/ukey/lab.json --port 8710 \
+  --allow-origin "http://127.0.0.1:$PORT" --allow-origin "http://localhost:$PORT"
 start worker .venv/bin/celery -A hospital_interop worker --loglevel INFO --concurrency 2
 start beat .venv/bin/celery -A hospital_interop beat --loglevel INFO
 start lab-transfer $PY manage.py lab_transfer

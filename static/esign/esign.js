@@ -22,7 +22,8 @@
       .then(function (r) { return r.json(); });
   }
 
-  /* The local UKey client service (the vendor's workstation agent). */
+  /* The local UKey client service (the vendor's workstation agent, docs/esign-protocol.md). It answers
+     only this system's origin, and signs only with the PIN sent with each signing batch. */
   function agent(base) {
     base = (base || "").replace(/\/$/, "");
     function call(path, body) {
@@ -30,14 +31,15 @@
       return fetch(base + path, opts).then(function (r) {
         return r.json().then(function (d) { d._status = r.status; return d; });
       }, function () {
-        throw new Error("未检测到 UKey 客户端服务，请确认已插入 UKey 并已启动 UKey 客户端。");
+        throw new Error("无法连接本机 UKey 客户端服务：请确认已插入 UKey、已启动 UKey 客户端，" +
+                        "且 UKey 客户端允许本系统地址（" + window.location.origin + "）访问。");
       });
     }
     return {
       status: function () { return call("/api/v1/status"); },
       certs: function () { return call("/api/v1/certs"); },
-      login: function (certSn, pin) { return call("/api/v1/login", {certSn: certSn, pin: pin}); },
-      sign: function (certSn, data) { return call("/api/v1/sign", {certSn: certSn, data: data}); },
+      /* One signing batch: the PIN goes with the items (Base64); the answer's signatures are in the same order. */
+      sign: function (certSn, pin, items) { return call("/api/v1/sign", {certSn: certSn, pin: pin, items: items}); },
       logout: function () { return call("/api/v1/logout", {}); }
     };
   }
@@ -88,17 +90,14 @@
       if (!pin.value) { show(msg, "请输入证书密码（PIN 码）。", "err"); return; }
       submit.disabled = true;
       show(msg, "正在验证…");
-      var certSn = chosen.value, challenge;
-      ukey.login(certSn, pin.value).then(function (r) {
-        if (!r.ok) throw new Error(r.message);
-        return post(panel.dataset.challengeUrl);
-      }).then(function (c) {
+      var certSn = chosen.value, entered = pin.value, challenge;
+      post(panel.dataset.challengeUrl).then(function (c) {
         if (!c.ok) throw new Error(c.message);
         challenge = c.challenge;
-        return ukey.sign(certSn, challenge);
+        return ukey.sign(certSn, entered, [challenge]);
       }).then(function (s) {
-        if (!s.signature) throw new Error(s.message || "UKey 签名失败");
-        return post(panel.dataset.loginUrl, {challenge: challenge, certificate: s.certificate, signature: s.signature, keySerial: s.keySerial || keySerial});
+        if (!s.signatures) throw new Error(s.message || "UKey 签名失败");
+        return post(panel.dataset.loginUrl, {challenge: challenge, certificate: s.certificate, signature: s.signatures[0], keySerial: s.keySerial || keySerial});
       }).then(function (r) {
         if (!r.ok) { ukey.logout(); throw new Error(r.message); }
         show(msg, r.message, "ok");
@@ -132,22 +131,24 @@
     if (status === "signing") { poll(panel.dataset.statusUrl, stateEl, {stopOn: []}); return; }
     var button = document.getElementById("approve");
     if (!button || button.dataset.mode !== "ukey") return;
-    var ukey = agent(panel.dataset.agent);
-    button.addEventListener("click", function () {
+    var ukey = agent(panel.dataset.agent), pin = document.getElementById("approve-pin");
+    /* 审核并签名 with the UKey: the PIN is asked for this signing, the UKey keeps no login that signs. */
+    button.form.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      if (!pin.value) { show(stateEl, "请输入证书密码（PIN 码）：每次签名都需输入。", "err"); pin.focus(); return; }
+      var entered = pin.value;
       button.disabled = true;
       show(stateEl, "正在使用 UKey 签名…");
-      var certSn;
       post(panel.dataset.signDataUrl).then(function (d) {
         if (!d.ok) throw new Error(d.message);
-        certSn = d.certSn;
-        return ukey.sign(certSn, d.data);
+        return ukey.sign(d.certSn, entered, [d.data]);
       }).then(function (s) {
-        if (!s.signature) throw new Error(s.code === "NOT_LOGGED_IN" ? "UKey 未登录（可能已拔出或重启），请重新进行 UKey 签名登录。" : s.message);
-        return post(panel.dataset.approveUrl, {signature: s.signature, certificate: s.certificate});
+        if (!s.signatures) throw new Error(s.message || "UKey 签名失败");
+        return post(panel.dataset.approveUrl, {signature: s.signatures[0], certificate: s.certificate});
       }).then(function (r) {
         if (!r.ok) throw new Error(r.message);
         window.location.href = r.redirect;
-      }).catch(function (e) { show(stateEl, e.message, "err"); button.disabled = false; });
+      }).catch(function (e) { show(stateEl, e.message, "err"); pin.value = ""; button.disabled = false; });
     });
   }
 
@@ -191,7 +192,7 @@
     });
   }
 
-  /* Logging out of e-signature also logs the UKey out (its PIN is asked again next time). */
+  /* Logging out of e-signature also ends the UKey's login state (signing needs the PIN every time anyway). */
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.classList || !form.classList.contains("esign-logout-form")) return;

@@ -132,6 +132,7 @@ class Identity:
     agent_url: str = ""
     ukey_key: gm.SM2PrivateKey | None = None
     ukey_cert_sn: str = ""
+    keystore: Path | None = None
 
 
 def new_identity(ca_sim: CASim, name: str) -> Identity:
@@ -140,7 +141,12 @@ def new_identity(ca_sim: CASim, name: str) -> Identity:
     return Identity(name, staff_no, id_number, info.user_id, info.cert_sn)
 
 
-def start_agent(ca_sim: CASim, ident: Identity, folder: Path, *, extra_certs: list[bytes] = ()) -> subprocess.Popen:
+def start_agent(ca_sim: CASim, ident: Identity, folder: Path, *, extra_certs: list[bytes] = (),
+                allow_origins: list[str] = (), idle_logout: float | None = None) -> subprocess.Popen:
+    """Issue a UKey certificate for ``ident``, write its keystore and serve it on a free loopback port.
+
+    ``allow_origins`` are the page origins the agent answers (``--allow-origin``); none given means
+    the agent's default. ``idle_logout`` is the agent's idle log-out in seconds."""
     key = gm.generate_sm2_key()
     serial = f"UK{secrets.token_hex(6).upper()}"
     info = ca_sim.client().apply_ukey_certificate(user_id=ident.ca_user_id, public_key_hex=key.public_key().hex,
@@ -149,22 +155,37 @@ def start_agent(ca_sim: CASim, ident: Identity, folder: Path, *, extra_certs: li
     create_keystore(keystore, pin=PIN, key=key, serial=serial,
                     certificates=[base64.b64decode(info.certificate), *extra_certs], label=ident.name)
     port = free_port()
-    proc = _start(["-m", "esign.ukey_agent", "serve", "--keystore", str(keystore), "--port", str(port)],
+    options = [arg for origin in allow_origins for arg in ("--allow-origin", origin)]
+    if idle_logout is not None:
+        options += ["--idle-logout", str(idle_logout)]
+    proc = _start(["-m", "esign.ukey_agent", "serve", "--keystore", str(keystore), "--port", str(port), *options],
                   f"http://127.0.0.1:{port}/api/v1/status", folder / f"{serial}.log")
-    ident.ukey_serial, ident.agent_url, ident.ukey_key, ident.ukey_cert_sn = (
-        serial, f"http://127.0.0.1:{port}", key, info.cert_sn)
+    ident.ukey_serial, ident.agent_url, ident.ukey_key, ident.ukey_cert_sn, ident.keystore = (
+        serial, f"http://127.0.0.1:{port}", key, info.cert_sn, keystore)
     return proc
+
+
+def _two_signers(ca_sim: CASim, folder: Path, allow_origins: list[str] = ()):
+    alice, bob = new_identity(ca_sim, "王审核"), new_identity(ca_sim, "李签名")
+    procs = [start_agent(ca_sim, ident, folder, allow_origins=allow_origins) for ident in (alice, bob)]
+    yield {"alice": alice, "bob": bob}
+    for p in procs:
+        _stop(p)
 
 
 @pytest.fixture(scope="session")
 def identities(ca_sim, tmp_path_factory):
-    """Two signers with a UKey agent each (session-wide: the CA and the agents outlive each test's DB)."""
-    folder = tmp_path_factory.mktemp("ukeys")
-    alice, bob = new_identity(ca_sim, "王审核"), new_identity(ca_sim, "李签名")
-    procs = [start_agent(ca_sim, alice, folder), start_agent(ca_sim, bob, folder)]
-    yield {"alice": alice, "bob": bob}
-    for p in procs:
-        _stop(p)
+    """Two signers with a UKey agent each (session-wide: the CA and the agents outlive each test's DB).
+
+    Tests call these agents as a local program (no `Origin`), which the agent serves."""
+    yield from _two_signers(ca_sim, tmp_path_factory.mktemp("ukeys"))
+
+
+@pytest.fixture(scope="session")
+def page_identities(ca_sim, live_server, tmp_path_factory):
+    """Like ``identities``, for the browser: the agents allow the live server's pages, whose origin
+    Chromium sends (as a hospital's agent is configured with the server's origin)."""
+    yield from _two_signers(ca_sim, tmp_path_factory.mktemp("page-ukeys"), allow_origins=[live_server.url])
 
 
 @pytest.fixture
@@ -195,6 +216,14 @@ def agent_call(ident: Identity, path: str, body: dict | None = None) -> dict:
     url = ident.agent_url + path
     r = requests.post(url, json=body, timeout=10) if body is not None else requests.get(url, timeout=10)
     return r.json()
+
+
+def agent_sign(ident: Identity, data: str, *, cert_sn: str = "", pin: str = PIN) -> dict:
+    """Sign one Base64 item as a one-item batch with the PIN (the agent's contract: the PIN with every
+    batch); the agent's answer plus ``signature``, the item's signature."""
+    answer = agent_call(ident, "/api/v1/sign", {"certSn": cert_sn or ident.ukey_cert_sn, "pin": pin, "items": [data]})
+    assert len(answer.get("signatures", [])) == 1, answer
+    return {**answer, "signature": answer["signatures"][0]}
 
 
 def past(days: int) -> datetime:

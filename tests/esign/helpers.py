@@ -2,15 +2,14 @@
 
 from esign import services
 
-from .conftest import PIN, agent_call
+from .conftest import agent_sign
 
 WS1, WS2 = "a" * 32, "b" * 32
 
 
 def ukey_session(user, ident, ws=WS1, ip="127.0.0.1"):
     challenge = services.issue_challenge()
-    assert agent_call(ident, "/api/v1/login", {"certSn": ident.ukey_cert_sn, "pin": PIN})["ok"]
-    signed = agent_call(ident, "/api/v1/sign", {"certSn": ident.ukey_cert_sn, "data": challenge["challenge"]})
+    signed = agent_sign(ident, challenge["challenge"])
     return services.ukey_login(user, challenge=challenge, signed_challenge=challenge["challenge"],
                                certificate=signed["certificate"], signature=signed["signature"],
                                key_serial=signed["keySerial"], workstation_id=ws, client_ip=ip)

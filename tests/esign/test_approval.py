@@ -12,7 +12,7 @@ from esign.demo import create_sample_reports
 from esign.models import ReportSignature, ReviewReport, SignJob
 from hospital_interop.municipal import gm
 
-from .conftest import agent_call, new_identity, past
+from .conftest import agent_sign, new_identity, past
 from .helpers import WS1, browser_client, qr_session, ukey_session
 
 MODULES = [code for code, _ in ReviewReport.Module.choices]
@@ -46,7 +46,7 @@ def test_ukey_approval_signs_the_canonical_report(module, ca_on, identities, sig
     c = browser_client(client, user)
     prepared = c.post(f"/esign/reports/{report.pk}/sign-data").json()
     assert prepared["ok"] and prepared["certSn"] == alice.ukey_cert_sn
-    signed = agent_call(alice, "/api/v1/sign", {"certSn": prepared["certSn"], "data": prepared["data"]})
+    signed = agent_sign(alice, prepared["data"], cert_sn=prepared["certSn"])
     answer = c.post(f"/esign/reports/{report.pk}/approve", {"signature": signed["signature"],
                                                              "certificate": signed["certificate"]},
                     content_type="application/json").json()
@@ -156,7 +156,7 @@ def test_ukey_approval_refused_after_revocation(ca_on, signer, client, tmp_path)
         report = create_sample_reports(1, modules=["clinical"])[0]
         c = browser_client(client, user)
         prepared = c.post(f"/esign/reports/{report.pk}/sign-data").json()
-        signed = agent_call(ident, "/api/v1/sign", {"certSn": prepared["certSn"], "data": prepared["data"]})
+        signed = agent_sign(ident, prepared["data"], cert_sn=prepared["certSn"])
         answer = c.post(f"/esign/reports/{report.pk}/approve", {"signature": signed["signature"],
                                                                  "certificate": signed["certificate"]},
                         content_type="application/json")

@@ -8,7 +8,7 @@ from esign import services
 from esign.demo import create_sample_reports
 from esign.models import ReportSignature, SignerProfile, SigningSession
 
-from .conftest import PIN, fresh_staff_no, valid_id_number
+from .conftest import PIN, agent_call, fresh_staff_no, valid_id_number
 
 pytestmark = pytest.mark.browser
 
@@ -32,8 +32,8 @@ def ukey_login(page, base, pin=PIN):
     page.click("#ukey-submit")
 
 
-def test_ukey_login_pin_workstations_and_logout(live_server, browser, page, ca_on, identities, signer, artifacts_dir):
-    alice = identities["alice"]
+def test_ukey_login_pin_workstations_and_logout(live_server, browser, page, ca_on, page_identities, signer, artifacts_dir):
+    alice = page_identities["alice"]
     signer("alice", alice, first_name="王审核")
     services.set_parameters({"UKEY_AGENT_URL": alice.agent_url})
     base = live_server.url
@@ -73,10 +73,10 @@ def test_ukey_login_pin_workstations_and_logout(live_server, browser, page, ca_o
     other.context.close()
 
 
-def test_ukey_of_another_person_is_refused(live_server, page, ca_on, identities, signer):
-    signer("alice", identities["alice"])
-    signer("bob", identities["bob"])
-    services.set_parameters({"UKEY_AGENT_URL": identities["alice"].agent_url})  # bob uses alice's key
+def test_ukey_of_another_person_is_refused(live_server, page, ca_on, page_identities, signer):
+    signer("alice", page_identities["alice"])
+    signer("bob", page_identities["bob"])
+    services.set_parameters({"UKEY_AGENT_URL": page_identities["alice"].agent_url})  # bob uses alice's key
     login(page, live_server.url, "bob")
     ukey_login(page, live_server.url)
     page.wait_for_selector("#ukey-message.err")
@@ -85,8 +85,8 @@ def test_ukey_of_another_person_is_refused(live_server, page, ca_on, identities,
     assert not SigningSession.objects.exists()
 
 
-def test_qr_login_confirmed_in_the_app_then_logout(live_server, page, ca_on, identities, signer, artifacts_dir):
-    bob = identities["bob"]
+def test_qr_login_confirmed_in_the_app_then_logout(live_server, page, ca_on, page_identities, signer, artifacts_dir):
+    bob = page_identities["bob"]
     signer("bob", bob)
     base = live_server.url
     login(page, base, "bob")
@@ -134,8 +134,8 @@ def test_registration_refuses_a_bad_id_number(live_server, page, ca_on, make_use
     assert "修改手机号成功" in page.inner_text(".messages")
 
 
-def test_ukey_signing_on_a_review_page(live_server, page, ca_on, identities, signer, artifacts_dir):
-    alice = identities["alice"]
+def test_ukey_signing_on_a_review_page(live_server, page, ca_on, page_identities, signer, artifacts_dir):
+    alice = page_identities["alice"]
     signer("alice", alice, first_name="王审核")
     services.set_parameters({"UKEY_AGENT_URL": alice.agent_url})
     reports = create_sample_reports(3, modules=["clinical"])
@@ -150,6 +150,15 @@ def test_ukey_signing_on_a_review_page(live_server, page, ca_on, identities, sig
     page.click(f"text={reports[0].report_id}")
     page.wait_for_selector("#approve[data-mode=ukey]")
     page.screenshot(path=str(artifacts_dir / "esign-report-detail.png"), full_page=True)
+    # the UKey login's PIN does not sign: 审核并签名 asks for the PIN of this signing
+    page.click("#approve")
+    page.wait_for_selector("#approve-state.err")
+    assert "请输入证书密码（PIN 码）" in page.inner_text("#approve-state")
+    page.fill("#approve-pin", "999999")
+    page.click("#approve")
+    page.wait_for_selector("#approve-state.err >> text=PIN 码错误")
+    assert not ReportSignature.objects.filter(report=reports[0]).exists()
+    page.fill("#approve-pin", PIN)
     page.click("#approve")
     page.wait_for_url(re.compile(r".*/esign/review/clinical/$"))
     assert "已审核并完成 UKey 电子签名" in page.inner_text(".messages")
@@ -159,3 +168,32 @@ def test_ukey_signing_on_a_review_page(live_server, page, ca_on, identities, sig
     page.click("#verify-link")
     assert "签名有效" in page.inner_text("#verify-result")
     page.screenshot(path=str(artifacts_dir / "esign-verify.png"), full_page=True)
+
+
+def test_a_page_from_another_origin_can_neither_read_nor_use_the_ukey(live_server, page, ca_on, page_identities,
+                                                                       signer):
+    """The agent allows the server's origin (``http://localhost:PORT``); the same server reached as
+    ``http://127.0.0.1:PORT`` is another origin, as any foreign page on this workstation would be."""
+    alice = page_identities["alice"]
+    signer("alice", alice)
+    foreign = live_server.url.replace("//localhost:", "//127.0.0.1:")
+    assert foreign != live_server.url
+    page.goto(foreign + "/accounts/login/")
+    outcome = page.evaluate("""async ([agent, certSn, pin]) => {
+        const read = async (init, path) => {
+            try { const r = await fetch(agent + path, init); return {status: r.status, body: await r.text()}; }
+            catch (e) { return {blocked: true}; }
+        };
+        const json = {method: "POST", headers: {"Content-Type": "application/json"}};
+        const signed = await read({...json, body: JSON.stringify({certSn, pin, items: ["5Y+C6ICD"]})}, "/api/v1/sign");
+        const status = await read({}, "/api/v1/status");
+        // fire-and-forget wrong PINs, as a page trying to lock the key would send them (no preflight)
+        for (let n = 0; n < 6; n++) {
+            await fetch(agent + "/api/v1/login", {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"},
+                                                  body: JSON.stringify({certSn, pin: "000000"})});
+        }
+        return {signed, status};
+    }""", [alice.agent_url, alice.ukey_cert_sn, PIN])
+    assert outcome == {"signed": {"blocked": True}, "status": {"blocked": True}}
+    state = agent_call(alice, "/api/v1/status")
+    assert state["retriesLeft"] == 6 and not state["locked"]

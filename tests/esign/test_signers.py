@@ -7,7 +7,7 @@ from esign import sealing, selectors, services
 from esign.models import SignerProfile, SigningSession, SystemParameter
 from esign.validators import id_number_error
 
-from .conftest import APP_ID, PIN, agent_call, fresh_staff_no, new_identity, valid_id_number
+from .conftest import APP_ID, PIN, agent_call, agent_sign, fresh_staff_no, new_identity, valid_id_number
 from .helpers import WS1, WS2, browser_client, qr_session, ukey_session
 
 pytestmark = pytest.mark.django_db
@@ -121,15 +121,14 @@ def test_ukey_login_checks_challenge_and_signature(ca_on, identities, signer):
     alice = identities["alice"]
     user = signer("alice", alice)
     challenge = services.issue_challenge()
-    agent_call(alice, "/api/v1/login", {"certSn": alice.ukey_cert_sn, "pin": PIN})
-    signed = agent_call(alice, "/api/v1/sign", {"certSn": alice.ukey_cert_sn, "data": challenge["challenge"]})
+    signed = agent_sign(alice, challenge["challenge"])
     other = services.issue_challenge()
     with pytest.raises(services.SigningRefused) as wrong_challenge:
         services.ukey_login(user, challenge=other, signed_challenge=challenge["challenge"],
                             certificate=signed["certificate"], signature=signed["signature"],
                             key_serial=signed["keySerial"], workstation_id=WS1)
     assert wrong_challenge.value.code == "bad_challenge"
-    forged = agent_call(alice, "/api/v1/sign", {"certSn": alice.ukey_cert_sn, "data": other["challenge"]})
+    forged = agent_sign(alice, other["challenge"])
     with pytest.raises(services.SigningRefused) as bad_sig:
         services.ukey_login(user, challenge=challenge, signed_challenge=challenge["challenge"],
                             certificate=signed["certificate"], signature=forged["signature"],

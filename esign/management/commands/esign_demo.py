@@ -68,4 +68,5 @@ class Command(BaseCommand):
         o["pin"] = o["pin"] or (pin_file.read_text().strip() if pin_file.exists() else "（见创建时的输出）")
         self.stdout.write(f"电子签名演示已就绪：签名用户 {profile.name}（工号 {profile.staff_no}），"
                           f"UKey 文件 {keystore}，PIN {o['pin']}。")
-        self.stdout.write(f"启动 UKey 客户端：.venv/bin/python -m esign.ukey_agent serve --keystore {keystore} --port 8710")
+        self.stdout.write(f"启动 UKey 客户端：.venv/bin/python -m esign.ukey_agent serve --keystore {keystore} --port 8710"
+                          " --allow-origin <本系统页面地址，默认 http://127.0.0.1:8000 与 http://localhost:8000>")
