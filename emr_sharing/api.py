@@ -105,7 +105,8 @@ class RecordViewSet(ViewSet, MachineApiView):
 
     def bulk(self, request):
         rt = self.get_record_type()
-        items, errors = _bulk_items(rt, request.data, json_array=(request.content_type or "").lower() in JSON_TYPES,
+        raw = request.data if isinstance(request.data, bytes) else b""  # no body at all: DRF parses nothing
+        items, errors = _bulk_items(rt, raw, json_array=(request.content_type or "").lower() in JSON_TYPES,
                                     max_records=intake_limits()["MAX_BULK_RECORDS"])
         try:
             results = services.submit_many(items, source=request.auth.code, errors=errors)

@@ -9,8 +9,8 @@ RECOGNITION_LINK_MAX_LIFETIME_SECONDS  the longest lifetime a link may have, our
                                      built (default 86400): longer ones are cut when made and
                                      refused when opened
 RECOGNITION_PAGE_LIFETIME_SECONDS    how long an opened page may save decisions (default 7200)
-RECOGNITION_API_TOKENS / _FILE       bearer tokens of the HIS / exam / lab systems (comma separated;
-                                     default: one token generated once under var/keys/)
+(API callers are calling systems with tokens: hospital_interop.integrations; the old
+RECOGNITION_API_TOKENS setting is carried over by integrations migration 0002)
 RECOGNITION_FRAME_ANCESTORS          origins allowed to embed the prompt page (space or comma
                                      separated, e.g. "https://his.hospital.local"); 'self' always
 RECOGNITION_CACHE_MAX_SECONDS        longest time external results stay cached (default 86400)
@@ -22,7 +22,6 @@ import functools
 import hashlib
 import hmac
 import os
-import secrets
 from pathlib import Path
 
 from django.conf import settings
@@ -75,25 +74,6 @@ def _split(value) -> list[str]:
     if isinstance(value, list | tuple):
         return [v for v in value if v]
     return [v for v in str(value).replace(",", " ").split() if v]
-
-
-def api_tokens() -> tuple[str, ...]:
-    """Called on every prompt request: settings and environment are cheap, files are read once."""
-    value = getattr(settings, "RECOGNITION_API_TOKENS", None) or os.environ.get("RECOGNITION_API_TOKENS")
-    if value:
-        return tuple(_split(value))
-    file = getattr(settings, "RECOGNITION_API_TOKENS_FILE", None) or os.environ.get("RECOGNITION_API_TOKENS_FILE")
-    return _token_file(str(file) if file else str(Path(settings.VAR_DIR) / "keys" / "recognition_api_token"))
-
-
-@functools.lru_cache(maxsize=4)
-def _token_file(path: str) -> tuple[str, ...]:
-    p = Path(path)
-    if not p.exists():  # the default location: one token generated once per installation
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(secrets.token_urlsafe(32))
-        p.chmod(0o600)
-    return tuple(_split(p.read_text()))
 
 
 def frame_ancestors() -> list[str]:

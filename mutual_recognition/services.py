@@ -26,10 +26,10 @@ from hospital_interop.patients.models import RefKind
 from hospital_interop.patients.services import Identity, Ref
 from hospital_interop.uploads import services as outbox
 
-from . import external, payloads, snapshot
+from . import external, links, payloads, prompt, snapshot
 from .external import valid
-from .links import LinkContext
-from .models import AuditEntry, Decision, Encounter, mask_id
+from .links import LinkContext, OrderedItem
+from .models import AuditEntry, Decision, Encounter, id_key, mask_id
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,91 @@ def ensure_bundle(enc: Encounter, *, bundle: dict | None = None) -> tuple[dict, 
     bundle = external.fetch(enc, current_snapshot().valid_days)
     external.store(bundle)
     return bundle, "platform"
+
+
+ITEM_LIMITS = {"itemCode": 20, "bodyPartCode": 20, "orderId": 32}  # hospital codes and HIS order ids
+
+
+def parse_items(raw) -> list[OrderedItem]:
+    """The ordered items of a prompt request; InputError names each bad one."""
+    if not isinstance(raw, list) or not raw:
+        raise InputError([_err("items", "required", "至少一个医嘱项目")])
+    items, errors = [], []
+    for i, it in enumerate(raw):
+        if not isinstance(it, dict):
+            errors.append(_err(f"items[{i}]", "type", "应为对象"))
+            continue
+        kind = it.get("kind")
+        if kind not in ("exam", "lab"):
+            errors.append(_err(f"items[{i}].kind", "valueSet", "应为 exam 或 lab"))
+            continue
+        before = len(errors)
+        values = {k: bounded(errors, f"items[{i}].{k}", it.get(k), limit) for k, limit in ITEM_LIMITS.items()}
+        for key in ("itemCode", "orderId"):
+            if not values[key] and not any(e["field"] == f"items[{i}].{key}" for e in errors):
+                errors.append(_err(f"items[{i}].{key}", "required", "必填"))
+        for key, value in values.items():
+            if value and len(errors) == before:
+                try:
+                    links.check_value(key, value)
+                except links.LinkValueError as exc:
+                    errors.append(_err(f"items[{i}].{key}", "format", exc.message))
+        if len(errors) == before:
+            items.append(OrderedItem(kind, values["itemCode"], values["bodyPartCode"], values["orderId"]))
+    if errors:
+        raise InputError(errors)
+    return items
+
+
+def answer_prompt(data: dict) -> tuple[dict, str | None]:
+    """The prompt API's answer for one order (HIS or the demo page) and the query of the signed link
+    to the page when anything is recognisable. The hot path: a visit pre-loaded for this patient is
+    answered from one cache round trip, with no database query."""
+    items = parse_items(data.get("items"))
+    patient, visit = data.get("patient"), data.get("visit")
+    if not (isinstance(patient, dict) and isinstance(visit, dict) and isinstance(visit.get("visitId"), str)
+            and isinstance(patient.get("idNo"), str) and visit["visitId"] and patient["idNo"]):
+        encounter_fields(data)  # raises with the precise field errors
+    visit_id, id_no = visit["visitId"].strip(), patient["idNo"].strip().upper()
+    bundle, version = external.read_for_prompt(visit_id, VERSION_KEY)
+    snap = snapshot.get(version)
+    source = "cache"
+    if bundle is None or bundle.get("idKey") != id_key(str(patient.get("idTypeCode") or "01"), id_no):
+        enc = encounter_for_prompt(data)
+        bundle, source = ensure_bundle(enc, bundle=bundle)
+    answers = prompt.evaluate(items, bundle, snap, external.today_d8())
+    doctor, dept = str(data.get("doctor") or ""), str(data.get("dept") or "")
+    warnings = []
+    if doctor not in snap.doctors:
+        warnings.append(_err("doctor", "mapping.unknown", f"医师工号 {doctor} 不在医师字典中"))
+    if dept and not snap.depts.get(dept, ("", "", ""))[1]:
+        warnings.append(_err("dept", "mapping.unmapped", f"科室 {dept} 未对照标准科室"))
+    answer = {"ok": True, "visitId": visit_id, "source": source,
+              "anyRecognizable": any(a["recognizable"] for a in answers), "items": answers}
+    if bundle.get("errors"):
+        answer["platformErrors"] = bundle["errors"]
+    if warnings:
+        answer["warnings"] = warnings
+    if not answer["anyRecognizable"]:
+        return answer, None
+    try:
+        query = links.make_query(patient_id=str(patient.get("patientId") or "-"), visit_id=visit_id,
+                                 doctor=doctor, dept=dept, items=items)
+    except links.LinkValueError as exc:
+        field = {"patient_id": "patient.patientId", "visit_id": "visit.visitId"}.get(exc.field, exc.field)
+        raise InputError([_err(field, "format", exc.message)]) from None
+    return answer, query
+
+
+EVENTS = ("registration", "admission", "appointment")
+
+
+def register_event(data: dict) -> Encounter:
+    """A registration / admission / appointment event from the HIS."""
+    event = data.get("eventType") or "registration"
+    if event not in EVENTS:
+        raise InputError([_err("eventType", "valueSet", "应为 registration、admission 或 appointment")])
+    return register_encounter(data, event=event)
 
 
 def encounter_for_prompt(data: dict) -> Encounter:

@@ -6,10 +6,10 @@ app_name = "recognition"
 
 urlpatterns = [
     # HIS / exam / lab system API (Bearer token)
-    path("api/prompt", api.prompt_view, name="api-prompt"),
-    path("api/events", api.events_view, name="api-events"),
-    path("api/decisions", api.decisions_view, name="api-decisions"),
-    path("api/results", api.results_view, name="api-results"),
+    path("api/prompt", api.PromptView.as_view(), name="api-prompt"),
+    path("api/events", api.EventsView.as_view(), name="api-events"),
+    path("api/decisions", api.DecisionsView.as_view(), name="api-decisions"),
+    path("api/results", api.ResultsView.as_view(), name="api-results"),
     # embedded page (signed link, no login)
     path("embed/prompt", views.embed, name="embed"),
     path("embed/save", views.embed_save, name="embed-save"),
@@ -20,4 +20,6 @@ urlpatterns = [
     path("stats/", views.stats, name="stats"),
     path("audit/", views.audit, name="audit"),
     path("demo-his/", views.demo_his, name="demo-his"),
+    path("demo-his/prompt", views.demo_his_prompt, name="demo-his-prompt"),
+    path("demo-his/events", views.demo_his_events, name="demo-his-events"),
 ]

@@ -16,6 +16,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import BasePermission
 
 from dictionaries.models import Doctor
 from dictionaries.selectors import Unmapped, refusal_reasons, standard_department
@@ -23,7 +25,7 @@ from hospital_interop.charts import bar_chart
 from hospital_interop.municipal import envelope
 from hospital_interop.municipal.client import Outcome
 
-from . import conf, external, links, payloads, selectors, services
+from . import api, conf, external, links, payloads, selectors, services
 from .links import LinkContext, LinkError
 from .models import AuditEntry, Decision, Encounter, mask_id
 
@@ -392,3 +394,34 @@ def demo_his(request):
         "exam_items": ExamOrderItem.objects.filter(active=True, mappings__isnull=False).distinct()[:30],
         "lab_orders": LabOrder.objects.filter(active=True)[:30],
     })
+
+
+USE_RECOGNITION = "hospital_interop.use_recognition"
+
+
+class _UsesRecognition(BasePermission):
+    message = "需要临床医生账号"
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.has_perm(USE_RECOGNITION))
+
+
+class _DemoHis:
+    """The demo HIS page's own calls: the same code as the machine API, but for a logged-in
+    clinician's session (CSRF checked), since the page stands in for the HIS in the browser."""
+
+    authentication_classes = [SessionAuthentication]
+    permission_classes = [_UsesRecognition]
+
+
+class DemoHisPrompt(_DemoHis, api.PromptView):
+    pass
+
+
+class DemoHisEvents(_DemoHis, api.EventsView):
+    pass
+
+
+demo_his_prompt = DemoHisPrompt.as_view()
+demo_his_events = DemoHisEvents.as_view()
+

@@ -60,8 +60,11 @@ def make_user(db):
 @pytest.fixture(autouse=True)
 def _fresh_policy_cache():
     """Delivery policies are cached per process for a few seconds; a rolled-back test must not leak its own."""
+    from hospital_interop.integrations.services import forget_lookups
     from hospital_interop.uploads.services import forget_policies
 
     forget_policies()
+    forget_lookups()
     yield
     forget_policies()
+    forget_lookups()

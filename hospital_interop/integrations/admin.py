@@ -7,12 +7,12 @@ from django.template.response import TemplateResponse
 from hospital_interop.municipal.specs import load_catalogue
 
 from . import selectors, services
-from .models import CallingSystem
+from .models import LOCAL_SCOPES, CallingSystem
 
 
 def _interface_choices():
-    return [(s.code, f"{s.code} {s.name}") for s in load_catalogue().interfaces
-            if s.kind in ("upload", "void", "daily")]
+    return [*((code, f"{code} {label}") for code, label in LOCAL_SCOPES.items()),
+            *((s.code, f"{s.code} {s.name}") for s in load_catalogue().interfaces if s.kind in ("upload", "void", "daily"))]
 
 
 class CallingSystemForm(forms.ModelForm):

@@ -8,6 +8,7 @@ from .models import CallingSystem
 from .services import system_for_token
 
 KEYWORD = "Token"
+KEYWORDS = (b"token", b"bearer")
 
 
 class CallingSystemUser:
@@ -39,13 +40,14 @@ class CallingSystemUser:
 
 
 class IntegrationTokenAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Token hit_…`` → (CallingSystemUser, CallingSystem); 401 for a bad token."""
+    """``Authorization: Token hit_…`` (or ``Bearer``, as the recognition API's first callers were
+    told) → (CallingSystemUser, CallingSystem); 401 for a bad token."""
 
     keyword = KEYWORD
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower() != self.keyword.lower().encode():
+        if not header or header[0].lower() not in KEYWORDS:
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("令牌格式错误：应为 Authorization: Token <令牌>")

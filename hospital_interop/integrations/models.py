@@ -3,6 +3,12 @@
 from django.core.validators import RegexValidator
 from django.db import models
 
+# Scopes of machine APIs that are not one municipal interface (those are named by service code)
+LOCAL_SCOPES = {
+    "recognition.prompt": "互认提示、就诊事件与互认决定回读（HIS 医生站）",
+    "recognition.results": "已互认结果查询（检查、检验系统）",
+}
+
 CODE_VALIDATOR = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$", "2–64 位字母、数字、下划线、点或连字符")
 
 

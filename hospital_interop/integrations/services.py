@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import timedelta
 
 from django.db import transaction
@@ -27,26 +28,48 @@ def issue_token(system: CallingSystem) -> str:
     with transaction.atomic():
         CallingSystem.objects.filter(pk=system.pk).update(
             token_hash=hash_token(token), token_hint=token[:10], token_created_at=timezone.now())
+    forget_lookups()
     system.refresh_from_db()
     return token
 
 
 def revoke_token(system: CallingSystem) -> None:
     CallingSystem.objects.filter(pk=system.pk).update(token_hash=None, token_hint="", token_created_at=None)
+    forget_lookups()
     system.refresh_from_db()
 
 
+LOOKUP_SECONDS = 5.0  # a token's system is looked up again after this (a revocation takes effect within it)
+_lookups: dict[str, tuple[float, CallingSystem | None]] = {}
+
+
 def system_for_token(token: str) -> CallingSystem | None:
-    """The active calling system holding this token, or None. Records the use (coarsely)."""
-    if not token or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+    """The active calling system holding this token, or None. Records the use (coarsely).
+
+    Tokens issued here start with ``hit_``; tokens carried over from the recognition API's old
+    environment setting (migration 0002) may not. Lookups are kept for a few seconds per process,
+    so the prompt API's hot path costs no query per call."""
+    if not token or len(token) < 16 or len(token) > 200:
         return None
-    system = CallingSystem.objects.filter(token_hash=hash_token(token), active=True).first()
+    digest = hash_token(token)
+    now_mono = time.monotonic()
+    cached = _lookups.get(digest)
+    if cached is not None and now_mono - cached[0] < LOOKUP_SECONDS:
+        return cached[1]
+    system = CallingSystem.objects.filter(token_hash=digest, active=True).first()
     if system is not None:
         now = timezone.now()
         if system.last_used_at is None or now - system.last_used_at >= LAST_USED_GRANULARITY:
             CallingSystem.objects.filter(pk=system.pk).update(last_used_at=now)
             system.last_used_at = now
+    if len(_lookups) > 1000:
+        _lookups.clear()
+    _lookups[digest] = (now_mono, system)
     return system
+
+
+def forget_lookups() -> None:
+    _lookups.clear()
 
 
 def create_system(code: str, name: str, *, allow_all: bool = False, interfaces=(), contact: str = "") -> CallingSystem:

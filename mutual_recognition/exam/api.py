@@ -6,61 +6,23 @@
     POST /api/exam/v1/studies                        study complete: push its images to the FEP
     GET  /api/exam/v1/studies/{studyInstanceUid}     image-sync progress
 
-Every error answers ``{"code", "message", "errors": [{field, rule, message}]}``.
+The view base, parsing, limits and the error body are ``hospital_interop.integrations.api``'s:
+every error answers ``{"code", "message", "errors": [{field, rule, message}]}``.
 """
 
 from __future__ import annotations
 
-import json
-
-from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
-from rest_framework.renderers import JSONRenderer
+from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from hospital_interop.integrations.authentication import IntegrationTokenAuthentication
-from hospital_interop.integrations.permissions import HasIntegrationScope
-from hospital_interop.patients.services import PatientConflict
+from hospital_interop.integrations.api import ApiError, MachineApiView
 
 from . import mapping, selectors, services
 from .models import ExamReport, StudySync
 from .openapi import ExamSchema
 
-_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          415: "unsupported_media_type"}
 
-
-class ExamApiError(exceptions.APIException):
-    def __init__(self, status_code: int, message: str, errors: list[dict] | None = None):
-        self.status_code, self.errors = status_code, errors or []
-        super().__init__(message, _CODES.get(status_code, "error"))
-
-
-def exception_handler(exc, context):
-    if isinstance(exc, exceptions.APIException):
-        errors = getattr(exc, "errors", [])
-        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail, ensure_ascii=False)
-        if isinstance(exc, exceptions.NotAuthenticated):
-            message = "缺少令牌：请求头应为 Authorization: Token <令牌>"
-        elif isinstance(exc, exceptions.ParseError):
-            errors = [{"field": "", "rule": "json", "message": f"不是有效的 JSON：{exc.detail}"}]
-            message = "请求体不是有效的 JSON"
-        headers = {"WWW-Authenticate": exc.auth_header} if getattr(exc, "auth_header", None) else {}
-        return Response({"code": _CODES.get(exc.status_code, "error"), "message": str(message), "errors": errors},
-                        status=exc.status_code, headers=headers)
-    return None
-
-
-def _invalid(errors: list[dict]) -> ExamApiError:
-    return ExamApiError(400, f"请求有误，共 {len(errors)} 处错误；未保存任何内容", errors)
-
-
-class ExamApiView(APIView):
-    authentication_classes = [IntegrationTokenAuthentication]
-    permission_classes = [HasIntegrationScope]
-    parser_classes = [JSONParser]
-    renderer_classes = [JSONRenderer]
+class ExamApiView(MachineApiView):
     schema = ExamSchema()
     scope = mapping.RESULT
     openapi: dict = {}
@@ -68,11 +30,9 @@ class ExamApiView(APIView):
     def integration_scope(self, request):
         return self.scope
 
-    def get_exception_handler(self):
-        return exception_handler
-
 
 class ReportIntake(ExamApiView):
+    body_limit = "report"  # the report's PDF travels in the body
     openapi = {"post": {
         "summary": "提交检查报告（审核 / 重新审核）",
         "description": (
@@ -95,10 +55,7 @@ class ReportIntake(ExamApiView):
         try:
             result = services.submit_report(request.data, source=request.auth.code)
         except services.IntakeInvalid as exc:
-            raise _invalid(exc.errors) from None
-        except PatientConflict as exc:
-            exc.record()
-            raise ExamApiError(409, "报告中的就诊、申请单或报告单号属于另一位患者，未保存", exc.errors) from None
+            raise ApiError.invalid(exc.errors) from None
         body = {**selectors.report_status(result.report), "created": result.created, "changed": result.changed}
         if result.report.state == ExamReport.State.HELD:
             code = status.HTTP_202_ACCEPTED
@@ -115,7 +72,7 @@ class ReportStatus(ExamApiView):
     def get(self, request, report_id: str):
         report = selectors.report_by_id(report_id)
         if report is None:
-            raise ExamApiError(404, f"没有检查报告 {report_id}")
+            raise ApiError(404, f"没有检查报告 {report_id}")
         return Response(selectors.report_status(report))
 
 
@@ -134,9 +91,9 @@ class ReportWithdraw(ExamApiView):
         try:
             services.withdraw_report(report_id, request.data, source=request.auth.code)
         except services.IntakeInvalid as exc:
-            raise _invalid(exc.errors) from None
+            raise ApiError.invalid(exc.errors) from None
         except services.ReportNotFound:
-            raise ExamApiError(404, f"没有检查报告 {report_id}") from None
+            raise ApiError(404, f"没有检查报告 {report_id}") from None
         return Response(selectors.report_status(selectors.report_by_id(report_id)))
 
 
@@ -156,7 +113,7 @@ class StudyEvent(ExamApiView):
     def post(self, request):
         data = request.data
         if not isinstance(data, dict):
-            raise _invalid([{"field": "", "rule": "type", "message": "请求体应为 JSON 对象"}])
+            raise ApiError.invalid([{"field": "", "rule": "type", "message": "请求体应为 JSON 对象"}])
         errors = [{"field": k, "rule": "unknown", "message": f"未定义的字段 {k}"} for k in data if k not in STUDY_FIELDS]
         errors += [{"field": k, "rule": "type", "message": f"{k} 应为字符串"}
                    for k in STUDY_FIELDS if k in data and not isinstance(data[k], str)]
@@ -171,7 +128,7 @@ class StudyEvent(ExamApiView):
         if folder and isinstance(folder, str):
             errors += services.check_folder(folder)
         if errors:
-            raise _invalid(errors)
+            raise ApiError.invalid(errors)
         job = services.ensure_study_job(uid, folder=folder, accession_no=data.get("accessionNo") or "",
                                         report_id=data.get("reportId") or "", source_system=request.auth.code)
         return Response(selectors.study_status(job), status=status.HTTP_202_ACCEPTED)
@@ -185,5 +142,5 @@ class StudyStatus(ExamApiView):
     def get(self, request, study_uid: str):
         job = StudySync.objects.filter(study_instance_uid=study_uid).first()
         if job is None:
-            raise ExamApiError(404, f"没有检查 {study_uid} 的影像同步任务")
+            raise ApiError(404, f"没有检查 {study_uid} 的影像同步任务")
         return Response(selectors.study_status(job))

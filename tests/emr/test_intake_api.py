@@ -226,3 +226,8 @@ def test_a_name_of_the_wrong_type_is_a_400_not_a_crash(api, rts):
     response = api.post("op-registration", record)
     assert response.status_code == 400 and response.json()["errors"]
     assert OutboxRecord.objects.count() == 0
+
+
+def test_a_bulk_post_without_any_body_is_400_not_500(api):
+    response = api.client.post("/api/emr/v1/records/op-order/bulk", **api.auth)
+    assert response.status_code in (400, 415) and response.json()["errors"]

@@ -19,6 +19,15 @@ def resident_id(seed: int) -> str:
     return first17 + check
 
 
+def his_system(token: str, scopes=("recognition.prompt", "recognition.results")):
+    """A calling system holding ``token`` (the way integrations migration 0002 carries old tokens over)."""
+    from hospital_interop.integrations.models import CallingSystem
+    from hospital_interop.integrations.services import hash_token
+
+    return CallingSystem.objects.create(code=f"HIS-{uuid.uuid4().hex[:6]}", name="医生站", allowed_interfaces=list(scopes),
+                                        token_hash=hash_token(token), token_hint=token[:4])
+
+
 @pytest.fixture
 def recognition(settings, platform_settings, sim):
     """Dictionaries loaded, a fresh mapping snapshot, the API token, the platform client reset."""
@@ -28,7 +37,7 @@ def recognition(settings, platform_settings, sim):
 
     demo.load_all()
     snapshot.reset()
-    settings.RECOGNITION_API_TOKENS = TOKEN
+    his_system(TOKEN)
     settings.RECOGNITION_LINK_SECRET = "link-secret-for-tests"
     tasks._client = None
     yield sim
