@@ -69,9 +69,10 @@ def mapped_30(font_hint: str = ""):
                   review_doctor=("L2002", "吴审核"))
 
 
-SIGNATURE = {"signerName": "吴审核", "signerStaffNo": "L2002", "method": "ukey", "signedAt": "2026-11-27T10:15:03+08:00",
-             "signatureAlgorithm": "SM3withSM2", "certSerial": "5A3F0C21", "originalHash": "ab" * 32,
-             "signatureValue": "MEUCIQ" + "A" * 90, "timestampToken": "TSA"}
+SIGNATURE = {"reportId": "JY20261127001", "reportVersion": 1, "signerName": "吴审核", "signerStaffNo": "L2002",
+             "method": "ukey", "signedAt": "2026-11-27T10:15:03+08:00", "signatureAlgorithm": "SM3withSM2",
+             "certSerial": "5A3F0C21", "originalHash": "ab" * 32, "signatureValue": "MEUCIQ" + "A" * 90,
+             "timestampToken": "TSA", "timestampVerified": True}
 
 
 def plain_table_pdf(rows: list[list[str]]) -> bytes:

@@ -91,17 +91,19 @@ class SignatureInline(admin.TabularInline):
 
 @admin.register(ReviewReport)
 class ReviewReportAdmin(admin.ModelAdmin):
-    list_display = ("report_id", "module", "patient_name", "title", "status", "signed", "reviewer", "reviewed_at")
+    list_display = ("report_id", "report_version", "module", "patient_name", "title", "status", "signed", "reviewer",
+                    "reviewed_at")
     list_filter = ("module", "status", "signed")
     search_fields = ("report_id", "patient_name", "patient_id")
+    readonly_fields = ("lab_version", "report_version")  # set by esign.services.open_review only
     inlines = [SignatureInline]
 
 
 @admin.register(ReportSignature)
 class ReportSignatureAdmin(admin.ModelAdmin):
-    list_display = ("report", "signer_name", "method", "cert_sn", "signed_at")
-    list_filter = ("method",)
-    search_fields = ("report__report_id", "cert_sn", "signer_name")
+    list_display = ("report", "signer_name", "method", "cert_sn", "signed_at", "timestamp_verified")
+    list_filter = ("method", "timestamp_verified")
+    search_fields = ("report_number", "cert_sn", "signer_name")
     readonly_fields = [f.name for f in ReportSignature._meta.fields]
 
     def has_add_permission(self, request):

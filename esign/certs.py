@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,6 +22,8 @@ from hospital_interop.municipal import gm
 
 OID_SM3_WITH_SM2 = "1.2.156.10197.1.501"
 OID_USER_ID = "0.9.2342.19200300.100.1.1"  # UID: the CA's user id
+OID_SUBJECT_KEY_ID = "2.5.29.14"
+OID_AUTHORITY_KEY_ID = "2.5.29.35"
 
 # -- a minimal DER encoder (only what a certificate needs) --------------------------------------
 
@@ -80,17 +83,36 @@ _SIG_ALG = _seq(_oid(OID_SM3_WITH_SM2))
 _SPKI_ALG = _seq(_oid("1.2.840.10045.2.1"), _oid("1.2.156.10197.1.301"))
 
 
+def key_identifier(public_key: gm.SM2PublicKey) -> bytes:
+    """The key identifier of RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits.
+
+    Only an identifier (it links a certificate's Authority Key Identifier to its issuer's
+    Subject Key Identifier when chains are built); nothing relies on SHA-1 for security.
+    """
+    return hashlib.sha1(bytes.fromhex(public_key.hex), usedforsecurity=False).digest()
+
+
 def build_certificate(*, ca_key: gm.SM2PrivateKey, issuer: list[tuple[str, str]], subject: list[tuple[str, str]],
                       public_key: gm.SM2PublicKey, serial: int, not_before: datetime, not_after: datetime,
                       is_ca: bool = False) -> bytes:
-    """DER of an X.509 v3 certificate signed by ``ca_key`` with SM3withSM2."""
+    """DER of an X.509 v3 certificate signed by ``ca_key`` with SM3withSM2.
+
+    Extensions (RFC 5280): basicConstraints (critical; CA:TRUE for a CA), keyUsage (critical;
+    keyCertSign + cRLSign for a CA, digitalSignature + nonRepudiation otherwise), Subject Key
+    Identifier of ``public_key`` and Authority Key Identifier of ``ca_key``, so that strict
+    validators (``openssl verify -x509_strict``) accept the chain.
+    """
     point = bytes.fromhex(public_key.hex)  # 04||x||y
     spki = _seq(_SPKI_ALG, _tlv(0x03, b"\x00" + point))
     basic = _seq(_tlv(0x01, b"\xff")) if is_ca else _seq()
     key_usage = _tlv(0x03, b"\x01\x06" if is_ca else b"\x06\xc0")  # CA: keyCertSign|cRLSign; else digitalSignature|nonRepudiation
+    ski = _tlv(0x04, key_identifier(public_key))
+    aki = _seq(_tlv(0x80, key_identifier(ca_key.public_key())))  # [0] IMPLICIT KeyIdentifier
     exts = _seq(
         _seq(_oid("2.5.29.19"), _tlv(0x01, b"\xff"), _tlv(0x04, basic)),
         _seq(_oid("2.5.29.15"), _tlv(0x01, b"\xff"), _tlv(0x04, key_usage)),
+        _seq(_oid(OID_SUBJECT_KEY_ID), _tlv(0x04, ski)),
+        _seq(_oid(OID_AUTHORITY_KEY_ID), _tlv(0x04, aki)),
     )
     tbs = _seq(
         _tlv(0xA0, _int(2)), _int(serial), _SIG_ALG, _name(issuer),
@@ -121,6 +143,7 @@ class Certificate:
     public_key: gm.SM2PublicKey
     tbs: bytes
     signature: bytes
+    subject_key_id: bytes = b""  # empty when the certificate has no Subject Key Identifier
 
     @property
     def b64(self) -> str:
@@ -141,6 +164,13 @@ class Certificate:
 def _attr(name: x509.Name, oid) -> str:
     values = name.get_attributes_for_oid(oid)
     return str(values[0].value) if values else ""
+
+
+def _subject_key_id(cert: x509.Certificate) -> bytes:
+    try:
+        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return b""
 
 
 def _read_spki_point(tbs: bytes) -> bytes:
@@ -167,6 +197,7 @@ def load_certificate(data: bytes | str) -> Certificate:
             raise CertificateError("certificate is not signed with SM3withSM2")
         point = _read_spki_point(cert.tbs_certificate_bytes)
         public_key = gm.load_public_key_hex(point.hex())
+        subject_key_id = _subject_key_id(cert)
     except CertificateError:
         raise
     except (ValueError, TypeError, IndexError, binascii.Error) as exc:
@@ -180,6 +211,7 @@ def load_certificate(data: bytes | str) -> Certificate:
         issuer_cn=_attr(cert.issuer, NameOID.COMMON_NAME),
         not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
         public_key=public_key, tbs=cert.tbs_certificate_bytes, signature=cert.signature,
+        subject_key_id=subject_key_id,
     )
 
 

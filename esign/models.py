@@ -92,7 +92,12 @@ class SigningSession(models.Model):
 
 
 class ReviewReport(models.Model):
-    """A lab report waiting for review in one of the six review modules (审核模块)."""
+    """One version of a lab report waiting for review in one of the six review modules (审核模块).
+
+    A report bound to a lab version (``lab_version``, created by ``esign.services.open_review``)
+    holds a copy of exactly the facts the signature covers (``esign.content``); a new version of
+    the report is a new row and needs its own review and signature.
+    """
 
     class Module(models.TextChoices):
         CLINICAL = "clinical", "临检"
@@ -108,15 +113,23 @@ class ReviewReport(models.Model):
         APPROVED = "approved", "已审核"
 
     module = models.CharField("审核模块", max_length=16, choices=Module.choices, db_index=True)
-    report_id = models.CharField("报告单号", max_length=64, unique=True)
+    report_id = models.CharField("报告单号", max_length=64)
+    report_version = models.PositiveIntegerField("报告版本", default=1)
+    lab_version = models.ForeignKey("mutual_recognition.LabReportVersion", null=True, blank=True,
+                                    on_delete=models.PROTECT, related_name="reviews", verbose_name="检验报告版本")
     patient_name = models.CharField("患者姓名", max_length=50)
     patient_id = models.CharField("病案号", max_length=32, blank=True, default="")
     sex = models.CharField("性别", max_length=4, blank=True, default="")
     age = models.CharField("年龄", max_length=16, blank=True, default="")
     specimen = models.CharField("标本", max_length=50, blank=True, default="")
+    specimen_no = models.CharField("标本号", max_length=32, blank=True, default="")
     title = models.CharField("检验项目", max_length=100)
     items = models.JSONField("结果", default=list)  # [{code, name, result, unit, range, flag}]
     reported_by = models.CharField("检验者", max_length=50, blank=True, default="")
+    # the reviewer the report names (LIS reviewDoctor); only that person may sign it. Blank on a
+    # report that names nobody (the demo reports): whoever approves it is the reviewer.
+    reviewer_staff_no = models.CharField("报告审核者工号", max_length=20, blank=True, default="")
+    reviewer_name = models.CharField("报告审核者", max_length=50, blank=True, default="")
     collected_at = models.DateTimeField("采样时间", null=True, blank=True)
     tested_at = models.DateTimeField("检验时间", null=True, blank=True)
     status = models.CharField("状态", max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
@@ -129,14 +142,18 @@ class ReviewReport(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "待审核检验报告"
-        ordering = ["module", "-tested_at", "report_id"]
+        ordering = ["module", "-tested_at", "report_id", "-report_version"]
+        constraints = [models.UniqueConstraint(fields=["report_id", "report_version"],
+                                               name="review_report_version_unique")]
 
     def __str__(self) -> str:
-        return f"{self.get_module_display()} {self.report_id}"
+        return f"{self.get_module_display()} {self.report_id} v{self.report_version}"
 
 
 class ReportSignature(models.Model):
-    """The signature stored on approval: original text, signature value, certificate and timestamp."""
+    """The signature stored on approval. It binds the report number and version, the SM3 of the
+    exact signed text (``original_hash``), the signer and their staff number, the certificate
+    serial and the timestamp token, with the outcome of the token's check at signing time."""
 
     class Method(models.TextChoices):
         UKEY = "ukey", "UKey 签名"
@@ -144,6 +161,8 @@ class ReportSignature(models.Model):
         PHONE = "phone", "手机确认签名"
 
     report = models.ForeignKey(ReviewReport, on_delete=models.PROTECT, related_name="signatures")
+    report_number = models.CharField("报告单号", max_length=64, default="")  # ReviewReport.report_id (report_id is the FK)
+    report_version = models.PositiveIntegerField("报告版本", default=1)
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signer_name = models.CharField("签名人", max_length=50)
     signer_staff_no = models.CharField("签名人工号", max_length=20)
@@ -156,6 +175,10 @@ class ReportSignature(models.Model):
     cert_sn = models.CharField("证书序列号", max_length=64, db_index=True)
     signed_at = models.DateTimeField("签名时间")
     timestamp_token = models.TextField("时间戳", blank=True, default="")
+    timestamp_verified = models.BooleanField("时间戳已验证", default=False,
+                                             help_text="签名时已验证：时间戳覆盖本签名值、由 CA 签发、时间合理")
+    timestamp_time = models.DateTimeField("时间戳时间", null=True, blank=True)
+    timestamp_serial = models.CharField("时间戳序列号", max_length=64, blank=True, default="")
     sign_data_id = models.CharField("签名任务号", max_length=64, blank=True, default="")
     session = models.ForeignKey(SigningSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -163,9 +186,10 @@ class ReportSignature(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "报告电子签名"
         ordering = ["-signed_at"]
+        indexes = [models.Index(fields=["report_number", "report_version"], name="report_signature_version")]
 
     def __str__(self) -> str:
-        return f"{self.report.report_id} · {self.signer_name} · {self.cert_sn}"
+        return f"{self.report_number} v{self.report_version} · {self.signer_name} · {self.cert_sn}"
 
 
 class SignJob(models.Model):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from django.utils import timezone
 
 from hospital_interop.municipal import gm
 
-from . import certs, sealing, selectors
+from . import certs, content, sealing, selectors, timestamps
 from .client import ADAPTERS, CAError, SigningServerClient
 from .client.base import CERT_STATE_MESSAGES, FINISH, REFUSE, TOSIGN
 from .models import ReportSignature, ReviewReport, SignerProfile, SigningSession, SignJob, SystemParameter
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 
 SESSION_HOURS = 8  # a signing session lasts a working shift unless the user logs out first
 CHALLENGE_SECONDS = 120
-CANONICAL_SCHEMA = "lab-report-review/1"
 
 
 class ValidationFailed(Exception):
@@ -365,32 +363,102 @@ def poll_certificate_download(user, transaction_id: str, client: SigningServerCl
 
 
 # ---------------------------------------------------------------------------------------------
-# Review and signing on approval
+# Review: a lab report version opened for review, and the text its signature covers
 # ---------------------------------------------------------------------------------------------
 
 
-def canonical_content(report: ReviewReport, *, reviewer_name: str, reviewer_staff_no: str, reviewed_at) -> str:
-    """The text that is signed: the report's content and the reviewer, as canonical JSON.
+def open_review(lab_version, module: str) -> ReviewReport:
+    """Put one lab report version (``mutual_recognition.lab.models.LabReportVersion``) up for review
+    in ``module``: the one way a lab report enters the review modules.
 
-    Sorted keys, no insignificant whitespace, UTF-8, times in ISO 8601 with offset: the same
-    report and reviewer always give the same bytes, so anyone can rebuild and check it.
+    The review holds exactly the facts its signature will cover, copied from the version as its
+    PDF prints them (``mutual_recognition.lab.signing.version_facts``), and names the reviewer the
+    LIS named. Opening the same version again returns its review; a new version is a new review,
+    so an approval or signature of version 1 never covers version 2.
     """
-    local = timezone.localtime
+    from mutual_recognition.lab.signing import ContentUnreadable, version_facts
 
-    def when(dt):
-        return local(dt).isoformat(timespec="seconds") if dt else ""
+    if module not in ReviewReport.Module.values:
+        raise ValidationFailed([_error("module", "choice", f"审核模块 {module!r} 不存在。")])
+    report_id = lab_version.report.report_id
+    existing = ReviewReport.objects.filter(report_id=report_id, report_version=lab_version.version).first()
+    if existing is not None:
+        if existing.lab_version_id != lab_version.pk:
+            raise ValidationFailed([_error("reportId", "conflict", f"报告 {report_id} 第 {lab_version.version} 版"
+                                                                   "已有一份不是由该检验报告版本生成的审核记录。")])
+        return existing
+    try:
+        facts = version_facts(lab_version)
+    except ContentUnreadable as exc:
+        raise ValidationFailed(exc.errors) from None
+    c = lab_version.content
+    patient, specimen, reviewer = facts["patient"], facts["specimen"], facts["reviewer"]
+    try:
+        with transaction.atomic():
+            report = ReviewReport.objects.create(
+                module=module, report_id=report_id, report_version=lab_version.version, lab_version=lab_version,
+                patient_name=patient["name"], patient_id=patient["patientId"], sex=patient["sex"], age=patient["age"],
+                specimen=specimen["type"], specimen_no=specimen["no"], title=facts["title"], items=facts["items"],
+                reported_by=(c.get("testDoctor") or {}).get("name", ""),
+                collected_at=parse_time((c.get("specimen") or {}).get("sampledAt", "")),
+                tested_at=parse_time(c.get("reportedAt", "")),
+                reviewer_staff_no=reviewer["staffNo"], reviewer_name=reviewer["name"])
+    except IntegrityError:  # opened at the same moment by another request
+        return ReviewReport.objects.get(report_id=report_id, report_version=lab_version.version)
+    log.info("lab report %s v%s opened for review in %s", report_id, lab_version.version, module)
+    return report
 
-    content = {
-        "schema": CANONICAL_SCHEMA,
-        "module": report.module, "moduleName": report.get_module_display(),
-        "reportId": report.report_id, "title": report.title, "specimen": report.specimen,
-        "patient": {"name": report.patient_name, "patientId": report.patient_id, "sex": report.sex, "age": report.age},
-        "items": [{k: str(item.get(k, "")) for k in ("code", "name", "result", "unit", "range", "flag")}
-                  for item in report.items],
-        "reporter": report.reported_by, "collectedAt": when(report.collected_at), "testedAt": when(report.tested_at),
-        "reviewer": {"name": reviewer_name, "staffNo": reviewer_staff_no}, "reviewedAt": when(reviewed_at),
-    }
-    return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+def review_facts(report: ReviewReport, *, unnamed_reviewer: dict) -> dict:
+    """The signed facts as the review module shows them (``esign.content.report_facts``).
+
+    The reviewer is the one the report names; a report that names nobody (the demo reports)
+    takes ``unnamed_reviewer`` ({staffNo, name}: the signer, or on verification the stored signer).
+    """
+    named = {"staffNo": report.reviewer_staff_no, "name": report.reviewer_name} if report.reviewer_staff_no \
+        else unnamed_reviewer
+    return content.report_facts(
+        report_id=report.report_id, version=report.report_version, title=report.title,
+        patient={"name": report.patient_name, "sex": report.sex, "age": report.age, "patientId": report.patient_id},
+        specimen={"type": report.specimen, "no": report.specimen_no}, items=report.items, reviewer=named)
+
+
+def current_facts(report: ReviewReport, *, unnamed_reviewer: dict) -> dict:
+    """The facts of the report's CURRENT content: from its lab version when it has one (what the
+    PDF prints now), else from the review itself. Raises ``ContentUnreadable`` when the lab
+    content no longer maps through the dictionaries."""
+    if report.lab_version_id is None:
+        return review_facts(report, unnamed_reviewer=unnamed_reviewer)
+    from mutual_recognition.lab.models import LabReportVersion
+    from mutual_recognition.lab.signing import version_facts
+
+    return version_facts(LabReportVersion.objects.select_related("report").get(pk=report.lab_version_id))
+
+
+def _signing_text(report: ReviewReport, profile: SignerProfile) -> str:
+    """The canonical text ``profile`` may sign for ``report`` now, recomputed from the current
+    content; refuses a signer who is not the reviewer the report names, and a review whose
+    facts no longer agree with its lab version's current content."""
+    signer = {"staffNo": profile.staff_no, "name": profile.name}
+    facts = review_facts(report, unnamed_reviewer=signer)
+    named = facts["reviewer"]
+    if named["staffNo"] != profile.staff_no:
+        raise SigningRefused(
+            f"报告 {report.report_id} 第 {report.report_version} 版的审核者为 {named['name']}（工号 {named['staffNo']}），"
+            f"当前签名人为 {profile.name}（工号 {profile.staff_no}）。只能由报告所列审核者本人签名，审核未完成。",
+            "not_reviewer")
+    if report.lab_version_id is not None:
+        from mutual_recognition.lab.signing import ContentUnreadable
+
+        try:
+            lab = current_facts(report, unnamed_reviewer=signer)
+        except ContentUnreadable:
+            lab = None
+        if lab != facts:
+            raise SigningRefused(
+                f"报告 {report.report_id} 第 {report.report_version} 版的审核内容与检验系统中该版本的当前内容不一致"
+                "（报告内容已变更），不能签名，审核未完成。", "content_changed")
+    return content.canonical_text(facts)
 
 
 @dataclass(frozen=True)
@@ -441,29 +509,51 @@ def prepare_ukey_signing(report_pk: int, user, *, workstation_id: str) -> dict:
     report = ReviewReport.objects.get(pk=report_pk)
     if report.status != ReviewReport.Status.PENDING:
         raise SigningRefused(f"报告 {report.report_id} 不是待审核状态。", "already")
-    text = canonical_content(report, reviewer_name=profile.name, reviewer_staff_no=profile.staff_no,
-                             reviewed_at=timezone.now())
+    text = _signing_text(report, profile)
     return {"report": report_pk, "text": text, "data": base64.b64encode(text.encode()).decode(),
             "certSn": session.cert_sn, "session": session.pk}
 
 
+def _timestamp_authority(client: SigningServerClient) -> certs.Certificate:
+    """The CA certificate that signs timestamp tokens (asked before any row is locked)."""
+    try:
+        return certs.load_certificate(client.ca_certificate())
+    except certs.CertificateError:
+        raise SigningRefused("签名服务器返回的 CA 证书无法读取，无法验证时间戳，审核未完成。", "bad_timestamp") from None
+
+
 def _store_signature(report: ReviewReport, user, profile: SignerProfile, *, method, text: str, signature_b64: str,
-                     certificate_b64: str, signed_at, timestamp_token: str, session, sign_data_id: str = ""
-                     ) -> ReportSignature:
+                     certificate_b64: str, signed_at, timestamp_token: str, authority: certs.Certificate, earliest,
+                     session, sign_data_id: str = "") -> ReportSignature:
+    """Every check of the signing path, then the signature row (``report`` is locked by the caller).
+
+    The signed text must be the canonical text of the report's current content for this signer
+    (the reviewer it names); the SM2 signature must verify over exactly that text with the
+    certificate; the certificate must be the signer's (subject UID = their CA user id); the
+    timestamp token must cover this signature value, be the CA's and carry a sane time.
+    """
     cert = _certificate(certificate_b64)
-    if not cert.verify(text.encode("utf-8"), _decode_b64(signature_b64, "签名值")):
+    if text != _signing_text(report, profile):
+        raise SigningRefused("签名原文不是该报告版本当前内容的规范文本（报告内容在签名过程中已变更），审核未完成。"
+                             "请重新审核签名。", "content_changed")
+    signature = _decode_b64(signature_b64, "签名值")
+    if not cert.verify(text.encode("utf-8"), signature):
         raise SigningRefused("签名值验证失败：签名与报告内容不一致，审核未完成。", "bad_signature")
     if cert.subject_uid != profile.ca_user_id:
         raise SigningRefused("签名证书不属于当前审核人，审核未完成。", "cert_other_user")
+    stamp = timestamps.verify(timestamp_token, signature=signature, authority=authority, earliest=earliest)
+    if not stamp.ok:
+        raise SigningRefused(f"时间戳无效：{stamp.message}审核未完成。", "bad_timestamp")
     report.status, report.reviewer, report.reviewed_at, report.signed = (
         ReviewReport.Status.APPROVED, user, timezone.now(), True)
     report.review_note = ""
     report.save()
     return ReportSignature.objects.create(
-        report=report, signer=user, signer_name=profile.name, signer_staff_no=profile.staff_no, method=method,
-        original_text=text, original_hash=gm.sm3_hex(text.encode("utf-8")), signature=signature_b64,
-        certificate=cert.b64, cert_sn=cert.serial, signed_at=signed_at, timestamp_token=timestamp_token,
-        sign_data_id=sign_data_id, session=session)
+        report=report, report_number=report.report_id, report_version=report.report_version, signer=user,
+        signer_name=profile.name, signer_staff_no=profile.staff_no, method=method, original_text=text,
+        original_hash=content.text_hash(text), signature=signature_b64, certificate=cert.b64, cert_sn=cert.serial,
+        signed_at=signed_at, timestamp_token=timestamp_token, timestamp_verified=True, timestamp_time=stamp.time,
+        timestamp_serial=stamp.serial[:64], sign_data_id=sign_data_id, session=session)
 
 
 def parse_time(value: str):
@@ -491,10 +581,12 @@ def approve_report(report_pk: int, user, *, workstation_id: str, prepared: dict 
                    ukey_signature: str = "", ukey_certificate: str = "",
                    client: SigningServerClient | None = None) -> Approval:
     """Approve one report. CA disabled: approve unsigned. UKey session: check the signature the
-    UKey made over ``prepared['text']``. QR session: auto-sign inside its window, else push a
-    sign job to the phone (the report waits in SIGNING until :func:`finish_sign_job`)."""
+    UKey made over ``prepared['text']`` (made with the UKey login certificate). QR session:
+    auto-sign inside its window, else push a sign job to the phone (the report waits in SIGNING
+    until :func:`finish_sign_job`). Every signature passes :func:`_store_signature`'s checks."""
     if not _signing_required(user):
         return _approve_unsigned(report_pk, user)
+    started = timezone.now()
     profile = _profile(user)
     session = _require_session(user, workstation_id)
     client = client or ca_client()
@@ -507,17 +599,17 @@ def approve_report(report_pk: int, user, *, workstation_id: str, prepared: dict 
         _local_cert_checks(cert)
         _check_with_ca(client, cert.b64)
         token = client.timestamp(digest_hex=gm.sm3_hex(_decode_b64(ukey_signature, "签名值")))
+        authority = _timestamp_authority(client)
         with transaction.atomic():
             report = _pending(report_pk)
             sig = _store_signature(report, user, profile, method=ReportSignature.Method.UKEY, text=prepared["text"],
                                    signature_b64=ukey_signature, certificate_b64=cert.b64, signed_at=timezone.now(),
-                                   timestamp_token=token, session=session)
+                                   timestamp_token=token, authority=authority, earliest=started, session=session)
             SigningSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
         return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成 UKey 电子签名。", signature=sig)
     # QR / collaborative signing
     report = ReviewReport.objects.get(pk=report_pk)
-    text = canonical_content(report, reviewer_name=profile.name, reviewer_staff_no=profile.staff_no,
-                             reviewed_at=timezone.now())
+    text = _signing_text(report, profile)
     task = client.query_auto_sign_task(user_id=profile.ca_user_id)
     if task.is_open:
         return _auto_sign_one(report_pk, user, profile, session, text, client)
@@ -538,17 +630,20 @@ def approve_report(report_pk: int, user, *, workstation_id: str, prepared: dict 
 
 def _auto_sign_one(report_pk, user, profile, session, text, client) -> Approval:
     report = ReviewReport.objects.get(pk=report_pk)
+    started = timezone.now()
     try:
         result = client.auto_sign(user_id=profile.ca_user_id, data=text.encode(), biz_no=report.report_id)
     except CAError as exc:
         raise _ca_refusal(exc) from None
     _local_cert_checks(_certificate(result.certificate))
+    authority = _timestamp_authority(client)
     with transaction.atomic():
         report = _pending(report_pk)
         sig = _store_signature(report, user, profile, method=ReportSignature.Method.AUTO, text=text,
                                signature_b64=result.signature, certificate_b64=result.certificate,
                                signed_at=parse_time(result.signed_at), timestamp_token=result.timestamp_token,
-                               session=session, sign_data_id=result.sign_data_id)
+                               authority=authority, earliest=started, session=session,
+                               sign_data_id=result.sign_data_id)
     return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成自动签名。", signature=sig)
 
 
@@ -563,19 +658,28 @@ def finish_sign_job(report_pk: int, user, client: SigningServerClient | None = N
     if result.status == TOSIGN:
         return None
     profile = _profile(user)
-    with transaction.atomic():
-        report = ReviewReport.objects.select_for_update().get(pk=report_pk)
-        job.status, job.finished_at = result.status, timezone.now()
-        job.save(update_fields=["status", "finished_at"])
-        if result.status != FINISH:
-            report.status = ReviewReport.Status.PENDING
-            report.save(update_fields=["status"])
-            word = "拒绝" if result.status == REFUSE else "超时未确认"
-            return Approval(report, "refused", f"协同签名 APP {word}签名，报告 {report.report_id} 仍为待审核。")
-        sig = _store_signature(report, user, profile, method=ReportSignature.Method.PHONE, text=job.original_text,
-                               signature_b64=result.signature, certificate_b64=result.certificate,
-                               signed_at=parse_time(result.signed_at), timestamp_token=result.timestamp_token,
-                               session=job.session, sign_data_id=job.sign_data_id)
+    authority = _timestamp_authority(client) if result.status == FINISH else None
+    try:
+        with transaction.atomic():
+            report = ReviewReport.objects.select_for_update().get(pk=report_pk)
+            job.status, job.finished_at = result.status, timezone.now()
+            job.save(update_fields=["status", "finished_at"])
+            if result.status != FINISH:
+                report.status = ReviewReport.Status.PENDING
+                report.save(update_fields=["status"])
+                word = "拒绝" if result.status == REFUSE else "超时未确认"
+                return Approval(report, "refused", f"协同签名 APP {word}签名，报告 {report.report_id} 仍为待审核。")
+            sig = _store_signature(report, user, profile, method=ReportSignature.Method.PHONE,
+                                   text=job.original_text, signature_b64=result.signature,
+                                   certificate_b64=result.certificate, signed_at=parse_time(result.signed_at),
+                                   timestamp_token=result.timestamp_token, authority=authority,
+                                   earliest=job.created_at, session=job.session, sign_data_id=job.sign_data_id)
+    except SigningRefused:
+        # this job's answer can never pass: close it, and the report waits for a new review
+        SignJob.objects.filter(pk=job.pk).update(status="INVALID", finished_at=timezone.now())
+        ReviewReport.objects.filter(pk=report_pk, status=ReviewReport.Status.SIGNING) \
+            .update(status=ReviewReport.Status.PENDING)
+        raise
     return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成手机确认签名。", signature=sig)
 
 
@@ -600,9 +704,7 @@ def batch_approve(report_pks: list[int], user, *, workstation_id: str,
         raise SigningRefused("批量审核使用自动签名：请先开启自动签名授权并在协同签名 APP 上确认。", "no_auto_sign")
     for pk in report_pks:
         try:
-            report = ReviewReport.objects.get(pk=pk)
-            text = canonical_content(report, reviewer_name=profile.name, reviewer_staff_no=profile.staff_no,
-                                     reviewed_at=timezone.now())
+            text = _signing_text(ReviewReport.objects.get(pk=pk), profile)
             results.append(_auto_sign_one(pk, user, profile, session, text, client))
         except SigningRefused as exc:
             results.append(exc)
@@ -622,10 +724,16 @@ def batch_approve(report_pks: list[int], user, *, workstation_id: str,
 class Verification:
     valid: bool
     checks: list[dict]  # {name, ok, detail}
+    content_changed: bool = False  # the report's current content is no longer the signed text
+    current_hash: str = ""  # SM3 of the canonical text of the current content ('' if unreadable)
 
 
 def verify_signature(signature: ReportSignature, client: SigningServerClient | None = None) -> Verification:
-    """Re-check a stored signature: text vs its SM3, SM2 signature vs certificate, certificate now."""
+    """Re-check a stored signature: text vs its SM3, the SM2 signature vs its certificate, the
+    report's CURRENT content vs the signed text, the signer vs the reviewer it names, the
+    timestamp token, and (for reference) the certificate's state at the CA now."""
+    from mutual_recognition.lab.signing import ContentUnreadable
+
     text = signature.original_text.encode("utf-8")
     checks = []
     hash_ok = gm.sm3_hex(text) == signature.original_hash
@@ -633,46 +741,100 @@ def verify_signature(signature: ReportSignature, client: SigningServerClient | N
                    "detail": "原文与签名时的摘要一致" if hash_ok else "原文已被改动，与签名时的摘要不一致"})
     try:
         cert = certs.load_certificate(signature.certificate)
-        sig_ok = cert.verify(text, base64.b64decode(signature.signature))
+        raw_signature = base64.b64decode(signature.signature)
+        sig_ok = cert.verify(text, raw_signature)
         cert_ok = cert.serial == signature.cert_sn
     except (certs.CertificateError, ValueError, binascii.Error):
-        cert, sig_ok, cert_ok = None, False, False
+        cert, raw_signature, sig_ok, cert_ok = None, b"", False, False
     checks.append({"name": "签名值（SM3withSM2）", "ok": sig_ok,
                    "detail": "签名值与原文、签名证书公钥匹配" if sig_ok else "签名值与原文不匹配"})
     checks.append({"name": "证书序列号", "ok": cert_ok,
                    "detail": f"{signature.cert_sn}（{cert.subject_cn if cert else '证书无法读取'}）"})
+
+    report = signature.report
+    version_ok = (signature.report_number, signature.report_version) == (report.report_id, report.report_version)
+    checks.append({"name": "报告版本", "ok": version_ok,
+                   "detail": f"签名覆盖报告单号 {signature.report_number} 第 {signature.report_version} 版"
+                             + ("" if version_ok else f"，不是报告 {report.report_id} 第 {report.report_version} 版")})
+    try:
+        facts = current_facts(report, unnamed_reviewer={"staffNo": signature.signer_staff_no,
+                                                        "name": signature.signer_name})
+    except ContentUnreadable:
+        facts = None
+    current_hash = content.text_hash(content.canonical_text(facts)) if facts else ""
+    current_ok = current_hash == signature.original_hash
+    checks.append({"name": "报告当前内容", "ok": current_ok, "detail": (
+        "报告当前内容的规范文本与签名原文一致" if current_ok else
+        f"报告内容已在签名后变更：当前内容的 SM3 为 {current_hash or '（无法按当前字典解析）'}，"
+        f"与签名原文的 SM3 {signature.original_hash} 不一致")})
+    named = (facts or {}).get("reviewer", {})
+    reviewer_ok = bool(named) and named.get("staffNo") == signature.signer_staff_no
+    checks.append({"name": "签名人即报告审核者", "ok": reviewer_ok, "detail": (
+        f"签名人 {signature.signer_name}（工号 {signature.signer_staff_no}）"
+        + ("即报告所列审核者" if reviewer_ok else
+           f"不是报告所列审核者 {named.get('name', '')}（工号 {named.get('staffNo', '')}）"))})
+
     server_ok = None
+    stamp = None
     try:
         client = client or ca_client()
         server_ok = client.verify_signature(certificate=signature.certificate, data=text, signature=signature.signature)
         checks.append({"name": "签名服务器验证", "ok": server_ok,
                        "detail": "签名服务器确认签名有效" if server_ok else "签名服务器认为签名无效"})
+        stamp = timestamps.verify(signature.timestamp_token, signature=raw_signature,
+                                  authority=certs.load_certificate(client.ca_certificate()))
         state = client.validate_certificate(certificate=signature.certificate)
         checks.append({"name": "证书当前状态", "ok": None,
                        "detail": CERT_STATE_MESSAGES.get(state.status, state.message) + "（仅供参考：签名时证书有效）"})
     except CAError as exc:
         checks.append({"name": "签名服务器验证", "ok": None, "detail": f"未能连接签名服务器：{exc.message}"})
-    valid = hash_ok and sig_ok and cert_ok and server_ok is not False
-    return Verification(valid, checks)
+    except certs.CertificateError:
+        checks.append({"name": "签名服务器验证", "ok": None, "detail": "签名服务器返回的 CA 证书无法读取"})
+    if stamp is not None:
+        checks.append({"name": "可信时间戳", "ok": stamp.ok, "detail": stamp.message + (
+            f"（{timezone.localtime(stamp.time):%Y-%m-%d %H:%M:%S}）" if stamp.ok and stamp.time else "")})
+    else:
+        checks.append({"name": "可信时间戳", "ok": None, "detail": "签名时已验证" if signature.timestamp_verified
+                       else "未验证（本签名的时间戳未经检查）"})
+    valid = hash_ok and sig_ok and cert_ok and version_ok and current_ok and reviewer_ok and server_ok is not False
+    return Verification(valid, checks, content_changed=hash_ok and not current_ok, current_hash=current_hash)
 
 
-def signature_block(report_id: str) -> dict | None:
-    """What the lab upload sends for a signed report (None when the report is not signed).
+def signature_block(report_id: str, version: int, facts: dict) -> dict | None:
+    """The signature of version ``version`` of report ``report_id`` whose content has ``facts``
+    (``esign.content.report_facts``, built by the lab side from that version's content), for
+    the PDF and the index; None unless a signature matches all of: report number, version, the
+    SM3 of the canonical text of ``facts`` (and that text), a signer who is the reviewer the
+    facts name, and an SM2 signature that verifies over the text with its certificate.
 
-    ``report_id`` is the lab report number (ReviewReport.report_id). Keys:
-    reportId, originalText, originalHash (SM3 hex of the UTF-8 text), hashAlgorithm ("SM3"),
-    signatureAlgorithm ("SM3withSM2"), signatureValue (Base64 DER r,s), certificate (Base64 DER),
-    certSerial (hex), signerName, signerStaffNo, signedAt (ISO 8601 with offset),
-    timestampToken (opaque, from the CA's timestamp service), method ("ukey" | "auto" | "phone").
+    Keys: reportId, reportVersion, originalText, originalHash (SM3 hex of the UTF-8 text),
+    hashAlgorithm ("SM3"), signatureAlgorithm ("SM3withSM2"), signatureValue (Base64 DER r,s),
+    certificate (Base64 DER), certSerial (hex), signerName, signerStaffNo, signedAt (ISO 8601
+    with offset), timestampToken (from the CA's timestamp service), timestampVerified (true only
+    when the token was verified at signing and names this signature's digest), method ("ukey" |
+    "auto" | "phone").
     """
-    sig = (ReportSignature.objects.filter(report__report_id=report_id, report__signed=True)
-           .order_by("-signed_at", "-pk").first())
-    if sig is None:
+    if facts.get("reportId") != report_id or facts.get("reportVersion") != version:
         return None
-    return {
-        "reportId": report_id, "originalText": sig.original_text, "originalHash": sig.original_hash,
-        "hashAlgorithm": "SM3", "signatureAlgorithm": sig.algorithm, "signatureValue": sig.signature,
-        "certificate": sig.certificate, "certSerial": sig.cert_sn, "signerName": sig.signer_name,
-        "signerStaffNo": sig.signer_staff_no, "signedAt": timezone.localtime(sig.signed_at).isoformat(timespec="seconds"),
-        "timestampToken": sig.timestamp_token, "method": sig.method,
-    }
+    text = content.canonical_text(facts)
+    rows = ReportSignature.objects.filter(
+        report_number=report_id, report_version=version, original_hash=content.text_hash(text),
+        signer_staff_no=facts["reviewer"]["staffNo"], report__signed=True).order_by("-signed_at", "-pk")
+    for sig in rows:
+        try:
+            cert, raw = certs.load_certificate(sig.certificate), base64.b64decode(sig.signature, validate=True)
+        except (certs.CertificateError, ValueError, binascii.Error):
+            continue
+        if sig.original_text != text or cert.serial != sig.cert_sn or not cert.verify(text.encode("utf-8"), raw):
+            continue
+        return {
+            "reportId": report_id, "reportVersion": version, "originalText": sig.original_text,
+            "originalHash": sig.original_hash, "hashAlgorithm": "SM3", "signatureAlgorithm": sig.algorithm,
+            "signatureValue": sig.signature, "certificate": sig.certificate, "certSerial": sig.cert_sn,
+            "signerName": sig.signer_name, "signerStaffNo": sig.signer_staff_no,
+            "signedAt": timezone.localtime(sig.signed_at).isoformat(timespec="seconds"),
+            "timestampToken": sig.timestamp_token,
+            "timestampVerified": sig.timestamp_verified and timestamps.covers(sig.timestamp_token, raw),
+            "method": sig.method,
+        }
+    return None

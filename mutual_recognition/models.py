@@ -167,4 +167,4 @@ class AuditEntry(models.Model):
 
 
 from .exam.models import DailySummaryRun, ExamReport, StudyInstance, StudySync  # noqa: E402,F401  (exam uploads and DICOM sync, issue 5)
-from .lab.models import LabReport, LabReportVersion, LabTransfer, LabTransferLog  # noqa: E402,F401  (lab reports, issue 6)
+from .lab.models import LabArchivedPdf, LabReport, LabReportVersion, LabTransfer, LabTransferLog  # noqa: E402,F401  (lab reports, issue 6)

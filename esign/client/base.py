@@ -173,6 +173,10 @@ class SigningServerClient(ABC):
     @abstractmethod
     def timestamp(self, *, digest_hex: str) -> str: ...
 
+    @abstractmethod
+    def ca_certificate(self) -> str:
+        """The CA's own certificate (Base64 DER): the key its timestamp tokens are checked with."""
+
     # QR login
     @abstractmethod
     def create_login_qr(self) -> QrTransaction: ...

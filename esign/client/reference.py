@@ -40,6 +40,7 @@ class ReferenceVendorClient(SigningServerClient):
         self.qr_base_url = (qr_base_url or base_url).rstrip("/")
         self.app_id, self.secret, self.algorithm, self.timeout = app_id, secret, algorithm, timeout
         self.http = session or requests.Session()
+        self._ca_certificate: str | None = None
 
     # -- transport -------------------------------------------------------------------------------
     def call(self, operation: str, params: dict, *, qr: bool = False) -> dict:
@@ -162,6 +163,11 @@ class ReferenceVendorClient(SigningServerClient):
 
     def timestamp(self, *, digest_hex) -> str:
         return self.call("timestamp", {"digest": digest_hex})["timestampToken"]
+
+    def ca_certificate(self) -> str:
+        if self._ca_certificate is None:  # one question per client (a client serves one request)
+            self._ca_certificate = self.call("getCaCert", {})["certificate"]
+        return self._ca_certificate
 
     def create_login_qr(self) -> QrTransaction:
         return self._qr(self.call("createLoginQr", {"purpose": "login"}, qr=True))

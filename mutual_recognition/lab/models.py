@@ -3,6 +3,7 @@
 ``LabReport``          one row per report number (报告单号): current version and status.
 ``LabReportVersion``   every approval whose content differs from the previous one (审核 / 再审核);
                        the content is the LIS schema of ``intake.py`` after normalisation, frozen.
+``LabArchivedPdf``     the PDF bytes of a version as last archived (served as such, never re-rendered).
 ``LabTransfer``        one PDF + index pair found in the drop folder, with its state:
                        discovered → enqueued → accepted → cleared (or quarantined / superseded).
 ``LabTransferLog``     what the transfer service did, when, to which file (the transfer log).
@@ -71,6 +72,24 @@ class LabReportVersion(models.Model):
 
     def __str__(self):
         return f"{self.report.report_id} v{self.version}"
+
+
+class LabArchivedPdf(models.Model):
+    """The exact PDF bytes of a version's last archive (归档), kept so that the version's PDF is
+    always served as archived and never rendered again (its SM3 is ``LabReportVersion.pdf_sm3``).
+    A table of its own so that reading versions never loads PDFs."""
+
+    version = models.OneToOneField(LabReportVersion, models.CASCADE, related_name="archived_pdf",
+                                   verbose_name="报告版本")
+    data = models.BinaryField("PDF 原件")
+    sm3 = models.CharField("PDF SM3", max_length=64)
+    archived_at = models.DateTimeField("归档时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "检验报告归档 PDF"
+
+    def __str__(self):
+        return f"{self.version} ({self.sm3[:12]}…)"
 
 
 class LabTransfer(models.Model):

@@ -4,7 +4,8 @@ A4 portrait: hospital header with the report title and, when the report holds re
 the "HR" mark; the patient and specimen block; the results table (item, result with ↑/↓, unit,
 reference range, method, HR beside recognised items); the remark line; accepted external results
 and non-recognition information when there are any; the signature block (tester, reviewer,
-electronic signature: certificate serial, SM3 of the signed text, time stamp); page footer.
+electronic signature of this version: version, certificate serial, SM3 of the signed text, and
+"含可信时间戳" only when the timestamp token was verified); page footer.
 
 Font: WenQuanYi Micro Hei embedded (subset) when the Debian package ``fonts-wqy-microhei`` is
 installed, else the CID font STSong-Light (no embedding; every PDF reader ships it). Both give
@@ -108,19 +109,30 @@ def _esc(text) -> str:
     return str(text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _patient_block(m: Mapped, st: _Styles) -> Table:
-    c = m.content
-    p, v, s = c.get("patient") or {}, c.get("visit") or {}, c.get("specimen") or {}
+def printed_sex_age(content: dict) -> tuple[str, str]:
+    """Sex and age as the report prints them (sex from the code, else from the resident ID)."""
+    p = content.get("patient") or {}
     sex = load_catalogue().value_set("SEX").name_of(p.get("sexCode") or "") or ""
     if not sex and p.get("idTypeCode", "01") == "01" and len(p.get("idNo", "")) == 18:
         sex = "男" if int(p["idNo"][16]) % 2 else "女"
     birth = p.get("birthDate") or (p.get("idNo", "")[6:14] if len(p.get("idNo", "")) == 18 else "")
-    years = age_at(birth, report_day(c))
-    age = f"{years}岁" if years is not None else ""
+    years = age_at(birth, report_day(content))
+    return sex, f"{years}岁" if years is not None else ""
+
+
+def printed_specimen_type(content: dict) -> str:
+    return load_catalogue().value_set("SPECIMEN_TYPE").name_of((content.get("specimen") or {}).get("typeCode") or "") \
+        or ""
+
+
+def _patient_block(m: Mapped, st: _Styles) -> Table:
+    c = m.content
+    p, v, s = c.get("patient") or {}, c.get("visit") or {}, c.get("specimen") or {}
+    sex, age = printed_sex_age(c)
     ptype = load_catalogue().value_set("PATIENT_TYPE").name_of(v.get("patientTypeCode") or "") or ""
     no_label, no_value = ("住院号", v.get("inpatientNo")) if v.get("patientTypeCode") == "3" else \
         ("门诊号", v.get("outpatientNo"))
-    specimen = load_catalogue().value_set("SPECIMEN_TYPE").name_of(s.get("typeCode") or "") or ""
+    specimen = printed_specimen_type(c)
     diag = " ".join(x for x in (c.get("clinicalDiagnosisName"), f"({c['clinicalDiagnosisCode']})"
                                 if c.get("clinicalDiagnosisCode") else "") if x)
     cells = [
@@ -226,7 +238,7 @@ def _plain_table(rows, widths, st: _Styles) -> Table:
     return t
 
 
-def _signature_block(m: Mapped, signature: dict | None, st: _Styles) -> KeepTogether:
+def _signature_block(m: Mapped, signature: dict | None, st: _Styles, preview: bool = False) -> KeepTogether:
     c = m.content
     reviewer = m.review_doctor[1] or (c.get("reviewDoctor") or {}).get("name", "")
     tester = m.test_doctor[1] or (c.get("testDoctor") or {}).get("name", "")
@@ -242,20 +254,23 @@ def _signature_block(m: Mapped, signature: dict | None, st: _Styles) -> KeepToge
         lines = [
             f"<b>电子签名</b>　签名人：{_esc(signature.get('signerName'))}（工号 {_esc(signature.get('signerStaffNo'))}）"
             f"　方式：{_esc(method)}　签名时间：{_dt(signature.get('signedAt'), seconds=True)}",
-            f"算法：{_esc(signature.get('signatureAlgorithm'))}　证书序列号：{_esc(signature.get('certSerial'))}",
+            f"签名范围：报告单号 {_esc(signature.get('reportId'))} 第 {_esc(signature.get('reportVersion'))} 版"
+            f"　算法：{_esc(signature.get('signatureAlgorithm'))}　证书序列号：{_esc(signature.get('certSerial'))}",
             f"原文摘要（SM3）：{_esc(signature.get('originalHash'))}",
             f"签名值：{_esc(str(signature.get('signatureValue', ''))[:72])}…"
-            + ("　含可信时间戳" if signature.get("timestampToken") else ""),
+            + ("　含可信时间戳" if signature.get("timestampVerified") is True else ""),
         ]
         box = Table([[Paragraph("<br/>".join(lines), st.small)]], colWidths=[182 * mm], hAlign="LEFT")
         box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.6, BLUE), ("LEFTPADDING", (0, 0), (-1, -1), 5),
                                  ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+    elif preview:
+        box = Paragraph("预览：本版本尚未归档，预览不含电子签名，不作为正式报告。", st.small)
     else:
         box = Paragraph("本报告未进行电子签名。", st.small)
     return KeepTogether([people, Spacer(0, 2 * mm), box])
 
 
-def _decorate(report_id: str, title: str, recognised: bool, font: str):
+def _decorate(report_id: str, title: str, recognised: bool, font: str, preview: bool = False):
     hospital = settings.HOSPITAL_NAME
 
     def on_page(canvas, doc):
@@ -270,6 +285,12 @@ def _decorate(report_id: str, title: str, recognised: bool, font: str):
         canvas.setFont(font, 8.5)
         canvas.setFillColor(GREY)
         canvas.drawString(MARGIN, top - 19 * mm, f"报告单号：{report_id}")
+        if preview:
+            canvas.setFillColor(RED)
+            canvas.setFont(font, 10)
+            canvas.drawString(MARGIN, top - 6 * mm, "预览 · 未归档")
+            canvas.setFont(font, 8.5)
+            canvas.setFillColor(GREY)
         if recognised:  # the unified recognition mark
             x, y = PAGE_W - MARGIN - 24 * mm, top - 16 * mm
             canvas.setStrokeColor(BLUE)
@@ -294,8 +315,13 @@ def _decorate(report_id: str, title: str, recognised: bool, font: str):
     return on_page
 
 
-def render(m: Mapped, signature: dict | None = None) -> bytes:
-    """The report PDF of mapped LIS content (see payloads.map_content) and its signature block."""
+def render(m: Mapped, signature: dict | None = None, *, preview: bool = False) -> bytes:
+    """The report PDF of mapped LIS content (see payloads.map_content) and its signature block.
+
+    ``signature`` must be this version's own (``signing.signature_for``). ``preview``: a version
+    not archived yet, marked as a preview and never carrying a signature."""
+    if preview:
+        signature = None
     font = font_name()
     st = _Styles(font)
     c = m.content
@@ -313,7 +339,7 @@ def render(m: Mapped, signature: dict | None = None) -> bytes:
     extra = _recognition_sections(m, st)
     if extra:
         story += [Spacer(0, 2 * mm), *extra]
-    story += [Spacer(0, 4 * mm), _signature_block(m, signature, st)]
-    on_page = _decorate(c["reportId"], c.get("reportTitle", ""), m.any_recognised, font)
+    story += [Spacer(0, 4 * mm), _signature_block(m, signature, st, preview)]
+    on_page = _decorate(c["reportId"], c.get("reportTitle", ""), m.any_recognised, font, preview)
     doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
     return buf.getvalue()

@@ -57,6 +57,44 @@ def report_status(report_id: str) -> dict | None:
     }
 
 
+@dataclass(frozen=True)
+class VersionPdf:
+    """A version's PDF for the page: ``data`` (archived bytes or a preview) or ``problem``."""
+
+    data: bytes = b""
+    file_name: str = ""
+    preview: bool = False
+    problem: str = ""  # Chinese; set when there is nothing to show
+    status: int = 200  # 410: archived bytes not kept; 409: no preview under the current dictionaries
+
+
+def version_pdf(report_id: str, version: int) -> VersionPdf | None:
+    """An archived version: exactly the bytes archived (their SM3 is the version's ``pdf_sm3``),
+    never rendered again. A version not archived yet: a preview, marked so, without signature.
+    None when the report or the version does not exist."""
+    from hospital_interop.municipal.gm import sm3_hex
+
+    from . import pdf
+    from .models import LabArchivedPdf, LabReportVersion
+
+    v = LabReportVersion.objects.filter(report__report_id=report_id, version=version).first()
+    if v is None:
+        return None
+    if v.archived_at:
+        kept = LabArchivedPdf.objects.filter(version=v).first()
+        data = bytes(kept.data) if kept is not None else b""
+        if not data or sm3_hex(data) != v.pdf_sm3:
+            return VersionPdf(problem=f"报告 {report_id} 第 {version} 版已归档，但本系统没有与归档摘要一致的 PDF 原件"
+                                      f"（归档文件名 {v.pdf_file}），不能重新生成。请在归档目录中查看该文件。", status=410)
+        return VersionPdf(data=data, file_name=v.pdf_file or f"{index.stem_for(report_id, version)}.pdf")
+    mapped = payloads.map_content(v.content)
+    if mapped.errors:
+        return VersionPdf(problem="报告内容无法按当前字典生成预览：" + "；".join(e["message"] for e in mapped.errors[:3]),
+                          status=409)
+    return VersionPdf(data=pdf.render(mapped, preview=True), preview=True,
+                      file_name=f"{index.stem_for(report_id, version)}_preview.pdf")
+
+
 def upload_state(report: LabReport) -> dict:
     """The newest transfer of a report, for lists: state name and whether the platform has it."""
     t = LabTransfer.objects.filter(report_id=report.report_id).exclude(state=T.SUPERSEDED) \

@@ -6,7 +6,8 @@ them, and stores a new version when the content changed (a re-approval with chan
 version n+1; the same content again changes nothing).
 
 ``archive(report_id)`` renders the report PDF and writes it and its index file into the drop
-folder (atomically); the transfer service (``manage.py lab_transfer``) takes it from there.
+folder (atomically), keeping the PDF bytes as archived; the transfer service (``manage.py
+lab_transfer``) takes it from there.
 Nothing is sent to the platform inside a request.
 """
 
@@ -28,7 +29,7 @@ from hospital_interop.patients.services import Identity, Ref
 
 from . import index, intake, payloads, pdf
 from .conf import TransferConfig
-from .models import LabReport, LabReportVersion
+from .models import LabArchivedPdf, LabReport, LabReportVersion
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +148,14 @@ def approve(data, *, source: str = "") -> Approval:
 
 
 def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig | None = None) -> Archive:
-    """Write the current version's PDF and index into the drop folder (PDF first, index last)."""
-    from esign.services import signature_block
+    """Write the current version's PDF and index into the drop folder (PDF first, index last) and
+    keep the PDF bytes as archived (``LabArchivedPdf``).
+
+    They carry this version's own signature only (``signing.signature_for``: same report number
+    and version, over the canonical text of this content, by the reviewer it names), else none.
+    An archived version is written again only with ``regenerate`` or when its signature state
+    changed since (signed after it was archived unsigned, or its signature no longer matches)."""
+    from .signing import signature_for
 
     report = LabReport.objects.filter(report_id=report_id).first()
     if report is None:
@@ -158,12 +165,12 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
     version = report.versions.get(version=report.version)
     stem = index.stem_for(report.report_id, version.version)
     pdf_path, index_path = cfg.drop_dir / (stem + index.PDF_EXT), cfg.drop_dir / (stem + index.INDEX_EXT)
-    if version.archived_at and not regenerate:
-        return Archive(report, version, pdf_path, index_path, written=False)
     mapped = payloads.map_content(version.content)
+    signature = None if mapped.errors else signature_for(version, mapped)
+    if version.archived_at and not regenerate and (mapped.errors or version.signed == (signature is not None)):
+        return Archive(report, version, pdf_path, index_path, written=False)
     if mapped.errors:  # the dictionaries changed since approval
         raise ReportRejected(mapped.errors, status=409)
-    signature = signature_block(report.report_id)
     pdf_bytes = pdf.render(mapped, signature)
     archived_at = timezone.now()
     index_bytes = index.build(report_id=report.report_id, version=version.version, archived_at=_iso(archived_at),
@@ -175,6 +182,8 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
         LabReportVersion.objects.filter(pk=version.pk).update(
             archived_at=archived_at, pdf_file=pdf_path.name, index_file=index_path.name,
             pdf_sm3=sm3_hex(pdf_bytes), signed=signature is not None)
+        LabArchivedPdf.objects.update_or_create(version=version, defaults={
+            "data": pdf_bytes, "sm3": sm3_hex(pdf_bytes), "archived_at": archived_at})
         LabReport.objects.filter(pk=report.pk, version=version.version).update(
             status=LabReport.Status.ARCHIVED, archived_at=archived_at)
     report.refresh_from_db()

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from hospital_interop.municipal.client import Outcome
 from hospital_interop.municipal.specs import resident_id_ok
 
-from . import payloads, pdf, selectors
+from . import payloads, selectors
 from .models import LabReport, LabTransfer, LabTransferLog
 
 PERMS = ("hospital_interop.review_lab_reports", "hospital_interop.view_uploads")
@@ -83,17 +83,14 @@ def report_detail(request, report_id: str):
 @staff_only
 @require_GET
 def report_pdf(request, report_id: str, version: int):
-    """The report PDF of one version, rendered again from its stored content (same bytes as archived)."""
-    from esign.services import signature_block
-
-    report = LabReport.objects.filter(report_id=report_id).first()
-    v = report.versions.filter(version=version).first() if report else None
-    if v is None:
+    """The PDF of one version: the archived bytes as archived, or a marked preview before archiving."""
+    found = selectors.version_pdf(report_id, version)
+    if found is None:
         raise Http404("报告版本不存在")
-    mapped = payloads.map_content(v.content)
-    response = HttpResponse(pdf.render(mapped, signature_block(report_id) if v.signed else None),
-                            content_type="application/pdf")
-    response["Content-Disposition"] = f'inline; filename="{report_id}_v{version}.pdf"'
+    if found.problem:
+        return HttpResponse(found.problem, status=found.status, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(found.data, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{found.file_name}"'
     return response
 
 

@@ -58,7 +58,9 @@ def test_ukey_approval_signs_the_canonical_report(module, ca_on, identities, sig
     assert sig.method == "ukey" and sig.signer_staff_no == alice.staff_no
     assert sig.original_text == base64.b64decode(prepared["data"]).decode()
     content = __import__("json").loads(sig.original_text)
-    assert content["module"] == module and content["reportId"] == report.report_id
+    assert content["schema"] == "lab-report-signed/1" and content["reportId"] == report.report_id
+    assert content["reportVersion"] == 1 and (sig.report_number, sig.report_version) == (report.report_id, 1)
+    assert content["items"] == report.items
     assert content["reviewer"] == {"name": alice.name, "staffNo": alice.staff_no}
     _assert_signature_is_sound(sig, alice.ukey_cert_sn)
 
@@ -83,13 +85,24 @@ def test_signature_block_for_the_lab_upload(ca_on, identities, signer, client):
     qr_session(user, ca_on, bob.staff_no)
     ca_on.grant_auto_sign(bob.ca_user_id, bob.staff_no)
     report = create_sample_reports(1, modules=["biochem"])[0]
-    assert services.signature_block(report.report_id) is None
+    facts = services.review_facts(report, unnamed_reviewer={"staffNo": bob.staff_no, "name": bob.name})
+    assert services.signature_block(report.report_id, 1, facts) is None
     services.approve_report(report.pk, user, workstation_id=WS1)
-    block = services.signature_block(report.report_id)
-    assert set(block) == {"reportId", "originalText", "originalHash", "hashAlgorithm", "signatureAlgorithm",
-                          "signatureValue", "certificate", "certSerial", "signerName", "signerStaffNo", "signedAt",
-                          "timestampToken", "method"}
+    block = services.signature_block(report.report_id, 1, facts)
+    assert set(block) == {"reportId", "reportVersion", "originalText", "originalHash", "hashAlgorithm",
+                          "signatureAlgorithm", "signatureValue", "certificate", "certSerial", "signerName",
+                          "signerStaffNo", "signedAt", "timestampToken", "timestampVerified", "method"}
     assert block["certSerial"] == bob.cert_sn and block["signatureAlgorithm"] == "SM3withSM2"
+    assert block["reportVersion"] == 1 and block["timestampVerified"] is True
+    # another version, other facts, or another reviewer named: not this signature
+    assert services.signature_block(report.report_id, 2, facts) is None
+    changed = {**facts, "items": [{**facts["items"][0], "result": "57"}, *facts["items"][1:]]}
+    assert services.signature_block(report.report_id, 1, changed) is None
+    other = {**facts, "reviewer": {"staffNo": "L2002", "name": bob.name}}
+    assert services.signature_block(report.report_id, 1, other) is None
+    # a row whose signer is not the reviewer the text names (tampered, or from before the check)
+    ReportSignature.objects.filter(report=report).update(signer_staff_no="L2002")
+    assert services.signature_block(report.report_id, 1, facts) is None
     cert = certs.load_certificate(block["certificate"])
     assert cert.verify(block["originalText"].encode(), base64.b64decode(block["signatureValue"]))
     assert ca_on.client().verify_signature(certificate=block["certificate"], data=block["originalText"].encode(),
@@ -188,7 +201,8 @@ def test_ca_disabled_approves_without_signing_and_says_so(db, make_user, client)
     assert "已审核。CA 未启用，审核未进行电子签名" in page
     report.refresh_from_db()
     assert report.status == "approved" and not report.signed and not report.signatures.exists()
-    assert services.signature_block(report.report_id) is None
+    facts = services.review_facts(report, unnamed_reviewer={"staffNo": "", "name": ""})
+    assert services.signature_block(report.report_id, 1, facts) is None
 
 
 def test_ca_enabled_without_a_signing_session_is_refused(ca_on, identities, signer, client):

@@ -11,6 +11,8 @@ import pytest
 
 from hospital_interop.municipal.specs import _id_check_digit
 from hospital_interop.uploads import tasks
+from tests.esign.conftest import ca_on, ca_sim, new_identity, signer  # noqa: F401  (the real CA simulator)
+from tests.esign.helpers import WS1, qr_session
 
 LIS_TOKEN_HEADER = "HTTP_AUTHORIZATION"
 
@@ -112,3 +114,32 @@ def post_json(client, url, body, headers):
 
 def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.is_file())
+
+
+class Reviewer:
+    """A lab reviewer registered with the CA simulator who signs lab report versions for real:
+    the version is opened for review (``esign.services.open_review``) and approved with the
+    CA's auto-sign in the reviewer's QR signing session."""
+
+    def __init__(self, ident, user):
+        self.ident, self.user = ident, user
+        self.doctor = {"staffNo": ident.staff_no, "name": ident.name}  # the LIS body's reviewDoctor
+
+    def sign(self, report_id: str, version: int, module: str = "clinical"):
+        from esign import services
+        from mutual_recognition.lab.models import LabReportVersion
+
+        lab_version = LabReportVersion.objects.get(report__report_id=report_id, version=version)
+        review = services.open_review(lab_version, module)
+        approval = services.approve_report(review.pk, self.user, workstation_id=WS1)
+        assert approval.outcome == "signed", approval.message
+        return approval.signature
+
+
+@pytest.fixture
+def reviewer(ca_on, signer):  # noqa: F811  (the fixtures imported above)
+    ident = new_identity(ca_on, "吴审核")
+    user = signer(f"reviewer-{ident.staff_no.lower()}", ident)
+    qr_session(user, ca_on, ident.staff_no)
+    ca_on.grant_auto_sign(ident.ca_user_id, ident.staff_no)
+    return Reviewer(ident, user)

@@ -18,32 +18,18 @@ from tests.lab.conftest import files_in, lis_report, post_json
 ORG = "12110000400000000X"
 
 
-def sign_report(report_id: str, user) -> None:
-    """What esign stores when a reviewer signs the report on approval (UKey)."""
-    from esign.models import ReportSignature, ReviewReport
-
-    text = f"报告单号={report_id}&审核者=吴审核&结果=WBC:6.52"
-    report = ReviewReport.objects.create(module="clinical", report_id=report_id, patient_name="张建华",
-                                         title="血常规", status="approved", signed=True)
-    ReportSignature.objects.create(
-        report=report, signer=user, signer_name="吴审核", signer_staff_no="L2002", method="ukey",
-        original_text=text, original_hash=sm3_hex(text.encode()), signature=base64.b64encode(b"r" * 70).decode(),
-        certificate=base64.b64encode(b"certificate-der").decode(), cert_sn="5A3F0C21", signed_at=timezone.now(),
-        timestamp_token="TSA-TOKEN-1")
-
-
 @pytest.mark.django_db
 def test_approve_archive_upload_clear_then_reapproval_is_version_2(
-        client, lis, lab_dicts, folders, service, sim, inline_delivery, make_user, artifacts_dir):
-    body = lis_report(7, name="张建华")
-    sign_report(body["reportId"], make_user("reviewer-l2002"))
+        client, lis, lab_dicts, folders, service, sim, inline_delivery, reviewer, artifacts_dir):
+    body = lis_report(7, name="张建华", reviewDoctor=reviewer.doctor)
 
-    # 审核: stored as version 1, nothing sent yet
+    # 审核: stored as version 1, nothing sent yet; the named reviewer signs it (CA simulator, auto-sign)
     r = post_json(client, "/api/lab/v1/reports", body, lis)
     assert r.status_code == 201, r.content
     assert r.json()["version"] == 1 and r.json()["changed"] is True
     assert post_json(client, "/api/lab/v1/reports", body, lis).json()["changed"] is False  # same content again
     assert not OutboxRecord.objects.exists()
+    cert_sn = reviewer.sign(body["reportId"], 1).cert_sn
 
     # 归档: PDF and index appear in the drop folder, written atomically (no temporaries left)
     r = post_json(client, f"/api/lab/v1/reports/{body['reportId']}/archive", {}, lis)
@@ -53,7 +39,8 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     pdf_bytes = (folders.drop / f"{stem}.pdf").read_bytes()
     idx = json.loads((folders.drop / f"{stem}.json").read_text("utf-8"))
     assert idx["pdf"] == {"fileName": f"{stem}.pdf", "size": len(pdf_bytes), "sm3": sm3_hex(pdf_bytes)}
-    assert idx["signature"]["certSerial"] == "5A3F0C21" and idx["signature"]["signatureAlgorithm"] == "SM3withSM2"
+    assert idx["signature"]["certSerial"] == cert_sn and idx["signature"]["signatureAlgorithm"] == "SM3withSM2"
+    assert idx["signature"]["reportVersion"] == 1 and idx["signature"]["timestampVerified"] is True
     assert r.json()["pdfSm3"] == sm3_hex(pdf_bytes)
     assert post_json(client, f"/api/lab/v1/reports/{body['reportId']}/archive", {}, lis).json()["written"] is False
 
@@ -61,7 +48,7 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     text = subprocess.run(["pdftotext", "-layout", str(folders.drop / f"{stem}.pdf"), "-"], capture_output=True,
                           check=True, text=True).stdout
     for expected in ("中国医学科学院肿瘤医院", "张建华", "白细胞计数", "血红蛋白", "丙氨酸氨基转移酶", "中性粒细胞百分比",
-                     "乙型肝炎病毒表面抗原", "HR", "电子签名", "5A3F0C21", "吴审核", "↓", "↑"):
+                     "乙型肝炎病毒表面抗原", "HR", "电子签名", cert_sn, "吴审核", "含可信时间戳", "↓", "↑"):
         assert expected in text, expected
     subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",
                     str(folders.drop / f"{stem}.pdf"), str(artifacts_dir / "lab-report-page1")], check=True)
@@ -99,7 +86,7 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     assert {"discovered", "enqueued", "accepted", "cleared"} <= set(events)
 
     # 再审核 with a changed result: version 2 of the same platform key
-    changed = lis_report(7, name="张建华", reviewedAt="2026-11-27T11:30:00+08:00")
+    changed = lis_report(7, name="张建华", reviewDoctor=reviewer.doctor, reviewedAt="2026-11-27T11:30:00+08:00")
     changed["items"][2]["result"] = "121"
     r = post_json(client, "/api/lab/v1/reports", changed, lis)
     assert r.status_code == 201 and r.json()["version"] == 2

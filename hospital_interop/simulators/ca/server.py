@@ -4,7 +4,8 @@
 * ``/app/…``: what the 协同签名 phone app does after scanning (plain JSON; the phone's own
   channel is out of scope) and a small HTML page to play the phone in the demo.
 * ``POST /sim/v1/{revoke,freeze,reissue}``: test hooks (loopback only) that a real CA does in
-  its own console: revoke or freeze a certificate, re-issue one with a given validity.
+  its own console: revoke or freeze a certificate, re-issue one with a given validity;
+  ``POST /sim/v1/timestamp-fault``: make the timestamp service misbehave (tests of the checks).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ CERTDOWN_QR_SECONDS = 300
 AUTOSIGN_QR_SECONDS = 300
 PUSHSIGN_SECONDS = 600
 MAX_AUTOSIGN_MINUTES = 24 * 60
+TIMESTAMP_FAULTS = ("", "digest", "key", "time")
 
 
 class OpError(Exception):
@@ -62,6 +64,7 @@ class CA:
 
     def __init__(self, store: Store, authority: Authority, public_url: str, org: str):
         self.store, self.authority, self.public_url, self.org = store, authority, public_url.rstrip("/"), org
+        self.timestamp_fault = ""  # test hook: a misbehaving timestamp service (see sim_timestamp_fault)
 
     # -- helpers ---------------------------------------------------------------------------------
     def _user(self, user_id: str):
@@ -168,11 +171,14 @@ class CA:
         return gm.load_private_key_pem(row["private_pem"])
 
     def _timestamp(self, digest_hex: str) -> str:
+        """A timestamp token over ``digest_hex``, signed with the CA key (or broken on purpose:
+        see :meth:`sim_timestamp_fault`)."""
+        fault = self.timestamp_fault
         body = json.dumps(
             {
                 "tsa": self.authority.cert.subject_cn,
-                "time": iso(utcnow()),
-                "digest": digest_hex,
+                "time": iso(utcnow() - (timedelta(days=1) if fault == "time" else timedelta(0))),
+                "digest": gm.sm3_hex(b"another digest") if fault == "digest" else digest_hex,
                 "hashAlg": "SM3",
                 "serial": secrets.token_hex(8).upper(),
             },
@@ -180,7 +186,8 @@ class CA:
             sort_keys=True,
             separators=(",", ":"),
         ).encode()
-        sig = self.authority.key.sign(body)
+        key = gm.generate_sm2_key() if fault == "key" else self.authority.key
+        sig = key.sign(body)
         return base64.b64encode(body).decode() + "." + base64.b64encode(sig).decode()
 
     def _new_tx(
@@ -647,6 +654,15 @@ class CA:
             raise OpError("4001")
         return self._cert_view(self.store.one("SELECT * FROM certs WHERE cert_sn = ?", p["certSn"]))
 
+    def sim_timestamp_fault(self, p: dict) -> dict:
+        """Make the timestamp service misbehave until reset (``fault`` ""): ``digest`` (the token
+        covers another digest), ``key`` (signed by a key that is not the CA's), ``time`` (a day old)."""
+        fault = p.get("fault") or ""
+        if fault not in TIMESTAMP_FAULTS:
+            raise OpError("2001", f"fault 只能为 {'、'.join(f for f in TIMESTAMP_FAULTS if f)} 或空", "fault")
+        self.timestamp_fault = fault
+        return {"fault": fault}
+
     def sim_reissue(self, p: dict) -> dict:
         """Issue a certificate with the given validity: for the user's cloud key, or for a UKey key
         (``publicKey`` + ``keySerial``). It becomes the current one of that key."""
@@ -735,6 +751,7 @@ class Handler(BaseHTTPRequestHandler):
             "/sim/v1/revoke": lambda p: self.ca.sim_set_status(p, "REVOKED"),
             "/sim/v1/freeze": lambda p: self.ca.sim_set_status(p, "FROZEN"),
             "/sim/v1/reissue": self.ca.sim_reissue,
+            "/sim/v1/timestamp-fault": self.ca.sim_timestamp_fault,
         }
         if url.path == "/app/scan":  # the demo page's form
             try:

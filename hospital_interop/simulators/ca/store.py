@@ -95,22 +95,26 @@ class Authority:
         data_dir.mkdir(parents=True, exist_ok=True)
         key_file, cert_file = data_dir / "ca_sm2.pem", data_dir / "ca_cert.der"
         if not key_file.exists():
-            key = gm.generate_sm2_key()
-            _write_private(key_file, key.to_pem())
-            now = utcnow()
-            der = certs.build_certificate(
-                ca_key=key,
-                issuer=self.ISSUER,
-                subject=self.ISSUER,
-                public_key=key.public_key(),
-                serial=int.from_bytes(os.urandom(8), "big") | (1 << 63),
-                not_before=now - timedelta(days=1),
-                not_after=now + timedelta(days=3650),
-                is_ca=True,
-            )
-            cert_file.write_bytes(der)
+            _write_private(key_file, gm.generate_sm2_key().to_pem())
         self.key = gm.load_private_key_pem(key_file.read_bytes())
+        if not cert_file.exists() or not certs.load_certificate(cert_file.read_bytes()).subject_key_id:
+            # first start, or a root from before certificates carried key identifiers: (re)issue
+            # it for the same key, so every certificate issued with that key still chains to it
+            cert_file.write_bytes(self._root_certificate())
         self.cert = certs.load_certificate(cert_file.read_bytes())
+
+    def _root_certificate(self) -> bytes:
+        now = utcnow()
+        return certs.build_certificate(
+            ca_key=self.key,
+            issuer=self.ISSUER,
+            subject=self.ISSUER,
+            public_key=self.key.public_key(),
+            serial=int.from_bytes(os.urandom(8), "big") | (1 << 63),
+            not_before=now - timedelta(days=1),
+            not_after=now + timedelta(days=3650),
+            is_ca=True,
+        )
 
     def issue(
         self,
