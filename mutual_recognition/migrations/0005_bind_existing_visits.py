@@ -23,7 +23,7 @@ def bind_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mutual_recognition", "0003_exam_reports_and_study_sync"),
+        ("mutual_recognition", "0004_lab_archived_pdf"),
         ("patients", "0001_patient_bindings"),
     ]
 
