@@ -12,6 +12,12 @@ from pathlib import Path
 
 import dj_database_url
 
+from hospital_interop.filemodes import private_database_file, restrict_umask, write_private
+
+# Before anything is written under var/: every process loads these settings (manage.py, wsgi,
+# celery), so this is the one place that keeps patient data from other users (filemodes.py).
+restrict_umask()
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HOSPITAL_INTEROP_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -29,8 +35,7 @@ def _secret_key() -> str:
         return Path(key_file).read_text().strip()
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        write_private(VAR_DIR, path.name, secrets.token_urlsafe(50).encode())
     return path.read_text().strip()
 
 
@@ -99,6 +104,8 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, con
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs web, worker and beat against one file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    # it holds patient data: 0600 before SQLite's first connection would create it with the umask's mode
+    private_database_file(DATABASES["default"]["NAME"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and broker ----------------------------------------------------------------

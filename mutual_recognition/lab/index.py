@@ -20,11 +20,12 @@ ignore names starting with a dot. Format (UTF-8 JSON, documented in docs/lab-tra
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hospital_interop.filemodes import fsync_dir as fsync_dir
+from hospital_interop.filemodes import write_private
 from hospital_interop.municipal.gm import sm3_hex
 
 from . import intake
@@ -133,27 +134,5 @@ def check_pdf(raw: bytes, idx: Index) -> str:
 
 
 def atomic_write(folder: Path, name: str, data: bytes) -> Path:
-    """Write ``folder/name`` so that readers see either nothing or the whole file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.part"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    fsync_dir(folder)
-    return final
-
-
-def fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``folder/name`` (mode 0600) so that readers see either nothing or the whole file."""
+    return write_private(folder, name, data)

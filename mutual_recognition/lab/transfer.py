@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -40,6 +39,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, close_ol
 from django.db.models import Max
 from django.utils import timezone
 
+from hospital_interop.filemodes import make_private
 from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads.models import OutboxRecord, State
@@ -427,6 +427,7 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
 
 def _move(path: Path, folder: Path) -> Path:
+    """Move a drop file into the archive or quarantine folder; there it is 0600 whoever wrote it."""
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / path.name
     n = 1
@@ -436,15 +437,12 @@ def _move(path: Path, folder: Path) -> Path:
     try:
         os.replace(path, dest)
     except OSError as exc:
-        if exc.errno != 18:  # EXDEV: another file system: copy, sync, then remove
+        if exc.errno != 18:  # EXDEV: another file system: a private copy (synced), then remove
             raise
-        tmp = folder / f".{dest.name}.part"
-        shutil.copy2(path, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        index.fsync_dir(folder)
+        index.atomic_write(folder, dest.name, path.read_bytes())
         path.unlink()
+        return dest
+    make_private(dest)
     return dest
 
 
