@@ -176,6 +176,9 @@ LAB_TRANSFER = {
     "UNPAIRED_TIMEOUT_SECONDS": float(os.environ.get("LAB_UNPAIRED_TIMEOUT_SECONDS", "600")),
     "RESCAN_SECONDS": float(os.environ.get("LAB_RESCAN_SECONDS", "30")),
     "ACCEPT_POLL_SECONDS": float(os.environ.get("LAB_ACCEPT_POLL_SECONDS", "1")),
+    # HMAC-SM3 key of the index files (hex); `manage.py setup_keys` generates it, a LIS that writes
+    # pairs itself gets a copy (docs/lab-transfer.md)
+    "INDEX_KEY_FILE": os.environ.get("LAB_INDEX_KEY_FILE", str(KEY_DIR / "lab_index.key")),
 }
 CA_SERVER = {
     "BASE_URL": os.environ.get("CA_BASE_URL", "http://127.0.0.1:8702"),
