@@ -10,7 +10,8 @@ Two layers:
   same umask for what the shell itself creates (the process logs under ``var/log``) and for the
   simulators, which do not load the settings.
 * Files that hold patient data are written ``0600`` explicitly, whatever the umask:
-  ``write_private`` (atomic; the drop-folder PDFs and indexes, quarantine and archive copies, keys),
+  ``write_private`` (atomic; the drop-folder PDFs and indexes, quarantine and archive copies, keys,
+  DICOM instances retrieved from the PACS),
   ``make_private`` (a file moved into one of our folders), and ``private_database_file`` for the
   SQLite demo database, which SQLite would otherwise create on the first connection with the
   umask's mode (its ``-wal``, ``-shm`` and ``-journal`` files take the database file's mode).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -38,23 +40,27 @@ def restrict_umask() -> int:
     return current | UMASK
 
 
-def write_private(folder: Path, name: str, data: bytes) -> Path:
+def write_private(folder: Path, name: str, data: bytes, *, durable: bool = True) -> Path:
     """Write ``folder/name`` with mode 0600 so that readers see either nothing or the whole file.
 
-    The bytes go to a hidden temporary file in the same folder (``.<name>.<pid>.part``; readers of the
-    drop folder ignore names starting with a dot), which is fsynced and renamed into place.
+    The bytes go to a hidden temporary file in the same folder (``.<name>.<pid>.<thread>.part``;
+    readers of the drop folder ignore names starting with a dot), which is renamed into place; with
+    ``durable`` (the default) the file and the rename are fsynced first. Transient copies that can
+    be fetched again (retrieved DICOM instances) skip the fsyncs.
     """
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.part"
+    tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
     with os.fdopen(fd, "wb") as fh:
         os.fchmod(fh.fileno(), PRIVATE)  # a temporary left over by a crash kept its old mode
         fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, final)
-    fsync_dir(folder)
+    if durable:
+        fsync_dir(folder)
     return final
 
 
