@@ -2,13 +2,15 @@
 
 Two layers:
 
-* ``restrict_umask()`` is called first thing in ``settings.py``. Every process of the project loads
-  the settings before it writes anything under ``var/`` (``manage.py`` and its commands such as
-  ``lab_transfer``, the gunicorn workers through ``wsgi.py``, Celery worker and beat through
-  ``celery.py``, the test suite), so this one call covers them all: anything they create is at most
-  ``rw-r-----`` (files) / ``rwxr-x---`` (folders), never world-readable. ``scripts/demo.sh`` sets the
-  same umask for what the shell itself creates (the process logs under ``var/log``) and for the
-  simulators, which do not load the settings.
+* ``restrict_umask()`` runs when the ``hospital_interop`` package is imported (its ``__init__``).
+  Every process of the project imports the package before it writes anything under ``var/``:
+  ``manage.py`` and its commands such as ``lab_transfer`` (through the settings), the gunicorn
+  master (``-c python:hospital_interop.gunicorn_conf``: its own log file too) and workers
+  (``wsgi.py``), Celery worker and beat (``-A hospital_interop``), the platform and CA simulators
+  (``python -m hospital_interop.simulators…``) and the test suite. So this one call covers them all:
+  anything they create is at most ``rw-r-----`` (files) / ``rwxr-x---`` (folders), never
+  world-readable. ``scripts/demo.sh`` sets the same umask for what the shell itself creates (the
+  process logs under ``var/log``) and for the UKey agent.
 * Files that hold patient data are written ``0600`` explicitly, whatever the umask:
   ``write_private`` (atomic; the drop-folder PDFs and indexes, quarantine and archive copies, keys,
   DICOM instances retrieved from the PACS),
@@ -16,7 +18,7 @@ Two layers:
   SQLite demo database, which SQLite would otherwise create on the first connection with the
   umask's mode (its ``-wal``, ``-shm`` and ``-journal`` files take the database file's mode).
 
-Standard library only: ``settings.py`` imports it.
+Standard library only: the package ``__init__`` and ``settings.py`` import it.
 """
 
 from __future__ import annotations

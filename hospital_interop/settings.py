@@ -12,11 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from hospital_interop.filemodes import private_database_file, restrict_umask, write_private
-
-# Before anything is written under var/: every process loads these settings (manage.py, wsgi,
-# celery), so this is the one place that keeps patient data from other users (filemodes.py).
-restrict_umask()
+from hospital_interop.filemodes import private_database_file, write_private
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HOSPITAL_INTEROP_VAR_DIR", BASE_DIR / "var"))

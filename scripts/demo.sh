@@ -4,9 +4,9 @@
 # a Celery worker and beat; Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# What the demo writes holds patient data: nothing under var/ for other users. The Django processes
-# set the same umask themselves (settings.py, hospital_interop/filemodes.py) and create the SQLite
-# database 0600 before migrate first connects; this covers the logs and the simulators.
+# What the demo writes holds patient data: nothing under var/ for other users. The project's
+# processes set the same umask themselves (hospital_interop/__init__.py, filemodes.py) and the
+# settings create the SQLite database 0600 before migrate first connects; this covers the logs.
 umask 027
 scripts/bootstrap.sh
 PY=.venv/bin/python

@@ -1,5 +1,5 @@
-"""Files holding patient data are the service user's alone: every Django process runs under umask 027
-and the SQLite demo database (with its WAL and shared-memory files) is 0600."""
+"""Files holding patient data are the service user's alone: every process of the project runs under
+umask 027 and the SQLite demo database (with its WAL and shared-memory files) is 0600."""
 
 from __future__ import annotations
 
@@ -63,3 +63,13 @@ def test_a_django_process_started_under_umask_022_creates_its_sqlite_database_an
     assert probe["umask"] == "0o27"
     assert probe["modes"] == {"demo.sqlite3": "0o600", "demo.sqlite3-wal": "0o600", "demo.sqlite3-shm": "0o600"}
     assert mode(tmp_path / "var") == "0o750"  # created by the settings, under the umask
+
+
+def test_the_gunicorn_master_and_the_simulators_run_under_umask_027_too():
+    """They import the package (gunicorn -c python:hospital_interop.gunicorn_conf, python -m
+    hospital_interop.simulators...) but not necessarily the settings."""
+    for module in ("hospital_interop.gunicorn_conf", "hospital_interop.simulators.platform.store"):
+        out = subprocess.run([sys.executable, "-c", f"import os, {module}; print(oct(os.umask(0o022)))"], cwd=ROOT,
+                             check=True, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022),
+                             timeout=60).stdout
+        assert out.strip() == "0o27", module
