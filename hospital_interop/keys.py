@@ -3,34 +3,45 @@
 Production installs the hospital's key pair, the platform's public key, the SM4 key and the
 app secret issued by the platform as files named by environment variables (see settings.PLATFORM).
 The demo and the tests generate all of them, plus the platform's private key that only the
-simulator uses, under ``var/keys``.
+simulator uses, under ``var/keys``. The same set-up generates the hospital's own HMAC-SM3 key of the
+lab drop-folder index files (``lab_index.key``, settings.LAB_TRANSFER["INDEX_KEY_FILE"]).
 """
 
-import os
 import secrets
 from pathlib import Path
 
+from .filemodes import write_private
 from .municipal import gm
 
-DEMO_FILES = (
+PLATFORM_FILES = (
     "hospital_sm2.pem", "hospital_sm2_pub.pem", "platform_sm2.pem", "platform_sm2_pub.pem", "sm4.key", "app_secret",
 )
+LAB_INDEX_KEY = "lab_index.key"
+DEMO_FILES = (*PLATFORM_FILES, LAB_INDEX_KEY)
 
 
 def _write(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    tmp.replace(path)
+    write_private(path.parent, path.name, data)
+
+
+def new_lab_index_key() -> bytes:
+    """The content of a lab index key file: 32 random bytes as 64 hex characters."""
+    return secrets.token_hex(32).encode()
 
 
 def ensure_demo_keys(key_dir: Path, force: bool = False) -> list[str]:
-    """Generate any missing demo key file (all of them with force). Returns the names written."""
+    """Generate the missing demo key files (all of them with force). Returns the names written.
+
+    The platform files belong together (key pairs, the secrets the simulator shares): one missing
+    renews the set. The lab index key stands alone: generated only when missing, so adding it to an
+    existing installation leaves the platform keys as they are."""
     key_dir.mkdir(parents=True, exist_ok=True)
-    if not force and all((key_dir / name).exists() for name in DEMO_FILES):
-        return []
     written = []
+    if force or not (key_dir / LAB_INDEX_KEY).exists():
+        _write(key_dir / LAB_INDEX_KEY, new_lab_index_key())
+        written.append(LAB_INDEX_KEY)
+    if not force and all((key_dir / name).exists() for name in PLATFORM_FILES):
+        return written
     for side in ("hospital", "platform"):
         private = gm.generate_sm2_key()
         _write(key_dir / f"{side}_sm2.pem", private.to_pem())

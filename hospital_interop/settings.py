@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from hospital_interop.filemodes import private_database_file, write_private
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HOSPITAL_INTEROP_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -29,8 +31,7 @@ def _secret_key() -> str:
         return Path(key_file).read_text().strip()
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        write_private(VAR_DIR, path.name, secrets.token_urlsafe(50).encode())
     return path.read_text().strip()
 
 
@@ -100,6 +101,8 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, con
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs web, worker and beat against one file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    # it holds patient data: 0600 before SQLite's first connection would create it with the umask's mode
+    private_database_file(DATABASES["default"]["NAME"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache and broker ----------------------------------------------------------------
@@ -170,6 +173,9 @@ LAB_TRANSFER = {
     "UNPAIRED_TIMEOUT_SECONDS": float(os.environ.get("LAB_UNPAIRED_TIMEOUT_SECONDS", "600")),
     "RESCAN_SECONDS": float(os.environ.get("LAB_RESCAN_SECONDS", "30")),
     "ACCEPT_POLL_SECONDS": float(os.environ.get("LAB_ACCEPT_POLL_SECONDS", "1")),
+    # HMAC-SM3 key of the index files (hex); `manage.py setup_keys` generates it, a LIS that writes
+    # pairs itself gets a copy (docs/lab-transfer.md)
+    "INDEX_KEY_FILE": os.environ.get("LAB_INDEX_KEY_FILE", str(KEY_DIR / "lab_index.key")),
 }
 CA_SERVER = {
     "BASE_URL": os.environ.get("CA_BASE_URL", "http://127.0.0.1:8702"),

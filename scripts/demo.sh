@@ -4,15 +4,21 @@
 # a Celery worker and beat; Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# What the demo writes holds patient data: nothing under var/ for other users. The project's
+# processes set the same umask themselves (hospital_interop/__init__.py, filemodes.py) and the
+# settings create the SQLite database 0600 before migrate first connects; this covers the logs.
+umask 027
 scripts/bootstrap.sh
 PY=.venv/bin/python
 PORT=${PORT:-8000}
 mkdir -p var/log
+chmod 750 var var/log
 
 pids=()
-start() {  # start NAME COMMAND... : background process with its log under var/log
+start() {  # start NAME COMMAND... : background process with its log (0600) under var/log
   local name=$1; shift
-  "$@" >"var/log/$name.log" 2>&1 &
+  install -m 600 /dev/null "var/log/$name.log"  # a log left by an earlier run may be 0644
+  "$@" >>"var/log/$name.log" 2>&1 &
   pids+=($!)
   echo "    $name (pid $!, log var/log/$name.log)"
 }

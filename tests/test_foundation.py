@@ -116,9 +116,11 @@ def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
     out = capsys.readouterr().out
     assert "演示账号" in out and logins["ops"] in out
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(
-        ["app_secret", "hospital_sm2.pem", "hospital_sm2_pub.pem", "platform_sm2.pem", "platform_sm2_pub.pem", "sm4.key"]
+        ["app_secret", "hospital_sm2.pem", "hospital_sm2_pub.pem", "platform_sm2.pem", "platform_sm2_pub.pem", "sm4.key",
+         "lab_index.key"]
     )
-    assert oct((tmp_path / "keys" / "hospital_sm2.pem").stat().st_mode & 0o777) == "0o600"
+    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "keys").iterdir()} == {"0o600"}
+    assert len(bytes.fromhex((tmp_path / "keys" / "lab_index.key").read_text())) == 32
 
 
 def test_identity_numbers_phones_and_names_are_masked_in_logs(caplog):

@@ -5,7 +5,6 @@ the PACS must know). Received data sets are written as they arrived, without dec
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 from pynetdicom.status import code_to_category
+
+from hospital_interop.filemodes import write_private
 
 from .config import DicomConfig
 
@@ -52,7 +53,7 @@ class RetrieveOutcome:
 
 
 class _Sink:
-    """Writes each received instance to ``folder/<SOP Instance UID>.dcm`` (atomically)."""
+    """Writes each received instance to ``folder/<SOP Instance UID>.dcm`` (atomically, mode 0600)."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -62,11 +63,7 @@ class _Sink:
     def handle_store(self, event) -> int:
         try:
             sop = str(event.request.AffectedSOPInstanceUID)
-            target = self.folder / f"{sop}.dcm"
-            tmp = target.with_suffix(".part")
-            with open(tmp, "wb") as f:
-                f.write(event.encoded_dataset())
-            os.replace(tmp, target)
+            target = write_private(self.folder, f"{sop}.dcm", event.encoded_dataset(), durable=False)
         except Exception:  # an unwritable folder must answer "out of resources", not kill the thread
             log.exception("cannot write a retrieved instance")
             return 0xA700

@@ -13,19 +13,28 @@ ignore names starting with a dot. Format (UTF-8 JSON, documented in docs/lab-tra
       "report": { ...the LIS content, intake.LabReportIn... },
       "signature": { ...esign.services.signature_block(), or null... },
       "contentHash": "<SM3 of the canonical report JSON>",
-      "generator": "hospital-interop"
+      "generator": "hospital-interop",
+      "mac": {"algorithm": "HMAC-SM3", "value": "<64 hex>"}
     }
+
+``mac`` authenticates the pair: HMAC-SM3, with the key of ``LAB_TRANSFER["INDEX_KEY_FILE"]``, over
+``canonical(doc)`` — the document without ``mac`` as canonical JSON — which covers the PDF's size
+and SM3 as well as the report. ``parse`` accepts an index whose MAC is right, or whose report and
+PDF are exactly a version this server archived; anything else is refused with the reason.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
-import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hospital_interop.municipal.gm import sm3_hex
+from hospital_interop.filemodes import fsync_dir as fsync_dir
+from hospital_interop.filemodes import write_private
+from hospital_interop.municipal.gm import hmac_sm3, sm3_hex
 
 from . import intake
 
@@ -40,8 +49,31 @@ def stem_for(report_id: str, version: int) -> str:
     return f"{report_id}_v{version}"
 
 
+MAC_FIELD, MAC_ALGORITHM = "mac", "HMAC-SM3"
+
+
+def canonical(doc: dict) -> bytes:
+    """The bytes the MAC covers: the index document without ``mac``, keys sorted at every level, no
+    whitespace, non-ASCII characters as themselves, UTF-8 — RFC 8785 (JCS) for a document of strings,
+    integers, booleans, null, objects and arrays, which is all an index holds."""
+    body = {k: v for k, v in doc.items() if k != MAC_FIELD}
+    return json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def mac_of(doc: dict, key: bytes) -> str:
+    return hmac_sm3(key, canonical(doc)).hex()
+
+
+def mac_ok(doc: dict, key: bytes) -> bool:
+    """True when ``doc`` carries the right HMAC-SM3 for ``key`` (compared in constant time)."""
+    mac = doc.get(MAC_FIELD)
+    if not isinstance(mac, dict) or mac.get("algorithm") != MAC_ALGORITHM or not isinstance(mac.get("value"), str):
+        return False
+    return hmac.compare_digest(mac["value"].lower().encode("ascii", "replace"), mac_of(doc, key).encode("ascii"))
+
+
 def build(*, report_id: str, version: int, archived_at: str, pdf_name: str, pdf_bytes: bytes, content: dict,
-          signature: dict | None) -> bytes:
+          signature: dict | None, key: bytes) -> bytes:
     doc = {
         "format": FORMAT, "formatVersion": FORMAT_VERSION, "reportId": report_id, "version": version,
         "event": "archived", "archivedAt": archived_at,
@@ -49,6 +81,7 @@ def build(*, report_id: str, version: int, archived_at: str, pdf_name: str, pdf_
         "report": content, "signature": signature, "contentHash": intake.content_hash(content),
         "generator": "hospital-interop",
     }
+    doc[MAC_FIELD] = {"algorithm": MAC_ALGORITHM, "value": mac_of(doc, key)}
     return json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
 
 
@@ -70,13 +103,20 @@ class Index:
     pdf_sm3: str
     content: dict
     signature: dict | None
+    authenticated_by: str = ""  # "archive": a version this server archived; "mac": the right HMAC-SM3
 
 
-def parse(raw: bytes, *, stem: str, trusted=None) -> Index:
-    """Parse and check an index file; raises IndexError_ with a readable reason.
+Archived = Callable[[str, int, str, str], bool]
 
-    ``trusted(report_id, version, content_hash) -> bool`` may vouch for content this server
-    validated at approval (its stored version has that hash): the LIS schema is then not run again.
+
+def parse(raw: bytes, *, stem: str, key: bytes, archived: Archived) -> Index:
+    """Parse, authenticate and check an index file; raises IndexError_ with a readable reason.
+
+    Authentic is an index whose report and PDF digest are those of a version this server archived
+    (``archived(report_id, version, content_hash, pdf_sm3) -> bool``), or one that carries the right
+    MAC for ``key`` (this server's archive, or a LIS holding the key). Only archived content skips
+    the LIS schema (it was validated at approval); content authenticated by the MAC alone is checked.
+    The PDF itself is compared with the index's size and SM3 by ``check_pdf``.
     """
     if len(raw) > MAX_INDEX_BYTES:
         raise IndexError_(f"索引文件过大（{len(raw)} 字节）")
@@ -103,10 +143,13 @@ def parse(raw: bytes, *, stem: str, trusted=None) -> Index:
     if errors:
         raise IndexError_("索引文件缺少必需字段：" + "、".join(e["field"] for e in errors), errors)
     digest = intake.content_hash(doc["report"])
-    if trusted is not None and digest == doc.get("contentHash") and trusted(doc["reportId"], doc["version"], digest):
-        content, problems = doc["report"], []
-    else:
+    if archived(doc["reportId"], doc["version"], digest, pdf["sm3"]):
+        authenticated_by, content, problems = "archive", doc["report"], []  # validated at approval
+    elif mac_ok(doc, key):
+        authenticated_by = "mac"
         content, problems = intake.normalise(doc["report"])
+    else:
+        raise IndexError_(*_unauthenticated(doc))
     if problems:
         raise IndexError_("索引中的报告内容不符合 LIS 报告格式：" + "；".join(
             f"{e['field']} {e['message']}" for e in problems[:5]), problems)
@@ -118,7 +161,18 @@ def parse(raw: bytes, *, stem: str, trusted=None) -> Index:
     signature = doc.get("signature") if isinstance(doc.get("signature"), dict) else None
     return Index(report_id=doc["reportId"], version=doc["version"], archived_at=str(doc.get("archivedAt") or ""),
                  pdf_name=pdf["fileName"], pdf_size=pdf["size"], pdf_sm3=pdf["sm3"], content=content,
-                 signature=signature)
+                 signature=signature, authenticated_by=authenticated_by)
+
+
+def _unauthenticated(doc: dict) -> tuple[str, list[dict]]:
+    """Why an index that is neither archived here nor correctly MACed is refused (reason, errors)."""
+    if MAC_FIELD not in doc:
+        reason = f"索引文件缺少校验码（{MAC_ALGORITHM}），且不是本系统归档的报告"
+    else:
+        reason = (f"索引文件的校验码（{MAC_ALGORITHM}）不正确：索引内容或 PDF 摘要在写出后被改动，"
+                  "或写出方没有使用本系统的索引密钥；且不是本系统归档的报告")
+    reason += "（报告内容或 PDF 摘要与归档记录不一致）。可能是伪造或被改动的文件，不予上传"
+    return reason, [{"field": MAC_FIELD, "rule": "authentication", "message": reason}]
 
 
 def check_pdf(raw: bytes, idx: Index) -> str:
@@ -133,27 +187,5 @@ def check_pdf(raw: bytes, idx: Index) -> str:
 
 
 def atomic_write(folder: Path, name: str, data: bytes) -> Path:
-    """Write ``folder/name`` so that readers see either nothing or the whole file."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / name
-    tmp = folder / f".{name}.{os.getpid()}.part"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    fsync_dir(folder)
-    return final
-
-
-def fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    """Write ``folder/name`` (mode 0600) so that readers see either nothing or the whole file."""
+    return write_private(folder, name, data)

@@ -175,7 +175,7 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
     archived_at = timezone.now()
     index_bytes = index.build(report_id=report.report_id, version=version.version, archived_at=_iso(archived_at),
                               pdf_name=pdf_path.name, pdf_bytes=pdf_bytes, content=version.content,
-                              signature=signature)
+                              signature=signature, key=cfg.index_key())
     index.atomic_write(cfg.drop_dir, pdf_path.name, pdf_bytes)
     index.atomic_write(cfg.drop_dir, index_path.name, index_bytes)
     with transaction.atomic():

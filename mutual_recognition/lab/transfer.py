@@ -6,7 +6,8 @@ State of each PDF + index pair lives in ``LabTransfer`` rows::
         │        (3.4 + 3.3 outbox rows   (files moved to the archive folder, or deleted)
         │         and the state change in
         │         one transaction)
-        ├──► quarantined  (malformed index, truncated PDF, failed validation, unpaired too long:
+        ├──► quarantined  (not authentic — neither archived here nor carrying the right index MAC —,
+        │                  malformed index, truncated PDF, failed validation, unpaired too long:
         │                  files moved to the quarantine folder with a reason file)
         └──► superseded   (an older version than one already enqueued: not uploaded; cleared
                            together with the newer version once that is accepted)
@@ -19,6 +20,10 @@ Rules that make a restart lose and repeat nothing:
   quarantined before moving); moving or deleting is idempotent (a missing file was done before);
 * a file whose bytes are not the transfer's own (a new drop under the same name) is never moved.
 
+Only authentic pairs are uploaded (``index.parse``): the report and PDF digest of a version this
+server archived, or an index with the right HMAC-SM3 (the key of ``LAB_TRANSFER["INDEX_KEY_FILE"]``,
+read once at start). Every file the service writes or moves into its folders is mode 0600.
+
 Delivery itself is the outbox's job (retries, ordering, attention). A pair counts as accepted
 when, for 3.4 and for 3.3, the platform accepted its outbox row or a later version of the same
 key (an ops re-drive, or a newer report version).
@@ -28,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -40,6 +44,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, close_ol
 from django.db.models import Max
 from django.utils import timezone
 
+from hospital_interop.filemodes import make_private
 from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.uploads import services as outbox
@@ -90,6 +95,7 @@ class TransferService:
     def __init__(self, config: TransferConfig | None = None):
         self.cfg = config or TransferConfig.from_settings()
         self.cfg.ensure_dirs()
+        self.key = self.cfg.index_key()  # a missing key stops the service at start, with the reason
         self.wake = threading.Event()
         self._seen: dict[str, tuple] = {}  # stem -> (pdf stat, index stat) of pairs already handled
         self._waiting_logged: set[str] = set()
@@ -149,7 +155,7 @@ class TransferService:
         index_sm3, pdf_sm3 = sm3_hex(index_raw), sm3_hex(pdf_raw)
         self._waiting_logged.discard(stem)
         try:
-            idx = index.parse(index_raw, stem=stem, trusted=_approved_content)
+            idx = index.parse(index_raw, stem=stem, key=self.key, archived=_archived_here)
         except index.IndexError_ as exc:
             t = LabTransfer(report_id=_report_id_of(stem), stem=stem, pdf_name=pdf_path.name,
                             index_name=index_path.name, pdf_sm3=pdf_sm3, index_sm3=index_sm3, pdf_size=len(pdf_raw))
@@ -164,8 +170,8 @@ class TransferService:
                         report_id=idx.report_id, report_version=idx.version, stem=stem, pdf_name=pdf_path.name,
                         index_name=index_path.name, pdf_sm3=pdf_sm3, index_sm3=index_sm3, pdf_size=len(pdf_raw),
                         patient_name=(idx.content.get("patient") or {}).get("name", ""), state=T.DISCOVERED)
-                    record_event(E.DISCOVERED, f"发现报告 {idx.report_id} 第 {idx.version} 版（PDF {len(pdf_raw)} 字节）",
-                                 transfer=t)
+                    record_event(E.DISCOVERED, f"发现报告 {idx.report_id} 第 {idx.version} 版（PDF {len(pdf_raw)} 字节，"
+                                               f"{AUTHENTICATED[idx.authenticated_by]}）", transfer=t)
             except IntegrityError:  # another service instance was quicker
                 return
         if t.state == T.DISCOVERED:
@@ -433,6 +439,7 @@ def install_signal_handlers(stop: threading.Event) -> None:
 
 
 def _move(path: Path, folder: Path) -> Path:
+    """Move a drop file into the archive or quarantine folder; there it is 0600 whoever wrote it."""
     folder.mkdir(parents=True, exist_ok=True)
     dest = folder / path.name
     n = 1
@@ -442,21 +449,22 @@ def _move(path: Path, folder: Path) -> Path:
     try:
         os.replace(path, dest)
     except OSError as exc:
-        if exc.errno != 18:  # EXDEV: another file system: copy, sync, then remove
+        if exc.errno != 18:  # EXDEV: another file system: a private copy (synced), then remove
             raise
-        tmp = folder / f".{dest.name}.part"
-        shutil.copy2(path, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-        index.fsync_dir(folder)
+        index.atomic_write(folder, dest.name, path.read_bytes())
         path.unlink()
+        return dest
+    make_private(dest)
     return dest
 
 
-def _approved_content(report_id: str, version: int, content_hash: str) -> bool:
-    return LabReportVersion.objects.filter(report__report_id=report_id, version=version,
-                                           content_hash=content_hash).exists()
+AUTHENTICATED = {"archive": "与本系统归档的版本一致", "mac": "索引校验码正确"}
+
+
+def _archived_here(report_id: str, version: int, content_hash: str, pdf_sm3: str) -> bool:
+    """Is this exactly a version this server archived (its content and its PDF)?"""
+    return LabReportVersion.objects.filter(report__report_id=report_id, version=version, content_hash=content_hash,
+                                           pdf_sm3=pdf_sm3, archived_at__isnull=False).exists()
 
 
 def _stem_order(stem: str):

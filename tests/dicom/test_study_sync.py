@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -101,6 +102,8 @@ def test_studies_without_a_folder_are_retrieved_from_the_pacs_by_c_get_or_c_move
         assert job.stored == job.total == 6
         assert sorted(fep.sop_instance_uids(study.study_instance_uid)) == sorted(study.sop_instance_uids)
         assert job.folder.startswith(str(tmp_path / "retrieved"))
+        retrieved = list(Path(job.folder).glob("*.dcm"))
+        assert len(retrieved) == 6 and {oct(p.stat().st_mode & 0o777) for p in retrieved} == {"0o600"}  # patient data
 
 
 @pytest.mark.django_db

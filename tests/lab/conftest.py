@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -80,17 +81,22 @@ def lis(db):
 
 @pytest.fixture
 def folders(tmp_path, settings):
-    """A drop, archive and quarantine folder for this test, in settings.LAB_TRANSFER."""
+    """A drop, archive and quarantine folder for this test, in settings.LAB_TRANSFER, and the test's own
+    index key (HMAC-SM3, 32 random bytes as hex, the format docs/lab-transfer.md gives the LIS)."""
     base = tmp_path / "lab"
+    for d in ("drop", "archive", "quarantine"):
+        (base / d).mkdir(parents=True)
+    key = secrets.token_bytes(32)
+    key_file = base / "index.key"
+    key_file.write_text(key.hex())
     settings.LAB_TRANSFER = {
         "DROP_DIR": str(base / "drop"), "ARCHIVE_DIR": str(base / "archive"),
         "QUARANTINE_DIR": str(base / "quarantine"), "AFTER_ACCEPT": "archive",
         "UNPAIRED_TIMEOUT_SECONDS": 600, "RESCAN_SECONDS": 30, "ACCEPT_POLL_SECONDS": 0.5,
+        "INDEX_KEY_FILE": str(key_file),
     }
-    for d in ("drop", "archive", "quarantine"):
-        (base / d).mkdir(parents=True)
     return type("Folders", (), {"base": base, "drop": base / "drop", "archive": base / "archive",
-                                "quarantine": base / "quarantine"})
+                                "quarantine": base / "quarantine", "index_key": key, "index_key_file": key_file})
 
 
 @pytest.fixture
@@ -110,6 +116,27 @@ def inline_delivery(platform_settings):
 
 def post_json(client, url, body, headers):
     return client.post(url, json.dumps(body, ensure_ascii=False), content_type="application/json", **headers)
+
+
+def lis_mac(doc: dict, key: bytes) -> str:
+    """The index MAC as docs/lab-transfer.md tells a LIS to compute it, written from the document, not
+    from the project's code: HMAC-SM3 over the index without "mac", canonical JSON (RFC 8785 for
+    this document: keys sorted, no whitespace, UTF-8), as 64 lowercase hex characters."""
+    from hospital_interop.municipal.gm import hmac_sm3
+
+    body = {k: v for k, v in doc.items() if k != "mac"}
+    text = json.dumps(body, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hmac_sm3(key, text.encode("utf-8")).hex()
+
+
+def with_mac(doc: dict, key: bytes) -> bytes:
+    """The index file a LIS holding ``key`` writes for ``doc``."""
+    return json.dumps({**doc, "mac": {"algorithm": "HMAC-SM3", "value": lis_mac(doc, key)}},
+                      ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def file_mode(path: Path) -> str:
+    return oct(path.stat().st_mode & 0o777)
 
 
 def files_in(folder: Path) -> list[str]:

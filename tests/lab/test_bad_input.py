@@ -12,7 +12,7 @@ import pytest
 from hospital_interop.uploads.models import OutboxRecord
 from mutual_recognition.lab import services
 from mutual_recognition.lab.models import LabReport, LabTransfer, LabTransferLog
-from tests.lab.conftest import files_in, lis_report, post_json
+from tests.lab.conftest import files_in, lis_report, post_json, with_mac
 
 
 def archived_pair(seed: int, folders) -> tuple:
@@ -49,11 +49,12 @@ def test_each_bad_drop_ends_in_quarantine_with_a_reason_and_nothing_is_uploaded_
     pdf4, idx4 = archived_pair(24, folders)
     whole = pdf4.read_bytes()
     pdf4.write_bytes(whole[: len(whole) // 2])
-    # 5. an unknown item code (the LIS wrote an index itself, with a code the dictionary lacks)
+    # 5. an unknown item code (the LIS wrote an index itself, signed with the index key, with a code
+    #    the dictionary lacks)
     pdf5, idx5 = archived_pair(25, folders)
     doc = json.loads(idx5.read_text("utf-8"))
     doc["report"]["items"][0]["itemCode"] = "XYZ999"
-    idx5.write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+    idx5.write_bytes(with_mac(doc, folders.index_key))
 
     before = set(files_in(folders.drop))
     stats = service.run_once()

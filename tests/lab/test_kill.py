@@ -19,7 +19,8 @@ ORG = "12110000400000000X"
 
 def start_transfer(processes, sim, folders):
     env = worker_env(sim, LAB_DROP_DIR=folders.drop, LAB_ARCHIVE_DIR=folders.archive,
-                     LAB_QUARANTINE_DIR=folders.quarantine, LAB_RESCAN_SECONDS=120, LAB_ACCEPT_POLL_SECONDS=0.3)
+                     LAB_QUARANTINE_DIR=folders.quarantine, LAB_INDEX_KEY_FILE=folders.index_key_file,
+                     LAB_RESCAN_SECONDS=120, LAB_ACCEPT_POLL_SECONDS=0.3)
     proc = processes._start("lab_transfer", [sys.executable, "manage.py", "lab_transfer"], env)
     processes._wait_for_log(proc, "lab_transfer watching")
     return proc
