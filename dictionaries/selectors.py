@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from django.core.cache import cache
 from django.db.models import Count, Q
 
+from hospital_interop import cachesafe
+
 from .models import (
     ChargeItem,
     Doctor,
@@ -51,7 +53,7 @@ class Unmapped(LookupError):
 
 def version() -> int:
     """Changes whenever any dictionary row is saved or deleted (see signals.py)."""
-    return cache.get(VERSION_KEY) or 0
+    return cachesafe.cached(lambda: cache.get(VERSION_KEY), what="dictionaries version")[0] or 0
 
 
 # --------------------------------------------------------------------------- departments, doctors

@@ -7,11 +7,16 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from hospital_interop import cachesafe
+
 from .selectors import VERSION_KEY
 
 
 def bump_version(**kwargs) -> None:
-    transaction.on_commit(lambda: cache.set(VERSION_KEY, time.time_ns(), None))
+    """With the cache down the edit still saves; prompt processes rebuild their snapshot within
+    its maximum age (mutual_recognition.snapshot.MAX_AGE_SECONDS)."""
+    transaction.on_commit(lambda: cachesafe.cached(lambda: cache.set(VERSION_KEY, time.time_ns(), None),
+                                                   what="dictionaries version"))
 
 
 def connect() -> None:

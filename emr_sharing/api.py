@@ -25,6 +25,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
+from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import (
     ApiError,
@@ -97,7 +98,9 @@ class RecordViewSet(ViewSet, MachineApiView):
         rt = self.get_record_type()
         try:
             result = services.submit(rt, request.data, source=request.auth.code)
-        except services.RecordInvalid as exc:
+        except InvalidInput as exc:
+            if exc.status != 400:  # another patient's visit: the handler's 409
+                raise
             raise _invalid(exc.errors) from None
         body = {"created": result.created, "statusUrl": _status_url(rt, result.key),
                 "status": selectors.status_of(rt, result.record)}
@@ -110,7 +113,9 @@ class RecordViewSet(ViewSet, MachineApiView):
                                     max_records=intake_limits()["MAX_BULK_RECORDS"])
         try:
             results = services.submit_many(items, source=request.auth.code, errors=errors)
-        except services.RecordInvalid as exc:
+        except InvalidInput as exc:
+            if exc.status != 400:
+                raise
             raise _invalid(exc.errors, many=True) from None
         created = sum(1 for r in results if r.created)
         return Response({

@@ -23,6 +23,7 @@ from typing import IO
 
 from tqdm import tqdm
 
+from hospital_interop.integrations import strictjson
 from hospital_interop.patients.services import PatientConflict
 
 from . import services
@@ -87,9 +88,9 @@ def _error(rule: str, zh: str, en: str) -> dict:
 
 def _parse(line: str, fixed: RecordType | None) -> tuple[RecordType | None, object, list[dict]]:
     try:
-        data = json.loads(line)
-    except ValueError as exc:
-        return None, None, [_error("json", f"不是有效的 JSON：{exc}", "invalid JSON")]
+        data = strictjson.loads(line, top="any")
+    except strictjson.JsonRefused as refused:
+        return None, None, [refused.as_error()]
     if fixed is not None:
         return fixed, data, []
     if type(data) is not dict or set(data) != {"recordType", "record"}:

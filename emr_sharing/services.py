@@ -26,19 +26,12 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import Max
 
+from hospital_interop.errors import InvalidInput
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads.models import OutboxRecord
 
 from .mapping import RecordType
-
-
-class RecordInvalid(Exception):
-    """One or more records break their spec; ``errors`` = [{field, rule, message, (line)}]."""
-
-    def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__(f"{len(errors)} error(s): " + "; ".join(f"{e['field']} {e['rule']}" for e in errors[:5]))
 
 
 @dataclass
@@ -71,15 +64,15 @@ def prepare(record_type: RecordType, record, *, line: int | None = None) -> tupl
 
 
 def submit(record_type: RecordType, record, *, source: str) -> Submission:
-    """One record from the API: RecordInvalid, or stored (a new version) or unchanged."""
+    """One record from the API: InvalidInput, or stored (a new version) or unchanged."""
     prepared, errors = prepare(record_type, record)
     if errors:
-        raise RecordInvalid(errors)
+        raise InvalidInput(errors)
     return store([prepared], source=source)[0]
 
 
 def submit_many(items, *, source: str, wake: bool = True, errors: list[dict] | None = None) -> list[Submission]:
-    """All-or-nothing: ``items`` = [(record_type, record, line)]. RecordInvalid (every error of
+    """All-or-nothing: ``items`` = [(record_type, record, line)]. InvalidInput (every error of
     every line, plus the given ``errors`` of lines that could not even be read; nothing written)
     or every record stored/unchanged, in one transaction."""
     prepared, errors = [], list(errors or [])
@@ -90,7 +83,7 @@ def submit_many(items, *, source: str, wake: bool = True, errors: list[dict] | N
         else:
             prepared.append(p)
     if errors:
-        raise RecordInvalid(sorted(errors, key=lambda e: e.get("line") or 0))
+        raise InvalidInput(sorted(errors, key=lambda e: e.get("line") or 0))
     return store(prepared, source=source, wake=wake)
 
 

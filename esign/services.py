@@ -1,7 +1,7 @@
 """Writes of the e-signature app: parameters, signer registration, UKey and QR signing sessions,
 auto-sign, and signing on report approval.
 
-Every failure a user can cause raises :class:`ValidationFailed` (``errors`` = [{field, rule,
+Every failure a user can cause raises :class:`InvalidInput` (``errors`` = [{field, rule,
 message}], nothing written) or :class:`SigningRefused` (one Chinese message for the page).
 """
 
@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from hospital_interop.errors import InvalidInput, field_error
 from hospital_interop.municipal import gm
 
 from . import certs, content, sealing, selectors, timestamps
@@ -40,20 +41,13 @@ SESSION_HOURS = 8  # a signing session lasts a working shift unless the user log
 CHALLENGE_SECONDS = 120
 
 
-class ValidationFailed(Exception):
-    def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
-
-
 class SigningRefused(Exception):
     def __init__(self, message: str, code: str = "refused"):
         self.message, self.code = message, code
         super().__init__(message)
 
 
-def _error(field: str, rule: str, message: str) -> dict:
-    return {"field": field, "rule": rule, "message": message}
+_error = field_error
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +72,7 @@ def set_parameters(values: dict[str, str], *, actor: str = "") -> None:
             continue
         clean[key] = value
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidInput(errors)
     for key, value in clean.items():
         spec = BY_KEY[key]
         SystemParameter.objects.update_or_create(key=key, defaults={
@@ -126,18 +120,18 @@ def register_signer(user, *, staff_no: str, name: str, id_number: str, mobile: s
     if staff_no and SignerProfile.objects.filter(staff_no=staff_no).exclude(user=user).exists():
         errors.append(_error("staff_no", "unique", "该工号已被其他账号注册。"))
     if errors:
-        raise ValidationFailed(errors)
+        raise InvalidInput(errors)
     client = client or ca_client()
     try:
         info = client.add_user(name=name, id_number=id_number, staff_no=staff_no, mobile=mobile, department="检验科")
     except CAError as exc:
         if exc.kind == "user_exists":
-            raise ValidationFailed([_error("staff_no", "ca_exists",
+            raise InvalidInput([_error("staff_no", "ca_exists",
                                            "签名服务器中已存在该工号或身份证号的用户，请联系信息中心核对。")]) from None
         if exc.kind == "invalid":
             field = {"idNumber": "id_number", "staffNo": "staff_no", "name": "name", "mobile": "mobile"}.get(
                 exc.field or "", "staff_no")
-            raise ValidationFailed([_error(field, "ca", exc.message)]) from None
+            raise InvalidInput([_error(field, "ca", exc.message)]) from None
         raise
     with transaction.atomic():
         profile, _ = SignerProfile.objects.get_or_create(user=user)
@@ -152,12 +146,12 @@ def register_signer(user, *, staff_no: str, name: str, id_number: str, mobile: s
 def change_mobile(user, mobile: str, client: SigningServerClient | None = None) -> SignerProfile:
     mobile = (mobile or "").strip()
     if err := mobile_error(mobile):
-        raise ValidationFailed([_error("mobile", *err)])
+        raise InvalidInput([_error("mobile", *err)])
     profile = selectors.profile_for(user)
     if profile is None or not profile.registered:
-        raise ValidationFailed([_error("mobile", "not_registered", "请先注册签名用户，再修改手机号。")])
+        raise InvalidInput([_error("mobile", "not_registered", "请先注册签名用户，再修改手机号。")])
     if mobile == profile.mobile:
-        raise ValidationFailed([_error("mobile", "unchanged", "新手机号与当前手机号相同。")])
+        raise InvalidInput([_error("mobile", "unchanged", "新手机号与当前手机号相同。")])
     (client or ca_client()).modify_user(user_id=profile.ca_user_id, mobile=mobile)
     profile.mobile = mobile
     profile.save(update_fields=["mobile", "updated_at"])
@@ -169,11 +163,11 @@ def set_staff_ca(user, *, ukey_serial: str, ca_enabled: bool) -> SignerProfile:
     """Staff management: the UKey serial bound to a person and whether CA applies to them."""
     serial = (ukey_serial or "").strip().upper()
     if serial and not (4 <= len(serial) <= 64 and serial.replace("-", "").isalnum() and serial.isascii()):
-        raise ValidationFailed([_error("ukey_serial", "format", "UKey 唯一标识应为 4–64 位字母、数字或连字符。")])
+        raise InvalidInput([_error("ukey_serial", "format", "UKey 唯一标识应为 4–64 位字母、数字或连字符。")])
     other = SignerProfile.objects.filter(ukey_serial=serial).exclude(user=user).select_related("user").first() \
         if serial else None
     if other:
-        raise ValidationFailed([_error("ukey_serial", "unique",
+        raise InvalidInput([_error("ukey_serial", "unique",
                                        f"该 UKey 已登记给 {other.name or other.user.get_username()}（工号 {other.staff_no or '—'}）。")])
     profile, _ = SignerProfile.objects.select_for_update().get_or_create(user=user)
     profile.ukey_serial = serial or None
@@ -182,7 +176,7 @@ def set_staff_ca(user, *, ukey_serial: str, ca_enabled: bool) -> SignerProfile:
         with transaction.atomic():
             profile.save()
     except IntegrityError:
-        raise ValidationFailed([_error("ukey_serial", "unique", "该 UKey 已登记给其他人员。")]) from None
+        raise InvalidInput([_error("ukey_serial", "unique", "该 UKey 已登记给其他人员。")]) from None
     return profile
 
 
@@ -345,7 +339,7 @@ def auto_sign_status(user, client: SigningServerClient | None = None):
 
 def enable_auto_sign(user, minutes: int, client: SigningServerClient | None = None):
     if not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
-        raise ValidationFailed([_error("minutes", "range", "自动签名时长应在 1–1440 分钟之间。")])
+        raise InvalidInput([_error("minutes", "range", "自动签名时长应在 1–1440 分钟之间。")])
     return (client or ca_client()).enable_auto_sign(user_id=_profile(user).ca_user_id, minutes=minutes)
 
 
@@ -379,18 +373,18 @@ def open_review(lab_version, module: str) -> ReviewReport:
     from mutual_recognition.lab.signing import ContentUnreadable, version_facts
 
     if module not in ReviewReport.Module.values:
-        raise ValidationFailed([_error("module", "choice", f"审核模块 {module!r} 不存在。")])
+        raise InvalidInput([_error("module", "choice", f"审核模块 {module!r} 不存在。")])
     report_id = lab_version.report.report_id
     existing = ReviewReport.objects.filter(report_id=report_id, report_version=lab_version.version).first()
     if existing is not None:
         if existing.lab_version_id != lab_version.pk:
-            raise ValidationFailed([_error("reportId", "conflict", f"报告 {report_id} 第 {lab_version.version} 版"
+            raise InvalidInput([_error("reportId", "conflict", f"报告 {report_id} 第 {lab_version.version} 版"
                                                                    "已有一份不是由该检验报告版本生成的审核记录。")])
         return existing
     try:
         facts = version_facts(lab_version)
     except ContentUnreadable as exc:
-        raise ValidationFailed(exc.errors) from None
+        raise InvalidInput(exc.errors) from None
     c = lab_version.content
     patient, specimen, reviewer = facts["patient"], facts["specimen"], facts["reviewer"]
     try:
@@ -687,7 +681,7 @@ def batch_approve(report_pks: list[int], user, *, workstation_id: str,
                   client: SigningServerClient | None = None) -> list[Approval | SigningRefused]:
     """Batch approval: unsigned when CA is off, else auto-sign within the open authorisation."""
     if not report_pks:
-        raise ValidationFailed([_error("reports", "required", "请至少勾选一份报告。")])
+        raise InvalidInput([_error("reports", "required", "请至少勾选一份报告。")])
     results: list[Approval | SigningRefused] = []
     if not _signing_required(user):
         for pk in report_pks:

@@ -4,7 +4,6 @@ the CA. JSON endpoints answer {"ok", "message", ...} for the pages' scripts."""
 from __future__ import annotations
 
 import io
-import json
 from functools import wraps
 
 import qrcode
@@ -18,6 +17,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
+
+from hospital_interop.errors import InvalidInput
+from hospital_interop.integrations import strictjson
+from hospital_interop.integrations.api import ApiError, body_limits, read_limited
 
 from . import selectors, services
 from .client import CAError
@@ -99,9 +102,11 @@ def _json_ok(**data) -> JsonResponse:
 
 
 def _body(request) -> dict:
+    """The page's JSON request; anything strictjson refuses reads as empty (the fields it needs are
+    then reported missing)."""
     try:
-        return json.loads(request.body or b"{}")
-    except ValueError:
+        return strictjson.loads(read_limited(request, request.META, body_limits()["default"]) or b"{}")
+    except (strictjson.JsonRefused, ApiError):
         return {}
 
 
@@ -245,7 +250,7 @@ def register(request):
                 profile = services.change_mobile(request.user, mobile_form.cleaned_data.get("mobile", ""))
                 messages.success(request, f"修改手机号成功：{profile.mobile}。")
                 return redirect("esign:register")
-        except services.ValidationFailed as exc:
+        except InvalidInput as exc:
             _apply_errors(reg_form if action == "register" else mobile_form, exc.errors)
         except CAError as exc:
             messages.error(request, exc.message)
@@ -298,7 +303,7 @@ def autosign(request):
             if form.is_valid():
                 task = services.enable_auto_sign(request.user, form.cleaned_data["minutes"])
                 ctx.update(qr_svg=_qr_svg(task.qr_content), qr_content=task.qr_content, task=task)
-        except services.ValidationFailed as exc:
+        except InvalidInput as exc:
             _apply_errors(form, exc.errors)
         except (services.SigningRefused, CAError) as exc:
             messages.error(request, exc.message)
@@ -422,7 +427,7 @@ def batch_approve(request, module: str):
     ids = list(ReviewReport.objects.filter(module=code, pk__in=ids).values_list("pk", flat=True))
     try:
         results = services.batch_approve(ids, request.user, workstation_id=request.esign_ws)
-    except services.ValidationFailed as exc:
+    except InvalidInput as exc:
         messages.error(request, exc.errors[0]["message"])
         return redirect("esign:module", module=code)
     except (services.SigningRefused, CAError) as exc:
@@ -464,7 +469,7 @@ def staff(request):
         try:
             services.set_staff_ca(user, ukey_serial=form.cleaned_data.get("ukey_serial", ""),
                                   ca_enabled=form.cleaned_data.get("ca_enabled", False))
-        except services.ValidationFailed as exc:
+        except InvalidInput as exc:
             errors, edited = {e["field"]: e["message"] for e in exc.errors}, user.pk
         else:
             messages.success(request, f"已保存 {user.get_full_name() or user.username} 的 CA 设置。")
@@ -482,7 +487,7 @@ def parameters(request):
     if request.method == "POST" and form.is_valid():
         try:
             services.set_parameters({k: v for k, v in form.cleaned_data.items()}, actor=request.user.username)
-        except services.ValidationFailed as exc:
+        except InvalidInput as exc:
             _apply_errors(form, exc.errors)
         else:
             messages.success(request, "统一代码表参数已保存。")

@@ -7,6 +7,8 @@ from django.contrib.auth.decorators import permission_required
 from django.http import Http404
 from django.shortcuts import render
 
+from hospital_interop.integrations import strictjson
+
 from .municipal.specs import load_catalogue
 
 PERM = "hospital_interop.view_interfaces"
@@ -51,9 +53,9 @@ def interface_detail(request, code: str):
         payload_text = request.POST.get("payload", "")
         checked = True
         try:
-            errors = spec.validate(json.loads(payload_text))
-        except json.JSONDecodeError as exc:
-            errors = [{"field": "", "rule": "json", "message": f"不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列 {exc.msg}"}]
+            errors = spec.validate(strictjson.loads(payload_text, top="any"))
+        except strictjson.JsonRefused as refused:
+            errors = [refused.as_error()]
     example = json.dumps(spec.example(0), ensure_ascii=False, indent=2)
     return render(request, "interfaces/detail.html", {
         "spec": spec, "kind": KIND_NAMES.get(spec.kind, spec.kind), "request_rows": _rows(spec.request),

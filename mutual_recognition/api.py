@@ -31,10 +31,7 @@ def _embed_path() -> str:
 
 def prompt_answer(request, data) -> dict:
     """The prompt answer with the absolute link to the embedded page (API and demo HIS page)."""
-    try:
-        answer, query = services.answer_prompt(data)
-    except services.InputError as exc:
-        raise ApiError.invalid(exc.errors) from None
+    answer, query = services.answer_prompt(data)
     if query:
         answer["promptUrl"] = request.build_absolute_uri(_embed_path()) + "?" + query
     return answer
@@ -55,10 +52,7 @@ class EventsView(RecognitionApi):
     """Registration / admission / appointment: store the visit and pre-load its external results."""
 
     def post(self, request):
-        try:
-            enc = services.register_event(request.data)
-        except services.InputError as exc:
-            raise ApiError.invalid(exc.errors) from None
+        enc = services.register_event(request.data)
         return Response({"ok": True, "visitId": enc.visit_id, "preload": "scheduled"}, status=status.HTTP_202_ACCEPTED)
 
 

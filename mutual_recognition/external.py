@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from hospital_interop import cachesafe
 from hospital_interop.municipal.client import Outcome, PlatformClient, PlatformConfig
 
 from . import conf, payloads
@@ -166,12 +167,14 @@ def ttl_for(bundle: dict, now: datetime | None = None) -> int:
     return max(ERROR_TTL_SECONDS, min(cap, int((end - now).total_seconds())))
 
 
-def store(bundle: dict) -> None:
-    cache.set(bundle_key(bundle["visitId"]), bundle, ttl_for(bundle))
+def store(bundle: dict) -> bool:
+    """Keep the bundle for later prompts; False when the cache is down (the answer stands)."""
+    return cachesafe.cached(lambda: cache.set(bundle_key(bundle["visitId"]), bundle, ttl_for(bundle)),
+                            what="store external results")[1]
 
 
 def cached(visit_id: str) -> dict | None:
-    return cache.get(bundle_key(visit_id))
+    return cachesafe.cached(lambda: cache.get(bundle_key(visit_id)), what="read external results")[0]
 
 
 # --------------------------------------------------------------------------- hot-path read
@@ -194,7 +197,10 @@ def _raw_client():
     if client is None:
         import redis
 
-        client = _raw[location] = redis.Redis.from_url(location)
+        options = settings.CACHES["default"].get("OPTIONS", {})
+        client = _raw[location] = redis.Redis.from_url(
+            location, socket_connect_timeout=options.get("socket_connect_timeout", 1.0),
+            socket_timeout=options.get("socket_timeout", 2.0))
     return client
 
 
@@ -207,8 +213,15 @@ def _decode(value):
         return pickle.loads(value)
 
 
-def read_for_prompt(visit_id: str, version_key: str) -> tuple[dict | None, int]:
-    """(bundle of the visit, dictionaries version) in one round trip to the cache."""
+def read_for_prompt(visit_id: str, version_key: str) -> tuple[dict | None, int, bool]:
+    """(bundle of the visit, dictionaries version, cache reachable) in one round trip to the cache;
+    with the cache down: (None, 0, False), and the caller fetches from the platform."""
+    (bundle, version), ok = cachesafe.cached(lambda: _read_for_prompt(visit_id, version_key), (None, 0),
+                                            what="prompt read")
+    return bundle, version, ok
+
+
+def _read_for_prompt(visit_id: str, version_key: str) -> tuple[dict | None, int]:
     key = bundle_key(visit_id)
     client = _raw_client()
     if client is None:

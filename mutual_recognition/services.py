@@ -21,6 +21,9 @@ from django.utils import timezone
 from dictionaries import selectors as dicts
 from dictionaries.models import Doctor, HospitalDepartment
 from dictionaries.selectors import VERSION_KEY, Unmapped
+from hospital_interop import cachesafe
+from hospital_interop.errors import InvalidInput, field_error
+from hospital_interop.municipal.specs import identity_errors
 from hospital_interop.patients import services as patients
 from hospital_interop.patients.models import RefKind
 from hospital_interop.patients.services import Identity, Ref
@@ -36,17 +39,7 @@ log = logging.getLogger(__name__)
 PATIENT_TYPES = ("1", "2", "3", "9")
 
 
-class InputError(Exception):
-    """Bad input from the HIS or the page: ``errors`` = [{"field", "rule", "message"}]."""
-
-    def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
-
-
-def _err(field: str, rule: str, message: str) -> dict:
-    return {"field": field, "rule": rule, "message": message}
-
+_err = field_error
 
 # --------------------------------------------------------------------------- encounters
 
@@ -74,7 +67,7 @@ def bounded(errors: list[dict], path: str, value, limit: int) -> str:
 
 
 def encounter_fields(data: dict) -> dict:
-    """Validate the patient/visit part of an event or prompt request; InputError lists every problem.
+    """Validate the patient/visit part of an event or prompt request; InvalidInput lists every problem.
     Nothing is cut: an over-length identifier is an error naming the field and its limit."""
     errors = []
     patient, visit = data.get("patient", {}), data.get("visit", {})
@@ -93,8 +86,11 @@ def encounter_fields(data: dict) -> dict:
         errors.append(_err("visit.patientTypeCode", "valueSet", "患者类型应为 1 门诊、2 急诊、3 住院 或 9 其他"))
     fields["dept"] = bounded(errors, "dept", data.get("dept"), STAFF_LIMIT)
     fields["doctor"] = bounded(errors, "doctor", data.get("doctor"), STAFF_LIMIT)
+    if not errors:  # the same identity rules as the platform's: check digit, real dates, value sets
+        errors += identity_errors({"idTypeCode": fields["id_type_code"], "idNo": fields["id_no"],
+                                   "sexCode": fields["sex_code"], "birthDate": fields["birth_date"]})
     if errors:
-        raise InputError(errors)
+        raise InvalidInput(errors)
     fields.update(id_type_code=fields["id_type_code"] or "01", id_no=fields["id_no"].upper(), patient_type_code=ptype)
     return fields
 
@@ -135,7 +131,7 @@ def _schedule_preload(encounter_id: int) -> None:
 
 
 def current_snapshot() -> snapshot.Snapshot:
-    return snapshot.get(cache.get(VERSION_KEY))
+    return snapshot.get(cachesafe.cached(lambda: cache.get(VERSION_KEY), what="dictionaries version")[0])
 
 
 def preload(encounter_id: int) -> dict:
@@ -162,9 +158,9 @@ ITEM_LIMITS = {"itemCode": 20, "bodyPartCode": 20, "orderId": 32}  # hospital co
 
 
 def parse_items(raw) -> list[OrderedItem]:
-    """The ordered items of a prompt request; InputError names each bad one."""
+    """The ordered items of a prompt request; InvalidInput names each bad one."""
     if not isinstance(raw, list) or not raw:
-        raise InputError([_err("items", "required", "至少一个医嘱项目")])
+        raise InvalidInput([_err("items", "required", "至少一个医嘱项目")])
     items, errors = [], []
     for i, it in enumerate(raw):
         if not isinstance(it, dict):
@@ -188,7 +184,7 @@ def parse_items(raw) -> list[OrderedItem]:
         if len(errors) == before:
             items.append(OrderedItem(kind, values["itemCode"], values["bodyPartCode"], values["orderId"]))
     if errors:
-        raise InputError(errors)
+        raise InvalidInput(errors)
     return items
 
 
@@ -202,7 +198,7 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
             and isinstance(patient.get("idNo"), str) and visit["visitId"] and patient["idNo"]):
         encounter_fields(data)  # raises with the precise field errors
     visit_id, id_no = visit["visitId"].strip(), patient["idNo"].strip().upper()
-    bundle, version = external.read_for_prompt(visit_id, VERSION_KEY)
+    bundle, version, cache_ok = external.read_for_prompt(visit_id, VERSION_KEY)
     snap = snapshot.get(version)
     source = "cache"
     if bundle is None or bundle.get("idKey") != id_key(str(patient.get("idTypeCode") or "01"), id_no):
@@ -221,6 +217,8 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
         answer["platformErrors"] = bundle["errors"]
     if warnings:
         answer["warnings"] = warnings
+    if not cache_ok:  # answered from the database and the platform: slower, and said so
+        answer["degraded"] = {"cache": False, "message": "缓存服务暂不可用：本次结果直接查询市平台，响应较慢；预加载暂停。"}
     if not answer["anyRecognizable"]:
         return answer, None
     try:
@@ -228,7 +226,7 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
                                  doctor=doctor, dept=dept, items=items)
     except links.LinkValueError as exc:
         field = {"patient_id": "patient.patientId", "visit_id": "visit.visitId"}.get(exc.field, exc.field)
-        raise InputError([_err(field, "format", exc.message)]) from None
+        raise InvalidInput([_err(field, "format", exc.message)]) from None
     return answer, query
 
 
@@ -239,7 +237,7 @@ def register_event(data: dict) -> Encounter:
     """A registration / admission / appointment event from the HIS."""
     event = data.get("eventType") or "registration"
     if event not in EVENTS:
-        raise InputError([_err("eventType", "valueSet", "应为 registration、admission 或 appointment")])
+        raise InvalidInput([_err("eventType", "valueSet", "应为 registration、admission 或 appointment")])
     return register_encounter(data, event=event)
 
 
@@ -270,7 +268,7 @@ DECISION_LIMITS = (("orderId", 32), ("standardCode", 20), ("reportId", 20), ("de
 
 def parse_decisions(raw) -> list[DecisionInput]:
     if not isinstance(raw, list) or not raw:
-        raise InputError([_err("decisions", "required", "没有需要保存的互认决定")])
+        raise InvalidInput([_err("decisions", "required", "没有需要保存的互认决定")])
     out, errors = [], []
     for i, d in enumerate(raw):
         if not isinstance(d, dict):
@@ -285,7 +283,7 @@ def parse_decisions(raw) -> list[DecisionInput]:
             errors.append(_err(f"decisions[{i}].decision", "valueSet", "应为 1（互认）或 2（不互认）"))
         out.append(item)
     if errors:
-        raise InputError(errors)
+        raise InvalidInput(errors)
     return out
 
 
@@ -328,17 +326,17 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
     inputs = parse_decisions(raw_decisions)
     enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
     if enc is None:
-        raise InputError([_err("visitId", "unknown", f"未找到就诊 {ctx.visit_id}，请从医生工作站重新打开互认提示")])
+        raise InvalidInput([_err("visitId", "unknown", f"未找到就诊 {ctx.visit_id}，请从医生工作站重新打开互认提示")])
     errors = []
     try:
         doc = dicts.doctor(ctx.doctor)
     except Unmapped as exc:
-        raise InputError([exc.as_error("doctor")]) from None
+        raise InvalidInput([exc.as_error("doctor")]) from None
     dept_code = ctx.dept or (doc.department.code if doc.department_id else "")
     try:
         std_dept = dicts.standard_department(dept_code)
     except Unmapped as exc:
-        raise InputError([exc.as_error("dept")]) from None
+        raise InvalidInput([exc.as_error("dept")]) from None
     dept_name = doc.department.name if doc.department_id and doc.department.code == dept_code else dept_code
     if ctx.dept:
         dept_name = HospitalDepartment.objects.filter(code=dept_code).values_list("name", flat=True).first() or dept_code
@@ -373,7 +371,7 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
                 continue
         resolved.append((d, item, line, result, reason))
     if errors:
-        raise InputError(errors)
+        raise InvalidInput(errors)
 
     now = timezone.now()
     batch = uuid.uuid4().hex
@@ -530,7 +528,7 @@ def record_view(ctx: LinkContext, *, kind: str, org_code: str, report_id: str, i
     found = next((r for rs in bundle[kind].values() for r in rs if r["reportId"] == report_id
                   and r["org"] == org_code), None)
     if found is None:
-        raise InputError([_err("reportId", "unknown", f"该患者没有外院报告 {report_id}")])
+        raise InvalidInput([_err("reportId", "unknown", f"该患者没有外院报告 {report_id}")])
     doc = Doctor.objects.filter(staff_no=ctx.doctor).first()
     action = AuditEntry.Action.VIEW_IMAGES if images else AuditEntry.Action.VIEW_REPORT
     entry = _audit(action, enc, doc, user=user, client_ip=client_ip, kind=kind, org_code=org_code,

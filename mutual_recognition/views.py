@@ -22,6 +22,9 @@ from rest_framework.permissions import BasePermission
 from dictionaries.models import Doctor
 from dictionaries.selectors import Unmapped, refusal_reasons, standard_department
 from hospital_interop.charts import bar_chart
+from hospital_interop.errors import InvalidInput
+from hospital_interop.integrations import strictjson
+from hospital_interop.integrations.api import ApiError, body_limits, read_limited
 from hospital_interop.municipal import envelope
 from hospital_interop.municipal.client import Outcome
 
@@ -190,11 +193,11 @@ def _page_request(request, *required: str) -> tuple[LinkContext, dict]:
         name = "ctx" if "ctx" in request.GET else next(iter(request.GET))
         raise _PageRequestError(400, name, "location", "页面凭据和报告参数不能放在网址中，请从互认提示页面打开。")
     try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        data = None
-    if not isinstance(data, dict):
-        raise _PageRequestError(400, "", "type", "请求体应为 JSON 对象")
+        data = strictjson.loads(read_limited(request, request.META, body_limits()["default"]) or b"{}")
+    except strictjson.JsonRefused as refused:
+        raise _PageRequestError(400, refused.field, refused.rule, refused.message) from None
+    except ApiError as exc:  # too large
+        raise _PageRequestError(exc.status_code, "", "tooLarge", str(exc.detail)) from None
     for name in required:
         if not isinstance(data.get(name), str) or not data[name]:
             raise _PageRequestError(400, name, "required", f"请求缺少 {name}（外院机构代码或报告号）")
@@ -214,7 +217,7 @@ def embed_save(request):
                                          user=request.user, client_ip=_client_ip(request))
     except _PageRequestError as exc:
         return exc.response
-    except services.InputError as exc:
+    except InvalidInput as exc:
         return _frame_headers(JsonResponse({"ok": False, "errors": exc.errors}, status=400,
                                            json_dumps_params={"ensure_ascii": False}))
     return _frame_headers(JsonResponse({**result, "type": "hr-recognition:saved"},
@@ -269,7 +272,7 @@ def embed_exam_view(request):
                              user=request.user, client_ip=_client_ip(request))
     except _PageRequestError as exc:
         return exc.response
-    except (services.InputError, Encounter.DoesNotExist):
+    except (InvalidInput, Encounter.DoesNotExist):
         return _page_error(404, "reportId", "unknown", "该患者没有这份外院检查报告。")
     client = external.platform_client()
     profile = payloads.spec("EXAM_RECOGNIZABLE_ITEMS").profile

@@ -11,8 +11,8 @@
         {"code": "invalid", "message": "中文说明", "errors": [{"field", "rule", "message"}, ...]}
 
     ``code`` follows the HTTP status (``CODES``); ``errors`` may be empty. Services raise their
-    own ``{field, rule, message}`` lists; views turn them into ``ApiError`` (or, for the ones the
-    handler knows — ``PatientConflict`` — the handler does).
+    ``InvalidInput`` (``hospital_interop.errors``), which the handler answers with its status (400,
+    or 409 for ``PatientConflict``); views raise ``ApiError`` for what only they know (404, 413).
 
 Body limits (``settings.INTEGRATION_BODY_LIMITS``, bytes) are named per endpoint kind: a view
 sets ``body_limit = "report"`` and an over-long body is a JSON 413 before it is read.
@@ -30,9 +30,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hospital_interop.errors import InvalidInput, field_error
 from hospital_interop.patients.services import PatientConflict
 
 from . import strictjson
+
+__all__ = ["ApiError", "MachineApiView", "StrictJsonParser", "body_limits", "error_body", "exception_handler",
+           "field_error", "parse_json", "read_limited"]
 from .authentication import IntegrationTokenAuthentication
 from .permissions import HasIntegrationScope
 
@@ -52,10 +56,6 @@ BODY_LIMIT_DEFAULTS = {
 
 def body_limits() -> dict[str, int]:
     return {**BODY_LIMIT_DEFAULTS, **getattr(settings, "INTEGRATION_BODY_LIMITS", {})}
-
-
-def field_error(field: str, rule: str, message: str, **extra) -> dict:
-    return {**extra, "field": field, "rule": rule, "message": message}
 
 
 class ApiError(exceptions.APIException):
@@ -88,6 +88,9 @@ def exception_handler(exc, context):
     if isinstance(exc, PatientConflict):
         exc.record()  # the view's transaction was rolled back: leave the refusal for ops
         exc = ApiError(409, "请求中的就诊、医嘱、申请单或报告单号属于另一位患者；未保存任何内容", exc.errors)
+    elif isinstance(exc, InvalidInput):  # a service refused the input and wrote nothing
+        exc = ApiError.invalid(exc.errors) if exc.status == 400 else ApiError(
+            exc.status, "；".join(e["message"] for e in exc.errors[:3]) or "请求无法处理", exc.errors)
     elif isinstance(exc, Http404):
         exc = ApiError(404, str(exc) or "不存在")
     if isinstance(exc, ApiError):

@@ -153,11 +153,18 @@ class DjangoCacheNonceStore:
 
     def __init__(self, ttl: int, alias: str = "default", prefix: str = "municipal:answer-nonce:") -> None:
         self.ttl, self.alias, self.prefix = int(ttl), alias, prefix
+        self.fallback = envelope.MemoryNonceCache(self.ttl)
 
     def add(self, app_id: str, nonce: str) -> bool:
+        """With the cache down, nonces are remembered in this process only (a replay to another
+        process during the outage is not caught; uploads and prompts keep working)."""
         from django.core.cache import caches
 
-        return bool(caches[self.alias].add(f"{self.prefix}{app_id}:{nonce}", 1, timeout=self.ttl))
+        from hospital_interop import cachesafe
+
+        added, ok = cachesafe.cached(
+            lambda: caches[self.alias].add(f"{self.prefix}{app_id}:{nonce}", 1, timeout=self.ttl), what="answer nonces")
+        return bool(added) if ok else self.fallback.add(app_id, nonce)
 
 
 def nonce_ttl(catalogue) -> int:

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db.models import Q
+
+from hospital_interop.errors import InvalidInput
 
 from .models import BindingConflict, PatientBinding, RefKind, id_key
 
@@ -65,18 +67,16 @@ class _Conflict:
     bound_key: str
 
 
-@dataclass
-class PatientConflict(Exception):
-    """Identifiers of the request belong to another patient. ``errors`` = [{field, rule, message}]."""
+class PatientConflict(InvalidInput):
+    """Identifiers of the request belong to another patient (409). ``errors`` = [{field, rule, message}]."""
 
-    errors: list[dict]
-    conflicts: list[_Conflict] = field(default_factory=list, repr=False)
-    source: str = ""
-    rejected: list = field(default_factory=list, repr=False)  # the caller's records behind ``items``, if it says
     status = 409
 
-    def __str__(self) -> str:
-        return "; ".join(f"{e['field']}: {e['rule']}" for e in self.errors)
+    def __init__(self, errors: list[dict], conflicts: list[_Conflict] | None = None, source: str = ""):
+        super().__init__(errors)
+        self.conflicts = conflicts or []
+        self.source = source
+        self.rejected: list = []  # the caller's records behind ``items``, if it says which they are
 
     @property
     def items(self) -> set[int]:

@@ -1,9 +1,9 @@
-import json
 from datetime import datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
 
+from hospital_interop.integrations import strictjson
 from hospital_interop.municipal.specs import load_catalogue
 
 from .models import State
@@ -54,9 +54,9 @@ class PayloadFixForm(forms.Form):
 
     def clean_fix(self):
         try:
-            value = json.loads(self.cleaned_data["fix"])
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列 {exc.msg}") from exc
+            value = strictjson.loads(self.cleaned_data["fix"], top="any")
+        except strictjson.JsonRefused as refused:
+            raise forms.ValidationError(f"{refused.field or '修正内容'}：{refused.message}") from None
         if not isinstance(value, dict) or not value:
             raise forms.ValidationError("请填写一个包含要修改字段的 JSON 对象。")
         return value

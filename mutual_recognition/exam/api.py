@@ -52,10 +52,7 @@ class ReportIntake(ExamApiView):
                       409: ("ExamError", "就诊、申请单或报告单号属于另一位患者，未保存")}}}
 
     def post(self, request):
-        try:
-            result = services.submit_report(request.data, source=request.auth.code)
-        except services.IntakeInvalid as exc:
-            raise ApiError.invalid(exc.errors) from None
+        result = services.submit_report(request.data, source=request.auth.code)
         body = {**selectors.report_status(result.report), "created": result.created, "changed": result.changed}
         if result.report.state == ExamReport.State.HELD:
             code = status.HTTP_202_ACCEPTED
@@ -90,8 +87,6 @@ class ReportWithdraw(ExamApiView):
     def post(self, request, report_id: str):
         try:
             services.withdraw_report(report_id, request.data, source=request.auth.code)
-        except services.IntakeInvalid as exc:
-            raise ApiError.invalid(exc.errors) from None
         except services.ReportNotFound:
             raise ApiError(404, f"没有检查报告 {report_id}") from None
         return Response(selectors.report_status(selectors.report_by_id(report_id)))

@@ -34,6 +34,7 @@ from hospital_interop.dicom.config import DicomConfig
 from hospital_interop.dicom.files import InstanceFile, scan_folder
 from hospital_interop.dicom.retrieve import retrieve_study
 from hospital_interop.dicom.store import InstanceResult, StoreSCU
+from hospital_interop.errors import InvalidInput
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
 from hospital_interop.patients import services as patients
@@ -49,14 +50,6 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SOURCE_DAILY = "exam-daily"
 PROGRESS_EVERY = 0.5  # seconds between progress/lease updates of a running job
 DICTIONARY_VERSION_SEEN = "exam:held-remap:dictionary-version"
-
-
-class IntakeInvalid(Exception):
-    """The request is rejected whole; ``errors`` = [{field, rule, message}]."""
-
-    def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']} {e['rule']}" for e in errors[:5]))
 
 
 class ReportNotFound(LookupError):
@@ -87,7 +80,7 @@ def check_folder(folder: str, config: DicomConfig | None = None) -> list[dict]:
 
 
 def submit_report(body, *, source: str = "") -> SubmitResult:
-    """A report approved (or re-approved) in RIS. Raises IntakeInvalid (nothing saved).
+    """A report approved (or re-approved) in RIS. Raises InvalidInput (nothing saved).
 
     With every hospital code mapped, a new version is published: PDF and result enqueued, an
     unsent void of the report cancelled, the study's image sync ensured. With a code unmapped
@@ -97,7 +90,7 @@ def submit_report(body, *, source: str = "") -> SubmitResult:
     if prepared.image_folder:
         prepared.errors += check_folder(prepared.image_folder)
     if prepared.errors:
-        raise IntakeInvalid(prepared.errors)
+        raise InvalidInput(prepared.errors)
     digest = mapping.content_hash(body)
     claim = uploads.patient_claim(mapping.spec(mapping.RESULT), prepared.result)
     with transaction.atomic():
@@ -236,7 +229,7 @@ def withdraw_report(report_id: str, body, *, source: str = "") -> ExamReport:
             return report
         payload, errors = mapping.void_payload(report_id, body)
         if errors:
-            raise IntakeInvalid(errors)
+            raise InvalidInput(errors)
         report.state = ExamReport.State.WITHDRAWN
         report.withdrawn_at = timezone.now()
         report.void_reason = str(payload.get(mapping.VOID_REASON_FIELD) or "")[:200]

@@ -4,27 +4,21 @@
     POST /api/lab/v1/reports/{reportId}/archive    report archived (归档): PDF + index into the drop folder
     GET  /api/lab/v1/reports/{reportId}            versions, transfer and upload state
 
-Callers are calling systems (``Authorization: Token …``, hospital_interop.integrations) allowed
-LAB_REPORT_DETAIL. Errors answer ``{"code", "message", "errors": [{field, rule, message}]}``;
-bad input is rejected whole.
+Callers are calling systems (``Authorization: Token …``) allowed LAB_REPORT_DETAIL; the view
+base, parsing, limits and the one error body (``{"code", "message", "errors": [{field, rule,
+message}]}``) are ``hospital_interop.integrations.api``'s. Bad input is rejected whole.
 """
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from hospital_interop.integrations.authentication import IntegrationTokenAuthentication
-from hospital_interop.integrations.permissions import HasIntegrationScope
-from hospital_interop.patients.services import PatientConflict
+from hospital_interop.integrations.api import ApiError, MachineApiView, field_error
 
 from . import selectors, services
 from .intake import LabReportIn
-
-_CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-          409: "conflict", 415: "unsupported_media_type"}
 
 ERROR = inline_serializer("LabError", {
     "code": serializers.CharField(), "message": serializers.CharField(),
@@ -49,36 +43,16 @@ ARCHIVE_IN = inline_serializer("LabArchiveRequest", {
 })
 
 
-def _error(status_code: int, message: str, errors: list[dict] | None = None) -> Response:
-    return Response({"code": _CODES.get(status_code, "error"), "message": message, "errors": errors or []},
-                    status=status_code)
-
-
-class LabApi(APIView):
-    authentication_classes = [IntegrationTokenAuthentication]
-    permission_classes = [HasIntegrationScope]
-
+class LabApi(MachineApiView):
     def integration_scope(self, request):
         return "LAB_REPORT_DETAIL"
-
-    def handle_exception(self, exc):
-        if isinstance(exc, exceptions.APIException):
-            message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-            if isinstance(exc, exceptions.NotAuthenticated):
-                message = "缺少令牌：请求头应为 Authorization: Token <令牌>"
-            elif isinstance(exc, exceptions.ParseError):
-                message = f"请求体不是有效的 JSON：{message}"
-            response = _error(exc.status_code, message)
-            if getattr(exc, "auth_header", None) or isinstance(exc, exceptions.NotAuthenticated):
-                response["WWW-Authenticate"] = "Token"
-            return response
-        return super().handle_exception(exc)
 
     def source(self, request) -> str:
         return getattr(request.auth, "code", "") or "LIS"
 
 
 class ReportCollection(LabApi):
+    body_limit = "report"
     @extend_schema(
         operation_id="lab_report_approved", tags=["检验报告"], summary="检验报告审核（含再审核）",
         description=(
@@ -106,15 +80,7 @@ class ReportCollection(LabApi):
                        "abnormalFlag": "L"}]})],
     )
     def post(self, request):
-        if not isinstance(request.data, dict):
-            return _error(400, "请求体应为 JSON 对象")
-        try:
-            result = services.approve(request.data, source=self.source(request))
-        except services.ReportRejected as exc:
-            return _error(exc.status, "报告内容有误，未保存", exc.errors)
-        except PatientConflict as exc:
-            exc.record()
-            return _error(409, "报告中的就诊、申请单、医嘱或报告单号属于另一位患者，未保存", exc.errors)
+        result = services.approve(request.data, source=self.source(request))
         report = result.report
         return Response({
             "reportId": report.report_id, "version": result.version.version, "changed": result.changed,
@@ -131,12 +97,10 @@ class ReportArchive(LabApi):
         responses={202: ARCHIVED, 200: ARCHIVED, 404: OpenApiResponse(ERROR), 409: OpenApiResponse(ERROR)},
     )
     def post(self, request, report_id: str):
-        data = request.data if isinstance(request.data, dict) else {}
-        regenerate = data.get("regenerate") in (True, 1, "1", "true")
-        try:
-            result = services.archive(report_id, regenerate=regenerate)
-        except services.ReportRejected as exc:
-            return _error(exc.status, "报告无法归档", exc.errors)
+        regenerate = request.data.get("regenerate", False)
+        if not isinstance(regenerate, bool):
+            raise ApiError.invalid([field_error("regenerate", "type", "regenerate 应为 true 或 false")])
+        result = services.archive(report_id, regenerate=regenerate)
         return Response({
             "reportId": report_id, "version": result.version.version, "pdfFile": result.pdf_path.name,
             "indexFile": result.index_path.name, "written": result.written, "pdfSm3": result.version.pdf_sm3,
@@ -152,5 +116,5 @@ class ReportStatus(LabApi):
     def get(self, request, report_id: str):
         data = selectors.report_status(report_id)
         if data is None:
-            return _error(404, f"报告 {report_id} 不存在")
+            raise ApiError(404, f"报告 {report_id} 不存在", [field_error("reportId", "unknown", f"报告 {report_id} 不存在")])
         return Response(data)

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from hospital_interop.filemodes import fsync_dir as fsync_dir
 from hospital_interop.filemodes import write_private
+from hospital_interop.integrations import strictjson
 from hospital_interop.municipal.gm import hmac_sm3, sm3_hex
 
 from . import intake
@@ -121,9 +122,10 @@ def parse(raw: bytes, *, stem: str, key: bytes, archived: Archived) -> Index:
     if len(raw) > MAX_INDEX_BYTES:
         raise IndexError_(f"索引文件过大（{len(raw)} 字节）")
     try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IndexError_(f"索引文件不是有效的 UTF-8 JSON：{exc}") from None
+        doc = strictjson.loads(raw, top="any")
+    except strictjson.JsonRefused as refused:
+        where = f"（{refused.field}）" if refused.field else ""
+        raise IndexError_(f"索引文件不是有效的 UTF-8 JSON{where}：{refused.message}", [refused.as_error()]) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise IndexError_(f"索引文件格式不对：缺少 \"format\": \"{FORMAT}\"")
     if doc.get("formatVersion") != FORMAT_VERSION:

@@ -13,7 +13,7 @@ import json
 from rest_framework import serializers
 
 from hospital_interop.municipal.gm import sm3_hex
-from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.municipal.specs import identity_errors, load_catalogue
 
 
 def _codes(set_id: str) -> list[tuple[str, str]]:
@@ -151,6 +151,8 @@ def normalise(data) -> tuple[dict | None, list[dict]]:
     if not s.is_valid():
         return None, drf_errors(s.errors)
     content = json.loads(json.dumps(s.data, ensure_ascii=False, default=str))
+    if errors := identity_errors(content["patient"]):  # check digit, real dates: as the platform checks them
+        return None, errors
     for key in ("nonRecognitions", "externalResults"):  # "not sent" (look them up) differs from []
         if key not in (data or {}) or (data or {}).get(key) is None:
             content[key] = None

@@ -21,6 +21,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
+from hospital_interop.errors import InvalidInput
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.patients import services as patients
@@ -32,14 +33,6 @@ from .conf import TransferConfig
 from .models import LabArchivedPdf, LabReport, LabReportVersion
 
 log = logging.getLogger(__name__)
-
-
-class ReportRejected(Exception):
-    """The LIS content cannot be used; ``errors`` = [{field, rule, message}]; nothing was stored."""
-
-    def __init__(self, errors: list[dict], status: int = 400):
-        self.errors, self.status = errors, status
-        super().__init__("; ".join(f"{e['field']} {e['message']}" for e in errors[:5]))
 
 
 @dataclass
@@ -104,10 +97,10 @@ def _patient_claim(content: dict) -> tuple[Identity, list[Ref]]:
 
 def approve(data, *, source: str = "") -> Approval:
     """Store an approved report (PatientConflict when it names a visit, report, application or order
-    of another patient; ReportRejected for bad content; nothing stored either way)."""
+    of another patient; InvalidInput for bad content; nothing stored either way)."""
     content, errors = intake.normalise(data)
     if errors:
-        raise ReportRejected(errors)
+        raise InvalidInput(errors)
     identity, refs = _patient_claim(content)
     if content["nonRecognitions"] is None or content["externalResults"] is None:
         refused, accepted = recognition_from_decisions(content["visit"]["visitId"], identity.key,
@@ -118,7 +111,7 @@ def approve(data, *, source: str = "") -> Approval:
             content["externalResults"] = accepted
     _, errors = payloads.detail(content)  # dictionaries and the 3.3 spec, before anything is stored
     if errors:
-        raise ReportRejected(errors)
+        raise InvalidInput(errors)
     digest = intake.content_hash(content)
     now = timezone.now()
     patient = content["patient"]
@@ -159,7 +152,7 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
 
     report = LabReport.objects.filter(report_id=report_id).first()
     if report is None:
-        raise ReportRejected([{"field": "reportId", "rule": "unknown", "message": f"报告 {report_id} 尚未审核上报"}],
+        raise InvalidInput([{"field": "reportId", "rule": "unknown", "message": f"报告 {report_id} 尚未审核上报"}],
                              status=404)
     cfg = config or TransferConfig.from_settings()
     version = report.versions.get(version=report.version)
@@ -170,7 +163,7 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
     if version.archived_at and not regenerate and (mapped.errors or version.signed == (signature is not None)):
         return Archive(report, version, pdf_path, index_path, written=False)
     if mapped.errors:  # the dictionaries changed since approval
-        raise ReportRejected(mapped.errors, status=409)
+        raise InvalidInput(mapped.errors, status=409)
     pdf_bytes = pdf.render(mapped, signature)
     archived_at = timezone.now()
     index_bytes = index.build(report_id=report.report_id, version=version.version, archived_at=_iso(archived_at),

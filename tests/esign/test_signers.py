@@ -6,6 +6,7 @@ import pytest
 from esign import sealing, selectors, services
 from esign.models import SignerProfile, SigningSession, SystemParameter
 from esign.validators import id_number_error
+from hospital_interop.errors import InvalidInput
 
 from .conftest import APP_ID, PIN, agent_call, agent_sign, fresh_staff_no, new_identity, valid_id_number
 from .helpers import WS1, WS2, browser_client, qr_session, ukey_session
@@ -53,7 +54,7 @@ def test_bad_parameters_are_refused_whole(db, client, django_user_model):
 
 def test_registration_and_phone_change(ca_on, make_user):
     user = make_user("reg1", role="lab")
-    with pytest.raises(services.ValidationFailed) as bad:
+    with pytest.raises(InvalidInput) as bad:
         services.register_signer(user, staff_no="", name="张", id_number="110105194912310021")
     fields = {e["field"]: e["rule"] for e in bad.value.errors}
     assert fields == {"staff_no": "required", "name": "format", "id_number": "checksum"}
@@ -63,13 +64,13 @@ def test_registration_and_phone_change(ca_on, make_user):
     assert profile.registered and profile.id_number_masked.endswith(id_number[-4:])
     assert id_number not in profile.id_number_enc and sealing.unseal(profile.id_number_enc) == id_number
     assert ca_on.client().query_user(staff_no=staff_no).user_id == profile.ca_user_id
-    with pytest.raises(services.ValidationFailed) as bad_mobile:
+    with pytest.raises(InvalidInput) as bad_mobile:
         services.change_mobile(user, "1380000")
     assert bad_mobile.value.errors[0]["field"] == "mobile"
     services.change_mobile(user, "13811112222")
     assert ca_on.client().query_user(user_id=profile.ca_user_id).mobile == "13811112222"
     other = make_user("reg2", role="lab")
-    with pytest.raises(services.ValidationFailed) as taken:
+    with pytest.raises(InvalidInput) as taken:
         services.register_signer(other, staff_no=staff_no, name="李重复", id_number=valid_id_number())
     assert taken.value.errors == [{"field": "staff_no", "rule": "unique", "message": "该工号已被其他账号注册。"}]
 
@@ -78,7 +79,7 @@ def test_staff_management_binds_one_ukey_per_person(db, make_user, client, djang
     a, b = make_user("sa", role="lab"), make_user("sb", role="lab")
     services.set_staff_ca(a, ukey_serial="uk0001", ca_enabled=True)
     assert SignerProfile.objects.get(user=a).ukey_serial == "UK0001"
-    with pytest.raises(services.ValidationFailed) as taken:
+    with pytest.raises(InvalidInput) as taken:
         services.set_staff_ca(b, ukey_serial="UK0001", ca_enabled=True)
     assert taken.value.errors[0]["rule"] == "unique"
     admin = django_user_model.objects.create_superuser("root", password="pw-for-tests-0")

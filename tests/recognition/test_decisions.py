@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
+from hospital_interop.errors import InvalidInput
 from hospital_interop.uploads.models import OutboxRecord
 from mutual_recognition import services
 from mutual_recognition.links import LinkContext, OrderedItem
@@ -89,7 +90,7 @@ def test_changing_a_decision_revokes_the_old_one_and_resubmits(prompted, recogni
 def test_bad_decisions_are_rejected_whole(prompted):
     ctx, answer = prompted
     report = answer["YZ002"]["results"][0]["reportId"]
-    with pytest.raises(services.InputError) as exc:
+    with pytest.raises(InvalidInput) as exc:
         services.save_decisions(ctx, [
             {"orderId": "YZ002", "standardCode": "JC0301", "reportId": report, "decision": "2"},  # no reason
             {"orderId": "YZ009", "standardCode": "JC0301", "reportId": report, "decision": "1"},  # not ordered

@@ -14,6 +14,7 @@ from esign.client import CAError, ReferenceVendorClient
 from esign.demo import create_sample_reports
 from esign.models import ReviewReport
 from esign.ukey_agent import create_keystore
+from hospital_interop.errors import InvalidInput
 from hospital_interop.municipal import gm
 from hospital_interop.simulators.ca.__main__ import DEFAULT_APP_ID
 
@@ -44,7 +45,7 @@ class Command(BaseCommand):
             try:
                 profile = services.register_signer(user, staff_no=o["staff_no"], name="李检验",
                                                    id_number="110105198001010075", mobile="13800001001")
-            except services.ValidationFailed as exc:
+            except InvalidInput as exc:
                 raise CommandError(str(exc)) from None
         keystore = Path(o["keystore"])
         pin_file = keystore.with_suffix(".pin")
