@@ -19,10 +19,13 @@ services:
 demo: venv
 	@scripts/demo.sh
 
-## test: install what the suite needs, make sure PostgreSQL and Redis run, run the whole suite
+## test: install what the suite needs, make sure PostgreSQL and Redis run, run the whole suite (on
+## PostgreSQL), then the hostile-input tests once more on SQLite, the demo's database
 test: venv sysdeps services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HOSPITAL_INTEROP_VAR_DIR=$(CURDIR)/var/test \
 	  $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=sqlite:///$(CURDIR)/var/test/sqlite.sqlite3 REDIS_URL=$(TEST_REDIS_URL) HOSPITAL_INTEROP_VAR_DIR=$(CURDIR)/var/test \
+	  $(PY) -m pytest -q -p no:cacheprovider tests/integrations
 
 ## sim: the municipal platform simulator alone (port 8701, its own SQLite, demo keys)
 sim: venv
