@@ -23,6 +23,7 @@ from typing import IO
 
 from tqdm import tqdm
 
+from hospital_interop.errors import field_error
 from hospital_interop.integrations import strictjson
 from hospital_interop.patients.services import PatientConflict
 
@@ -82,10 +83,6 @@ def _lines(files: list[Path]) -> Iterator[tuple[Path, int, str]]:
                 yield file, n, line
 
 
-def _error(rule: str, zh: str, en: str) -> dict:
-    return {"field": "", "rule": rule, "message": f"{zh} ({en})"}
-
-
 def _parse(line: str, fixed: RecordType | None) -> tuple[RecordType | None, object, list[dict]]:
     try:
         data = strictjson.loads(line, top="any")
@@ -94,12 +91,12 @@ def _parse(line: str, fixed: RecordType | None) -> tuple[RecordType | None, obje
     if fixed is not None:
         return fixed, data, []
     if type(data) is not dict or set(data) != {"recordType", "record"}:
-        return None, None, [_error("lines", '每行应为 {"recordType": ..., "record": {...}}，或用 --type 指定记录类型',
+        return None, None, [field_error("", "lines", '每行应为 {"recordType": ..., "record": {...}}，或用 --type 指定记录类型',
                                    "expected recordType and record")]
     try:
         return record_types().get(data["recordType"]), data["record"], []
     except (KeyError, TypeError):
-        return None, None, [_error("recordType", f"未知的记录类型 {data['recordType']!r}", "unknown record type")]
+        return None, None, [field_error("", "recordType", f"未知的记录类型 {data['recordType']!r}", "unknown record type")]
 
 
 def run(files: list[str | Path], *, record_type: str | None = None, batch_size: int = 500, source: str = "backfill",

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 from django.conf import settings
 
+from hospital_interop.errors import field_error
 from hospital_interop.municipal.specs import FieldSpec, InterfaceSpec, ValueSet, load_catalogue
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ class MappingError(ValueError):
 
     def __init__(self, file: Path | str, where: str, message: str):
         super().__init__(f"{file}: {where}: {message}" if where else f"{file}: {message}")
-
-
-def _error(field_path: str, rule: str, zh: str, en: str) -> dict[str, str]:
-    return {"field": field_path, "rule": rule, "message": f"{zh} ({en})"}
 
 
 # --------------------------------------------------------------------------- compiled field tree
@@ -169,13 +166,13 @@ class RecordType:
     def prepare(self, record: Any) -> tuple[dict | None, list[dict]]:
         """Map and validate one intake record: (platform payload, errors in intake names)."""
         if type(record) is not dict:
-            return None, [_error("", "type", "记录应为JSON对象", "a record is a JSON object")]
+            return None, [field_error("", "type", "记录应为JSON对象", "a record is a JSON object")]
         payload, errors = self.to_platform(record)
         try:
             problems = self.spec.validate(payload)
         except Exception:  # the validator must not turn odd input into a 500 (and ops should hear of it)
             log.exception("spec validator of %s failed on a record", self.interface)
-            problems = [_error("", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated")]
+            problems = [field_error("", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated")]
         errors += [{**e, "field": self.intake_path(e["field"])} for e in problems]
         return payload, errors
 
@@ -219,7 +216,7 @@ def _convert(obj: dict, node: Node, prefix: str, errors: list[dict]) -> dict:
         if platform is None:
             if key in node.to_intake and node.to_intake[key] != key:
                 # the platform's name of a renamed field: the intake must use its own name
-                errors.append(_error(prefix + key, "unknown", f"该字段在接入格式中应写作 {node.to_intake[key]}",
+                errors.append(field_error(prefix + key, "unknown", f"该字段在接入格式中应写作 {node.to_intake[key]}",
                                      f"use {node.to_intake[key]}"))
                 continue
             out[key] = _copy(value)

@@ -47,9 +47,6 @@ class SigningRefused(Exception):
         super().__init__(message)
 
 
-_error = field_error
-
-
 # ---------------------------------------------------------------------------------------------
 # Unified code table
 # ---------------------------------------------------------------------------------------------
@@ -62,13 +59,13 @@ def set_parameters(values: dict[str, str], *, actor: str = "") -> None:
     for key, raw in values.items():
         spec = BY_KEY.get(key)
         if spec is None:
-            errors.append(_error(key, "unknown", "未知的参数代码。"))
+            errors.append(field_error(key, "unknown", "未知的参数代码。"))
             continue
         value = (raw or "").strip()
         if spec.secret and not value:
             continue
         if spec.check and (err := spec.check(value)):
-            errors.append(_error(key, err[0], f"{spec.label}：{err[1]}"))
+            errors.append(field_error(key, err[0], f"{spec.label}：{err[1]}"))
             continue
         clean[key] = value
     if errors:
@@ -111,14 +108,14 @@ def register_signer(user, *, staff_no: str, name: str, id_number: str, mobile: s
     for field, value, check in (("staff_no", staff_no, staff_no_error), ("name", name, name_error),
                                 ("id_number", id_number, id_number_error)):
         if err := check(value):
-            errors.append(_error(field, *err))
+            errors.append(field_error(field, *err))
     if mobile and (err := mobile_error(mobile)):
-        errors.append(_error("mobile", *err))
+        errors.append(field_error("mobile", *err))
     existing = selectors.profile_for(user)
     if existing is not None and existing.registered:
-        errors.append(_error("staff_no", "registered", f"当前账号已注册为签名用户（工号 {existing.staff_no}）。"))
+        errors.append(field_error("staff_no", "registered", f"当前账号已注册为签名用户（工号 {existing.staff_no}）。"))
     if staff_no and SignerProfile.objects.filter(staff_no=staff_no).exclude(user=user).exists():
-        errors.append(_error("staff_no", "unique", "该工号已被其他账号注册。"))
+        errors.append(field_error("staff_no", "unique", "该工号已被其他账号注册。"))
     if errors:
         raise InvalidInput(errors)
     client = client or ca_client()
@@ -126,12 +123,12 @@ def register_signer(user, *, staff_no: str, name: str, id_number: str, mobile: s
         info = client.add_user(name=name, id_number=id_number, staff_no=staff_no, mobile=mobile, department="检验科")
     except CAError as exc:
         if exc.kind == "user_exists":
-            raise InvalidInput([_error("staff_no", "ca_exists",
+            raise InvalidInput([field_error("staff_no", "ca_exists",
                                            "签名服务器中已存在该工号或身份证号的用户，请联系信息中心核对。")]) from None
         if exc.kind == "invalid":
             field = {"idNumber": "id_number", "staffNo": "staff_no", "name": "name", "mobile": "mobile"}.get(
                 exc.field or "", "staff_no")
-            raise InvalidInput([_error(field, "ca", exc.message)]) from None
+            raise InvalidInput([field_error(field, "ca", exc.message)]) from None
         raise
     with transaction.atomic():
         profile, _ = SignerProfile.objects.get_or_create(user=user)
@@ -146,12 +143,12 @@ def register_signer(user, *, staff_no: str, name: str, id_number: str, mobile: s
 def change_mobile(user, mobile: str, client: SigningServerClient | None = None) -> SignerProfile:
     mobile = (mobile or "").strip()
     if err := mobile_error(mobile):
-        raise InvalidInput([_error("mobile", *err)])
+        raise InvalidInput([field_error("mobile", *err)])
     profile = selectors.profile_for(user)
     if profile is None or not profile.registered:
-        raise InvalidInput([_error("mobile", "not_registered", "请先注册签名用户，再修改手机号。")])
+        raise InvalidInput([field_error("mobile", "not_registered", "请先注册签名用户，再修改手机号。")])
     if mobile == profile.mobile:
-        raise InvalidInput([_error("mobile", "unchanged", "新手机号与当前手机号相同。")])
+        raise InvalidInput([field_error("mobile", "unchanged", "新手机号与当前手机号相同。")])
     (client or ca_client()).modify_user(user_id=profile.ca_user_id, mobile=mobile)
     profile.mobile = mobile
     profile.save(update_fields=["mobile", "updated_at"])
@@ -163,11 +160,11 @@ def set_staff_ca(user, *, ukey_serial: str, ca_enabled: bool) -> SignerProfile:
     """Staff management: the UKey serial bound to a person and whether CA applies to them."""
     serial = (ukey_serial or "").strip().upper()
     if serial and not (4 <= len(serial) <= 64 and serial.replace("-", "").isalnum() and serial.isascii()):
-        raise InvalidInput([_error("ukey_serial", "format", "UKey 唯一标识应为 4–64 位字母、数字或连字符。")])
+        raise InvalidInput([field_error("ukey_serial", "format", "UKey 唯一标识应为 4–64 位字母、数字或连字符。")])
     other = SignerProfile.objects.filter(ukey_serial=serial).exclude(user=user).select_related("user").first() \
         if serial else None
     if other:
-        raise InvalidInput([_error("ukey_serial", "unique",
+        raise InvalidInput([field_error("ukey_serial", "unique",
                                        f"该 UKey 已登记给 {other.name or other.user.get_username()}（工号 {other.staff_no or '—'}）。")])
     profile, _ = SignerProfile.objects.select_for_update().get_or_create(user=user)
     profile.ukey_serial = serial or None
@@ -176,7 +173,7 @@ def set_staff_ca(user, *, ukey_serial: str, ca_enabled: bool) -> SignerProfile:
         with transaction.atomic():
             profile.save()
     except IntegrityError:
-        raise InvalidInput([_error("ukey_serial", "unique", "该 UKey 已登记给其他人员。")]) from None
+        raise InvalidInput([field_error("ukey_serial", "unique", "该 UKey 已登记给其他人员。")]) from None
     return profile
 
 
@@ -339,7 +336,7 @@ def auto_sign_status(user, client: SigningServerClient | None = None):
 
 def enable_auto_sign(user, minutes: int, client: SigningServerClient | None = None):
     if not isinstance(minutes, int) or not 1 <= minutes <= 24 * 60:
-        raise InvalidInput([_error("minutes", "range", "自动签名时长应在 1–1440 分钟之间。")])
+        raise InvalidInput([field_error("minutes", "range", "自动签名时长应在 1–1440 分钟之间。")])
     return (client or ca_client()).enable_auto_sign(user_id=_profile(user).ca_user_id, minutes=minutes)
 
 
@@ -373,12 +370,12 @@ def open_review(lab_version, module: str) -> ReviewReport:
     from mutual_recognition.lab.signing import ContentUnreadable, version_facts
 
     if module not in ReviewReport.Module.values:
-        raise InvalidInput([_error("module", "choice", f"审核模块 {module!r} 不存在。")])
+        raise InvalidInput([field_error("module", "choice", f"审核模块 {module!r} 不存在。")])
     report_id = lab_version.report.report_id
     existing = ReviewReport.objects.filter(report_id=report_id, report_version=lab_version.version).first()
     if existing is not None:
         if existing.lab_version_id != lab_version.pk:
-            raise InvalidInput([_error("reportId", "conflict", f"报告 {report_id} 第 {lab_version.version} 版"
+            raise InvalidInput([field_error("reportId", "conflict", f"报告 {report_id} 第 {lab_version.version} 版"
                                                                    "已有一份不是由该检验报告版本生成的审核记录。")])
         return existing
     try:
@@ -681,7 +678,7 @@ def batch_approve(report_pks: list[int], user, *, workstation_id: str,
                   client: SigningServerClient | None = None) -> list[Approval | SigningRefused]:
     """Batch approval: unsigned when CA is off, else auto-sign within the open authorisation."""
     if not report_pks:
-        raise InvalidInput([_error("reports", "required", "请至少勾选一份报告。")])
+        raise InvalidInput([field_error("reports", "required", "请至少勾选一份报告。")])
     results: list[Approval | SigningRefused] = []
     if not _signing_required(user):
         for pk in report_pks:

@@ -10,8 +10,10 @@ one error body (``hospital_interop.integrations.api``); pages show the messages.
 from __future__ import annotations
 
 
-def field_error(field: str, rule: str, message: str, **extra) -> dict:
-    return {**extra, "field": field, "rule": rule, "message": message}
+def field_error(field: str, rule: str, message: str, en: str = "", **extra) -> dict:
+    """One ``{field, rule, message}``; ``en`` adds an English gloss in brackets (the platform
+    interface errors carry both, for the vendors' logs)."""
+    return {**extra, "field": field, "rule": rule, "message": f"{message} ({en})" if en else message}
 
 
 class InvalidInput(Exception):

@@ -14,6 +14,7 @@ by RECOGNITION_CACHE_MAX_SECONDS (a short TTL when the platform could not be ask
 
 from __future__ import annotations
 
+import base64
 import logging
 import pickle
 import threading
@@ -25,9 +26,12 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from hospital_interop import cachesafe
+from hospital_interop.errors import InvalidInput
 from hospital_interop.municipal.client import Outcome, PlatformClient, PlatformConfig
 
 from . import conf, payloads
+
+PDF_PREVIEW = "LAB_REPORT_PDF_PREVIEW"
 
 log = logging.getLogger(__name__)
 
@@ -229,3 +233,32 @@ def _read_for_prompt(visit_id: str, version_key: str) -> tuple[dict | None, int]
         return got.get(key), got.get(version_key) or 0
     bundle, version = client.mget([cache.make_and_validate_key(key), cache.make_and_validate_key(version_key)])
     return _decode(bundle), _decode(version) or 0
+
+
+# --------------------------------------------------------------------------- one report's PDF
+
+
+class PdfUnavailable(Exception):
+    """The platform cannot give the PDF now; ``message`` is Chinese, for the page."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+def lab_report_pdf(org_code: str, report_id: str, *, doctor_id: str, doctor_name: str) -> bytes:
+    """A lab report's PDF from the platform (3.5 检验报告pdf预览), for whoever may see it: the one
+    way the project shows another hospital's (or its own uploaded) lab PDF. InvalidInput for a bad
+    organisation code or report number, PdfUnavailable when the platform has none to give. The
+    caller audits the view (``services.record_report_view``) once it has the bytes."""
+    facts = {"orgCode": org_code, "reportId": report_id, "requestOrgCode": settings.PLATFORM["ORG_CODE"],
+             "doctorId": doctor_id[:20], "doctorName": doctor_name[:50]}
+    payload = payloads.for_interface(PDF_PREVIEW, facts)
+    if problems := payloads.spec(PDF_PREVIEW).validate(payload):
+        raise InvalidInput(problems)
+    result = platform_client().call(PDF_PREVIEW, payload)
+    content = (result.data or {}).get("fileContent") if result.outcome == Outcome.ACCEPTED else None
+    if not content:
+        raise PdfUnavailable(f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}），请稍后再试。")
+    return base64.b64decode(content)
+

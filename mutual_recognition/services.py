@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 PATIENT_TYPES = ("1", "2", "3", "9")
 
 
-_err = field_error
-
 # --------------------------------------------------------------------------- encounters
 
 
@@ -58,11 +56,11 @@ def bounded(errors: list[dict], path: str, value, limit: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
-        errors.append(_err(path, "type", "应为字符串"))
+        errors.append(field_error(path, "type", "应为字符串"))
         return ""
     text = str(value).strip()
     if len(text) > limit:
-        errors.append(_err(path, "length", f"长度 {len(text)} 超过上限 {limit} 个字符"))
+        errors.append(field_error(path, "length", f"长度 {len(text)} 超过上限 {limit} 个字符"))
     return text
 
 
@@ -73,17 +71,17 @@ def encounter_fields(data: dict) -> dict:
     patient, visit = data.get("patient", {}), data.get("visit", {})
     for path, value in (("patient", patient), ("visit", visit)):
         if not isinstance(value, dict):
-            errors.append(_err(path, "type", "应为对象"))
+            errors.append(field_error(path, "type", "应为对象"))
     patient = patient if isinstance(patient, dict) else {}
     visit = visit if isinstance(visit, dict) else {}
     fields = {attr: bounded(errors, f"patient.{key}", patient.get(key), limit) for key, attr, limit in PATIENT_LIMITS}
     fields.update({attr: bounded(errors, f"visit.{key}", visit.get(key), limit) for key, attr, limit in VISIT_LIMITS})
     for path, attr in (("patient.name", "name"), ("patient.idNo", "id_no"), ("visit.visitId", "visit_id")):
         if not fields[attr] and not any(e["field"] == path for e in errors):
-            errors.append(_err(path, "required", "必填"))
+            errors.append(field_error(path, "required", "必填"))
     ptype = str(visit.get("patientTypeCode") or "1")
     if ptype not in PATIENT_TYPES:
-        errors.append(_err("visit.patientTypeCode", "valueSet", "患者类型应为 1 门诊、2 急诊、3 住院 或 9 其他"))
+        errors.append(field_error("visit.patientTypeCode", "valueSet", "患者类型应为 1 门诊、2 急诊、3 住院 或 9 其他"))
     fields["dept"] = bounded(errors, "dept", data.get("dept"), STAFF_LIMIT)
     fields["doctor"] = bounded(errors, "doctor", data.get("doctor"), STAFF_LIMIT)
     if not errors:  # the same identity rules as the platform's: check digit, real dates, value sets
@@ -160,27 +158,27 @@ ITEM_LIMITS = {"itemCode": 20, "bodyPartCode": 20, "orderId": 32}  # hospital co
 def parse_items(raw) -> list[OrderedItem]:
     """The ordered items of a prompt request; InvalidInput names each bad one."""
     if not isinstance(raw, list) or not raw:
-        raise InvalidInput([_err("items", "required", "至少一个医嘱项目")])
+        raise InvalidInput([field_error("items", "required", "至少一个医嘱项目")])
     items, errors = [], []
     for i, it in enumerate(raw):
         if not isinstance(it, dict):
-            errors.append(_err(f"items[{i}]", "type", "应为对象"))
+            errors.append(field_error(f"items[{i}]", "type", "应为对象"))
             continue
         kind = it.get("kind")
         if kind not in ("exam", "lab"):
-            errors.append(_err(f"items[{i}].kind", "valueSet", "应为 exam 或 lab"))
+            errors.append(field_error(f"items[{i}].kind", "valueSet", "应为 exam 或 lab"))
             continue
         before = len(errors)
         values = {k: bounded(errors, f"items[{i}].{k}", it.get(k), limit) for k, limit in ITEM_LIMITS.items()}
         for key in ("itemCode", "orderId"):
             if not values[key] and not any(e["field"] == f"items[{i}].{key}" for e in errors):
-                errors.append(_err(f"items[{i}].{key}", "required", "必填"))
+                errors.append(field_error(f"items[{i}].{key}", "required", "必填"))
         for key, value in values.items():
             if value and len(errors) == before:
                 try:
                     links.check_value(key, value)
                 except links.LinkValueError as exc:
-                    errors.append(_err(f"items[{i}].{key}", "format", exc.message))
+                    errors.append(field_error(f"items[{i}].{key}", "format", exc.message))
         if len(errors) == before:
             items.append(OrderedItem(kind, values["itemCode"], values["bodyPartCode"], values["orderId"]))
     if errors:
@@ -208,9 +206,9 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
     doctor, dept = str(data.get("doctor") or ""), str(data.get("dept") or "")
     warnings = []
     if doctor not in snap.doctors:
-        warnings.append(_err("doctor", "mapping.unknown", f"医师工号 {doctor} 不在医师字典中"))
+        warnings.append(field_error("doctor", "mapping.unknown", f"医师工号 {doctor} 不在医师字典中"))
     if dept and not snap.depts.get(dept, ("", "", ""))[1]:
-        warnings.append(_err("dept", "mapping.unmapped", f"科室 {dept} 未对照标准科室"))
+        warnings.append(field_error("dept", "mapping.unmapped", f"科室 {dept} 未对照标准科室"))
     answer = {"ok": True, "visitId": visit_id, "source": source,
               "anyRecognizable": any(a["recognizable"] for a in answers), "items": answers}
     if bundle.get("errors"):
@@ -226,7 +224,7 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
                                  doctor=doctor, dept=dept, items=items)
     except links.LinkValueError as exc:
         field = {"patient_id": "patient.patientId", "visit_id": "visit.visitId"}.get(exc.field, exc.field)
-        raise InvalidInput([_err(field, "format", exc.message)]) from None
+        raise InvalidInput([field_error(field, "format", exc.message)]) from None
     return answer, query
 
 
@@ -237,7 +235,7 @@ def register_event(data: dict) -> Encounter:
     """A registration / admission / appointment event from the HIS."""
     event = data.get("eventType") or "registration"
     if event not in EVENTS:
-        raise InvalidInput([_err("eventType", "valueSet", "应为 registration、admission 或 appointment")])
+        raise InvalidInput([field_error("eventType", "valueSet", "应为 registration、admission 或 appointment")])
     return register_encounter(data, event=event)
 
 
@@ -268,19 +266,19 @@ DECISION_LIMITS = (("orderId", 32), ("standardCode", 20), ("reportId", 20), ("de
 
 def parse_decisions(raw) -> list[DecisionInput]:
     if not isinstance(raw, list) or not raw:
-        raise InvalidInput([_err("decisions", "required", "没有需要保存的互认决定")])
+        raise InvalidInput([field_error("decisions", "required", "没有需要保存的互认决定")])
     out, errors = [], []
     for i, d in enumerate(raw):
         if not isinstance(d, dict):
-            errors.append(_err(f"decisions[{i}]", "type", "应为对象"))
+            errors.append(field_error(f"decisions[{i}]", "type", "应为对象"))
             continue
         item = DecisionInput(*(bounded(errors, f"decisions[{i}].{key}", d.get(key), limit)
                                for key, limit in DECISION_LIMITS))
         for key, name in (("orderId", "order_id"), ("standardCode", "standard_code"), ("reportId", "report_id")):
             if not getattr(item, name) and not any(e["field"] == f"decisions[{i}].{key}" for e in errors):
-                errors.append(_err(f"decisions[{i}].{key}", "required", "必填"))
+                errors.append(field_error(f"decisions[{i}].{key}", "required", "必填"))
         if item.decision not in ("1", "2"):
-            errors.append(_err(f"decisions[{i}].decision", "valueSet", "应为 1（互认）或 2（不互认）"))
+            errors.append(field_error(f"decisions[{i}].decision", "valueSet", "应为 1（互认）或 2（不互认）"))
         out.append(item)
     if errors:
         raise InvalidInput(errors)
@@ -326,7 +324,7 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
     inputs = parse_decisions(raw_decisions)
     enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
     if enc is None:
-        raise InvalidInput([_err("visitId", "unknown", f"未找到就诊 {ctx.visit_id}，请从医生工作站重新打开互认提示")])
+        raise InvalidInput([field_error("visitId", "unknown", f"未找到就诊 {ctx.visit_id}，请从医生工作站重新打开互认提示")])
     errors = []
     try:
         doc = dicts.doctor(ctx.doctor)
@@ -348,26 +346,26 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
     for i, d in enumerate(inputs):
         item = ctx.item(d.order_id)
         if item is None:
-            errors.append(_err(f"decisions[{i}].orderId", "unknown", f"医嘱 {d.order_id} 不在本次提示中"))
+            errors.append(field_error(f"decisions[{i}].orderId", "unknown", f"医嘱 {d.order_id} 不在本次提示中"))
             continue
         line = next((ln for ln in _lines_for(item, snap) if ln.std_code == d.standard_code), None)
         if line is None:
-            errors.append(_err(f"decisions[{i}].standardCode", "unknown",
+            errors.append(field_error(f"decisions[{i}].standardCode", "unknown",
                                f"互认项目 {d.standard_code} 不属于医嘱 {d.order_id}"))
             continue
         result = _find_result(bundle, item.kind, d.standard_code, d.report_id, today)
         if result is None:
-            errors.append(_err(f"decisions[{i}].reportId", "unknown",
+            errors.append(field_error(f"decisions[{i}].reportId", "unknown",
                                f"外院报告 {d.report_id} 的 {line.std_name} 已不可互认（已过期或已作废）"))
             continue
         reason = None
         if d.decision == "2":
             reason = reasons.get(d.reason_code)
             if reason is None:
-                errors.append(_err(f"decisions[{i}].reasonCode", "required", f"{line.std_name}：请选择不互认原因"))
+                errors.append(field_error(f"decisions[{i}].reasonCode", "required", f"{line.std_name}：请选择不互认原因"))
                 continue
             if reason.needs_note and not d.note:
-                errors.append(_err(f"decisions[{i}].note", "required", f"{line.std_name}：该原因须填写说明"))
+                errors.append(field_error(f"decisions[{i}].note", "required", f"{line.std_name}：该原因须填写说明"))
                 continue
         resolved.append((d, item, line, result, reason))
     if errors:
@@ -520,22 +518,32 @@ def _audit(action, enc: Encounter, doc, decision: Decision | None = None, *, use
         order_id=decision.order_id if decision else "", client_ip=client_ip, detail=detail or {})
 
 
+def record_report_view(*, kind: str, org_code: str, report_id: str, org_name: str = "", item: str = "",
+                       images: bool = False, enc: Encounter | None = None, doctor=None, doctor_staff_no: str = "",
+                       doctor_name: str = "", user=None, client_ip=None, detail: dict | None = None) -> AuditEntry:
+    """The one audit call for a report (or its images) being opened, from the prompt page or a staff page."""
+    action = AuditEntry.Action.VIEW_IMAGES if images else AuditEntry.Action.VIEW_REPORT
+    return AuditEntry.objects.create(
+        action=action, doctor_staff_no=(getattr(doctor, "staff_no", "") or doctor_staff_no)[:20],
+        doctor_name=(getattr(doctor, "name", "") or doctor_name)[:50],
+        user=user if getattr(user, "is_authenticated", False) else None,
+        patient_name=enc.name if enc else "", patient_id_masked=mask_id(enc.id_no) if enc else "",
+        patient_key=enc.id_key if enc else "", visit_id=enc.visit_id if enc else "", kind=kind,
+        external_org_code=org_code[:22], external_org_name=org_name[:70], report_id=report_id[:20],
+        item=item[:100], client_ip=client_ip, detail=detail or {})
+
+
 def record_view(ctx: LinkContext, *, kind: str, org_code: str, report_id: str, images: bool = False,
                 user=None, client_ip=None) -> AuditEntry:
-    """An external report (lab PDF, exam report) or its images was opened from the prompt page."""
+    """An external report (lab PDF, exam report) or its images was opened from the prompt page:
+    it must be one of this visit's patient's external results."""
     enc = Encounter.objects.get(visit_id=ctx.visit_id)
     bundle, _ = ensure_bundle(enc)
     found = next((r for rs in bundle[kind].values() for r in rs if r["reportId"] == report_id
                   and r["org"] == org_code), None)
     if found is None:
-        raise InvalidInput([_err("reportId", "unknown", f"该患者没有外院报告 {report_id}")])
-    doc = Doctor.objects.filter(staff_no=ctx.doctor).first()
-    action = AuditEntry.Action.VIEW_IMAGES if images else AuditEntry.Action.VIEW_REPORT
-    entry = _audit(action, enc, doc, user=user, client_ip=client_ip, kind=kind, org_code=org_code,
-                   org_name=found["orgName"], report_id=report_id,
-                   item=found.get("title") or found.get("name") or "")
-    if doc is None:
-        AuditEntry.objects.filter(pk=entry.pk).update(doctor_staff_no=ctx.doctor)
-    return entry
-
-
+        raise InvalidInput([field_error("reportId", "unknown", f"该患者没有外院报告 {report_id}")])
+    return record_report_view(kind=kind, org_code=org_code, report_id=report_id, org_name=found["orgName"],
+                              item=found.get("title") or found.get("name") or "", images=images, enc=enc,
+                              doctor=Doctor.objects.filter(staff_no=ctx.doctor).first(),
+                              doctor_staff_no=ctx.doctor, user=user, client_ip=client_ip)

@@ -3,7 +3,6 @@ statistics and audit search for logged-in staff; a demo HIS ordering screen."""
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import date, timedelta
 
@@ -26,7 +25,6 @@ from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import ApiError, body_limits, read_limited
 from hospital_interop.municipal import envelope
-from hospital_interop.municipal.client import Outcome
 
 from . import api, conf, external, links, payloads, selectors, services
 from .links import LinkContext, LinkError
@@ -239,22 +237,22 @@ def embed_lab_pdf(request):
         return exc.response
     org, report_id = data["org"], data["report"]
     doctor = Doctor.objects.filter(staff_no=ctx.doctor).first()
-    facts = {"orgCode": org, "reportId": report_id, "requestOrgCode": settings.PLATFORM["ORG_CODE"],
-             "doctorId": ctx.doctor, "doctorName": doctor.name if doctor else ctx.doctor}
     enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
     if enc is None:
         return _page_error(404, "visitId", "unknown", "未找到本次就诊，请从医生工作站重新打开互认提示。")
     bundle, _ = services.ensure_bundle(enc)
     if not any(r["reportId"] == report_id and r["org"] == org for rs in bundle["lab"].values() for r in rs):
         return _page_error(404, "reportId", "unknown", "该患者没有这份外院检验报告。")
-    result = external.platform_client().call("LAB_REPORT_PDF_PREVIEW",
-                                             payloads.for_interface("LAB_REPORT_PDF_PREVIEW", facts))
-    if result.outcome != Outcome.ACCEPTED or not (result.data or {}).get("fileContent"):
-        return _page_error(502, "", "platform",
-                           f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}），请稍后再试。")
+    try:
+        pdf = external.lab_report_pdf(org, report_id, doctor_id=ctx.doctor,
+                                      doctor_name=doctor.name if doctor else ctx.doctor)
+    except InvalidInput as exc:
+        return _page_error(400, exc.errors[0]["field"], exc.errors[0]["rule"], exc.errors[0]["message"])
+    except external.PdfUnavailable as exc:
+        return _page_error(502, "", "platform", exc.message)
     services.record_view(ctx, kind="lab", org_code=org, report_id=report_id, user=request.user,
                          client_ip=_client_ip(request))
-    response = HttpResponse(base64.b64decode(result.data["fileContent"]), content_type="application/pdf")
+    response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{_safe_filename(report_id)}.pdf"'
     return _frame_headers(response)
 

@@ -34,6 +34,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from hospital_interop.errors import field_error
+
 from .gm import SM2PrivateKey, SM2PublicKey, hmac_sm3, sm3_hex, sm4_decrypt, sm4_encrypt
 from .profile import Profile
 
@@ -600,10 +602,6 @@ def file_fields(file_name: str, content: bytes, file_type: str = "pdf") -> dict:
     }
 
 
-def _err(field_name: str, rule: str, message: str) -> dict:
-    return {"field": field_name, "rule": rule, "message": message}
-
-
 def check_file_fields(d: dict, profile: Profile) -> list[dict]:
     """Platform-side checks of §6 file fields → ``[{"field", "rule", "message"}]`` (empty if fine).
 
@@ -612,16 +610,16 @@ def check_file_fields(d: dict, profile: Profile) -> list[dict]:
     errors = []
     for name in ("fileName", "fileType", "fileHash", "fileContent"):
         if not isinstance(d.get(name), str) or not d[name]:
-            errors.append(_err(name, "required", f"缺少{name} / {name} is required"))
+            errors.append(field_error(name, "required", f"缺少{name} / {name} is required"))
     size = d.get("fileSize")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         errors.append(
-            _err("fileSize", "type", "fileSize必须为非负整数 / fileSize must be a non-negative integer")
+            field_error("fileSize", "type", "fileSize必须为非负整数 / fileSize must be a non-negative integer")
         )
         size = None
     elif size > profile.max_file_bytes:
         errors.append(
-            _err(
+            field_error(
                 "fileSize",
                 "maxSize",
                 f"文件超过{profile.max_file_bytes}字节 / file exceeds {profile.max_file_bytes} bytes",
@@ -633,7 +631,7 @@ def check_file_fields(d: dict, profile: Profile) -> list[dict]:
     if len(content) // 4 * 3 > profile.max_file_bytes + 2:
         if not any(e["rule"] == "maxSize" for e in errors):
             errors.append(
-                _err(
+                field_error(
                     "fileContent",
                     "maxSize",
                     f"文件超过{profile.max_file_bytes}字节 / file exceeds {profile.max_file_bytes} bytes",
@@ -644,12 +642,12 @@ def check_file_fields(d: dict, profile: Profile) -> list[dict]:
         raw = _b64decode_strict(content)
     except (binascii.Error, ValueError):
         errors.append(
-            _err("fileContent", "base64", "fileContent不是合法Base64 / fileContent is not valid Base64")
+            field_error("fileContent", "base64", "fileContent不是合法Base64 / fileContent is not valid Base64")
         )
         return errors
     if size is not None and len(raw) != size:
         errors.append(
-            _err(
+            field_error(
                 "fileSize",
                 "sizeMismatch",
                 f"fileSize与内容长度{len(raw)}不符 / fileSize does not match the content length {len(raw)}",
@@ -658,7 +656,7 @@ def check_file_fields(d: dict, profile: Profile) -> list[dict]:
     file_hash = d.get("fileHash")
     if isinstance(file_hash, str) and file_hash and sm3_hex(raw) != file_hash.lower():
         errors.append(
-            _err(
+            field_error(
                 "fileHash",
                 "hashMismatch",
                 "文件SM3摘要不一致 / fileHash does not match the SM3 of fileContent",

@@ -94,6 +94,7 @@ from typing import Any
 
 import yaml
 
+from hospital_interop.errors import field_error
 from hospital_interop.municipal.profile import Profile
 
 __all__ = [
@@ -304,16 +305,16 @@ def identity_errors(patient: dict, prefix: str = "patient") -> list[dict[str, st
     catalogue, errors = load_catalogue(), []
     id_type, id_no = patient.get("idTypeCode") or "01", patient.get("idNo")
     if id_type not in catalogue.value_set("ID_TYPE"):
-        errors.append(_err(f"{prefix}.idTypeCode", "valueSet", f"证件类别代码 {id_type} 不在值域 ID_TYPE 中",
+        errors.append(field_error(f"{prefix}.idTypeCode", "valueSet", f"证件类别代码 {id_type} 不在值域 ID_TYPE 中",
                            "not in value set ID_TYPE"))
     elif id_type == "01" and isinstance(id_no, str) and id_no and (problem := _resident_id_problem(id_no.upper())):
-        errors.append(_err(f"{prefix}.idNo", *problem))
+        errors.append(field_error(f"{prefix}.idNo", *problem))
     sex = patient.get("sexCode")
     if sex and sex not in catalogue.value_set("SEX"):
-        errors.append(_err(f"{prefix}.sexCode", "valueSet", f"性别代码 {sex} 不在值域 SEX 中", "not in value set SEX"))
+        errors.append(field_error(f"{prefix}.sexCode", "valueSet", f"性别代码 {sex} 不在值域 SEX 中", "not in value set SEX"))
     birth = patient.get("birthDate")
     if birth and not (isinstance(birth, str) and _date_ok(birth)):
-        errors.append(_err(f"{prefix}.birthDate", "format", "出生日期应为有效日期 yyyyMMdd", "expected a real date yyyyMMdd"))
+        errors.append(field_error(f"{prefix}.birthDate", "format", "出生日期应为有效日期 yyyyMMdd", "expected a real date yyyyMMdd"))
     return errors
 
 
@@ -669,13 +670,9 @@ Errors = list[dict[str, str]]
 Check = Callable[[Any, dict, str, Errors], None]
 
 
-def _err(path: str, rule: str, zh: str, en: str) -> dict[str, str]:
-    return {"field": path, "rule": rule, "message": f"{zh} ({en})"}
-
-
 def _type_error(f: FieldSpec, path: str, expected: str | None = None) -> dict[str, str]:
     expected = expected or f.type
-    return _err(path, "type", f"{f.title}应为{_TYPE_ZH.get(expected, expected)}", f"expected {expected}")
+    return field_error(path, "type", f"{f.title}应为{_TYPE_ZH.get(expected, expected)}", f"expected {expected}")
 
 
 def _condition(cond: dict[str, tuple]) -> Callable[[dict], bool]:
@@ -703,12 +700,12 @@ def _compile_object(fields: dict[str, FieldSpec]) -> Callable[[dict, str, Errors
             v = obj.get(name)
             if v is None or v == "":
                 if required or (required_when is not None and required_when(obj)):
-                    errors.append(_err(prefix + name, "required", f"{f.title}为必填项", "required field missing"))
+                    errors.append(field_error(prefix + name, "required", f"{f.title}为必填项", "required field missing"))
                 continue
             chk(v, obj, prefix + name, errors)
         for k in obj:
             if k not in allowed:
-                errors.append(_err(f"{prefix}{k}", "unknown", "接口规范未定义该字段", "field not defined by the interface spec"))
+                errors.append(field_error(f"{prefix}{k}", "unknown", "接口规范未定义该字段", "field not defined by the interface spec"))
 
     return check
 
@@ -719,7 +716,7 @@ def _compile_value(f: FieldSpec) -> Check:
 
     def too_long(path: str, n: int) -> dict[str, str]:
         unit = "位" if t == "integer" else "个字符"
-        return _err(path, "length", f"{f.title}长度不能超过{n}{unit}", f"longer than {n}")
+        return field_error(path, "length", f"{f.title}长度不能超过{n}{unit}", f"longer than {n}")
 
     if t == "string":
         fmt = FORMATS.get(f.format) if f.format else None
@@ -734,11 +731,11 @@ def _compile_value(f: FieldSpec) -> Check:
                 errors.append(too_long(path, length))
                 return
             if pattern is not None and pattern.fullmatch(v) is None:
-                errors.append(_err(path, "format", f"{f.title}格式错误", f"does not match {pattern.pattern}"))
+                errors.append(field_error(path, "format", f"{f.title}格式错误", f"does not match {pattern.pattern}"))
             if fmt is not None and (when is None or when(parent)):
                 problem = fmt(v)
                 if problem is not None:
-                    errors.append(_err(path, problem[0], f"{f.title}：{problem[1]}", problem[2]))
+                    errors.append(field_error(path, problem[0], f"{f.title}：{problem[1]}", problem[2]))
 
         return check_string
 
@@ -759,13 +756,13 @@ def _compile_value(f: FieldSpec) -> Check:
             accepted = names.get(v)
             if accepted is None:
                 if open_pattern is None or open_pattern.fullmatch(v) is None:
-                    errors.append(_err(path, "valueSet", f"{f.title}“{v}”不在值域“{vs.title}”中",
+                    errors.append(field_error(path, "valueSet", f"{f.title}“{v}”不在值域“{vs.title}”中",
                                        f"code not in value set {vs.id}"))
                 return
             if name_field is not None:
                 given = parent.get(name_field)
                 if type(given) is str and given != "" and given not in accepted:  # non-strings fail their own type check
-                    errors.append(_err(path[:-own] + name_field, "nameMatch",
+                    errors.append(field_error(path[:-own] + name_field, "nameMatch",
                                        f"名称“{given}”与{f.title}“{v}”对应的名称“{vs.codes[v]}”不符",
                                        "name does not match the code"))
 
@@ -799,7 +796,7 @@ def _compile_value(f: FieldSpec) -> Check:
                 errors.append(_type_error(f, path))
                 return
             if int_digits > max_int or frac_digits > s:
-                errors.append(_err(path, "precision",
+                errors.append(field_error(path, "precision",
                                    f"{f.title}超出精度N..{p},{s}（整数部分至多{max_int}位，小数至多{s}位）",
                                    f"exceeds precision {p},{s}"))
 
@@ -813,7 +810,7 @@ def _compile_value(f: FieldSpec) -> Check:
             if type(v) is not str:
                 errors.append(_type_error(f, path))
             elif not ok(v):
-                errors.append(_err(path, "format", f"{f.title}应为有效的{shape}", f"expected a valid {shape}"))
+                errors.append(field_error(path, "format", f"{f.title}应为有效的{shape}", f"expected a valid {shape}"))
 
         return check_date
 
@@ -822,13 +819,13 @@ def _compile_value(f: FieldSpec) -> Check:
 
             def check_tf(v, parent, path, errors):
                 if v not in ("T", "F") or type(v) is not str:
-                    errors.append(_err(path, "type", f"{f.title}应为T或F", "expected T or F"))
+                    errors.append(field_error(path, "type", f"{f.title}应为T或F", "expected T or F"))
 
             return check_tf
 
         def check_bool(v, parent, path, errors):
             if type(v) is not bool:
-                errors.append(_err(path, "type", f"{f.title}应为true或false", "expected true or false"))
+                errors.append(field_error(path, "type", f"{f.title}应为true或false", "expected true or false"))
 
         return check_bool
 
@@ -853,12 +850,12 @@ def _compile_value(f: FieldSpec) -> Check:
                 errors.append(_type_error(f, path))
                 return
             if len(v) < min_items:
-                errors.append(_err(path, "minItems", f"{f.title}至少需要{min_items}项", f"at least {min_items} items"))
+                errors.append(field_error(path, "minItems", f"{f.title}至少需要{min_items}项", f"at least {min_items} items"))
             if max_items is not None and len(v) > max_items:
-                errors.append(_err(path, "length", f"{f.title}至多{max_items}项", f"at most {max_items} items"))
+                errors.append(field_error(path, "length", f"{f.title}至多{max_items}项", f"at most {max_items} items"))
             for i, item in enumerate(v):
                 if item is None:
-                    errors.append(_err(f"{path}[{i}]", "type", f"{f.title}的元素不能为空", f"item is null, expected {item_type}"))
+                    errors.append(field_error(f"{path}[{i}]", "type", f"{f.title}的元素不能为空", f"item is null, expected {item_type}"))
                 else:
                     item_check(item, v, f"{path}[{i}]", errors)
 
@@ -876,20 +873,20 @@ def _compile_value(f: FieldSpec) -> Check:
             try:
                 raw = base64.b64decode(v, validate=True)
             except (binascii.Error, ValueError):
-                errors.append(_err(path, "format", f"{f.title}不是有效的Base64", "not valid Base64"))
+                errors.append(field_error(path, "format", f"{f.title}不是有效的Base64", "not valid Base64"))
                 return
             if len(raw) > max_bytes:
-                errors.append(_err(path, "length", f"文件超过{max_bytes}字节上限", f"file larger than {max_bytes} bytes"))
+                errors.append(field_error(path, "length", f"文件超过{max_bytes}字节上限", f"file larger than {max_bytes} bytes"))
             base = path[:-own]
             if size_field is not None:
                 size = parent.get(size_field)
                 if type(size) is int and size != len(raw):
-                    errors.append(_err(base + size_field, "checksum", f"文件大小{size}与内容实际大小{len(raw)}不符",
+                    errors.append(field_error(base + size_field, "checksum", f"文件大小{size}与内容实际大小{len(raw)}不符",
                                        "file size does not match the content"))
             if hash_field is not None:
                 digest = parent.get(hash_field)
                 if type(digest) is str and _HEX64.match(digest) and digest.lower() != sm3_hex(raw):
-                    errors.append(_err(base + hash_field, "checksum", "文件SM3摘要与内容不符",
+                    errors.append(field_error(base + hash_field, "checksum", "文件SM3摘要与内容不符",
                                        "SM3 digest does not match the content"))
 
         return check_file
@@ -1226,13 +1223,13 @@ class InterfaceSpec:
     def validate_response(self, data: Any) -> Errors:
         """Every problem of the `data` the platform answers with (for queries: the result)."""
         if self._check_response is None:
-            return [] if data in (None, {}) else [_err("", "unknown", "该接口无应答数据", "no response data defined")]
+            return [] if data in (None, {}) else [field_error("", "unknown", "该接口无应答数据", "no response data defined")]
         return self._validate(data, self._check_response)
 
     @staticmethod
     def _validate(payload: Any, check) -> Errors:
         if type(payload) is not dict:
-            return [_err("", "type", "报文应为JSON对象", "payload must be a JSON object")]
+            return [field_error("", "type", "报文应为JSON对象", "payload must be a JSON object")]
         errors: Errors = []
         check(payload, "", errors)
         return errors

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from dictionaries.selectors import Unmapped, standard_department, standard_exam_item
+from hospital_interop.errors import field_error
 from hospital_interop.municipal.envelope import file_fields
 from hospital_interop.municipal.specs import FieldSpec, InterfaceSpec, load_catalogue
 
@@ -71,10 +72,6 @@ def server_filled() -> set[str]:
 def intake_optional() -> set[str]:
     """Result fields that are required on the platform but may be left out of the intake."""
     return {*DEFAULTS, *(_name_field(f) for f in (*DEPARTMENT_FIELDS, BODY_PART_FIELD)), BODY_PART_FIELD}
-
-
-def _err(field_path: str, rule: str, zh: str) -> dict:
-    return {"field": field_path, "rule": rule, "message": zh}
 
 
 def fill_names(fields: dict[str, FieldSpec], obj: dict) -> None:
@@ -166,23 +163,23 @@ def _map_codes(payload: dict, prepared: Prepared) -> set[str]:
 
 def _decode_pdf(raw, prepared: Prepared) -> None:
     if not isinstance(raw, dict):
-        prepared.errors.append(_err(PDF_FIELD, "required", "缺少报告 PDF：pdf 应为 {\"fileName\", \"fileContent\"}"))
+        prepared.errors.append(field_error(PDF_FIELD, "required", "缺少报告 PDF：pdf 应为 {\"fileName\", \"fileContent\"}"))
         return
     unknown = sorted(set(raw) - {PDF_NAME, PDF_CONTENT})
-    prepared.errors += [_err(f"{PDF_FIELD}.{k}", "unknown", f"未定义的字段 {k}") for k in unknown]
+    prepared.errors += [field_error(f"{PDF_FIELD}.{k}", "unknown", f"未定义的字段 {k}") for k in unknown]
     name, content = raw.get(PDF_NAME), raw.get(PDF_CONTENT)
     if not isinstance(name, str) or not name.strip():
-        prepared.errors.append(_err(f"{PDF_FIELD}.{PDF_NAME}", "required", "缺少 PDF 文件名"))
+        prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_NAME}", "required", "缺少 PDF 文件名"))
     if not isinstance(content, str) or not content:
-        prepared.errors.append(_err(f"{PDF_FIELD}.{PDF_CONTENT}", "required", "缺少 PDF 内容（Base64）"))
+        prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "required", "缺少 PDF 内容（Base64）"))
         return
     try:
         data = base64.b64decode(content, validate=True)
     except (binascii.Error, ValueError):
-        prepared.errors.append(_err(f"{PDF_FIELD}.{PDF_CONTENT}", "base64", "PDF 内容不是合法的 Base64"))
+        prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "base64", "PDF 内容不是合法的 Base64"))
         return
     if not data.startswith(b"%PDF"):
-        prepared.errors.append(_err(f"{PDF_FIELD}.{PDF_CONTENT}", "format", "文件内容不是 PDF（应以 %PDF 开头）"))
+        prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "format", "文件内容不是 PDF（应以 %PDF 开头）"))
         return
     prepared.pdf_name, prepared.pdf_bytes = (name or "").strip(), data
 
@@ -196,11 +193,11 @@ def pdf_payload(result: dict, pdf_name: str, pdf_bytes: bytes) -> dict:
 def prepare(body) -> Prepared:
     prepared = Prepared()
     if not isinstance(body, dict):
-        prepared.errors.append(_err("", "type", "报告应为 JSON 对象"))
+        prepared.errors.append(field_error("", "type", "报告应为 JSON 对象"))
         return prepared
     payload = copy.deepcopy({k: v for k, v in body.items() if k not in (PDF_FIELD, IMAGE_FOLDER_FIELD)})
     for name in sorted(server_filled() & set(payload)):
-        prepared.errors.append(_err(name, "serverFilled", f"{name} 由本服务根据字典对照填写，请勿提交"))
+        prepared.errors.append(field_error(name, "serverFilled", f"{name} 由本服务根据字典对照填写，请勿提交"))
         payload.pop(name)
     for name, default in DEFAULTS.items():
         if payload.get(name) in (None, ""):
@@ -214,7 +211,7 @@ def prepare(body) -> Prepared:
     folder = body.get(IMAGE_FOLDER_FIELD)
     if folder not in (None, ""):
         if not isinstance(folder, str):
-            prepared.errors.append(_err(IMAGE_FOLDER_FIELD, "type", "imageFolder 应为字符串（目录路径）"))
+            prepared.errors.append(field_error(IMAGE_FOLDER_FIELD, "type", "imageFolder 应为字符串（目录路径）"))
         else:
             prepared.image_folder = folder
     _decode_pdf(body.get(PDF_FIELD), prepared)
@@ -239,7 +236,7 @@ def void_payload(report_id: str, body) -> tuple[dict, list[dict]]:
     """EXAM_REPORT_VOID from a withdrawal: the void spec's fields from the body, the org defaults
     and the report number; the void time defaults to now."""
     if not isinstance(body, dict):
-        return {}, [_err("", "type", "请求体应为 JSON 对象")]
+        return {}, [field_error("", "type", "请求体应为 JSON 对象")]
     void_spec = spec(VOID)
     payload = {name: default() for name, default in DEFAULTS.items()}
     payload.update({k: v for k, v in body.items()})

@@ -5,7 +5,6 @@ services."""
 
 from __future__ import annotations
 
-import base64
 import functools
 from datetime import date, timedelta
 
@@ -19,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from hospital_interop.municipal.client import Outcome
+from hospital_interop.errors import InvalidInput
 from hospital_interop.municipal.specs import resident_id_ok
 
 from . import payloads, selectors
@@ -163,27 +162,22 @@ def platform_reports(request):
 @require_GET
 def platform_pdf(request):
     """3.5 检验报告pdf预览 of any report the platform holds; every view goes to the audit log."""
-    from mutual_recognition.external import platform_client
-    from mutual_recognition.models import AuditEntry, Kind
+    from mutual_recognition import external
+    from mutual_recognition import services as recognition
 
     org, report_id = request.GET.get("org", "").strip(), request.GET.get("report", "").strip()
     user = request.user
-    facts = {"orgCode": org, "reportId": report_id, "requestOrgCode": settings.PLATFORM["ORG_CODE"],
-             "doctorId": user.get_username()[:20], "doctorName": (user.get_full_name() or user.get_username())[:50]}
-    spec = payloads.spec("LAB_REPORT_PDF_PREVIEW")
-    payload = payloads.build(spec.request.fields, facts)
-    if spec.validate(payload):
+    name = user.get_full_name() or user.get_username()
+    try:
+        pdf = external.lab_report_pdf(org, report_id, doctor_id=user.get_username(), doctor_name=name)
+    except InvalidInput:
         return HttpResponse("报告机构代码或报告单号有误。", status=400, content_type="text/plain; charset=utf-8")
-    result = platform_client().call(spec.code, payload)
-    if result.outcome != Outcome.ACCEPTED or not (result.data or {}).get("fileContent"):
-        return HttpResponse(f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}）。", status=502,
-                            content_type="text/plain; charset=utf-8")
-    AuditEntry.objects.create(
-        action=AuditEntry.Action.VIEW_REPORT, doctor_staff_no=user.get_username()[:20],
-        doctor_name=facts["doctorName"], user=user if user.is_authenticated else None, kind=Kind.LAB,
-        external_org_code=org, report_id=report_id[:20], client_ip=_client_ip(request),
-        detail={"source": "lab-platform-reports", "page": request.GET.get("from", "")})
-    response = HttpResponse(base64.b64decode(result.data["fileContent"]), content_type="application/pdf")
+    except external.PdfUnavailable as exc:
+        return HttpResponse(exc.message, status=502, content_type="text/plain; charset=utf-8")
+    recognition.record_report_view(kind="lab", org_code=org, report_id=report_id, doctor_staff_no=user.get_username(),
+                                   doctor_name=name, user=user, client_ip=_client_ip(request),
+                                   detail={"source": "lab-platform-reports", "page": request.GET.get("from", "")[:100]})
+    response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{report_id}.pdf"'
     return response
 
