@@ -4,7 +4,6 @@ broker outages, ordering, and a chaos run with faults, killed workers and a Redi
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 
 import kombu.pools
@@ -105,18 +104,25 @@ def test_a_visit_enqueued_before_its_registration_waits_while_other_patients_flo
     assert sim.record("OP_VISIT", visit_a.business_key)["payload"] == visit_a.payload
 
 
-def _restart_redis():
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], check=False,
-                   capture_output=True)
-    wait_until(lambda: subprocess.run(["redis-cli", "ping"], capture_output=True).returncode != 0, 10,
-               message="redis down")
+@pytest.fixture
+def chaos_redis(private_redis):
+    """Broker and cache of this test's own (a Redis it may restart; the shared one stays up)."""
+    original = celery_app.conf.broker_url
+    _use_broker(private_redis.url)
+    yield private_redis
+    _use_broker(original)
+
+
+def _restart(redis_server):
+    redis_server.stop()
     time.sleep(1)
-    subprocess.run(["bash", "scripts/services.sh"], check=True, cwd=settings.BASE_DIR, capture_output=True)
+    redis_server.start()
 
 
-def test_chaos_every_record_arrives_once_at_its_latest_version(sim, processes):
+def test_chaos_every_record_arrives_once_at_its_latest_version(sim, processes, chaos_redis):
     """2,000 records; 20% HTTP 5xx, 5% timeouts, 5% rate limiting; two SIGKILLed workers; one
     Redis restart. Only the records the platform rejects need attention; nothing is lost."""
+    broker = {"REDIS_URL": chaos_redis.url, "CELERY_BROKER_URL": chaos_redis.url, **FAST_RETRIES}
     rng = random.Random(2026)
     spec = _spec("LAB_REPORT_DETAIL")
     payloads = {}
@@ -129,22 +135,22 @@ def test_chaos_every_record_arrives_once_at_its_latest_version(sim, processes):
     sim.set_faults(http_5xx=0.20, timeout=0.05, rate_limit=0.05, retry_after=1, timeout_seconds=1.5,
                    reject_keys=sorted(rejected), seed=7)
 
-    workers = [processes.worker(concurrency=4, **FAST_RETRIES), processes.worker(concurrency=4, **FAST_RETRIES)]
-    processes.beat(**FAST_RETRIES)
+    workers = [processes.worker(concurrency=4, **broker), processes.worker(concurrency=4, **broker)]
+    processes.beat(**broker)
     for i, key in enumerate(keys):
         with transaction.atomic():
             services.enqueue("LAB_REPORT_DETAIL", payloads[key])
         if i == 600:
             processes.kill(workers.pop(0))  # SIGKILL mid-run
-            workers.append(processes.worker(concurrency=4, **FAST_RETRIES))
+            workers.append(processes.worker(concurrency=4, **broker))
         if i == 1200:
-            _restart_redis()
+            _restart(chaos_redis)
     for key in updated:
         payloads[key] = {**payloads[key], "reportRemark": "复核后更正：第二版"}
         services.enqueue("LAB_REPORT_DETAIL", payloads[key])
     time.sleep(3)
     processes.kill(workers.pop(0))  # and once more while the updates are in flight
-    workers.append(processes.worker(concurrency=4, **FAST_RETRIES))
+    workers.append(processes.worker(concurrency=4, **broker))
 
     def settled():
         open_rows = OutboxRecord.objects.filter(state__in=(State.PENDING, State.SENDING, State.RETRY)).count()
