@@ -115,7 +115,7 @@ class ReviewReport(models.Model):
     module = models.CharField("审核模块", max_length=16, choices=Module.choices, db_index=True)
     report_id = models.CharField("报告单号", max_length=64)
     report_version = models.PositiveIntegerField("报告版本", default=1)
-    lab_version = models.ForeignKey("mutual_recognition.LabReportVersion", null=True, blank=True,
+    lab_version = models.ForeignKey("lab.LabReportVersion", null=True, blank=True,
                                     on_delete=models.PROTECT, related_name="reviews", verbose_name="检验报告版本")
     patient_name = models.CharField("患者姓名", max_length=50)
     patient_id = models.CharField("病案号", max_length=32, blank=True, default="")

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "hospital_interop.patients",
     "dictionaries",
     "mutual_recognition",
+    "mutual_recognition.exam",
+    "mutual_recognition.lab",
     "emr_sharing",
     "esign",
 ]

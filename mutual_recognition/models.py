@@ -165,6 +165,3 @@ class AuditEntry(models.Model):
     def patient_display(self) -> str:
         return mask_name(self.patient_name)
 
-
-from .exam.models import DailySummaryRun, ExamReport, StudyInstance, StudySync  # noqa: E402,F401  (exam uploads and DICOM sync, issue 5)
-from .lab.models import LabArchivedPdf, LabReport, LabReportVersion, LabTransfer, LabTransferLog  # noqa: E402,F401  (lab reports, issue 6)

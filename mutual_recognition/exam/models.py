@@ -7,7 +7,8 @@
                      front-end processor, with retry timing computed by the delivery engine's policy
 ``StudyInstance``    one SOP instance of a job; *stored* only after a success status from the peer
 
-Registered through ``mutual_recognition/models.py`` (migrations in ``mutual_recognition/migrations``).
+The ``exam`` app (``apps.ExamConfig``); its tables keep the names they got inside
+``mutual_recognition`` (``Meta.db_table``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ExamReport(models.Model):
                                     on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
+        db_table = "mutual_recognition_examreport"  # created when this app was part of mutual_recognition
         verbose_name = "检查报告"
         verbose_name_plural = "检查报告"
         indexes = [models.Index(fields=["state", "updated_at"], name="exam_report_state")]
@@ -72,6 +74,7 @@ class DailySummaryRun(models.Model):
     created_at = models.DateTimeField("生成时间", auto_now_add=True)
 
     class Meta:
+        db_table = "mutual_recognition_dailysummaryrun"  # created when this app was part of mutual_recognition
         verbose_name = "检查日报"
         verbose_name_plural = "检查日报"
         ordering = ["-created_at"]
@@ -126,6 +129,7 @@ class StudySync(models.Model):
     source_system = models.CharField("来源系统", max_length=64, blank=True, default="")
 
     class Meta:
+        db_table = "mutual_recognition_studysync"  # created when this app was part of mutual_recognition
         verbose_name = "影像同步任务"
         verbose_name_plural = "影像同步任务"
         indexes = [
@@ -164,6 +168,7 @@ class StudyInstance(models.Model):
     last_error = models.CharField("最后错误", max_length=500, blank=True, default="")
 
     class Meta:
+        db_table = "mutual_recognition_studyinstance"  # created when this app was part of mutual_recognition
         verbose_name = "影像实例"
         verbose_name_plural = "影像实例"
         constraints = [models.UniqueConstraint(fields=["job", "sop_instance_uid"], name="study_instance_unique")]
@@ -172,5 +177,3 @@ class StudyInstance(models.Model):
     def __str__(self):
         return self.sop_instance_uid
 
-
-from . import tasks  # noqa: E402,F401  (registers the Celery tasks; see tasks.py)

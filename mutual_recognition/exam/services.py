@@ -30,6 +30,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
+from dictionaries.selectors import version as dictionary_version
 from hospital_interop.dicom.config import DicomConfig
 from hospital_interop.dicom.files import InstanceFile, scan_folder
 from hospital_interop.dicom.retrieve import retrieve_study
@@ -207,9 +208,7 @@ def republish_held() -> tuple[int, int]:
 
 def republish_held_if_dictionaries_changed() -> tuple[int, int] | None:
     """Called by the sweep: held reports go out on their own soon after a mapping is fixed."""
-    from dictionaries.selectors import version
-
-    current = version()
+    current = dictionary_version()
     if cache.get(DICTIONARY_VERSION_SEEN) == current:
         return None
     cache.set(DICTIONARY_VERSION_SEEN, current, None)

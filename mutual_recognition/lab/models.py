@@ -8,7 +8,8 @@
                        discovered → enqueued → accepted → cleared (or quarantined / superseded).
 ``LabTransferLog``     what the transfer service did, when, to which file (the transfer log).
 
-Imported at the end of ``mutual_recognition/models.py`` so that they belong to that app.
+The ``lab`` app (``apps.LabConfig``); its tables keep the names they got inside
+``mutual_recognition`` (``Meta.db_table``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class LabReport(models.Model):
     updated_at = models.DateTimeField("更新时间", auto_now=True)
 
     class Meta:
+        db_table = "mutual_recognition_labreport"  # created when this app was part of mutual_recognition
         verbose_name = verbose_name_plural = "检验报告"
         ordering = ["-reported_at", "-id"]
 
@@ -66,6 +68,7 @@ class LabReportVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "mutual_recognition_labreportversion"  # created when this app was part of mutual_recognition
         verbose_name = verbose_name_plural = "检验报告版本"
         ordering = ["report", "-version"]
         constraints = [models.UniqueConstraint(fields=["report", "version"], name="lab_report_version_unique")]
@@ -86,6 +89,7 @@ class LabArchivedPdf(models.Model):
     archived_at = models.DateTimeField("归档时间")
 
     class Meta:
+        db_table = "mutual_recognition_labarchivedpdf"  # created when this app was part of mutual_recognition
         verbose_name = verbose_name_plural = "检验报告归档 PDF"
 
     def __str__(self):
@@ -126,6 +130,7 @@ class LabTransfer(models.Model):
     updated_at = models.DateTimeField("更新时间", auto_now=True)
 
     class Meta:
+        db_table = "mutual_recognition_labtransfer"  # created when this app was part of mutual_recognition
         verbose_name = verbose_name_plural = "检验报告文件传输"
         ordering = ["-discovered_at", "-id"]
         constraints = [
@@ -165,6 +170,7 @@ class LabTransferLog(models.Model):
     message = models.TextField("说明", blank=True, default="")
 
     class Meta:
+        db_table = "mutual_recognition_labtransferlog"  # created when this app was part of mutual_recognition
         verbose_name = verbose_name_plural = "检验报告传输日志"
         ordering = ["-at", "-id"]
 

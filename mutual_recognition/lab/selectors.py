@@ -12,11 +12,14 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from hospital_interop.municipal.client import Outcome
+from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.uploads.models import OutboxRecord
+from mutual_recognition.external import platform_client
+from mutual_recognition.models import Decision, id_key
 
-from . import index, payloads
+from . import index, payloads, pdf
 from .conf import TransferConfig
-from .models import LabReport, LabTransfer, LabTransferLog
+from .models import LabArchivedPdf, LabReport, LabReportVersion, LabTransfer, LabTransferLog
 
 T = LabTransfer.State
 HEAVY = ("pdf_record__payload", "detail_record__payload")  # the PDF travels Base64 in the payload
@@ -72,11 +75,6 @@ def version_pdf(report_id: str, version: int) -> VersionPdf | None:
     """An archived version: exactly the bytes archived (their SM3 is the version's ``pdf_sm3``),
     never rendered again. A version not archived yet: a preview, marked so, without signature.
     None when the report or the version does not exist."""
-    from hospital_interop.municipal.gm import sm3_hex
-
-    from . import pdf
-    from .models import LabArchivedPdf, LabReportVersion
-
     v = LabReportVersion.objects.filter(report__report_id=report_id, version=version).first()
     if v is None:
         return None
@@ -112,8 +110,6 @@ class ReportFilter:
 
 
 def search_reports(f: ReportFilter, limit: int = 100) -> list[dict]:
-    from mutual_recognition.models import id_key
-
     qs = LabReport.objects.all()
     if f.q:
         q = f.q.strip()
@@ -226,8 +222,6 @@ def query_platform(kind: str, *, start: date | None, end: date | None, name: str
                    id_type: str = "01", client=None) -> PlatformList:
     """Every row of LAB_REPORT_LIST_BY_ORG (kind "org") or _BY_ID ("id"), page by page, with the
     hospital's own reports in the same range marked when the platform does not hold them."""
-    from mutual_recognition.external import platform_client
-
     code = "LAB_REPORT_LIST_BY_ORG" if kind == "org" else "LAB_REPORT_LIST_BY_ID"
     client = client or platform_client()
     facts = {**payloads.org_facts(), "startDate": _d8(start), "endDate": _d8(end), "pageSize": PAGE_SIZE_PLATFORM}
@@ -260,8 +254,6 @@ def query_platform(kind: str, *, start: date | None, end: date | None, name: str
     if end:
         reports = reports.filter(reported_at__lt=_day_start(end + timedelta(days=1)))
     if kind == "id":
-        from mutual_recognition.models import id_key
-
         reports = reports.filter(patient_key=id_key(id_type, id_no))
     local = {r.report_id: r for r in reports}
     transfers = {}
@@ -314,8 +306,6 @@ class ExternalFilter:
 
 def external_decisions(f: ExternalFilter, limit: int = 200):
     """Doctors' decisions on external lab results (the recognised ones by default)."""
-    from mutual_recognition.models import Decision, id_key
-
     qs = Decision.objects.select_related("encounter").filter(kind="lab", current=True)
     if f.decision:
         qs = qs.filter(decision=f.decision)
@@ -333,8 +323,6 @@ def external_decisions(f: ExternalFilter, limit: int = 200):
 
 def recognizable_reports(name: str, id_no: str, id_type: str = "01", client=None) -> tuple[list[dict], str]:
     """3.1: the patient's external lab reports with recognisable items, live from the platform."""
-    from mutual_recognition.external import platform_client
-
     code = "LAB_RECOGNIZABLE_ITEMS"
     payload = payloads.build(payloads.spec(code).request.fields, {
         **payloads.org_facts(), "patient": {"name": name, "idTypeCode": id_type, "idNo": id_no}})

@@ -27,10 +27,11 @@ from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.patients import services as patients
 from hospital_interop.patients.models import RefKind
 from hospital_interop.patients.services import Identity, Ref
+from mutual_recognition.models import Decision, mask_id
 
 from . import index, intake, payloads, pdf
 from .conf import TransferConfig
-from .models import LabArchivedPdf, LabReport, LabReportVersion
+from .models import LabArchivedPdf, LabReport, LabReportVersion, LabTransfer
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ def recognition_from_decisions(visit_id: str, patient_key: str, order_ids: list[
     """The doctors' current lab decisions for the visit (requirement 1.2.2 4): refusals become
     non-recognition information, recognitions the accepted external results. Only decisions
     about the report's own patient (``patient_key``, see patients.models.id_key) in that visit."""
-    from mutual_recognition.models import Decision
-
     qs = Decision.objects.filter(encounter__visit_id=visit_id, encounter__id_key=patient_key, kind="lab",
                                  current=True)
     if order_ids:
@@ -115,8 +114,6 @@ def approve(data, *, source: str = "") -> Approval:
     digest = intake.content_hash(content)
     now = timezone.now()
     patient = content["patient"]
-    from mutual_recognition.models import mask_id
-
     fields = {
         "title": content["reportTitle"], "patient_name": patient["name"],
         "patient_key": identity.key, "id_masked": mask_id(patient["idNo"]),
@@ -188,8 +185,6 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
 def requeue_quarantined(transfer_id: int, config: TransferConfig | None = None) -> list[str]:
     """Move a quarantined pair's files back into the drop folder (PDF first, index last), after the
     cause was fixed (e.g. a dictionary mapping added). The transfer service then processes them again."""
-    from .models import LabTransfer
-
     cfg = config or TransferConfig.from_settings()
     t = LabTransfer.objects.filter(pk=transfer_id, state=LabTransfer.State.QUARANTINED).first()
     if t is None or not t.disposition:

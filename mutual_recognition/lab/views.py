@@ -20,9 +20,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from hospital_interop.errors import InvalidInput
 from hospital_interop.municipal.specs import resident_id_ok
+from mutual_recognition import external as external_results
+from mutual_recognition import services as recognition
 
 from . import payloads, selectors
 from .models import LabReport, LabTransfer, LabTransferLog
+from .services import requeue_quarantined
 
 PERMS = ("hospital_interop.review_lab_reports", "hospital_interop.view_uploads")
 
@@ -111,8 +114,6 @@ def transfers(request):
 @staff_only
 @require_POST
 def requeue(request, pk: int):
-    from .services import requeue_quarantined
-
     if not (request.user.has_perm("hospital_interop.operate_uploads")
             or request.user.has_perm("hospital_interop.review_lab_reports")):
         raise PermissionDenied
@@ -162,17 +163,15 @@ def platform_reports(request):
 @require_GET
 def platform_pdf(request):
     """3.5 检验报告pdf预览 of any report the platform holds; every view goes to the audit log."""
-    from mutual_recognition import external
-    from mutual_recognition import services as recognition
 
     org, report_id = request.GET.get("org", "").strip(), request.GET.get("report", "").strip()
     user = request.user
     name = user.get_full_name() or user.get_username()
     try:
-        pdf = external.lab_report_pdf(org, report_id, doctor_id=user.get_username(), doctor_name=name)
+        pdf = external_results.lab_report_pdf(org, report_id, doctor_id=user.get_username(), doctor_name=name)
     except InvalidInput:
         return HttpResponse("报告机构代码或报告单号有误。", status=400, content_type="text/plain; charset=utf-8")
-    except external.PdfUnavailable as exc:
+    except external_results.PdfUnavailable as exc:
         return HttpResponse(exc.message, status=502, content_type="text/plain; charset=utf-8")
     recognition.record_report_view(kind="lab", org_code=org, report_id=report_id, doctor_staff_no=user.get_username(),
                                    doctor_name=name, user=user, client_ip=_client_ip(request),
