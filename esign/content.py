@@ -13,7 +13,9 @@ UTF-8 JSON with sorted keys and a schema tag. Times the two sides cannot agree o
 review was done, when it was signed) are left out: the signing time is in the signature row and
 in the timestamp token.
 
-No Django, no database: both apps import it without a cycle.
+No Django, no database. esign never imports the lab: the lab app registers how the facts of
+one of its report versions are built (``register_version_facts``, from its AppConfig.ready), and
+the review module asks through :func:`version_facts` — the arrows point from lab to esign only.
 """
 
 from __future__ import annotations
@@ -57,3 +59,28 @@ def canonical_text(facts: dict) -> str:
 def text_hash(text: str) -> str:
     """SM3 (hex) of the UTF-8 bytes of a signed text: ``ReportSignature.original_hash``."""
     return gm.sm3_hex(text.encode("utf-8"))
+
+
+class ContentUnreadable(ValueError):
+    """A report version's content no longer maps through the dictionaries: it has no printable facts."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e['field']} {e['message']}" for e in errors[:5]))
+
+
+_version_facts = None
+
+
+def register_version_facts(builder) -> None:
+    """``builder(lab_version) -> facts`` (raising ContentUnreadable): installed by the lab app."""
+    global _version_facts
+    _version_facts = builder
+
+
+def version_facts(lab_version) -> dict:
+    """The facts of a lab report version as its PDF prints them (the lab app's builder)."""
+    if _version_facts is None:
+        raise RuntimeError("the lab app has not registered its report facts (is it in INSTALLED_APPS?)")
+    return _version_facts(lab_version)
+

@@ -363,12 +363,10 @@ def open_review(lab_version, module: str) -> ReviewReport:
     in ``module``: the one way a lab report enters the review modules.
 
     The review holds exactly the facts its signature will cover, copied from the version as its
-    PDF prints them (``mutual_recognition.lab.signing.version_facts``), and names the reviewer the
+    PDF prints them (``content.version_facts``, built by the lab app), and names the reviewer the
     LIS named. Opening the same version again returns its review; a new version is a new review,
     so an approval or signature of version 1 never covers version 2.
     """
-    from mutual_recognition.lab.signing import ContentUnreadable, version_facts
-
     if module not in ReviewReport.Module.values:
         raise InvalidInput([field_error("module", "choice", f"审核模块 {module!r} 不存在。")])
     report_id = lab_version.report.report_id
@@ -379,8 +377,8 @@ def open_review(lab_version, module: str) -> ReviewReport:
                                                                    "已有一份不是由该检验报告版本生成的审核记录。")])
         return existing
     try:
-        facts = version_facts(lab_version)
-    except ContentUnreadable as exc:
+        facts = content.version_facts(lab_version)
+    except content.ContentUnreadable as exc:
         raise InvalidInput(exc.errors) from None
     c = lab_version.content
     patient, specimen, reviewer = facts["patient"], facts["specimen"], facts["reviewer"]
@@ -420,10 +418,8 @@ def current_facts(report: ReviewReport, *, unnamed_reviewer: dict) -> dict:
     content no longer maps through the dictionaries."""
     if report.lab_version_id is None:
         return review_facts(report, unnamed_reviewer=unnamed_reviewer)
-    from mutual_recognition.lab.models import LabReportVersion
-    from mutual_recognition.lab.signing import version_facts
-
-    return version_facts(LabReportVersion.objects.select_related("report").get(pk=report.lab_version_id))
+    versions = ReviewReport._meta.get_field("lab_version").related_model.objects  # read fresh: content may change
+    return content.version_facts(versions.select_related("report").get(pk=report.lab_version_id))
 
 
 def _signing_text(report: ReviewReport, profile: SignerProfile) -> str:
@@ -439,11 +435,9 @@ def _signing_text(report: ReviewReport, profile: SignerProfile) -> str:
             f"当前签名人为 {profile.name}（工号 {profile.staff_no}）。只能由报告所列审核者本人签名，审核未完成。",
             "not_reviewer")
     if report.lab_version_id is not None:
-        from mutual_recognition.lab.signing import ContentUnreadable
-
         try:
             lab = current_facts(report, unnamed_reviewer=signer)
-        except ContentUnreadable:
+        except content.ContentUnreadable:
             lab = None
         if lab != facts:
             raise SigningRefused(
@@ -723,8 +717,6 @@ def verify_signature(signature: ReportSignature, client: SigningServerClient | N
     """Re-check a stored signature: text vs its SM3, the SM2 signature vs its certificate, the
     report's CURRENT content vs the signed text, the signer vs the reviewer it names, the
     timestamp token, and (for reference) the certificate's state at the CA now."""
-    from mutual_recognition.lab.signing import ContentUnreadable
-
     text = signature.original_text.encode("utf-8")
     checks = []
     hash_ok = gm.sm3_hex(text) == signature.original_hash
@@ -750,7 +742,7 @@ def verify_signature(signature: ReportSignature, client: SigningServerClient | N
     try:
         facts = current_facts(report, unnamed_reviewer={"staffNo": signature.signer_staff_no,
                                                         "name": signature.signer_name})
-    except ContentUnreadable:
+    except content.ContentUnreadable:
         facts = None
     current_hash = content.text_hash(content.canonical_text(facts)) if facts else ""
     current_ok = current_hash == signature.original_hash

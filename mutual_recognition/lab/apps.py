@@ -8,3 +8,10 @@ class LabConfig(AppConfig):
     label = "lab"
     verbose_name = "检验报告上传"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from esign.content import register_version_facts
+
+        from .signing import version_facts
+
+        register_version_facts(version_facts)  # the review module signs what the lab PDF prints

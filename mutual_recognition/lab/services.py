@@ -32,6 +32,7 @@ from mutual_recognition.models import Decision, mask_id
 from . import index, intake, payloads, pdf
 from .conf import TransferConfig
 from .models import LabArchivedPdf, LabReport, LabReportVersion, LabTransfer
+from .signing import signature_for
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,6 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
     and version, over the canonical text of this content, by the reviewer it names), else none.
     An archived version is written again only with ``regenerate`` or when its signature state
     changed since (signed after it was archived unsigned, or its signature no longer matches)."""
-    from .signing import signature_for
-
     report = LabReport.objects.filter(report_id=report_id).first()
     if report is None:
         raise InvalidInput([{"field": "reportId", "rule": "unknown", "message": f"报告 {report_id} 尚未审核上报"}],

@@ -13,22 +13,17 @@ version's own signature over the text of its current content, or None.
 
 from __future__ import annotations
 
+from esign.content import ContentUnreadable, report_facts
+from esign.services import signature_block
+
 from . import payloads, pdf
 from .models import LabReportVersion
 
-
-class ContentUnreadable(ValueError):
-    """The version's content no longer maps through the dictionaries: it has no printable facts."""
-
-    def __init__(self, errors: list[dict]):
-        self.errors = errors
-        super().__init__("; ".join(f"{e['field']} {e['message']}" for e in errors[:5]))
+__all__ = ["ContentUnreadable", "signature_for", "version_facts"]
 
 
 def version_facts(version: LabReportVersion, mapped: payloads.Mapped | None = None) -> dict:
     """The signed facts of ``version`` (its content resolved through the dictionaries, as printed)."""
-    from esign.content import report_facts
-
     c = version.content
     m = mapped or payloads.map_content(c)
     if m.errors:
@@ -48,8 +43,6 @@ def version_facts(version: LabReportVersion, mapped: payloads.Mapped | None = No
 def signature_for(version: LabReportVersion, mapped: payloads.Mapped | None = None) -> dict | None:
     """The signature block of this version (``esign.services.signature_block``), or None (also
     when its content cannot be printed under the current dictionaries)."""
-    from esign.services import signature_block
-
     try:
         facts = version_facts(version, mapped)
     except ContentUnreadable:
