@@ -9,12 +9,8 @@ document version that adds or drops a field is a YAML change.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-
-from django.conf import settings
-from django.utils import timezone
-
-from hospital_interop.municipal.specs import FieldSpec, load_catalogue, resident_id_ok
+from hospital_interop.municipal.specs import FieldSpec, load_catalogue
+from hospital_interop.patients import facts as shared
 
 
 def spec(code: str):
@@ -50,31 +46,14 @@ def for_interface(code: str, facts: dict) -> dict:
     return build(spec(code).request.fields, facts)
 
 
-def platform_datetime(value: datetime | None = None) -> str:
-    return timezone.localtime(value or timezone.now()).strftime("%Y%m%d%H%M%S")
-
-
-def org_facts() -> dict:
-    return {"orgCode": settings.PLATFORM["ORG_CODE"], "orgName": settings.HOSPITAL_NAME}
-
-
 def patient_facts(enc) -> dict:
     """The patient object (name, sex, birth date, identity) of an Encounter."""
-    sex, birth = enc.sex_code, enc.birth_date
-    if enc.id_type_code == "01" and resident_id_ok(enc.id_no):
-        birth = birth or enc.id_no[6:14]
-        sex = sex or ("1" if int(enc.id_no[16]) % 2 else "2")
-    facts = {"name": enc.name, "sexCode": sex or "0", "birthDate": birth, "idTypeCode": enc.id_type_code,
-             "idNo": enc.id_no, "phone": enc.phone}
-    if birth and len(birth) == 8 and birth.isdigit():
-        today = date.today()
-        born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
-        facts["ageYears"] = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    return facts
+    return shared.patient_facts(name=enc.name, id_type=enc.id_type_code, id_no=enc.id_no, sex_code=enc.sex_code,
+                               birth_date=enc.birth_date, phone=enc.phone)
 
 
 def encounter_facts(enc) -> dict:
-    return {**org_facts(), "patient": patient_facts(enc), "patientTypeCode": enc.patient_type_code,
+    return {**shared.org_facts(), "patient": patient_facts(enc), "patientTypeCode": enc.patient_type_code,
             "visitId": enc.visit_id, "outpatientNo": enc.outpatient_no, "inpatientNo": enc.inpatient_no}
 
 
@@ -99,7 +78,7 @@ def decision_facts(decision) -> dict:
         "deptName": decision.std_dept_name,
         "doctorId": decision.doctor_staff_no,
         "doctorName": decision.doctor_name,
-        "decisionDateTime": platform_datetime(decision.decided_at),
+        "decisionDateTime": shared.platform_datetime(decision.decided_at),
     })
     return facts
 

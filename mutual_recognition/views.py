@@ -129,8 +129,8 @@ def page_model(ctx: LinkContext, enc: Encounter, bundle: dict) -> list[dict]:
 
 
 def _patient_line(enc: Encounter) -> dict:
-    sex = {"1": "男", "2": "女"}.get(payloads.patient_facts(enc)["sexCode"], "")
-    age = payloads.patient_facts(enc).get("ageYears")
+    patient = payloads.patient_facts(enc)
+    sex, age = {"1": "男", "2": "女"}.get(patient["sexCode"], ""), patient.get("ageYears")
     return {"name": enc.name, "sex": sex, "age": age, "id_masked": mask_id(enc.id_no),
             "type": {"1": "门诊", "2": "急诊", "3": "住院"}.get(enc.patient_type_code, ""),
             "no": enc.inpatient_no or enc.outpatient_no or enc.visit_id}

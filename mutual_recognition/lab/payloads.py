@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
-from django.conf import settings
 from django.utils import timezone
 
 from dictionaries import selectors as dicts
 from dictionaries.models import ChargeItem, Doctor, LabSubItem, StandardLabItem
 from hospital_interop.municipal.envelope import file_fields
-from hospital_interop.municipal.specs import resident_id_ok
+from hospital_interop.patients import facts as shared
 from mutual_recognition.payloads import build, spec
 
 DETAIL = "LAB_REPORT_DETAIL"
@@ -35,16 +34,6 @@ HR_REMARK = "本报告中标注“HR”的项目为北京市医疗机构检验�
 
 
 # --------------------------------------------------------------------------- value helpers
-
-
-def platform_datetime(value: str | datetime | None) -> str:
-    """ISO 8601 (the LIS content) → yyyyMMddHHmmss in Beijing time."""
-    if not value:
-        return ""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return timezone.localtime(moment).strftime("%Y%m%d%H%M%S")
 
 
 def number(text: str) -> float | None:
@@ -63,14 +52,6 @@ def money(value) -> float:
     return float(Decimal(str(value)).quantize(Decimal("0.01")))
 
 
-def age_at(birth: str, on: date) -> int | None:
-    """Age in full years on a day (birth as yyyyMMdd)."""
-    if len(birth) != 8 or not birth.isdigit():
-        return None
-    born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
-    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-
-
 def report_day(content: dict) -> date:
     """The report's own date (ages are as of it, so re-rendering later gives the same document)."""
     try:
@@ -81,18 +62,10 @@ def report_day(content: dict) -> date:
 
 
 def patient_facts(p: dict, on: date | None = None) -> dict:
-    sex, birth, id_no = p.get("sexCode") or "", p.get("birthDate") or "", p.get("idNo", "")
-    if p.get("idTypeCode", "01") == "01" and resident_id_ok(id_no):
-        birth = birth or id_no[6:14]
-        sex = sex or ("1" if int(id_no[16]) % 2 else "2")
-    facts = {"name": p.get("name"), "sexCode": sex or "0", "birthDate": birth,
-             "idTypeCode": p.get("idTypeCode", "01"), "idNo": id_no, "phone": p.get("phone")}
-    facts["ageYears"] = age_at(birth, on or date.today())
-    return facts
-
-
-def org_facts() -> dict:
-    return {"orgCode": settings.PLATFORM["ORG_CODE"], "orgName": settings.HOSPITAL_NAME}
+    """The patient object of LIS content (its ``patient``), ages as of ``on``."""
+    return shared.patient_facts(name=p.get("name"), id_type=p.get("idTypeCode") or "01", id_no=p.get("idNo", ""),
+                               sex_code=p.get("sexCode") or "", birth_date=p.get("birthDate") or "",
+                               phone=p.get("phone"), on=on)
 
 
 # --------------------------------------------------------------------------- the mapped report
@@ -284,7 +257,7 @@ def detail_facts(m: Mapped) -> dict:
     c = m.content
     visit, specimen = c.get("visit") or {}, c.get("specimen") or {}
     facts = {
-        **org_facts(),
+        **shared.org_facts(),
         "reportId": c["reportId"], "applicationId": c.get("applicationId"), "reportTitle": c.get("reportTitle"),
         "patient": patient_facts(c.get("patient") or {}, report_day(c)),
         "patientTypeCode": visit.get("patientTypeCode"), "visitId": visit.get("visitId"),
@@ -294,13 +267,13 @@ def detail_facts(m: Mapped) -> dict:
         "requestDoctorLicenseNo": m.request_doctor[2],
         "clinicalDiagnosisCode": c.get("clinicalDiagnosisCode"), "clinicalDiagnosisName": c.get("clinicalDiagnosisName"),
         "specimenNo": specimen.get("specimenNo"), "specimenTypeCode": specimen.get("typeCode"),
-        "sampleDateTime": platform_datetime(specimen.get("sampledAt")),
-        "receiveDateTime": platform_datetime(specimen.get("receivedAt")),
+        "sampleDateTime": shared.platform_datetime(specimen.get("sampledAt")),
+        "receiveDateTime": shared.platform_datetime(specimen.get("receivedAt")),
         "labDeptCode": m.lab_dept[0], "labDeptName": m.lab_dept[1],
         "testDoctorId": m.test_doctor[0], "testDoctorName": m.test_doctor[1],
         "reviewDoctorId": m.review_doctor[0], "reviewDoctorName": m.review_doctor[1],
-        "reportDateTime": platform_datetime(c.get("reportedAt")),
-        "reviewDateTime": platform_datetime(c.get("reviewedAt")),
+        "reportDateTime": shared.platform_datetime(c.get("reportedAt")),
+        "reviewDateTime": shared.platform_datetime(c.get("reviewedAt")),
         "recognitionMark": HR if m.any_recognised else None,
         "reportRemark": m.remark,
         "items": [{
@@ -315,14 +288,14 @@ def detail_facts(m: Mapped) -> dict:
             "recognitionItemCode": r["recognitionItemCode"], "recognitionItemName": r["recognitionItemName"],
             "externalOrgCode": r.get("externalOrgCode"), "externalReportId": r.get("externalReportId"),
             "refusalReasonCode": r["refusalReasonCode"], "note": r.get("note"), "doctorName": r["doctorName"],
-            "decisionDateTime": platform_datetime(r["decidedAt"]),
+            "decisionDateTime": shared.platform_datetime(r["decidedAt"]),
         } for r in m.non_recognitions],
         "externalResults": [{
             "recognitionItemCode": r["recognitionItemCode"], "recognitionItemName": r["recognitionItemName"],
             "externalOrgCode": r["externalOrgCode"], "externalOrgName": r["externalOrgName"],
             "externalReportId": r["externalReportId"], "resultValue": r["resultValue"], "unit": r.get("unit"),
-            "externalReportDateTime": platform_datetime(r["externalReportAt"]), "doctorName": r["doctorName"],
-            "acceptedDateTime": platform_datetime(r["acceptedAt"]),
+            "externalReportDateTime": shared.platform_datetime(r["externalReportAt"]), "doctorName": r["doctorName"],
+            "acceptedDateTime": shared.platform_datetime(r["acceptedAt"]),
         } for r in m.external_results],
     }
     return facts
@@ -340,9 +313,9 @@ def detail(content: dict, mapped: Mapped | None = None) -> tuple[dict | None, li
 
 def pdf_payload(content: dict, file_name: str, pdf_bytes: bytes) -> tuple[dict | None, list[dict]]:
     """The 3.4 payload: the report's keys, patient and time, and the §6 file fields."""
-    facts = {**org_facts(), "reportId": content["reportId"],
+    facts = {**shared.org_facts(), "reportId": content["reportId"],
              "patient": patient_facts(content.get("patient") or {}, report_day(content)),
-             "reportDateTime": platform_datetime(content.get("reportedAt")), **file_fields(file_name, pdf_bytes)}
+             "reportDateTime": shared.platform_datetime(content.get("reportedAt")), **file_fields(file_name, pdf_bytes)}
     payload = build(spec(PDF).request.fields, facts)
     errors = spec(PDF).validate(payload)
     return (None, errors) if errors else (payload, [])

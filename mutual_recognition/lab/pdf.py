@@ -35,7 +35,7 @@ from reportlab.platypus import KeepTogether, Paragraph, SimpleDocTemplate, Space
 
 from hospital_interop.municipal.specs import load_catalogue
 
-from .payloads import Mapped, age_at, report_day
+from .payloads import Mapped, patient_facts, report_day
 
 FONT_FILES = (
     os.environ.get("LAB_PDF_FONT", ""),
@@ -111,12 +111,9 @@ def _esc(text) -> str:
 
 def printed_sex_age(content: dict) -> tuple[str, str]:
     """Sex and age as the report prints them (sex from the code, else from the resident ID)."""
-    p = content.get("patient") or {}
-    sex = load_catalogue().value_set("SEX").name_of(p.get("sexCode") or "") or ""
-    if not sex and p.get("idTypeCode", "01") == "01" and len(p.get("idNo", "")) == 18:
-        sex = "男" if int(p["idNo"][16]) % 2 else "女"
-    birth = p.get("birthDate") or (p.get("idNo", "")[6:14] if len(p.get("idNo", "")) == 18 else "")
-    years = age_at(birth, report_day(content))
+    patient = patient_facts(content.get("patient") or {}, report_day(content))
+    sex = {"1": "男", "2": "女"}.get(patient["sexCode"], "")
+    years = patient.get("ageYears")
     return sex, f"{years}岁" if years is not None else ""
 
 

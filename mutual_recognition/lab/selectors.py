@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from hospital_interop.municipal.client import Outcome
 from hospital_interop.municipal.gm import sm3_hex
+from hospital_interop.patients import facts as shared
 from hospital_interop.uploads.models import OutboxRecord
 from mutual_recognition.external import platform_client
 from mutual_recognition.models import Decision, id_key
@@ -224,7 +225,7 @@ def query_platform(kind: str, *, start: date | None, end: date | None, name: str
     hospital's own reports in the same range marked when the platform does not hold them."""
     code = "LAB_REPORT_LIST_BY_ORG" if kind == "org" else "LAB_REPORT_LIST_BY_ID"
     client = client or platform_client()
-    facts = {**payloads.org_facts(), "startDate": _d8(start), "endDate": _d8(end), "pageSize": PAGE_SIZE_PLATFORM}
+    facts = {**shared.org_facts(), "startDate": _d8(start), "endDate": _d8(end), "pageSize": PAGE_SIZE_PLATFORM}
     if kind == "id":
         facts["patient"] = {"name": name, "idTypeCode": id_type, "idNo": id_no}
     out = PlatformList()
@@ -325,7 +326,7 @@ def recognizable_reports(name: str, id_no: str, id_type: str = "01", client=None
     """3.1: the patient's external lab reports with recognisable items, live from the platform."""
     code = "LAB_RECOGNIZABLE_ITEMS"
     payload = payloads.build(payloads.spec(code).request.fields, {
-        **payloads.org_facts(), "patient": {"name": name, "idTypeCode": id_type, "idNo": id_no}})
+        **shared.org_facts(), "patient": {"name": name, "idTypeCode": id_type, "idNo": id_no}})
     problems = payloads.spec(code).validate(payload)
     if problems:
         return [], "查询条件有误：" + "；".join(p["message"] for p in problems[:3])
