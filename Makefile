@@ -29,7 +29,7 @@ test: venv sysdeps services
 
 ## sim: the municipal platform simulator alone (port 8701, its own SQLite, demo keys)
 sim: venv
-	$(PY) -m hospital_interop.simulators.platform --host 127.0.0.1 --port 8701 --db var/platform-sim.sqlite3 --keys var/keys --ensure-keys
+	$(PY) -m simulators.platform --host 127.0.0.1 --port 8701 --db var/platform-sim.sqlite3 --keys var/keys --ensure-keys
 
 lint: venv
 	.venv/bin/ruff check .

@@ -88,7 +88,7 @@ def end_to_end(env, tmp: Path, n: int) -> None:
 
     keys = Path(env["HOSPITAL_INTEROP_KEY_DIR"])
     sim_log = tmp / "sim.log"
-    sim = start([sys.executable, "-m", "hospital_interop.simulators.platform", "--port", "0", "--db",
+    sim = start([sys.executable, "-m", "simulators.platform", "--port", "0", "--db",
                  str(tmp / "sim.sqlite3"), "--keys", str(keys), "--reset"], env, sim_log, "listening on")
     url = sim_log.read_text().split("listening on ")[1].split()[0]
     env = {**env, "PLATFORM_BASE_URL": url, "PLATFORM_PRIVATE_KEY_FILE": str(keys / "hospital_sm2.pem"),

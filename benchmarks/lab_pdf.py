@@ -180,7 +180,7 @@ def end_to_end(env: dict, tmp: Path, n: int, drop_rate: float) -> None:
     sim_log = tmp / "sim.log"
     procs = []
     try:
-        sim = start([sys.executable, "-m", "hospital_interop.simulators.platform", "--port", "0", "--db",
+        sim = start([sys.executable, "-m", "simulators.platform", "--port", "0", "--db",
                      str(tmp / "sim.sqlite3"), "--keys", str(keys), "--reset"], env, sim_log, "listening on")
         procs.append(sim)
         url = sim_log.read_text().split("listening on ")[1].split()[0]

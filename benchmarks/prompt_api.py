@@ -189,7 +189,7 @@ def main() -> int:
 
     try:
         sim_port = free_port()
-        sim, sim_log = start("simulator", [sys.executable, "-m", "hospital_interop.simulators.platform", "--port",
+        sim, sim_log = start("simulator", [sys.executable, "-m", "simulators.platform", "--port",
                                            str(sim_port), "--db", str(tmp / "sim.sqlite3"), "--keys", str(keys),
                                            "--ensure-keys", "--reset"], os.environ.copy())
         sim_url = f"http://127.0.0.1:{sim_port}"

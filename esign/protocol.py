@@ -26,6 +26,9 @@ VERSION = "1.0"
 SIGN_ALGORITHMS = ("HMAC-SM3", "HMAC-SHA256")
 TIMESTAMP_WINDOW_MS = 5 * 60 * 1000
 SIGNATURE_ALGORITHM = "SM3withSM2"
+# The appId the demo registers on both sides: the CA simulator's default application,
+# ``manage.py esign_demo``'s CA parameter and ``esign.ukey_agent init``'s default. A real CA issues its own.
+DEMO_APP_ID = "BJ-HOSP-LIS-ESIGN"
 
 # Result codes. "0" is success; the rest are the reference vendor's documented codes.
 OK = "0"

@@ -55,7 +55,7 @@ from urllib.parse import urlsplit
 
 from hospital_interop.municipal import gm
 
-from . import certs
+from . import certs, protocol
 
 FORMAT = "soft-ukey/1"
 MAX_RETRIES = 6
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
     init.add_argument("--staff-no", required=True)
     init.add_argument("--serial", help="UKey serial (default: random UK…)")
     init.add_argument("--ca-url", default="http://127.0.0.1:8702")
-    init.add_argument("--app-id", default="BJ-HOSP-LIS-ESIGN")
+    init.add_argument("--app-id", default=protocol.DEMO_APP_ID)
     init.add_argument("--app-secret-file", required=True)
     init.add_argument("--valid-days", type=int, default=365)
     serve = sub.add_parser("serve", help="serve the keystore on a local port")

@@ -7,7 +7,7 @@ Two layers:
   ``manage.py`` and its commands such as ``lab_transfer`` (through the settings), the gunicorn
   master (``-c python:hospital_interop.gunicorn_conf``: its own log file too) and workers
   (``wsgi.py``), Celery worker and beat (``-A hospital_interop``), the platform and CA simulators
-  (``python -m hospital_interop.simulators…``) and the test suite. So this one call covers them all:
+  (``python -m simulators…``: ``simulators/__init__.py`` calls it explicitly) and the test suite. So this one call covers them all:
   anything they create is at most ``rw-r-----`` (files) / ``rwxr-x---`` (folders), never
   world-readable. ``scripts/demo.sh`` sets the same umask for what the shell itself creates (the
   process logs under ``var/log``) and for the UKey agent.

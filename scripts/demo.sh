@@ -45,8 +45,8 @@ $PY manage.py demo_setup
 $PY manage.py load_dictionaries --hospital-demo
 
 echo "==> starting the simulators"
-start platform-sim $PY -m hospital_interop.simulators.platform --port 8701 --db var/platform-sim.sqlite3 --keys var/keys
-start ca-sim $PY -m hospital_interop.simulators.ca --port 8702 --db var/ca/ca.sqlite3
+start platform-sim $PY -m simulators.platform --port 8701 --db var/platform-sim.sqlite3 --keys var/keys
+start ca-sim $PY -m simulators.ca --port 8702 --db var/ca/ca.sqlite3
 wait_for platform-sim http://127.0.0.1:8701/_sim/health
 wait_for ca-sim http://127.0.0.1:8702/
 $PY manage.py esign_demo

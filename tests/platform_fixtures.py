@@ -146,7 +146,7 @@ def start_platform_simulator(base: Path, *, extra_args: tuple[str, ...] = ()) ->
     ensure_demo_keys(key_dir)
     db, log = base / "platform-sim.sqlite3", base / "platform-sim.log"
     cmd = [
-        sys.executable, "-m", "hospital_interop.simulators.platform", "--host", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", "simulators.platform", "--host", "127.0.0.1", "--port", "0",
         "--db", str(db), "--keys", str(key_dir), "--app-id", APP_ID, "--org-code", ORG_CODE, "--seed", "20261127",
         *extra_args,
     ]  # fmt: skip

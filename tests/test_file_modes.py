@@ -66,9 +66,9 @@ def test_a_django_process_started_under_umask_022_creates_its_sqlite_database_an
 
 
 def test_the_gunicorn_master_and_the_simulators_run_under_umask_027_too():
-    """They import the package (gunicorn -c python:hospital_interop.gunicorn_conf, python -m
-    hospital_interop.simulators...) but not necessarily the settings."""
-    for module in ("hospital_interop.gunicorn_conf", "hospital_interop.simulators.platform.store"):
+    """They import the package (gunicorn -c python:hospital_interop.gunicorn_conf) or call its
+    ``restrict_umask`` (python -m simulators...) but not necessarily the settings."""
+    for module in ("hospital_interop.gunicorn_conf", "simulators.platform.store", "simulators.ca.store"):
         out = subprocess.run([sys.executable, "-c", f"import os, {module}; print(oct(os.umask(0o022)))"], cwd=ROOT,
                              check=True, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022),
                              timeout=60).stdout

@@ -112,7 +112,7 @@ def ca_sim(tmp_path_factory):
     secret_file = folder / "app_secret"
     secret_file.write_text(secrets.token_urlsafe(24))
     port = free_port()
-    proc = _start(["-m", "hospital_interop.simulators.ca", "--port", str(port), "--db", str(folder / "ca.sqlite3"),
+    proc = _start(["-m", "simulators.ca", "--port", str(port), "--db", str(folder / "ca.sqlite3"),
                    "--app-id", APP_ID, "--app-secret-file", str(secret_file), "--log-level", "WARNING"],
                   f"http://127.0.0.1:{port}/healthz", folder / "ca.log")
     yield CASim(f"http://127.0.0.1:{port}", secret_file.read_text().encode(), folder)

@@ -14,7 +14,7 @@ import pytest
 from hospital_interop.municipal import envelope
 from hospital_interop.municipal.client import Outcome, PlatformClient, config_from_settings
 from hospital_interop.municipal.specs import load_catalogue
-from hospital_interop.simulators.platform.app import load_credentials
+from simulators.platform.app import load_credentials
 
 from ..platform_fixtures import APP_ID, ORG_CODE
 

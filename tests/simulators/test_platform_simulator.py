@@ -18,7 +18,7 @@ import requests
 from hospital_interop.municipal import envelope, gm
 from hospital_interop.municipal.client import Outcome
 from hospital_interop.municipal.specs import load_catalogue
-from hospital_interop.simulators.platform import seeds
+from simulators.platform import seeds
 
 CATALOGUE = load_catalogue()
 INTERFACES = sorted(CATALOGUE.interfaces, key=lambda s: s.code)

@@ -13,10 +13,10 @@ from esign import selectors, services
 from esign.client import CAError, ReferenceVendorClient
 from esign.demo import create_sample_reports
 from esign.models import ReviewReport
+from esign.protocol import DEMO_APP_ID
 from esign.ukey_agent import create_keystore
 from hospital_interop.errors import InvalidInput
 from hospital_interop.municipal import gm
-from hospital_interop.simulators.ca.__main__ import DEFAULT_APP_ID
 
 
 class Command(BaseCommand):
@@ -32,8 +32,8 @@ class Command(BaseCommand):
     def handle(self, *args, **o):
         secret_file = Path(o["ca_data"]) / "app_secret"
         if not secret_file.exists():
-            raise CommandError(f"{secret_file} not found: start the CA simulator first (manage.py ca_simulator)")
-        services.set_parameters({"CA_ENABLED": "1", "CA_APP_ID": DEFAULT_APP_ID,
+            raise CommandError(f"{secret_file} not found: start the CA simulator first (python -m simulators.ca)")
+        services.set_parameters({"CA_ENABLED": "1", "CA_APP_ID": DEMO_APP_ID,
                                  "CA_SECRET": secret_file.read_text().strip()}, actor="esign_demo")
         if not ReviewReport.objects.exists():
             create_sample_reports()

@@ -1,6 +1,6 @@
 """Throughput of the platform simulator with the real PlatformClient.
 
-    python -m hospital_interop.simulators.platform.bench [--records 600] [--server builtin|gunicorn]
+    python -m simulators.platform.bench [--records 600] [--server builtin|gunicorn]
 
 Starts a simulator (fresh keys and database in a temporary folder, free port), then uploads
 EXAM_RECOGNITION_SUBMIT records (about 1 KiB of JSON each): sequentially from one client, then
@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 CODE = "EXAM_RECOGNITION_SUBMIT"
+CHECKOUT = Path(__file__).resolve().parents[2]  # ``python -m simulators.platform`` runs from here
 
 
 def _client(url: str, keys: Path):
@@ -73,7 +74,7 @@ def _server_cpu(pid: int) -> float:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hospital_interop.simulators.platform.bench")
+    parser = argparse.ArgumentParser(prog="python -m simulators.platform.bench")
     parser.add_argument("--records", type=int, default=600, help="uploads per client and run")
     parser.add_argument("--server", choices=("builtin", "gunicorn"), default="builtin")
     opts = parser.parse_args(argv)
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
     cmd = [
         sys.executable,
         "-m",
-        "hospital_interop.simulators.platform",
+        "simulators.platform",
         "--port",
         "0",
         "--db",
@@ -99,7 +100,9 @@ def main(argv=None) -> int:
         opts.server,
     ]
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=CHECKOUT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 60
         while "listening on " not in log.read_text():

@@ -1,6 +1,6 @@
 """Municipal platform simulator: a separately started process with its own port and database.
 
-    python -m hospital_interop.simulators.platform --host 127.0.0.1 --port 8701 \\
+    python -m simulators.platform --host 127.0.0.1 --port 8701 \\
         --db var/platform-sim.sqlite3 --keys var/keys
 
 It implements every interface of the catalogue (platform-protocol.md), a report viewer behind

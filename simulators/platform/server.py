@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
-log = logging.getLogger("hospital_interop.simulators.platform.server")
+log = logging.getLogger("simulators.platform.server")
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 128 * 1024 * 1024

@@ -1,4 +1,4 @@
-"""``python -m hospital_interop.simulators.ca --port 8702 --db var/ca/ca.sqlite3``
+"""``python -m simulators.ca --port 8702 --db var/ca/ca.sqlite3``
 
 At first start the CA key and root certificate are generated into the data folder (the folder
 of ``--db`` unless ``--data-dir`` says otherwise), and so is the app secret for ``--app-id``
@@ -15,9 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
-from .server import make_server
+from esign.protocol import DEMO_APP_ID
 
-DEFAULT_APP_ID = "BJ-HOSP-LIS-ESIGN"
+from .server import make_server
 
 
 def _secret(path: Path) -> bytes:
@@ -31,7 +31,7 @@ def _secret(path: Path) -> bytes:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m hospital_interop.simulators.ca",
+        prog="python -m simulators.ca",
         description="CA signing-server simulator (reference vendor protocol)",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--data-dir", help="CA key, root certificate and app secret (default: the folder of --db)"
     )
-    parser.add_argument("--app-id", default=os.environ.get("CA_SIM_APP_ID", DEFAULT_APP_ID))
+    parser.add_argument("--app-id", default=os.environ.get("CA_SIM_APP_ID", DEMO_APP_ID))
     parser.add_argument("--app-secret-file", help="file holding the app's HMAC secret (created if missing)")
     parser.add_argument("--public-url", help="base URL written into QR codes (default http://HOST:PORT)")
     parser.add_argument("--log-level", default="INFO")

@@ -43,7 +43,7 @@ from .inspection import Inspection
 from .queries import Queries
 from .store import SqliteNonceCache, Store
 
-log = logging.getLogger("hospital_interop.simulators.platform")
+log = logging.getLogger("simulators.platform")
 
 DEFAULT_APP_ID = "BJ-HOSP-0001"
 DEFAULT_ORG_CODE = "12110000400000000X"

@@ -19,15 +19,9 @@ from .app import DEFAULT_APP_ID, DEFAULT_ORG_CODE
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m hospital_interop.simulators.platform",
+        prog="python -m simulators.platform",
         description="市平台模拟器 (municipal platform simulator)",
     )
-    add_arguments(p)
-    return p
-
-
-def add_arguments(p) -> None:
-    """Shared by this CLI and ``manage.py platform_simulator``."""
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8701, help="0 picks a free port (printed when ready)")
     p.add_argument("--db", default="var/platform-sim.sqlite3", help="the simulator's own SQLite file")
@@ -44,6 +38,7 @@ def add_arguments(p) -> None:
     p.add_argument("--reset", action="store_true", help="clear records, seeds, stats and faults at start")
     p.add_argument("--access-log", action="store_true")
     p.add_argument("--log-level", default="warning")
+    return p
 
 
 def serve(opts) -> int:
