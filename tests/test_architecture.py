@@ -24,10 +24,26 @@ ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("hospital_interop", "mutual_recognition", "emr_sharing", "esign", "dictionaries")
 OUTSIDE = ("simulators", "tests", "benchmarks")  # separate processes and tools that import the product
 
+APPS = ("dictionaries", "mutual_recognition", "emr_sharing", "esign")
+CORE = ("hospital_interop.uploads", "hospital_interop.integrations", "hospital_interop.patients", "hospital_interop.dicom")
+
 CONTRACTS: list[tuple[str, tuple[str, ...]]] = [
     # The simulators, the test suite and the benchmarks import the product; nothing in it imports them.
     *((package, OUTSIDE) for package in PRODUCT),
+    # Layers (docs/architecture.md): the core never imports an app ...
+    ("hospital_interop", APPS),
+    # ... the platform client is plain Python over the protocol: no models, no DRF, no outbox
+    ("hospital_interop/municipal", ("django.db", "django.contrib", "rest_framework", *CORE)),
+    # ... and the apps depend one way: mutual_recognition (with exam and lab) on dictionaries and
+    # esign; esign, emr_sharing and dictionaries on no other app.
+    ("dictionaries", ("mutual_recognition", "emr_sharing", "esign")),
+    ("esign", ("mutual_recognition", "emr_sharing")),
+    ("emr_sharing", ("mutual_recognition", "esign")),
 ]
+
+# Services, selectors and models are below the edges: they never import a view, an API, URLs or the admin.
+EDGES = ("views", "api", "urls", "api_urls", "schema_urls", "admin")
+INNER = ("services", "selectors", "models")
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -61,6 +77,39 @@ def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
             if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
                 found.append((node.lineno, node.args[0].value))
     return found
+
+
+def edge_imports(root: Path, package: str) -> list[str]:
+    """"path:line imports name" for each import of an edge module by a services/selectors/models module."""
+    found = []
+    for path in sorted(p for p in (root / package).rglob("*.py") if "migrations" not in p.parts):
+        if path.stem not in INNER:
+            continue
+        for line, name in imports_of(path, root):
+            parts = name.split(".")
+            if parts[0] in PRODUCT and any(part in EDGES for part in parts[1:]):
+                found.append(f"{path.relative_to(root)}:{line} imports {name}")
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize("package", PRODUCT)
+def test_services_selectors_and_models_never_import_an_edge(package):
+    assert edge_imports(ROOT, package) == []
+
+
+def test_the_layer_rules_catch_an_upward_import(tmp_path):
+    """A core module importing an app, and a service importing a view, are both reported."""
+    core = tmp_path / "hospital_interop" / "uploads"
+    core.mkdir(parents=True)
+    (tmp_path / "hospital_interop" / "__init__.py").write_text("")
+    (core / "__init__.py").write_text("")
+    (core / "services.py").write_text("from mutual_recognition.models import Decision\nfrom . import views\n")
+    (core / "views.py").write_text("")
+    assert violations(tmp_path, "hospital_interop", APPS)[1] == [
+        "hospital_interop/uploads/services.py:1 imports mutual_recognition.models",
+        "hospital_interop/uploads/services.py:1 imports mutual_recognition.models.Decision"]
+    assert edge_imports(tmp_path, "hospital_interop") == ["hospital_interop/uploads/services.py:2 imports "
+                                                          "hospital_interop.uploads.views"]
 
 
 def violations(root: Path, package: str, forbidden: tuple[str, ...]) -> tuple[int, list[str]]:
