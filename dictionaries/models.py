@@ -36,11 +36,6 @@ def check_standard_code(set_id: str, code: str, name: str | None = None) -> list
     return []
 
 
-def value_set_choices(set_id: str) -> list[tuple[str, str]]:
-    vs = _value_set(set_id)
-    return [(c, f"{c} {vs.name_of(c)}") for c in vs.codes]
-
-
 class Coded(models.Model):
     code = models.CharField("代码", max_length=20, unique=True)
     name = models.CharField("名称", max_length=100)

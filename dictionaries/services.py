@@ -77,8 +77,3 @@ def import_file(model, content: bytes, file_format: str, *, user=None) -> Import
     report.imported = True
     return report
 
-
-def export_file(model, file_format: str = "xlsx") -> bytes:
-    dataset = RESOURCES[model]().export()
-    data = dataset.export(file_format)
-    return data.encode("utf-8-sig") if isinstance(data, str) else data

@@ -1,9 +1,7 @@
 """Settings of the EMR intake, with defaults: ``settings.EMR_INTAKE`` / ``settings.EMR_PULL`` may
-override any key; the puller's connection and interval also come from the environment."""
+override any key (settings.py fills them from the environment)."""
 
 from __future__ import annotations
-
-import os
 
 from django.conf import settings
 
@@ -16,12 +14,10 @@ def intake_limits() -> dict:
     return {**INTAKE_DEFAULTS, **getattr(settings, "EMR_INTAKE", {})}
 
 
+PULL_DEFAULTS = {"DATABASE_URL": "", "INTERVAL_SECONDS": 300, "SOURCES_FILE": "", "BATCH_SIZE": 500}
+
+
 def pull_settings() -> dict:
-    """HIS view puller: DATABASE_URL of the HIS (read-only), interval, sources file, batch size."""
-    conf = {
-        "DATABASE_URL": os.environ.get("HIS_DATABASE_URL", ""),
-        "INTERVAL_SECONDS": int(os.environ.get("EMR_PULL_INTERVAL_SECONDS", "300")),
-        "SOURCES_FILE": os.environ.get("EMR_PULL_SOURCES_FILE", ""),
-        "BATCH_SIZE": int(os.environ.get("EMR_PULL_BATCH_SIZE", "500")),
-    }
-    return {**conf, **getattr(settings, "EMR_PULL", {})}
+    """HIS view puller: DATABASE_URL of the HIS (read-only), interval, sources file, batch size
+    (``settings.EMR_PULL``, from the environment: HIS_DATABASE_URL, EMR_PULL_*)."""
+    return {**PULL_DEFAULTS, **getattr(settings, "EMR_PULL", {})}

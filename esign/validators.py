@@ -65,6 +65,3 @@ def name_error(value: str) -> tuple[str, str] | None:
 def mask_id_number(value: str) -> str:
     return value[:6] + "*" * 8 + value[-4:] if len(value) == 18 else value
 
-
-def mask_mobile(value: str) -> str:
-    return value[:3] + "****" + value[-4:] if len(value) == 11 else value

@@ -237,6 +237,34 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 SITE_NAME = "检查检验互认与电子病历共享平台"
 HOSPITAL_NAME = os.environ.get("HOSPITAL_NAME", "中国医学科学院肿瘤医院")
 
+
+def _env_or_file(name: str, default: str = "") -> str:
+    """A setting from ``NAME``, or from the file ``NAME_FILE`` names (secrets), else the default."""
+    if name in os.environ:
+        return os.environ[name]
+    file = os.environ.get(name + "_FILE")
+    return Path(file).read_text().strip() if file else default
+
+
+# --- Mutual recognition (docs/recognition.md; read through mutual_recognition/conf.py) --------
+RECOGNITION_LINK_SECRET = _env_or_file("RECOGNITION_LINK_SECRET")  # "": derived from SECRET_KEY
+RECOGNITION_LINK_LIFETIME_SECONDS = int(os.environ.get("RECOGNITION_LINK_LIFETIME_SECONDS", "600"))
+RECOGNITION_LINK_MAX_LIFETIME_SECONDS = int(os.environ.get("RECOGNITION_LINK_MAX_LIFETIME_SECONDS", "86400"))
+RECOGNITION_PAGE_LIFETIME_SECONDS = int(os.environ.get("RECOGNITION_PAGE_LIFETIME_SECONDS", "7200"))
+RECOGNITION_FRAME_ANCESTORS = os.environ.get("RECOGNITION_FRAME_ANCESTORS", "")
+RECOGNITION_CACHE_MAX_SECONDS = int(os.environ.get("RECOGNITION_CACHE_MAX_SECONDS", "86400"))
+
+# --- EMR: the HIS view puller (docs/emr-intake.md §7) ---------------------------------------
+EMR_PULL = {
+    "DATABASE_URL": os.environ.get("HIS_DATABASE_URL", ""),
+    "INTERVAL_SECONDS": int(os.environ.get("EMR_PULL_INTERVAL_SECONDS", "300")),
+    "SOURCES_FILE": os.environ.get("EMR_PULL_SOURCES_FILE", ""),
+    "BATCH_SIZE": int(os.environ.get("EMR_PULL_BATCH_SIZE", "500")),
+}
+
+# --- Lab report PDF: a CJK TrueType/OpenType font file, if not one of the usual system paths ---
+LAB_PDF_FONT = os.environ.get("LAB_PDF_FONT", "")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

@@ -21,22 +21,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import os
-from pathlib import Path
 
 from django.conf import settings
 
 
-def _setting(name: str, default: str = "") -> str:
+def _setting(name: str, default: str = ""):
+    """A recognition setting (hospital_interop/settings.py reads them from the environment)."""
     value = getattr(settings, name, None)
-    if value is not None:
-        return value
-    if name in os.environ:
-        return os.environ[name]
-    file = getattr(settings, name + "_FILE", None) or os.environ.get(name + "_FILE")
-    if file:
-        return Path(file).read_text().strip()
-    return default
+    return default if value is None else value
 
 
 def link_secret() -> bytes:

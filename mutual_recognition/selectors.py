@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 
-from .models import AuditEntry, Decision, Encounter, id_key
+from .models import AuditEntry, Decision, id_key
 
 RECOGNIZED = Q(decision=Decision.Value.RECOGNIZED)
 REFUSED = Q(decision=Decision.Value.REFUSED)
@@ -68,10 +68,6 @@ def charge_codes() -> dict[str, str]:
     from dictionaries.models import LabSubItem
 
     return dict(LabSubItem.objects.exclude(charge_item=None).values_list("code", "charge_item__code"))
-
-
-def patient_encounters(id_no: str, id_type: str = "01") -> list[Encounter]:
-    return list(Encounter.objects.filter(id_key=id_key(id_type, id_no)).order_by("-created_at")[:50])
 
 
 # --------------------------------------------------------------------------- statistics

@@ -156,10 +156,3 @@ def state_counts() -> list[dict]:
     """(interface, state, n) for /metrics."""
     return list(OutboxRecord.objects.values("interface", "state").annotate(n=Count("pk")).order_by())
 
-
-def delivery_delays(since: datetime) -> list[float]:
-    """Seconds from business event to acceptance for records accepted since the given time."""
-    return [
-        (accepted - event).total_seconds()
-        for event, accepted in OutboxRecord.objects.filter(accepted_at__gte=since).values_list("event_at", "accepted_at")
-    ]

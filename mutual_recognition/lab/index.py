@@ -42,7 +42,6 @@ from . import intake
 FORMAT = "lab-report-index"
 FORMAT_VERSION = 1
 PDF_EXT, INDEX_EXT = ".pdf", ".json"
-STEM = re.compile(r"^[A-Za-z0-9_-]{1,20}_v[0-9]{1,6}$")
 MAX_INDEX_BYTES = 4 * 1024 * 1024
 
 

@@ -16,7 +16,6 @@ the same bytes, so a re-archived report has the same SM3.
 from __future__ import annotations
 
 import io
-import os
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -37,8 +36,7 @@ from hospital_interop.municipal.specs import load_catalogue
 
 from .payloads import Mapped, patient_facts, report_day
 
-FONT_FILES = (
-    os.environ.get("LAB_PDF_FONT", ""),
+FONT_FILES = (  # after settings.LAB_PDF_FONT
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
     "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
 )
@@ -61,7 +59,7 @@ def font_name() -> str:
     if _font is None:
         with _lock:
             if _font is None:
-                for path in FONT_FILES:
+                for path in (settings.LAB_PDF_FONT, *FONT_FILES):
                     if path and Path(path).exists():
                         try:
                             pdfmetrics.registerFont(TTFont("LabCJK", path, subfontIndex=0))

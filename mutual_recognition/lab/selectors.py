@@ -94,14 +94,6 @@ def version_pdf(report_id: str, version: int) -> VersionPdf | None:
                       file_name=f"{index.stem_for(report_id, version)}_preview.pdf")
 
 
-def upload_state(report: LabReport) -> dict:
-    """The newest transfer of a report, for lists: state name and whether the platform has it."""
-    t = LabTransfer.objects.filter(report_id=report.report_id).exclude(state=T.SUPERSEDED) \
-        .order_by("-report_version", "-discovered_at").first()
-    return {"transfer": t, "done": t is not None and t.state in (T.ACCEPTED, T.CLEARED)
-            and t.report_version == report.version}
-
-
 @dataclass
 class ReportFilter:
     q: str = ""

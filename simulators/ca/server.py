@@ -16,7 +16,6 @@ import html
 import json
 import logging
 import secrets
-import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -844,8 +843,3 @@ def make_server(
     httpd.RequestHandlerClass = handler
     return httpd
 
-
-def serve_in_thread(httpd: ThreadingHTTPServer) -> threading.Thread:
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    return thread
