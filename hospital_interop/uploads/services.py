@@ -9,7 +9,8 @@ The life of a record::
                   └───────── redrive (ops, after fixing the data)
 
 Retry timing lives in the row (``next_attempt_at``); workers and the sweep only ever send rows
-that are due, claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two workers send one row.
+that are due, leased with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two workers send one row
+(``leases.py``, shared with the DICOM study-sync jobs).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import random
-import socket
 import time
 import zlib
 from dataclasses import dataclass
@@ -36,13 +35,15 @@ from hospital_interop.municipal.client import CallResult, Outcome
 from hospital_interop.municipal.specs import load_catalogue
 from hospital_interop.patients.services import Claim, Identity, Ref, bind_many
 
+from . import leases
 from .models import DUE_STATES, Attempt, Dependency, InterfacePolicy, OutboxRecord, State
 
 log = logging.getLogger(__name__)
 
 WAIT_RECHECK = timedelta(seconds=60)  # a child waiting for its parent is looked at again after this
 CLAIM_BATCH = settings.DELIVERY["CLAIM_BATCH"]
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+LEASE = leases.Lease(OutboxRecord, due_states=DUE_STATES, held_state=State.SENDING, retry_state=State.RETRY,
+                     seconds=lambda: settings.DELIVERY["LEASE_SECONDS"], note_field="last_message")
 
 
 class PayloadInvalid(Exception):
@@ -358,42 +359,25 @@ def wake(record_id: int | None = None) -> None:
     """Ask a worker to deliver (a lost message only delays: the sweep finds the row)."""
     from .tasks import deliver
 
-    try:
-        deliver.apply_async((record_id,), retry=False)  # never hold a web request on a dead broker
-    except Exception as exc:  # broker down: the sweep will deliver
-        log.warning("broker unavailable, record %s left for the sweep: %s", record_id, exc)
-
-
-def _due(now) -> Q:
-    return Q(state__in=DUE_STATES, next_attempt_at__lte=now)
+    leases.wake(deliver, record_id, what=f"record {record_id}")
 
 
 def claim(record_id: int | None = None, *, limit: int = CLAIM_BATCH, interface: str | None = None,
-          worker: str = WORKER_ID) -> list[OutboxRecord]:
-    """Claim due rows (the given one first) for this worker; rows locked by others are skipped,
+          worker: str | None = None) -> list[OutboxRecord]:
+    """Lease due rows (the given one first) to this worker; rows locked by others are skipped,
     and so are rows over their interface's concurrency or rate limit (they wait for a later claim)."""
-    now = timezone.now()
     known = policies(fresh=True)  # one small query per batch
     paused = [code for code, p in known.items() if not p.enabled]
     scheduled = [code for code, p in known.items() if p.mode == InterfacePolicy.Mode.SCHEDULED]
-    with transaction.atomic():
-        base = OutboxRecord.objects.filter(_due(now)).exclude(interface__in=paused)
-        if interface:
-            base = base.filter(interface=interface)
-        elif scheduled:
-            base = base.exclude(interface__in=scheduled)  # those go out on their own schedule
-        rows: list[tuple[int, str]] = []
-        if record_id is not None:
-            rows = list(base.filter(pk=record_id).select_for_update(skip_locked=True).values_list("pk", "interface"))
-        if limit - len(rows) > 0:
-            rows += list(base.exclude(pk__in=[pk for pk, _ in rows]).order_by("next_attempt_at")
-                         .select_for_update(skip_locked=True).values_list("pk", "interface")[: limit - len(rows)])
-        ids = _within_limits(rows, known)
-        if not ids:
-            return []
-        OutboxRecord.objects.filter(pk__in=ids).update(
-            state=State.SENDING, lease_until=now + timedelta(seconds=settings.DELIVERY["LEASE_SECONDS"]),
-            claimed_by=worker, updated_at=now)
+    base = OutboxRecord.objects.exclude(interface__in=paused)
+    if interface:
+        base = base.filter(interface=interface)
+    elif scheduled:
+        base = base.exclude(interface__in=scheduled)  # those go out on their own schedule
+    ids = LEASE.claim(base, limit=limit, first=record_id, worker=worker, columns=("interface",),
+                      admit=lambda rows: _within_limits(rows, known))
+    if not ids:
+        return []
     return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
 
 
@@ -431,7 +415,7 @@ def reclaim_expired_leases() -> int:
     """Rows whose worker died mid-send go back to the queue (sending is safe to repeat: same key),
     unless a newer version of the same key arrived meanwhile: then the newer one wins."""
     now = timezone.now()
-    expired = OutboxRecord.objects.filter(state=State.SENDING, lease_until__lt=now)
+    expired = LEASE.expired(now)
     newer = OutboxRecord.objects.filter(
         interface=OuterRef("interface"), business_key=OuterRef("business_key"), version__gt=OuterRef("version"),
     ).exclude(state__in=(State.SUPERSEDED, State.VOIDED))
@@ -441,8 +425,7 @@ def reclaim_expired_leases() -> int:
         updated_at=now)
     for interface, key in stale:  # the dead worker's request may still be on its way
         _resend_newest_later(interface, key, now)
-    return expired.update(
-        state=State.RETRY, next_attempt_at=now, claimed_by="", last_message="处理进程中断，已重新排队", updated_at=now)
+    return LEASE.reclaim(now)
 
 
 def blocking_reason(record: OutboxRecord) -> str:
@@ -489,14 +472,13 @@ def _hold(record: OutboxRecord, reason: str, now: datetime) -> str:
     its interface's maximum age (a parent that never came, or needs a person) goes to attention,
     so it is shown to ops instead of waiting in silence."""
     max_age = timedelta(hours=policy_for(record.interface).max_age_hours)
-    mine = OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by)
     if now - _age_from(record) > max_age:
-        mine.update(state=State.ATTENTION, next_attempt_at=None, claimed_by="", lease_until=None, updated_at=now,
-                    last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}")
+        LEASE.release(record.pk, record.claimed_by, now=now, state=State.ATTENTION, next_attempt_at=None,
+                      last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}")
         log.error("upload %s %s held too long: %s", record.interface, record.business_key, reason)
         return State.ATTENTION
-    mine.update(state=State.PENDING, next_attempt_at=now + WAIT_RECHECK, claimed_by="", lease_until=None,
-                last_message=reason, updated_at=now)
+    LEASE.release(record.pk, record.claimed_by, now=now, state=State.PENDING, next_attempt_at=now + WAIT_RECHECK,
+                  last_message=reason)
     return "waiting"
 
 
@@ -518,8 +500,7 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
     known = policies()
     states, changed, attempts, done = [], [], [], []
     with transaction.atomic():
-        live = set(OutboxRecord.objects.select_for_update().filter(
-            pk__in=[r.pk for r, _, _ in sent], state=State.SENDING).values_list("pk", "claimed_by"))
+        live = LEASE.holders(r.pk for r, _, _ in sent)
         for record, result, started in sent:
             policy = known.get(record.interface) or InterfacePolicy(interface=record.interface)
             _apply_outcome(record, result, started, now, policy)
@@ -668,5 +649,5 @@ def cancel(record_ids, *, reason: str) -> int:
 
 def due_batches(max_batches: int = 50) -> int:
     """How many delivery batches the sweep should dispatch now."""
-    due = OutboxRecord.objects.filter(_due(timezone.now()))[: CLAIM_BATCH * max_batches].count()
+    due = OutboxRecord.objects.filter(LEASE.due(timezone.now()))[: CLAIM_BATCH * max_batches].count()
     return -(-due // CLAIM_BATCH)
