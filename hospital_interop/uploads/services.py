@@ -21,6 +21,7 @@ import logging
 import random
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,9 +31,10 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from hospital_interop.errors import field_error
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
-from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.municipal.specs import InterfaceSpec, load_catalogue
 from hospital_interop.patients.services import Claim, Identity, Ref, bind_many
 
 from . import leases
@@ -160,8 +162,9 @@ def patient_claim(spec, payload: dict, item: int | None = None) -> Claim | None:
     return Claim(identity, [Ref(kind, value, path) for kind, value, path in refs], item=item)
 
 
-def _patient_claims(prepared: list) -> list[Claim]:
-    claims = (patient_claim(spec, item.payload, i) for i, (spec, _, item) in enumerate(prepared))
+def _patient_claims(indexed: list[tuple[int, Checked]]) -> list[Claim]:
+    """The claims of these items, each with the item's index in the caller's batch."""
+    claims = (patient_claim(c.spec, c.payload, i) for i, c in indexed)
     return [c for c in claims if c is not None]
 
 
@@ -174,6 +177,48 @@ class Item:
     payload: dict
     event_at: datetime | None = None
     patient: Patient | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An item its interface spec accepts, made by ``check``. ``enqueue_many`` stores it without
+    validating it again: a caller that reports errors record by record (the EMR intake) checks
+    each record first and hands over the checked ones."""
+
+    item: Item
+    spec: InterfaceSpec
+    key: str  # the business key
+
+    @property
+    def interface(self) -> str:
+        return self.spec.code
+
+    @property
+    def payload(self) -> dict:
+        return self.item.payload
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What ``enqueue_many(..., skip_unchanged=True)`` did with one item."""
+
+    record: OutboxRecord  # the item's new version, or the latest version it is identical to
+    created: bool  # False: identical to the latest version of its key, nothing stored
+
+
+def check(item: Item) -> tuple[Checked | None, list[dict]]:
+    """Validate an item against its interface spec: ``(Checked, [])``, or ``(None, errors)`` with
+    ``{field, rule, message}`` in the platform's field names. A validator that fails on odd input
+    (a type the spec never expected) reports that as an error instead of raising."""
+    spec = load_catalogue().interface(item.interface)
+    try:
+        errors = spec.validate(item.payload)
+    except Exception:  # must not turn odd input into a 500 (and ops should hear of it)
+        log.exception("spec validator of %s failed on a payload", spec.code)
+        errors = [field_error("", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated")]
+    if errors:
+        return None, errors
+    return Checked(item, spec, business_key(spec, item.payload)), []
 
 
 def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, source: str = "",
@@ -200,49 +245,78 @@ class BatchInvalid(PayloadInvalid):
         super().__init__(",".join(codes), [{**err, "item": i} for i, e in failures for err in e.errors])
 
 
-def enqueue_many(items: list[Item], *, source: str = "", wake_worker: bool = True) -> list[OutboxRecord]:
-    """Store many record versions in a few statements (bulk loaders, backfills), inside the
-    caller's transaction; all or nothing (BatchInvalid lists every invalid item).
+def enqueue_many(items: Sequence[Item | Checked], *, source: str = "", wake_worker: bool = True,
+                 skip_unchanged: bool = False) -> list[OutboxRecord] | list[Enqueued]:
+    """Store many record versions in a few statements (bulk loaders, backfills, intake APIs),
+    inside the caller's transaction; all or nothing. The only way into the outbox.
 
-    Same rules as ``enqueue``, which is this function for one item: a later item of the same
-    key in the batch is a newer version. A transaction that stores several records should store
-    them with one call (its key locks are then taken in the global order). Bulk loaders that
-    leave delivery to the sweep pass ``wake_worker=False``.
+    Same rules as ``enqueue``, which is this function for one item: each item is validated
+    (BatchInvalid lists every invalid one; a ``Checked`` item is not validated again), the
+    patient it names must own the visits, orders and reports it references (PatientConflict,
+    errors with the ``item`` index), a later item of the same key in the batch is a newer
+    version. A transaction that stores several records should store them with one call (its key
+    locks are then taken in the global order). Bulk loaders that leave delivery to the sweep
+    pass ``wake_worker=False``.
+
+    Returns the new rows in item order. With ``skip_unchanged`` an item identical to the latest
+    version of its key (stored, or earlier in this batch) is not stored again, and the answer is
+    one ``Enqueued`` per item: the row that holds its latest version and whether it was created
+    (a repeated submission or backfill answers "unchanged"; such items were bound when stored).
     """
-    catalogue = load_catalogue()
-    prepared, failures = [], []
-    now = timezone.now()
-    for i, item in enumerate(items):
-        spec = catalogue.interface(item.interface)
-        errors = spec.validate(item.payload)
-        if errors:
-            failures.append((i, PayloadInvalid(spec.code, errors)))
-            continue
-        prepared.append((spec, business_key(spec, item.payload), item))
-    if failures:
-        raise BatchInvalid(failures)
-    if not prepared:
+    checked = _check_all(items)
+    if not checked:
         return []
+    now = timezone.now()
     with transaction.atomic(savepoint=False):
-        # the patient each payload names must own the visits, orders and reports it references
-        bind_many(_patient_claims(prepared), source=source or "outbox")
-        pairs = {(spec.code, key) for spec, key, _ in prepared}
-        lock_keys(pairs)
-        stored = _latest_versions(pairs)
-        version = dict(stored)
-        records = []
-        for spec, key, item in prepared:
-            version[(spec.code, key)] = version.get((spec.code, key), 0) + 1
-            records.append(_new_version(spec, key, version[(spec.code, key)], item, source, now))
-        _supersede_unsent({pair: version[pair] for pair in stored}, now)
-        _insert(records, prepared, now)
+        pairs = {(c.interface, c.key) for c in checked}
+        _lock_keys(pairs)
+        if skip_unchanged:
+            latest = _latest_rows(pairs)
+            version = {pair: row.version for pair, row in latest.items()}
+        else:
+            latest, version = {}, _latest_versions(pairs)
+        stored = set(version)
+        records, fresh, outcome = [], [], []
+        for i, c in enumerate(checked):
+            pair = (c.interface, c.key)
+            if skip_unchanged and pair in latest and latest[pair].payload == c.payload:
+                outcome.append(Enqueued(latest[pair], created=False))
+                continue
+            version[pair] = version.get(pair, 0) + 1
+            record = latest[pair] = _new_version(c, version[pair], source, now)
+            records.append(record)
+            fresh.append((i, c))
+            outcome.append(Enqueued(record, created=True))
+        if records:
+            # the patient each payload names must own the visits, orders and reports it references
+            bind_many(_patient_claims(fresh), source=source or "outbox")
+            changed = {(r.interface, r.business_key) for r in records}
+            _supersede_unsent({pair: version[pair] for pair in stored & changed}, now)
+            _insert(records, [c for _, c in fresh], now)
     if wake_worker:
         modes = policies()
         for record in records:
             policy = modes.get(record.interface)
             if record.state == State.PENDING and (policy is None or policy.mode == InterfacePolicy.Mode.IMMEDIATE):
                 _wake_after_commit(record.pk)
-    return records
+    return outcome if skip_unchanged else records
+
+
+def _check_all(items: Sequence[Item | Checked]) -> list[Checked]:
+    """Every item checked against its spec, or BatchInvalid naming each invalid one."""
+    checked, failures = [], []
+    for i, item in enumerate(items):
+        if isinstance(item, Checked):
+            checked.append(item)
+            continue
+        ok, errors = check(item)
+        if errors:
+            failures.append((i, PayloadInvalid(item.interface, errors)))
+        else:
+            checked.append(ok)
+    if failures:
+        raise BatchInvalid(failures)
+    return checked
 
 
 class _WakeBatch:
@@ -272,7 +346,7 @@ LOCK_NAMESPACE = 0x4F5458  # "OTX": the outbox's advisory locks, one per key buc
 LOCK_BUCKETS = 1024  # a call holds at most this many (PostgreSQL's shared lock table is finite)
 
 
-def lock_keys(pairs) -> None:
+def _lock_keys(pairs) -> None:
     """Serialise writers of the same (interface, business key) pairs until the transaction ends,
     so version numbers never collide. PostgreSQL advisory locks on hash buckets, taken in one
     global order so that two bulk writers cannot deadlock; SQLite runs one writer at a time."""
@@ -296,6 +370,18 @@ def _latest_versions(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
     return latest
 
 
+def _latest_rows(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], OutboxRecord]:
+    """(interface, key) -> the row of its highest stored version, two queries per interface."""
+    versions = _latest_versions(pairs)
+    out = {}
+    for code in {c for c, _ in versions}:
+        wanted = {(k, v) for (c, k), v in versions.items() if c == code}
+        rows = OutboxRecord.objects.filter(interface=code, business_key__in={k for k, _ in wanted},
+                                           version__in={v for _, v in wanted})
+        out.update({(code, row.business_key): row for row in rows if (row.business_key, row.version) in wanted})
+    return out
+
+
 def _supersede_unsent(newest: dict[tuple[str, str], int], now) -> None:
     """Older unsent versions of these stored keys give way to the batch's newest version of each."""
     for code in {c for c, _ in newest}:
@@ -307,12 +393,13 @@ def _supersede_unsent(newest: dict[tuple[str, str], int], now) -> None:
                               default=Value("已被新版本取代")))
 
 
-def _new_version(spec, key: str, version: int, item: Item, source: str, now) -> OutboxRecord:
+def _new_version(checked: Checked, version: int, source: str, now) -> OutboxRecord:
+    spec, item = checked.spec, checked.item
     event_at = item.event_at or now
     patient = item.patient or patient_of(spec.code, item.payload)
     parents = _parent_refs(spec, item.payload)
     return OutboxRecord(
-        interface=spec.code, document=spec.document, spec_version=spec.version, business_key=key,
+        interface=spec.code, document=spec.document, spec_version=spec.version, business_key=checked.key,
         version=version, payload=item.payload, source=source, event_at=event_at, next_attempt_at=now,
         patient_id_hash=patient.id_hash, patient_display=mask_name(patient.name),
         deadline_at=event_at + timedelta(minutes=policy_for(spec.code).deadline_minutes),
@@ -320,7 +407,7 @@ def _new_version(spec, key: str, version: int, item: Item, source: str, now) -> 
     )
 
 
-def _insert(records: list[OutboxRecord], prepared: list, now) -> None:
+def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:
     """Write the new rows; a version that a later item of the same batch replaces is stored as
     superseded. A void settles what it voids first (it may need no sending at all), so a batch
     with voids is written in order, one row at a time: a void must see the rows before it."""
@@ -329,7 +416,7 @@ def _insert(records: list[OutboxRecord], prepared: list, now) -> None:
         if last_of_key[(record.interface, record.business_key)] is not record:
             record.state, record.next_attempt_at = State.SUPERSEDED, None
             record.last_message = "已被同一批次中的新版本取代"
-    specs = [spec for spec, _, _ in prepared]
+    specs = [c.spec for c in checked]
     if any(spec.kind == "void" for spec in specs):  # rare: a report withdrawn
         for spec, record in zip(specs, records, strict=True):
             if spec.kind == "void":
@@ -623,11 +710,10 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
         for row in rows:
             if payload_fix:
                 payload = {**row.payload, **payload_fix}
-                spec = load_catalogue().interface(row.interface)
-                errors = spec.validate(payload)
+                checked, errors = check(Item(row.interface, payload))
                 if errors:
                     raise PayloadInvalid(row.interface, errors)
-                claim = patient_claim(spec, payload)  # a fix cannot move a visit or report to another patient
+                claim = patient_claim(checked.spec, payload)  # a fix cannot move a visit or report to another patient
                 if claim is not None:
                     bind_many([claim], source="ops-redrive")
                 row.payload = payload
