@@ -8,7 +8,8 @@ file sets: top-level ``defaults`` (orgCode, orgName from settings), ``fillNames`
 name field may be left out) and per-type ``rename`` of fields the hospital's systems name
 differently.
 
-``RecordType.prepare(record)`` maps and validates one intake record: ``(payload, errors)`` with
+``RecordType.prepare(record)`` maps one intake record and has the outbox check it against the
+spec (``uploads.services.check``, the one validation it gets): ``(checked item, errors)`` with
 every error's ``field`` spelled in intake names. ``to_intake`` is the reverse (examples, tests).
 The OpenAPI schemas are generated from the same compiled tree (``openapi.py``).
 """
@@ -16,7 +17,6 @@ The OpenAPI schemas are generated from the same compiled tree (``openapi.py``).
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +27,8 @@ from django.conf import settings
 
 from hospital_interop.errors import field_error
 from hospital_interop.municipal.specs import FieldSpec, InterfaceSpec, ValueSet, load_catalogue
+from hospital_interop.uploads import services as outbox
 
-log = logging.getLogger(__name__)
 MAPPING_FILE = Path(__file__).with_name("mappings") / "record_types.yaml"
 _SLUG = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 _SEGMENT = re.compile(r"^([^.\[\]]+)((?:\[\d+\])*)$")
@@ -163,21 +163,15 @@ class RecordType:
             node = node.children.get(name)
         return ".".join(out)
 
-    def prepare(self, record: Any) -> tuple[dict | None, list[dict]]:
-        """Map and validate one intake record: (platform payload, errors in intake names)."""
+    def prepare(self, record: Any) -> tuple[outbox.Checked | None, list[dict]]:
+        """Map one intake record and check it against the spec: (the outbox item, ready for
+        ``enqueue_many``, or None; errors in intake names)."""
         if type(record) is not dict:
             return None, [field_error("", "type", "记录应为JSON对象", "a record is a JSON object")]
         payload, errors = self.to_platform(record)
-        try:
-            problems = self.spec.validate(payload)
-        except Exception:  # the validator must not turn odd input into a 500 (and ops should hear of it)
-            log.exception("spec validator of %s failed on a record", self.interface)
-            problems = [field_error("", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated")]
+        checked, problems = outbox.check(outbox.Item(self.interface, payload))
         errors += [{**e, "field": self.intake_path(e["field"])} for e in problems]
-        return payload, errors
-
-    def business_key(self, payload: dict) -> str:
-        return "|".join(str(v) for v in self.spec.key_of(payload))
+        return (None if errors else checked), errors
 
     def parse_key(self, text: str) -> str:
         """A business key as written in a status URL: ``orgCode|id`` or, for this hospital's own

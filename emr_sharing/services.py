@@ -3,16 +3,18 @@
 Every path in — the REST API (single and bulk), the backfill command and the HIS view puller —
 ends here, so they share one behaviour:
 
-* a record is mapped (``mapping.py``) and validated against its interface spec; any error
-  rejects it with ``{field, rule, message}`` in intake names and writes nothing;
-* idempotent by business key: a record identical to the latest stored version of its key is
+* a record is mapped (``mapping.py``) and checked once against its interface spec (by the
+  outbox's ``check``); any error rejects it with ``{field, rule, message}`` in intake names and
+  writes nothing;
+* the checked records go to the outbox's one door, ``enqueue_many(..., skip_unchanged=True)``:
+  idempotent by business key, a record identical to the latest stored version of its key is
   *unchanged* (nothing written); a changed one becomes a new version, and the outbox
-  supersedes the older unsent one;
+  supersedes the older unsent one. Versions, key locks and rows are the outbox's alone;
 * a record naming a visit, stay or order that belongs to another patient raises
   ``PatientConflict`` (409; ``rejected`` lists those records with their errors) and nothing of the
   batch is written;
 * ordering (children wait for their parent's acceptance), retries and delivery are the outbox's
-  (``hospital_interop.uploads.services.enqueue``); nothing is sent inside a request.
+  too; nothing is sent inside a request.
 
 ``submit_many`` is all-or-nothing: it validates every record first and writes them in one
 transaction only if all are valid.
@@ -20,28 +22,32 @@ transaction only if all are valid.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import Max
 
 from hospital_interop.errors import InvalidInput
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.uploads import services as outbox
-from hospital_interop.uploads.models import OutboxRecord
 
 from .mapping import RecordType
+
+if TYPE_CHECKING:
+    from hospital_interop.uploads.models import OutboxRecord
 
 
 @dataclass
 class Prepared:
-    """A mapped, validated record, ready to store."""
+    """A mapped record its interface spec accepts, ready to hand to the outbox."""
 
     record_type: RecordType
-    payload: dict
-    key: str
+    checked: outbox.Checked
     line: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.checked.key
 
 
 @dataclass
@@ -55,12 +61,12 @@ class Submission:
 
 
 def prepare(record_type: RecordType, record, *, line: int | None = None) -> tuple[Prepared | None, list[dict]]:
-    payload, errors = record_type.prepare(record)
+    checked, errors = record_type.prepare(record)
     if errors:
         if line is not None:
             errors = [{"line": line, **e} for e in errors]
         return None, errors
-    return Prepared(record_type, payload, record_type.business_key(payload), line), []
+    return Prepared(record_type, checked, line), []
 
 
 def submit(record_type: RecordType, record, *, source: str) -> Submission:
@@ -88,69 +94,26 @@ def submit_many(items, *, source: str, wake: bool = True, errors: list[dict] | N
 
 
 def store(prepared: list[Prepared], *, source: str, wake: bool = True) -> list[Submission]:
-    """Write prepared records in one transaction, skipping those identical to their latest version.
+    """Hand prepared records to the outbox in one transaction; those identical to the latest
+    version of their key are not stored again (``created`` False, ``record`` that version).
 
     wake: let the outbox wake workers after the commit (it sends one message per claim batch of
     the transaction's new rows); False leaves them to the periodic sweep.
     """
-    results: list[Submission | None] = []
-    fresh: list[tuple[int, Prepared]] = []
-    with transaction.atomic():
-        outbox.lock_keys({(p.record_type.interface, p.key) for p in prepared})
-        latest = _latest_versions(prepared)
-        newest_payload = {pair: row.payload for pair, row in latest.items()}
-        changed: set[tuple[str, str]] = set()
-        for p in prepared:
-            pair = (p.record_type.interface, p.key)
-            if newest_payload.get(pair, _MISSING) == p.payload:  # identical to the latest version
-                stored = None if pair in changed else latest[pair]  # None: that version is in this batch
-                results.append(Submission(p.record_type, p.key, stored, False, p.line))
-                continue
-            newest_payload[pair] = p.payload
-            changed.add(pair)
-            fresh.append((len(results), p))
-            results.append(None)
-        try:
-            records = outbox.enqueue_many([outbox.Item(p.record_type.interface, p.payload) for _, p in fresh],
-                                          source=source, wake_worker=wake)
-        except PatientConflict as exc:  # in intake terms: each conflicting record and its line
-            def in_intake_terms(error: dict) -> dict:
-                p = fresh[error["item"]][1]
-                return {**({"line": p.line} if p.line is not None else {}),
-                        **{k: v for k, v in error.items() if k != "item"},
-                        "field": p.record_type.intake_path(error["field"])}
+    try:
+        with transaction.atomic():
+            results = outbox.enqueue_many([p.checked for p in prepared], source=source, wake_worker=wake,
+                                          skip_unchanged=True)
+    except PatientConflict as exc:  # in intake terms: each conflicting record and its line
+        def in_intake_terms(error: dict) -> dict:
+            p = prepared[error["item"]]
+            return {**({"line": p.line} if p.line is not None else {}),
+                    **{k: v for k, v in error.items() if k != "item"},
+                    "field": p.record_type.intake_path(error["field"])}
 
-            exc.rejected = [(fresh[i][1], [in_intake_terms(e) for e in exc.errors if e.get("item") == i])
-                            for i in sorted(exc.items)]
-            exc.errors = [in_intake_terms(e) for e in exc.errors]
-            raise
-    for (i, p), record in zip(fresh, records, strict=True):
-        results[i] = Submission(p.record_type, p.key, record, True, p.line)
-        latest[(p.record_type.interface, p.key)] = record
-    for i, s in enumerate(results):  # identical to a version stored earlier in this same batch
-        if s.record is None:
-            results[i] = Submission(s.record_type, s.key, latest[(s.record_type.interface, s.key)], False, s.line)
-    return results
-
-
-_MISSING = object()
-
-
-def _latest_versions(prepared: list[Prepared]) -> dict[tuple[str, str], OutboxRecord]:
-    """(interface, key) -> latest stored version, in two queries per interface."""
-    keys: dict[str, set[str]] = defaultdict(set)
-    for p in prepared:
-        keys[p.record_type.interface].add(p.key)
-    out = {}
-    for code, wanted in keys.items():
-        top = (OutboxRecord.objects.filter(interface=code, business_key__in=wanted)
-               .values("business_key").annotate(v=Max("version")))
-        pairs = {(r["business_key"], r["v"]) for r in top}
-        if not pairs:
-            continue
-        rows = OutboxRecord.objects.filter(interface=code, business_key__in={k for k, _ in pairs},
-                                           version__in={v for _, v in pairs})
-        for row in rows:
-            if (row.business_key, row.version) in pairs:
-                out[(code, row.business_key)] = row
-    return out
+        exc.rejected = [(prepared[i], [in_intake_terms(e) for e in exc.errors if e.get("item") == i])
+                        for i in sorted(exc.items)]
+        exc.errors = [in_intake_terms(e) for e in exc.errors]
+        raise
+    return [Submission(p.record_type, p.key, r.record, r.created, p.line)
+            for p, r in zip(prepared, results, strict=True)]

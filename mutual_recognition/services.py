@@ -27,6 +27,7 @@ from hospital_interop.municipal.specs import identity_errors
 from hospital_interop.patients import services as patients
 from hospital_interop.patients.models import RefKind
 from hospital_interop.patients.services import Identity, Ref
+from hospital_interop.uploads import leases
 from hospital_interop.uploads import services as outbox
 
 from . import external, links, payloads, prompt, snapshot
@@ -120,12 +121,11 @@ def register_encounter(data: dict, *, event: str = "registration") -> Encounter:
 
 
 def _schedule_preload(encounter_id: int) -> None:
+    """Ask a worker to pre-load (without a broker the prompt still fetches at ordering time)."""
     from .tasks import preload as preload_task
 
-    try:
-        preload_task.delay(encounter_id)
-    except Exception as exc:  # broker down: the visit-time fetch still works
-        log.warning("pre-load of encounter %s not scheduled: %s", encounter_id, exc)
+    leases.wake(preload_task, encounter_id, what=f"pre-load of encounter {encounter_id}",
+                otherwise="the fetch at ordering time")
 
 
 def current_snapshot() -> snapshot.Snapshot:

@@ -126,3 +126,24 @@ def wait_until(predicate, timeout: float, interval: float = 0.25, message: str =
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def dead_broker():
+    """This process's Celery app points at a broker nobody listens on, for the test's duration.
+    kombu keeps connection pools in a process-wide registry keyed by URL: those are dropped on the
+    way in and out, or switching back would hand out a closed pool."""
+    import kombu.pools
+
+    from hospital_interop.celery import app as celery_app
+
+    def use(url):
+        celery_app.conf.broker_url = url
+        kombu.pools.reset()
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+    original = celery_app.conf.broker_url
+    use("redis://127.0.0.1:1/0")
+    yield
+    use(original)

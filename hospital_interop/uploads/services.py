@@ -9,7 +9,8 @@ The life of a record::
                   └───────── redrive (ops, after fixing the data)
 
 Retry timing lives in the row (``next_attempt_at``); workers and the sweep only ever send rows
-that are due, claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two workers send one row.
+that are due, leased with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two workers send one row
+(``leases.py``, shared with the DICOM study-sync jobs).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import random
-import socket
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -31,18 +31,21 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from hospital_interop.errors import field_error
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
-from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.municipal.specs import InterfaceSpec, load_catalogue
 from hospital_interop.patients.services import Claim, Identity, Ref, bind_many
 
+from . import leases
 from .models import DUE_STATES, Attempt, Dependency, InterfacePolicy, OutboxRecord, State
 
 log = logging.getLogger(__name__)
 
 WAIT_RECHECK = timedelta(seconds=60)  # a child waiting for its parent is looked at again after this
 CLAIM_BATCH = settings.DELIVERY["CLAIM_BATCH"]
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+LEASE = leases.Lease(OutboxRecord, due_states=DUE_STATES, held_state=State.SENDING, retry_state=State.RETRY,
+                     seconds=lambda: settings.DELIVERY["LEASE_SECONDS"], note_field="last_message")
 
 
 class PayloadInvalid(Exception):
@@ -159,8 +162,9 @@ def patient_claim(spec, payload: dict, item: int | None = None) -> Claim | None:
     return Claim(identity, [Ref(kind, value, path) for kind, value, path in refs], item=item)
 
 
-def _patient_claims(prepared: list) -> list[Claim]:
-    claims = (patient_claim(spec, item.payload, i) for i, (spec, _, item) in enumerate(prepared))
+def _patient_claims(indexed: list[tuple[int, Checked]]) -> list[Claim]:
+    """The claims of these items, each with the item's index in the caller's batch."""
+    claims = (patient_claim(c.spec, c.payload, i) for i, c in indexed)
     return [c for c in claims if c is not None]
 
 
@@ -173,6 +177,48 @@ class Item:
     payload: dict
     event_at: datetime | None = None
     patient: Patient | None = None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An item its interface spec accepts, made by ``check``. ``enqueue_many`` stores it without
+    validating it again: a caller that reports errors record by record (the EMR intake) checks
+    each record first and hands over the checked ones."""
+
+    item: Item
+    spec: InterfaceSpec
+    key: str  # the business key
+
+    @property
+    def interface(self) -> str:
+        return self.spec.code
+
+    @property
+    def payload(self) -> dict:
+        return self.item.payload
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What ``enqueue_many(..., skip_unchanged=True)`` did with one item."""
+
+    record: OutboxRecord  # the item's new version, or the latest version it is identical to
+    created: bool  # False: identical to the latest version of its key, nothing stored
+
+
+def check(item: Item) -> tuple[Checked | None, list[dict]]:
+    """Validate an item against its interface spec: ``(Checked, [])``, or ``(None, errors)`` with
+    ``{field, rule, message}`` in the platform's field names. A validator that fails on odd input
+    (a type the spec never expected) reports that as an error instead of raising."""
+    spec = load_catalogue().interface(item.interface)
+    try:
+        errors = spec.validate(item.payload)
+    except Exception:  # must not turn odd input into a 500 (and ops should hear of it)
+        log.exception("spec validator of %s failed on a payload", spec.code)
+        errors = [field_error("", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated")]
+    if errors:
+        return None, errors
+    return Checked(item, spec, business_key(spec, item.payload)), []
 
 
 def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, source: str = "",
@@ -199,49 +245,78 @@ class BatchInvalid(PayloadInvalid):
         super().__init__(",".join(codes), [{**err, "item": i} for i, e in failures for err in e.errors])
 
 
-def enqueue_many(items: list[Item], *, source: str = "", wake_worker: bool = True) -> list[OutboxRecord]:
-    """Store many record versions in a few statements (bulk loaders, backfills), inside the
-    caller's transaction; all or nothing (BatchInvalid lists every invalid item).
+def enqueue_many(items: Sequence[Item | Checked], *, source: str = "", wake_worker: bool = True,
+                 skip_unchanged: bool = False) -> list[OutboxRecord] | list[Enqueued]:
+    """Store many record versions in a few statements (bulk loaders, backfills, intake APIs),
+    inside the caller's transaction; all or nothing. The only way into the outbox.
 
-    Same rules as ``enqueue``, which is this function for one item: a later item of the same
-    key in the batch is a newer version. A transaction that stores several records should store
-    them with one call (its key locks are then taken in the global order). Bulk loaders that
-    leave delivery to the sweep pass ``wake_worker=False``.
+    Same rules as ``enqueue``, which is this function for one item: each item is validated
+    (BatchInvalid lists every invalid one; a ``Checked`` item is not validated again), the
+    patient it names must own the visits, orders and reports it references (PatientConflict,
+    errors with the ``item`` index), a later item of the same key in the batch is a newer
+    version. A transaction that stores several records should store them with one call (its key
+    locks are then taken in the global order). Bulk loaders that leave delivery to the sweep
+    pass ``wake_worker=False``.
+
+    Returns the new rows in item order. With ``skip_unchanged`` an item identical to the latest
+    version of its key (stored, or earlier in this batch) is not stored again, and the answer is
+    one ``Enqueued`` per item: the row that holds its latest version and whether it was created
+    (a repeated submission or backfill answers "unchanged"; such items were bound when stored).
     """
-    catalogue = load_catalogue()
-    prepared, failures = [], []
-    now = timezone.now()
-    for i, item in enumerate(items):
-        spec = catalogue.interface(item.interface)
-        errors = spec.validate(item.payload)
-        if errors:
-            failures.append((i, PayloadInvalid(spec.code, errors)))
-            continue
-        prepared.append((spec, business_key(spec, item.payload), item))
-    if failures:
-        raise BatchInvalid(failures)
-    if not prepared:
+    checked = _check_all(items)
+    if not checked:
         return []
+    now = timezone.now()
     with transaction.atomic(savepoint=False):
-        # the patient each payload names must own the visits, orders and reports it references
-        bind_many(_patient_claims(prepared), source=source or "outbox")
-        pairs = {(spec.code, key) for spec, key, _ in prepared}
-        lock_keys(pairs)
-        stored = _latest_versions(pairs)
-        version = dict(stored)
-        records = []
-        for spec, key, item in prepared:
-            version[(spec.code, key)] = version.get((spec.code, key), 0) + 1
-            records.append(_new_version(spec, key, version[(spec.code, key)], item, source, now))
-        _supersede_unsent({pair: version[pair] for pair in stored}, now)
-        _insert(records, prepared, now)
+        pairs = {(c.interface, c.key) for c in checked}
+        _lock_keys(pairs)
+        if skip_unchanged:
+            latest = _latest_rows(pairs)
+            version = {pair: row.version for pair, row in latest.items()}
+        else:
+            latest, version = {}, _latest_versions(pairs)
+        stored = set(version)
+        records, fresh, outcome = [], [], []
+        for i, c in enumerate(checked):
+            pair = (c.interface, c.key)
+            if skip_unchanged and pair in latest and latest[pair].payload == c.payload:
+                outcome.append(Enqueued(latest[pair], created=False))
+                continue
+            version[pair] = version.get(pair, 0) + 1
+            record = latest[pair] = _new_version(c, version[pair], source, now)
+            records.append(record)
+            fresh.append((i, c))
+            outcome.append(Enqueued(record, created=True))
+        if records:
+            # the patient each payload names must own the visits, orders and reports it references
+            bind_many(_patient_claims(fresh), source=source or "outbox")
+            changed = {(r.interface, r.business_key) for r in records}
+            _supersede_unsent({pair: version[pair] for pair in stored & changed}, now)
+            _insert(records, [c for _, c in fresh], now)
     if wake_worker:
         modes = policies()
         for record in records:
             policy = modes.get(record.interface)
             if record.state == State.PENDING and (policy is None or policy.mode == InterfacePolicy.Mode.IMMEDIATE):
                 _wake_after_commit(record.pk)
-    return records
+    return outcome if skip_unchanged else records
+
+
+def _check_all(items: Sequence[Item | Checked]) -> list[Checked]:
+    """Every item checked against its spec, or BatchInvalid naming each invalid one."""
+    checked, failures = [], []
+    for i, item in enumerate(items):
+        if isinstance(item, Checked):
+            checked.append(item)
+            continue
+        ok, errors = check(item)
+        if errors:
+            failures.append((i, PayloadInvalid(item.interface, errors)))
+        else:
+            checked.append(ok)
+    if failures:
+        raise BatchInvalid(failures)
+    return checked
 
 
 class _WakeBatch:
@@ -271,7 +346,7 @@ LOCK_NAMESPACE = 0x4F5458  # "OTX": the outbox's advisory locks, one per key buc
 LOCK_BUCKETS = 1024  # a call holds at most this many (PostgreSQL's shared lock table is finite)
 
 
-def lock_keys(pairs) -> None:
+def _lock_keys(pairs) -> None:
     """Serialise writers of the same (interface, business key) pairs until the transaction ends,
     so version numbers never collide. PostgreSQL advisory locks on hash buckets, taken in one
     global order so that two bulk writers cannot deadlock; SQLite runs one writer at a time."""
@@ -295,6 +370,18 @@ def _latest_versions(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
     return latest
 
 
+def _latest_rows(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], OutboxRecord]:
+    """(interface, key) -> the row of its highest stored version, two queries per interface."""
+    versions = _latest_versions(pairs)
+    out = {}
+    for code in {c for c, _ in versions}:
+        wanted = {(k, v) for (c, k), v in versions.items() if c == code}
+        rows = OutboxRecord.objects.filter(interface=code, business_key__in={k for k, _ in wanted},
+                                           version__in={v for _, v in wanted})
+        out.update({(code, row.business_key): row for row in rows if (row.business_key, row.version) in wanted})
+    return out
+
+
 def _supersede_unsent(newest: dict[tuple[str, str], int], now) -> None:
     """Older unsent versions of these stored keys give way to the batch's newest version of each."""
     for code in {c for c, _ in newest}:
@@ -306,12 +393,13 @@ def _supersede_unsent(newest: dict[tuple[str, str], int], now) -> None:
                               default=Value("已被新版本取代")))
 
 
-def _new_version(spec, key: str, version: int, item: Item, source: str, now) -> OutboxRecord:
+def _new_version(checked: Checked, version: int, source: str, now) -> OutboxRecord:
+    spec, item = checked.spec, checked.item
     event_at = item.event_at or now
     patient = item.patient or patient_of(spec.code, item.payload)
     parents = _parent_refs(spec, item.payload)
     return OutboxRecord(
-        interface=spec.code, document=spec.document, spec_version=spec.version, business_key=key,
+        interface=spec.code, document=spec.document, spec_version=spec.version, business_key=checked.key,
         version=version, payload=item.payload, source=source, event_at=event_at, next_attempt_at=now,
         patient_id_hash=patient.id_hash, patient_display=mask_name(patient.name),
         deadline_at=event_at + timedelta(minutes=policy_for(spec.code).deadline_minutes),
@@ -319,7 +407,7 @@ def _new_version(spec, key: str, version: int, item: Item, source: str, now) -> 
     )
 
 
-def _insert(records: list[OutboxRecord], prepared: list, now) -> None:
+def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:
     """Write the new rows; a version that a later item of the same batch replaces is stored as
     superseded. A void settles what it voids first (it may need no sending at all), so a batch
     with voids is written in order, one row at a time: a void must see the rows before it."""
@@ -328,7 +416,7 @@ def _insert(records: list[OutboxRecord], prepared: list, now) -> None:
         if last_of_key[(record.interface, record.business_key)] is not record:
             record.state, record.next_attempt_at = State.SUPERSEDED, None
             record.last_message = "已被同一批次中的新版本取代"
-    specs = [spec for spec, _, _ in prepared]
+    specs = [c.spec for c in checked]
     if any(spec.kind == "void" for spec in specs):  # rare: a report withdrawn
         for spec, record in zip(specs, records, strict=True):
             if spec.kind == "void":
@@ -358,42 +446,25 @@ def wake(record_id: int | None = None) -> None:
     """Ask a worker to deliver (a lost message only delays: the sweep finds the row)."""
     from .tasks import deliver
 
-    try:
-        deliver.apply_async((record_id,), retry=False)  # never hold a web request on a dead broker
-    except Exception as exc:  # broker down: the sweep will deliver
-        log.warning("broker unavailable, record %s left for the sweep: %s", record_id, exc)
-
-
-def _due(now) -> Q:
-    return Q(state__in=DUE_STATES, next_attempt_at__lte=now)
+    leases.wake(deliver, record_id, what=f"record {record_id}")
 
 
 def claim(record_id: int | None = None, *, limit: int = CLAIM_BATCH, interface: str | None = None,
-          worker: str = WORKER_ID) -> list[OutboxRecord]:
-    """Claim due rows (the given one first) for this worker; rows locked by others are skipped,
+          worker: str | None = None) -> list[OutboxRecord]:
+    """Lease due rows (the given one first) to this worker; rows locked by others are skipped,
     and so are rows over their interface's concurrency or rate limit (they wait for a later claim)."""
-    now = timezone.now()
     known = policies(fresh=True)  # one small query per batch
     paused = [code for code, p in known.items() if not p.enabled]
     scheduled = [code for code, p in known.items() if p.mode == InterfacePolicy.Mode.SCHEDULED]
-    with transaction.atomic():
-        base = OutboxRecord.objects.filter(_due(now)).exclude(interface__in=paused)
-        if interface:
-            base = base.filter(interface=interface)
-        elif scheduled:
-            base = base.exclude(interface__in=scheduled)  # those go out on their own schedule
-        rows: list[tuple[int, str]] = []
-        if record_id is not None:
-            rows = list(base.filter(pk=record_id).select_for_update(skip_locked=True).values_list("pk", "interface"))
-        if limit - len(rows) > 0:
-            rows += list(base.exclude(pk__in=[pk for pk, _ in rows]).order_by("next_attempt_at")
-                         .select_for_update(skip_locked=True).values_list("pk", "interface")[: limit - len(rows)])
-        ids = _within_limits(rows, known)
-        if not ids:
-            return []
-        OutboxRecord.objects.filter(pk__in=ids).update(
-            state=State.SENDING, lease_until=now + timedelta(seconds=settings.DELIVERY["LEASE_SECONDS"]),
-            claimed_by=worker, updated_at=now)
+    base = OutboxRecord.objects.exclude(interface__in=paused)
+    if interface:
+        base = base.filter(interface=interface)
+    elif scheduled:
+        base = base.exclude(interface__in=scheduled)  # those go out on their own schedule
+    ids = LEASE.claim(base, limit=limit, first=record_id, worker=worker, columns=("interface",),
+                      admit=lambda rows: _within_limits(rows, known))
+    if not ids:
+        return []
     return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
 
 
@@ -431,7 +502,7 @@ def reclaim_expired_leases() -> int:
     """Rows whose worker died mid-send go back to the queue (sending is safe to repeat: same key),
     unless a newer version of the same key arrived meanwhile: then the newer one wins."""
     now = timezone.now()
-    expired = OutboxRecord.objects.filter(state=State.SENDING, lease_until__lt=now)
+    expired = LEASE.expired(now)
     newer = OutboxRecord.objects.filter(
         interface=OuterRef("interface"), business_key=OuterRef("business_key"), version__gt=OuterRef("version"),
     ).exclude(state__in=(State.SUPERSEDED, State.VOIDED))
@@ -441,8 +512,7 @@ def reclaim_expired_leases() -> int:
         updated_at=now)
     for interface, key in stale:  # the dead worker's request may still be on its way
         _resend_newest_later(interface, key, now)
-    return expired.update(
-        state=State.RETRY, next_attempt_at=now, claimed_by="", last_message="处理进程中断，已重新排队", updated_at=now)
+    return LEASE.reclaim(now)
 
 
 def blocking_reason(record: OutboxRecord) -> str:
@@ -489,14 +559,13 @@ def _hold(record: OutboxRecord, reason: str, now: datetime) -> str:
     its interface's maximum age (a parent that never came, or needs a person) goes to attention,
     so it is shown to ops instead of waiting in silence."""
     max_age = timedelta(hours=policy_for(record.interface).max_age_hours)
-    mine = OutboxRecord.objects.filter(pk=record.pk, claimed_by=record.claimed_by)
     if now - _age_from(record) > max_age:
-        mine.update(state=State.ATTENTION, next_attempt_at=None, claimed_by="", lease_until=None, updated_at=now,
-                    last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}")
+        LEASE.release(record.pk, record.claimed_by, now=now, state=State.ATTENTION, next_attempt_at=None,
+                      last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}")
         log.error("upload %s %s held too long: %s", record.interface, record.business_key, reason)
         return State.ATTENTION
-    mine.update(state=State.PENDING, next_attempt_at=now + WAIT_RECHECK, claimed_by="", lease_until=None,
-                last_message=reason, updated_at=now)
+    LEASE.release(record.pk, record.claimed_by, now=now, state=State.PENDING, next_attempt_at=now + WAIT_RECHECK,
+                  last_message=reason)
     return "waiting"
 
 
@@ -518,8 +587,7 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
     known = policies()
     states, changed, attempts, done = [], [], [], []
     with transaction.atomic():
-        live = set(OutboxRecord.objects.select_for_update().filter(
-            pk__in=[r.pk for r, _, _ in sent], state=State.SENDING).values_list("pk", "claimed_by"))
+        live = LEASE.holders(r.pk for r, _, _ in sent)
         for record, result, started in sent:
             policy = known.get(record.interface) or InterfacePolicy(interface=record.interface)
             _apply_outcome(record, result, started, now, policy)
@@ -642,11 +710,10 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
         for row in rows:
             if payload_fix:
                 payload = {**row.payload, **payload_fix}
-                spec = load_catalogue().interface(row.interface)
-                errors = spec.validate(payload)
+                checked, errors = check(Item(row.interface, payload))
                 if errors:
                     raise PayloadInvalid(row.interface, errors)
-                claim = patient_claim(spec, payload)  # a fix cannot move a visit or report to another patient
+                claim = patient_claim(checked.spec, payload)  # a fix cannot move a visit or report to another patient
                 if claim is not None:
                     bind_many([claim], source="ops-redrive")
                 row.payload = payload
@@ -668,5 +735,5 @@ def cancel(record_ids, *, reason: str) -> int:
 
 def due_batches(max_batches: int = 50) -> int:
     """How many delivery batches the sweep should dispatch now."""
-    due = OutboxRecord.objects.filter(_due(timezone.now()))[: CLAIM_BATCH * max_batches].count()
+    due = OutboxRecord.objects.filter(LEASE.due(timezone.now()))[: CLAIM_BATCH * max_batches].count()
     return -(-due // CLAIM_BATCH)

@@ -6,7 +6,8 @@ caller's transaction: PDF (EXAM_REPORT_PDF, immediate), result (EXAM_RESULT_SUBM
 incrementally on its schedule), void (EXAM_REPORT_VOID) and summary (EXAM_DAILY_SUMMARY).
 
 Study-sync jobs are persistent (like Orthanc's job engine): a ``StudySync`` row per study and a
-``StudyInstance`` row per SOP instance. A run claims the job with a lease, (re)plans it from the
+``StudyInstance`` row per SOP instance. A run claims the job with a lease (the outbox's lease
+helper, ``hospital_interop.uploads.leases``, renewed as instances go out), (re)plans it from the
 study folder or a PACS retrieval when asked to, sends only instances not yet stored, marks an
 instance stored only on a success status from the front-end processor, and sets the next attempt
 from the delivery engine's retry policy (``uploads.services.retry_delay``). A periodic sweep runs
@@ -18,7 +19,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import socket
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -39,6 +39,7 @@ from hospital_interop.errors import InvalidInput
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
 from hospital_interop.patients import services as patients
+from hospital_interop.uploads import leases
 from hospital_interop.uploads import services as uploads
 from hospital_interop.uploads.models import OutboxRecord, State
 
@@ -47,10 +48,12 @@ from .models import DailySummaryRun, ExamReport, StudyInstance, StudySync
 
 log = logging.getLogger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 SOURCE_DAILY = "exam-daily"
 PROGRESS_EVERY = 0.5  # seconds between progress/lease updates of a running job
 DICTIONARY_VERSION_SEEN = "exam:held-remap:dictionary-version"
+STUDY_LEASE = leases.Lease(StudySync, due_states=(StudySync.State.PENDING, StudySync.State.RETRY),
+                           held_state=StudySync.State.RUNNING, retry_state=StudySync.State.RETRY,
+                           seconds=lambda: settings.DICOM.get("LEASE_SECONDS", 900), note_field="last_error")
 
 
 class ReportNotFound(LookupError):
@@ -337,25 +340,16 @@ def ensure_study_job(study_instance_uid: str, *, folder: str = "", accession_no:
 def wake_study_job(job_id: int) -> None:
     from .tasks import run_study
 
-    try:
-        run_study.apply_async((job_id,), retry=False)
-    except Exception as exc:  # broker down: the sweep will run it
-        log.warning("broker unavailable, study job %s left for the sweep: %s", job_id, exc)
+    leases.wake(run_study, job_id, what=f"study job {job_id}")
 
 
-def claim_study_job(job_id: int, *, worker: str = WORKER_ID) -> StudySync | None:
+def claim_study_job(job_id: int, *, worker: str | None = None) -> StudySync | None:
+    """Lease a due job to this worker (None when it is not due or another worker holds it)."""
     now = timezone.now()
-    lease = timedelta(seconds=settings.DICOM.get("LEASE_SECONDS", 900))
-    with transaction.atomic():
-        job = (StudySync.objects.select_for_update(skip_locked=True)
-               .filter(pk=job_id, state__in=(StudySync.State.PENDING, StudySync.State.RETRY), next_attempt_at__lte=now)
-               .first())
-        if job is None:
-            return None
-        job.state, job.lease_until, job.claimed_by = StudySync.State.RUNNING, now + lease, worker
-        job.started_at, job.attempts = now, job.attempts + 1
-        job.save(update_fields=["state", "lease_until", "claimed_by", "started_at", "attempts", "updated_at"])
-    return job
+    if not STUDY_LEASE.claim(StudySync.objects.filter(pk=job_id), limit=1, worker=worker, now=now,
+                             started_at=now, attempts=F("attempts") + 1):
+        return None
+    return StudySync.objects.get(pk=job_id)
 
 
 class _JobProblem(Exception):
@@ -406,7 +400,6 @@ def _send(job: StudySync, config: DicomConfig, on_instance) -> str:
                           series_instance_uid=r.series_instance_uid, size=r.size, data_offset=r.data_offset)
              for r in rows]
     pks = {r.sop_instance_uid: r.pk for r in rows}
-    lease = timedelta(seconds=settings.DICOM.get("LEASE_SECONDS", 900))
     last_progress = [time.monotonic()]
     StudySync.objects.filter(pk=job.pk).update(destination=str(config.fep))
 
@@ -422,9 +415,8 @@ def _send(job: StudySync, config: DicomConfig, on_instance) -> str:
         StudyInstance.objects.filter(pk=pks[res.instance.sop_instance_uid]).update(**fields)
         if time.monotonic() - last_progress[0] >= PROGRESS_EVERY:
             last_progress[0] = time.monotonic()
-            StudySync.objects.filter(pk=job.pk, claimed_by=job.claimed_by).update(
-                stored=StudyInstance.objects.filter(job=job, state=StudyInstance.State.STORED).count(),
-                lease_until=now + lease)
+            STUDY_LEASE.renew(job.pk, job.claimed_by,
+                              stored=StudyInstance.objects.filter(job=job, state=StudyInstance.State.STORED).count())
         if on_instance is not None:
             on_instance(res)
 
@@ -457,8 +449,7 @@ def _finish(job: StudySync, error: str) -> StudySync:
         total=Count("pk"), stored=Count("pk", filter=Q(state=StudyInstance.State.STORED)),
         rejected=Count("pk", filter=Q(state=StudyInstance.State.REJECTED)))
     pending = counts["total"] - counts["stored"] - counts["rejected"]
-    fields = dict(total=counts["total"], stored=counts["stored"], rejected=counts["rejected"], lease_until=None,
-                  claimed_by="", next_attempt_at=None, updated_at=now)
+    fields = dict(total=counts["total"], stored=counts["stored"], rejected=counts["rejected"], next_attempt_at=None)
     max_age = timedelta(hours=settings.DICOM.get("MAX_AGE_HOURS", 72))
     if not error and pending and not counts["rejected"]:
         error = f"{pending} 个实例未送达"
@@ -474,7 +465,7 @@ def _finish(job: StudySync, error: str) -> StudySync:
     else:
         fields.update(state=StudySync.State.DONE, finished_at=now, last_error="")
     with transaction.atomic():
-        updated = StudySync.objects.filter(pk=job.pk, claimed_by=job.claimed_by).update(**fields)
+        updated = STUDY_LEASE.release(job.pk, job.claimed_by, now=now, **fields)
         if updated and fields["state"] == StudySync.State.DONE:
             # an event arrived while this run was going: plan again now
             StudySync.objects.filter(pk=job.pk, rescan=True).update(state=StudySync.State.PENDING, next_attempt_at=now)
@@ -485,16 +476,12 @@ def _finish(job: StudySync, error: str) -> StudySync:
 
 
 def reclaim_expired_study_leases() -> int:
-    now = timezone.now()
-    return StudySync.objects.filter(state=StudySync.State.RUNNING, lease_until__lt=now).update(
-        state=StudySync.State.RETRY, next_attempt_at=now, claimed_by="", lease_until=None,
-        last_error="处理进程中断，已重新排队", updated_at=now)
+    """Jobs whose worker died (their lease ran out) are due again at once."""
+    return STUDY_LEASE.reclaim()
 
 
 def due_study_jobs(limit: int = 50) -> list[int]:
-    now = timezone.now()
-    return list(StudySync.objects.filter(state__in=(StudySync.State.PENDING, StudySync.State.RETRY),
-                                         next_attempt_at__lte=now).order_by("next_attempt_at")
+    return list(StudySync.objects.filter(STUDY_LEASE.due(timezone.now())).order_by("next_attempt_at")
                 .values_list("pk", flat=True)[:limit])
 
 

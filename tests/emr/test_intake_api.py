@@ -173,6 +173,31 @@ def test_bulk_ndjson_stores_every_line_or_none(api, rts):
     assert OutboxRecord.objects.filter(interface="OP_ORDER").count() == 6
 
 
+def test_each_record_of_a_bulk_is_validated_once_on_its_way_to_the_outbox(api, rts, monkeypatch):
+    rt = rts.get("op-order")
+    records = [rt.example(s) for s in range(20, 24)]
+    validated = []
+    real = type(rt.spec).validate
+    monkeypatch.setattr(type(rt.spec), "validate", lambda spec, payload: validated.append(payload) or real(spec, payload))
+
+    assert api.bulk("op-order", records).json()["created"] == 4
+    assert len(validated) == 4
+
+    validated.clear()
+    records[1] = dict(records[1], orderNote="改为加急")
+    assert (api.bulk("op-order", records).json()["unchanged"], len(validated)) == (3, 4)
+
+
+def test_an_unchanged_record_before_a_conflicting_one_does_not_shift_the_line_reported(api, rts):
+    rt = rts.get("op-visit")
+    a = rt.spec.example(5)
+    assert api.post("op-visit", rt.to_intake(a)).status_code == 201
+    r = api.bulk("op-visit", [rt.to_intake(a), rt.to_intake(rt.spec.example(6, visitId=a["visitId"]))])
+    assert r.status_code == 409, r.content
+    assert [(e["line"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(2, "visitId", "patientMismatch")]
+    assert OutboxRecord.objects.count() == 1
+
+
 def test_bulk_limits_and_empty_bodies(api, rts, settings):
     settings.EMR_INTAKE = {"MAX_BULK_RECORDS": 3}
     rt = rts.get("op-order")

@@ -35,8 +35,8 @@ def test_renamed_fields_map_both_ways_and_errors_speak_intake_names(tmp_path):
     intake = rt.example(3)
     assert "cfh" in intake and "prescriptionId" not in intake and intake["patient"]["sfzh"] == platform["patient"]["idNo"]
     assert all("ypdm" in d and "drugCode" not in d for d in intake["drugs"])
-    payload, errors = rt.prepare(intake)
-    assert errors == [] and payload == platform
+    checked, errors = rt.prepare(intake)
+    assert errors == [] and checked.payload == platform
     assert rt.key_fields == ("orgCode", "cfh")
 
     intake["drugs"][-1]["ypdm"] = None
@@ -72,7 +72,8 @@ def test_a_malformed_mapping_file_is_refused_with_the_place(tmp_path, body, mess
 
 def test_every_shipped_record_type_maps_its_example_to_itself(rts):
     for rt in rts:
-        assert rt.prepare(rt.example(9)) == (rt.spec.example(9), [])
+        checked, errors = rt.prepare(rt.example(9))
+        assert errors == [] and checked.payload == rt.spec.example(9)
 
 
 @pytest.mark.django_db

@@ -32,3 +32,18 @@ def test_registration_preloads_and_the_prompt_makes_no_platform_query(client, re
     assert answer["source"] == "cache" and answer["anyRecognizable"]
     assert {i["orderId"] for i in answer["items"] if i["recognizable"]} == {"YZ001", "YZ002", "YZ003", "YZ004"}
     assert recognition.stats()["queries"] == queries  # the simulator saw no new query
+
+
+def test_a_registration_made_while_the_broker_is_down_is_stored_and_answered(client, recognition, patient,
+                                                                             dead_broker, caplog):
+    """The pre-load is a convenience: without a broker the registration is kept, the request
+    answers, and the prompt fetches at ordering time. The log names the encounter, not the patient."""
+    body = prompt_body(patient, [])
+    del body["items"]
+    r = client.post(reverse("recognition:api-events"), json.dumps({"eventType": "registration", **body}),
+                    content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    assert r.status_code == 202
+    enc = Encounter.objects.get(visit_id=patient["visitId"])
+    assert enc.preloaded_at is None
+    assert f"pre-load of encounter {enc.pk}" in caplog.text
+    assert patient["idNo"] not in caplog.text and patient["name"] not in caplog.text

@@ -145,6 +145,44 @@ def test_enqueue_many_is_all_or_nothing_and_names_every_bad_item():
     assert OutboxRecord.objects.count() == 0
 
 
+def test_enqueue_many_can_skip_items_identical_to_the_latest_version_and_says_which_row_holds_it():
+    a, b = example("LAB_REPORT_DETAIL", 51), example("LAB_REPORT_DETAIL", 52)
+    a_v1 = services.enqueue("LAB_REPORT_DETAIL", a)
+    a_changed = {**a, "reportRemark": "复核后修改"}
+    items = [services.Item("LAB_REPORT_DETAIL", p) for p in (a, a_changed, a_changed, b, b, a)]
+    with transaction.atomic():
+        results = services.enqueue_many(items, source="batch", skip_unchanged=True)
+    assert [(r.record.business_key, r.record.version, r.created) for r in results] == [
+        (a_v1.business_key, 1, False),  # identical to the stored version: nothing new
+        (a_v1.business_key, 2, True),
+        (a_v1.business_key, 2, False),  # identical to the version stored just before it in the batch
+        (results[3].record.business_key, 1, True),
+        (results[3].record.business_key, 1, False),
+        (a_v1.business_key, 3, True),  # like version 1, but version 2 came in between: a change
+    ]
+    assert results[0].record.pk == a_v1.pk and results[2].record.pk == results[1].record.pk
+    assert list(OutboxRecord.objects.filter(business_key=a_v1.business_key).order_by("version")
+                .values_list("version", "state")) == [(1, State.SUPERSEDED), (2, State.SUPERSEDED), (3, State.PENDING)]
+    assert OutboxRecord.objects.count() == 4
+
+    again = services.enqueue_many(items[3:], skip_unchanged=True)  # a repeated load stores nothing
+    assert [(r.record.version, r.created) for r in again] == [(1, False), (1, False), (3, False)]
+    assert OutboxRecord.objects.count() == 4
+
+
+def test_a_checked_item_is_stored_without_being_validated_again(monkeypatch):
+    spec = load_catalogue().interface("LAB_REPORT_DETAIL")
+    checked, errors = services.check(services.Item(spec.code, example(spec.code, 53)))
+    assert errors == [] and checked.key == services.business_key(spec, checked.payload)
+    bad, errors = services.check(services.Item(spec.code, {**checked.payload, "reportId": ""}))
+    assert bad is None and errors[0]["field"] == "reportId"
+
+    calls = []
+    monkeypatch.setattr(type(spec), "validate", lambda self, payload: calls.append(self.code) or [])
+    [record] = services.enqueue_many([checked])
+    assert calls == [] and record.version == 1 and record.payload == checked.payload
+
+
 def test_a_void_in_a_batch_sees_the_report_stored_before_it_in_the_same_batch():
     report = example("EXAM_RESULT_SUBMIT", 34)
     spec = load_catalogue().interface("EXAM_REPORT_VOID")
