@@ -33,3 +33,4 @@ sim: venv
 
 lint: venv
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .

@@ -53,13 +53,17 @@ class EventsView(RecognitionApi):
 
     def post(self, request):
         enc = services.register_event(request.data)
-        return Response({"ok": True, "visitId": enc.visit_id, "preload": "scheduled"}, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"ok": True, "visitId": enc.visit_id, "preload": "scheduled"}, status=status.HTTP_202_ACCEPTED
+        )
 
 
 def _query(request, name: str, limit: int) -> str:
     value = request.query_params.get(name, "")
     if len(value) > limit or "\x00" in value:
-        raise ApiError.invalid([field_error(name, "length", f"{name} 长度超过上限 {limit} 个字符或含有空字符")])
+        raise ApiError.invalid(
+            [field_error(name, "length", f"{name} 长度超过上限 {limit} 个字符或含有空字符")]
+        )
     return value
 
 
@@ -70,7 +74,9 @@ class DecisionsView(RecognitionApi):
         visit_id = _query(request, "visitId", 32)
         enc = Encounter.objects.filter(visit_id=visit_id).first()
         if enc is None:
-            raise ApiError(404, f"未找到就诊 {visit_id}", [field_error("visitId", "unknown", f"未找到就诊 {visit_id}")])
+            raise ApiError(
+                404, f"未找到就诊 {visit_id}", [field_error("visitId", "unknown", f"未找到就诊 {visit_id}")]
+            )
         seen, items = set(), []
         for d in enc.decisions.filter(current=True).order_by("decided_at", "id"):
             if d.order_id not in seen:
@@ -89,9 +95,12 @@ class ResultsView(MachineApiView):
         if not visit_id and not id_no:
             raise ApiError.invalid([field_error("visitId", "required", "需要 visitId 或 idNo")])
         kind, state = request.query_params.get("kind", ""), request.query_params.get("status", "")
-        decisions = selectors.decisions_for(visit_id=visit_id, id_no=id_no,
-                                            id_type=_query(request, "idTypeCode", 2) or "01",
-                                            kind=kind if kind in ("exam", "lab") else "",
-                                            recognized_only=state == "recognized")
+        decisions = selectors.decisions_for(
+            visit_id=visit_id,
+            id_no=id_no,
+            id_type=_query(request, "idTypeCode", 2) or "01",
+            kind=kind if kind in ("exam", "lab") else "",
+            recognized_only=state == "recognized",
+        )
         codes = selectors.charge_codes() if any(d.kind == "lab" for d in decisions) else {}
         return Response({"ok": True, "results": [selectors.result_row(d, codes) for d in decisions]})

@@ -13,5 +13,5 @@ class IntegrationTokenScheme(OpenApiAuthenticationExtension):
             "in": "header",
             "name": "Authorization",
             "description": "接入系统令牌。请求头写作 `Authorization: Token <令牌>`；令牌由信息中心在"
-                           "“系统管理 › 接入系统”生成，只显示一次。",
+            "“系统管理 › 接入系统”生成，只显示一次。",
         }

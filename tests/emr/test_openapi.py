@@ -19,8 +19,13 @@ from hypothesis import HealthCheck, settings
 pytestmark = pytest.mark.django_db
 
 FUZZ_EXAMPLES = 4
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
-          "response_headers_conformance"]
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+]
 
 
 def fetch_schema(api) -> dict:
@@ -38,7 +43,9 @@ def test_schema_has_every_record_type_with_its_fields_and_chinese_titles(api, rt
         assert "get" in schema["paths"][base + "/{businessKey}"]
         ref = schema["paths"][base]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         component = components[ref.rsplit("/", 1)[1]]
-        assert set(component["properties"]) == set(rt.spec.request.fields)  # no renames in the shipped mapping
+        assert set(component["properties"]) == set(
+            rt.spec.request.fields
+        )  # no renames in the shipped mapping
         assert "orgCode" not in component["required"]  # filled from settings when left out
     registration = components["OpRegistrationRecord"]
     patient = registration["properties"]["patient"]
@@ -83,22 +90,32 @@ def generated_schema() -> dict:
     from emr_sharing.api_urls import SCHEMA_SETTINGS
 
     with patched_settings(SCHEMA_SETTINGS):
-        return json.loads(json.dumps(SchemaGenerator(urlconf="emr_sharing.api_urls").get_schema(None, public=True)))
+        return json.loads(
+            json.dumps(SchemaGenerator(urlconf="emr_sharing.api_urls").get_schema(None, public=True))
+        )
 
 
-FUZZ_CONFIG = schemathesis.Config.from_dict({
-    # examples (each record type's documented example) and fuzzing (positive and negative data);
-    # no coverage phase: it enumerates boundary values of every field (thousands of cases for the
-    # 150-field front page), no stateful phase: the API has no links between operations.
-    "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
-    "generation": {"max-examples": FUZZ_EXAMPLES, "mode": "all", "deterministic": True, "database": "none"},
-})
+FUZZ_CONFIG = schemathesis.Config.from_dict(
+    {
+        # examples (each record type's documented example) and fuzzing (positive and negative data);
+        # no coverage phase: it enumerates boundary values of every field (thousands of cases for the
+        # 150-field front page), no stateful phase: the API has no links between operations.
+        "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+        "generation": {
+            "max-examples": FUZZ_EXAMPLES,
+            "mode": "all",
+            "deterministic": True,
+            "database": "none",
+        },
+    }
+)
 # Bulk submission is one code path for all record types (each line validated like a single record):
 # it is fuzzed for three representative types (flat, with arrays, with a file); every single-record
 # and status operation is fuzzed.
 BULK_FUZZED = ("op-registration", "op-prescription", "pub-pdf")
 fuzz = schemathesis.openapi.from_dict(generated_schema(), config=FUZZ_CONFIG).exclude(
-    path_regex=rf"^/api/emr/v1/records/(?!(?:{'|'.join(BULK_FUZZED)})/)[a-z-]+/bulk$")
+    path_regex=rf"^/api/emr/v1/records/(?!(?:{'|'.join(BULK_FUZZED)})/)[a-z-]+/bulk$"
+)
 fuzz.app = get_wsgi_application()
 
 

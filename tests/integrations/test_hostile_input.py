@@ -16,8 +16,10 @@ from tests.lab.conftest import lis_report
 pytestmark = pytest.mark.django_db
 
 VALID_ID = "11010519491231002X"
-EVENT = {"patient": {"name": "张三", "idTypeCode": "01", "idNo": VALID_ID},
-         "visit": {"visitId": "V-HOSTILE-1", "patientTypeCode": "1"}}
+EVENT = {
+    "patient": {"name": "张三", "idTypeCode": "01", "idNo": VALID_ID},
+    "visit": {"visitId": "V-HOSTILE-1", "patientTypeCode": "1"},
+}
 PROMPT = {**EVENT, "items": [{"kind": "lab", "itemCode": "XCG", "orderId": "YZ1"}]}
 
 
@@ -36,8 +38,11 @@ MACHINE = [
     ("lab", "/api/lab/v1/reports", lambda: lis_report(41)),
     ("exam", "/api/exam/v1/reports", lambda: {"reportId": "JC0000000041", "patient": {"name": "张三"}}),
 ]
-ALL_JSON = [*((name, path) for name, path, _ in MACHINE), ("embed-save", "/recognition/embed/save"),
-            ("emr-bulk", "/api/emr/v1/records/op-registration/bulk")]
+ALL_JSON = [
+    *((name, path) for name, path, _ in MACHINE),
+    ("embed-save", "/recognition/embed/save"),
+    ("emr-bulk", "/api/emr/v1/records/op-registration/bulk"),
+]
 
 
 @pytest.fixture
@@ -94,13 +99,16 @@ def test_100000_deep_nesting_is_refused_everywhere_even_unauthenticated(client, 
 @pytest.mark.parametrize("name, path, make", MACHINE, ids=[m[0] for m in MACHINE])
 def test_duplicate_keys_are_refused_not_last_wins(client, token, name, path, make):
     text = json.dumps(make(), ensure_ascii=False)
-    raw = text.replace('{', '{"dup": 1, "dup": 2, ', 1).encode()
+    raw = text.replace("{", '{"dup": 1, "dup": 2, ', 1).encode()
     assert_refused(post(client, path, raw, token), rule="duplicate", field="dup")
 
 
 def test_a_visit_that_is_not_an_object_on_the_prompt_api_is_400(client, token):
-    assert_refused(post(client, "/recognition/api/prompt", json.dumps({**PROMPT, "visit": "V1"}), token),
-                   field="visit", rule="type")
+    assert_refused(
+        post(client, "/recognition/api/prompt", json.dumps({**PROMPT, "visit": "V1"}), token),
+        field="visit",
+        rule="type",
+    )
 
 
 def test_a_list_on_embed_save_is_400(client):
@@ -120,7 +128,9 @@ def test_an_event_with_a_bad_id_number_and_an_impossible_birth_date_is_refused(c
 
 def test_a_lab_report_with_a_wrong_check_digit_is_refused(client, token):
     body = lis_report(42)
-    body["patient"]["idNo"] = body["patient"]["idNo"][:17] + ("1" if body["patient"]["idNo"][17] != "1" else "2")
+    body["patient"]["idNo"] = body["patient"]["idNo"][:17] + (
+        "1" if body["patient"]["idNo"][17] != "1" else "2"
+    )
     response = post(client, "/api/lab/v1/reports", json.dumps(body, ensure_ascii=False), token)
     assert_refused(response, rule="checksum", field="patient.idNo")
 
@@ -132,8 +142,16 @@ def test_every_machine_api_answers_the_same_error_body(client, token, name, path
     assert set(body["errors"][0]) >= {"field", "rule", "message"}
 
 
-@pytest.mark.parametrize("path", ["/recognition/api/prompt", "/recognition/api/events", "/api/lab/v1/reports",
-                                  "/api/exam/v1/reports", "/api/emr/v1/records/op-registration"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/recognition/api/prompt",
+        "/recognition/api/events",
+        "/api/lab/v1/reports",
+        "/api/exam/v1/reports",
+        "/api/emr/v1/records/op-registration",
+    ],
+)
 def test_a_session_cookie_does_not_open_a_machine_api(client, make_user, path):
     user = make_user("dr-cookie", role="clinician", is_staff=True, is_superuser=True)
     client.force_login(user)
