@@ -63,6 +63,14 @@ def _query(request, name: str, limit: int) -> str:
     return value
 
 
+def _choice(request, name: str, values: tuple[str, ...]) -> str:
+    """An optional query parameter from its value set ("" when absent)."""
+    value = request.query_params.get(name, "")
+    if value and value not in values:
+        raise ApiError.invalid([field_error(name, "valueSet", f"{name} 应为 {' 或 '.join(values)}")])
+    return value
+
+
 class DecisionsView(RecognitionApi):
     """The HIS reads back what the doctor decided for a visit (same shape as the save answer)."""
 
@@ -88,10 +96,9 @@ class ResultsView(MachineApiView):
         visit_id, id_no = _query(request, "visitId", 32), _query(request, "idNo", 32)
         if not visit_id and not id_no:
             raise ApiError.invalid([field_error("visitId", "required", "需要 visitId 或 idNo")])
-        kind, state = request.query_params.get("kind", ""), request.query_params.get("status", "")
+        kind, state = _choice(request, "kind", ("exam", "lab")), _choice(request, "status", ("all", "recognized"))
         decisions = selectors.decisions_for(visit_id=visit_id, id_no=id_no,
                                             id_type=_query(request, "idTypeCode", 2) or "01",
-                                            kind=kind if kind in ("exam", "lab") else "",
-                                            recognized_only=state == "recognized")
+                                            kind=kind, recognized_only=state == "recognized")
         codes = selectors.charge_codes() if any(d.kind == "lab" for d in decisions) else {}
         return Response({"ok": True, "results": [selectors.result_row(d, codes) for d in decisions]})

@@ -12,6 +12,7 @@ from hospital_interop.integrations import services as integrations
 from hospital_interop.uploads.models import OutboxRecord
 from mutual_recognition.models import Encounter
 from tests.lab.conftest import lis_report
+from tests.recognition.conftest import recognition  # noqa: F401  (demo dictionaries, platform simulator)
 
 pytestmark = pytest.mark.django_db
 
@@ -141,3 +142,28 @@ def test_a_session_cookie_does_not_open_a_machine_api(client, make_user, path):
     assert response.status_code == 401, response.content[:200]
     assert response.json()["code"] == "unauthorized"
     assert not Encounter.objects.exists()
+
+
+@pytest.mark.usefixtures("recognition")
+@pytest.mark.parametrize("field, value", [("visit.visitId", 20261204), ("patient.idNo", 110105197003071002)])
+def test_a_prompt_whose_visit_id_or_id_number_is_a_json_number_is_answered_not_a_500(client, token, field, value):
+    """Found by reading while fuzzing: the prompt's quick path took the raw values when they were
+    not strings, after the slow path had accepted a number (as the events API does)."""
+    body = json.loads(json.dumps(PROMPT))
+    part, key = field.split(".")
+    body[part][key] = value
+    response = post(client, "/recognition/api/prompt", json.dumps(body), token)
+    assert response.status_code in (200, 400), response.content[:300]
+    if response.status_code == 400:
+        assert_refused(response, field=field)
+    else:
+        assert response.json()["visitId"] == str(body["visit"]["visitId"])
+
+
+@pytest.mark.parametrize("query, field", [({"visitId": "V1", "kind": "xray"}, "kind"),
+                                          ({"visitId": "V1", "status": "recognised"}, "status")])
+def test_results_with_a_kind_or_status_outside_its_value_set_is_refused_not_ignored(client, token, query, field):
+    """Found writing the recognition API's schema: an unknown kind or status was ignored, so a typo
+    returned every result instead of the ones asked for."""
+    response = client.get("/recognition/api/results", query, **token)
+    assert_refused(response, rule="valueSet", field=field)
