@@ -3,7 +3,8 @@
 Callers are calling systems (``hospital_interop.integrations``): ``Authorization: Token <token>``
 (``Bearer`` is accepted too) with the scope ``recognition.prompt`` (HIS) or
 ``recognition.results`` (exam and lab systems); session cookies are not accepted here. Parsing,
-limits and the one error body are ``integrations.api``'s. The prompt endpoint is the hot path: one
+limits and the one error body are ``integrations.api``'s; the OpenAPI document (``openapi.py``) is
+served at /recognition/api/schema, Swagger UI at /recognition/api/docs. The prompt endpoint is the hot path: one
 cache round trip, no database query when the visit was pre-loaded (see docs/recognition.md).
 """
 
@@ -20,6 +21,7 @@ from hospital_interop.integrations.api import ApiError, MachineApiView, field_er
 from . import selectors, services
 from .links import OrderedItem
 from .models import Encounter
+from .openapi import DECISIONS_DOC, EVENTS_DOC, PROMPT_DOC, RESULTS_DOC, RecognitionSchema
 
 PROMPT_SCOPE, RESULTS_SCOPE = "recognition.prompt", "recognition.results"
 
@@ -39,10 +41,13 @@ def prompt_answer(request, data) -> dict:
 
 class RecognitionApi(MachineApiView):
     integration_scope = staticmethod(lambda request: PROMPT_SCOPE)
+    schema = RecognitionSchema()
 
 
 class PromptView(RecognitionApi):
     """For each ordered item: recognisable external results? With a signed link to the page."""
+
+    openapi = PROMPT_DOC
 
     def post(self, request):
         return Response(prompt_answer(request, request.data))
@@ -50,6 +55,8 @@ class PromptView(RecognitionApi):
 
 class EventsView(RecognitionApi):
     """Registration / admission / appointment: store the visit and pre-load its external results."""
+
+    openapi = EVENTS_DOC
 
     def post(self, request):
         enc = services.register_event(request.data)
@@ -74,6 +81,8 @@ def _choice(request, name: str, values: tuple[str, ...]) -> str:
 class DecisionsView(RecognitionApi):
     """The HIS reads back what the doctor decided for a visit (same shape as the save answer)."""
 
+    openapi = DECISIONS_DOC
+
     def get(self, request):
         visit_id = _query(request, "visitId", 32)
         enc = Encounter.objects.filter(visit_id=visit_id).first()
@@ -91,6 +100,8 @@ class ResultsView(MachineApiView):
     """Recognised (and refused) external results for the exam and lab systems, per visit or patient."""
 
     integration_scope = staticmethod(lambda request: RESULTS_SCOPE)
+    schema = RecognitionSchema()
+    openapi = RESULTS_DOC
 
     def get(self, request):
         visit_id, id_no = _query(request, "visitId", 32), _query(request, "idNo", 32)

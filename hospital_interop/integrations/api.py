@@ -39,6 +39,7 @@ __all__ = ["ApiError", "MachineApiView", "StrictJsonParser", "body_limits", "err
            "field_error", "parse_json", "read_limited"]
 from .authentication import IntegrationTokenAuthentication
 from .permissions import HasIntegrationScope
+from .schema import MachineSchema
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,9 @@ def too_large(size: int, limit: int) -> ApiError:
 
 class MachineApiView(APIView):
     """Base of every machine API view. Subclasses set ``integration_scope`` (a service code or
-    scope name, or a method returning one), and ``body_limit`` when they take large bodies."""
+    scope name, or a method returning one), and ``body_limit`` when they take large bodies. Their
+    OpenAPI documents every error answer with the one body (``schema.MachineSchema``); a view
+    names the statuses only it knows in ``error_answers`` ({409: "中文说明"})."""
 
     authentication_classes = [IntegrationTokenAuthentication]
     permission_classes = [HasIntegrationScope]
@@ -162,6 +165,8 @@ class MachineApiView(APIView):
     renderer_classes = [JSONRenderer]
     body_limit = "default"
     json_top = "object"
+    schema = MachineSchema()
+    error_answers: dict[int, str] = {}
 
     def get_exception_handler(self):
         return exception_handler
