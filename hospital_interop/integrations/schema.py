@@ -9,8 +9,8 @@
     the AutoSchema of every machine API view (``MachineApiView.schema``; an API's own AutoSchema
     subclasses it). It documents each error status an operation can answer, all with the one
     body: 401 (token), 403 (the view's scope), 400, 413 and 415 when it takes a body, 400 when it
-    reads query parameters, 404 when its path names something; a view adds statuses only it
-    knows (409 for another patient's visit) and better descriptions in ``error_answers``.
+    reads query parameters, 400 and 404 when its path names something; a view adds statuses only
+    it knows (409 for another patient's visit) and better descriptions in ``error_answers``.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class MachineSchema(AutoSchema):
         if self.method in BODY_METHODS:
             statuses |= {400, 413, 415}
         if self.path_regex and "(?P<" in self.path_regex:
-            statuses.add(404)
+            statuses |= {400, 404}  # a NUL in the parameter; nothing by that name
         if any(p.get("in") == "query" for p in self._get_parameters()):
             statuses.add(400)
         declared = dict(getattr(self.view, "error_answers", {}))

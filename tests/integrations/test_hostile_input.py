@@ -167,3 +167,25 @@ def test_results_with_a_kind_or_status_outside_its_value_set_is_refused_not_igno
     returned every result instead of the ones asked for."""
     response = client.get("/recognition/api/results", query, **token)
     assert_refused(response, rule="valueSet", field=field)
+
+
+# every machine API operation with a path parameter: (method, path with %00 in the parameter, parameter)
+NUL_IN_PATH = [
+    ("get", "/api/emr/v1/records/op-registration/MZ%00001", "businessKey"),
+    ("get", "/api/exam/v1/reports/JC%00001", "report_id"),
+    ("post", "/api/exam/v1/reports/JC%00001/withdraw", "report_id"),
+    ("get", "/api/exam/v1/studies/1.2.%00", "study_uid"),
+    ("get", "/api/lab/v1/reports/JY%00001", "report_id"),
+    ("post", "/api/lab/v1/reports/JY%00001/archive", "report_id"),
+]
+
+
+@pytest.mark.parametrize("method, path, parameter", NUL_IN_PATH, ids=[p[1].split("%")[0] for p in NUL_IN_PATH])
+def test_a_nul_in_a_path_parameter_is_refused_with_its_name(client, token, method, path, parameter):
+    """Found probing alongside the fuzzing (schemathesis never puts control characters in a path):
+    PostgreSQL cannot compare a string with a NUL, so the lookup raised (500)."""
+    if method == "post":
+        response = client.post(path, "{}", content_type="application/json", **token)
+    else:
+        response = client.get(path, **token)
+    assert_refused(response, rule="nul", field=parameter)
