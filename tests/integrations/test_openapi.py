@@ -1,6 +1,7 @@
 """The OpenAPI documents of the four machine APIs: the one error body documented once and used by
-every error answer of every operation; the recognition API's own document; and real answers
-(recognisable results, decisions, recognised results) as the recognition document says."""
+every error answer of every operation; the recognition API's own document; and real answers the
+fuzzing seldom produces (recognisable results, decisions, recognised results; reports saved,
+held, withdrawn; studies; lab approvals and archives) as the documents say."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from hospital_interop.integrations import services as integrations
 from mutual_recognition import services
 from mutual_recognition.links import LinkContext, OrderedItem
+from tests.exam.conftest import report_body
 from tests.fuzzing import SCHEMA_URLS, call_and_check, fuzz_schema, generated_schema, in_test_transaction  # noqa: F401
+from tests.lab.conftest import folders, lis_report  # noqa: F401
 from tests.recognition.conftest import ITEMS, patient, prompt_body, recognition  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -94,27 +97,35 @@ def test_the_recognition_api_is_documented_behind_a_login_or_token(client, admin
     assert docs.status_code == 200 and b"swagger-ui" in docs.content
 
 
+def caller(api: str, token):
+    """call(path, method, **case) → the answer, checked against the API's document (status,
+    content type, headers, body) as the fuzzing checks it."""
+    document, headers = fuzz_schema(api, 1), {"Authorization": token["HTTP_AUTHORIZATION"]}
+
+    def call(path: str, method: str, expect: int, **kwargs):
+        if "body" in kwargs:
+            kwargs.setdefault("media_type", "application/json")
+        response = call_and_check(document[path][method].Case(**kwargs), headers)
+        assert response.status_code == expect, response.content[:300]
+        return json.loads(response.content) if response.content else None
+
+    return call
+
+
 @pytest.mark.usefixtures("in_test_transaction")
 def test_real_recognition_answers_are_as_documented(recognition, patient, token):  # noqa: F811
-    """The fuzzing seldom gets this far: a prompt with recognisable results (exam and lab), an
-    event, the doctor's decisions read back, and the recognised results, each checked against the
-    document (status, content type, body)."""
-    document = fuzz_schema("recognition", 1)
-    headers = {"Authorization": token["HTTP_AUTHORIZATION"]}
+    """A prompt with recognisable results (exam and lab), an event, the doctor's decisions read
+    back, and the recognised results."""
+    call = caller("recognition", token)
 
-    def call(path: str, method: str, **kwargs):
-        case = document[path][method].Case(**kwargs)
-        return call_and_check(case, headers)
-
-    answer = call("/recognition/api/prompt", "POST", body=prompt_body(patient, ITEMS), media_type="application/json")
-    answer = json.loads(answer.content)
+    answer = call("/recognition/api/prompt", "POST", 200, body=prompt_body(patient, ITEMS))
     assert answer["anyRecognizable"] and answer["promptUrl"]
     by_order = {i["orderId"]: i for i in answer["items"]}
     assert by_order["YZ001"]["results"] and by_order["YZ003"]["results"]  # an exam and a lab panel
 
     event = {"eventType": "admission", "patient": prompt_body(patient, [])["patient"],
              "visit": {"visitId": patient["visitId"], "patientTypeCode": "3", "inpatientNo": "ZY0001"}}
-    call("/recognition/api/events", "POST", body=event, media_type="application/json")
+    call("/recognition/api/events", "POST", 202, body=event)
 
     items = tuple(OrderedItem(i["kind"], i["itemCode"], "", i["orderId"]) for i in ITEMS)
     ctx = LinkContext(patient["patientId"], patient["visitId"], "D1001", "1001", items, 0)
@@ -127,9 +138,42 @@ def test_real_recognition_answers_are_as_documented(recognition, patient, token)
         {"orderId": "YZ003", "standardCode": liver[1]["standardCode"], "reportId": liver[1]["reportId"],
          "decision": "2", "reasonCode": "9", "note": "术前复查"},
     ])
-    decisions = json.loads(call("/recognition/api/decisions", "GET", query={"visitId": patient["visitId"]}).content)
+    decisions = call("/recognition/api/decisions", "GET", 200, query={"visitId": patient["visitId"]})
     assert {o["action"] for o in decisions["orders"]} >= {"cancel", "reduce"}
-    results = call("/recognition/api/results", "GET", query={"idNo": patient["idNo"], "status": "all"})
-    rows = json.loads(results.content)["results"]
+    rows = call("/recognition/api/results", "GET", 200, query={"idNo": patient["idNo"], "status": "all"})["results"]
     assert {(r["kind"], r["recognitionStatus"]) for r in rows} == {("exam", "recognized"), ("lab", "recognized"),
                                                                   ("lab", "refused")}
+
+
+@pytest.mark.usefixtures("in_test_transaction", "recognition")
+def test_real_exam_answers_are_as_documented(token):
+    """A report saved, saved again unchanged, held for an unmapped code, read, withdrawn; a study
+    event and its progress."""
+    call = caller("exam", token)
+    body = report_body(7101, body_part="B03", studyInstanceUid="1.2.156.7101")
+    saved = call("/api/exam/v1/reports", "POST", 201, body=body)
+    assert saved["state"] == "active" and saved["study"]["studyInstanceUid"] == "1.2.156.7101"
+    call("/api/exam/v1/reports", "POST", 200, body=body)
+    held = call("/api/exam/v1/reports", "POST", 202, body=report_body(7102, exec_dept="1501"))
+    assert held["problems"][0]["rule"] == "mapping.unmapped"
+    report = {"report_id": body["reportId"]}
+    call("/api/exam/v1/reports/{report_id}", "GET", 200, path_parameters=report)
+    withdrawn = call("/api/exam/v1/reports/{report_id}/withdraw", "POST", 200, path_parameters=report,
+                     body={"voidReason": "检查部位错误", "voidOperatorId": "D1001", "voidOperatorName": "王建国"})
+    assert withdrawn["state"] == "withdrawn"
+    call("/api/exam/v1/studies", "POST", 202, body={"studyInstanceUid": "1.2.156.7103", "accessionNo": "A7103"})
+    call("/api/exam/v1/studies/{study_uid}", "GET", 200, path_parameters={"study_uid": "1.2.156.7103"})
+
+
+@pytest.mark.usefixtures("in_test_transaction", "recognition", "folders")
+def test_real_lab_answers_are_as_documented(token):
+    """A report approved, approved again unchanged, archived (PDF and index written), archived
+    again, and read."""
+    call = caller("lab", token)
+    body = lis_report(7201)
+    assert call("/api/lab/v1/reports", "POST", 201, body=body)["changed"]
+    assert not call("/api/lab/v1/reports", "POST", 200, body=body)["changed"]
+    report = {"report_id": body["reportId"]}
+    assert call("/api/lab/v1/reports/{report_id}/archive", "POST", 202, path_parameters=report, body={})["written"]
+    call("/api/lab/v1/reports/{report_id}/archive", "POST", 200, path_parameters=report, body={})
+    call("/api/lab/v1/reports/{report_id}", "GET", 200, path_parameters=report)
