@@ -51,8 +51,13 @@ def free_port() -> int:
 
 
 def start_storescp(port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(["storescp", "--ignore", "--max-pdu", str(MAX_PDU), "--aetitle", AE_TITLE, str(port)],
-                            env=DCMTK_ENV, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["storescp", "--ignore", "--max-pdu", str(MAX_PDU), "--aetitle", AE_TITLE, str(port)],
+        env=DCMTK_ENV,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -66,7 +71,9 @@ def start_storescp(port: int, log: Path) -> subprocess.Popen:
 
 def project_push(folder: Path, port: int) -> tuple[float, float]:
     """(seconds in total, of them scanning headers): the job plans from headers, then sends."""
-    config = DicomConfig(fep=Peer(AE_TITLE, "127.0.0.1", port), calling_ae_title="HOSP_INTEROP", batch_size=500)
+    config = DicomConfig(
+        fep=Peer(AE_TITLE, "127.0.0.1", port), calling_ae_title="HOSP_INTEROP", batch_size=500
+    )
     start = time.perf_counter()
     instances = scan_folder(folder).instances
     scanned = time.perf_counter()
@@ -79,9 +86,24 @@ def project_push(folder: Path, port: int) -> tuple[float, float]:
 
 def storescu_push(folder: Path, port: int) -> float:
     start = time.perf_counter()
-    result = subprocess.run(["storescu", "--aetitle", "STORESCU", "--call", AE_TITLE, "--max-pdu", str(MAX_PDU),
-                             "--scan-directories", "127.0.0.1", str(port), str(folder)],
-                            env=DCMTK_ENV, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "storescu",
+            "--aetitle",
+            "STORESCU",
+            "--call",
+            AE_TITLE,
+            "--max-pdu",
+            str(MAX_PDU),
+            "--scan-directories",
+            "127.0.0.1",
+            str(port),
+            str(folder),
+        ],
+        env=DCMTK_ENV,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"storescu failed ({result.returncode}): {result.stderr[-2000:]}")
@@ -123,12 +145,16 @@ def main() -> int:
         t = time.perf_counter()
         study = write_ct_study(tmp / "study", args.instances)
         mb = study.bytes_total / 1e6
-        print(f"study: {args.instances} CT instances 512x512x16 bit, {study.bytes_total / 2**20:.1f} MiB "
-              f"(generated in {time.perf_counter() - t:.1f} s)")
+        print(
+            f"study: {args.instances} CT instances 512x512x16 bit, {study.bytes_total / 2**20:.1f} MiB "
+            f"(generated in {time.perf_counter() - t:.1f} s)"
+        )
         port = free_port()
         scp = start_storescp(port, tmp / "storescp.log")
-        print(f"peer: storescp --ignore on 127.0.0.1:{port}, max PDU {MAX_PDU}; dcmtk with TCP_NODELAY=1; "
-              f"cores: {os.cpu_count()}, load: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        print(
+            f"peer: storescp --ignore on 127.0.0.1:{port}, max PDU {MAX_PDU}; dcmtk with TCP_NODELAY=1; "
+            f"cores: {os.cpu_count()}, load: {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        )
         project_push(study.folder, port)  # warm-up: page cache, imports
         storescu_push(study.folder, port)
         ours, sends, theirs = [], [], []
@@ -142,11 +168,15 @@ def main() -> int:
             theirs.append(b)
             print(f"{i + 1:>5} {a:>13.1f} {a_send:>12.1f} {b:>14.1f} {a / b:>6.2f}")
         mine, ref = statistics.median(ours), statistics.median(theirs)
-        print(f"median: project {mine:.1f} MB/s (header scan + send; send alone {statistics.median(sends):.1f} MB/s), "
-              f"storescu {ref:.1f} MB/s, ratio {mine / ref:.2f} (target >= 0.10; gigabit wire speed 125 MB/s)")
+        print(
+            f"median: project {mine:.1f} MB/s (header scan + send; send alone {statistics.median(sends):.1f} MB/s), "
+            f"storescu {ref:.1f} MB/s, ratio {mine / ref:.2f} (target >= 0.10; gigabit wire speed 125 MB/s)"
+        )
         if args.naive:
             n = mb / naive_push(study.folder, port)
-            print(f"reference: naive pynetdicom loop {n:.1f} MB/s, ratio {n / ref:.2f} of the median storescu")
+            print(
+                f"reference: naive pynetdicom loop {n:.1f} MB/s, ratio {n / ref:.2f} of the median storescu"
+            )
         return 0 if mine / ref >= 0.1 else 1
     finally:
         if scp is not None and scp.poll() is None:

@@ -34,8 +34,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 BENCH_DB = "interop_bench_lab"
 
 EXTRA_ITEMS = (  # bench-only LIS sub-items (not recognition items), so that a report has 30 lines
-    ("BASO%", "嗜碱性粒细胞百分比", "%"), ("EOS%", "嗜酸性粒细胞百分比", "%"), ("MONO%", "单核细胞百分比", "%"),
-    ("LYM%", "淋巴细胞百分比", "%"), ("MCH", "平均红细胞血红蛋白含量", "pg"), ("MCHC", "平均红细胞血红蛋白浓度", "g/L"),
+    ("BASO%", "嗜碱性粒细胞百分比", "%"),
+    ("EOS%", "嗜酸性粒细胞百分比", "%"),
+    ("MONO%", "单核细胞百分比", "%"),
+    ("LYM%", "淋巴细胞百分比", "%"),
+    ("MCH", "平均红细胞血红蛋白含量", "pg"),
+    ("MCHC", "平均红细胞血红蛋白浓度", "g/L"),
 )
 
 
@@ -44,9 +48,17 @@ def thirty_items() -> list[dict]:
 
     rows = [(code, name, unit) for code, name, unit, *_ in LAB_SUB_ITEMS] + list(EXTRA_ITEMS)
     flags = ["N", "N", "H", "N", "L", "N"]
-    return [{"itemCode": code, "result": f"{(i * 7.31) % 90 + 1:.2f}", "unit": unit,
-             "referenceRange": "1.0-60.0", "abnormalFlag": flags[i % len(flags)], "testMethod": "化学发光法"}
-            for i, (code, _, unit) in enumerate(rows[:30])]
+    return [
+        {
+            "itemCode": code,
+            "result": f"{(i * 7.31) % 90 + 1:.2f}",
+            "unit": unit,
+            "referenceRange": "1.0-60.0",
+            "abnormalFlag": flags[i % len(flags)],
+            "testMethod": "化学发光法",
+        }
+        for i, (code, _, unit) in enumerate(rows[:30])
+    ]
 
 
 # --------------------------------------------------------------------------- 1. rendering
@@ -60,19 +72,46 @@ def mapped_30(font_hint: str = ""):
     content = lis_report(1, name="张建华")
     items = []
     for i, it in enumerate(thirty_items(), start=1):
-        items.append(MappedItem(no=i, code=it["itemCode"], name=f"检验项目{i:02d}（{it['itemCode']}）", result=it["result"],
-                                unit=it["unit"], range=it["referenceRange"], flag=it["abnormalFlag"],
-                                method=it["testMethod"], remark="", standard_code=f"JY{i:04d}" if i % 4 else "",
-                                standard_name=f"互认项目{i:02d}" if i % 4 else ""))
-    return Mapped(content=content, items=items, request_dept=("19", "肿瘤科"), lab_dept=("30", "医学检验科"),
-                  request_doctor=("D1002", "李秀英", "110110000234567"), test_doctor=("L2001", "周检验"),
-                  review_doctor=("L2002", "吴审核"))
+        items.append(
+            MappedItem(
+                no=i,
+                code=it["itemCode"],
+                name=f"检验项目{i:02d}（{it['itemCode']}）",
+                result=it["result"],
+                unit=it["unit"],
+                range=it["referenceRange"],
+                flag=it["abnormalFlag"],
+                method=it["testMethod"],
+                remark="",
+                standard_code=f"JY{i:04d}" if i % 4 else "",
+                standard_name=f"互认项目{i:02d}" if i % 4 else "",
+            )
+        )
+    return Mapped(
+        content=content,
+        items=items,
+        request_dept=("19", "肿瘤科"),
+        lab_dept=("30", "医学检验科"),
+        request_doctor=("D1002", "李秀英", "110110000234567"),
+        test_doctor=("L2001", "周检验"),
+        review_doctor=("L2002", "吴审核"),
+    )
 
 
-SIGNATURE = {"reportId": "JY20261127001", "reportVersion": 1, "signerName": "吴审核", "signerStaffNo": "L2002",
-             "method": "ukey", "signedAt": "2026-11-27T10:15:03+08:00", "signatureAlgorithm": "SM3withSM2",
-             "certSerial": "5A3F0C21", "originalHash": "ab" * 32, "signatureValue": "MEUCIQ" + "A" * 90,
-             "timestampToken": "TSA", "timestampVerified": True}
+SIGNATURE = {
+    "reportId": "JY20261127001",
+    "reportVersion": 1,
+    "signerName": "吴审核",
+    "signerStaffNo": "L2002",
+    "method": "ukey",
+    "signedAt": "2026-11-27T10:15:03+08:00",
+    "signatureAlgorithm": "SM3withSM2",
+    "certSerial": "5A3F0C21",
+    "originalHash": "ab" * 32,
+    "signatureValue": "MEUCIQ" + "A" * 90,
+    "timestampToken": "TSA",
+    "timestampVerified": True,
+}
 
 
 def plain_table_pdf(rows: list[list[str]]) -> bytes:
@@ -100,7 +139,10 @@ def rendering(seconds: float) -> None:
     from mutual_recognition.lab import pdf
 
     m = mapped_30()
-    rows = [[str(i.no), i.code, i.result, i.unit, i.range, i.method.encode("ascii", "replace").decode()] for i in m.items]
+    rows = [
+        [str(i.no), i.code, i.result, i.unit, i.range, i.method.encode("ascii", "replace").decode()]
+        for i in m.items
+    ]
     pdf.render(m, SIGNATURE)
     plain_table_pdf(rows)  # warm up: font loading, imports
     size = len(pdf.render(m, SIGNATURE))
@@ -122,8 +164,10 @@ def rendering(seconds: float) -> None:
     print("\n== Report PDF rendering, 30-item report, one process ==")
     print(f"{'what':<62} {'figure':>12}")
     print(f"{'reportlab: plain 30-line table, Helvetica (anchor)':<62} {anchor:>10.1f}/s")
-    print(f"{'lab report, ' + ('embedded WQY MicroHei subset' if embedded else 'CID font') + f' ({size // 1024} KiB)':<62} "
-          f"{report:>10.1f}/s")
+    print(
+        f"{'lab report, ' + ('embedded WQY MicroHei subset' if embedded else 'CID font') + f' ({size // 1024} KiB)':<62} "
+        f"{report:>10.1f}/s"
+    )
     print(f"{f'lab report, CID font STSong-Light ({cid_size // 1024} KiB)':<62} {cid:>10.1f}/s")
     print(f"{'ratio report / anchor':<62} {report / anchor:>12.3f}")
 
@@ -135,12 +179,23 @@ def prepare_environment(tmp: Path) -> dict:
     from delivery import prepare_environment as prepare_database_and_keys
 
     env = prepare_database_and_keys(
-        tmp, database=BENCH_DB, redis_db=7,
-        LAB_DROP_DIR=str(tmp / "drop"), LAB_ARCHIVE_DIR=str(tmp / "archive"), LAB_QUARANTINE_DIR=str(tmp / "quarantine"),
-        LAB_ACCEPT_POLL_SECONDS="0.2", LAB_RESCAN_SECONDS="30", DELIVERY_SWEEP_SECONDS="2",
+        tmp,
+        database=BENCH_DB,
+        redis_db=7,
+        LAB_DROP_DIR=str(tmp / "drop"),
+        LAB_ARCHIVE_DIR=str(tmp / "archive"),
+        LAB_QUARANTINE_DIR=str(tmp / "quarantine"),
+        LAB_ACCEPT_POLL_SECONDS="0.2",
+        LAB_RESCAN_SECONDS="30",
+        DELIVERY_SWEEP_SECONDS="2",
     )
-    subprocess.run([sys.executable, "manage.py", "load_dictionaries", "--hospital-demo"], cwd=ROOT, env=env,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "load_dictionaries", "--hospital-demo"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     return env
 
 
@@ -180,13 +235,33 @@ def end_to_end(env: dict, tmp: Path, n: int, drop_rate: float) -> None:
     sim_log = tmp / "sim.log"
     procs = []
     try:
-        sim = start([sys.executable, "-m", "simulators.platform", "--port", "0", "--db",
-                     str(tmp / "sim.sqlite3"), "--keys", str(keys), "--reset"], env, sim_log, "listening on")
+        sim = start(
+            [
+                sys.executable,
+                "-m",
+                "simulators.platform",
+                "--port",
+                "0",
+                "--db",
+                str(tmp / "sim.sqlite3"),
+                "--keys",
+                str(keys),
+                "--reset",
+            ],
+            env,
+            sim_log,
+            "listening on",
+        )
         procs.append(sim)
         url = sim_log.read_text().split("listening on ")[1].split()[0]
-        env = {**env, "PLATFORM_BASE_URL": url, "PLATFORM_PRIVATE_KEY_FILE": str(keys / "hospital_sm2.pem"),
-               "PLATFORM_PUBLIC_KEY_FILE": str(keys / "platform_sm2_pub.pem"),
-               "PLATFORM_SM4_KEY_FILE": str(keys / "sm4.key"), "PLATFORM_APP_SECRET_FILE": str(keys / "app_secret")}
+        env = {
+            **env,
+            "PLATFORM_BASE_URL": url,
+            "PLATFORM_PRIVATE_KEY_FILE": str(keys / "hospital_sm2.pem"),
+            "PLATFORM_PUBLIC_KEY_FILE": str(keys / "platform_sm2_pub.pem"),
+            "PLATFORM_SM4_KEY_FILE": str(keys / "sm4.key"),
+            "PLATFORM_APP_SECRET_FILE": str(keys / "app_secret"),
+        }
         staging = tmp / "staging"
         t0 = time.perf_counter()
         stems = pairs(n, staging)
@@ -194,8 +269,14 @@ def end_to_end(env: dict, tmp: Path, n: int, drop_rate: float) -> None:
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
         for i in range(2):
             procs.append(_worker(env, tmp, i))
-        procs.append(start([sys.executable, "manage.py", "lab_transfer"], env, tmp / "transfer.log",
-                           "lab_transfer watching"))
+        procs.append(
+            start(
+                [sys.executable, "manage.py", "lab_transfer"],
+                env,
+                tmp / "transfer.log",
+                "lab_transfer watching",
+            )
+        )
         time.sleep(1)
         drop = Path(env["LAB_DROP_DIR"])
         dropped: dict[str, float] = {}
@@ -217,8 +298,11 @@ def end_to_end(env: dict, tmp: Path, n: int, drop_rate: float) -> None:
         total = time.time() - t_start
         latencies, cleared, to_enqueue, to_accept = [], [], [], []
         for t in LabTransfer.objects.all():
-            accepted = OutboxRecord.objects.filter(pk__in=[t.pdf_record_id, t.detail_record_id]) \
-                .aggregate(at=Max("accepted_at"))["at"].timestamp()
+            accepted = (
+                OutboxRecord.objects.filter(pk__in=[t.pdf_record_id, t.detail_record_id])
+                .aggregate(at=Max("accepted_at"))["at"]
+                .timestamp()
+            )
             latencies.append(accepted - dropped[t.stem])
             cleared.append(t.cleared_at.timestamp() - dropped[t.stem])
             to_enqueue.append(t.enqueued_at.timestamp() - dropped[t.stem])
@@ -227,16 +311,24 @@ def end_to_end(env: dict, tmp: Path, n: int, drop_rate: float) -> None:
         qc = statistics.quantiles(cleared, n=100)
         qe, qa = statistics.quantiles(to_enqueue, n=100), statistics.quantiles(to_accept, n=100)
         enq = sorted(t.enqueued_at.timestamp() for t in LabTransfer.objects.all())
-        print(f"\n== Drop folder -> accepted, {n} reports of 30 items (PDF {os.path.getsize(next((tmp / 'archive').rglob('*.pdf'))) // 1024} KiB"
-              f" + index), dropped at {drop_rate:g}/s, lab_transfer + 2 workers + simulator ==")
+        print(
+            f"\n== Drop folder -> accepted, {n} reports of 30 items (PDF {os.path.getsize(next((tmp / 'archive').rglob('*.pdf'))) // 1024} KiB"
+            f" + index), dropped at {drop_rate:g}/s, lab_transfer + 2 workers + simulator =="
+        )
         print(f"{'what':<52} {'p50':>8} {'p95':>8} {'max':>8}")
         print(f"{'drop -> both uploads accepted (s)':<52} {q[49]:>8.2f} {q[94]:>8.2f} {max(latencies):>8.2f}")
         print(f"{'drop -> files cleared (s)':<52} {qc[49]:>8.2f} {qc[94]:>8.2f} {max(cleared):>8.2f}")
-        print(f"{'  of which drop -> enqueued by lab_transfer (s)':<52} {qe[49]:>8.2f} {qe[94]:>8.2f} {max(to_enqueue):>8.2f}")
-        print(f"{'  of which enqueued -> both accepted (s)':<52} {qa[49]:>8.2f} {qa[94]:>8.2f} {max(to_accept):>8.2f}")
+        print(
+            f"{'  of which drop -> enqueued by lab_transfer (s)':<52} {qe[49]:>8.2f} {qe[94]:>8.2f} {max(to_enqueue):>8.2f}"
+        )
+        print(
+            f"{'  of which enqueued -> both accepted (s)':<52} {qa[49]:>8.2f} {qa[94]:>8.2f} {max(to_accept):>8.2f}"
+        )
         print(f"lab_transfer enqueue rate: {(n - 1) / (enq[-1] - enq[0]):.1f} pairs/s")
-        print(f"throughput: {n / total:.1f} reports/s ({2 * n / total:.1f} uploads/s) over {total:.1f} s;"
-              f" preparing {n} reports (approve + render + index): {n / prep:.1f}/s")
+        print(
+            f"throughput: {n / total:.1f} reports/s ({2 * n / total:.1f} uploads/s) over {total:.1f} s;"
+            f" preparing {n} reports (approve + render + index): {n / prep:.1f}/s"
+        )
     finally:
         for p in reversed(procs):
             stop(p)
@@ -245,9 +337,29 @@ def end_to_end(env: dict, tmp: Path, n: int, drop_rate: float) -> None:
 def _worker(env, tmp, i):
     from delivery import start
 
-    return start([sys.executable, "-m", "celery", "-A", "hospital_interop", "worker", "-c", "1", "--without-gossip",
-                  "--without-mingle", "--without-heartbeat", "-n", f"lab{i}@%h", "--loglevel", "INFO"], env,
-                 tmp / f"worker{i}.log", "ready", timeout=90)
+    return start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "hospital_interop",
+            "worker",
+            "-c",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"lab{i}@%h",
+            "--loglevel",
+            "INFO",
+        ],
+        env,
+        tmp / f"worker{i}.log",
+        "ready",
+        timeout=90,
+    )
 
 
 def main() -> None:

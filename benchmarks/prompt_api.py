@@ -51,7 +51,11 @@ TOKEN = "bench-prompt-token"
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://root@127.0.0.1:5432/bench_prompt_api")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 TARGET_P99_MS, TARGET_RATIO = 50.0, 0.5
-GUNICORN_ARGS = ["-c", "python:hospital_interop.gunicorn_conf", *os.environ.get("BENCH_GUNICORN_ARGS", "").split()]
+GUNICORN_ARGS = [
+    "-c",
+    "python:hospital_interop.gunicorn_conf",
+    *os.environ.get("BENCH_GUNICORN_ARGS", "").split(),
+]
 
 
 def free_port() -> int:
@@ -144,8 +148,22 @@ async def _load(host, port, requests_, seconds, interval=None):
     codes: dict = {}
     start = time.perf_counter()
     stop_at = start + seconds
-    await asyncio.gather(*(_worker(host, port, requests_, stop_at, lat, codes, k * 7, interval,
-                                   start + (interval or 0) * k / CLIENTS) for k in range(CLIENTS)))
+    await asyncio.gather(
+        *(
+            _worker(
+                host,
+                port,
+                requests_,
+                stop_at,
+                lat,
+                codes,
+                k * 7,
+                interval,
+                start + (interval or 0) * k / CLIENTS,
+            )
+            for k in range(CLIENTS)
+        )
+    )
     return lat, codes, time.perf_counter() - start
 
 
@@ -162,9 +180,11 @@ def get_request(path: str) -> bytes:
 
 def post_request(path: str, body: dict) -> bytes:
     data = json.dumps(body, ensure_ascii=False).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
-            f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n").encode() + data
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
 
 
 def pct(values: list[float], p: float) -> float:
@@ -182,26 +202,49 @@ def main() -> int:
 
     def start(name, args, env):
         log = tmp / f"{name}.log"
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         procs.append(proc)
         return proc, log
 
     try:
         sim_port = free_port()
-        sim, sim_log = start("simulator", [sys.executable, "-m", "simulators.platform", "--port",
-                                           str(sim_port), "--db", str(tmp / "sim.sqlite3"), "--keys", str(keys),
-                                           "--ensure-keys", "--reset"], os.environ.copy())
+        sim, sim_log = start(
+            "simulator",
+            [
+                sys.executable,
+                "-m",
+                "simulators.platform",
+                "--port",
+                str(sim_port),
+                "--db",
+                str(tmp / "sim.sqlite3"),
+                "--keys",
+                str(keys),
+                "--ensure-keys",
+                "--reset",
+            ],
+            os.environ.copy(),
+        )
         sim_url = f"http://127.0.0.1:{sim_port}"
         wait_http(sim_url + "/_sim/health", sim, sim_log)
         ensure_database(DATABASE_URL)
-        env = {**os.environ, "DATABASE_URL": DATABASE_URL, "REDIS_URL": REDIS_URL,
-               "HOSPITAL_INTEROP_VAR_DIR": str(tmp / "var"), "PLATFORM_BASE_URL": sim_url,
-               "PLATFORM_PRIVATE_KEY_FILE": str(keys / "hospital_sm2.pem"),
-               "PLATFORM_PUBLIC_KEY_FILE": str(keys / "platform_sm2_pub.pem"),
-               "PLATFORM_SM4_KEY_FILE": str(keys / "sm4.key"), "PLATFORM_APP_SECRET_FILE": str(keys / "app_secret"),
-               "PLATFORM_VIEWER_URL": sim_url + "/viewer/report", "RECOGNITION_API_TOKENS": TOKEN,
-               "DJANGO_SETTINGS_MODULE": "hospital_interop.settings", "LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": DATABASE_URL,
+            "REDIS_URL": REDIS_URL,
+            "HOSPITAL_INTEROP_VAR_DIR": str(tmp / "var"),
+            "PLATFORM_BASE_URL": sim_url,
+            "PLATFORM_PRIVATE_KEY_FILE": str(keys / "hospital_sm2.pem"),
+            "PLATFORM_PUBLIC_KEY_FILE": str(keys / "platform_sm2_pub.pem"),
+            "PLATFORM_SM4_KEY_FILE": str(keys / "sm4.key"),
+            "PLATFORM_APP_SECRET_FILE": str(keys / "app_secret"),
+            "PLATFORM_VIEWER_URL": sim_url + "/viewer/report",
+            "RECOGNITION_API_TOKENS": TOKEN,
+            "DJANGO_SETTINGS_MODULE": "hospital_interop.settings",
+            "LOG_LEVEL": "WARNING",
+        }
         os.environ.update(env)
         import django
 
@@ -218,40 +261,69 @@ def main() -> int:
         visits = []
         for n in range(PATIENTS):
             id_no = resident_id(9000 + n)
-            requests.post(sim_url + "/_sim/seed", json={"idNo": id_no, "lab": ["肝功能", "血常规"],
-                                                        "exam": ["JC0012", "JC0301"], "replace": True}, timeout=10)
-            data = {"patient": {"patientId": f"B{n:05d}", "name": "压测患者", "idTypeCode": "01", "idNo": id_no},
-                    "visit": {"visitId": f"BENCH{n:05d}", "patientTypeCode": "1"}}
+            requests.post(
+                sim_url + "/_sim/seed",
+                json={
+                    "idNo": id_no,
+                    "lab": ["肝功能", "血常规"],
+                    "exam": ["JC0012", "JC0301"],
+                    "replace": True,
+                },
+                timeout=10,
+            )
+            data = {
+                "patient": {"patientId": f"B{n:05d}", "name": "压测患者", "idTypeCode": "01", "idNo": id_no},
+                "visit": {"visitId": f"BENCH{n:05d}", "patientTypeCode": "1"},
+            }
             enc = services.upsert_encounter(services.encounter_fields(data), event="registration")
             services.preload(enc.pk)
             visits.append(data)
-        items = [{"kind": "exam", "itemCode": "CT0012", "orderId": "YZ1"},
-                 {"kind": "exam", "itemCode": "MR0121", "orderId": "YZ2"},
-                 {"kind": "lab", "itemCode": "GGN", "orderId": "YZ3"},
-                 {"kind": "lab", "itemCode": "XCG", "orderId": "YZ4"}]
-        prompt_reqs = [post_request("/recognition/api/prompt", {**v, "doctor": "D1001", "dept": "1001",
-                                                                "items": items}) for v in visits]
+        items = [
+            {"kind": "exam", "itemCode": "CT0012", "orderId": "YZ1"},
+            {"kind": "exam", "itemCode": "MR0121", "orderId": "YZ2"},
+            {"kind": "lab", "itemCode": "GGN", "orderId": "YZ3"},
+            {"kind": "lab", "itemCode": "XCG", "orderId": "YZ4"},
+        ]
+        prompt_reqs = [
+            post_request("/recognition/api/prompt", {**v, "doctor": "D1001", "dept": "1001", "items": items})
+            for v in visits
+        ]
         random.Random(1).shuffle(prompt_reqs)
         health_reqs = [get_request("/healthz")]
 
         port = free_port()
-        web, web_log = start("gunicorn", [str(ROOT / ".venv/bin/gunicorn"), "hospital_interop.wsgi", "--bind",
-                                          f"127.0.0.1:{port}", *GUNICORN_ARGS], env)
+        web, web_log = start(
+            "gunicorn",
+            [
+                str(ROOT / ".venv/bin/gunicorn"),
+                "hospital_interop.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                *GUNICORN_ARGS,
+            ],
+            env,
+        )
         wait_http(f"http://127.0.0.1:{port}/healthz", web, web_log)
-        check = requests.post(f"http://127.0.0.1:{port}/recognition/api/prompt", data=prompt_reqs[0].split(b"\r\n\r\n", 1)[1],
-                              headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-                              timeout=10).json()
+        check = requests.post(
+            f"http://127.0.0.1:{port}/recognition/api/prompt",
+            data=prompt_reqs[0].split(b"\r\n\r\n", 1)[1],
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            timeout=10,
+        ).json()
         assert check["source"] == "cache" and check["anyRecognizable"], check
         queries_before = requests.get(sim_url + "/_sim/stats", timeout=5).json()["queries"]
 
         load("127.0.0.1", port, health_reqs, WARMUP)
         load("127.0.0.1", port, prompt_reqs, WARMUP)
-        results = {(mode, name): ([], {}, 0.0) for mode in ("closed", "paced") for name in ("healthz", "prompt")}
+        results = {
+            (mode, name): ([], {}, 0.0) for mode in ("closed", "paced") for name in ("healthz", "prompt")
+        }
         for _ in range(ROUNDS):
             for mode in ("closed", "paced"):
                 for name, reqs in (("healthz", health_reqs), ("prompt", prompt_reqs)):
-                    lat, codes, elapsed = load("127.0.0.1", port, reqs, SECONDS,
-                                               rate=PACED_RATE if mode == "paced" else None)
+                    lat, codes, elapsed = load(
+                        "127.0.0.1", port, reqs, SECONDS, rate=PACED_RATE if mode == "paced" else None
+                    )
                     acc = results[(mode, name)]
                     merged = dict(acc[1])
                     for k, v in codes.items():
@@ -261,37 +333,53 @@ def main() -> int:
 
         from hospital_interop import gunicorn_conf
 
-        print(f"\nprompt API vs /healthz in one run — gunicorn {' '.join(GUNICORN_ARGS)} (config: "
-              f"{gunicorn_conf.workers} workers x {gunicorn_conf.threads} threads); {CLIENTS} concurrent "
-              f"keep-alive clients (asyncio, this file); {ROUNDS} interleaved rounds x {SECONDS:.0f} s per row; "
-              f"{os.cpu_count()} CPUs shared with the load generator; load average before: "
-              f"{os.getloadavg()[0]:.1f}")
-        print(f"{'load':<34}{'endpoint':<30}{'requests':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}")
+        print(
+            f"\nprompt API vs /healthz in one run — gunicorn {' '.join(GUNICORN_ARGS)} (config: "
+            f"{gunicorn_conf.workers} workers x {gunicorn_conf.threads} threads); {CLIENTS} concurrent "
+            f"keep-alive clients (asyncio, this file); {ROUNDS} interleaved rounds x {SECONDS:.0f} s per row; "
+            f"{os.cpu_count()} CPUs shared with the load generator; load average before: "
+            f"{os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"{'load':<34}{'endpoint':<30}{'requests':>9}{'errors':>7}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}"
+        )
         rates, p99s = {}, {}
         for (mode, name), (lat, codes, elapsed) in results.items():
             errors = sum(v for k, v in codes.items() if isinstance(k, int) and k != 200)
             rates[(mode, name)] = len(lat) / elapsed
             p99s[(mode, name)] = pct(lat, 99)
             label = "/healthz (anchor)" if name == "healthz" else "POST /recognition/api/prompt"
-            load_label = "closed loop (saturation)" if mode == "closed" else f"paced, {PACED_RATE:.0f} req/s offered"
-            print(f"{load_label:<34}{label:<30}{len(lat):>9}{errors:>7}{pct(lat, 50):>9.2f}{p99s[(mode, name)]:>9.2f}"
-                  f"{rates[(mode, name)]:>8.0f}")
+            load_label = (
+                "closed loop (saturation)" if mode == "closed" else f"paced, {PACED_RATE:.0f} req/s offered"
+            )
+            print(
+                f"{load_label:<34}{label:<30}{len(lat):>9}{errors:>7}{pct(lat, 50):>9.2f}{p99s[(mode, name)]:>9.2f}"
+                f"{rates[(mode, name)]:>8.0f}"
+            )
         ratio = rates[("closed", "prompt")] / rates[("closed", "healthz")]
         p99 = p99s[("paced", "prompt")]
         from_platform = sum(results[(m, "prompt")][1].get("platform", 0) for m in ("closed", "paced"))
         new_queries = {k: queries_after.get(k, 0) - queries_before.get(k, 0) for k in queries_after}
         ok_p99, ok_ratio = p99 <= TARGET_P99_MS, ratio >= TARGET_RATIO
         ok_cache = from_platform == 0 and not any(new_queries.values())
-        print(f"prompt rate / healthz rate at saturation = {ratio:.2f} (target >= {TARGET_RATIO}): "
-              f"{'PASS' if ok_ratio else 'FAIL'}")
-        print(f"prompt p99 at {PACED_RATE:.0f} req/s from {CLIENTS} clients = {p99:.2f} ms (target <= "
-              f"{TARGET_P99_MS:.0f}): {'PASS' if ok_p99 else 'FAIL'}")
+        print(
+            f"prompt rate / healthz rate at saturation = {ratio:.2f} (target >= {TARGET_RATIO}): "
+            f"{'PASS' if ok_ratio else 'FAIL'}"
+        )
+        print(
+            f"prompt p99 at {PACED_RATE:.0f} req/s from {CLIENTS} clients = {p99:.2f} ms (target <= "
+            f"{TARGET_P99_MS:.0f}): {'PASS' if ok_p99 else 'FAIL'}"
+        )
         closed_p99 = p99s[("closed", "prompt")]
-        print(f"prompt p99 at saturation, {CLIENTS} clients closed loop = {closed_p99:.2f} ms (target <= "
-              f"{TARGET_P99_MS:.0f}): {'PASS' if closed_p99 <= TARGET_P99_MS else 'FAIL'}; /healthz "
-              f"{p99s[('closed', 'healthz')]:.2f} ms (queueing: latency ~ clients / throughput)")
-        print(f"answers from the platform during the load: {from_platform}; new platform queries: "
-              f"{sum(new_queries.values())}: {'PASS' if ok_cache else 'FAIL'}")
+        print(
+            f"prompt p99 at saturation, {CLIENTS} clients closed loop = {closed_p99:.2f} ms (target <= "
+            f"{TARGET_P99_MS:.0f}): {'PASS' if closed_p99 <= TARGET_P99_MS else 'FAIL'}; /healthz "
+            f"{p99s[('closed', 'healthz')]:.2f} ms (queueing: latency ~ clients / throughput)"
+        )
+        print(
+            f"answers from the platform during the load: {from_platform}; new platform queries: "
+            f"{sum(new_queries.values())}: {'PASS' if ok_cache else 'FAIL'}"
+        )
         return 0 if ok_p99 and ok_ratio and ok_cache else 1
     finally:
         for proc in procs:

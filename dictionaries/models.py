@@ -93,9 +93,15 @@ class StandardBodyPart(StandardCoded):
 
 class StandardExamItem(StandardCoded):
     VALUE_SET = "EXAM_ITEM"
-    modality_code = models.CharField("检查类别", max_length=4, help_text="CT、MR、DR、US 等（检查类别代码值域）")
-    body_part = models.ForeignKey(StandardBodyPart, models.PROTECT, verbose_name="标准部位", null=True, blank=True)
-    valid_days = models.PositiveSmallIntegerField("互认有效期（天）", help_text="检查日期起多少天内的结果可互认")
+    modality_code = models.CharField(
+        "检查类别", max_length=4, help_text="CT、MR、DR、US 等（检查类别代码值域）"
+    )
+    body_part = models.ForeignKey(
+        StandardBodyPart, models.PROTECT, verbose_name="标准部位", null=True, blank=True
+    )
+    valid_days = models.PositiveSmallIntegerField(
+        "互认有效期（天）", help_text="检查日期起多少天内的结果可互认"
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -119,7 +125,9 @@ class StandardLabItem(StandardCoded):
     VALUE_SET = "LAB_ITEM"
     specimen_type_code = models.CharField("标本类别", max_length=2, help_text="01 全血、02 血清、03 血浆 …")
     unit = models.CharField("常用单位", max_length=20, blank=True, default="")
-    valid_days = models.PositiveSmallIntegerField("互认有效期（天）", help_text="采样日期起多少天内的结果可互认")
+    valid_days = models.PositiveSmallIntegerField(
+        "互认有效期（天）", help_text="采样日期起多少天内的结果可互认"
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -134,7 +142,9 @@ class StandardLabItem(StandardCoded):
     def clean(self):
         super().clean()
         if self.specimen_type_code and self.specimen_type_code not in _value_set("SPECIMEN_TYPE"):
-            raise ValidationError({"specimen_type_code": f"标本类别 {self.specimen_type_code} 不在标本类别值域中"})
+            raise ValidationError(
+                {"specimen_type_code": f"标本类别 {self.specimen_type_code} 不在标本类别值域中"}
+            )
         if self.valid_days is not None and self.valid_days < 1:
             raise ValidationError({"valid_days": "互认有效期至少 1 天"})
 
@@ -143,8 +153,14 @@ class StandardLabItem(StandardCoded):
 
 
 class HospitalDepartment(Coded):
-    standard = models.ForeignKey(StandardDepartment, models.PROTECT, verbose_name="标准科室", null=True, blank=True,
-                                 related_name="hospital_departments")
+    standard = models.ForeignKey(
+        StandardDepartment,
+        models.PROTECT,
+        verbose_name="标准科室",
+        null=True,
+        blank=True,
+        related_name="hospital_departments",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -156,10 +172,21 @@ class HospitalDepartment(Coded):
 class Doctor(models.Model):
     staff_no = models.CharField("工号", max_length=20, unique=True)
     name = models.CharField("姓名", max_length=50)
-    license_no = models.CharField("执业资格证书号", max_length=30, blank=True, default="",
-                                  help_text="医师执业证书编码，检验报告上报（3.3）必填")
-    department = models.ForeignKey(HospitalDepartment, models.PROTECT, verbose_name="所在科室", null=True, blank=True,
-                                   related_name="doctors")
+    license_no = models.CharField(
+        "执业资格证书号",
+        max_length=30,
+        blank=True,
+        default="",
+        help_text="医师执业证书编码，检验报告上报（3.3）必填",
+    )
+    department = models.ForeignKey(
+        HospitalDepartment,
+        models.PROTECT,
+        verbose_name="所在科室",
+        null=True,
+        blank=True,
+        related_name="doctors",
+    )
     title = models.CharField("职称", max_length=30, blank=True, default="")
     active = models.BooleanField("在职", default=True)
     updated_at = models.DateTimeField("更新时间", auto_now=True)
@@ -186,8 +213,14 @@ class ChargeItem(Coded):
 
 
 class HospitalBodyPart(Coded):
-    standard = models.ForeignKey(StandardBodyPart, models.PROTECT, verbose_name="标准部位", null=True, blank=True,
-                                 related_name="hospital_body_parts")
+    standard = models.ForeignKey(
+        StandardBodyPart,
+        models.PROTECT,
+        verbose_name="标准部位",
+        null=True,
+        blank=True,
+        related_name="hospital_body_parts",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -198,8 +231,14 @@ class HospitalBodyPart(Coded):
 
 class ExamOrderItem(Coded):
     modality_code = models.CharField("检查类别", max_length=4, blank=True, default="")
-    charge_item = models.ForeignKey(ChargeItem, models.PROTECT, verbose_name="收费项目", null=True, blank=True,
-                                    related_name="exam_order_items")
+    charge_item = models.ForeignKey(
+        ChargeItem,
+        models.PROTECT,
+        verbose_name="收费项目",
+        null=True,
+        blank=True,
+        related_name="exam_order_items",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -211,13 +250,28 @@ class ExamOrderItem(Coded):
 class ExamItemMapping(models.Model):
     """Exam order item (+ body part; empty = any) → standard exam item (+ standard body part)."""
 
-    order_item = models.ForeignKey(ExamOrderItem, models.CASCADE, verbose_name="院内检查医嘱项目", related_name="mappings")
-    body_part = models.ForeignKey(HospitalBodyPart, models.PROTECT, verbose_name="院内部位", null=True, blank=True,
-                                  help_text="留空表示该医嘱项目的任何部位")
-    standard_item = models.ForeignKey(StandardExamItem, models.PROTECT, verbose_name="标准检查项目",
-                                      related_name="mappings")
-    standard_body_part = models.ForeignKey(StandardBodyPart, models.PROTECT, verbose_name="标准部位", null=True,
-                                           blank=True, help_text="留空时取院内部位的标准对照或标准项目的部位")
+    order_item = models.ForeignKey(
+        ExamOrderItem, models.CASCADE, verbose_name="院内检查医嘱项目", related_name="mappings"
+    )
+    body_part = models.ForeignKey(
+        HospitalBodyPart,
+        models.PROTECT,
+        verbose_name="院内部位",
+        null=True,
+        blank=True,
+        help_text="留空表示该医嘱项目的任何部位",
+    )
+    standard_item = models.ForeignKey(
+        StandardExamItem, models.PROTECT, verbose_name="标准检查项目", related_name="mappings"
+    )
+    standard_body_part = models.ForeignKey(
+        StandardBodyPart,
+        models.PROTECT,
+        verbose_name="标准部位",
+        null=True,
+        blank=True,
+        help_text="留空时取院内部位的标准对照或标准项目的部位",
+    )
     updated_at = models.DateTimeField("更新时间", auto_now=True)
     history = HistoricalRecords()
 
@@ -227,8 +281,9 @@ class ExamItemMapping(models.Model):
         ordering = ["order_item__code"]
         constraints = [
             models.UniqueConstraint(fields=["order_item", "body_part"], name="exam_mapping_item_part"),
-            models.UniqueConstraint(fields=["order_item"], condition=Q(body_part__isnull=True),
-                                    name="exam_mapping_item_any_part"),
+            models.UniqueConstraint(
+                fields=["order_item"], condition=Q(body_part__isnull=True), name="exam_mapping_item_any_part"
+            ),
         ]
 
     def __str__(self):
@@ -240,11 +295,23 @@ class LabSubItem(Coded):
     """One result line the lab reports (e.g. WBC), mapped to the city's lab item."""
 
     unit = models.CharField("单位", max_length=20, blank=True, default="")
-    standard = models.ForeignKey(StandardLabItem, models.PROTECT, verbose_name="标准检验项目（互认项目）", null=True,
-                                 blank=True, related_name="sub_items")
-    charge_item = models.ForeignKey(ChargeItem, models.PROTECT, verbose_name="收费项目", null=True, blank=True,
-                                    related_name="lab_sub_items",
-                                    help_text="计费该子项的收费项目；多个子项可共用一个收费项目（如血细胞分析）")
+    standard = models.ForeignKey(
+        StandardLabItem,
+        models.PROTECT,
+        verbose_name="标准检验项目（互认项目）",
+        null=True,
+        blank=True,
+        related_name="sub_items",
+    )
+    charge_item = models.ForeignKey(
+        ChargeItem,
+        models.PROTECT,
+        verbose_name="收费项目",
+        null=True,
+        blank=True,
+        related_name="lab_sub_items",
+        help_text="计费该子项的收费项目；多个子项可共用一个收费项目（如血细胞分析）",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -257,8 +324,9 @@ class LabOrder(Coded):
     """A lab order item (医嘱, often a panel such as 血常规) and its sub-items."""
 
     specimen_type_code = models.CharField("标本类别", max_length=2, blank=True, default="")
-    sub_items = models.ManyToManyField(LabSubItem, through="LabOrderItem", verbose_name="检验子项",
-                                       related_name="orders")
+    sub_items = models.ManyToManyField(
+        LabSubItem, through="LabOrderItem", verbose_name="检验子项", related_name="orders"
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -269,7 +337,9 @@ class LabOrder(Coded):
 
 class LabOrderItem(models.Model):
     order = models.ForeignKey(LabOrder, models.CASCADE, verbose_name="检验医嘱", related_name="order_items")
-    sub_item = models.ForeignKey(LabSubItem, models.PROTECT, verbose_name="检验子项", related_name="order_items")
+    sub_item = models.ForeignKey(
+        LabSubItem, models.PROTECT, verbose_name="检验子项", related_name="order_items"
+    )
     position = models.PositiveSmallIntegerField("顺序", default=0)
     history = HistoricalRecords()
 
@@ -286,9 +356,12 @@ class LabOrderItem(models.Model):
 class LabChargeMapping(models.Model):
     """Charge item → standard lab item (a panel's charge item maps to several)."""
 
-    charge_item = models.ForeignKey(ChargeItem, models.CASCADE, verbose_name="收费项目", related_name="lab_mappings")
-    standard_item = models.ForeignKey(StandardLabItem, models.PROTECT, verbose_name="标准检验项目",
-                                      related_name="charge_mappings")
+    charge_item = models.ForeignKey(
+        ChargeItem, models.CASCADE, verbose_name="收费项目", related_name="lab_mappings"
+    )
+    standard_item = models.ForeignKey(
+        StandardLabItem, models.PROTECT, verbose_name="标准检验项目", related_name="charge_mappings"
+    )
     updated_at = models.DateTimeField("更新时间", auto_now=True)
     history = HistoricalRecords()
 
@@ -296,7 +369,9 @@ class LabChargeMapping(models.Model):
         verbose_name = "收费项目对照（检验）"
         verbose_name_plural = "收费项目对照（检验）"
         ordering = ["charge_item__code", "standard_item__code"]
-        constraints = [models.UniqueConstraint(fields=["charge_item", "standard_item"], name="lab_charge_mapping")]
+        constraints = [
+            models.UniqueConstraint(fields=["charge_item", "standard_item"], name="lab_charge_mapping")
+        ]
 
     def __str__(self):
         return f"{self.charge_item} → {self.standard_item}"
@@ -307,8 +382,9 @@ class RefusalReason(models.Model):
 
     code = models.CharField("代码", max_length=10, unique=True)
     name = models.CharField("显示名称", max_length=100)
-    platform_code = models.CharField("平台不互认原因代码", max_length=2,
-                                     help_text="上报市平台时使用的代码（不互认原因值域）")
+    platform_code = models.CharField(
+        "平台不互认原因代码", max_length=2, help_text="上报市平台时使用的代码（不互认原因值域）"
+    )
     needs_note = models.BooleanField("须填写说明", default=False)
     position = models.PositiveSmallIntegerField("顺序", default=0)
     active = models.BooleanField("启用", default=True)

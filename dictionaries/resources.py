@@ -108,7 +108,9 @@ class StandardExamItemResource(Base):
     code, name, active = _coded(m.StandardExamItem).values()
     modality_code = text("modality_code", "检查类别")
     body_part = ref("body_part", "标准部位代码", m.StandardBodyPart, "标准部位代码")
-    valid_days = fields.Field(attribute="valid_days", column_name="互认有效期（天）", widget=widgets.IntegerWidget())
+    valid_days = fields.Field(
+        attribute="valid_days", column_name="互认有效期（天）", widget=widgets.IntegerWidget()
+    )
 
     class Meta(Base.Meta):
         model = m.StandardExamItem
@@ -120,7 +122,9 @@ class StandardLabItemResource(Base):
     code, name, active = _coded(m.StandardLabItem).values()
     specimen_type_code = text("specimen_type_code", "标本类别")
     unit = text("unit", "单位")
-    valid_days = fields.Field(attribute="valid_days", column_name="互认有效期（天）", widget=widgets.IntegerWidget())
+    valid_days = fields.Field(
+        attribute="valid_days", column_name="互认有效期（天）", widget=widgets.IntegerWidget()
+    )
 
     class Meta(Base.Meta):
         model = m.StandardLabItem
@@ -254,10 +258,22 @@ class RefusalReasonResource(Base):
 
 
 RESOURCES = {
-    r._meta.model: r for r in (
-        StandardDepartmentResource, StandardBodyPartResource, StandardExamItemResource, StandardLabItemResource,
-        HospitalDepartmentResource, DoctorResource, ChargeItemResource, HospitalBodyPartResource,
-        ExamOrderItemResource, ExamItemMappingResource, LabSubItemResource, LabOrderResource,
-        LabOrderItemResource, LabChargeMappingResource, RefusalReasonResource,
+    r._meta.model: r
+    for r in (
+        StandardDepartmentResource,
+        StandardBodyPartResource,
+        StandardExamItemResource,
+        StandardLabItemResource,
+        HospitalDepartmentResource,
+        DoctorResource,
+        ChargeItemResource,
+        HospitalBodyPartResource,
+        ExamOrderItemResource,
+        ExamItemMappingResource,
+        LabSubItemResource,
+        LabOrderResource,
+        LabOrderItemResource,
+        LabChargeMappingResource,
+        RefusalReasonResource,
     )
 }

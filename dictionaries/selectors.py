@@ -62,13 +62,20 @@ def version() -> int:
 def standard_department(hospital_dept_code: str) -> StandardDepartment:
     dept = HospitalDepartment.objects.select_related("standard").filter(code=hospital_dept_code).first()
     if dept is None:
-        raise Unmapped("department", hospital_dept_code, "unknown", f"院内科室代码 {hospital_dept_code} 不存在")
+        raise Unmapped(
+            "department", hospital_dept_code, "unknown", f"院内科室代码 {hospital_dept_code} 不存在"
+        )
     if dept.standard is None:
-        raise Unmapped("department", hospital_dept_code, "unmapped",
-                       f"院内科室 {dept.code} {dept.name} 未对照标准科室")
+        raise Unmapped(
+            "department", hospital_dept_code, "unmapped", f"院内科室 {dept.code} {dept.name} 未对照标准科室"
+        )
     if not dept.standard.active:
-        raise Unmapped("department", hospital_dept_code, "inactive",
-                       f"院内科室 {dept.code} {dept.name} 对照的标准科室 {dept.standard} 已停用")
+        raise Unmapped(
+            "department",
+            hospital_dept_code,
+            "inactive",
+            f"院内科室 {dept.code} {dept.name} 对照的标准科室 {dept.standard} 已停用",
+        )
     return dept.standard
 
 
@@ -77,7 +84,9 @@ def doctor(staff_no: str, *, need_license: bool = False) -> Doctor:
     if doc is None:
         raise Unmapped("doctor", staff_no, "unknown", f"医师工号 {staff_no} 不存在")
     if need_license and not doc.license_no:
-        raise Unmapped("doctor", staff_no, "incomplete", f"医师 {doc.staff_no} {doc.name} 未维护执业资格证书号")
+        raise Unmapped(
+            "doctor", staff_no, "incomplete", f"医师 {doc.staff_no} {doc.name} 未维护执业资格证书号"
+        )
     return doc
 
 
@@ -106,36 +115,56 @@ def standard_exam_item(order_item_code: str, body_part_code: str | None = None) 
         part = HospitalBodyPart.objects.select_related("standard").filter(code=body_part_code).first()
         if part is None:
             raise Unmapped("body_part", body_part_code, "unknown", f"院内检查部位 {body_part_code} 不存在")
-    mappings = ExamItemMapping.objects.select_related("standard_item__body_part", "standard_body_part").filter(
-        order_item=item)
+    mappings = ExamItemMapping.objects.select_related(
+        "standard_item__body_part", "standard_body_part"
+    ).filter(order_item=item)
     mapping = None
     if part is not None:
         mapping = mappings.filter(body_part=part).first()
     mapping = mapping or mappings.filter(body_part__isnull=True).first()
     if mapping is None:
         where = f"（部位 {part.code} {part.name}）" if part else ""
-        raise Unmapped("exam_item", order_item_code, "unmapped",
-                       f"院内检查医嘱项目 {item.code} {item.name}{where} 未对照标准检查项目")
+        raise Unmapped(
+            "exam_item",
+            order_item_code,
+            "unmapped",
+            f"院内检查医嘱项目 {item.code} {item.name}{where} 未对照标准检查项目",
+        )
     if not mapping.standard_item.active:
-        raise Unmapped("exam_item", order_item_code, "inactive",
-                       f"院内检查医嘱项目 {item.code} {item.name} 对照的标准项目 {mapping.standard_item} 已停用")
-    std_part = mapping.standard_body_part or (part.standard if part else None) or mapping.standard_item.body_part
+        raise Unmapped(
+            "exam_item",
+            order_item_code,
+            "inactive",
+            f"院内检查医嘱项目 {item.code} {item.name} 对照的标准项目 {mapping.standard_item} 已停用",
+        )
+    std_part = (
+        mapping.standard_body_part or (part.standard if part else None) or mapping.standard_item.body_part
+    )
     return ExamMapping(item, part, mapping.standard_item, std_part)
 
 
 def standard_body_part(hospital_body_part_code: str) -> StandardBodyPart:
     part = HospitalBodyPart.objects.select_related("standard").filter(code=hospital_body_part_code).first()
     if part is None:
-        raise Unmapped("body_part", hospital_body_part_code, "unknown", f"院内检查部位 {hospital_body_part_code} 不存在")
+        raise Unmapped(
+            "body_part", hospital_body_part_code, "unknown", f"院内检查部位 {hospital_body_part_code} 不存在"
+        )
     if part.standard is None:
-        raise Unmapped("body_part", hospital_body_part_code, "unmapped", f"院内检查部位 {part.code} {part.name} 未对照标准部位")
+        raise Unmapped(
+            "body_part",
+            hospital_body_part_code,
+            "unmapped",
+            f"院内检查部位 {part.code} {part.name} 未对照标准部位",
+        )
     return part.standard
 
 
 # --------------------------------------------------------------------------- labs
 
 
-def standard_lab_item(sub_item_code: str | None = None, charge_item_code: str | None = None) -> StandardLabItem:
+def standard_lab_item(
+    sub_item_code: str | None = None, charge_item_code: str | None = None
+) -> StandardLabItem:
     """Lab sub-item (preferred) or charge item → the standard lab item (互认项目).
 
     A charge item that covers several standard items (a panel's 血细胞分析) raises
@@ -148,15 +177,28 @@ def standard_lab_item(sub_item_code: str | None = None, charge_item_code: str | 
         if sub is None:
             raise Unmapped("lab_sub_item", sub_item_code, "unknown", f"检验子项 {sub_item_code} 不存在")
         if sub.standard is None:
-            raise Unmapped("lab_sub_item", sub_item_code, "unmapped", f"检验子项 {sub.code} {sub.name} 未对照标准检验项目")
+            raise Unmapped(
+                "lab_sub_item",
+                sub_item_code,
+                "unmapped",
+                f"检验子项 {sub.code} {sub.name} 未对照标准检验项目",
+            )
         if not sub.standard.active:
-            raise Unmapped("lab_sub_item", sub_item_code, "inactive",
-                           f"检验子项 {sub.code} {sub.name} 对照的标准项目 {sub.standard} 已停用")
+            raise Unmapped(
+                "lab_sub_item",
+                sub_item_code,
+                "inactive",
+                f"检验子项 {sub.code} {sub.name} 对照的标准项目 {sub.standard} 已停用",
+            )
         return sub.standard
     items = standard_lab_items_for_charge(charge_item_code)
     if len(items) > 1:
-        raise Unmapped("charge_item", charge_item_code, "ambiguous",
-                       f"收费项目 {charge_item_code} 对照了 {len(items)} 个标准检验项目，请按检验子项查询")
+        raise Unmapped(
+            "charge_item",
+            charge_item_code,
+            "ambiguous",
+            f"收费项目 {charge_item_code} 对照了 {len(items)} 个标准检验项目，请按检验子项查询",
+        )
     return items[0]
 
 
@@ -164,10 +206,19 @@ def standard_lab_items_for_charge(charge_item_code: str) -> list[StandardLabItem
     charge = ChargeItem.objects.filter(code=charge_item_code).first()
     if charge is None:
         raise Unmapped("charge_item", charge_item_code, "unknown", f"收费项目 {charge_item_code} 不存在")
-    items = [m.standard_item for m in LabChargeMapping.objects.select_related("standard_item")
-             .filter(charge_item=charge, standard_item__active=True)]
+    items = [
+        m.standard_item
+        for m in LabChargeMapping.objects.select_related("standard_item").filter(
+            charge_item=charge, standard_item__active=True
+        )
+    ]
     if not items:
-        raise Unmapped("charge_item", charge_item_code, "unmapped", f"收费项目 {charge.code} {charge.name} 未对照标准检验项目")
+        raise Unmapped(
+            "charge_item",
+            charge_item_code,
+            "unmapped",
+            f"收费项目 {charge.code} {charge.name} 未对照标准检验项目",
+        )
     return items
 
 
@@ -183,11 +234,21 @@ def lab_order_lines(order_code: str) -> list[LabPanelLine]:
     order = LabOrder.objects.filter(code=order_code).first()
     if order is None:
         raise Unmapped("lab_order", order_code, "unknown", f"检验医嘱 {order_code} 不存在")
-    lines = LabOrderItem.objects.select_related("sub_item__standard", "sub_item__charge_item").filter(order=order)
-    out = [LabPanelLine(li.sub_item, li.sub_item.standard if li.sub_item.standard and li.sub_item.standard.active
-                        else None, li.sub_item.charge_item) for li in lines]
+    lines = LabOrderItem.objects.select_related("sub_item__standard", "sub_item__charge_item").filter(
+        order=order
+    )
+    out = [
+        LabPanelLine(
+            li.sub_item,
+            li.sub_item.standard if li.sub_item.standard and li.sub_item.standard.active else None,
+            li.sub_item.charge_item,
+        )
+        for li in lines
+    ]
     if not out:
-        raise Unmapped("lab_order", order_code, "incomplete", f"检验医嘱 {order.code} {order.name} 未维护检验子项")
+        raise Unmapped(
+            "lab_order", order_code, "incomplete", f"检验医嘱 {order.code} {order.name} 未维护检验子项"
+        )
     return out
 
 
@@ -202,14 +263,31 @@ def unmapped_report() -> list[dict]:
     """Hospital items still lacking a standard mapping, one section per kind (for the report page)."""
     exam_items = ExamOrderItem.objects.filter(active=True).annotate(n=Count("mappings")).filter(n=0)
     lab_order_empty = LabOrder.objects.filter(active=True).annotate(n=Count("order_items")).filter(n=0)
-    lab_charges = (ChargeItem.objects.filter(active=True, lab_sub_items__isnull=False)
-                   .annotate(n=Count("lab_mappings")).filter(n=0).distinct())
+    lab_charges = (
+        ChargeItem.objects.filter(active=True, lab_sub_items__isnull=False)
+        .annotate(n=Count("lab_mappings"))
+        .filter(n=0)
+        .distinct()
+    )
     sections = [
-        ("院内科室未对照标准科室", "department",
-         HospitalDepartment.objects.filter(active=True).filter(Q(standard__isnull=True) | Q(standard__active=False))),
+        (
+            "院内科室未对照标准科室",
+            "department",
+            HospitalDepartment.objects.filter(active=True).filter(
+                Q(standard__isnull=True) | Q(standard__active=False)
+            ),
+        ),
         ("检查医嘱项目未对照标准检查项目", "exam_item", exam_items),
-        ("院内检查部位未对照标准部位", "body_part", HospitalBodyPart.objects.filter(active=True, standard__isnull=True)),
-        ("检验子项未对照标准检验项目", "lab_sub_item", LabSubItem.objects.filter(active=True, standard__isnull=True)),
+        (
+            "院内检查部位未对照标准部位",
+            "body_part",
+            HospitalBodyPart.objects.filter(active=True, standard__isnull=True),
+        ),
+        (
+            "检验子项未对照标准检验项目",
+            "lab_sub_item",
+            LabSubItem.objects.filter(active=True, standard__isnull=True),
+        ),
         ("检验收费项目未对照标准检验项目", "charge_item", lab_charges),
         ("检验医嘱未维护检验子项", "lab_order", lab_order_empty),
         ("医师未维护执业资格证书号", "doctor", Doctor.objects.filter(active=True, license_no="")),

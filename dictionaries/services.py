@@ -56,24 +56,36 @@ def import_file(model, content: bytes, file_format: str, *, user=None) -> Import
     resource = RESOURCES[model]()
     dataset = read_dataset(content, file_format)
     report = ImportReport(total=len(dataset))
-    dry = resource.import_data(dataset, dry_run=True, raise_errors=False, use_transactions=True,
-                               collect_failed_rows=False, user=user)
+    dry = resource.import_data(
+        dataset, dry_run=True, raise_errors=False, use_transactions=True, collect_failed_rows=False, user=user
+    )
     for number, errors in dry.row_errors():
         report.problems.append(RowProblem(number, [str(e.error) for e in errors]))
     headers = {f.attribute: f.column_name for f in resource.fields.values()}
     for invalid in dry.invalid_rows:
-        report.problems.append(RowProblem(invalid.number, [
-            f"{headers.get(k, k)}：{'；'.join(v)}" if k != "__all__" else "；".join(v)
-            for k, v in invalid.error_dict.items()]))
+        report.problems.append(
+            RowProblem(
+                invalid.number,
+                [
+                    f"{headers.get(k, k)}：{'；'.join(v)}" if k != "__all__" else "；".join(v)
+                    for k, v in invalid.error_dict.items()
+                ],
+            )
+        )
     if dry.base_errors:
         report.problems.append(RowProblem(0, [str(e.error) for e in dry.base_errors]))
     report.problems.sort(key=lambda p: p.row)
     if report.problems:
         return report
     with transaction.atomic():
-        result = resource.import_data(dataset, dry_run=False, raise_errors=True, use_transactions=True, user=user)
+        result = resource.import_data(
+            dataset, dry_run=False, raise_errors=True, use_transactions=True, user=user
+        )
     totals = result.totals
-    report.new, report.updated, report.unchanged = totals.get("new", 0), totals.get("update", 0), totals.get("skip", 0)
+    report.new, report.updated, report.unchanged = (
+        totals.get("new", 0),
+        totals.get("update", 0),
+        totals.get("skip", 0),
+    )
     report.imported = True
     return report
-

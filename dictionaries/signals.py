@@ -15,8 +15,11 @@ from .selectors import VERSION_KEY
 def bump_version(**kwargs) -> None:
     """With the cache down the edit still saves; prompt processes rebuild their snapshot within
     its maximum age (mutual_recognition.snapshot.MAX_AGE_SECONDS)."""
-    transaction.on_commit(lambda: cachesafe.cached(lambda: cache.set(VERSION_KEY, time.time_ns(), None),
-                                                   what="dictionaries version"))
+    transaction.on_commit(
+        lambda: cachesafe.cached(
+            lambda: cache.set(VERSION_KEY, time.time_ns(), None), what="dictionaries version"
+        )
+    )
 
 
 def connect() -> None:

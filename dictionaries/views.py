@@ -16,11 +16,14 @@ def unmapped(request):
 
         book = tablib.Databook()
         for s in sections:
-            ds = tablib.Dataset(*[(r["code"], r["name"]) for r in s["rows"]], headers=["代码", "名称"],
-                                title=s["title"][:31])
+            ds = tablib.Dataset(
+                *[(r["code"], r["name"]) for r in s["rows"]], headers=["代码", "名称"], title=s["title"][:31]
+            )
             book.add_sheet(ds)
-        response = HttpResponse(book.export("xlsx"), content_type=(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+        response = HttpResponse(
+            book.export("xlsx"),
+            content_type=("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        )
         stamp = timezone.localtime().strftime("%Y%m%d")
         response["Content-Disposition"] = f'attachment; filename="unmapped-{stamp}.xlsx"'
         return response

@@ -5,10 +5,26 @@ from .models import PullCursor, PullIssue
 
 @admin.register(PullCursor)
 class PullCursorAdmin(admin.ModelAdmin):
-    list_display = ["source", "view", "position", "rows_read", "records_created", "rows_rejected", "last_run_at",
-                    "last_success_at", "last_error"]
-    readonly_fields = ["view", "rows_read", "records_created", "rows_rejected", "last_run_at", "last_success_at",
-                       "last_error"]
+    list_display = [
+        "source",
+        "view",
+        "position",
+        "rows_read",
+        "records_created",
+        "rows_rejected",
+        "last_run_at",
+        "last_success_at",
+        "last_error",
+    ]
+    readonly_fields = [
+        "view",
+        "rows_read",
+        "records_created",
+        "rows_rejected",
+        "last_run_at",
+        "last_success_at",
+        "last_error",
+    ]
     fields = ["source", "position", *readonly_fields]
 
 

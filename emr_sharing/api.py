@@ -46,7 +46,12 @@ from .openapi import RECORD_TYPE_LIST, RecordSchema
 log = logging.getLogger(__name__)
 
 JSON_TYPES = ("application/json",)
-NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/jsonlines", "application/x-jsonlines")
+NDJSON_TYPES = (
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/jsonlines",
+    "application/x-jsonlines",
+)
 
 
 def _status_url(rt: RecordType, key: str) -> str:
@@ -66,8 +71,15 @@ class BulkParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         view, request = parser_context["view"], parser_context["request"]
         if (request.content_type or "").lower() not in JSON_TYPES + NDJSON_TYPES:
-            raise ApiError(415, f"Content-Type 应为 {' 或 '.join(JSON_TYPES + NDJSON_TYPES)}",
-                           [field_error("", "contentType", f"不支持的 Content-Type：{request.content_type or '（缺失）'}")])
+            raise ApiError(
+                415,
+                f"Content-Type 应为 {' 或 '.join(JSON_TYPES + NDJSON_TYPES)}",
+                [
+                    field_error(
+                        "", "contentType", f"不支持的 Content-Type：{request.content_type or '（缺失）'}"
+                    )
+                ],
+            )
         return read_limited(stream, request.META, body_limits()[view.body_limit])
 
 
@@ -102,15 +114,22 @@ class RecordViewSet(ViewSet, MachineApiView):
             if exc.status != 400:  # another patient's visit: the handler's 409
                 raise
             raise _invalid(exc.errors) from None
-        body = {"created": result.created, "statusUrl": _status_url(rt, result.key),
-                "status": selectors.status_of(rt, result.record)}
+        body = {
+            "created": result.created,
+            "statusUrl": _status_url(rt, result.key),
+            "status": selectors.status_of(rt, result.record),
+        }
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
     def bulk(self, request):
         rt = self.get_record_type()
         raw = request.data if isinstance(request.data, bytes) else b""  # no body at all: DRF parses nothing
-        items, errors = _bulk_items(rt, raw, json_array=(request.content_type or "").lower() in JSON_TYPES,
-                                    max_records=intake_limits()["MAX_BULK_RECORDS"])
+        items, errors = _bulk_items(
+            rt,
+            raw,
+            json_array=(request.content_type or "").lower() in JSON_TYPES,
+            max_records=intake_limits()["MAX_BULK_RECORDS"],
+        )
         try:
             results = services.submit_many(items, source=request.auth.code, errors=errors)
         except InvalidInput as exc:
@@ -118,20 +137,36 @@ class RecordViewSet(ViewSet, MachineApiView):
                 raise
             raise _invalid(exc.errors, many=True) from None
         created = sum(1 for r in results if r.created)
-        return Response({
-            "received": len(results), "created": created, "unchanged": len(results) - created,
-            "results": [{"line": r.line, "businessKey": r.key, "created": r.created, "version": r.record.version,
-                         "state": r.record.state, "stateName": r.record.get_state_display(),
-                         "statusUrl": _status_url(rt, r.key)} for r in results],
-        })
+        return Response(
+            {
+                "received": len(results),
+                "created": created,
+                "unchanged": len(results) - created,
+                "results": [
+                    {
+                        "line": r.line,
+                        "businessKey": r.key,
+                        "created": r.created,
+                        "version": r.record.version,
+                        "state": r.record.state,
+                        "stateName": r.record.get_state_display(),
+                        "statusUrl": _status_url(rt, r.key),
+                    }
+                    for r in results
+                ],
+            }
+        )
 
     def retrieve(self, request, businessKey: str):
         rt = self.get_record_type()
         key = rt.parse_key(businessKey)
         found = selectors.record_status(rt, key)
         if found is None:
-            raise ApiError(404, f"没有{rt.spec.name}记录 {key}",
-                           [field_error("businessKey", "notFound", f"没有主键为 {key} 的记录")])
+            raise ApiError(
+                404,
+                f"没有{rt.spec.name}记录 {key}",
+                [field_error("businessKey", "notFound", f"没有主键为 {key} 的记录")],
+            )
         return Response(found)
 
 
@@ -146,14 +181,19 @@ def _bulk_items(rt: RecordType, raw: bytes, *, json_array: bool, max_records: in
             if not line.strip():
                 continue
             try:
-                rows.append((n, strictjson.loads(line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line, top="any")))
+                rows.append(
+                    (n, strictjson.loads(line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line, top="any"))
+                )
             except strictjson.JsonRefused as refused:
                 errors.append({"line": n, **refused.as_error()})
             if len(rows) + len(errors) > max_records:
                 break
     if len(rows) + len(errors) > max_records:
-        raise ApiError(413, f"每次至多提交 {max_records} 条记录",
-                       [field_error("", "lines", f"记录数超过上限 {max_records}")])
+        raise ApiError(
+            413,
+            f"每次至多提交 {max_records} 条记录",
+            [field_error("", "lines", f"记录数超过上限 {max_records}")],
+        )
     if not rows and not errors:
         return [], [field_error("", "lines", "请求体中没有记录")]
     return [(rt, record, n) for n, record in rows], errors
@@ -166,23 +206,42 @@ class RecordTypeList(MachineApiView):
     permission_classes = [IsAuthenticated]
     error_answers = {401: "未登录或令牌无效"}
 
-    @extend_schema(operation_id="record_types_list", summary="记录类型列表", tags=["记录类型"],
-                   description="本接口接受的全部记录类型：对应的市平台服务、主键字段、上级记录（顺序依赖），"
-                               "以及当前令牌是否有权提交（allowed）。",
-                   responses={200: OpenApiResponse(RECORD_TYPE_LIST, description="记录类型")})
+    @extend_schema(
+        operation_id="record_types_list",
+        summary="记录类型列表",
+        tags=["记录类型"],
+        description="本接口接受的全部记录类型：对应的市平台服务、主键字段、上级记录（顺序依赖），"
+        "以及当前令牌是否有权提交（allowed）。",
+        responses={200: OpenApiResponse(RECORD_TYPE_LIST, description="记录类型")},
+    )
     def get(self, request):
         system = request.auth if hasattr(request.auth, "allows") else None
-        return Response([{
-            "recordType": rt.slug, "interface": rt.interface, "name": rt.spec.name, "group": rt.group_title,
-            "document": rt.spec.document, "version": rt.spec.version, "section": rt.spec.section,
-            "key": list(rt.key_fields), "parents": [p.interface for p in rt.spec.parents],
-            "allowed": system.allows(rt.interface) if system is not None else None,
-            "url": reverse(f"emr_api:create-{rt.slug}"),
-        } for rt in record_types()])
+        return Response(
+            [
+                {
+                    "recordType": rt.slug,
+                    "interface": rt.interface,
+                    "name": rt.spec.name,
+                    "group": rt.group_title,
+                    "document": rt.spec.document,
+                    "version": rt.spec.version,
+                    "section": rt.spec.section,
+                    "key": list(rt.key_fields),
+                    "parents": [p.interface for p in rt.spec.parents],
+                    "allowed": system.allows(rt.interface) if system is not None else None,
+                    "url": reverse(f"emr_api:create-{rt.slug}"),
+                }
+                for rt in record_types()
+            ]
+        )
 
 
 def unknown_record_type(request, *args, **kwargs):
     slugs = ", ".join(rt.slug for rt in record_types())
-    return JsonResponse(error_body(404, "未知的记录类型或地址",
-                                   [field_error("recordType", "notFound", f"可用的记录类型：{slugs}")]),
-                        status=404, json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(
+        error_body(
+            404, "未知的记录类型或地址", [field_error("recordType", "notFound", f"可用的记录类型：{slugs}")]
+        ),
+        status=404,
+        json_dumps_params={"ensure_ascii": False},
+    )

@@ -48,10 +48,19 @@ def _record_routes():
     for rt in record_types():
         base = f"{PREFIX}records/{rt.slug}"
         routes += [
-            path(base, RecordViewSet.as_view({"post": "create"}, record_type=rt.slug), name=f"create-{rt.slug}"),
-            path(f"{base}/bulk", RecordViewSet.as_view({"post": "bulk"}, record_type=rt.slug), name=f"bulk-{rt.slug}"),
-            path(f"{base}/<str:businessKey>", RecordViewSet.as_view({"get": "retrieve"}, record_type=rt.slug),
-                 name=f"status-{rt.slug}"),
+            path(
+                base, RecordViewSet.as_view({"post": "create"}, record_type=rt.slug), name=f"create-{rt.slug}"
+            ),
+            path(
+                f"{base}/bulk",
+                RecordViewSet.as_view({"post": "bulk"}, record_type=rt.slug),
+                name=f"bulk-{rt.slug}",
+            ),
+            path(
+                f"{base}/<str:businessKey>",
+                RecordViewSet.as_view({"get": "retrieve"}, record_type=rt.slug),
+                name=f"status-{rt.slug}",
+            ),
         ]
     return routes
 

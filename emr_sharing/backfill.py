@@ -51,9 +51,11 @@ class BackfillStats:
         return self.lines / self.prepare_seconds if self.prepare_seconds else 0.0
 
     def summary(self) -> str:
-        text = (f"共 {self.lines} 行：新保存 {self.created}，与已有版本相同 {self.unchanged}，有误 {self.invalid}；"
-                f"用时 {self.seconds:.1f} 秒，{self.rate:.0f} 条/秒（其中映射与校验 {self.prepare_seconds:.1f} 秒，"
-                f"单独计 {self.prepare_rate:.0f} 条/秒）")
+        text = (
+            f"共 {self.lines} 行：新保存 {self.created}，与已有版本相同 {self.unchanged}，有误 {self.invalid}；"
+            f"用时 {self.seconds:.1f} 秒，{self.rate:.0f} 条/秒（其中映射与校验 {self.prepare_seconds:.1f} 秒，"
+            f"单独计 {self.prepare_rate:.0f} 条/秒）"
+        )
         if self.error_file:
             text += f"\n错误报告：{self.error_file}"
         return text
@@ -91,24 +93,54 @@ def _parse(line: str, fixed: RecordType | None) -> tuple[RecordType | None, obje
     if fixed is not None:
         return fixed, data, []
     if type(data) is not dict or set(data) != {"recordType", "record"}:
-        return None, None, [field_error("", "lines", '每行应为 {"recordType": ..., "record": {...}}，或用 --type 指定记录类型',
-                                   "expected recordType and record")]
+        return (
+            None,
+            None,
+            [
+                field_error(
+                    "",
+                    "lines",
+                    '每行应为 {"recordType": ..., "record": {...}}，或用 --type 指定记录类型',
+                    "expected recordType and record",
+                )
+            ],
+        )
     try:
         return record_types().get(data["recordType"]), data["record"], []
     except (KeyError, TypeError):
-        return None, None, [field_error("", "recordType", f"未知的记录类型 {data['recordType']!r}", "unknown record type")]
+        return (
+            None,
+            None,
+            [field_error("", "recordType", f"未知的记录类型 {data['recordType']!r}", "unknown record type")],
+        )
 
 
-def run(files: list[str | Path], *, record_type: str | None = None, batch_size: int = 500, source: str = "backfill",
-        error_file: str | Path | None = None, wake: bool = True, progress: IO | None = None) -> BackfillStats:
+def run(
+    files: list[str | Path],
+    *,
+    record_type: str | None = None,
+    batch_size: int = 500,
+    source: str = "backfill",
+    error_file: str | Path | None = None,
+    wake: bool = True,
+    progress: IO | None = None,
+) -> BackfillStats:
     """Load the files; returns the counts. ``progress``: where the progress bar goes (None: no bar)."""
     paths = [Path(f) for f in files]
     fixed = record_types().get(record_type) if record_type else None
     error_path = Path(error_file) if error_file else paths[0].with_name(paths[0].name + ".errors.ndjson")
     stats = BackfillStats()
     errors_out = None
-    bar = tqdm(total=count_lines(paths), unit="条", desc="回填", file=progress, disable=progress is None,
-               mininterval=0.5, smoothing=0.1, dynamic_ncols=True)
+    bar = tqdm(
+        total=count_lines(paths),
+        unit="条",
+        desc="回填",
+        file=progress,
+        disable=progress is None,
+        mininterval=0.5,
+        smoothing=0.1,
+        dynamic_ncols=True,
+    )
     started = time.perf_counter()
     batch: list[services.Prepared] = []
     origin: dict[int, Path] = {}  # id(prepared) -> its file
@@ -118,9 +150,18 @@ def run(files: list[str | Path], *, record_type: str | None = None, batch_size: 
         stats.invalid += 1
         if errors_out is None:
             errors_out = error_path.open("w", encoding="utf-8")
-        errors_out.write(json.dumps({"file": str(file), "line": n, "recordType": rt.slug if rt else None,
-                                     "errors": [{k: v for k, v in e.items() if k != "line"} for e in errors]},
-                                    ensure_ascii=False) + "\n")
+        errors_out.write(
+            json.dumps(
+                {
+                    "file": str(file),
+                    "line": n,
+                    "recordType": rt.slug if rt else None,
+                    "errors": [{k: v for k, v in e.items() if k != "line"} for e in errors],
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
 
     def flush():
         if not batch:
@@ -129,7 +170,9 @@ def run(files: list[str | Path], *, record_type: str | None = None, batch_size: 
             try:
                 results = services.store(batch, source=source, wake=wake)
                 break
-            except PatientConflict as exc:  # those lines name another patient's visit: report them, load the rest
+            except (
+                PatientConflict
+            ) as exc:  # those lines name another patient's visit: report them, load the rest
                 exc.record()
                 for p, errors in exc.rejected:
                     reject(origin[id(p)], p.line, p.record_type, errors)

@@ -29,8 +29,9 @@ from django.db.utils import ConnectionHandler
 from .conf import pull_settings
 
 ALIAS = "his"
-_READ_STATEMENT = re.compile(r"^\s*(SELECT|WITH|SHOW|EXPLAIN|SET\s+(SESSION\s+)?TRANSACTION\s+READ\s+ONLY)\b",
-                             re.IGNORECASE)
+_READ_STATEMENT = re.compile(
+    r"^\s*(SELECT|WITH|SHOW|EXPLAIN|SET\s+(SESSION\s+)?TRANSACTION\s+READ\s+ONLY)\b", re.IGNORECASE
+)
 
 
 class WriteRefused(PermissionError):
@@ -56,7 +57,9 @@ def database_settings(url: str) -> dict:
         cfg["NAME"] = f"file:{cfg['NAME']}?mode=ro"
         options["uri"] = True
     else:
-        raise ImproperlyConfigured(f"HIS 数据库类型 {engine} 暂不支持只读会话；请使用只读账号并补充此处的只读设置")
+        raise ImproperlyConfigured(
+            f"HIS 数据库类型 {engine} 暂不支持只读会话；请使用只读账号并补充此处的只读设置"
+        )
     cfg["OPTIONS"] = options
     return cfg
 

@@ -54,8 +54,12 @@ class Node:
     fields: dict[str, FieldSpec]  # platform name -> spec
     to_platform: dict[str, str] = field(default_factory=dict)  # intake name -> platform name
     to_intake: dict[str, str] = field(default_factory=dict)  # platform name -> intake name
-    children: dict[str, Node] = field(default_factory=dict)  # platform name -> node (objects, arrays of objects)
-    name_fills: tuple[tuple[str, str, ValueSet], ...] = ()  # (code field, name field, value set), platform names
+    children: dict[str, Node] = field(
+        default_factory=dict
+    )  # platform name -> node (objects, arrays of objects)
+    name_fills: tuple[
+        tuple[str, str, ValueSet], ...
+    ] = ()  # (code field, name field, value set), platform names
     name_fields: frozenset[str] = frozenset()  # platform names of fields that are some code's name
     renamed: bool = False  # this node or one below renames something
 
@@ -63,8 +67,9 @@ class Node:
         return self.to_intake.get(platform_name, platform_name)
 
 
-def _compile(fields: dict[str, FieldSpec], prefix: str, rename: dict[str, str], used: set[str],
-             file: Path, where: str) -> Node:
+def _compile(
+    fields: dict[str, FieldSpec], prefix: str, rename: dict[str, str], used: set[str], file: Path, where: str
+) -> Node:
     node = Node(fields=fields)
     fills = []
     for name, f in fields.items():
@@ -210,8 +215,14 @@ def _convert(obj: dict, node: Node, prefix: str, errors: list[dict]) -> dict:
         if platform is None:
             if key in node.to_intake and node.to_intake[key] != key:
                 # the platform's name of a renamed field: the intake must use its own name
-                errors.append(field_error(prefix + key, "unknown", f"该字段在接入格式中应写作 {node.to_intake[key]}",
-                                     f"use {node.to_intake[key]}"))
+                errors.append(
+                    field_error(
+                        prefix + key,
+                        "unknown",
+                        f"该字段在接入格式中应写作 {node.to_intake[key]}",
+                        f"use {node.to_intake[key]}",
+                    )
+                )
                 continue
             out[key] = _copy(value)
             continue
@@ -219,8 +230,10 @@ def _convert(obj: dict, node: Node, prefix: str, errors: list[dict]) -> dict:
         if child is not None and type(value) is dict:
             value = _convert(value, child, f"{prefix}{key}.", errors)
         elif child is not None and type(value) is list:
-            value = [_convert(v, child, f"{prefix}{key}[{i}].", errors) if type(v) is dict else _copy(v)
-                     for i, v in enumerate(value)]
+            value = [
+                _convert(v, child, f"{prefix}{key}[{i}].", errors) if type(v) is dict else _copy(v)
+                for i, v in enumerate(value)
+            ]
         else:
             value = _copy(value)
         out[platform] = value
@@ -286,8 +299,11 @@ class RecordTypes:
         return self.by_interface[code]
 
     def grouped(self) -> list[tuple[str, str, list[RecordType]]]:
-        return [(g, title, [t for t in self.types if t.group == g]) for g, title in self.groups.items()
-                if any(t.group == g for t in self.types)]
+        return [
+            (g, title, [t for t in self.types if t.group == g])
+            for g, title in self.groups.items()
+            if any(t.group == g for t in self.types)
+        ]
 
 
 def _load(file: Path) -> RecordTypes:
@@ -304,8 +320,14 @@ def _load(file: Path) -> RecordTypes:
     types, seen = [], set()
     for n, item in enumerate(raw.get("recordTypes") or []):
         where = f"recordTypes[{n}]"
-        if not isinstance(item, dict) or set(item) - TYPE_ATTRS or not {"slug", "interface", "group"} <= set(item):
-            raise MappingError(file, where, f"a record type is {{slug, interface, group, ...}} ({sorted(TYPE_ATTRS)})")
+        if (
+            not isinstance(item, dict)
+            or set(item) - TYPE_ATTRS
+            or not {"slug", "interface", "group"} <= set(item)
+        ):
+            raise MappingError(
+                file, where, f"a record type is {{slug, interface, group, ...}} ({sorted(TYPE_ATTRS)})"
+            )
         slug, code, group = item["slug"], item["interface"], item["group"]
         if not isinstance(slug, str) or not _SLUG.match(slug):
             raise MappingError(file, where, f"slug {slug!r}: lower-case words joined by hyphens")
@@ -321,24 +343,38 @@ def _load(file: Path) -> RecordTypes:
         if spec.kind not in ("upload", "void", "daily"):
             raise MappingError(file, where, f"{code} is a {spec.kind} interface, not something to submit")
         defaults = {**base_defaults, **(item.get("defaults") or {})}
-        defaults = {k: v for k, v in defaults.items() if k in spec.request.fields}  # only fields this spec has
+        defaults = {
+            k: v for k, v in defaults.items() if k in spec.request.fields
+        }  # only fields this spec has
         for k, v in defaults.items():
             if isinstance(v, dict) and set(v) != {"setting"}:
-                raise MappingError(file, f"{where}.defaults.{k}", "a default is a constant or {setting: NAME.KEY}")
+                raise MappingError(
+                    file, f"{where}.defaults.{k}", "a default is a constant or {setting: NAME.KEY}"
+                )
         rename = item.get("rename") or {}
-        if not isinstance(rename, dict) or not all(isinstance(v, str) and re.match(r"^[a-z][A-Za-z0-9]*$", v)
-                                                   for v in rename.values()):
+        if not isinstance(rename, dict) or not all(
+            isinstance(v, str) and re.match(r"^[a-z][A-Za-z0-9]*$", v) for v in rename.values()
+        ):
             raise MappingError(file, f"{where}.rename", "rename is {platformFieldPath: intakeFieldName}")
         used: set[str] = set()
         root = _compile(spec.request.fields, "", rename, used, file, f"{where}.rename")
         unknown = set(rename) - used
         if unknown:
             raise MappingError(file, f"{where}.rename", f"{code} has no field {sorted(unknown)[0]!r}")
-        types.append(RecordType(
-            slug=slug, interface=code, group=group, group_title=groups[group], defaults=defaults,
-            fill_names=bool(item.get("fillNames", base_fill)), rename=dict(rename), root=root, spec=spec,
-            note=str(item.get("note") or ""),
-        ))
+        types.append(
+            RecordType(
+                slug=slug,
+                interface=code,
+                group=group,
+                group_title=groups[group],
+                defaults=defaults,
+                fill_names=bool(item.get("fillNames", base_fill)),
+                rename=dict(rename),
+                root=root,
+                spec=spec,
+                note=str(item.get("note") or ""),
+            )
+        )
     if not types:
         raise MappingError(file, "recordTypes", "no record types")
     return RecordTypes(types, dict(groups))

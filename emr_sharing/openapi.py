@@ -108,11 +108,11 @@ def field_schema(f: FieldSpec, node: Node, rt: RecordType, *, top: bool = False)
         elif f.format == "timestamp-ms":
             schema["pattern"] = "^[0-9]{17}$"
     elif t == "integer":
-        top_value = 10 ** f.length - 1 if f.length else 2**31 - 1
+        top_value = 10**f.length - 1 if f.length else 2**31 - 1
         schema = {"type": "integer", "minimum": -top_value, "maximum": top_value}
     elif t == "decimal":
         p, s = f.precision
-        bound = float(10 ** (p - s)) - 10.0 ** -s if s else float(10 ** p - 1)
+        bound = float(10 ** (p - s)) - 10.0**-s if s else float(10**p - 1)
         schema = {"type": "number", "minimum": -bound, "maximum": bound}
     elif t == "date":
         schema = {"type": "string", "pattern": "^[0-9]{8}$", "minLength": 8, "maxLength": 8}
@@ -134,7 +134,11 @@ def object_schema(fields: dict[str, FieldSpec], node: Node, rt: RecordType, *, t
     for name, f in fields.items():
         intake = node.intake_field(name)
         properties[intake] = field_schema(f, node, rt, top=top)
-        if f.required and not (rt.fill_names and name in node.name_fields) and not (top and name in rt.defaults):
+        if (
+            f.required
+            and not (rt.fill_names and name in node.name_fields)
+            and not (top and name in rt.defaults)
+        ):
             required.append(intake)
     schema = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
@@ -153,7 +157,8 @@ def record_schema(rt: RecordType) -> dict:
     schema["title"] = f"{spec.name}（{rt.slug}）"
     schema["description"] = (
         f"{rt.group_title} · {spec.name}。市平台服务 {spec.code}（{spec.document} v{spec.version} §{spec.section}），"
-        f"主键 {', '.join(rt.key_fields)}。字段、长度与值域取自接口规范文件，未定义的字段会被拒收。")
+        f"主键 {', '.join(rt.key_fields)}。字段、长度与值域取自接口规范文件，未定义的字段会被拒收。"
+    )
     schema["example"] = rt.example(0)
     return schema
 
@@ -169,32 +174,56 @@ STATUS = {
         "interface": {"type": "string", "description": "市平台服务编码"},
         "businessKey": {"type": "string", "description": "主键值，以 | 连接"},
         "version": {"type": "integer", "description": "本院保存的版本号（内容变化才产生新版本）"},
-        "state": {"type": "string", "enum": ["pending", "sending", "retry", "attention", "done", "superseded", "voided"],
-                  "description": "投递状态代码"},
-        "stateName": {"type": "string", "description": "投递状态：待发送、发送中、等待重试、需人工处理、已接收、已被新版本取代、已作废"},
+        "state": {
+            "type": "string",
+            "enum": ["pending", "sending", "retry", "attention", "done", "superseded", "voided"],
+            "description": "投递状态代码",
+        },
+        "stateName": {
+            "type": "string",
+            "description": "投递状态：待发送、发送中、等待重试、需人工处理、已接收、已被新版本取代、已作废",
+        },
         "attempts": {"type": "integer", "description": "向市平台发送的次数"},
-        "lastCode": {"type": "string", "description": "市平台最后一次返回码（0 成功，2001 业务校验未通过，2002 上级记录不存在……）"},
+        "lastCode": {
+            "type": "string",
+            "description": "市平台最后一次返回码（0 成功，2001 业务校验未通过，2002 上级记录不存在……）",
+        },
         "lastMessage": {"type": "string", "description": "最后信息（如等待上级记录、平台返回的说明）"},
-        "lastErrors": {"type": "array", "items": FIELD_ERROR_REF,
-                       "description": "市平台返回的字段错误"},
-        "waitingFor": {"type": "array", "items": {"type": "string"},
-                       "description": "尚待市平台接收的上级记录（接口#主键）"},
+        "lastErrors": {"type": "array", "items": FIELD_ERROR_REF, "description": "市平台返回的字段错误"},
+        "waitingFor": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "尚待市平台接收的上级记录（接口#主键）",
+        },
         "source": {"type": "string", "description": "提交该版本的接入系统"},
         "enqueuedAt": _TIME,
         "nextAttemptAt": _TIME,
         "acceptedAt": {**_TIME, "description": "市平台接收时间"},
         "receipt": {"type": "string", "description": "市平台回执号"},
-        "versions": {"type": "array", "items": {
-            "type": "object", "required": ["version", "state", "stateName"],
-            "properties": {"version": {"type": "integer"}, "state": {"type": "string"}, "stateName": {"type": "string"},
-                           "enqueuedAt": _TIME, "acceptedAt": _TIME}}},
+        "versions": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["version", "state", "stateName"],
+                "properties": {
+                    "version": {"type": "integer"},
+                    "state": {"type": "string"},
+                    "stateName": {"type": "string"},
+                    "enqueuedAt": _TIME,
+                    "acceptedAt": _TIME,
+                },
+            },
+        },
     },
 }
 SUBMIT_RESULT = {
     "type": "object",
     "required": ["created", "statusUrl", "status"],
     "properties": {
-        "created": {"type": "boolean", "description": "true：新记录或新版本已保存待发送；false：与最新版本完全相同，未重复保存"},
+        "created": {
+            "type": "boolean",
+            "description": "true：新记录或新版本已保存待发送；false：与最新版本完全相同，未重复保存",
+        },
         "statusUrl": {"type": "string", "description": "查询该记录投递状态的地址"},
         "status": {"$ref": "#/components/schemas/EmrRecordStatus"},
     },
@@ -206,12 +235,22 @@ BULK_RESULT = {
         "received": {"type": "integer", "description": "收到的记录数"},
         "created": {"type": "integer", "description": "新保存（新记录或新版本）的记录数"},
         "unchanged": {"type": "integer", "description": "与最新版本相同、未重复保存的记录数"},
-        "results": {"type": "array", "items": {
-            "type": "object",
-            "required": ["line", "businessKey", "created", "version", "state", "stateName", "statusUrl"],
-            "properties": {"line": {"type": "integer"}, "businessKey": {"type": "string"}, "created": {"type": "boolean"},
-                           "version": {"type": "integer"}, "state": {"type": "string"}, "stateName": {"type": "string"},
-                           "statusUrl": {"type": "string"}}}},
+        "results": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["line", "businessKey", "created", "version", "state", "stateName", "statusUrl"],
+                "properties": {
+                    "line": {"type": "integer"},
+                    "businessKey": {"type": "string"},
+                    "created": {"type": "boolean"},
+                    "version": {"type": "integer"},
+                    "state": {"type": "string"},
+                    "stateName": {"type": "string"},
+                    "statusUrl": {"type": "string"},
+                },
+            },
+        },
     },
 }
 RECORD_TYPE_LIST = {
@@ -222,10 +261,17 @@ RECORD_TYPE_LIST = {
         "properties": {
             "recordType": {"type": "string", "description": "记录类型（URL 中使用）"},
             "interface": {"type": "string", "description": "市平台服务编码"},
-            "name": {"type": "string"}, "group": {"type": "string"},
-            "document": {"type": "string"}, "version": {"type": "string"}, "section": {"type": "string"},
+            "name": {"type": "string"},
+            "group": {"type": "string"},
+            "document": {"type": "string"},
+            "version": {"type": "string"},
+            "section": {"type": "string"},
             "key": {"type": "array", "items": {"type": "string"}, "description": "主键字段"},
-            "parents": {"type": "array", "items": {"type": "string"}, "description": "须先被市平台接收的上级记录"},
+            "parents": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "须先被市平台接收的上级记录",
+            },
             "allowed": {"type": "boolean", "nullable": True, "description": "当前令牌是否有权提交"},
             "url": {"type": "string", "description": "提交地址"},
         },
@@ -264,32 +310,54 @@ class RecordSchema(MachineSchema):
 
     def get_summary(self):
         name = self.rt.spec.name
-        return {"create": f"提交：{name}", "bulk": f"批量提交：{name}", "retrieve": f"查询投递状态：{name}"}[self.view.action]
+        return {"create": f"提交：{name}", "bulk": f"批量提交：{name}", "retrieve": f"查询投递状态：{name}"}[
+            self.view.action
+        ]
 
     def get_description(self):
         rt, spec = self.rt, self.rt.spec
         parents = "、".join(f"{p.interface}" for p in spec.parents)
-        order = (f"\n\n顺序：本记录须在上级记录（{parents}）被市平台接收后才发送；先到的下级记录会保存并等待，不会被拒收。"
-                 if parents else "")
-        head = (f"记录类型 `{rt.slug}` → 市平台服务 `{spec.code}` {spec.path}"
-                f"（{spec.document} v{spec.version} §{spec.section}），主键 {', '.join(rt.key_fields)}。")
+        order = (
+            f"\n\n顺序：本记录须在上级记录（{parents}）被市平台接收后才发送；先到的下级记录会保存并等待，不会被拒收。"
+            if parents
+            else ""
+        )
+        head = (
+            f"记录类型 `{rt.slug}` → 市平台服务 `{spec.code}` {spec.path}"
+            f"（{spec.document} v{spec.version} §{spec.section}），主键 {', '.join(rt.key_fields)}。"
+        )
         if self.view.action == "create":
-            return (head + "\n\n按主键幂等：与该主键最新版本完全相同的记录返回 200（不重复保存）；内容变化时保存为新版本"
-                           "（返回 201），尚未发送的旧版本不再发送。记录有误时返回 400 和逐字段错误，什么也不保存。" + order)
+            return (
+                head
+                + "\n\n按主键幂等：与该主键最新版本完全相同的记录返回 200（不重复保存）；内容变化时保存为新版本"
+                "（返回 201），尚未发送的旧版本不再发送。记录有误时返回 400 和逐字段错误，什么也不保存。"
+                + order
+            )
         if self.view.action == "bulk":
-            return (head + "\n\n请求体为 NDJSON（`Content-Type: application/x-ndjson`，每行一条记录，空行忽略）或 JSON 数组"
-                           "（`application/json`）。**全部成功或全部不保存**：任何一行有误时返回 400，错误带行号"
-                           "（JSON 数组为元素序号，从 1 起），一条也不保存；全部正确时在一个事务中保存，"
-                           "逐行返回结果。每次至多 5000 条。" + order)
-        return head + "\n\n返回该主键最新版本的投递状态及全部版本。主键值以 `|` 连接（URL 中写作 `%7C`），本院记录可省略 orgCode。"
+            return (
+                head
+                + "\n\n请求体为 NDJSON（`Content-Type: application/x-ndjson`，每行一条记录，空行忽略）或 JSON 数组"
+                "（`application/json`）。**全部成功或全部不保存**：任何一行有误时返回 400，错误带行号"
+                "（JSON 数组为元素序号，从 1 起），一条也不保存；全部正确时在一个事务中保存，"
+                "逐行返回结果。每次至多 5000 条。" + order
+            )
+        return (
+            head
+            + "\n\n返回该主键最新版本的投递状态及全部版本。主键值以 `|` 连接（URL 中写作 `%7C`），本院记录可省略 orgCode。"
+        )
 
     def get_override_parameters(self):
         if self.view.action != "retrieve":
             return []
         example = "|".join(self.rt.key_fields[1:]) if len(self.rt.key_fields) > 1 else self.rt.key_fields[0]
-        return [OpenApiParameter(
-            "businessKey", str, OpenApiParameter.PATH,
-            description=f"主键值：{'|'.join(self.rt.key_fields)}，以 | 连接；本院记录可省略 orgCode（即 {example}）")]
+        return [
+            OpenApiParameter(
+                "businessKey",
+                str,
+                OpenApiParameter.PATH,
+                description=f"主键值：{'|'.join(self.rt.key_fields)}，以 | 连接；本院记录可省略 orgCode（即 {example}）",
+            )
+        ]
 
     def get_request_serializer(self):
         if self.view.action == "create":
@@ -302,22 +370,39 @@ class RecordSchema(MachineSchema):
     def get_response_serializers(self):
         if self.view.action == "create":
             return {
-                201: OpenApiResponse(self._shared("EmrSubmitResult"), description="已保存（新记录或新版本），等待发送"),
-                200: OpenApiResponse(self._shared("EmrSubmitResult"), description="与最新版本相同，未重复保存"),
+                201: OpenApiResponse(
+                    self._shared("EmrSubmitResult"), description="已保存（新记录或新版本），等待发送"
+                ),
+                200: OpenApiResponse(
+                    self._shared("EmrSubmitResult"), description="与最新版本相同，未重复保存"
+                ),
             }
         if self.view.action == "bulk":
-            return {200: OpenApiResponse(self._shared("EmrBulkResult"), description="全部记录已保存或与最新版本相同")}
+            return {
+                200: OpenApiResponse(
+                    self._shared("EmrBulkResult"), description="全部记录已保存或与最新版本相同"
+                )
+            }
         return {200: OpenApiResponse(self._shared("EmrRecordStatus"), description="投递状态")}
 
     def get_error_answers(self) -> dict[int, str]:
         answers = {**super().get_error_answers(), 403: "该接入系统无权提交此类记录"}
         if self.view.action == "create":
-            answers.update({400: "记录有误（逐字段错误），什么也没有保存",
-                            409: "记录中的就诊、医嘱或报告单号属于另一位患者，什么也没有保存"})
+            answers.update(
+                {
+                    400: "记录有误（逐字段错误），什么也没有保存",
+                    409: "记录中的就诊、医嘱或报告单号属于另一位患者，什么也没有保存",
+                }
+            )
         elif self.view.action == "bulk":
-            answers.update({400: "至少一行有误（错误带行号），一条也没有保存", 413: "请求体过大或行数超过上限",
-                            409: "记录中的就诊、医嘱或报告单号属于另一位患者，一条也没有保存",
-                            415: "Content-Type 应为 application/x-ndjson 或 application/json"})
+            answers.update(
+                {
+                    400: "至少一行有误（错误带行号），一条也没有保存",
+                    413: "请求体过大或行数超过上限",
+                    409: "记录中的就诊、医嘱或报告单号属于另一位患者，一条也没有保存",
+                    415: "Content-Type 应为 application/x-ndjson 或 application/json",
+                }
+            )
         else:
             answers[404] = "没有该主键的记录"
         return answers

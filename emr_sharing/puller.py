@@ -95,8 +95,14 @@ def load_sources(file: str | Path | None = None) -> tuple[str, list[Source]]:
     sources, names = [], set()
     for n, item in enumerate(raw["sources"]):
         where = f"{path}: sources[{n}]"
-        if not isinstance(item, dict) or set(item) - SOURCE_ATTRS or not {"name", "view", "recordType", "cursor"} <= set(item):
-            raise ImproperlyConfigured(f"{where}: 需要 name、view、recordType、cursor（可选 {sorted(SOURCE_ATTRS)}）")
+        if (
+            not isinstance(item, dict)
+            or set(item) - SOURCE_ATTRS
+            or not {"name", "view", "recordType", "cursor"} <= set(item)
+        ):
+            raise ImproperlyConfigured(
+                f"{where}: 需要 name、view、recordType、cursor（可选 {sorted(SOURCE_ATTRS)}）"
+            )
         if item["name"] in names:
             raise ImproperlyConfigured(f"{where}: name {item['name']!r} 重复")
         names.add(item["name"])
@@ -109,9 +115,17 @@ def load_sources(file: str | Path | None = None) -> tuple[str, list[Source]]:
             rt = record_types().get(item["recordType"])
         except KeyError:
             raise ImproperlyConfigured(f"{where}: 未知的记录类型 {item['recordType']!r}") from None
-        sources.append(Source(name=item["name"], view=item["view"], record_type=rt, cursor=cursor,
-                              columns=dict(item.get("columns") or {}), ignore=set(item.get("ignore") or []),
-                              batch_size=int(item.get("batchSize") or conf["BATCH_SIZE"])))
+        sources.append(
+            Source(
+                name=item["name"],
+                view=item["view"],
+                record_type=rt,
+                cursor=cursor,
+                columns=dict(item.get("columns") or {}),
+                ignore=set(item.get("ignore") or []),
+                batch_size=int(item.get("batchSize") or conf["BATCH_SIZE"]),
+            )
+        )
     return str(raw.get("source") or "his-view"), sources
 
 
@@ -219,7 +233,7 @@ def _encode(value: Any) -> Any:
 
 def _decode(value: Any) -> Any:
     if isinstance(value, dict) and len(value) == 1:
-        (tag, text), = value.items()
+        ((tag, text),) = value.items()
         if tag == "$datetime":
             return dt.datetime.fromisoformat(text)
         if tag == "$date":
@@ -273,8 +287,14 @@ def pull_source(source: Source, *, system: str) -> PullResult:
                 p, errors = services.prepare(source.record_type, row_to_record(source, paths, row))
                 mark = [_encode(row[c]) for c in source.cursor]
                 if errors:
-                    issues.append(PullIssue(source=source.name, record_type=source.record_type.slug, position=mark,
-                                            errors=errors))
+                    issues.append(
+                        PullIssue(
+                            source=source.name,
+                            record_type=source.record_type.slug,
+                            position=mark,
+                            errors=errors,
+                        )
+                    )
                 else:
                     prepared.append(p)
                     marks[id(p)] = mark
@@ -286,16 +306,30 @@ def pull_source(source: Source, *, system: str) -> PullResult:
                         PullIssue.objects.bulk_create(issues)
                         created = sum(1 for s in stored if s.created)
                         PullCursor.objects.filter(pk=cursor_row.pk).update(
-                            position=position, view=source.view, last_run_at=now, last_success_at=timezone.now(),
-                            last_error="", rows_read=cursor_row.rows_read + result.rows + len(rows),
+                            position=position,
+                            view=source.view,
+                            last_run_at=now,
+                            last_success_at=timezone.now(),
+                            last_error="",
+                            rows_read=cursor_row.rows_read + result.rows + len(rows),
                             records_created=cursor_row.records_created + result.created + created,
-                            rows_rejected=cursor_row.rows_rejected + result.rejected + len(issues))
+                            rows_rejected=cursor_row.rows_rejected + result.rejected + len(issues),
+                        )
                     break
-                except PatientConflict as exc:  # rows naming another patient's visit become issues; the rest load
+                except (
+                    PatientConflict
+                ) as exc:  # rows naming another patient's visit become issues; the rest load
                     exc.record()
                     rejected = {id(p) for p, _ in exc.rejected}
-                    issues += [PullIssue(source=source.name, record_type=source.record_type.slug, position=marks[id(p)],
-                                         errors=errors) for p, errors in exc.rejected]
+                    issues += [
+                        PullIssue(
+                            source=source.name,
+                            record_type=source.record_type.slug,
+                            position=marks[id(p)],
+                            errors=errors,
+                        )
+                        for p, errors in exc.rejected
+                    ]
                     prepared = [p for p in prepared if id(p) not in rejected]
             result.rows += len(rows)
             result.created += created

@@ -14,8 +14,15 @@ def sync_schedules() -> None:
     enabled = his.configured() and bool(conf["SOURCES_FILE"])
     if not enabled and not PeriodicTask.objects.filter(name=PULL_TASK).exists():
         return
-    interval, _ = IntervalSchedule.objects.get_or_create(every=max(int(conf["INTERVAL_SECONDS"]), 10),
-                                                         period=IntervalSchedule.SECONDS)
-    PeriodicTask.objects.update_or_create(name=PULL_TASK, defaults={
-        "task": "emr_sharing.tasks.pull_his_views", "interval": interval, "enabled": enabled,
-        "description": "按设定间隔读取 HIS 只读视图中的新记录，提交为电子病历共享记录"})
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=max(int(conf["INTERVAL_SECONDS"]), 10), period=IntervalSchedule.SECONDS
+    )
+    PeriodicTask.objects.update_or_create(
+        name=PULL_TASK,
+        defaults={
+            "task": "emr_sharing.tasks.pull_his_views",
+            "interval": interval,
+            "enabled": enabled,
+            "description": "按设定间隔读取 HIS 只读视图中的新记录，提交为电子病历共享记录",
+        },
+    )

@@ -15,7 +15,9 @@ def _time(value) -> str | None:
     return timezone.localtime(value).isoformat() if value else None
 
 
-def status_of(record_type: RecordType, record: OutboxRecord, *, versions: list[OutboxRecord] | None = None) -> dict:
+def status_of(
+    record_type: RecordType, record: OutboxRecord, *, versions: list[OutboxRecord] | None = None
+) -> dict:
     """The status document of one record (its latest version) as the API returns it."""
     out = {
         "recordType": record_type.slug,
@@ -27,7 +29,9 @@ def status_of(record_type: RecordType, record: OutboxRecord, *, versions: list[O
         "attempts": record.attempts,
         "lastCode": record.last_code,
         "lastMessage": record.last_message,
-        "lastErrors": [{**e, "field": record_type.intake_path(e.get("field", ""))} for e in record.last_errors or []],
+        "lastErrors": [
+            {**e, "field": record_type.intake_path(e.get("field", ""))} for e in record.last_errors or []
+        ],
         "waitingFor": list(record.waits_for or []) if record.state in (State.PENDING, State.RETRY) else [],
         "source": record.source,
         "enqueuedAt": _time(record.enqueued_at),
@@ -36,16 +40,26 @@ def status_of(record_type: RecordType, record: OutboxRecord, *, versions: list[O
         "receipt": record.receipt,
     }
     if versions is not None:
-        out["versions"] = [{"version": v.version, "state": v.state, "stateName": STATE_NAMES.get(v.state, v.state),
-                            "enqueuedAt": _time(v.enqueued_at), "acceptedAt": _time(v.accepted_at)}
-                           for v in versions]
+        out["versions"] = [
+            {
+                "version": v.version,
+                "state": v.state,
+                "stateName": STATE_NAMES.get(v.state, v.state),
+                "enqueuedAt": _time(v.enqueued_at),
+                "acceptedAt": _time(v.accepted_at),
+            }
+            for v in versions
+        ]
     return out
 
 
 def record_status(record_type: RecordType, business_key: str) -> dict | None:
     """Status of the latest version of a key, with the list of its versions; None if unknown."""
-    versions = list(OutboxRecord.objects.filter(interface=record_type.interface, business_key=business_key)
-                    .defer("payload").order_by("-version"))
+    versions = list(
+        OutboxRecord.objects.filter(interface=record_type.interface, business_key=business_key)
+        .defer("payload")
+        .order_by("-version")
+    )
     if not versions:
         return None
     return status_of(record_type, versions[0], versions=versions)

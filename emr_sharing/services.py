@@ -60,7 +60,9 @@ class Submission:
     extra: dict = field(default_factory=dict)
 
 
-def prepare(record_type: RecordType, record, *, line: int | None = None) -> tuple[Prepared | None, list[dict]]:
+def prepare(
+    record_type: RecordType, record, *, line: int | None = None
+) -> tuple[Prepared | None, list[dict]]:
     checked, errors = record_type.prepare(record)
     if errors:
         if line is not None:
@@ -77,7 +79,9 @@ def submit(record_type: RecordType, record, *, source: str) -> Submission:
     return store([prepared], source=source)[0]
 
 
-def submit_many(items, *, source: str, wake: bool = True, errors: list[dict] | None = None) -> list[Submission]:
+def submit_many(
+    items, *, source: str, wake: bool = True, errors: list[dict] | None = None
+) -> list[Submission]:
     """All-or-nothing: ``items`` = [(record_type, record, line)]. InvalidInput (every error of
     every line, plus the given ``errors`` of lines that could not even be read; nothing written)
     or every record stored/unchanged, in one transaction."""
@@ -102,18 +106,26 @@ def store(prepared: list[Prepared], *, source: str, wake: bool = True) -> list[S
     """
     try:
         with transaction.atomic():
-            results = outbox.enqueue_many([p.checked for p in prepared], source=source, wake_worker=wake,
-                                          skip_unchanged=True)
+            results = outbox.enqueue_many(
+                [p.checked for p in prepared], source=source, wake_worker=wake, skip_unchanged=True
+            )
     except PatientConflict as exc:  # in intake terms: each conflicting record and its line
+
         def in_intake_terms(error: dict) -> dict:
             p = prepared[error["item"]]
-            return {**({"line": p.line} if p.line is not None else {}),
-                    **{k: v for k, v in error.items() if k != "item"},
-                    "field": p.record_type.intake_path(error["field"])}
+            return {
+                **({"line": p.line} if p.line is not None else {}),
+                **{k: v for k, v in error.items() if k != "item"},
+                "field": p.record_type.intake_path(error["field"]),
+            }
 
-        exc.rejected = [(prepared[i], [in_intake_terms(e) for e in exc.errors if e.get("item") == i])
-                        for i in sorted(exc.items)]
+        exc.rejected = [
+            (prepared[i], [in_intake_terms(e) for e in exc.errors if e.get("item") == i])
+            for i in sorted(exc.items)
+        ]
         exc.errors = [in_intake_terms(e) for e in exc.errors]
         raise
-    return [Submission(p.record_type, p.key, r.record, r.created, p.line)
-            for p, r in zip(prepared, results, strict=True)]
+    return [
+        Submission(p.record_type, p.key, r.record, r.created, p.line)
+        for p, r in zip(prepared, results, strict=True)
+    ]

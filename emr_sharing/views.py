@@ -15,15 +15,32 @@ GUIDE = Path(__file__).resolve().parent.parent / "docs" / "emr-intake.md"
 
 @login_required
 def integration(request):
-    groups = [{"title": title, "types": [{
-        "rt": rt, "spec": rt.spec, "key": rt.key_fields, "parents": [p.interface for p in rt.spec.parents],
-        "anchor": f"/{rt.group_title}/{rt.slug.replace('-', '_')}_create",
-    } for rt in types]} for _, title, types in record_types().grouped()]
+    groups = [
+        {
+            "title": title,
+            "types": [
+                {
+                    "rt": rt,
+                    "spec": rt.spec,
+                    "key": rt.key_fields,
+                    "parents": [p.interface for p in rt.spec.parents],
+                    "anchor": f"/{rt.group_title}/{rt.slug.replace('-', '_')}_create",
+                }
+                for rt in types
+            ],
+        }
+        for _, title, types in record_types().grouped()
+    ]
     show_counts = request.user.is_staff or request.user.has_perm("hospital_interop.view_uploads")
-    return render(request, "emr_sharing/integration.html", {
-        "groups": groups, "total": len(record_types()),
-        "system_counts": counts_by_system() if show_counts else None,
-    })
+    return render(
+        request,
+        "emr_sharing/integration.html",
+        {
+            "groups": groups,
+            "total": len(record_types()),
+            "system_counts": counts_by_system() if show_counts else None,
+        },
+    )
 
 
 @login_required

@@ -7,8 +7,12 @@ from .parameters import BY_KEY
 
 
 class SystemParameterForm(forms.ModelForm):
-    value = forms.CharField(label="参数值", required=False, widget=forms.TextInput(attrs={"size": 60}),
-                            help_text="加密存储的参数不回显：留空则保持不变。")
+    value = forms.CharField(
+        label="参数值",
+        required=False,
+        widget=forms.TextInput(attrs={"size": 60}),
+        help_text="加密存储的参数不回显：留空则保持不变。",
+    )
 
     class Meta:
         model = SystemParameter
@@ -63,7 +67,16 @@ class SystemParameterAdmin(admin.ModelAdmin):
 
 @admin.register(SignerProfile)
 class SignerProfileAdmin(admin.ModelAdmin):
-    list_display = ("staff_no", "name", "user", "ca_user_id", "ukey_serial", "ca_enabled", "mobile", "registered_at")
+    list_display = (
+        "staff_no",
+        "name",
+        "user",
+        "ca_user_id",
+        "ukey_serial",
+        "ca_enabled",
+        "mobile",
+        "registered_at",
+    )
     list_filter = ("ca_enabled",)
     search_fields = ("staff_no", "name", "user__username", "ukey_serial")
     exclude = ("id_number_enc",)
@@ -72,8 +85,17 @@ class SignerProfileAdmin(admin.ModelAdmin):
 
 @admin.register(SigningSession)
 class SigningSessionAdmin(admin.ModelAdmin):
-    list_display = ("user", "kind", "cert_sn", "key_serial", "client_ip", "started_at", "expires_at", "ended_at",
-                    "end_reason")
+    list_display = (
+        "user",
+        "kind",
+        "cert_sn",
+        "key_serial",
+        "client_ip",
+        "started_at",
+        "expires_at",
+        "ended_at",
+        "end_reason",
+    )
     list_filter = ("kind",)
     readonly_fields = [f.name for f in SigningSession._meta.fields]
 
@@ -91,8 +113,17 @@ class SignatureInline(admin.TabularInline):
 
 @admin.register(ReviewReport)
 class ReviewReportAdmin(admin.ModelAdmin):
-    list_display = ("report_id", "report_version", "module", "patient_name", "title", "status", "signed", "reviewer",
-                    "reviewed_at")
+    list_display = (
+        "report_id",
+        "report_version",
+        "module",
+        "patient_name",
+        "title",
+        "status",
+        "signed",
+        "reviewer",
+        "reviewed_at",
+    )
     list_filter = ("module", "status", "signed")
     search_fields = ("report_id", "patient_name", "patient_id")
     readonly_fields = ("lab_version", "report_version")  # set by esign.services.open_review only

@@ -67,8 +67,14 @@ def _time(dt: datetime) -> bytes:
     return _tlv(0x18, dt.strftime("%Y%m%d%H%M%SZ").encode())
 
 
-_NAME_OIDS = {"C": "2.5.4.6", "O": "2.5.4.10", "OU": "2.5.4.11", "CN": "2.5.4.3", "serialNumber": "2.5.4.5",
-              "UID": OID_USER_ID}
+_NAME_OIDS = {
+    "C": "2.5.4.6",
+    "O": "2.5.4.10",
+    "OU": "2.5.4.11",
+    "CN": "2.5.4.3",
+    "serialNumber": "2.5.4.5",
+    "UID": OID_USER_ID,
+}
 
 
 def _name(attrs: list[tuple[str, str]]) -> bytes:
@@ -92,9 +98,17 @@ def key_identifier(public_key: gm.SM2PublicKey) -> bytes:
     return hashlib.sha1(bytes.fromhex(public_key.hex), usedforsecurity=False).digest()
 
 
-def build_certificate(*, ca_key: gm.SM2PrivateKey, issuer: list[tuple[str, str]], subject: list[tuple[str, str]],
-                      public_key: gm.SM2PublicKey, serial: int, not_before: datetime, not_after: datetime,
-                      is_ca: bool = False) -> bytes:
+def build_certificate(
+    *,
+    ca_key: gm.SM2PrivateKey,
+    issuer: list[tuple[str, str]],
+    subject: list[tuple[str, str]],
+    public_key: gm.SM2PublicKey,
+    serial: int,
+    not_before: datetime,
+    not_after: datetime,
+    is_ca: bool = False,
+) -> bytes:
     """DER of an X.509 v3 certificate signed by ``ca_key`` with SM3withSM2.
 
     Extensions (RFC 5280): basicConstraints (critical; CA:TRUE for a CA), keyUsage (critical;
@@ -105,7 +119,9 @@ def build_certificate(*, ca_key: gm.SM2PrivateKey, issuer: list[tuple[str, str]]
     point = bytes.fromhex(public_key.hex)  # 04||x||y
     spki = _seq(_SPKI_ALG, _tlv(0x03, b"\x00" + point))
     basic = _seq(_tlv(0x01, b"\xff")) if is_ca else _seq()
-    key_usage = _tlv(0x03, b"\x01\x06" if is_ca else b"\x06\xc0")  # CA: keyCertSign|cRLSign; else digitalSignature|nonRepudiation
+    key_usage = _tlv(
+        0x03, b"\x01\x06" if is_ca else b"\x06\xc0"
+    )  # CA: keyCertSign|cRLSign; else digitalSignature|nonRepudiation
     ski = _tlv(0x04, key_identifier(public_key))
     aki = _seq(_tlv(0x80, key_identifier(ca_key.public_key())))  # [0] IMPLICIT KeyIdentifier
     exts = _seq(
@@ -115,8 +131,14 @@ def build_certificate(*, ca_key: gm.SM2PrivateKey, issuer: list[tuple[str, str]]
         _seq(_oid(OID_AUTHORITY_KEY_ID), _tlv(0x04, aki)),
     )
     tbs = _seq(
-        _tlv(0xA0, _int(2)), _int(serial), _SIG_ALG, _name(issuer),
-        _seq(_time(not_before), _time(not_after)), _name(subject), spki, _tlv(0xA3, exts),
+        _tlv(0xA0, _int(2)),
+        _int(serial),
+        _SIG_ALG,
+        _name(issuer),
+        _seq(_time(not_before), _time(not_after)),
+        _name(subject),
+        spki,
+        _tlv(0xA3, exts),
     )
     signature = ca_key.sign(tbs)  # DER SEQUENCE{r,s}
     return _seq(tbs, _SIG_ALG, _tlv(0x03, b"\x00" + signature))
@@ -203,19 +225,26 @@ def load_certificate(data: bytes | str) -> Certificate:
     except (ValueError, TypeError, IndexError, binascii.Error) as exc:
         raise CertificateError(f"cannot read certificate: {exc}") from None
     return Certificate(
-        der=bytes(data), serial=f"{cert.serial_number:X}",
+        der=bytes(data),
+        serial=f"{cert.serial_number:X}",
         subject_cn=_attr(cert.subject, NameOID.COMMON_NAME),
         subject_uid=_attr(cert.subject, NameOID.USER_ID),
         subject_serial=_attr(cert.subject, NameOID.SERIAL_NUMBER),
         subject_ou=_attr(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
         issuer_cn=_attr(cert.issuer, NameOID.COMMON_NAME),
-        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
-        public_key=public_key, tbs=cert.tbs_certificate_bytes, signature=cert.signature,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        public_key=public_key,
+        tbs=cert.tbs_certificate_bytes,
+        signature=cert.signature,
         subject_key_id=subject_key_id,
     )
 
 
 def to_pem(der: bytes) -> str:
     b64 = base64.b64encode(der).decode()
-    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64)) + \
-        "\n-----END CERTIFICATE-----\n"
+    return (
+        "-----BEGIN CERTIFICATE-----\n"
+        + "\n".join(b64[i : i + 64] for i in range(0, len(b64), 64))
+        + "\n-----END CERTIFICATE-----\n"
+    )

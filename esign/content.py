@@ -32,8 +32,16 @@ def _s(value) -> str:
     return "" if value is None else str(value)
 
 
-def report_facts(*, report_id: str, version: int, title: str, patient: dict, specimen: dict, items: list[dict],
-                 reviewer: dict) -> dict:
+def report_facts(
+    *,
+    report_id: str,
+    version: int,
+    title: str,
+    patient: dict,
+    specimen: dict,
+    items: list[dict],
+    reviewer: dict,
+) -> dict:
     """The facts a signature covers, every value a string (the version an integer).
 
     ``patient``: name, sex, age, patientId (as printed); ``specimen``: type, no; ``items``: one
@@ -83,4 +91,3 @@ def version_facts(lab_version) -> dict:
     if _version_facts is None:
         raise RuntimeError("the lab app has not registered its report facts (is it in INSTALLED_APPS?)")
     return _version_facts(lab_version)
-

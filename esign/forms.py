@@ -17,8 +17,19 @@ class MobileForm(forms.Form):
 
 
 class AutoSignForm(forms.Form):
-    minutes = forms.TypedChoiceField(label="授权时长", coerce=int, initial=240, choices=[
-        (30, "30 分钟"), (60, "1 小时"), (120, "2 小时"), (240, "4 小时"), (480, "8 小时"), (720, "12 小时")])
+    minutes = forms.TypedChoiceField(
+        label="授权时长",
+        coerce=int,
+        initial=240,
+        choices=[
+            (30, "30 分钟"),
+            (60, "1 小时"),
+            (120, "2 小时"),
+            (240, "4 小时"),
+            (480, "8 小时"),
+            (720, "12 小时"),
+        ],
+    )
 
 
 class StaffCAForm(forms.Form):
@@ -32,13 +43,23 @@ class ParametersForm(forms.Form):
         current = current or {}
         for spec in PARAMETERS:
             if spec.key == "CA_ENABLED":
-                field = forms.ChoiceField(label=spec.label, choices=[("0", "0 禁用"), ("1", "1 启用")], required=False)
+                field = forms.ChoiceField(
+                    label=spec.label, choices=[("0", "0 禁用"), ("1", "1 启用")], required=False
+                )
             elif spec.key == "CA_SIGN_ALG":
-                field = forms.ChoiceField(label=spec.label, choices=[("HMAC-SM3", "HMAC-SM3"),
-                                                                     ("HMAC-SHA256", "HMAC-SHA256")], required=False)
+                field = forms.ChoiceField(
+                    label=spec.label,
+                    choices=[("HMAC-SM3", "HMAC-SM3"), ("HMAC-SHA256", "HMAC-SHA256")],
+                    required=False,
+                )
             elif spec.secret:
-                field = forms.CharField(label=spec.label, required=False, widget=forms.PasswordInput(
-                    attrs={"autocomplete": "new-password", "placeholder": "留空则保持不变"}))
+                field = forms.CharField(
+                    label=spec.label,
+                    required=False,
+                    widget=forms.PasswordInput(
+                        attrs={"autocomplete": "new-password", "placeholder": "留空则保持不变"}
+                    ),
+                )
             else:
                 field = forms.CharField(label=spec.label, required=False, max_length=300)
             field.help_text = spec.description

@@ -30,8 +30,9 @@ class SystemParameter(models.Model):
 class SignerProfile(models.Model):
     """人员 CA 设置: a lab staff member's CA identity, UKey serial and whether CA is enabled for them."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signer",
-                                verbose_name="用户")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signer", verbose_name="用户"
+    )
     staff_no = models.CharField("工号", max_length=20, unique=True, null=True, blank=True)
     name = models.CharField("姓名", max_length=30, blank=True, default="")
     id_number_enc = models.TextField("身份证号（加密）", blank=True, default="")
@@ -63,7 +64,9 @@ class SigningSession(models.Model):
         UKEY = "ukey", "UKey"
         QR = "qr", "二维码"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signing_sessions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="signing_sessions"
+    )
     kind = models.CharField("方式", max_length=8, choices=Kind.choices)
     workstation_id = models.CharField("管理机标识", max_length=64)
     client_ip = models.GenericIPAddressField("客户端 IP", null=True, blank=True)
@@ -115,8 +118,14 @@ class ReviewReport(models.Model):
     module = models.CharField("审核模块", max_length=16, choices=Module.choices, db_index=True)
     report_id = models.CharField("报告单号", max_length=64)
     report_version = models.PositiveIntegerField("报告版本", default=1)
-    lab_version = models.ForeignKey("lab.LabReportVersion", null=True, blank=True,
-                                    on_delete=models.PROTECT, related_name="reviews", verbose_name="检验报告版本")
+    lab_version = models.ForeignKey(
+        "lab.LabReportVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reviews",
+        verbose_name="检验报告版本",
+    )
     patient_name = models.CharField("患者姓名", max_length=50)
     patient_id = models.CharField("病案号", max_length=32, blank=True, default="")
     sex = models.CharField("性别", max_length=4, blank=True, default="")
@@ -132,9 +141,17 @@ class ReviewReport(models.Model):
     reviewer_name = models.CharField("报告审核者", max_length=50, blank=True, default="")
     collected_at = models.DateTimeField("采样时间", null=True, blank=True)
     tested_at = models.DateTimeField("检验时间", null=True, blank=True)
-    status = models.CharField("状态", max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="+", verbose_name="审核者")
+    status = models.CharField(
+        "状态", max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name="审核者",
+    )
     reviewed_at = models.DateTimeField("审核时间", null=True, blank=True)
     signed = models.BooleanField("已电子签名", default=False)
     review_note = models.CharField("审核说明", max_length=200, blank=True, default="")
@@ -143,8 +160,11 @@ class ReviewReport(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "待审核检验报告"
         ordering = ["module", "-tested_at", "report_id", "-report_version"]
-        constraints = [models.UniqueConstraint(fields=["report_id", "report_version"],
-                                               name="review_report_version_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["report_id", "report_version"], name="review_report_version_unique"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_module_display()} {self.report_id} v{self.report_version}"
@@ -161,7 +181,9 @@ class ReportSignature(models.Model):
         PHONE = "phone", "手机确认签名"
 
     report = models.ForeignKey(ReviewReport, on_delete=models.PROTECT, related_name="signatures")
-    report_number = models.CharField("报告单号", max_length=64, default="")  # ReviewReport.report_id (report_id is the FK)
+    report_number = models.CharField(
+        "报告单号", max_length=64, default=""
+    )  # ReviewReport.report_id (report_id is the FK)
     report_version = models.PositiveIntegerField("报告版本", default=1)
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     signer_name = models.CharField("签名人", max_length=50)
@@ -175,12 +197,15 @@ class ReportSignature(models.Model):
     cert_sn = models.CharField("证书序列号", max_length=64, db_index=True)
     signed_at = models.DateTimeField("签名时间")
     timestamp_token = models.TextField("时间戳", blank=True, default="")
-    timestamp_verified = models.BooleanField("时间戳已验证", default=False,
-                                             help_text="签名时已验证：时间戳覆盖本签名值、由 CA 签发、时间合理")
+    timestamp_verified = models.BooleanField(
+        "时间戳已验证", default=False, help_text="签名时已验证：时间戳覆盖本签名值、由 CA 签发、时间合理"
+    )
     timestamp_time = models.DateTimeField("时间戳时间", null=True, blank=True)
     timestamp_serial = models.CharField("时间戳序列号", max_length=64, blank=True, default="")
     sign_data_id = models.CharField("签名任务号", max_length=64, blank=True, default="")
-    session = models.ForeignKey(SigningSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    session = models.ForeignKey(
+        SigningSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -47,15 +47,36 @@ class Parameter:
 
 
 PARAMETERS = (
-    Parameter("CA_ENABLED", "CA 是否启用", "0 禁用，1 启用。禁用时报告审核不进行电子签名。", "0", check=_flag),
-    Parameter("CA_QR_URL", "CA 二维码服务 URL", "扫码登录、自动签名授权与移动证书下载所用的服务地址；为空时使用签名服务器地址。",
-              check=_url),
+    Parameter(
+        "CA_ENABLED", "CA 是否启用", "0 禁用，1 启用。禁用时报告审核不进行电子签名。", "0", check=_flag
+    ),
+    Parameter(
+        "CA_QR_URL",
+        "CA 二维码服务 URL",
+        "扫码登录、自动签名授权与移动证书下载所用的服务地址；为空时使用签名服务器地址。",
+        check=_url,
+    ),
     Parameter("CA_APP_ID", "CA 应用系统 ID", "签名服务器为本系统分配的应用标识（appId）。", check=_app_id),
-    Parameter("CA_SECRET", "CA 验证密钥", "签名服务器分配的验证密钥，用于请求签名（加密存储，仅显示掩码）。",
-              secret=True, check=_secret),
-    Parameter("CA_SIGN_ALG", "请求签名算法", "HMAC-SM3（卫生健康行业 CA 服务规范）或 HMAC-SHA256（部分厂商）。",
-              "HMAC-SM3", check=_algorithm),
-    Parameter("UKEY_AGENT_URL", "UKey 客户端服务地址", "管理机上 UKey 客户端的本机服务地址。", "http://127.0.0.1:8710",
-              check=_url),
+    Parameter(
+        "CA_SECRET",
+        "CA 验证密钥",
+        "签名服务器分配的验证密钥，用于请求签名（加密存储，仅显示掩码）。",
+        secret=True,
+        check=_secret,
+    ),
+    Parameter(
+        "CA_SIGN_ALG",
+        "请求签名算法",
+        "HMAC-SM3（卫生健康行业 CA 服务规范）或 HMAC-SHA256（部分厂商）。",
+        "HMAC-SM3",
+        check=_algorithm,
+    ),
+    Parameter(
+        "UKEY_AGENT_URL",
+        "UKey 客户端服务地址",
+        "管理机上 UKey 客户端的本机服务地址。",
+        "http://127.0.0.1:8710",
+        check=_url,
+    ),
 )
 BY_KEY = {p.key: p for p in PARAMETERS}

@@ -81,8 +81,11 @@ def _value(v) -> str:
 
 
 def signing_string(fields: dict) -> str:
-    return "&".join(f"{k}={_value(fields[k])}" for k in sorted(fields)
-                    if k != "sign" and fields[k] is not None and fields[k] != "")
+    return "&".join(
+        f"{k}={_value(fields[k])}"
+        for k in sorted(fields)
+        if k != "sign" and fields[k] is not None and fields[k] != ""
+    )
 
 
 def mac(secret: bytes, fields: dict, algorithm: str = "HMAC-SM3") -> str:
@@ -104,14 +107,26 @@ def now_ms() -> int:
 
 
 def sign_request(app_id: str, secret: bytes, params: dict, algorithm: str = "HMAC-SM3") -> dict:
-    body = {**params, "appId": app_id, "version": VERSION, "timestamp": now_ms(),
-            "nonce": secrets.token_hex(12), "signAlg": algorithm}
+    body = {
+        **params,
+        "appId": app_id,
+        "version": VERSION,
+        "timestamp": now_ms(),
+        "nonce": secrets.token_hex(12),
+        "signAlg": algorithm,
+    }
     body["sign"] = mac(secret, body, algorithm)
     return body
 
 
-def sign_response(secret: bytes, code: str, data: dict | None, message: str | None = None,
-                  algorithm: str = "HMAC-SM3") -> dict:
-    body = {"code": code, "message": message or CODES.get(code, ""), "data": data or {}, "timestamp": now_ms()}
+def sign_response(
+    secret: bytes, code: str, data: dict | None, message: str | None = None, algorithm: str = "HMAC-SM3"
+) -> dict:
+    body = {
+        "code": code,
+        "message": message or CODES.get(code, ""),
+        "data": data or {},
+        "timestamp": now_ms(),
+    }
     body["sign"] = mac(secret, body, algorithm)
     return body

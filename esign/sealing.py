@@ -34,7 +34,7 @@ def unseal(stored: str) -> str:
     if not stored.startswith(PREFIX):
         return ""
     try:
-        raw = base64.b64decode(stored[len(PREFIX):])
+        raw = base64.b64decode(stored[len(PREFIX) :])
         return gm.sm4_decrypt(_key(), raw[16:], "CBC", raw[:16]).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return ""

@@ -33,10 +33,19 @@ def parameters_for_display() -> list[dict]:
     for spec in PARAMETERS:
         row = rows.get(spec.key)
         value = parameter(spec.key)
-        out.append({"key": spec.key, "label": spec.label, "description": spec.description, "secret": spec.secret,
-                    "value": value if not spec.secret else "", "shown": sealing.mask(value) if spec.secret else value,
-                    "is_set": bool(value), "updated_at": row.updated_at if row else None,
-                    "updated_by": row.updated_by if row else ""})
+        out.append(
+            {
+                "key": spec.key,
+                "label": spec.label,
+                "description": spec.description,
+                "secret": spec.secret,
+                "value": value if not spec.secret else "",
+                "shown": sealing.mask(value) if spec.secret else value,
+                "is_set": bool(value),
+                "updated_at": row.updated_at if row else None,
+                "updated_by": row.updated_by if row else "",
+            }
+        )
     return out
 
 
@@ -64,11 +73,24 @@ def active_session(user, workstation_id: str) -> SigningSession | None:
 
 
 def module_counts() -> list[dict]:
-    counts = {r["module"]: r for r in ReviewReport.objects.values("module").annotate(
-        pending=Count("id", filter=Q(status__in=[ReviewReport.Status.PENDING, ReviewReport.Status.SIGNING])),
-        approved=Count("id", filter=Q(status=ReviewReport.Status.APPROVED)))}
-    return [{"code": code, "name": name, "pending": counts.get(code, {}).get("pending", 0),
-             "approved": counts.get(code, {}).get("approved", 0)} for code, name in ReviewReport.Module.choices]
+    counts = {
+        r["module"]: r
+        for r in ReviewReport.objects.values("module").annotate(
+            pending=Count(
+                "id", filter=Q(status__in=[ReviewReport.Status.PENDING, ReviewReport.Status.SIGNING])
+            ),
+            approved=Count("id", filter=Q(status=ReviewReport.Status.APPROVED)),
+        )
+    }
+    return [
+        {
+            "code": code,
+            "name": name,
+            "pending": counts.get(code, {}).get("pending", 0),
+            "approved": counts.get(code, {}).get("approved", 0),
+        }
+        for code, name in ReviewReport.Module.choices
+    ]
 
 
 def reports_for_module(module: str, status: str = "pending", limit: int = 200):
@@ -87,6 +109,11 @@ def latest_signature(report: ReviewReport) -> ReportSignature | None:
 def lab_staff():
     """Users of the lab role (and anyone with a signer profile), with their CA settings."""
     lab = Group.objects.filter(name=ROLE_BY_CODE["lab"].name).first()
-    users = get_user_model().objects.filter(Q(groups=lab) | Q(signer__isnull=False)).distinct() \
-        .select_related("signer").order_by("username")
+    users = (
+        get_user_model()
+        .objects.filter(Q(groups=lab) | Q(signer__isnull=False))
+        .distinct()
+        .select_related("signer")
+        .order_by("username")
+    )
     return list(users)

@@ -72,9 +72,15 @@ def set_parameters(values: dict[str, str], *, actor: str = "") -> None:
         raise InvalidInput(errors)
     for key, value in clean.items():
         spec = BY_KEY[key]
-        SystemParameter.objects.update_or_create(key=key, defaults={
-            "value": sealing.seal(value) if spec.secret else value, "description": spec.label,
-            "is_secret": spec.secret, "updated_by": actor})
+        SystemParameter.objects.update_or_create(
+            key=key,
+            defaults={
+                "value": sealing.seal(value) if spec.secret else value,
+                "description": spec.label,
+                "is_secret": spec.secret,
+                "updated_by": actor,
+            },
+        )
     log.info("parameters %s changed by %s", ",".join(sorted(clean)), actor)
 
 
@@ -84,9 +90,14 @@ def ca_client() -> SigningServerClient:
     if not app_id or not secret:
         raise CAError("config", "统一代码表尚未设置 CA 应用 ID 或 CA 验证密钥，请联系管理员。", kind="config")
     adapter = ADAPTERS[settings.CA_SERVER.get("ADAPTER", "reference")]
-    return adapter(settings.CA_SERVER["BASE_URL"], app_id, secret.encode(),
-                   qr_base_url=selectors.parameter("CA_QR_URL"), algorithm=selectors.parameter("CA_SIGN_ALG"),
-                   timeout=float(settings.CA_SERVER.get("TIMEOUT_SECONDS", 10)))
+    return adapter(
+        settings.CA_SERVER["BASE_URL"],
+        app_id,
+        secret.encode(),
+        qr_base_url=selectors.parameter("CA_QR_URL"),
+        algorithm=selectors.parameter("CA_SIGN_ALG"),
+        timeout=float(settings.CA_SERVER.get("TIMEOUT_SECONDS", 10)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,40 +112,71 @@ def _profile(user) -> SignerProfile:
     return profile
 
 
-def register_signer(user, *, staff_no: str, name: str, id_number: str, mobile: str = "",
-                    client: SigningServerClient | None = None) -> SignerProfile:
-    staff_no, name, id_number, mobile = staff_no.strip(), name.strip(), normalize_id_number(id_number), mobile.strip()
+def register_signer(
+    user,
+    *,
+    staff_no: str,
+    name: str,
+    id_number: str,
+    mobile: str = "",
+    client: SigningServerClient | None = None,
+) -> SignerProfile:
+    staff_no, name, id_number, mobile = (
+        staff_no.strip(),
+        name.strip(),
+        normalize_id_number(id_number),
+        mobile.strip(),
+    )
     errors = []
-    for field, value, check in (("staff_no", staff_no, staff_no_error), ("name", name, name_error),
-                                ("id_number", id_number, id_number_error)):
+    for field, value, check in (
+        ("staff_no", staff_no, staff_no_error),
+        ("name", name, name_error),
+        ("id_number", id_number, id_number_error),
+    ):
         if err := check(value):
             errors.append(field_error(field, *err))
     if mobile and (err := mobile_error(mobile)):
         errors.append(field_error("mobile", *err))
     existing = selectors.profile_for(user)
     if existing is not None and existing.registered:
-        errors.append(field_error("staff_no", "registered", f"当前账号已注册为签名用户（工号 {existing.staff_no}）。"))
+        errors.append(
+            field_error("staff_no", "registered", f"当前账号已注册为签名用户（工号 {existing.staff_no}）。")
+        )
     if staff_no and SignerProfile.objects.filter(staff_no=staff_no).exclude(user=user).exists():
         errors.append(field_error("staff_no", "unique", "该工号已被其他账号注册。"))
     if errors:
         raise InvalidInput(errors)
     client = client or ca_client()
     try:
-        info = client.add_user(name=name, id_number=id_number, staff_no=staff_no, mobile=mobile, department="检验科")
+        info = client.add_user(
+            name=name, id_number=id_number, staff_no=staff_no, mobile=mobile, department="检验科"
+        )
     except CAError as exc:
         if exc.kind == "user_exists":
-            raise InvalidInput([field_error("staff_no", "ca_exists",
-                                           "签名服务器中已存在该工号或身份证号的用户，请联系信息中心核对。")]) from None
+            raise InvalidInput(
+                [
+                    field_error(
+                        "staff_no",
+                        "ca_exists",
+                        "签名服务器中已存在该工号或身份证号的用户，请联系信息中心核对。",
+                    )
+                ]
+            ) from None
         if exc.kind == "invalid":
             field = {"idNumber": "id_number", "staffNo": "staff_no", "name": "name", "mobile": "mobile"}.get(
-                exc.field or "", "staff_no")
+                exc.field or "", "staff_no"
+            )
             raise InvalidInput([field_error(field, "ca", exc.message)]) from None
         raise
     with transaction.atomic():
         profile, _ = SignerProfile.objects.get_or_create(user=user)
         profile.staff_no, profile.name, profile.mobile = staff_no, name, mobile
         profile.id_number_enc, profile.id_number_masked = sealing.seal(id_number), mask_id_number(id_number)
-        profile.ca_user_id, profile.cert_sn, profile.registered_at = info.user_id, info.cert_sn, timezone.now()
+        profile.ca_user_id, profile.cert_sn, profile.registered_at = (
+            info.user_id,
+            info.cert_sn,
+            timezone.now(),
+        )
         profile.save()
     log.info("signer registered: user %s staff %s CA user %s", user.pk, staff_no, info.user_id)
     return profile
@@ -160,12 +202,24 @@ def set_staff_ca(user, *, ukey_serial: str, ca_enabled: bool) -> SignerProfile:
     """Staff management: the UKey serial bound to a person and whether CA applies to them."""
     serial = (ukey_serial or "").strip().upper()
     if serial and not (4 <= len(serial) <= 64 and serial.replace("-", "").isalnum() and serial.isascii()):
-        raise InvalidInput([field_error("ukey_serial", "format", "UKey 唯一标识应为 4–64 位字母、数字或连字符。")])
-    other = SignerProfile.objects.filter(ukey_serial=serial).exclude(user=user).select_related("user").first() \
-        if serial else None
+        raise InvalidInput(
+            [field_error("ukey_serial", "format", "UKey 唯一标识应为 4–64 位字母、数字或连字符。")]
+        )
+    other = (
+        SignerProfile.objects.filter(ukey_serial=serial).exclude(user=user).select_related("user").first()
+        if serial
+        else None
+    )
     if other:
-        raise InvalidInput([field_error("ukey_serial", "unique",
-                                       f"该 UKey 已登记给 {other.name or other.user.get_username()}（工号 {other.staff_no or '—'}）。")])
+        raise InvalidInput(
+            [
+                field_error(
+                    "ukey_serial",
+                    "unique",
+                    f"该 UKey 已登记给 {other.name or other.user.get_username()}（工号 {other.staff_no or '—'}）。",
+                )
+            ]
+        )
     profile, _ = SignerProfile.objects.select_for_update().get_or_create(user=user)
     profile.ukey_serial = serial or None
     profile.ca_enabled = ca_enabled
@@ -188,9 +242,12 @@ def new_workstation_id() -> str:
 
 def issue_challenge() -> dict:
     """A one-time challenge for the UKey to sign; the view keeps it in the Django session."""
-    return {"challenge": base64.b64encode(
-        f"UKEY-LOGIN|{secrets.token_hex(16)}|{timezone.now().isoformat()}".encode()).decode(),
-        "issued_at": timezone.now().timestamp()}
+    return {
+        "challenge": base64.b64encode(
+            f"UKEY-LOGIN|{secrets.token_hex(16)}|{timezone.now().isoformat()}".encode()
+        ).decode(),
+        "issued_at": timezone.now().timestamp(),
+    }
 
 
 def _certificate(certificate_b64: str) -> certs.Certificate:
@@ -203,16 +260,21 @@ def _certificate(certificate_b64: str) -> certs.Certificate:
 def _check_with_ca(client: SigningServerClient, certificate_b64: str) -> None:
     validation = client.validate_certificate(certificate=certificate_b64)
     if not validation.ok:
-        raise SigningRefused(f"{CERT_STATE_MESSAGES.get(validation.status, validation.message)}"
-                             f"（证书序列号 {validation.cert_sn}），不能用于电子签名。请联系 CA 管理员更新证书。",
-                             validation.status.lower())
+        raise SigningRefused(
+            f"{CERT_STATE_MESSAGES.get(validation.status, validation.message)}"
+            f"（证书序列号 {validation.cert_sn}），不能用于电子签名。请联系 CA 管理员更新证书。",
+            validation.status.lower(),
+        )
 
 
 def _local_cert_checks(cert: certs.Certificate) -> None:
     now = timezone.now()
     if now > cert.not_after:
-        raise SigningRefused(f"证书已过期（证书序列号 {cert.serial}，有效期至 {timezone.localtime(cert.not_after):%Y-%m-%d}），"
-                             "不能用于电子签名。请联系 CA 管理员更新证书。", "expired")
+        raise SigningRefused(
+            f"证书已过期（证书序列号 {cert.serial}，有效期至 {timezone.localtime(cert.not_after):%Y-%m-%d}），"
+            "不能用于电子签名。请联系 CA 管理员更新证书。",
+            "expired",
+        )
     if now < cert.not_before:
         raise SigningRefused(f"证书尚未生效（证书序列号 {cert.serial}）。", "not_yet_valid")
 
@@ -224,19 +286,47 @@ def _decode_b64(value: str, what: str) -> bytes:
         raise SigningRefused(f"{what}格式错误。", "bad_input") from None
 
 
-def _new_session(user, *, kind, cert: certs.Certificate, workstation_id, client_ip, django_session_key,
-                 key_serial="", ca_token="") -> SigningSession:
+def _new_session(
+    user,
+    *,
+    kind,
+    cert: certs.Certificate,
+    workstation_id,
+    client_ip,
+    django_session_key,
+    key_serial="",
+    ca_token="",
+) -> SigningSession:
     now = timezone.now()
     return SigningSession.objects.create(
-        user=user, kind=kind, workstation_id=workstation_id, client_ip=client_ip or None,
-        django_session_key=django_session_key or "", cert_sn=cert.serial, certificate=cert.b64,
-        key_serial=key_serial, ca_token=ca_token, started_at=now, last_seen_at=now,
-        expires_at=now + timedelta(hours=SESSION_HOURS))
+        user=user,
+        kind=kind,
+        workstation_id=workstation_id,
+        client_ip=client_ip or None,
+        django_session_key=django_session_key or "",
+        cert_sn=cert.serial,
+        certificate=cert.b64,
+        key_serial=key_serial,
+        ca_token=ca_token,
+        started_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=SESSION_HOURS),
+    )
 
 
-def ukey_login(user, *, challenge: dict | None, signed_challenge: str, certificate: str, signature: str,
-               key_serial: str, workstation_id: str, client_ip: str | None = None, django_session_key: str = "",
-               client: SigningServerClient | None = None) -> SigningSession:
+def ukey_login(
+    user,
+    *,
+    challenge: dict | None,
+    signed_challenge: str,
+    certificate: str,
+    signature: str,
+    key_serial: str,
+    workstation_id: str,
+    client_ip: str | None = None,
+    django_session_key: str = "",
+    client: SigningServerClient | None = None,
+) -> SigningSession:
     """Verify the UKey's signature of our challenge and open a UKey session on this workstation."""
     if not challenge or challenge.get("challenge") != signed_challenge:
         raise SigningRefused("登录挑战码无效，请刷新页面后重试。", "bad_challenge")
@@ -250,16 +340,28 @@ def ukey_login(user, *, challenge: dict | None, signed_challenge: str, certifica
         raise SigningRefused("UKey 签名验证失败，请确认选择了正确的证书。", "bad_signature")
     key_serial = (key_serial or "").strip().upper()
     if profile.ukey_serial != key_serial:
-        owner = SignerProfile.objects.filter(ukey_serial=key_serial).exclude(user=user).first() if key_serial else None
+        owner = (
+            SignerProfile.objects.filter(ukey_serial=key_serial).exclude(user=user).first()
+            if key_serial
+            else None
+        )
         if owner:
-            raise SigningRefused(f"该 UKey（{key_serial}）已绑定给 {owner.name}（工号 {owner.staff_no}），"
-                                 "不能用于当前账号。", "ukey_other_user")
+            raise SigningRefused(
+                f"该 UKey（{key_serial}）已绑定给 {owner.name}（工号 {owner.staff_no}），不能用于当前账号。",
+                "ukey_other_user",
+            )
         if not profile.ukey_serial:
-            raise SigningRefused("人员管理中尚未为您登记 UKey，请联系管理员登记 UKey 唯一标识。", "ukey_not_bound")
-        raise SigningRefused(f"该 UKey（{key_serial or '未知'}）不是为您登记的 UKey，不能登录。", "ukey_not_bound")
+            raise SigningRefused(
+                "人员管理中尚未为您登记 UKey，请联系管理员登记 UKey 唯一标识。", "ukey_not_bound"
+            )
+        raise SigningRefused(
+            f"该 UKey（{key_serial or '未知'}）不是为您登记的 UKey，不能登录。", "ukey_not_bound"
+        )
     if cert.subject_uid != profile.ca_user_id:
-        raise SigningRefused(f"证书持有人为 {cert.subject_cn}（工号 {cert.subject_serial}），与当前账号不一致，不能登录。",
-                             "cert_other_user")
+        raise SigningRefused(
+            f"证书持有人为 {cert.subject_cn}（工号 {cert.subject_serial}），与当前账号不一致，不能登录。",
+            "cert_other_user",
+        )
     _local_cert_checks(cert)
     _check_with_ca(client or ca_client(), cert.b64)
     with transaction.atomic():
@@ -270,11 +372,22 @@ def ukey_login(user, *, challenge: dict | None, signed_challenge: str, certifica
             raise SigningRefused(
                 f"您已在另一台管理机（IP {elsewhere.client_ip or '未知'}，"
                 f"{timezone.localtime(elsewhere.started_at):%m-%d %H:%M} 登录）使用 UKey 签名。"
-                "UKey 签名只能在一台管理机上使用，请先在该管理机执行“退出电子签名”。", "other_workstation")
+                "UKey 签名只能在一台管理机上使用，请先在该管理机执行“退出电子签名”。",
+                "other_workstation",
+            )
         active.update(ended_at=timezone.now(), end_reason="同一管理机重新登录")
-        session = _new_session(user, kind=SigningSession.Kind.UKEY, cert=cert, workstation_id=workstation_id,
-                               client_ip=client_ip, django_session_key=django_session_key, key_serial=key_serial)
-    log.info("UKey session %s opened for user %s (cert %s, key %s)", session.pk, user.pk, cert.serial, key_serial)
+        session = _new_session(
+            user,
+            kind=SigningSession.Kind.UKEY,
+            cert=cert,
+            workstation_id=workstation_id,
+            client_ip=client_ip,
+            django_session_key=django_session_key,
+            key_serial=key_serial,
+        )
+    log.info(
+        "UKey session %s opened for user %s (cert %s, key %s)", session.pk, user.pk, cert.serial, key_serial
+    )
     return session
 
 
@@ -283,9 +396,15 @@ def start_qr_login(user, client: SigningServerClient | None = None):
     return (client or ca_client()).create_login_qr()
 
 
-def poll_qr_login(user, transaction_id: str, *, workstation_id: str, client_ip: str | None = None,
-                  django_session_key: str = "", client: SigningServerClient | None = None
-                  ) -> tuple[str, SigningSession | None]:
+def poll_qr_login(
+    user,
+    transaction_id: str,
+    *,
+    workstation_id: str,
+    client_ip: str | None = None,
+    django_session_key: str = "",
+    client: SigningServerClient | None = None,
+) -> tuple[str, SigningSession | None]:
     """(status, session): FINISH opens a QR session; TOSIGN / REFUSE / EXPIRE pass through."""
     profile = _profile(user)
     client = client or ca_client()
@@ -293,26 +412,43 @@ def poll_qr_login(user, transaction_id: str, *, workstation_id: str, client_ip: 
     if result.status != FINISH:
         return result.status, None
     if result.user_id != profile.ca_user_id:
-        raise SigningRefused("扫码确认的是其他人员的协同签名账号，与当前登录账号不一致，登录已拒绝。", "qr_other_user")
+        raise SigningRefused(
+            "扫码确认的是其他人员的协同签名账号，与当前登录账号不一致，登录已拒绝。", "qr_other_user"
+        )
     cert = _certificate(result.certificate)
     signed = _decode_b64(result.signed_data, "登录原文")
-    if signed != f"login|{transaction_id}".encode() or not cert.verify(signed, _decode_b64(result.signature, "签名值")):
+    if signed != f"login|{transaction_id}".encode() or not cert.verify(
+        signed, _decode_b64(result.signature, "签名值")
+    ):
         raise SigningRefused("扫码登录的签名验证失败，登录已拒绝。", "bad_signature")
     if cert.subject_uid != profile.ca_user_id:
         raise SigningRefused("扫码登录返回的证书不属于当前账号，登录已拒绝。", "cert_other_user")
     _local_cert_checks(cert)
     _check_with_ca(client, cert.b64)
     with transaction.atomic():
-        selectors.active_sessions(user).filter(kind=SigningSession.Kind.QR, workstation_id=workstation_id) \
-            .update(ended_at=timezone.now(), end_reason="同一管理机重新登录")
-        session = _new_session(user, kind=SigningSession.Kind.QR, cert=cert, workstation_id=workstation_id,
-                               client_ip=client_ip, django_session_key=django_session_key, ca_token=result.token)
+        selectors.active_sessions(user).filter(
+            kind=SigningSession.Kind.QR, workstation_id=workstation_id
+        ).update(ended_at=timezone.now(), end_reason="同一管理机重新登录")
+        session = _new_session(
+            user,
+            kind=SigningSession.Kind.QR,
+            cert=cert,
+            workstation_id=workstation_id,
+            client_ip=client_ip,
+            django_session_key=django_session_key,
+            ca_token=result.token,
+        )
     log.info("QR session %s opened for user %s", session.pk, user.pk)
     return FINISH, session
 
 
-def end_sessions(user, *, workstation_id: str | None = None, django_session_key: str | None = None,
-                 reason: str = "退出电子签名") -> int:
+def end_sessions(
+    user,
+    *,
+    workstation_id: str | None = None,
+    django_session_key: str | None = None,
+    reason: str = "退出电子签名",
+) -> int:
     """退出电子签名: close the user's UKey and QR sessions (on one workstation, or everywhere)."""
     qs = selectors.active_sessions(user)
     if workstation_id is not None:
@@ -373,8 +509,16 @@ def open_review(lab_version, module: str) -> ReviewReport:
     existing = ReviewReport.objects.filter(report_id=report_id, report_version=lab_version.version).first()
     if existing is not None:
         if existing.lab_version_id != lab_version.pk:
-            raise InvalidInput([field_error("reportId", "conflict", f"报告 {report_id} 第 {lab_version.version} 版"
-                                                                   "已有一份不是由该检验报告版本生成的审核记录。")])
+            raise InvalidInput(
+                [
+                    field_error(
+                        "reportId",
+                        "conflict",
+                        f"报告 {report_id} 第 {lab_version.version} 版"
+                        "已有一份不是由该检验报告版本生成的审核记录。",
+                    )
+                ]
+            )
         return existing
     try:
         facts = content.version_facts(lab_version)
@@ -385,13 +529,24 @@ def open_review(lab_version, module: str) -> ReviewReport:
     try:
         with transaction.atomic():
             report = ReviewReport.objects.create(
-                module=module, report_id=report_id, report_version=lab_version.version, lab_version=lab_version,
-                patient_name=patient["name"], patient_id=patient["patientId"], sex=patient["sex"], age=patient["age"],
-                specimen=specimen["type"], specimen_no=specimen["no"], title=facts["title"], items=facts["items"],
+                module=module,
+                report_id=report_id,
+                report_version=lab_version.version,
+                lab_version=lab_version,
+                patient_name=patient["name"],
+                patient_id=patient["patientId"],
+                sex=patient["sex"],
+                age=patient["age"],
+                specimen=specimen["type"],
+                specimen_no=specimen["no"],
+                title=facts["title"],
+                items=facts["items"],
                 reported_by=(c.get("testDoctor") or {}).get("name", ""),
                 collected_at=parse_time((c.get("specimen") or {}).get("sampledAt", "")),
                 tested_at=parse_time(c.get("reportedAt", "")),
-                reviewer_staff_no=reviewer["staffNo"], reviewer_name=reviewer["name"])
+                reviewer_staff_no=reviewer["staffNo"],
+                reviewer_name=reviewer["name"],
+            )
     except IntegrityError:  # opened at the same moment by another request
         return ReviewReport.objects.get(report_id=report_id, report_version=lab_version.version)
     log.info("lab report %s v%s opened for review in %s", report_id, lab_version.version, module)
@@ -404,12 +559,25 @@ def review_facts(report: ReviewReport, *, unnamed_reviewer: dict) -> dict:
     The reviewer is the one the report names; a report that names nobody (the demo reports)
     takes ``unnamed_reviewer`` ({staffNo, name}: the signer, or on verification the stored signer).
     """
-    named = {"staffNo": report.reviewer_staff_no, "name": report.reviewer_name} if report.reviewer_staff_no \
+    named = (
+        {"staffNo": report.reviewer_staff_no, "name": report.reviewer_name}
+        if report.reviewer_staff_no
         else unnamed_reviewer
+    )
     return content.report_facts(
-        report_id=report.report_id, version=report.report_version, title=report.title,
-        patient={"name": report.patient_name, "sex": report.sex, "age": report.age, "patientId": report.patient_id},
-        specimen={"type": report.specimen, "no": report.specimen_no}, items=report.items, reviewer=named)
+        report_id=report.report_id,
+        version=report.report_version,
+        title=report.title,
+        patient={
+            "name": report.patient_name,
+            "sex": report.sex,
+            "age": report.age,
+            "patientId": report.patient_id,
+        },
+        specimen={"type": report.specimen, "no": report.specimen_no},
+        items=report.items,
+        reviewer=named,
+    )
 
 
 def current_facts(report: ReviewReport, *, unnamed_reviewer: dict) -> dict:
@@ -418,7 +586,9 @@ def current_facts(report: ReviewReport, *, unnamed_reviewer: dict) -> dict:
     content no longer maps through the dictionaries."""
     if report.lab_version_id is None:
         return review_facts(report, unnamed_reviewer=unnamed_reviewer)
-    versions = ReviewReport._meta.get_field("lab_version").related_model.objects  # read fresh: content may change
+    versions = ReviewReport._meta.get_field(
+        "lab_version"
+    ).related_model.objects  # read fresh: content may change
     return content.version_facts(versions.select_related("report").get(pk=report.lab_version_id))
 
 
@@ -433,7 +603,8 @@ def _signing_text(report: ReviewReport, profile: SignerProfile) -> str:
         raise SigningRefused(
             f"报告 {report.report_id} 第 {report.report_version} 版的审核者为 {named['name']}（工号 {named['staffNo']}），"
             f"当前签名人为 {profile.name}（工号 {profile.staff_no}）。只能由报告所列审核者本人签名，审核未完成。",
-            "not_reviewer")
+            "not_reviewer",
+        )
     if report.lab_version_id is not None:
         try:
             lab = current_facts(report, unnamed_reviewer=signer)
@@ -442,7 +613,9 @@ def _signing_text(report: ReviewReport, profile: SignerProfile) -> str:
         if lab != facts:
             raise SigningRefused(
                 f"报告 {report.report_id} 第 {report.report_version} 版的审核内容与检验系统中该版本的当前内容不一致"
-                "（报告内容已变更），不能签名，审核未完成。", "content_changed")
+                "（报告内容已变更），不能签名，审核未完成。",
+                "content_changed",
+            )
     return content.canonical_text(facts)
 
 
@@ -462,7 +635,9 @@ def _signing_required(user) -> bool:
 def _pending(report_pk: int) -> ReviewReport:
     report = ReviewReport.objects.select_for_update().get(pk=report_pk)
     if report.status == ReviewReport.Status.APPROVED:
-        raise SigningRefused(f"报告 {report.report_id} 已由 {report.reviewer} 审核，无需重复审核。", "already")
+        raise SigningRefused(
+            f"报告 {report.report_id} 已由 {report.reviewer} 审核，无需重复审核。", "already"
+        )
     if report.status == ReviewReport.Status.SIGNING:
         raise SigningRefused(f"报告 {report.report_id} 正在等待协同签名 APP 确认签名。", "signing")
     return report
@@ -472,8 +647,16 @@ def _approve_unsigned(report_pk: int, user) -> Approval:
     with transaction.atomic():
         report = _pending(report_pk)
         report.status, report.reviewer, report.reviewed_at, report.signed = (
-            ReviewReport.Status.APPROVED, user, timezone.now(), False)
-        report.review_note = "CA 未启用，审核未进行电子签名" if not selectors.ca_enabled() else "该人员未启用 CA 验证，审核未进行电子签名"
+            ReviewReport.Status.APPROVED,
+            user,
+            timezone.now(),
+            False,
+        )
+        report.review_note = (
+            "CA 未启用，审核未进行电子签名"
+            if not selectors.ca_enabled()
+            else "该人员未启用 CA 验证，审核未进行电子签名"
+        )
         report.save()
     return Approval(report, "unsigned", f"报告 {report.report_id} 已审核。{report.review_note}。")
 
@@ -481,7 +664,9 @@ def _approve_unsigned(report_pk: int, user) -> Approval:
 def _require_session(user, workstation_id: str) -> SigningSession:
     session = selectors.active_session(user, workstation_id)
     if session is None:
-        raise SigningRefused("CA 已启用：请先进行电子签名登录（UKey 或二维码扫码）后再审核报告。", "no_session")
+        raise SigningRefused(
+            "CA 已启用：请先进行电子签名登录（UKey 或二维码扫码）后再审核报告。", "no_session"
+        )
     return session
 
 
@@ -495,8 +680,13 @@ def prepare_ukey_signing(report_pk: int, user, *, workstation_id: str) -> dict:
     if report.status != ReviewReport.Status.PENDING:
         raise SigningRefused(f"报告 {report.report_id} 不是待审核状态。", "already")
     text = _signing_text(report, profile)
-    return {"report": report_pk, "text": text, "data": base64.b64encode(text.encode()).decode(),
-            "certSn": session.cert_sn, "session": session.pk}
+    return {
+        "report": report_pk,
+        "text": text,
+        "data": base64.b64encode(text.encode()).decode(),
+        "certSn": session.cert_sn,
+        "session": session.pk,
+    }
 
 
 def _timestamp_authority(client: SigningServerClient) -> certs.Certificate:
@@ -504,12 +694,27 @@ def _timestamp_authority(client: SigningServerClient) -> certs.Certificate:
     try:
         return certs.load_certificate(client.ca_certificate())
     except certs.CertificateError:
-        raise SigningRefused("签名服务器返回的 CA 证书无法读取，无法验证时间戳，审核未完成。", "bad_timestamp") from None
+        raise SigningRefused(
+            "签名服务器返回的 CA 证书无法读取，无法验证时间戳，审核未完成。", "bad_timestamp"
+        ) from None
 
 
-def _store_signature(report: ReviewReport, user, profile: SignerProfile, *, method, text: str, signature_b64: str,
-                     certificate_b64: str, signed_at, timestamp_token: str, authority: certs.Certificate, earliest,
-                     session, sign_data_id: str = "") -> ReportSignature:
+def _store_signature(
+    report: ReviewReport,
+    user,
+    profile: SignerProfile,
+    *,
+    method,
+    text: str,
+    signature_b64: str,
+    certificate_b64: str,
+    signed_at,
+    timestamp_token: str,
+    authority: certs.Certificate,
+    earliest,
+    session,
+    sign_data_id: str = "",
+) -> ReportSignature:
     """Every check of the signing path, then the signature row (``report`` is locked by the caller).
 
     The signed text must be the canonical text of the report's current content for this signer
@@ -519,8 +724,11 @@ def _store_signature(report: ReviewReport, user, profile: SignerProfile, *, meth
     """
     cert = _certificate(certificate_b64)
     if text != _signing_text(report, profile):
-        raise SigningRefused("签名原文不是该报告版本当前内容的规范文本（报告内容在签名过程中已变更），审核未完成。"
-                             "请重新审核签名。", "content_changed")
+        raise SigningRefused(
+            "签名原文不是该报告版本当前内容的规范文本（报告内容在签名过程中已变更），审核未完成。"
+            "请重新审核签名。",
+            "content_changed",
+        )
     signature = _decode_b64(signature_b64, "签名值")
     if not cert.verify(text.encode("utf-8"), signature):
         raise SigningRefused("签名值验证失败：签名与报告内容不一致，审核未完成。", "bad_signature")
@@ -530,15 +738,34 @@ def _store_signature(report: ReviewReport, user, profile: SignerProfile, *, meth
     if not stamp.ok:
         raise SigningRefused(f"时间戳无效：{stamp.message}审核未完成。", "bad_timestamp")
     report.status, report.reviewer, report.reviewed_at, report.signed = (
-        ReviewReport.Status.APPROVED, user, timezone.now(), True)
+        ReviewReport.Status.APPROVED,
+        user,
+        timezone.now(),
+        True,
+    )
     report.review_note = ""
     report.save()
     return ReportSignature.objects.create(
-        report=report, report_number=report.report_id, report_version=report.report_version, signer=user,
-        signer_name=profile.name, signer_staff_no=profile.staff_no, method=method, original_text=text,
-        original_hash=content.text_hash(text), signature=signature_b64, certificate=cert.b64, cert_sn=cert.serial,
-        signed_at=signed_at, timestamp_token=timestamp_token, timestamp_verified=True, timestamp_time=stamp.time,
-        timestamp_serial=stamp.serial[:64], sign_data_id=sign_data_id, session=session)
+        report=report,
+        report_number=report.report_id,
+        report_version=report.report_version,
+        signer=user,
+        signer_name=profile.name,
+        signer_staff_no=profile.staff_no,
+        method=method,
+        original_text=text,
+        original_hash=content.text_hash(text),
+        signature=signature_b64,
+        certificate=cert.b64,
+        cert_sn=cert.serial,
+        signed_at=signed_at,
+        timestamp_token=timestamp_token,
+        timestamp_verified=True,
+        timestamp_time=stamp.time,
+        timestamp_serial=stamp.serial[:64],
+        sign_data_id=sign_data_id,
+        session=session,
+    )
 
 
 def parse_time(value: str):
@@ -562,9 +789,16 @@ def _ca_refusal(exc: CAError) -> SigningRefused:
     return SigningRefused(hints.get(exc.kind, f"签名服务器：{exc.message}"), exc.kind)
 
 
-def approve_report(report_pk: int, user, *, workstation_id: str, prepared: dict | None = None,
-                   ukey_signature: str = "", ukey_certificate: str = "",
-                   client: SigningServerClient | None = None) -> Approval:
+def approve_report(
+    report_pk: int,
+    user,
+    *,
+    workstation_id: str,
+    prepared: dict | None = None,
+    ukey_signature: str = "",
+    ukey_certificate: str = "",
+    client: SigningServerClient | None = None,
+) -> Approval:
     """Approve one report. CA disabled: approve unsigned. UKey session: check the signature the
     UKey made over ``prepared['text']`` (made with the UKey login certificate). QR session:
     auto-sign inside its window, else push a sign job to the phone (the report waits in SIGNING
@@ -587,11 +821,24 @@ def approve_report(report_pk: int, user, *, workstation_id: str, prepared: dict 
         authority = _timestamp_authority(client)
         with transaction.atomic():
             report = _pending(report_pk)
-            sig = _store_signature(report, user, profile, method=ReportSignature.Method.UKEY, text=prepared["text"],
-                                   signature_b64=ukey_signature, certificate_b64=cert.b64, signed_at=timezone.now(),
-                                   timestamp_token=token, authority=authority, earliest=started, session=session)
+            sig = _store_signature(
+                report,
+                user,
+                profile,
+                method=ReportSignature.Method.UKEY,
+                text=prepared["text"],
+                signature_b64=ukey_signature,
+                certificate_b64=cert.b64,
+                signed_at=timezone.now(),
+                timestamp_token=token,
+                authority=authority,
+                earliest=started,
+                session=session,
+            )
             SigningSession.objects.filter(pk=session.pk).update(last_seen_at=timezone.now())
-        return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成 UKey 电子签名。", signature=sig)
+        return Approval(
+            report, "signed", f"报告 {report.report_id} 已审核并完成 UKey 电子签名。", signature=sig
+        )
     # QR / collaborative signing
     report = ReviewReport.objects.get(pk=report_pk)
     text = _signing_text(report, profile)
@@ -599,18 +846,32 @@ def approve_report(report_pk: int, user, *, workstation_id: str, prepared: dict 
     if task.is_open:
         return _auto_sign_one(report_pk, user, profile, session, text, client)
     try:
-        job = client.push_sign(user_id=profile.ca_user_id, data=text.encode(), biz_no=report.report_id,
-                               title=f"{report.get_module_display()}报告审核 {report.report_id}")
+        job = client.push_sign(
+            user_id=profile.ca_user_id,
+            data=text.encode(),
+            biz_no=report.report_id,
+            title=f"{report.get_module_display()}报告审核 {report.report_id}",
+        )
     except CAError as exc:
         raise _ca_refusal(exc) from None
     with transaction.atomic():
         report = _pending(report_pk)
         report.status = ReviewReport.Status.SIGNING
         report.save(update_fields=["status"])
-        sign_job = SignJob.objects.create(report=report, user=user, session=session, sign_data_id=job.sign_data_id,
-                                          original_text=text, status=TOSIGN)
-    return Approval(report, "pending_phone", f"已向协同签名 APP 推送报告 {report.report_id} 的签名请求，请在手机上确认。",
-                    sign_job=sign_job)
+        sign_job = SignJob.objects.create(
+            report=report,
+            user=user,
+            session=session,
+            sign_data_id=job.sign_data_id,
+            original_text=text,
+            status=TOSIGN,
+        )
+    return Approval(
+        report,
+        "pending_phone",
+        f"已向协同签名 APP 推送报告 {report.report_id} 的签名请求，请在手机上确认。",
+        sign_job=sign_job,
+    )
 
 
 def _auto_sign_one(report_pk, user, profile, session, text, client) -> Approval:
@@ -624,17 +885,29 @@ def _auto_sign_one(report_pk, user, profile, session, text, client) -> Approval:
     authority = _timestamp_authority(client)
     with transaction.atomic():
         report = _pending(report_pk)
-        sig = _store_signature(report, user, profile, method=ReportSignature.Method.AUTO, text=text,
-                               signature_b64=result.signature, certificate_b64=result.certificate,
-                               signed_at=parse_time(result.signed_at), timestamp_token=result.timestamp_token,
-                               authority=authority, earliest=started, session=session,
-                               sign_data_id=result.sign_data_id)
+        sig = _store_signature(
+            report,
+            user,
+            profile,
+            method=ReportSignature.Method.AUTO,
+            text=text,
+            signature_b64=result.signature,
+            certificate_b64=result.certificate,
+            signed_at=parse_time(result.signed_at),
+            timestamp_token=result.timestamp_token,
+            authority=authority,
+            earliest=started,
+            session=session,
+            sign_data_id=result.sign_data_id,
+        )
     return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成自动签名。", signature=sig)
 
 
 def finish_sign_job(report_pk: int, user, client: SigningServerClient | None = None) -> Approval | None:
     """Poll the phone sign job of a report in SIGNING; None while the phone has not answered."""
-    job = SignJob.objects.filter(report_id=report_pk, user=user, status=TOSIGN).order_by("-created_at").first()
+    job = (
+        SignJob.objects.filter(report_id=report_pk, user=user, status=TOSIGN).order_by("-created_at").first()
+    )
     if job is None:
         report = ReviewReport.objects.get(pk=report_pk)
         return Approval(report, "signed" if report.signed else "unsigned", "该报告没有等待确认的签名任务。")
@@ -653,23 +926,37 @@ def finish_sign_job(report_pk: int, user, client: SigningServerClient | None = N
                 report.status = ReviewReport.Status.PENDING
                 report.save(update_fields=["status"])
                 word = "拒绝" if result.status == REFUSE else "超时未确认"
-                return Approval(report, "refused", f"协同签名 APP {word}签名，报告 {report.report_id} 仍为待审核。")
-            sig = _store_signature(report, user, profile, method=ReportSignature.Method.PHONE,
-                                   text=job.original_text, signature_b64=result.signature,
-                                   certificate_b64=result.certificate, signed_at=parse_time(result.signed_at),
-                                   timestamp_token=result.timestamp_token, authority=authority,
-                                   earliest=job.created_at, session=job.session, sign_data_id=job.sign_data_id)
+                return Approval(
+                    report, "refused", f"协同签名 APP {word}签名，报告 {report.report_id} 仍为待审核。"
+                )
+            sig = _store_signature(
+                report,
+                user,
+                profile,
+                method=ReportSignature.Method.PHONE,
+                text=job.original_text,
+                signature_b64=result.signature,
+                certificate_b64=result.certificate,
+                signed_at=parse_time(result.signed_at),
+                timestamp_token=result.timestamp_token,
+                authority=authority,
+                earliest=job.created_at,
+                session=job.session,
+                sign_data_id=job.sign_data_id,
+            )
     except SigningRefused:
         # this job's answer can never pass: close it, and the report waits for a new review
         SignJob.objects.filter(pk=job.pk).update(status="INVALID", finished_at=timezone.now())
-        ReviewReport.objects.filter(pk=report_pk, status=ReviewReport.Status.SIGNING) \
-            .update(status=ReviewReport.Status.PENDING)
+        ReviewReport.objects.filter(pk=report_pk, status=ReviewReport.Status.SIGNING).update(
+            status=ReviewReport.Status.PENDING
+        )
         raise
     return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成手机确认签名。", signature=sig)
 
 
-def batch_approve(report_pks: list[int], user, *, workstation_id: str,
-                  client: SigningServerClient | None = None) -> list[Approval | SigningRefused]:
+def batch_approve(
+    report_pks: list[int], user, *, workstation_id: str, client: SigningServerClient | None = None
+) -> list[Approval | SigningRefused]:
     """Batch approval: unsigned when CA is off, else auto-sign within the open authorisation."""
     if not report_pks:
         raise InvalidInput([field_error("reports", "required", "请至少勾选一份报告。")])
@@ -686,7 +973,9 @@ def batch_approve(report_pks: list[int], user, *, workstation_id: str,
     client = client or ca_client()
     task = client.query_auto_sign_task(user_id=profile.ca_user_id)
     if not task.is_open:
-        raise SigningRefused("批量审核使用自动签名：请先开启自动签名授权并在协同签名 APP 上确认。", "no_auto_sign")
+        raise SigningRefused(
+            "批量审核使用自动签名：请先开启自动签名授权并在协同签名 APP 上确认。", "no_auto_sign"
+        )
     for pk in report_pks:
         try:
             text = _signing_text(ReviewReport.objects.get(pk=pk), profile)
@@ -720,8 +1009,13 @@ def verify_signature(signature: ReportSignature, client: SigningServerClient | N
     text = signature.original_text.encode("utf-8")
     checks = []
     hash_ok = gm.sm3_hex(text) == signature.original_hash
-    checks.append({"name": "原文摘要（SM3）", "ok": hash_ok,
-                   "detail": "原文与签名时的摘要一致" if hash_ok else "原文已被改动，与签名时的摘要不一致"})
+    checks.append(
+        {
+            "name": "原文摘要（SM3）",
+            "ok": hash_ok,
+            "detail": "原文与签名时的摘要一致" if hash_ok else "原文已被改动，与签名时的摘要不一致",
+        }
+    )
     try:
         cert = certs.load_certificate(signature.certificate)
         raw_signature = base64.b64decode(signature.signature)
@@ -729,57 +1023,135 @@ def verify_signature(signature: ReportSignature, client: SigningServerClient | N
         cert_ok = cert.serial == signature.cert_sn
     except (certs.CertificateError, ValueError, binascii.Error):
         cert, raw_signature, sig_ok, cert_ok = None, b"", False, False
-    checks.append({"name": "签名值（SM3withSM2）", "ok": sig_ok,
-                   "detail": "签名值与原文、签名证书公钥匹配" if sig_ok else "签名值与原文不匹配"})
-    checks.append({"name": "证书序列号", "ok": cert_ok,
-                   "detail": f"{signature.cert_sn}（{cert.subject_cn if cert else '证书无法读取'}）"})
+    checks.append(
+        {
+            "name": "签名值（SM3withSM2）",
+            "ok": sig_ok,
+            "detail": "签名值与原文、签名证书公钥匹配" if sig_ok else "签名值与原文不匹配",
+        }
+    )
+    checks.append(
+        {
+            "name": "证书序列号",
+            "ok": cert_ok,
+            "detail": f"{signature.cert_sn}（{cert.subject_cn if cert else '证书无法读取'}）",
+        }
+    )
 
     report = signature.report
-    version_ok = (signature.report_number, signature.report_version) == (report.report_id, report.report_version)
-    checks.append({"name": "报告版本", "ok": version_ok,
-                   "detail": f"签名覆盖报告单号 {signature.report_number} 第 {signature.report_version} 版"
-                             + ("" if version_ok else f"，不是报告 {report.report_id} 第 {report.report_version} 版")})
+    version_ok = (signature.report_number, signature.report_version) == (
+        report.report_id,
+        report.report_version,
+    )
+    checks.append(
+        {
+            "name": "报告版本",
+            "ok": version_ok,
+            "detail": f"签名覆盖报告单号 {signature.report_number} 第 {signature.report_version} 版"
+            + ("" if version_ok else f"，不是报告 {report.report_id} 第 {report.report_version} 版"),
+        }
+    )
     try:
-        facts = current_facts(report, unnamed_reviewer={"staffNo": signature.signer_staff_no,
-                                                        "name": signature.signer_name})
+        facts = current_facts(
+            report, unnamed_reviewer={"staffNo": signature.signer_staff_no, "name": signature.signer_name}
+        )
     except content.ContentUnreadable:
         facts = None
     current_hash = content.text_hash(content.canonical_text(facts)) if facts else ""
     current_ok = current_hash == signature.original_hash
-    checks.append({"name": "报告当前内容", "ok": current_ok, "detail": (
-        "报告当前内容的规范文本与签名原文一致" if current_ok else
-        f"报告内容已在签名后变更：当前内容的 SM3 为 {current_hash or '（无法按当前字典解析）'}，"
-        f"与签名原文的 SM3 {signature.original_hash} 不一致")})
+    checks.append(
+        {
+            "name": "报告当前内容",
+            "ok": current_ok,
+            "detail": (
+                "报告当前内容的规范文本与签名原文一致"
+                if current_ok
+                else f"报告内容已在签名后变更：当前内容的 SM3 为 {current_hash or '（无法按当前字典解析）'}，"
+                f"与签名原文的 SM3 {signature.original_hash} 不一致"
+            ),
+        }
+    )
     named = (facts or {}).get("reviewer", {})
     reviewer_ok = bool(named) and named.get("staffNo") == signature.signer_staff_no
-    checks.append({"name": "签名人即报告审核者", "ok": reviewer_ok, "detail": (
-        f"签名人 {signature.signer_name}（工号 {signature.signer_staff_no}）"
-        + ("即报告所列审核者" if reviewer_ok else
-           f"不是报告所列审核者 {named.get('name', '')}（工号 {named.get('staffNo', '')}）"))})
+    checks.append(
+        {
+            "name": "签名人即报告审核者",
+            "ok": reviewer_ok,
+            "detail": (
+                f"签名人 {signature.signer_name}（工号 {signature.signer_staff_no}）"
+                + (
+                    "即报告所列审核者"
+                    if reviewer_ok
+                    else f"不是报告所列审核者 {named.get('name', '')}（工号 {named.get('staffNo', '')}）"
+                )
+            ),
+        }
+    )
 
     server_ok = None
     stamp = None
     try:
         client = client or ca_client()
-        server_ok = client.verify_signature(certificate=signature.certificate, data=text, signature=signature.signature)
-        checks.append({"name": "签名服务器验证", "ok": server_ok,
-                       "detail": "签名服务器确认签名有效" if server_ok else "签名服务器认为签名无效"})
-        stamp = timestamps.verify(signature.timestamp_token, signature=raw_signature,
-                                  authority=certs.load_certificate(client.ca_certificate()))
+        server_ok = client.verify_signature(
+            certificate=signature.certificate, data=text, signature=signature.signature
+        )
+        checks.append(
+            {
+                "name": "签名服务器验证",
+                "ok": server_ok,
+                "detail": "签名服务器确认签名有效" if server_ok else "签名服务器认为签名无效",
+            }
+        )
+        stamp = timestamps.verify(
+            signature.timestamp_token,
+            signature=raw_signature,
+            authority=certs.load_certificate(client.ca_certificate()),
+        )
         state = client.validate_certificate(certificate=signature.certificate)
-        checks.append({"name": "证书当前状态", "ok": None,
-                       "detail": CERT_STATE_MESSAGES.get(state.status, state.message) + "（仅供参考：签名时证书有效）"})
+        checks.append(
+            {
+                "name": "证书当前状态",
+                "ok": None,
+                "detail": CERT_STATE_MESSAGES.get(state.status, state.message)
+                + "（仅供参考：签名时证书有效）",
+            }
+        )
     except CAError as exc:
         checks.append({"name": "签名服务器验证", "ok": None, "detail": f"未能连接签名服务器：{exc.message}"})
     except certs.CertificateError:
         checks.append({"name": "签名服务器验证", "ok": None, "detail": "签名服务器返回的 CA 证书无法读取"})
     if stamp is not None:
-        checks.append({"name": "可信时间戳", "ok": stamp.ok, "detail": stamp.message + (
-            f"（{timezone.localtime(stamp.time):%Y-%m-%d %H:%M:%S}）" if stamp.ok and stamp.time else "")})
+        checks.append(
+            {
+                "name": "可信时间戳",
+                "ok": stamp.ok,
+                "detail": stamp.message
+                + (
+                    f"（{timezone.localtime(stamp.time):%Y-%m-%d %H:%M:%S}）"
+                    if stamp.ok and stamp.time
+                    else ""
+                ),
+            }
+        )
     else:
-        checks.append({"name": "可信时间戳", "ok": None, "detail": "签名时已验证" if signature.timestamp_verified
-                       else "未验证（本签名的时间戳未经检查）"})
-    valid = hash_ok and sig_ok and cert_ok and version_ok and current_ok and reviewer_ok and server_ok is not False
+        checks.append(
+            {
+                "name": "可信时间戳",
+                "ok": None,
+                "detail": "签名时已验证"
+                if signature.timestamp_verified
+                else "未验证（本签名的时间戳未经检查）",
+            }
+        )
+    valid = (
+        hash_ok
+        and sig_ok
+        and cert_ok
+        and version_ok
+        and current_ok
+        and reviewer_ok
+        and server_ok is not False
+    )
     return Verification(valid, checks, content_changed=hash_ok and not current_ok, current_hash=current_hash)
 
 
@@ -801,20 +1173,38 @@ def signature_block(report_id: str, version: int, facts: dict) -> dict | None:
         return None
     text = content.canonical_text(facts)
     rows = ReportSignature.objects.filter(
-        report_number=report_id, report_version=version, original_hash=content.text_hash(text),
-        signer_staff_no=facts["reviewer"]["staffNo"], report__signed=True).order_by("-signed_at", "-pk")
+        report_number=report_id,
+        report_version=version,
+        original_hash=content.text_hash(text),
+        signer_staff_no=facts["reviewer"]["staffNo"],
+        report__signed=True,
+    ).order_by("-signed_at", "-pk")
     for sig in rows:
         try:
-            cert, raw = certs.load_certificate(sig.certificate), base64.b64decode(sig.signature, validate=True)
+            cert, raw = (
+                certs.load_certificate(sig.certificate),
+                base64.b64decode(sig.signature, validate=True),
+            )
         except (certs.CertificateError, ValueError, binascii.Error):
             continue
-        if sig.original_text != text or cert.serial != sig.cert_sn or not cert.verify(text.encode("utf-8"), raw):
+        if (
+            sig.original_text != text
+            or cert.serial != sig.cert_sn
+            or not cert.verify(text.encode("utf-8"), raw)
+        ):
             continue
         return {
-            "reportId": report_id, "reportVersion": version, "originalText": sig.original_text,
-            "originalHash": sig.original_hash, "hashAlgorithm": "SM3", "signatureAlgorithm": sig.algorithm,
-            "signatureValue": sig.signature, "certificate": sig.certificate, "certSerial": sig.cert_sn,
-            "signerName": sig.signer_name, "signerStaffNo": sig.signer_staff_no,
+            "reportId": report_id,
+            "reportVersion": version,
+            "originalText": sig.original_text,
+            "originalHash": sig.original_hash,
+            "hashAlgorithm": "SM3",
+            "signatureAlgorithm": sig.algorithm,
+            "signatureValue": sig.signature,
+            "certificate": sig.certificate,
+            "certSerial": sig.cert_sn,
+            "signerName": sig.signer_name,
+            "signerStaffNo": sig.signer_staff_no,
             "signedAt": timezone.localtime(sig.signed_at).isoformat(timespec="seconds"),
             "timestampToken": sig.timestamp_token,
             "timestampVerified": sig.timestamp_verified and timestamps.covers(sig.timestamp_token, raw),

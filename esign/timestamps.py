@@ -55,11 +55,21 @@ def read(token: str) -> tuple[dict, bytes, bytes] | None:
 def covers(token: str, signature: bytes) -> bool:
     """True if the token names the SM3 digest of ``signature`` (no CA key needed)."""
     parsed = read(token)
-    return parsed is not None and parsed[0].get("hashAlg") == "SM3" and parsed[0].get("digest") == gm.sm3_hex(signature)
+    return (
+        parsed is not None
+        and parsed[0].get("hashAlg") == "SM3"
+        and parsed[0].get("digest") == gm.sm3_hex(signature)
+    )
 
 
-def verify(token: str, *, signature: bytes, authority: Certificate, earliest: datetime | None = None,
-           now: datetime | None = None) -> TimestampCheck:
+def verify(
+    token: str,
+    *,
+    signature: bytes,
+    authority: Certificate,
+    earliest: datetime | None = None,
+    now: datetime | None = None,
+) -> TimestampCheck:
     """Check ``token`` for the signature value ``signature`` against the CA certificate ``authority``."""
     parsed = read(token)
     if parsed is None:

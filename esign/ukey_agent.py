@@ -84,15 +84,29 @@ def _write(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def create_keystore(path: Path, *, pin: str, key: gm.SM2PrivateKey, certificates: list[bytes],
-                    serial: str | None = None, label: str = "") -> dict:
+def create_keystore(
+    path: Path,
+    *,
+    pin: str,
+    key: gm.SM2PrivateKey,
+    certificates: list[bytes],
+    serial: str | None = None,
+    label: str = "",
+) -> dict:
     if not (6 <= len(pin) <= 16):
         raise ValueError("PIN must be 6-16 characters")
     salt, key_salt, iv = os.urandom(16), os.urandom(16), os.urandom(16)
     store = {
-        "format": FORMAT, "keySerial": serial or f"UK{secrets.token_hex(6).upper()}", "label": label,
-        "pinSalt": salt.hex(), "pinCheck": _derive(pin, salt).hex(), "keySalt": key_salt.hex(), "iv": iv.hex(),
-        "encryptedKey": base64.b64encode(gm.sm4_encrypt(_derive(pin, key_salt)[:16], key.to_pem(), "CBC", iv)).decode(),
+        "format": FORMAT,
+        "keySerial": serial or f"UK{secrets.token_hex(6).upper()}",
+        "label": label,
+        "pinSalt": salt.hex(),
+        "pinCheck": _derive(pin, salt).hex(),
+        "keySalt": key_salt.hex(),
+        "iv": iv.hex(),
+        "encryptedKey": base64.b64encode(
+            gm.sm4_encrypt(_derive(pin, key_salt)[:16], key.to_pem(), "CBC", iv)
+        ).decode(),
         "certificates": [base64.b64encode(c).decode() for c in certificates],
         "retriesLeft": MAX_RETRIES,
     }
@@ -142,7 +156,12 @@ class Refused(Exception):
     def __init__(self, status: int, code: str, message: str, *, field: str = "", rule: str = "", **extra):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.answer = {"code": code, "message": message, **({"field": field, "rule": rule} if field else {}), **extra}
+        self.answer = {
+            "code": code,
+            "message": message,
+            **({"field": field, "rule": rule} if field else {}),
+            **extra,
+        }
 
 
 class Token:
@@ -181,7 +200,9 @@ class Token:
         if not self.present:
             raise Refused(409, "NO_DEVICE", "未检测到 UKey，请插入 UKey。")
         if self.store["retriesLeft"] <= 0:
-            raise Refused(401, "LOCKED", "UKey 已锁定（PIN 码错误次数过多），请联系 CA 管理员解锁。", retriesLeft=0)
+            raise Refused(
+                401, "LOCKED", "UKey 已锁定（PIN 码错误次数过多），请联系 CA 管理员解锁。", retriesLeft=0
+            )
         check = _derive(pin, bytes.fromhex(self.store["pinSalt"])).hex()
         if not secrets.compare_digest(check, self.store["pinCheck"]):
             self.store["retriesLeft"] -= 1
@@ -194,8 +215,12 @@ class Token:
             self.store["retriesLeft"] = MAX_RETRIES
             _write(self.path, self.store)
         self._verified_at = time.monotonic()
-        pem = gm.sm4_decrypt(_derive(pin, bytes.fromhex(self.store["keySalt"]))[:16],
-                             base64.b64decode(self.store["encryptedKey"]), "CBC", bytes.fromhex(self.store["iv"]))
+        pem = gm.sm4_decrypt(
+            _derive(pin, bytes.fromhex(self.store["keySalt"]))[:16],
+            base64.b64decode(self.store["encryptedKey"]),
+            "CBC",
+            bytes.fromhex(self.store["iv"]),
+        )
         return gm.load_private_key_pem(pem)
 
     def login(self, pin: str) -> None:
@@ -214,9 +239,14 @@ class Token:
             self._verified_at = None
 
     def status(self) -> dict:
-        return {"present": self.present, "keySerial": self.serial if self.present else "", "vendor": VENDOR,
-                "loggedIn": self.present and self.logged_in, "locked": self.store["retriesLeft"] <= 0,
-                "retriesLeft": self.store["retriesLeft"]}
+        return {
+            "present": self.present,
+            "keySerial": self.serial if self.present else "",
+            "vendor": VENDOR,
+            "loggedIn": self.present and self.logged_in,
+            "locked": self.store["retriesLeft"] <= 0,
+            "retriesLeft": self.store["retriesLeft"],
+        }
 
 
 def _text_field(body: dict, name: str, label: str) -> str:
@@ -229,7 +259,9 @@ def _text_field(body: dict, name: str, label: str) -> str:
 def _pin(body: dict) -> str:
     pin = _text_field(body, "pin", "PIN 码")
     if not pin:
-        raise Refused(401, "PIN_REQUIRED", "签名需要输入 PIN 码（每批签名输入一次）。", field="pin", rule="required")
+        raise Refused(
+            401, "PIN_REQUIRED", "签名需要输入 PIN 码（每批签名输入一次）。", field="pin", rule="required"
+        )
     if not PIN_LENGTH[0] <= len(pin) <= PIN_LENGTH[1]:
         raise Refused(400, "BAD_REQUEST", "PIN 码应为 6–16 位。", field="pin", rule="length")
     return pin
@@ -239,23 +271,33 @@ def _items(body: dict) -> list[bytes]:
     """The batch to sign: a non-empty list of at most MAX_BATCH Base64 strings, decoded."""
     items = body.get("items")
     if items is None or items == []:
-        raise Refused(400, "BAD_REQUEST", "待签数据不能为空：items 应为至少一项 Base64 数据的列表。",
-                      field="items", rule="required")
+        raise Refused(
+            400,
+            "BAD_REQUEST",
+            "待签数据不能为空：items 应为至少一项 Base64 数据的列表。",
+            field="items",
+            rule="required",
+        )
     if not isinstance(items, list):
         raise Refused(400, "BAD_REQUEST", "items 应为 Base64 字符串的列表。", field="items", rule="type")
     if len(items) > MAX_BATCH:
-        raise Refused(400, "BAD_REQUEST", f"一批最多签署 {MAX_BATCH} 项数据。", field="items", rule="max_count")
+        raise Refused(
+            400, "BAD_REQUEST", f"一批最多签署 {MAX_BATCH} 项数据。", field="items", rule="max_count"
+        )
     decoded = []
     for n, item in enumerate(items, 1):
         if not isinstance(item, str):
-            raise Refused(400, "BAD_REQUEST", f"第 {n} 项待签数据应为 Base64 字符串。", field="items", rule="type")
+            raise Refused(
+                400, "BAD_REQUEST", f"第 {n} 项待签数据应为 Base64 字符串。", field="items", rule="type"
+            )
         if not item:
             raise Refused(400, "BAD_REQUEST", f"第 {n} 项待签数据为空。", field="items", rule="required")
         try:
             decoded.append(base64.b64decode(item, validate=True))
         except (binascii.Error, ValueError):
-            raise Refused(400, "BAD_REQUEST", f"第 {n} 项待签数据不是有效的 Base64。", field="items",
-                          rule="base64") from None
+            raise Refused(
+                400, "BAD_REQUEST", f"第 {n} 项待签数据不是有效的 Base64。", field="items", rule="base64"
+            ) from None
     return decoded
 
 
@@ -288,14 +330,22 @@ class Handler(BaseHTTPRequestHandler):
         port = self.server.server_address[1]
         if not ipaddress.ip_address(self.client_address[0].split("%")[0]).is_loopback:
             raise Refused(403, "FORBIDDEN_PEER", "UKey 客户端只接受本机请求。")
-        if len(self.headers.get_all("Host") or []) != 1 or not is_loopback_host(self.headers.get("Host"), port):
-            raise Refused(403, "FORBIDDEN_HOST", f"请求地址不是本机 UKey 客户端（应为 127.0.0.1:{port} 或 localhost:{port}）。")
+        if len(self.headers.get_all("Host") or []) != 1 or not is_loopback_host(
+            self.headers.get("Host"), port
+        ):
+            raise Refused(
+                403,
+                "FORBIDDEN_HOST",
+                f"请求地址不是本机 UKey 客户端（应为 127.0.0.1:{port} 或 localhost:{port}）。",
+            )
         origin = self._origin()
         if origin is None:
             if self.headers.get("Sec-Fetch-Site", "none").strip().lower() != "none":
                 raise Refused(403, "FORBIDDEN_ORIGIN", "该网页无权使用本机 UKey。")
         elif origin not in self.allowed_origins:
-            raise Refused(403, "FORBIDDEN_ORIGIN", "该网页无权使用本机 UKey：UKey 客户端只接受已配置的检验系统地址。")
+            raise Refused(
+                403, "FORBIDDEN_ORIGIN", "该网页无权使用本机 UKey：UKey 客户端只接受已配置的检验系统地址。"
+            )
 
     def _cors(self, *, preflight: bool = False) -> None:
         self.send_header("Vary", "Origin")
@@ -328,8 +378,15 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._admit()
         except Refused as exc:
-            log.warning("refused %s %s: %s (Origin %r, Host %r, peer %s)", self.command, self.path.split("?")[0],
-                        exc.code, self._origin(), self.headers.get("Host"), self.client_address[0])
+            log.warning(
+                "refused %s %s: %s (Origin %r, Host %r, peer %s)",
+                self.command,
+                self.path.split("?")[0],
+                exc.code,
+                self._origin(),
+                self.headers.get("Host"),
+                self.client_address[0],
+            )
             return self._send(exc.status, exc.answer, cors=False)
         try:
             status, answer = route()
@@ -355,27 +412,48 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/api/v1/certs":
             if not t.present:
                 return 200, {"certs": []}
-            return 200, {"certs": [{
-                "certSn": c.serial, "subject": c.subject_cn, "staffNo": c.subject_serial, "issuer": c.issuer_cn,
-                "notBefore": c.not_before.isoformat(), "notAfter": c.not_after.isoformat(),
-                "keySerial": t.serial, "certificate": c.b64} for c in t.certificates()]}
+            return 200, {
+                "certs": [
+                    {
+                        "certSn": c.serial,
+                        "subject": c.subject_cn,
+                        "staffNo": c.subject_serial,
+                        "issuer": c.issuer_cn,
+                        "notBefore": c.not_before.isoformat(),
+                        "notAfter": c.not_after.isoformat(),
+                        "keySerial": t.serial,
+                        "certificate": c.b64,
+                    }
+                    for c in t.certificates()
+                ]
+            }
         raise Refused(404, "NOT_FOUND", "不支持的接口")
 
     def _body(self) -> dict:
         """The JSON object posted; 415 / 413 / 400 otherwise (a JSON content type also forces a browser preflight)."""
         media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media_type != "application/json":
-            raise Refused(415, "UNSUPPORTED_MEDIA_TYPE", "请求内容应为 JSON（Content-Type: application/json）。")
+            raise Refused(
+                415, "UNSUPPORTED_MEDIA_TYPE", "请求内容应为 JSON（Content-Type: application/json）。"
+            )
         raw_length = (self.headers.get("Content-Length") or "0").strip()
         if not (raw_length.isascii() and raw_length.isdigit()):
             raise Refused(400, "BAD_REQUEST", "请求缺少有效的 Content-Length。", field="body", rule="length")
         if int(raw_length) > MAX_BODY:
-            raise Refused(413, "TOO_LARGE", f"请求内容超过 {MAX_BODY // (1024 * 1024)} MB。", field="body", rule="max_size")
+            raise Refused(
+                413,
+                "TOO_LARGE",
+                f"请求内容超过 {MAX_BODY // (1024 * 1024)} MB。",
+                field="body",
+                rule="max_size",
+            )
         raw = self.rfile.read(int(raw_length))
         try:
             body = json.loads(raw or b"{}")
         except (UnicodeDecodeError, ValueError):
-            raise Refused(400, "BAD_REQUEST", "请求格式错误：不是有效的 JSON。", field="body", rule="json") from None
+            raise Refused(
+                400, "BAD_REQUEST", "请求格式错误：不是有效的 JSON。", field="body", rule="json"
+            ) from None
         if not isinstance(body, dict):
             raise Refused(400, "BAD_REQUEST", "请求格式错误：应为 JSON 对象。", field="body", rule="type")
         return body
@@ -409,8 +487,13 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"ok": True, "keySerial": t.serial}
         items = _items(body)  # checked before the PIN: a malformed request costs no retry
         signatures = t.sign_batch(_pin(body), items)
-        return 200, {"signatures": [base64.b64encode(s).decode() for s in signatures], "certificate": cert.b64,
-                     "certSn": cert.serial, "keySerial": t.serial, "algorithm": "SM3withSM2"}
+        return 200, {
+            "signatures": [base64.b64encode(s).decode() for s in signatures],
+            "certificate": cert.b64,
+            "certSn": cert.serial,
+            "keySerial": t.serial,
+            "algorithm": "SM3withSM2",
+        }
 
 
 def _loopback_bind(host: str) -> tuple[str, socket.AddressFamily]:
@@ -423,16 +506,23 @@ def _loopback_bind(host: str) -> tuple[str, socket.AddressFamily]:
     return host, socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
-def make_server(keystore: Path, host: str = "127.0.0.1", port: int = 8710,
-                allow_origins: Iterable[str] = DEFAULT_ORIGINS, idle_logout: float = DEFAULT_IDLE_LOGOUT):
+def make_server(
+    keystore: Path,
+    host: str = "127.0.0.1",
+    port: int = 8710,
+    allow_origins: Iterable[str] = DEFAULT_ORIGINS,
+    idle_logout: float = DEFAULT_IDLE_LOGOUT,
+):
     """The agent's HTTP server on a loopback address, answering the given page origins only."""
     address, family = _loopback_bind(host)
     origins = frozenset(parse_origin(o) for o in allow_origins)
     if not origins:
         raise ValueError("at least one allowed origin is needed")
     server_class = type("AgentServer", (ThreadingHTTPServer,), {"address_family": family})
-    httpd = server_class((address, port), type("BoundHandler", (Handler,), {
-        "token": Token(keystore, idle_logout), "allowed_origins": origins}))
+    httpd = server_class(
+        (address, port),
+        type("BoundHandler", (Handler,), {"token": Token(keystore, idle_logout), "allowed_origins": origins}),
+    )
     httpd.daemon_threads = True
     return httpd
 
@@ -445,13 +535,25 @@ def init_keystore(args) -> dict:
     client = ReferenceVendorClient(args.ca_url, args.app_id, secret)
     user = client.query_user(staff_no=args.staff_no)
     if user is None:
-        raise SystemExit(f"staff number {args.staff_no} is not registered at the CA: register the signer first")
+        raise SystemExit(
+            f"staff number {args.staff_no} is not registered at the CA: register the signer first"
+        )
     key = gm.generate_sm2_key()
     serial = args.serial or f"UK{secrets.token_hex(6).upper()}"
-    info = client.apply_ukey_certificate(user_id=user.user_id, public_key_hex=key.public_key().hex,
-                                         key_serial=serial, valid_days=args.valid_days)
-    return create_keystore(Path(args.keystore), pin=args.pin, key=key, serial=serial,
-                           certificates=[base64.b64decode(info.certificate)], label=user.name)
+    info = client.apply_ukey_certificate(
+        user_id=user.user_id,
+        public_key_hex=key.public_key().hex,
+        key_serial=serial,
+        valid_days=args.valid_days,
+    )
+    return create_keystore(
+        Path(args.keystore),
+        pin=args.pin,
+        key=key,
+        serial=serial,
+        certificates=[base64.b64decode(info.certificate)],
+        label=user.name,
+    )
 
 
 def _argument(convert, what: str):
@@ -460,6 +562,7 @@ def _argument(convert, what: str):
             return convert(value)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"{what}: {exc}") from None
+
     parse.__name__ = what
     return parse
 
@@ -490,16 +593,32 @@ def main(argv: list[str] | None = None) -> None:
     init.add_argument("--valid-days", type=int, default=365)
     serve = sub.add_parser("serve", help="serve the keystore on a local port")
     serve.add_argument("--keystore", required=True)
-    serve.add_argument("--host", default="127.0.0.1", type=_argument(_loopback_host, "loopback address"),
-                       help="loopback address to listen on (default 127.0.0.1)")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        type=_argument(_loopback_host, "loopback address"),
+        help="loopback address to listen on (default 127.0.0.1)",
+    )
     serve.add_argument("--port", type=int, default=8710)
-    serve.add_argument("--allow-origin", dest="allow_origins", action="append", type=_argument(parse_origin, "origin"),
-                       metavar="ORIGIN", help="origin of the hospital-interop pages allowed to use the key, e.g. "
-                       "https://lis.hospital.example; repeat for several (default: "
-                       + " and ".join(DEFAULT_ORIGINS) + ", the demo server)")
-    serve.add_argument("--idle-logout", type=_argument(_positive_seconds, "seconds"), default=DEFAULT_IDLE_LOGOUT,
-                       metavar="SECONDS", help=f"log the key out after this long without a PIN-verified operation "
-                       f"(default {DEFAULT_IDLE_LOGOUT:g})")
+    serve.add_argument(
+        "--allow-origin",
+        dest="allow_origins",
+        action="append",
+        type=_argument(parse_origin, "origin"),
+        metavar="ORIGIN",
+        help="origin of the hospital-interop pages allowed to use the key, e.g. "
+        "https://lis.hospital.example; repeat for several (default: "
+        + " and ".join(DEFAULT_ORIGINS)
+        + ", the demo server)",
+    )
+    serve.add_argument(
+        "--idle-logout",
+        type=_argument(_positive_seconds, "seconds"),
+        default=DEFAULT_IDLE_LOGOUT,
+        metavar="SECONDS",
+        help=f"log the key out after this long without a PIN-verified operation "
+        f"(default {DEFAULT_IDLE_LOGOUT:g})",
+    )
     args = parser.parse_args(argv)
     if args.command == "init":
         store = init_keystore(args)
@@ -509,8 +628,11 @@ def main(argv: list[str] | None = None) -> None:
     origins = args.allow_origins or list(DEFAULT_ORIGINS)
     httpd = make_server(Path(args.keystore), args.host, args.port, origins, args.idle_logout)
     host, port = httpd.server_address[:2]
-    print(f"UKey agent {httpd.RequestHandlerClass.token.serial} listening on http://{host}:{port}, "
-          f"pages allowed from {', '.join(sorted(httpd.RequestHandlerClass.allowed_origins))}", flush=True)
+    print(
+        f"UKey agent {httpd.RequestHandlerClass.token.serial} listening on http://{host}:{port}, "
+        f"pages allowed from {', '.join(sorted(httpd.RequestHandlerClass.allowed_origins))}",
+        flush=True,
+    )
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

@@ -64,4 +64,3 @@ def name_error(value: str) -> tuple[str, str] | None:
 
 def mask_id_number(value: str) -> str:
     return value[:6] + "*" * 8 + value[-4:] if len(value) == 18 else value
-

@@ -43,7 +43,9 @@ def workstation(view):
         request.esign_ws = services.new_workstation_id() if new else ws
         response = view(request, *args, **kwargs)
         if new:
-            response.set_cookie(WS_COOKIE, request.esign_ws, max_age=10 * 365 * 86400, httponly=True, samesite="Lax")
+            response.set_cookie(
+                WS_COOKIE, request.esign_ws, max_age=10 * 365 * 86400, httponly=True, samesite="Lax"
+            )
         return response
 
     return wrapper
@@ -51,8 +53,9 @@ def workstation(view):
 
 def _next(request) -> str:
     target = request.GET.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return reverse("esign:home")
 
@@ -66,18 +69,26 @@ def _qr_svg(content: str) -> str:
     out = io.BytesIO()
     img.save(out)
     svg = out.getvalue().decode()
-    return mark_safe(svg[svg.index("<svg"):])
+    return mark_safe(svg[svg.index("<svg") :])
 
 
 def _status(request, *, with_autosign: bool = False) -> dict:
     user = request.user
     profile = selectors.profile_for(user)
     session = selectors.active_session(user, request.esign_ws)
-    status = {"ca_enabled": selectors.ca_enabled(), "profile": profile, "session": session,
-              "person_ca_enabled": selectors.person_ca_enabled(user),
-              "ukey_elsewhere": selectors.active_sessions(user).filter(kind=SigningSession.Kind.UKEY)
-              .exclude(workstation_id=request.esign_ws).first(),
-              "agent_url": selectors.parameter("UKEY_AGENT_URL"), "autosign": None, "autosign_error": ""}
+    status = {
+        "ca_enabled": selectors.ca_enabled(),
+        "profile": profile,
+        "session": session,
+        "person_ca_enabled": selectors.person_ca_enabled(user),
+        "ukey_elsewhere": selectors.active_sessions(user)
+        .filter(kind=SigningSession.Kind.UKEY)
+        .exclude(workstation_id=request.esign_ws)
+        .first(),
+        "agent_url": selectors.parameter("UKEY_AGENT_URL"),
+        "autosign": None,
+        "autosign_error": "",
+    }
     if with_autosign and status["ca_enabled"] and profile and profile.registered:
         try:
             status["autosign"] = task = services.auto_sign_status(user)
@@ -94,7 +105,9 @@ def _local(iso: str) -> str:
 
 
 def _json_error(message: str, status: int = 400, **extra) -> JsonResponse:
-    return JsonResponse({"ok": False, "message": message, **extra}, status=status, json_dumps_params={"ensure_ascii": False})
+    return JsonResponse(
+        {"ok": False, "message": message, **extra}, status=status, json_dumps_params={"ensure_ascii": False}
+    )
 
 
 def _json_ok(**data) -> JsonResponse:
@@ -127,8 +140,12 @@ def home(request):
 def esign_logout(request):
     everywhere = request.POST.get("everywhere") == "1" or _body(request).get("everywhere") is True
     reason = "UKey 已拔出" if request.POST.get("reason") == "ukey_removed" else "退出电子签名"
-    n = services.end_sessions(request.user, workstation_id=None if everywhere else request.esign_ws, reason=reason)
-    text = f"已退出电子签名（关闭 {n} 个 UKey / 二维码签名会话）。" if n else "当前没有需要退出的电子签名会话。"
+    n = services.end_sessions(
+        request.user, workstation_id=None if everywhere else request.esign_ws, reason=reason
+    )
+    text = (
+        f"已退出电子签名（关闭 {n} 个 UKey / 二维码签名会话）。" if n else "当前没有需要退出的电子签名会话。"
+    )
     if request.headers.get("Accept", "").startswith("application/json"):
         return _json_ok(message=text, closed=n)
     messages.success(request, text)
@@ -164,10 +181,16 @@ def ukey_verify(request):
     challenge = request.session.pop("esign_challenge", None)
     try:
         session = services.ukey_login(
-            request.user, challenge=challenge, signed_challenge=body.get("challenge", ""),
-            certificate=body.get("certificate", ""), signature=body.get("signature", ""),
-            key_serial=body.get("keySerial", ""), workstation_id=request.esign_ws, client_ip=_ip(request),
-            django_session_key=request.session.session_key or "")
+            request.user,
+            challenge=challenge,
+            signed_challenge=body.get("challenge", ""),
+            certificate=body.get("certificate", ""),
+            signature=body.get("signature", ""),
+            key_serial=body.get("keySerial", ""),
+            workstation_id=request.esign_ws,
+            client_ip=_ip(request),
+            django_session_key=request.session.session_key or "",
+        )
     except services.SigningRefused as exc:
         return _json_error(exc.message, 403, code=exc.code)
     except CAError as exc:
@@ -191,8 +214,12 @@ def qr_login(request):
         ctx["error"] = exc.message
     else:
         request.session["esign_qr_login"] = txn.transaction_id
-        ctx.update(qr_svg=_qr_svg(txn.qr_content), qr_content=txn.qr_content, expires_at=_local(txn.expires_at),
-                   transaction_id=txn.transaction_id)
+        ctx.update(
+            qr_svg=_qr_svg(txn.qr_content),
+            qr_content=txn.qr_content,
+            expires_at=_local(txn.expires_at),
+            transaction_id=txn.transaction_id,
+        )
     return render(request, "esign/qr_login.html", ctx)
 
 
@@ -204,9 +231,13 @@ def qr_status(request):
     if not txn:
         return _json_error("没有进行中的扫码登录，请刷新页面。", 404, status="NONE")
     try:
-        status, session = services.poll_qr_login(request.user, txn, workstation_id=request.esign_ws,
-                                                 client_ip=_ip(request),
-                                                 django_session_key=request.session.session_key or "")
+        status, session = services.poll_qr_login(
+            request.user,
+            txn,
+            workstation_id=request.esign_ws,
+            client_ip=_ip(request),
+            django_session_key=request.session.session_key or "",
+        )
     except services.SigningRefused as exc:
         request.session.pop("esign_qr_login", None)
         return _json_error(exc.message, 403, status="REFUSED")
@@ -216,7 +247,11 @@ def qr_status(request):
         request.session.pop("esign_qr_login", None)
         messages.success(request, f"二维码电子签名登录成功（证书序列号 {session.cert_sn}）。")
         return _json_ok(status=status, message="扫码登录成功", redirect=_next(request))
-    text = {"TOSIGN": "等待扫码确认…", "REFUSE": "已在协同签名 APP 上拒绝登录。", "EXPIRE": "二维码已过期，请刷新。"}
+    text = {
+        "TOSIGN": "等待扫码确认…",
+        "REFUSE": "已在协同签名 APP 上拒绝登录。",
+        "EXPIRE": "二维码已过期，请刷新。",
+    }
     return _json_ok(status=status, message=text.get(status, status))
 
 
@@ -239,10 +274,18 @@ def register(request):
                 reg_form = RegisterForm(request.POST)
                 reg_form.is_valid()
                 d = reg_form.cleaned_data
-                profile = services.register_signer(request.user, staff_no=d.get("staff_no", ""), name=d.get("name", ""),
-                                                   id_number=d.get("id_number", ""), mobile=d.get("mobile", ""))
-                messages.success(request, f"注册用户成功：{profile.name}（工号 {profile.staff_no}），"
-                                          f"CA 用户标识 {profile.ca_user_id}。")
+                profile = services.register_signer(
+                    request.user,
+                    staff_no=d.get("staff_no", ""),
+                    name=d.get("name", ""),
+                    id_number=d.get("id_number", ""),
+                    mobile=d.get("mobile", ""),
+                )
+                messages.success(
+                    request,
+                    f"注册用户成功：{profile.name}（工号 {profile.staff_no}），"
+                    f"CA 用户标识 {profile.ca_user_id}。",
+                )
                 return redirect("esign:register")
             if action == "mobile":
                 mobile_form = MobileForm(request.POST)
@@ -254,8 +297,9 @@ def register(request):
             _apply_errors(reg_form if action == "register" else mobile_form, exc.errors)
         except CAError as exc:
             messages.error(request, exc.message)
-    return render(request, "esign/register.html", {**_status(request), "reg_form": reg_form,
-                                                   "mobile_form": mobile_form})
+    return render(
+        request, "esign/register.html", {**_status(request), "reg_form": reg_form, "mobile_form": mobile_form}
+    )
 
 
 @permission_required(REVIEW, raise_exception=True)
@@ -269,7 +313,9 @@ def cert_download(request):
             messages.error(request, exc.message)
         else:
             request.session["esign_certdown"] = txn.transaction_id
-            ctx.update(qr_svg=_qr_svg(txn.qr_content), qr_content=txn.qr_content, expires_at=_local(txn.expires_at))
+            ctx.update(
+                qr_svg=_qr_svg(txn.qr_content), qr_content=txn.qr_content, expires_at=_local(txn.expires_at)
+            )
     return render(request, "esign/cert_download.html", ctx)
 
 
@@ -284,8 +330,12 @@ def cert_download_status(request):
         result = services.poll_certificate_download(request.user, txn)
     except (services.SigningRefused, CAError) as exc:
         return _json_error(exc.message, 502, status="ERROR")
-    text = {"TOSIGN": "等待协同签名 APP 扫码…", "FINISH": f"移动证书已下载到协同签名 APP（证书序列号 {result.cert_sn}）。",
-            "REFUSE": "已在 APP 上取消下载。", "EXPIRE": "二维码已过期，请重新生成。"}
+    text = {
+        "TOSIGN": "等待协同签名 APP 扫码…",
+        "FINISH": f"移动证书已下载到协同签名 APP（证书序列号 {result.cert_sn}）。",
+        "REFUSE": "已在 APP 上取消下载。",
+        "EXPIRE": "二维码已过期，请重新生成。",
+    }
     return _json_ok(status=result.status, message=text.get(result.status, result.status))
 
 
@@ -307,7 +357,9 @@ def autosign(request):
             _apply_errors(form, exc.errors)
         except (services.SigningRefused, CAError) as exc:
             messages.error(request, exc.message)
-    return render(request, "esign/autosign.html", {**_status(request, with_autosign=True), **ctx, "form": form})
+    return render(
+        request, "esign/autosign.html", {**_status(request, with_autosign=True), **ctx, "form": form}
+    )
 
 
 @permission_required(REVIEW, raise_exception=True)
@@ -320,10 +372,18 @@ def autosign_status(request):
         return _json_error(exc.message, 502)
     if task is None:
         return _json_error("尚未注册签名用户。", 404)
-    return _json_ok(status=task.status, open=task.is_open, validTo=task.valid_to,
-                    message="自动签名已开启" if task.is_open else {"TOSIGN": "等待协同签名 APP 确认授权…",
-                                                                 "REFUSE": "已在 APP 上拒绝授权。",
-                                                                 "EXPIRE": "授权已过期。"}.get(task.status, "未开启"))
+    return _json_ok(
+        status=task.status,
+        open=task.is_open,
+        validTo=task.valid_to,
+        message="自动签名已开启"
+        if task.is_open
+        else {
+            "TOSIGN": "等待协同签名 APP 确认授权…",
+            "REFUSE": "已在 APP 上拒绝授权。",
+            "EXPIRE": "授权已过期。",
+        }.get(task.status, "未开启"),
+    )
 
 
 # -- review modules ---------------------------------------------------------------------------
@@ -332,8 +392,11 @@ def autosign_status(request):
 @permission_required(REVIEW, raise_exception=True)
 @workstation
 def review_index(request):
-    return render(request, "esign/review_index.html", {**_status(request, with_autosign=True),
-                                                       "modules": selectors.module_counts()})
+    return render(
+        request,
+        "esign/review_index.html",
+        {**_status(request, with_autosign=True), "modules": selectors.module_counts()},
+    )
 
 
 def _module(code: str) -> tuple[str, str]:
@@ -347,19 +410,35 @@ def _module(code: str) -> tuple[str, str]:
 @workstation
 def review_module(request, module: str):
     code, name = _module(module)
-    return render(request, "esign/review_module.html", {
-        **_status(request, with_autosign=True), "module": code, "module_name": name,
-        "modules": selectors.module_counts(), "pending": selectors.reports_for_module(code, "pending"),
-        "approved": selectors.reports_for_module(code, "approved", limit=20)})
+    return render(
+        request,
+        "esign/review_module.html",
+        {
+            **_status(request, with_autosign=True),
+            "module": code,
+            "module_name": name,
+            "modules": selectors.module_counts(),
+            "pending": selectors.reports_for_module(code, "pending"),
+            "approved": selectors.reports_for_module(code, "approved", limit=20),
+        },
+    )
 
 
 @permission_required(REVIEW, raise_exception=True)
 @workstation
 def report_detail(request, pk: int):
     report = get_object_or_404(ReviewReport, pk=pk)
-    return render(request, "esign/report_detail.html", {
-        **_status(request, with_autosign=True), "report": report, "module": report.module,
-        "module_name": report.get_module_display(), "signature": selectors.latest_signature(report)})
+    return render(
+        request,
+        "esign/report_detail.html",
+        {
+            **_status(request, with_autosign=True),
+            "report": report,
+            "module": report.module,
+            "module_name": report.get_module_display(),
+            "signature": selectors.latest_signature(report),
+        },
+    )
 
 
 @permission_required(REVIEW, raise_exception=True)
@@ -384,16 +463,24 @@ def report_approve(request, pk: int):
     body = _body(request) if wants_json else {}
     try:
         approval = services.approve_report(
-            pk, request.user, workstation_id=request.esign_ws, prepared=request.session.get("esign_prepared"),
-            ukey_signature=body.get("signature", ""), ukey_certificate=body.get("certificate", ""))
+            pk,
+            request.user,
+            workstation_id=request.esign_ws,
+            prepared=request.session.get("esign_prepared"),
+            ukey_signature=body.get("signature", ""),
+            ukey_certificate=body.get("certificate", ""),
+        )
     except (services.SigningRefused, CAError) as exc:
         if wants_json:
             return _json_error(exc.message, 403)
         messages.error(request, exc.message)
         return redirect("esign:report", pk=pk)
     request.session.pop("esign_prepared", None)
-    target = reverse("esign:report", args=[pk]) if approval.outcome == "pending_phone" else \
-        reverse("esign:module", args=[report.module])
+    target = (
+        reverse("esign:report", args=[pk])
+        if approval.outcome == "pending_phone"
+        else reverse("esign:module", args=[report.module])
+    )
     if wants_json:
         messages.success(request, approval.message)
         return _json_ok(message=approval.message, outcome=approval.outcome, redirect=target)
@@ -412,10 +499,14 @@ def report_sign_status(request, pk: int):
         return _json_error(exc.message, 403, status="ERROR")
     if approval is None:
         return _json_ok(status="TOSIGN", message="等待协同签名 APP 确认签名…")
-    messages.success(request, approval.message) if approval.outcome == "signed" else messages.error(request,
-                                                                                                  approval.message)
-    return _json_ok(status=approval.outcome, message=approval.message,
-                    redirect=reverse("esign:module", args=[report.module]))
+    messages.success(request, approval.message) if approval.outcome == "signed" else messages.error(
+        request, approval.message
+    )
+    return _json_ok(
+        status=approval.outcome,
+        message=approval.message,
+        redirect=reverse("esign:module", args=[report.module]),
+    )
 
 
 @permission_required(REVIEW, raise_exception=True)
@@ -448,9 +539,18 @@ def batch_approve(request, module: str):
 def verify(request, pk: int):
     signature = get_object_or_404(ReportSignature.objects.select_related("report"), pk=pk)
     result = services.verify_signature(signature)
-    return render(request, "esign/verify.html", {
-        **_status(request), "sig": signature, "report": signature.report, "result": result,
-        "module": signature.report.module, "module_name": signature.report.get_module_display()})
+    return render(
+        request,
+        "esign/verify.html",
+        {
+            **_status(request),
+            "sig": signature,
+            "report": signature.report,
+            "result": result,
+            "module": signature.report.module,
+            "module_name": signature.report.get_module_display(),
+        },
+    )
 
 
 # -- staff management and parameters ------------------------------------------------------------
@@ -467,16 +567,27 @@ def staff(request):
         form = StaffCAForm(request.POST)
         form.is_valid()
         try:
-            services.set_staff_ca(user, ukey_serial=form.cleaned_data.get("ukey_serial", ""),
-                                  ca_enabled=form.cleaned_data.get("ca_enabled", False))
+            services.set_staff_ca(
+                user,
+                ukey_serial=form.cleaned_data.get("ukey_serial", ""),
+                ca_enabled=form.cleaned_data.get("ca_enabled", False),
+            )
         except InvalidInput as exc:
             errors, edited = {e["field"]: e["message"] for e in exc.errors}, user.pk
         else:
             messages.success(request, f"已保存 {user.get_full_name() or user.username} 的 CA 设置。")
             return redirect("esign:staff")
-    return render(request, "esign/staff.html", {**_status(request), "people": selectors.lab_staff(),
-                                                "errors": errors, "edited": edited,
-                                                "posted": request.POST if edited else {}})
+    return render(
+        request,
+        "esign/staff.html",
+        {
+            **_status(request),
+            "people": selectors.lab_staff(),
+            "errors": errors,
+            "edited": edited,
+            "posted": request.POST if edited else {},
+        },
+    )
 
 
 @permission_required(MANAGE, raise_exception=True)
@@ -492,5 +603,8 @@ def parameters(request):
         else:
             messages.success(request, "统一代码表参数已保存。")
             return redirect("esign:parameters")
-    return render(request, "esign/parameters.html", {**_status(request), "form": form,
-                                                     "rows": selectors.parameters_for_display(), "now": timezone.now()})
+    return render(
+        request,
+        "esign/parameters.html",
+        {**_status(request), "form": form, "rows": selectors.parameters_for_display(), "now": timezone.now()},
+    )

@@ -19,11 +19,15 @@ def _rows(spec_fields):
     """Flatten a field tree into table rows with depth for indentation."""
     rows = []
     for path, f in spec_fields.walk():
-        rows.append({
-            "path": path, "depth": path.count(".") + path.count("[]"), "f": f,
-            "values": list(f.value_set.codes.items())[:40] if f.value_set is not None else [],
-            "more_values": max(len(f.value_set.codes) - 40, 0) if f.value_set is not None else 0,
-        })
+        rows.append(
+            {
+                "path": path,
+                "depth": path.count(".") + path.count("[]"),
+                "f": f,
+                "values": list(f.value_set.codes.items())[:40] if f.value_set is not None else [],
+                "more_values": max(len(f.value_set.codes) - 40, 0) if f.value_set is not None else 0,
+            }
+        )
     return rows
 
 
@@ -33,12 +37,18 @@ def catalogue(request):
     q = request.GET.get("q", "").strip().lower()
     documents = []
     for doc in cat.documents:
-        interfaces = [s for s in doc.interfaces
-                      if not q or q in s.code.lower() or q in s.name.lower() or q in s.path.lower()]
+        interfaces = [
+            s
+            for s in doc.interfaces
+            if not q or q in s.code.lower() or q in s.name.lower() or q in s.path.lower()
+        ]
         if interfaces:
             documents.append({"doc": doc, "interfaces": interfaces})
-    return render(request, "interfaces/catalogue.html", {"documents": documents, "q": q, "kinds": KIND_NAMES,
-                                                          "total": len(cat.interfaces)})
+    return render(
+        request,
+        "interfaces/catalogue.html",
+        {"documents": documents, "q": q, "kinds": KIND_NAMES, "total": len(cat.interfaces)},
+    )
 
 
 @permission_required(PERM, raise_exception=True)
@@ -57,10 +67,19 @@ def interface_detail(request, code: str):
         except strictjson.JsonRefused as refused:
             errors = [refused.as_error()]
     example = json.dumps(spec.example(0), ensure_ascii=False, indent=2)
-    return render(request, "interfaces/detail.html", {
-        "spec": spec, "kind": KIND_NAMES.get(spec.kind, spec.kind), "request_rows": _rows(spec.request),
-        "response_rows": _rows(spec.response) if spec.response is not None else [],
-        "profile": spec.profile.to_dict(), "example": example if len(example) < 200_000 else example[:200_000] + "\n…",
-        "errors": errors, "checked": checked, "payload_text": payload_text or example,
-        "children": [s for s in cat.interfaces if any(p.interface == spec.code for p in s.parents)],
-    })
+    return render(
+        request,
+        "interfaces/detail.html",
+        {
+            "spec": spec,
+            "kind": KIND_NAMES.get(spec.kind, spec.kind),
+            "request_rows": _rows(spec.request),
+            "response_rows": _rows(spec.response) if spec.response is not None else [],
+            "profile": spec.profile.to_dict(),
+            "example": example if len(example) < 200_000 else example[:200_000] + "\n…",
+            "errors": errors,
+            "checked": checked,
+            "payload_text": payload_text or example,
+            "children": [s for s in cat.interfaces if any(p.interface == spec.code for p in s.parents)],
+        },
+    )

@@ -25,7 +25,9 @@ def ensure_demo_users(logins_file: Path) -> dict[str, str]:
     saved = json.loads(logins_file.read_text()) if logins_file.exists() else {}
     User = get_user_model()
     for username, (last, first), role_code in DEMO_USERS:
-        user, created = User.objects.get_or_create(username=username, defaults={"last_name": last, "first_name": first})
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"last_name": last, "first_name": first}
+        )
         if created or username not in saved:
             saved[username] = secrets.token_urlsafe(9)
             user.set_password(saved[username])

@@ -14,7 +14,12 @@ from .filemodes import write_private
 from .municipal import gm
 
 PLATFORM_FILES = (
-    "hospital_sm2.pem", "hospital_sm2_pub.pem", "platform_sm2.pem", "platform_sm2_pub.pem", "sm4.key", "app_secret",
+    "hospital_sm2.pem",
+    "hospital_sm2_pub.pem",
+    "platform_sm2.pem",
+    "platform_sm2_pub.pem",
+    "sm4.key",
+    "app_secret",
 )
 LAB_INDEX_KEY = "lab_index.key"
 DEMO_FILES = (*PLATFORM_FILES, LAB_INDEX_KEY)

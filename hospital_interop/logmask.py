@@ -10,7 +10,9 @@ import re
 
 _ID = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
-_NAME = re.compile(r"""((?:[A-Za-z]*[Nn]ame|姓名)["']?\s*[:=]\s*["']?)([\u4e00-\u9fff·]{1,20}|[A-Za-z][A-Za-z .'-]{0,40}[A-Za-z])""")
+_NAME = re.compile(
+    r"""((?:[A-Za-z]*[Nn]ame|姓名)["']?\s*[:=]\s*["']?)([\u4e00-\u9fff·]{1,20}|[A-Za-z][A-Za-z .'-]{0,40}[A-Za-z])"""
+)
 
 
 def mask_name(name: str) -> str:

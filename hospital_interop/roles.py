@@ -18,16 +18,38 @@ class Role:
 
 
 ROLES = (
-    Role("clinician", "临床医生", "开立检查检验时查看外院可互认结果并做出互认决定",
-         ("hospital_interop.use_recognition", "hospital_interop.view_recognition_stats")),
-    Role("lab", "检验科", "维护检验字典与对照，审核并签名检验报告，查询平台报告列表",
-         ("hospital_interop.maintain_dictionaries", "hospital_interop.review_lab_reports",
-          "hospital_interop.view_interfaces", "hospital_interop.view_recognition_stats")),
-    Role("ops", "运维", "监控每一条上传，查看失败原因，修正后重推",
-         ("hospital_interop.view_uploads", "hospital_interop.operate_uploads",
-          "hospital_interop.view_decrypted_payload", "hospital_interop.view_interfaces",
-          "hospital_interop.view_audit_log", "hospital_interop.maintain_dictionaries",
-          "hospital_interop.view_recognition_stats", "patients.view_bindingconflict")),
+    Role(
+        "clinician",
+        "临床医生",
+        "开立检查检验时查看外院可互认结果并做出互认决定",
+        ("hospital_interop.use_recognition", "hospital_interop.view_recognition_stats"),
+    ),
+    Role(
+        "lab",
+        "检验科",
+        "维护检验字典与对照，审核并签名检验报告，查询平台报告列表",
+        (
+            "hospital_interop.maintain_dictionaries",
+            "hospital_interop.review_lab_reports",
+            "hospital_interop.view_interfaces",
+            "hospital_interop.view_recognition_stats",
+        ),
+    ),
+    Role(
+        "ops",
+        "运维",
+        "监控每一条上传，查看失败原因，修正后重推",
+        (
+            "hospital_interop.view_uploads",
+            "hospital_interop.operate_uploads",
+            "hospital_interop.view_decrypted_payload",
+            "hospital_interop.view_interfaces",
+            "hospital_interop.view_audit_log",
+            "hospital_interop.maintain_dictionaries",
+            "hospital_interop.view_recognition_stats",
+            "patients.view_bindingconflict",
+        ),
+    ),
     Role("admin", "管理员", "管理用户、角色与系统参数", ()),  # administrators are staff superusers
 )
 ROLE_BY_CODE = {r.code: r for r in ROLES}
@@ -41,7 +63,9 @@ def _permission(label: str) -> Permission | None:
 
 def sync_roles(sender=None, **kwargs) -> None:
     """Create the role groups and set their permissions to exactly what ROLES says."""
-    if sender is not None and sender.label not in ROLE_APPS:  # again after each app whose permissions roles use
+    if (
+        sender is not None and sender.label not in ROLE_APPS
+    ):  # again after each app whose permissions roles use
         return
     for role in ROLES:
         group, _ = Group.objects.get_or_create(name=role.name)

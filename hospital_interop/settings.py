@@ -37,7 +37,9 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
+]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -102,7 +104,11 @@ DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'demo.sqlit
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The demo runs web, worker and beat against one file: wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
     # it holds patient data: 0600 before SQLite's first connection would create it with the umask's mode
     private_database_file(DATABASES["default"]["NAME"])
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -111,10 +117,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     # Short socket timeouts: with Redis unreachable the prompt API degrades at once (cachesafe.py)
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0}}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
+        }
+    }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
 
 # --- Celery ---------------------------------------------------------------------------------
 # Embedded default: kombu's file-system transport, a folder shared by web and worker.
@@ -161,7 +177,9 @@ PLATFORM = {
     # Files, never values in the repo: SM2 private key (PEM), platform public key (PEM),
     # SM4 key (32 hex chars) and HMAC app secret.
     "PRIVATE_KEY_FILE": os.environ.get("PLATFORM_PRIVATE_KEY_FILE", str(KEY_DIR / "hospital_sm2.pem")),
-    "PLATFORM_PUBLIC_KEY_FILE": os.environ.get("PLATFORM_PUBLIC_KEY_FILE", str(KEY_DIR / "platform_sm2_pub.pem")),
+    "PLATFORM_PUBLIC_KEY_FILE": os.environ.get(
+        "PLATFORM_PUBLIC_KEY_FILE", str(KEY_DIR / "platform_sm2_pub.pem")
+    ),
     "SM4_KEY_FILE": os.environ.get("PLATFORM_SM4_KEY_FILE", str(KEY_DIR / "sm4.key")),
     "APP_SECRET_FILE": os.environ.get("PLATFORM_APP_SECRET_FILE", str(KEY_DIR / "app_secret")),
     "TIMEOUT_SECONDS": float(os.environ.get("PLATFORM_TIMEOUT_SECONDS", "10")),
@@ -205,12 +223,18 @@ DICOM = {
     "CONNECT_TIMEOUT": float(os.environ.get("DICOM_CONNECT_TIMEOUT", "10")),
     "RETRIEVE_DIR": os.environ.get("DICOM_RETRIEVE_DIR", str(VAR_DIR / "dicom" / "retrieved")),
     # study folders named by RIS/PACS events must lie below one of these (os.pathsep-separated)
-    "FOLDER_ROOTS": [p for p in os.environ.get("DICOM_FOLDER_ROOTS", str(VAR_DIR / "dicom" / "incoming")).split(os.pathsep) if p],
+    "FOLDER_ROOTS": [
+        p
+        for p in os.environ.get("DICOM_FOLDER_ROOTS", str(VAR_DIR / "dicom" / "incoming")).split(os.pathsep)
+        if p
+    ],
     "SWEEP_SECONDS": int(os.environ.get("DICOM_SWEEP_SECONDS", "15")),
     "LEASE_SECONDS": int(os.environ.get("DICOM_LEASE_SECONDS", "900")),
     "MAX_AGE_HOURS": int(os.environ.get("DICOM_MAX_AGE_HOURS", "72")),  # then the job needs attention
 }
-EXAM_DAILY_SUMMARY_TIME = os.environ.get("EXAM_DAILY_SUMMARY_TIME", "00:30")  # local time; reports the previous day
+EXAM_DAILY_SUMMARY_TIME = os.environ.get(
+    "EXAM_DAILY_SUMMARY_TIME", "00:30"
+)  # local time; reports the previous day
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -284,8 +308,13 @@ SPECTACULAR_SETTINGS = {
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "filter": True,
-                            "defaultModelExpandDepth": 2, "defaultModelsExpandDepth": -1},
+    "SWAGGER_UI_SETTINGS": {
+        "deepLinking": True,
+        "persistAuthorization": True,
+        "filter": True,
+        "defaultModelExpandDepth": 2,
+        "defaultModelsExpandDepth": -1,
+    },
 }
 
 # --- Logging: personal data is masked by a filter on every handler -------------------------
@@ -294,7 +323,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {"mask_pii": {"()": "hospital_interop.logmask.MaskPersonalData"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["mask_pii"], "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["mask_pii"], "formatter": "plain"}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -60,7 +60,9 @@ class EventsView(RecognitionApi):
 
     def post(self, request):
         enc = services.register_event(request.data)
-        return Response({"ok": True, "visitId": enc.visit_id, "preload": "scheduled"}, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"ok": True, "visitId": enc.visit_id, "preload": "scheduled"}, status=status.HTTP_202_ACCEPTED
+        )
 
 
 def _query(request, name: str, limit: int) -> str:
@@ -87,7 +89,9 @@ class DecisionsView(RecognitionApi):
         visit_id = _query(request, "visitId", 32)
         enc = Encounter.objects.filter(visit_id=visit_id).first()
         if enc is None:
-            raise ApiError(404, f"未找到就诊 {visit_id}", [field_error("visitId", "unknown", f"未找到就诊 {visit_id}")])
+            raise ApiError(
+                404, f"未找到就诊 {visit_id}", [field_error("visitId", "unknown", f"未找到就诊 {visit_id}")]
+            )
         seen, items = set(), []
         for d in enc.decisions.filter(current=True).order_by("decided_at", "id"):
             if d.order_id not in seen:
@@ -107,9 +111,16 @@ class ResultsView(MachineApiView):
         visit_id, id_no = _query(request, "visitId", 32), _query(request, "idNo", 32)
         if not visit_id and not id_no:
             raise ApiError.invalid([field_error("visitId", "required", "需要 visitId 或 idNo")])
-        kind, state = _choice(request, "kind", ("exam", "lab")), _choice(request, "status", ("all", "recognized"))
-        decisions = selectors.decisions_for(visit_id=visit_id, id_no=id_no,
-                                            id_type=_query(request, "idTypeCode", 2) or "01",
-                                            kind=kind, recognized_only=state == "recognized")
+        kind, state = (
+            _choice(request, "kind", ("exam", "lab")),
+            _choice(request, "status", ("all", "recognized")),
+        )
+        decisions = selectors.decisions_for(
+            visit_id=visit_id,
+            id_no=id_no,
+            id_type=_query(request, "idTypeCode", 2) or "01",
+            kind=kind,
+            recognized_only=state == "recognized",
+        )
         codes = selectors.charge_codes() if any(d.kind == "lab" for d in decisions) else {}
         return Response({"ok": True, "results": [selectors.result_row(d, codes) for d in decisions]})

@@ -14,8 +14,9 @@ SCHEMA_SETTINGS = {
         "互认决定；检查（RIS）与检验（LIS）系统读取已互认的结果。\n\n"
         "* 认证：请求头 `Authorization: Token <令牌>`（信息中心在“系统管理 › 接入系统”生成）；医生站需允许 "
         "recognition.prompt，检查、检验系统需允许 recognition.results。不接受登录会话（Cookie）。\n"
-        "* 错误：`{\"code\", \"message\", \"errors\": [{\"field\", \"rule\", \"message\"}]}`，什么也不保存。\n\n"
-        "接入说明：docs/recognition.md"),
+        '* 错误：`{"code", "message", "errors": [{"field", "rule", "message"}]}`，什么也不保存。\n\n'
+        "接入说明：docs/recognition.md"
+    ),
     "VERSION": "1.0",
     "SCHEMA_PATH_PREFIX": r"/recognition/api",
     "POSTPROCESSING_HOOKS": [],

@@ -51,15 +51,28 @@ _local = threading.local()
 def platform_client() -> PlatformClient:
     """One client per thread, rebuilt when the platform settings change (tests point them elsewhere)."""
     p = settings.PLATFORM
-    fingerprint = (p["BASE_URL"], p["PRIVATE_KEY_FILE"], p["PLATFORM_PUBLIC_KEY_FILE"], p["SM4_KEY_FILE"],
-                   p["APP_ID"], p["ORG_CODE"], p["VIEWER_URL"])
+    fingerprint = (
+        p["BASE_URL"],
+        p["PRIVATE_KEY_FILE"],
+        p["PLATFORM_PUBLIC_KEY_FILE"],
+        p["SM4_KEY_FILE"],
+        p["APP_ID"],
+        p["ORG_CODE"],
+        p["VIEWER_URL"],
+    )
     client = getattr(_local, "client", None)
     if client is None or _local.fingerprint != fingerprint:
         config = PlatformConfig.from_files(
-            base_url=p["BASE_URL"], app_id=p["APP_ID"], org_code=p["ORG_CODE"],
-            private_key_file=p["PRIVATE_KEY_FILE"], platform_public_key_file=p["PLATFORM_PUBLIC_KEY_FILE"],
-            sm4_key_file=p["SM4_KEY_FILE"], app_secret_file=p["APP_SECRET_FILE"],
-            timeout=min(float(p["TIMEOUT_SECONDS"]), 8.0), viewer_url=p["VIEWER_URL"])
+            base_url=p["BASE_URL"],
+            app_id=p["APP_ID"],
+            org_code=p["ORG_CODE"],
+            private_key_file=p["PRIVATE_KEY_FILE"],
+            platform_public_key_file=p["PLATFORM_PUBLIC_KEY_FILE"],
+            sm4_key_file=p["SM4_KEY_FILE"],
+            app_secret_file=p["APP_SECRET_FILE"],
+            timeout=min(float(p["TIMEOUT_SECONDS"]), 8.0),
+            viewer_url=p["VIEWER_URL"],
+        )
         client = _local.client = PlatformClient.from_settings(config)  # answer nonces shared by all processes
         _local.fingerprint = fingerprint
     return client
@@ -85,17 +98,27 @@ def normalise_exam(items: list[dict], valid_days: dict[str, int]) -> dict[str, l
     out: dict[str, list[dict]] = {}
     for it in items:
         code = it.get("recognitionItemCode", "")
-        out.setdefault(code, []).append({
-            "org": it.get("externalOrgCode", ""), "orgName": it.get("externalOrgName", ""),
-            "reportId": it.get("reportId", ""), "name": it.get("recognitionItemName", ""),
-            "category": it.get("examCategoryName", ""), "bodyPart": it.get("bodyPartName", ""),
-            "at": it.get("examDateTime", ""), "reportAt": it.get("reportDateTime", ""),
-            "findings": it.get("findings", ""), "impression": it.get("impression", ""),
-            "resultCode": it.get("resultCode", ""), "resultName": it.get("resultName", ""),
-            "studyUid": it.get("studyInstanceUid", ""), "images": it.get("imageCount"),
-            "validUntil": _effective_until(it.get("validUntil", ""), it.get("examDateTime", ""),
-                                           valid_days.get(code)),
-        })
+        out.setdefault(code, []).append(
+            {
+                "org": it.get("externalOrgCode", ""),
+                "orgName": it.get("externalOrgName", ""),
+                "reportId": it.get("reportId", ""),
+                "name": it.get("recognitionItemName", ""),
+                "category": it.get("examCategoryName", ""),
+                "bodyPart": it.get("bodyPartName", ""),
+                "at": it.get("examDateTime", ""),
+                "reportAt": it.get("reportDateTime", ""),
+                "findings": it.get("findings", ""),
+                "impression": it.get("impression", ""),
+                "resultCode": it.get("resultCode", ""),
+                "resultName": it.get("resultName", ""),
+                "studyUid": it.get("studyInstanceUid", ""),
+                "images": it.get("imageCount"),
+                "validUntil": _effective_until(
+                    it.get("validUntil", ""), it.get("examDateTime", ""), valid_days.get(code)
+                ),
+            }
+        )
     for results in out.values():
         results.sort(key=lambda r: r["at"], reverse=True)
     return out
@@ -106,18 +129,28 @@ def normalise_lab(reports: list[dict], valid_days: dict[str, int]) -> dict[str, 
     for rep in reports:
         for it in rep.get("items") or ():
             code = it.get("recognitionItemCode", "")
-            out.setdefault(code, []).append({
-                "org": rep.get("externalOrgCode", ""), "orgName": rep.get("externalOrgName", ""),
-                "reportId": rep.get("reportId", ""), "title": rep.get("reportTitle", ""),
-                "specimen": rep.get("specimenTypeName", ""), "at": rep.get("sampleDateTime", ""),
-                "reportAt": rep.get("reportDateTime", ""), "itemCode": it.get("itemCode", ""),
-                "itemName": it.get("itemName", ""), "name": it.get("recognitionItemName", ""),
-                "value": it.get("resultValue", ""), "unit": it.get("unit", ""),
-                "range": it.get("referenceRange", ""), "flag": it.get("abnormalFlagCode", ""),
-                "flagName": it.get("abnormalFlagName", ""),
-                "validUntil": _effective_until(it.get("validUntil", ""), rep.get("sampleDateTime", ""),
-                                               valid_days.get(code)),
-            })
+            out.setdefault(code, []).append(
+                {
+                    "org": rep.get("externalOrgCode", ""),
+                    "orgName": rep.get("externalOrgName", ""),
+                    "reportId": rep.get("reportId", ""),
+                    "title": rep.get("reportTitle", ""),
+                    "specimen": rep.get("specimenTypeName", ""),
+                    "at": rep.get("sampleDateTime", ""),
+                    "reportAt": rep.get("reportDateTime", ""),
+                    "itemCode": it.get("itemCode", ""),
+                    "itemName": it.get("itemName", ""),
+                    "name": it.get("recognitionItemName", ""),
+                    "value": it.get("resultValue", ""),
+                    "unit": it.get("unit", ""),
+                    "range": it.get("referenceRange", ""),
+                    "flag": it.get("abnormalFlagCode", ""),
+                    "flagName": it.get("abnormalFlagName", ""),
+                    "validUntil": _effective_until(
+                        it.get("validUntil", ""), rep.get("sampleDateTime", ""), valid_days.get(code)
+                    ),
+                }
+            )
     for results in out.values():
         results.sort(key=lambda r: r["at"], reverse=True)
     return out
@@ -136,8 +169,15 @@ def valid(results: list[dict], today: str) -> list[dict]:
 
 def fetch(enc, valid_days: dict[str, int]) -> dict:
     """Ask the platform for both kinds of external results of an encounter; never raises."""
-    bundle = {"v": BUNDLE_VERSION, "visitId": enc.visit_id, "idKey": enc.id_key, "fetchedAt": time.time(),
-              "errors": [], "exam": {}, "lab": {}}
+    bundle = {
+        "v": BUNDLE_VERSION,
+        "visitId": enc.visit_id,
+        "idKey": enc.id_key,
+        "fetchedAt": time.time(),
+        "errors": [],
+        "exam": {},
+        "lab": {},
+    }
     client = platform_client()
     for kind in ("exam", "lab"):
         code, payload = payloads.query_payload(kind, enc)
@@ -145,10 +185,14 @@ def fetch(enc, valid_days: dict[str, int]) -> dict:
             result = client.call(code, payload)
         except Exception as exc:  # a bug or a spec problem: the prompt degrades, it never fails the HIS
             log.exception("recognition query %s failed", code)
-            bundle["errors"].append({"kind": kind, "code": "", "message": f"{type(exc).__name__}: {exc}"[:200]})
+            bundle["errors"].append(
+                {"kind": kind, "code": "", "message": f"{type(exc).__name__}: {exc}"[:200]}
+            )
             continue
         if result.outcome != Outcome.ACCEPTED or not isinstance(result.data, dict):
-            log.warning("recognition query %s for visit %s: %s %s", code, enc.visit_id, result.code, result.message)
+            log.warning(
+                "recognition query %s for visit %s: %s %s", code, enc.visit_id, result.code, result.message
+            )
             bundle["errors"].append({"kind": kind, "code": result.code, "message": result.message[:200]})
             continue
         if kind == "exam":
@@ -162,19 +206,24 @@ def ttl_for(bundle: dict, now: datetime | None = None) -> int:
     if bundle["errors"]:
         return ERROR_TTL_SECONDS
     cap = conf.cache_max_seconds()
-    latest = max((r["validUntil"] for kind in ("exam", "lab") for rs in bundle[kind].values() for r in rs),
-                 default="")
+    latest = max(
+        (r["validUntil"] for kind in ("exam", "lab") for rs in bundle[kind].values() for r in rs), default=""
+    )
     if not latest or latest == "99991231":
         return cap
     now = timezone.localtime(now)
-    end = timezone.make_aware(datetime(int(latest[:4]), int(latest[4:6]), int(latest[6:8])) + timedelta(days=1))
+    end = timezone.make_aware(
+        datetime(int(latest[:4]), int(latest[4:6]), int(latest[6:8])) + timedelta(days=1)
+    )
     return max(ERROR_TTL_SECONDS, min(cap, int((end - now).total_seconds())))
 
 
 def store(bundle: dict) -> bool:
     """Keep the bundle for later prompts; False when the cache is down (the answer stands)."""
-    return cachesafe.cached(lambda: cache.set(bundle_key(bundle["visitId"]), bundle, ttl_for(bundle)),
-                            what="store external results")[1]
+    return cachesafe.cached(
+        lambda: cache.set(bundle_key(bundle["visitId"]), bundle, ttl_for(bundle)),
+        what="store external results",
+    )[1]
 
 
 def cached(visit_id: str) -> dict | None:
@@ -203,8 +252,10 @@ def _raw_client():
 
         options = settings.CACHES["default"].get("OPTIONS", {})
         client = _raw[location] = redis.Redis.from_url(
-            location, socket_connect_timeout=options.get("socket_connect_timeout", 1.0),
-            socket_timeout=options.get("socket_timeout", 2.0))
+            location,
+            socket_connect_timeout=options.get("socket_connect_timeout", 1.0),
+            socket_timeout=options.get("socket_timeout", 2.0),
+        )
     return client
 
 
@@ -220,8 +271,9 @@ def _decode(value):
 def read_for_prompt(visit_id: str, version_key: str) -> tuple[dict | None, int, bool]:
     """(bundle of the visit, dictionaries version, cache reachable) in one round trip to the cache;
     with the cache down: (None, 0, False), and the caller fetches from the platform."""
-    (bundle, version), ok = cachesafe.cached(lambda: _read_for_prompt(visit_id, version_key), (None, 0),
-                                            what="prompt read")
+    (bundle, version), ok = cachesafe.cached(
+        lambda: _read_for_prompt(visit_id, version_key), (None, 0), what="prompt read"
+    )
     return bundle, version, ok
 
 
@@ -231,7 +283,9 @@ def _read_for_prompt(visit_id: str, version_key: str) -> tuple[dict | None, int]
     if client is None:
         got = cache.get_many([key, version_key])
         return got.get(key), got.get(version_key) or 0
-    bundle, version = client.mget([cache.make_and_validate_key(key), cache.make_and_validate_key(version_key)])
+    bundle, version = client.mget(
+        [cache.make_and_validate_key(key), cache.make_and_validate_key(version_key)]
+    )
     return _decode(bundle), _decode(version) or 0
 
 
@@ -251,14 +305,20 @@ def lab_report_pdf(org_code: str, report_id: str, *, doctor_id: str, doctor_name
     way the project shows another hospital's (or its own uploaded) lab PDF. InvalidInput for a bad
     organisation code or report number, PdfUnavailable when the platform has none to give. The
     caller audits the view (``services.record_report_view``) once it has the bytes."""
-    facts = {"orgCode": org_code, "reportId": report_id, "requestOrgCode": settings.PLATFORM["ORG_CODE"],
-             "doctorId": doctor_id[:20], "doctorName": doctor_name[:50]}
+    facts = {
+        "orgCode": org_code,
+        "reportId": report_id,
+        "requestOrgCode": settings.PLATFORM["ORG_CODE"],
+        "doctorId": doctor_id[:20],
+        "doctorName": doctor_name[:50],
+    }
     payload = payloads.for_interface(PDF_PREVIEW, facts)
     if problems := payloads.spec(PDF_PREVIEW).validate(payload):
         raise InvalidInput(problems)
     result = platform_client().call(PDF_PREVIEW, payload)
     content = (result.data or {}).get("fileContent") if result.outcome == Outcome.ACCEPTED else None
     if not content:
-        raise PdfUnavailable(f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}），请稍后再试。")
+        raise PdfUnavailable(
+            f"市平台暂时无法提供该报告（{result.code or '网络'}：{result.message}），请稍后再试。"
+        )
     return base64.b64decode(content)
-

@@ -91,8 +91,14 @@ class LinkContext:
             raise LinkError("expired", "本页面已打开过久，请从医生工作站重新打开互认提示。") from None
         except signing.BadSignature:
             raise LinkError("tampered", "页面凭据无效，请从医生工作站重新打开互认提示。") from None
-        return cls(data["patient_id"], data["visit_id"], data["doctor"], data["dept"],
-                   tuple(parse_item(t) for t in data["items"]), data["expires"])
+        return cls(
+            data["patient_id"],
+            data["visit_id"],
+            data["doctor"],
+            data["dept"],
+            tuple(parse_item(t) for t in data["items"]),
+            data["expires"],
+        )
 
 
 class LinkValueError(ValueError):
@@ -143,8 +149,16 @@ def signature(fields: dict[str, str]) -> str:
     return gm.hmac_sm3(conf.link_secret(), string_to_sign(fields)).hex()
 
 
-def make_query(*, patient_id: str, visit_id: str, doctor: str, dept: str, items: list[OrderedItem],
-               now: float | None = None, lifetime: int | None = None) -> str:
+def make_query(
+    *,
+    patient_id: str,
+    visit_id: str,
+    doctor: str,
+    dept: str,
+    items: list[OrderedItem],
+    now: float | None = None,
+    lifetime: int | None = None,
+) -> str:
     """The query of a link: its canonical string and ``&sig=``. The lifetime (default
     RECOGNITION_LINK_LIFETIME_SECONDS) is cut to RECOGNITION_LINK_MAX_LIFETIME_SECONDS.
     LinkValueError (field: the keyword) when a value cannot be carried."""
@@ -155,14 +169,24 @@ def make_query(*, patient_id: str, visit_id: str, doctor: str, dept: str, items:
         raise LinkValueError("visit_id", "链接需要就诊号")
     if not items:
         raise LinkValueError("items", "链接需要至少一个医嘱项目")
-    for name, value in (("patient_id", patient_id), ("visit_id", visit_id), ("doctor", doctor), ("dept", dept)):
+    for name, value in (
+        ("patient_id", patient_id),
+        ("visit_id", visit_id),
+        ("doctor", doctor),
+        ("dept", dept),
+    ):
         check_text(name, value)
     for item in items:
         for part in (item.code, item.order_id, *([item.body_part] if item.body_part else [])):
             check_value("items", part)
-    fields = {"pid": patient_id, "vid": visit_id, "doc": doctor, "dept": dept,
-              "items": ",".join(i.token() for i in items),
-              "exp": str(int((time.time() if now is None else now) + lifetime))}
+    fields = {
+        "pid": patient_id,
+        "vid": visit_id,
+        "doc": doctor,
+        "dept": dept,
+        "items": ",".join(i.token() for i in items),
+        "exp": str(int((time.time() if now is None else now) + lifetime)),
+    }
     canonical = string_to_sign(fields)
     return canonical.decode("ascii") + "&sig=" + gm.hmac_sm3(conf.link_secret(), canonical).hex()
 
@@ -187,13 +211,21 @@ def verify(query, now: float | None = None) -> LinkContext:
     if version is None and "sig" not in query:
         raise LinkError("malformed", f"互认提示链接不完整或格式不正确，{_AGAIN}")
     if version != VERSION:
-        raise LinkError("version", f"互认提示链接的签名规则已更新（v={VERSION}），{_AGAIN}"
-                                   "如链接由 HIS 生成，请按接口文档的新规则生成。")
+        raise LinkError(
+            "version",
+            f"互认提示链接的签名规则已更新（v={VERSION}），{_AGAIN}"
+            "如链接由 HIS 生成，请按接口文档的新规则生成。",
+        )
     fields = {name: _one(query, name) for name in FIELDS}
     sig = _one(query, "sig") or ""
     missing = [name for name, value in fields.items() if value is None]
-    if missing or not fields["vid"] or not fields["items"] or not _EXP.fullmatch(fields["exp"]) \
-            or not _SIG.fullmatch(sig):
+    if (
+        missing
+        or not fields["vid"]
+        or not fields["items"]
+        or not _EXP.fullmatch(fields["exp"])
+        or not _SIG.fullmatch(sig)
+    ):
         raise LinkError("malformed", f"互认提示链接不完整或格式不正确，{_AGAIN}")
     try:
         for name, value in fields.items():

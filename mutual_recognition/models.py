@@ -40,7 +40,9 @@ class Encounter(models.Model):
     sex_code = models.CharField("性别代码", max_length=1, blank=True, default="")
     birth_date = models.CharField("出生日期", max_length=8, blank=True, default="", help_text="yyyyMMdd")
     phone = models.CharField("联系电话", max_length=20, blank=True, default="")
-    patient_type_code = models.CharField("患者类型", max_length=1, default="1", help_text="1 门诊 2 急诊 3 住院")
+    patient_type_code = models.CharField(
+        "患者类型", max_length=1, default="1", help_text="1 门诊 2 急诊 3 住院"
+    )
     outpatient_no = models.CharField("门（急）诊号", max_length=18, blank=True, default="")
     inpatient_no = models.CharField("住院号", max_length=18, blank=True, default="")
     dept_code = models.CharField("就诊科室", max_length=20, blank=True, default="")
@@ -100,8 +102,9 @@ class Decision(models.Model):
     bulk = models.BooleanField("批量操作", default=False)
     decided_at = models.DateTimeField("决定时间", db_index=True)
     current = models.BooleanField("当前有效", default=True)
-    replaced_by = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="replaces",
-                                    verbose_name="被替代为")
+    replaced_by = models.ForeignKey(
+        "self", models.SET_NULL, null=True, blank=True, related_name="replaces", verbose_name="被替代为"
+    )
     outbox_record_id = models.BigIntegerField("上传记录", null=True, blank=True)
 
     class Meta:
@@ -111,9 +114,14 @@ class Decision(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["encounter", "kind", "order_id", "external_report_id", "standard_code"],
-                condition=Q(current=True), name="one_current_decision"),
+                condition=Q(current=True),
+                name="one_current_decision",
+            ),
         ]
-        indexes = [models.Index(fields=["current", "decided_at"]), models.Index(fields=["encounter", "current"])]
+        indexes = [
+            models.Index(fields=["current", "decided_at"]),
+            models.Index(fields=["encounter", "current"]),
+        ]
 
     def __str__(self):
         return f"{self.order_item_name} {self.standard_name} {self.get_decision_display()}"
@@ -139,7 +147,9 @@ class AuditEntry(models.Model):
     action = models.CharField("操作", max_length=20, choices=Action.choices)
     doctor_staff_no = models.CharField("医师工号", max_length=20, blank=True, default="", db_index=True)
     doctor_name = models.CharField("医师姓名", max_length=50, blank=True, default="")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, verbose_name="登录用户")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, verbose_name="登录用户"
+    )
     patient_name = models.CharField("患者姓名", max_length=50, blank=True, default="")
     patient_id_masked = models.CharField("证件号（脱敏）", max_length=32, blank=True, default="")
     patient_key = models.CharField("证件摘要", max_length=40, blank=True, default="", db_index=True)
@@ -164,4 +174,3 @@ class AuditEntry(models.Model):
     @property
     def patient_display(self) -> str:
         return mask_name(self.patient_name)
-

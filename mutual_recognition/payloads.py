@@ -34,8 +34,13 @@ def build(fields: dict[str, FieldSpec], facts: dict) -> dict:
         else:
             out[name] = value
     for name, f in fields.items():  # code → name from the value set where the facts left it out
-        if f.type == "code" and f.name_field and name in out and f.value_set is not None \
-                and out.get(f.name_field) in (None, ""):
+        if (
+            f.type == "code"
+            and f.name_field
+            and name in out
+            and f.value_set is not None
+            and out.get(f.name_field) in (None, "")
+        ):
             derived = f.value_set.name_of(out[name])
             if derived:
                 out[f.name_field] = derived
@@ -48,38 +53,52 @@ def for_interface(code: str, facts: dict) -> dict:
 
 def patient_facts(enc) -> dict:
     """The patient object (name, sex, birth date, identity) of an Encounter."""
-    return shared.patient_facts(name=enc.name, id_type=enc.id_type_code, id_no=enc.id_no, sex_code=enc.sex_code,
-                               birth_date=enc.birth_date, phone=enc.phone)
+    return shared.patient_facts(
+        name=enc.name,
+        id_type=enc.id_type_code,
+        id_no=enc.id_no,
+        sex_code=enc.sex_code,
+        birth_date=enc.birth_date,
+        phone=enc.phone,
+    )
 
 
 def encounter_facts(enc) -> dict:
-    return {**shared.org_facts(), "patient": patient_facts(enc), "patientTypeCode": enc.patient_type_code,
-            "visitId": enc.visit_id, "outpatientNo": enc.outpatient_no, "inpatientNo": enc.inpatient_no}
+    return {
+        **shared.org_facts(),
+        "patient": patient_facts(enc),
+        "patientTypeCode": enc.patient_type_code,
+        "visitId": enc.visit_id,
+        "outpatientNo": enc.outpatient_no,
+        "inpatientNo": enc.inpatient_no,
+    }
 
 
 def decision_facts(decision) -> dict:
     """Everything 2.3.2.3 (exam) and 3.2 (lab) may ask about one decision."""
     facts = encounter_facts(decision.encounter)
-    facts.update({
-        "orderId": decision.order_id,
-        "orderItemCode": decision.order_item_code,
-        "orderItemName": decision.order_item_name,
-        "recognitionItemCode": decision.standard_code,
-        "recognitionItemName": decision.standard_name,
-        "itemCode": decision.standard_code,
-        "itemName": decision.standard_name,
-        "externalOrgCode": decision.external_org_code,
-        "externalOrgName": decision.external_org_name,
-        "externalReportId": decision.external_report_id,
-        "decisionCode": decision.decision,
-        "refusalReasonCode": decision.platform_reason_code,
-        "refusalNote": decision.note,
-        "deptCode": decision.std_dept_code,
-        "deptName": decision.std_dept_name,
-        "doctorId": decision.doctor_staff_no,
-        "doctorName": decision.doctor_name,
-        "decisionDateTime": shared.platform_datetime(decision.decided_at),
-    })
+    facts.update(
+        {
+            "orderId": decision.order_id,
+            "orderItemCode": decision.order_item_code,
+            "orderItemName": decision.order_item_name,
+            "recognitionItemCode": decision.standard_code,
+            "recognitionItemName": decision.standard_name,
+            "itemCode": decision.standard_code,
+            "itemName": decision.standard_name,
+            "externalOrgCode": decision.external_org_code,
+            "externalOrgName": decision.external_org_name,
+            "externalReportId": decision.external_report_id,
+            "decisionCode": decision.decision,
+            "refusalReasonCode": decision.platform_reason_code,
+            "refusalNote": decision.note,
+            "deptCode": decision.std_dept_code,
+            "deptName": decision.std_dept_name,
+            "doctorId": decision.doctor_staff_no,
+            "doctorName": decision.doctor_name,
+            "decisionDateTime": shared.platform_datetime(decision.decided_at),
+        }
+    )
     return facts
 
 

@@ -18,16 +18,33 @@ def _d(s: str) -> str:
 
 
 def _exam_result(r: dict) -> dict:
-    return {"externalOrgCode": r["org"], "externalOrgName": r["orgName"], "reportId": r["reportId"],
-            "date": _d(r["at"]), "conclusion": r["impression"], "result": r["resultName"],
-            "validUntil": _d(r["validUntil"])}
+    return {
+        "externalOrgCode": r["org"],
+        "externalOrgName": r["orgName"],
+        "reportId": r["reportId"],
+        "date": _d(r["at"]),
+        "conclusion": r["impression"],
+        "result": r["resultName"],
+        "validUntil": _d(r["validUntil"]),
+    }
 
 
 def _lab_result(r: dict, line) -> dict:
-    return {"subItemCode": line.sub_code, "subItemName": line.sub_name, "standardCode": line.std_code,
-            "standardName": line.std_name, "externalOrgCode": r["org"], "externalOrgName": r["orgName"],
-            "reportId": r["reportId"], "date": _d(r["at"]), "value": r["value"], "unit": r["unit"],
-            "flag": r["flag"], "referenceRange": r["range"], "validUntil": _d(r["validUntil"])}
+    return {
+        "subItemCode": line.sub_code,
+        "subItemName": line.sub_name,
+        "standardCode": line.std_code,
+        "standardName": line.std_name,
+        "externalOrgCode": r["org"],
+        "externalOrgName": r["orgName"],
+        "reportId": r["reportId"],
+        "date": _d(r["at"]),
+        "value": r["value"],
+        "unit": r["unit"],
+        "flag": r["flag"],
+        "referenceRange": r["range"],
+        "validUntil": _d(r["validUntil"]),
+    }
 
 
 def evaluate_item(item: OrderedItem, bundle: dict, snap: Snapshot, today: str) -> dict:
@@ -35,26 +52,43 @@ def evaluate_item(item: OrderedItem, bundle: dict, snap: Snapshot, today: str) -
     if item.kind == "exam":
         target = snap.exam_target(item.code, item.body_part)
         if target is None:
-            out.update(itemName=snap.exam_names.get(item.code, ""), mapped=False, recognizable=False,
-                       coverage="none", summary="该项目不是互认项目或尚未对照标准项目")
+            out.update(
+                itemName=snap.exam_names.get(item.code, ""),
+                mapped=False,
+                recognizable=False,
+                coverage="none",
+                summary="该项目不是互认项目或尚未对照标准项目",
+            )
             return out
         results = valid(bundle["exam"].get(target.std_code, []), today)
-        out.update(itemName=target.order_name, mapped=True, standardCode=target.std_code,
-                   standardName=target.std_name, recognizable=bool(results),
-                   coverage="full" if results else "none",
-                   results=[_exam_result(r) for r in results])
+        out.update(
+            itemName=target.order_name,
+            mapped=True,
+            standardCode=target.std_code,
+            standardName=target.std_name,
+            recognizable=bool(results),
+            coverage="full" if results else "none",
+            results=[_exam_result(r) for r in results],
+        )
         if results:
             r = results[0]
             more = f"（另有 {len(results) - 1} 份）" if len(results) > 1 else ""
-            out["summary"] = (f"{r['orgName']} {_d(r['at'])} {target.std_name}：{r['impression']}"
-                              f" 可互认至 {_d(r['validUntil'])}{more}")
+            out["summary"] = (
+                f"{r['orgName']} {_d(r['at'])} {target.std_name}：{r['impression']}"
+                f" 可互认至 {_d(r['validUntil'])}{more}"
+            )
         else:
             out["summary"] = "无外院可互认结果"
         return out
     panel = snap.lab.get(item.code)
     if panel is None or not any(line.std_code for line in panel.lines):
-        out.update(itemName=panel.order_name if panel else "", mapped=False, recognizable=False, coverage="none",
-                   summary="该项目不含互认项目或尚未对照标准项目")
+        out.update(
+            itemName=panel.order_name if panel else "",
+            mapped=False,
+            recognizable=False,
+            coverage="none",
+            summary="该项目不含互认项目或尚未对照标准项目",
+        )
         return out
     rows, covered = [], 0
     recognition_lines = [line for line in panel.lines if line.std_code]
@@ -64,13 +98,21 @@ def evaluate_item(item: OrderedItem, bundle: dict, snap: Snapshot, today: str) -
             covered += 1
             rows.append(_lab_result(results[0], line))
     coverage = "none" if not covered else ("full" if covered == len(panel.lines) else "partial")
-    out.update(itemName=panel.order_name, mapped=True, recognizable=bool(covered), coverage=coverage,
-               lineCount=len(panel.lines), recognizableLineCount=covered, results=rows)
+    out.update(
+        itemName=panel.order_name,
+        mapped=True,
+        recognizable=bool(covered),
+        coverage=coverage,
+        lineCount=len(panel.lines),
+        recognizableLineCount=covered,
+        results=rows,
+    )
     if rows:
         orgs = sorted({r["externalOrgName"] for r in rows})
         first_end = min(r["validUntil"] for r in rows)
-        out["summary"] = (f"{covered}/{len(panel.lines)} 项有外院可互认结果（{'、'.join(orgs)}，"
-                          f"最早 {first_end} 到期）")
+        out["summary"] = (
+            f"{covered}/{len(panel.lines)} 项有外院可互认结果（{'、'.join(orgs)}，最早 {first_end} 到期）"
+        )
     else:
         out["summary"] = "无外院可互认结果"
     return out

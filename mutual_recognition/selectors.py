@@ -21,37 +21,58 @@ REFUSED = Q(decision=Decision.Value.REFUSED)
 def result_row(d: Decision, charge_codes: dict[str, str] | None = None) -> dict:
     """One decision as the exam and lab systems receive it (requirements 1.3 6, 1.4 7)."""
     row = {
-        "visitId": d.encounter.visit_id, "orderId": d.order_id, "kind": d.kind,
+        "visitId": d.encounter.visit_id,
+        "orderId": d.order_id,
+        "kind": d.kind,
         "recognitionStatus": "recognized" if d.recognized else "refused",
         "recognitionMark": "HR" if d.recognized else "",
-        "orderItemCode": d.order_item_code, "orderItemName": d.order_item_name,
-        "subItemCode": d.sub_item_code, "subItemName": d.sub_item_name,
-        "standardCode": d.standard_code, "standardName": d.standard_name,
-        "externalOrgCode": d.external_org_code, "externalOrgName": d.external_org_name,
+        "orderItemCode": d.order_item_code,
+        "orderItemName": d.order_item_name,
+        "subItemCode": d.sub_item_code,
+        "subItemName": d.sub_item_name,
+        "standardCode": d.standard_code,
+        "standardName": d.standard_name,
+        "externalOrgCode": d.external_org_code,
+        "externalOrgName": d.external_org_name,
         "externalReportId": d.external_report_id,
         "externalDateTime": d.external_at.isoformat() if d.external_at else "",
         "validUntil": d.valid_until.isoformat() if d.valid_until else "",
-        "deptCode": d.dept_code, "deptName": d.dept_name,
-        "standardDeptCode": d.std_dept_code, "standardDeptName": d.std_dept_name,
-        "doctorId": d.doctor_staff_no, "doctorName": d.doctor_name,
+        "deptCode": d.dept_code,
+        "deptName": d.dept_name,
+        "standardDeptCode": d.std_dept_code,
+        "standardDeptName": d.std_dept_name,
+        "doctorId": d.doctor_staff_no,
+        "doctorName": d.doctor_name,
         "decidedAt": d.decided_at.isoformat(),
         "chargeAvoided": str(d.charge_avoided),
     }
     if d.kind == "lab":
         r = d.result
-        row.update(resultValue=r.get("value", ""), unit=r.get("unit", ""), referenceRange=r.get("range", ""),
-                   abnormalFlagCode=r.get("flag", ""), chargeItemCode=(charge_codes or {}).get(d.sub_item_code, ""))
+        row.update(
+            resultValue=r.get("value", ""),
+            unit=r.get("unit", ""),
+            referenceRange=r.get("range", ""),
+            abnormalFlagCode=r.get("flag", ""),
+            chargeItemCode=(charge_codes or {}).get(d.sub_item_code, ""),
+        )
     else:
         r = d.result
-        row.update(findings=r.get("findings", ""), impression=r.get("impression", ""),
-                   resultName=r.get("resultName", ""), studyInstanceUid=r.get("studyUid", ""))
+        row.update(
+            findings=r.get("findings", ""),
+            impression=r.get("impression", ""),
+            resultName=r.get("resultName", ""),
+            studyInstanceUid=r.get("studyUid", ""),
+        )
     if not d.recognized:
-        row.update(refusalReasonCode=d.platform_reason_code, refusalReasonName=d.reason_name, refusalNote=d.note)
+        row.update(
+            refusalReasonCode=d.platform_reason_code, refusalReasonName=d.reason_name, refusalNote=d.note
+        )
     return row
 
 
-def decisions_for(*, visit_id: str = "", id_no: str = "", id_type: str = "01", kind: str = "",
-                  recognized_only: bool = False) -> list[Decision]:
+def decisions_for(
+    *, visit_id: str = "", id_no: str = "", id_type: str = "01", kind: str = "", recognized_only: bool = False
+) -> list[Decision]:
     qs = Decision.objects.select_related("encounter").filter(current=True)
     if visit_id:
         qs = qs.filter(encounter__visit_id=visit_id)
@@ -91,10 +112,16 @@ def _rate(rec: int, ref: int) -> float | None:
 
 
 def _grouped(qs, fields: tuple[str, ...], order: str = "-total") -> list[dict]:
-    rows = (qs.values(*fields)
-            .annotate(recognized=Count("id", filter=RECOGNIZED), refused=Count("id", filter=REFUSED),
-                      total=Count("id"), charge=Sum("charge_avoided"))
-            .order_by(order, *fields))
+    rows = (
+        qs.values(*fields)
+        .annotate(
+            recognized=Count("id", filter=RECOGNIZED),
+            refused=Count("id", filter=REFUSED),
+            total=Count("id"),
+            charge=Sum("charge_avoided"),
+        )
+        .order_by(order, *fields)
+    )
     out = []
     for r in rows:
         r["rate"] = _rate(r["recognized"], r["refused"])
@@ -109,27 +136,48 @@ def statistics(f: StatsFilter) -> dict:
         qs = qs.filter(kind=f.kind)
     if f.dept:
         qs = qs.filter(dept_code=f.dept)
-    totals = qs.aggregate(recognized=Count("id", filter=RECOGNIZED), refused=Count("id", filter=REFUSED),
-                          charge=Sum("charge_avoided"), patients=Count("encounter__id_key", distinct=True))
+    totals = qs.aggregate(
+        recognized=Count("id", filter=RECOGNIZED),
+        refused=Count("id", filter=REFUSED),
+        charge=Sum("charge_avoided"),
+        patients=Count("encounter__id_key", distinct=True),
+    )
     totals["charge"] = totals["charge"] or Decimal(0)
     totals["total"] = totals["recognized"] + totals["refused"]
     totals["rate"] = _rate(totals["recognized"], totals["refused"])
     span = (f.end - f.start).days + 1
-    trunc, label = (TruncDate, "%m-%d") if span <= 45 else ((TruncWeek, "%m-%d周") if span <= 200 else (TruncMonth, "%Y-%m"))
-    periods = {r["period"]: r for r in qs.annotate(period=trunc("decided_at")).values("period").annotate(
-        recognized=Count("id", filter=RECOGNIZED), refused=Count("id", filter=REFUSED)).order_by("period")}
+    trunc, label = (
+        (TruncDate, "%m-%d")
+        if span <= 45
+        else ((TruncWeek, "%m-%d周") if span <= 200 else (TruncMonth, "%Y-%m"))
+    )
+    periods = {
+        r["period"]: r
+        for r in qs.annotate(period=trunc("decided_at"))
+        .values("period")
+        .annotate(recognized=Count("id", filter=RECOGNIZED), refused=Count("id", filter=REFUSED))
+        .order_by("period")
+    }
     series = []
     if trunc is TruncDate:
         for i in range(span):
             day = f.start + timedelta(days=i)
             r = periods.get(day, {"recognized": 0, "refused": 0})
-            series.append({"label": day.strftime(label), "recognized": r["recognized"], "refused": r["refused"]})
+            series.append(
+                {"label": day.strftime(label), "recognized": r["recognized"], "refused": r["refused"]}
+            )
     else:
         for period, r in periods.items():
             p = period.date() if hasattr(period, "date") else period
-            series.append({"label": p.strftime(label), "recognized": r["recognized"], "refused": r["refused"]})
-    reasons = list(qs.filter(REFUSED).values("platform_reason_code", "reason_name")
-                   .annotate(n=Count("id")).order_by("-n", "platform_reason_code"))
+            series.append(
+                {"label": p.strftime(label), "recognized": r["recognized"], "refused": r["refused"]}
+            )
+    reasons = list(
+        qs.filter(REFUSED)
+        .values("platform_reason_code", "reason_name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "platform_reason_code")
+    )
     refused_total = sum(r["n"] for r in reasons) or 1
     for r in reasons:
         r["share"] = round(100.0 * r["n"] / refused_total, 1)
@@ -174,4 +222,4 @@ def search_audit(f: AuditFilter, *, limit: int = 50, offset: int = 0) -> tuple[l
     if f.visit_id:
         qs = qs.filter(visit_id=f.visit_id.strip())
     total = qs.count()
-    return list(qs.order_by("-at", "-id")[offset:offset + limit]), total
+    return list(qs.order_by("-at", "-id")[offset : offset + limit]), total

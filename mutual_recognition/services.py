@@ -44,11 +44,20 @@ PATIENT_TYPES = ("1", "2", "3", "9")
 
 
 # Stored lengths of the visit's fields (Encounter): over-length is refused, never cut.
-PATIENT_LIMITS = (("patientId", "patient_id", 32), ("name", "name", 50), ("idTypeCode", "id_type_code", 2),
-                  ("idNo", "id_no", 32), ("sexCode", "sex_code", 1), ("birthDate", "birth_date", 8),
-                  ("phone", "phone", 20))
-VISIT_LIMITS = (("visitId", "visit_id", 32), ("outpatientNo", "outpatient_no", 18),
-                ("inpatientNo", "inpatient_no", 18))
+PATIENT_LIMITS = (
+    ("patientId", "patient_id", 32),
+    ("name", "name", 50),
+    ("idTypeCode", "id_type_code", 2),
+    ("idNo", "id_no", 32),
+    ("sexCode", "sex_code", 1),
+    ("birthDate", "birth_date", 8),
+    ("phone", "phone", 20),
+)
+VISIT_LIMITS = (
+    ("visitId", "visit_id", 32),
+    ("outpatientNo", "outpatient_no", 18),
+    ("inpatientNo", "inpatient_no", 18),
+)
 STAFF_LIMIT = 20  # dept and doctor codes
 
 
@@ -75,22 +84,37 @@ def encounter_fields(data: dict) -> dict:
             errors.append(field_error(path, "type", "应为对象"))
     patient = patient if isinstance(patient, dict) else {}
     visit = visit if isinstance(visit, dict) else {}
-    fields = {attr: bounded(errors, f"patient.{key}", patient.get(key), limit) for key, attr, limit in PATIENT_LIMITS}
-    fields.update({attr: bounded(errors, f"visit.{key}", visit.get(key), limit) for key, attr, limit in VISIT_LIMITS})
+    fields = {
+        attr: bounded(errors, f"patient.{key}", patient.get(key), limit)
+        for key, attr, limit in PATIENT_LIMITS
+    }
+    fields.update(
+        {attr: bounded(errors, f"visit.{key}", visit.get(key), limit) for key, attr, limit in VISIT_LIMITS}
+    )
     for path, attr in (("patient.name", "name"), ("patient.idNo", "id_no"), ("visit.visitId", "visit_id")):
         if not fields[attr] and not any(e["field"] == path for e in errors):
             errors.append(field_error(path, "required", "必填"))
     ptype = str(visit.get("patientTypeCode") or "1")
     if ptype not in PATIENT_TYPES:
-        errors.append(field_error("visit.patientTypeCode", "valueSet", "患者类型应为 1 门诊、2 急诊、3 住院 或 9 其他"))
+        errors.append(
+            field_error("visit.patientTypeCode", "valueSet", "患者类型应为 1 门诊、2 急诊、3 住院 或 9 其他")
+        )
     fields["dept"] = bounded(errors, "dept", data.get("dept"), STAFF_LIMIT)
     fields["doctor"] = bounded(errors, "doctor", data.get("doctor"), STAFF_LIMIT)
     if not errors:  # the same identity rules as the platform's: check digit, real dates, value sets
-        errors += identity_errors({"idTypeCode": fields["id_type_code"], "idNo": fields["id_no"],
-                                   "sexCode": fields["sex_code"], "birthDate": fields["birth_date"]})
+        errors += identity_errors(
+            {
+                "idTypeCode": fields["id_type_code"],
+                "idNo": fields["id_no"],
+                "sexCode": fields["sex_code"],
+                "birthDate": fields["birth_date"],
+            }
+        )
     if errors:
         raise InvalidInput(errors)
-    fields.update(id_type_code=fields["id_type_code"] or "01", id_no=fields["id_no"].upper(), patient_type_code=ptype)
+    fields.update(
+        id_type_code=fields["id_type_code"] or "01", id_no=fields["id_no"].upper(), patient_type_code=ptype
+    )
     return fields
 
 
@@ -99,9 +123,14 @@ def upsert_encounter(fields: dict, *, event: str) -> Encounter:
     another patient raises PatientConflict (409, nothing written)."""
     fields = dict(fields)
     visit_id, dept, doctor = fields.pop("visit_id"), fields.pop("dept", ""), fields.pop("doctor", "")
-    patients.bind(Identity(fields["id_type_code"], fields["id_no"], fields["patient_id"]),
-                  [Ref(RefKind.VISIT, visit_id, "visit.visitId")], source=f"recognition-{event}")
-    defaults = {k: v for k, v in fields.items() if v or k not in ("patient_id",)}  # a blank never erases the id
+    patients.bind(
+        Identity(fields["id_type_code"], fields["id_no"], fields["patient_id"]),
+        [Ref(RefKind.VISIT, visit_id, "visit.visitId")],
+        source=f"recognition-{event}",
+    )
+    defaults = {
+        k: v for k, v in fields.items() if v or k not in ("patient_id",)
+    }  # a blank never erases the id
     defaults["event"] = event
     if dept:
         defaults["dept_code"] = dept
@@ -124,8 +153,12 @@ def _schedule_preload(encounter_id: int) -> None:
     """Ask a worker to pre-load (without a broker the prompt still fetches at ordering time)."""
     from .tasks import preload as preload_task
 
-    leases.wake(preload_task, encounter_id, what=f"pre-load of encounter {encounter_id}",
-                otherwise="the fetch at ordering time")
+    leases.wake(
+        preload_task,
+        encounter_id,
+        what=f"pre-load of encounter {encounter_id}",
+        otherwise="the fetch at ordering time",
+    )
 
 
 def current_snapshot() -> snapshot.Snapshot:
@@ -137,8 +170,8 @@ def preload(encounter_id: int) -> dict:
     bundle = external.fetch(enc, current_snapshot().valid_days)
     external.store(bundle)
     Encounter.objects.filter(pk=enc.pk).update(
-        preloaded_at=timezone.now(),
-        preload_error="；".join(e["message"] for e in bundle["errors"])[:300])
+        preloaded_at=timezone.now(), preload_error="；".join(e["message"] for e in bundle["errors"])[:300]
+    )
     return bundle
 
 
@@ -205,19 +238,28 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
         warnings.append(field_error("doctor", "mapping.unknown", f"医师工号 {doctor} 不在医师字典中"))
     if dept and not snap.depts.get(dept, ("", "", ""))[1]:
         warnings.append(field_error("dept", "mapping.unmapped", f"科室 {dept} 未对照标准科室"))
-    answer = {"ok": True, "visitId": visit_id, "source": source,
-              "anyRecognizable": any(a["recognizable"] for a in answers), "items": answers}
+    answer = {
+        "ok": True,
+        "visitId": visit_id,
+        "source": source,
+        "anyRecognizable": any(a["recognizable"] for a in answers),
+        "items": answers,
+    }
     if bundle.get("errors"):
         answer["platformErrors"] = bundle["errors"]
     if warnings:
         answer["warnings"] = warnings
     if not cache_ok:  # answered from the database and the platform: slower, and said so
-        answer["degraded"] = {"cache": False, "message": "缓存服务暂不可用：本次结果直接查询市平台，响应较慢；预加载暂停。"}
+        answer["degraded"] = {
+            "cache": False,
+            "message": "缓存服务暂不可用：本次结果直接查询市平台，响应较慢；预加载暂停。",
+        }
     if not answer["anyRecognizable"]:
         return answer, None
     try:
-        query = links.make_query(patient_id=fields["patient_id"] or "-", visit_id=visit_id,
-                                 doctor=doctor, dept=dept, items=items)
+        query = links.make_query(
+            patient_id=fields["patient_id"] or "-", visit_id=visit_id, doctor=doctor, dept=dept, items=items
+        )
     except links.LinkValueError as exc:
         field = {"patient_id": "patient.patientId", "visit_id": "visit.visitId"}.get(exc.field, exc.field)
         raise InvalidInput([field_error(field, "format", exc.message)]) from None
@@ -231,7 +273,9 @@ def register_event(data: dict) -> Encounter:
     """A registration / admission / appointment event from the HIS."""
     event = data.get("eventType") or "registration"
     if event not in EVENTS:
-        raise InvalidInput([field_error("eventType", "valueSet", "应为 registration、admission 或 appointment")])
+        raise InvalidInput(
+            [field_error("eventType", "valueSet", "应为 registration、admission 或 appointment")]
+        )
     return register_encounter(data, event=event)
 
 
@@ -255,8 +299,14 @@ class DecisionInput:
 
 
 # DecisionInput's fields in order, with the lengths Decision stores
-DECISION_LIMITS = (("orderId", 32), ("standardCode", 20), ("reportId", 20), ("decision", 1), ("reasonCode", 10),
-                   ("note", 500))
+DECISION_LIMITS = (
+    ("orderId", 32),
+    ("standardCode", 20),
+    ("reportId", 20),
+    ("decision", 1),
+    ("reasonCode", 10),
+    ("note", 500),
+)
 
 
 def parse_decisions(raw) -> list[DecisionInput]:
@@ -267,9 +317,14 @@ def parse_decisions(raw) -> list[DecisionInput]:
         if not isinstance(d, dict):
             errors.append(field_error(f"decisions[{i}]", "type", "应为对象"))
             continue
-        item = DecisionInput(*(bounded(errors, f"decisions[{i}].{key}", d.get(key), limit)
-                               for key, limit in DECISION_LIMITS))
-        for key, name in (("orderId", "order_id"), ("standardCode", "standard_code"), ("reportId", "report_id")):
+        item = DecisionInput(
+            *(bounded(errors, f"decisions[{i}].{key}", d.get(key), limit) for key, limit in DECISION_LIMITS)
+        )
+        for key, name in (
+            ("orderId", "order_id"),
+            ("standardCode", "standard_code"),
+            ("reportId", "report_id"),
+        ):
             if not getattr(item, name) and not any(e["field"] == f"decisions[{i}].{key}" for e in errors):
                 errors.append(field_error(f"decisions[{i}].{key}", "required", "必填"))
         if item.decision not in ("1", "2"):
@@ -319,7 +374,9 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
     inputs = parse_decisions(raw_decisions)
     enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
     if enc is None:
-        raise InvalidInput([field_error("visitId", "unknown", f"未找到就诊 {ctx.visit_id}，请从医生工作站重新打开互认提示")])
+        raise InvalidInput(
+            [field_error("visitId", "unknown", f"未找到就诊 {ctx.visit_id}，请从医生工作站重新打开互认提示")]
+        )
     errors = []
     try:
         doc = dicts.doctor(ctx.doctor)
@@ -332,7 +389,10 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
         raise InvalidInput([exc.as_error("dept")]) from None
     dept_name = doc.department.name if doc.department_id and doc.department.code == dept_code else dept_code
     if ctx.dept:
-        dept_name = HospitalDepartment.objects.filter(code=dept_code).values_list("name", flat=True).first() or dept_code
+        dept_name = (
+            HospitalDepartment.objects.filter(code=dept_code).values_list("name", flat=True).first()
+            or dept_code
+        )
     reasons = {r.code: r for r in dicts.refusal_reasons()}
     snap = current_snapshot()
     bundle, _ = ensure_bundle(enc)
@@ -341,26 +401,44 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
     for i, d in enumerate(inputs):
         item = ctx.item(d.order_id)
         if item is None:
-            errors.append(field_error(f"decisions[{i}].orderId", "unknown", f"医嘱 {d.order_id} 不在本次提示中"))
+            errors.append(
+                field_error(f"decisions[{i}].orderId", "unknown", f"医嘱 {d.order_id} 不在本次提示中")
+            )
             continue
         line = next((ln for ln in _lines_for(item, snap) if ln.std_code == d.standard_code), None)
         if line is None:
-            errors.append(field_error(f"decisions[{i}].standardCode", "unknown",
-                               f"互认项目 {d.standard_code} 不属于医嘱 {d.order_id}"))
+            errors.append(
+                field_error(
+                    f"decisions[{i}].standardCode",
+                    "unknown",
+                    f"互认项目 {d.standard_code} 不属于医嘱 {d.order_id}",
+                )
+            )
             continue
         result = _find_result(bundle, item.kind, d.standard_code, d.report_id, today)
         if result is None:
-            errors.append(field_error(f"decisions[{i}].reportId", "unknown",
-                               f"外院报告 {d.report_id} 的 {line.std_name} 已不可互认（已过期或已作废）"))
+            errors.append(
+                field_error(
+                    f"decisions[{i}].reportId",
+                    "unknown",
+                    f"外院报告 {d.report_id} 的 {line.std_name} 已不可互认（已过期或已作废）",
+                )
+            )
             continue
         reason = None
         if d.decision == "2":
             reason = reasons.get(d.reason_code)
             if reason is None:
-                errors.append(field_error(f"decisions[{i}].reasonCode", "required", f"{line.std_name}：请选择不互认原因"))
+                errors.append(
+                    field_error(
+                        f"decisions[{i}].reasonCode", "required", f"{line.std_name}：请选择不互认原因"
+                    )
+                )
                 continue
             if reason.needs_note and not d.note:
-                errors.append(field_error(f"decisions[{i}].note", "required", f"{line.std_name}：该原因须填写说明"))
+                errors.append(
+                    field_error(f"decisions[{i}].note", "required", f"{line.std_name}：该原因须填写说明")
+                )
                 continue
         resolved.append((d, item, line, result, reason))
     if errors:
@@ -373,51 +451,104 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
     with transaction.atomic():
         for d, item, line, result, reason in resolved:
             touched_orders[item.order_id] = item
-            previous = (Decision.objects.select_for_update()
-                        .filter(encounter=enc, kind=item.kind, order_id=item.order_id,
-                                external_report_id=d.report_id, standard_code=d.standard_code, current=True)
-                        .first())
-            same = previous is not None and previous.decision == d.decision and (
-                d.decision == "1" or (previous.reason_code == reason.code and previous.note == d.note))
+            previous = (
+                Decision.objects.select_for_update()
+                .filter(
+                    encounter=enc,
+                    kind=item.kind,
+                    order_id=item.order_id,
+                    external_report_id=d.report_id,
+                    standard_code=d.standard_code,
+                    current=True,
+                )
+                .first()
+            )
+            same = (
+                previous is not None
+                and previous.decision == d.decision
+                and (d.decision == "1" or (previous.reason_code == reason.code and previous.note == d.note))
+            )
             if same:
                 continue
             decision = Decision(
-                encounter=enc, kind=item.kind, order_id=item.order_id, order_item_code=item.code,
+                encounter=enc,
+                kind=item.kind,
+                order_id=item.order_id,
+                order_item_code=item.code,
                 order_item_name=line.order_name if item.kind == "exam" else snap.lab[item.code].order_name,
-                sub_item_code=getattr(line, "sub_code", ""), sub_item_name=getattr(line, "sub_name", ""),
-                standard_code=line.std_code, standard_name=line.std_name,
-                external_org_code=result["org"], external_org_name=result["orgName"],
-                external_report_id=result["reportId"], external_at=_as_datetime(result["at"]),
-                valid_until=_as_date(result["validUntil"]), result=result, decision=d.decision,
-                reason_code=reason.code if reason else "", platform_reason_code=reason.platform_code if reason else "",
-                reason_name=reason.name if reason else "", note=d.note if reason else "",
-                doctor_staff_no=doc.staff_no, doctor_name=doc.name, dept_code=dept_code, dept_name=dept_name,
-                std_dept_code=std_dept.code, std_dept_name=std_dept.name, bulk=bulk and d.decision == "1",
-                decided_at=now)
+                sub_item_code=getattr(line, "sub_code", ""),
+                sub_item_name=getattr(line, "sub_name", ""),
+                standard_code=line.std_code,
+                standard_name=line.std_name,
+                external_org_code=result["org"],
+                external_org_name=result["orgName"],
+                external_report_id=result["reportId"],
+                external_at=_as_datetime(result["at"]),
+                valid_until=_as_date(result["validUntil"]),
+                result=result,
+                decision=d.decision,
+                reason_code=reason.code if reason else "",
+                platform_reason_code=reason.platform_code if reason else "",
+                reason_name=reason.name if reason else "",
+                note=d.note if reason else "",
+                doctor_staff_no=doc.staff_no,
+                doctor_name=doc.name,
+                dept_code=dept_code,
+                dept_name=dept_name,
+                std_dept_code=std_dept.code,
+                std_dept_name=std_dept.name,
+                bulk=bulk and d.decision == "1",
+                decided_at=now,
+            )
             if previous is not None:
                 previous.current = False
                 previous.save(update_fields=["current"])
-                _audit(AuditEntry.Action.REVOKE_RECOGNIZED if previous.recognized else AuditEntry.Action.REVOKE_REFUSED,
-                       enc, doc, previous, user=user, client_ip=client_ip, detail={"batch": batch})
+                _audit(
+                    AuditEntry.Action.REVOKE_RECOGNIZED
+                    if previous.recognized
+                    else AuditEntry.Action.REVOKE_REFUSED,
+                    enc,
+                    doc,
+                    previous,
+                    user=user,
+                    client_ip=client_ip,
+                    detail={"batch": batch},
+                )
             decision.save()
             if previous is not None:
                 previous.replaced_by = decision
                 previous.save(update_fields=["replaced_by"])
-            action = (AuditEntry.Action.BULK_RECOGNIZED if decision.bulk else AuditEntry.Action.RECOGNIZED) \
-                if decision.recognized else AuditEntry.Action.REFUSED
-            _audit(action, enc, doc, decision, user=user, client_ip=client_ip,
-                   detail={"batch": batch, "reason": decision.reason_name, "note": decision.note})
+            action = (
+                (AuditEntry.Action.BULK_RECOGNIZED if decision.bulk else AuditEntry.Action.RECOGNIZED)
+                if decision.recognized
+                else AuditEntry.Action.REFUSED
+            )
+            _audit(
+                action,
+                enc,
+                doc,
+                decision,
+                user=user,
+                client_ip=client_ip,
+                detail={"batch": batch, "reason": decision.reason_name, "note": decision.note},
+            )
             changed.append(decision)
         patient = outbox.Patient(enc.id_no, enc.name)
         records = outbox.enqueue_many(  # one call: the batch's key locks are taken in the global order
-            [outbox.Item(*payloads.decision_payload(d), now, patient) for d in changed], source="recognition")
+            [outbox.Item(*payloads.decision_payload(d), now, patient) for d in changed], source="recognition"
+        )
         for decision, record in zip(changed, records, strict=True):
             decision.outbox_record_id = record.pk
         Decision.objects.bulk_update(changed, ["outbox_record_id"])
         for item in touched_orders.values():
             _apply_charges(enc, item, snap)
-    return {"ok": True, "visitId": enc.visit_id, "batch": batch, "changed": len(changed),
-            "orders": order_summaries(enc, ctx.items, snap)}
+    return {
+        "ok": True,
+        "visitId": enc.visit_id,
+        "batch": batch,
+        "changed": len(changed),
+        "orders": order_summaries(enc, ctx.items, snap),
+    }
 
 
 def _apply_charges(enc: Encounter, item, snap) -> None:
@@ -465,8 +596,12 @@ def order_summaries(enc: Encounter, items, snap=None) -> list[dict]:
         ds = current.get(item.order_id, [])
         recognised = {d.standard_code: d for d in ds if d.recognized}
         refused = {d.standard_code: d for d in ds if not d.recognized}
-        entry = {"orderId": item.order_id, "kind": item.kind, "itemCode": item.code,
-                 "chargeAvoided": str(sum((d.charge_avoided for d in ds), Decimal(0)))}
+        entry = {
+            "orderId": item.order_id,
+            "kind": item.kind,
+            "itemCode": item.code,
+            "chargeAvoided": str(sum((d.charge_avoided for d in ds), Decimal(0))),
+        }
         if item.kind == "exam":
             target = snap.exam_target(item.code, item.body_part)
             entry["itemName"] = target.order_name if target else snap.exam_names.get(item.code, "")
@@ -479,18 +614,32 @@ def order_summaries(enc: Encounter, items, snap=None) -> list[dict]:
             entry["itemName"] = panel.order_name if panel else ""
             keep = [ln for ln in lines if ln.std_code not in recognised]
             entry["action"] = "keep" if len(keep) == len(lines) else ("cancel" if not keep else "reduce")
-            entry["recognized"] = [{**_decision_ref(recognised[ln.std_code]), "subItemCode": ln.sub_code,
-                                    "subItemName": ln.sub_name} for ln in lines if ln.std_code in recognised]
+            entry["recognized"] = [
+                {
+                    **_decision_ref(recognised[ln.std_code]),
+                    "subItemCode": ln.sub_code,
+                    "subItemName": ln.sub_name,
+                }
+                for ln in lines
+                if ln.std_code in recognised
+            ]
             entry["refused"] = [_decision_ref(d) for d in refused.values()]
-            entry["keepSubItems"] = [{"subItemCode": ln.sub_code, "subItemName": ln.sub_name,
-                                      "chargeItemCode": ln.charge_code} for ln in keep]
+            entry["keepSubItems"] = [
+                {"subItemCode": ln.sub_code, "subItemName": ln.sub_name, "chargeItemCode": ln.charge_code}
+                for ln in keep
+            ]
         out.append(entry)
     return out
 
 
 def _decision_ref(d: Decision) -> dict:
-    ref = {"standardCode": d.standard_code, "standardName": d.standard_name, "reportId": d.external_report_id,
-           "externalOrgName": d.external_org_name, "decision": d.decision}
+    ref = {
+        "standardCode": d.standard_code,
+        "standardName": d.standard_name,
+        "reportId": d.external_report_id,
+        "externalOrgName": d.external_org_name,
+        "decision": d.decision,
+    }
     if not d.recognized:
         ref.update(reasonCode=d.platform_reason_code, reasonName=d.reason_name, note=d.note)
     return ref
@@ -499,46 +648,116 @@ def _decision_ref(d: Decision) -> dict:
 # --------------------------------------------------------------------------- audit
 
 
-def _audit(action, enc: Encounter, doc, decision: Decision | None = None, *, user=None, client_ip=None,
-           kind: str = "", org_code: str = "", org_name: str = "", report_id: str = "", item: str = "",
-           detail: dict | None = None) -> AuditEntry:
+def _audit(
+    action,
+    enc: Encounter,
+    doc,
+    decision: Decision | None = None,
+    *,
+    user=None,
+    client_ip=None,
+    kind: str = "",
+    org_code: str = "",
+    org_name: str = "",
+    report_id: str = "",
+    item: str = "",
+    detail: dict | None = None,
+) -> AuditEntry:
     if decision is not None:
         kind, org_code, org_name = decision.kind, decision.external_org_code, decision.external_org_name
         report_id, item = decision.external_report_id, decision.sub_item_name or decision.standard_name
     return AuditEntry.objects.create(
-        action=action, doctor_staff_no=getattr(doc, "staff_no", "") or "", doctor_name=getattr(doc, "name", "") or "",
-        user=user if getattr(user, "is_authenticated", False) else None, patient_name=enc.name,
-        patient_id_masked=mask_id(enc.id_no), patient_key=enc.id_key, visit_id=enc.visit_id, kind=kind,
-        external_org_code=org_code, external_org_name=org_name, report_id=report_id, item=item[:100],
-        order_id=decision.order_id if decision else "", client_ip=client_ip, detail=detail or {})
+        action=action,
+        doctor_staff_no=getattr(doc, "staff_no", "") or "",
+        doctor_name=getattr(doc, "name", "") or "",
+        user=user if getattr(user, "is_authenticated", False) else None,
+        patient_name=enc.name,
+        patient_id_masked=mask_id(enc.id_no),
+        patient_key=enc.id_key,
+        visit_id=enc.visit_id,
+        kind=kind,
+        external_org_code=org_code,
+        external_org_name=org_name,
+        report_id=report_id,
+        item=item[:100],
+        order_id=decision.order_id if decision else "",
+        client_ip=client_ip,
+        detail=detail or {},
+    )
 
 
-def record_report_view(*, kind: str, org_code: str, report_id: str, org_name: str = "", item: str = "",
-                       images: bool = False, enc: Encounter | None = None, doctor=None, doctor_staff_no: str = "",
-                       doctor_name: str = "", user=None, client_ip=None, detail: dict | None = None) -> AuditEntry:
+def record_report_view(
+    *,
+    kind: str,
+    org_code: str,
+    report_id: str,
+    org_name: str = "",
+    item: str = "",
+    images: bool = False,
+    enc: Encounter | None = None,
+    doctor=None,
+    doctor_staff_no: str = "",
+    doctor_name: str = "",
+    user=None,
+    client_ip=None,
+    detail: dict | None = None,
+) -> AuditEntry:
     """The one audit call for a report (or its images) being opened, from the prompt page or a staff page."""
     action = AuditEntry.Action.VIEW_IMAGES if images else AuditEntry.Action.VIEW_REPORT
     return AuditEntry.objects.create(
-        action=action, doctor_staff_no=(getattr(doctor, "staff_no", "") or doctor_staff_no)[:20],
+        action=action,
+        doctor_staff_no=(getattr(doctor, "staff_no", "") or doctor_staff_no)[:20],
         doctor_name=(getattr(doctor, "name", "") or doctor_name)[:50],
         user=user if getattr(user, "is_authenticated", False) else None,
-        patient_name=enc.name if enc else "", patient_id_masked=mask_id(enc.id_no) if enc else "",
-        patient_key=enc.id_key if enc else "", visit_id=enc.visit_id if enc else "", kind=kind,
-        external_org_code=org_code[:22], external_org_name=org_name[:70], report_id=report_id[:20],
-        item=item[:100], client_ip=client_ip, detail=detail or {})
+        patient_name=enc.name if enc else "",
+        patient_id_masked=mask_id(enc.id_no) if enc else "",
+        patient_key=enc.id_key if enc else "",
+        visit_id=enc.visit_id if enc else "",
+        kind=kind,
+        external_org_code=org_code[:22],
+        external_org_name=org_name[:70],
+        report_id=report_id[:20],
+        item=item[:100],
+        client_ip=client_ip,
+        detail=detail or {},
+    )
 
 
-def record_view(ctx: LinkContext, *, kind: str, org_code: str, report_id: str, images: bool = False,
-                user=None, client_ip=None) -> AuditEntry:
+def record_view(
+    ctx: LinkContext,
+    *,
+    kind: str,
+    org_code: str,
+    report_id: str,
+    images: bool = False,
+    user=None,
+    client_ip=None,
+) -> AuditEntry:
     """An external report (lab PDF, exam report) or its images was opened from the prompt page:
     it must be one of this visit's patient's external results."""
     enc = Encounter.objects.get(visit_id=ctx.visit_id)
     bundle, _ = ensure_bundle(enc)
-    found = next((r for rs in bundle[kind].values() for r in rs if r["reportId"] == report_id
-                  and r["org"] == org_code), None)
+    found = next(
+        (
+            r
+            for rs in bundle[kind].values()
+            for r in rs
+            if r["reportId"] == report_id and r["org"] == org_code
+        ),
+        None,
+    )
     if found is None:
         raise InvalidInput([field_error("reportId", "unknown", f"该患者没有外院报告 {report_id}")])
-    return record_report_view(kind=kind, org_code=org_code, report_id=report_id, org_name=found["orgName"],
-                              item=found.get("title") or found.get("name") or "", images=images, enc=enc,
-                              doctor=Doctor.objects.filter(staff_no=ctx.doctor).first(),
-                              doctor_staff_no=ctx.doctor, user=user, client_ip=client_ip)
+    return record_report_view(
+        kind=kind,
+        org_code=org_code,
+        report_id=report_id,
+        org_name=found["orgName"],
+        item=found.get("title") or found.get("name") or "",
+        images=images,
+        enc=enc,
+        doctor=Doctor.objects.filter(staff_no=ctx.doctor).first(),
+        doctor_staff_no=ctx.doctor,
+        user=user,
+        client_ip=client_ip,
+    )

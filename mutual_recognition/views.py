@@ -49,8 +49,9 @@ def _frame_headers(response):
 
 
 def _refusal(request, reason: str, message: str, status: int = 403):
-    response = render(request, "recognition/link_refused.html", {"reason": reason, "message": message},
-                      status=status)
+    response = render(
+        request, "recognition/link_refused.html", {"reason": reason, "message": message}, status=status
+    )
     return _frame_headers(response)
 
 
@@ -77,7 +78,9 @@ def page_model(ctx: LinkContext, enc: Encounter, bundle: dict) -> list[dict]:
     snap = services.current_snapshot()
     today_s, today = external.today_d8(), timezone.localdate()
     current = {}
-    for d in Decision.objects.filter(encounter=enc, current=True, order_id__in=[i.order_id for i in ctx.items]):
+    for d in Decision.objects.filter(
+        encounter=enc, current=True, order_id__in=[i.order_id for i in ctx.items]
+    ):
         current[(d.order_id, d.standard_code, d.external_report_id)] = d
     cards = []
     for item in ctx.items:
@@ -88,36 +91,77 @@ def page_model(ctx: LinkContext, enc: Encounter, bundle: dict) -> list[dict]:
             results = external.valid(bundle["exam"].get(target.std_code, []), today_s) if target else []
             for n, r in enumerate(results[:1]):
                 d = current.get((item.order_id, target.std_code, r["reportId"]))
-                card["rows"].append({
-                    "std_code": target.std_code, "std_name": target.std_name, "report_id": r["reportId"],
-                    "org": r["org"], "org_name": r["orgName"], "date": _fmt_dt(r["at"]),
-                    "report_at": _fmt_dt(r["reportAt"]), "category": r["category"], "body_part": r["bodyPart"],
-                    "findings": r["findings"], "impression": r["impression"], "result_name": r["resultName"],
-                    "abnormal": r["resultCode"] == "2", "images": r.get("images"),
-                    "valid_until": _fmt_d(r["validUntil"]), "days_left": _days_left(r["validUntil"], today),
-                    "decision": d.decision if d else "", "reason": d.reason_code if d else "",
-                    "note": d.note if d else "", "others": len(results) - 1 - n})
+                card["rows"].append(
+                    {
+                        "std_code": target.std_code,
+                        "std_name": target.std_name,
+                        "report_id": r["reportId"],
+                        "org": r["org"],
+                        "org_name": r["orgName"],
+                        "date": _fmt_dt(r["at"]),
+                        "report_at": _fmt_dt(r["reportAt"]),
+                        "category": r["category"],
+                        "body_part": r["bodyPart"],
+                        "findings": r["findings"],
+                        "impression": r["impression"],
+                        "result_name": r["resultName"],
+                        "abnormal": r["resultCode"] == "2",
+                        "images": r.get("images"),
+                        "valid_until": _fmt_d(r["validUntil"]),
+                        "days_left": _days_left(r["validUntil"], today),
+                        "decision": d.decision if d else "",
+                        "reason": d.reason_code if d else "",
+                        "note": d.note if d else "",
+                        "others": len(results) - 1 - n,
+                    }
+                )
             card["std_name"] = target.std_name if target else ""
         else:
             panel = snap.lab.get(item.code)
             card["name"] = panel.order_name if panel else item.code
             reports = {}
             for line in panel.lines if panel else ():
-                row = {"sub_code": line.sub_code, "sub_name": line.sub_name, "std_code": line.std_code,
-                       "std_name": line.std_name, "result": None}
-                results = external.valid(bundle["lab"].get(line.std_code, []), today_s) if line.std_code else []
+                row = {
+                    "sub_code": line.sub_code,
+                    "sub_name": line.sub_name,
+                    "std_code": line.std_code,
+                    "std_name": line.std_name,
+                    "result": None,
+                }
+                results = (
+                    external.valid(bundle["lab"].get(line.std_code, []), today_s) if line.std_code else []
+                )
                 if results:
                     r = results[0]
                     d = current.get((item.order_id, line.std_code, r["reportId"]))
-                    row.update(result=True, report_id=r["reportId"], org=r["org"], org_name=r["orgName"],
-                               date=_fmt_dt(r["at"]), value=r["value"], unit=r["unit"], range=r["range"],
-                               flag=r["flag"], flag_name=r["flagName"], valid_until=_fmt_d(r["validUntil"]),
-                               days_left=_days_left(r["validUntil"], today), others=len(results) - 1,
-                               decision=d.decision if d else "", reason=d.reason_code if d else "",
-                               note=d.note if d else "")
-                    reports.setdefault((r["org"], r["reportId"]), {
-                        "org": r["org"], "org_name": r["orgName"], "report_id": r["reportId"],
-                        "title": r["title"], "date": _fmt_dt(r["at"])})
+                    row.update(
+                        result=True,
+                        report_id=r["reportId"],
+                        org=r["org"],
+                        org_name=r["orgName"],
+                        date=_fmt_dt(r["at"]),
+                        value=r["value"],
+                        unit=r["unit"],
+                        range=r["range"],
+                        flag=r["flag"],
+                        flag_name=r["flagName"],
+                        valid_until=_fmt_d(r["validUntil"]),
+                        days_left=_days_left(r["validUntil"], today),
+                        others=len(results) - 1,
+                        decision=d.decision if d else "",
+                        reason=d.reason_code if d else "",
+                        note=d.note if d else "",
+                    )
+                    reports.setdefault(
+                        (r["org"], r["reportId"]),
+                        {
+                            "org": r["org"],
+                            "org_name": r["orgName"],
+                            "report_id": r["reportId"],
+                            "title": r["title"],
+                            "date": _fmt_dt(r["at"]),
+                        },
+                    )
                 card["rows"].append(row)
             card["reports"] = list(reports.values())
             card["line_count"] = len(card["rows"])
@@ -131,9 +175,14 @@ def page_model(ctx: LinkContext, enc: Encounter, bundle: dict) -> list[dict]:
 def _patient_line(enc: Encounter) -> dict:
     patient = payloads.patient_facts(enc)
     sex, age = {"1": "男", "2": "女"}.get(patient["sexCode"], ""), patient.get("ageYears")
-    return {"name": enc.name, "sex": sex, "age": age, "id_masked": mask_id(enc.id_no),
-            "type": {"1": "门诊", "2": "急诊", "3": "住院"}.get(enc.patient_type_code, ""),
-            "no": enc.inpatient_no or enc.outpatient_no or enc.visit_id}
+    return {
+        "name": enc.name,
+        "sex": sex,
+        "age": age,
+        "id_masked": mask_id(enc.id_no),
+        "type": {"1": "门诊", "2": "急诊", "3": "住院"}.get(enc.patient_type_code, ""),
+        "no": enc.inpatient_no or enc.outpatient_no or enc.visit_id,
+    }
 
 
 @xframe_options_exempt
@@ -146,8 +195,12 @@ def embed(request):
     except LinkError as exc:
         return _refusal(request, exc.reason, exc.message)
     enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
-    if enc is None or (ctx.patient_id not in ("", "-") and enc.patient_id and enc.patient_id != ctx.patient_id):
-        return _refusal(request, "unknown", "未找到本次就诊的患者信息，请从医生工作站重新打开互认提示。", status=404)
+    if enc is None or (
+        ctx.patient_id not in ("", "-") and enc.patient_id and enc.patient_id != ctx.patient_id
+    ):
+        return _refusal(
+            request, "unknown", "未找到本次就诊的患者信息，请从医生工作站重新打开互认提示。", status=404
+        )
     bundle, _ = services.ensure_bundle(enc)
     doctor = Doctor.objects.select_related("department").filter(staff_no=ctx.doctor).first()
     cards = page_model(ctx, enc, bundle)
@@ -159,22 +212,34 @@ def embed(request):
         standard_department(ctx.dept or (doctor.department.code if doctor and doctor.department_id else ""))
     except Unmapped as exc:
         problems.append(exc.message + "，暂不能保存互认决定，请联系信息中心。")
-    response = render(request, "recognition/embed.html", {
-        "ctx_token": ctx.to_token(), "cards": cards, "patient": _patient_line(enc), "doctor": doctor,
-        "reasons": reasons, "reasons_json": json.dumps({r.code: {"needsNote": r.needs_note} for r in reasons}),
-        "problems": problems, "platform_errors": bundle.get("errors") or [],
-        "targets_json": json.dumps(conf.frame_ancestors()),
-        "visit_id": enc.visit_id,
-        "any_recognizable": any(c["recognizable"] for c in cards),
-        "plain": [c for c in cards if not c["recognizable"]],
-    })
+    response = render(
+        request,
+        "recognition/embed.html",
+        {
+            "ctx_token": ctx.to_token(),
+            "cards": cards,
+            "patient": _patient_line(enc),
+            "doctor": doctor,
+            "reasons": reasons,
+            "reasons_json": json.dumps({r.code: {"needsNote": r.needs_note} for r in reasons}),
+            "problems": problems,
+            "platform_errors": bundle.get("errors") or [],
+            "targets_json": json.dumps(conf.frame_ancestors()),
+            "visit_id": enc.visit_id,
+            "any_recognizable": any(c["recognizable"] for c in cards),
+            "plain": [c for c in cards if not c["recognizable"]],
+        },
+    )
     return _frame_headers(response)
 
 
 def _page_error(status: int, field: str, rule: str, message: str) -> JsonResponse:
     """An error answer to the page's own requests (save, report views): {ok, errors[{field, rule, message}]}."""
-    response = JsonResponse({"ok": False, "errors": [{"field": field, "rule": rule, "message": message}]},
-                            status=status, json_dumps_params={"ensure_ascii": False})
+    response = JsonResponse(
+        {"ok": False, "errors": [{"field": field, "rule": rule, "message": message}]},
+        status=status,
+        json_dumps_params={"ensure_ascii": False},
+    )
     return _frame_headers(response)
 
 
@@ -189,7 +254,9 @@ def _page_request(request, *required: str) -> tuple[LinkContext, dict]:
     else: these endpoints take no query parameters."""
     if request.GET:
         name = "ctx" if "ctx" in request.GET else next(iter(request.GET))
-        raise _PageRequestError(400, name, "location", "页面凭据和报告参数不能放在网址中，请从互认提示页面打开。")
+        raise _PageRequestError(
+            400, name, "location", "页面凭据和报告参数不能放在网址中，请从互认提示页面打开。"
+        )
     try:
         data = strictjson.loads(read_limited(request, request.META, body_limits()["default"]) or b"{}")
     except strictjson.JsonRefused as refused:
@@ -211,19 +278,31 @@ def _page_request(request, *required: str) -> tuple[LinkContext, dict]:
 def embed_save(request):
     try:
         ctx, data = _page_request(request)
-        result = services.save_decisions(ctx, data.get("decisions"), bulk=bool(data.get("bulk")),
-                                         user=request.user, client_ip=_client_ip(request))
+        result = services.save_decisions(
+            ctx,
+            data.get("decisions"),
+            bulk=bool(data.get("bulk")),
+            user=request.user,
+            client_ip=_client_ip(request),
+        )
     except _PageRequestError as exc:
         return exc.response
     except InvalidInput as exc:
-        return _frame_headers(JsonResponse({"ok": False, "errors": exc.errors}, status=400,
-                                           json_dumps_params={"ensure_ascii": False}))
-    return _frame_headers(JsonResponse({**result, "type": "hr-recognition:saved"},
-                                       json_dumps_params={"ensure_ascii": False}))
+        return _frame_headers(
+            JsonResponse(
+                {"ok": False, "errors": exc.errors}, status=400, json_dumps_params={"ensure_ascii": False}
+            )
+        )
+    return _frame_headers(
+        JsonResponse({**result, "type": "hr-recognition:saved"}, json_dumps_params={"ensure_ascii": False})
+    )
 
 
 def _safe_filename(report_id: str) -> str:
-    return "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in report_id)[:100] or "report"
+    return (
+        "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in report_id)[:100]
+        or "report"
+    )
 
 
 @csrf_exempt  # fetched by the prompt page (cross-site iframe, no cookies): the context token authenticates
@@ -244,14 +323,16 @@ def embed_lab_pdf(request):
     if not any(r["reportId"] == report_id and r["org"] == org for rs in bundle["lab"].values() for r in rs):
         return _page_error(404, "reportId", "unknown", "该患者没有这份外院检验报告。")
     try:
-        pdf = external.lab_report_pdf(org, report_id, doctor_id=ctx.doctor,
-                                      doctor_name=doctor.name if doctor else ctx.doctor)
+        pdf = external.lab_report_pdf(
+            org, report_id, doctor_id=ctx.doctor, doctor_name=doctor.name if doctor else ctx.doctor
+        )
     except InvalidInput as exc:
         return _page_error(400, exc.errors[0]["field"], exc.errors[0]["rule"], exc.errors[0]["message"])
     except external.PdfUnavailable as exc:
         return _page_error(502, "", "platform", exc.message)
-    services.record_view(ctx, kind="lab", org_code=org, report_id=report_id, user=request.user,
-                         client_ip=_client_ip(request))
+    services.record_view(
+        ctx, kind="lab", org_code=org, report_id=report_id, user=request.user, client_ip=_client_ip(request)
+    )
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{_safe_filename(report_id)}.pdf"'
     return _frame_headers(response)
@@ -266,18 +347,28 @@ def embed_exam_view(request):
     try:
         ctx, data = _page_request(request, "org", "report")
         org, report_id = data["org"], data["report"]
-        services.record_view(ctx, kind="exam", org_code=org, report_id=report_id, images=True,
-                             user=request.user, client_ip=_client_ip(request))
+        services.record_view(
+            ctx,
+            kind="exam",
+            org_code=org,
+            report_id=report_id,
+            images=True,
+            user=request.user,
+            client_ip=_client_ip(request),
+        )
     except _PageRequestError as exc:
         return exc.response
     except (InvalidInput, Encounter.DoesNotExist):
         return _page_error(404, "reportId", "unknown", "该患者没有这份外院检查报告。")
     client = external.platform_client()
     profile = payloads.spec("EXAM_RECOGNIZABLE_ITEMS").profile
-    url = envelope.make_browse_link(client.config.viewer_url or settings.PLATFORM["VIEWER_URL"],
-                                    {"orgCode": org, "reportId": report_id, "doctorId": ctx.doctor},
-                                    private_key=client.config.private_key, profile=profile,
-                                    now=client.platform_now())
+    url = envelope.make_browse_link(
+        client.config.viewer_url or settings.PLATFORM["VIEWER_URL"],
+        {"orgCode": org, "reportId": report_id, "doctorId": ctx.doctor},
+        private_key=client.config.private_key,
+        profile=profile,
+        now=client.platform_now(),
+    )
     return _frame_headers(JsonResponse({"ok": True, "url": url}))
 
 
@@ -291,10 +382,18 @@ def patient_view(request):
     id_no, visit_id = request.GET.get("idNo", "").strip(), request.GET.get("visitId", "").strip()
     decisions = selectors.decisions_for(visit_id=visit_id, id_no=id_no) if (id_no or visit_id) else []
     enc = decisions[0].encounter if decisions else None
-    return render(request, "recognition/patient.html", {
-        "id_no": id_no, "visit_id": visit_id, "searched": bool(id_no or visit_id),
-        "patient": _patient_line(enc) if enc else None,
-        "recognized": [d for d in decisions if d.recognized], "refused": [d for d in decisions if not d.recognized]})
+    return render(
+        request,
+        "recognition/patient.html",
+        {
+            "id_no": id_no,
+            "visit_id": visit_id,
+            "searched": bool(id_no or visit_id),
+            "patient": _patient_line(enc) if enc else None,
+            "recognized": [d for d in decisions if d.recognized],
+            "refused": [d for d in decisions if not d.recognized],
+        },
+    )
 
 
 def _parse_date(value: str, default: date) -> date:
@@ -311,7 +410,9 @@ def _stats_filter(request) -> selectors.StatsFilter:
     if end < start:
         start, end = end, start
     kind = request.GET.get("kind", "")
-    return selectors.StatsFilter(start, end, kind if kind in ("exam", "lab") else "", request.GET.get("dept", ""))
+    return selectors.StatsFilter(
+        start, end, kind if kind in ("exam", "lab") else "", request.GET.get("dept", "")
+    )
 
 
 @login_required
@@ -321,12 +422,25 @@ def stats(request):
     data = selectors.statistics(f)
     if request.GET.get("format") == "xlsx":
         return _stats_xlsx(f, data)
-    chart = bar_chart(data["series"], keys=(("recognized", "互认", "#1d8a4a"), ("refused", "不互认", "#c0392b")),
-                      label_format=lambda r: r["label"], height=200, title="每日互认与不互认决定")
-    depts = Decision.objects.filter(current=True).values_list("dept_code", "dept_name").distinct().order_by("dept_code")
+    chart = bar_chart(
+        data["series"],
+        keys=(("recognized", "互认", "#1d8a4a"), ("refused", "不互认", "#c0392b")),
+        label_format=lambda r: r["label"],
+        height=200,
+        title="每日互认与不互认决定",
+    )
+    depts = (
+        Decision.objects.filter(current=True)
+        .values_list("dept_code", "dept_name")
+        .distinct()
+        .order_by("dept_code")
+    )
     peak = max((r["total"] for r in data["by_dept"]), default=0) or 1
-    return render(request, "recognition/stats.html", {"f": f, "d": data, "chart": chart, "depts": depts,
-                                                       "peak": peak, "query": request.GET.urlencode()})
+    return render(
+        request,
+        "recognition/stats.html",
+        {"f": f, "d": data, "chart": chart, "depts": depts, "peak": peak, "query": request.GET.urlencode()},
+    )
 
 
 def _stats_xlsx(f, data) -> HttpResponse:
@@ -340,25 +454,98 @@ def _stats_xlsx(f, data) -> HttpResponse:
 
     t = data["totals"]
     book = tablib.Databook()
-    book.add_sheet(sheet("汇总", ["统计期间", "决定总数", "互认", "不互认", "互认率", "涉及患者", "避免收费（元，估算）"],
-                         [(f"{f.start}~{f.end}", t["total"], t["recognized"], t["refused"], rate(t["rate"]),
-                           t["patients"], float(t["charge"]))]))
+    book.add_sheet(
+        sheet(
+            "汇总",
+            ["统计期间", "决定总数", "互认", "不互认", "互认率", "涉及患者", "避免收费（元，估算）"],
+            [
+                (
+                    f"{f.start}~{f.end}",
+                    t["total"],
+                    t["recognized"],
+                    t["refused"],
+                    rate(t["rate"]),
+                    t["patients"],
+                    float(t["charge"]),
+                )
+            ],
+        )
+    )
     common = ["互认", "不互认", "互认率", "避免收费（元）"]
-    book.add_sheet(sheet("按科室", ["科室代码", "科室", "标准科室", *common],
-                         [(r["dept_code"], r["dept_name"], r["std_dept_name"], r["recognized"], r["refused"],
-                           rate(r["rate"]), float(r["charge"])) for r in data["by_dept"]]))
-    book.add_sheet(sheet("按医师", ["工号", "医师", "科室", *common],
-                         [(r["doctor_staff_no"], r["doctor_name"], r["dept_name"], r["recognized"], r["refused"],
-                           rate(r["rate"]), float(r["charge"])) for r in data["by_doctor"]]))
-    book.add_sheet(sheet("按项目", ["类别", "互认项目代码", "互认项目", *common],
-                         [("检查" if r["kind"] == "exam" else "检验", r["standard_code"], r["standard_name"],
-                           r["recognized"], r["refused"], rate(r["rate"]), float(r["charge"])) for r in data["by_item"]]))
-    book.add_sheet(sheet("按日期", ["日期", "互认", "不互认"],
-                         [(r["label"], r["recognized"], r["refused"]) for r in data["series"]]))
-    book.add_sheet(sheet("不互认原因", ["原因代码", "原因", "次数", "占比"],
-                         [(r["platform_reason_code"], r["reason_name"], r["n"], f"{r['share']}%") for r in data["reasons"]]))
-    response = HttpResponse(book.export("xlsx"),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    book.add_sheet(
+        sheet(
+            "按科室",
+            ["科室代码", "科室", "标准科室", *common],
+            [
+                (
+                    r["dept_code"],
+                    r["dept_name"],
+                    r["std_dept_name"],
+                    r["recognized"],
+                    r["refused"],
+                    rate(r["rate"]),
+                    float(r["charge"]),
+                )
+                for r in data["by_dept"]
+            ],
+        )
+    )
+    book.add_sheet(
+        sheet(
+            "按医师",
+            ["工号", "医师", "科室", *common],
+            [
+                (
+                    r["doctor_staff_no"],
+                    r["doctor_name"],
+                    r["dept_name"],
+                    r["recognized"],
+                    r["refused"],
+                    rate(r["rate"]),
+                    float(r["charge"]),
+                )
+                for r in data["by_doctor"]
+            ],
+        )
+    )
+    book.add_sheet(
+        sheet(
+            "按项目",
+            ["类别", "互认项目代码", "互认项目", *common],
+            [
+                (
+                    "检查" if r["kind"] == "exam" else "检验",
+                    r["standard_code"],
+                    r["standard_name"],
+                    r["recognized"],
+                    r["refused"],
+                    rate(r["rate"]),
+                    float(r["charge"]),
+                )
+                for r in data["by_item"]
+            ],
+        )
+    )
+    book.add_sheet(
+        sheet(
+            "按日期",
+            ["日期", "互认", "不互认"],
+            [(r["label"], r["recognized"], r["refused"]) for r in data["series"]],
+        )
+    )
+    book.add_sheet(
+        sheet(
+            "不互认原因",
+            ["原因代码", "原因", "次数", "占比"],
+            [
+                (r["platform_reason_code"], r["reason_name"], r["n"], f"{r['share']}%")
+                for r in data["reasons"]
+            ],
+        )
+    )
+    response = HttpResponse(
+        book.export("xlsx"), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
     response["Content-Disposition"] = f'attachment; filename="recognition-stats-{f.start}-{f.end}.xlsx"'
     return response
 
@@ -370,8 +557,12 @@ def audit(request):
     f = selectors.AuditFilter(
         start=_parse_date(g.get("start", ""), None) if g.get("start") else None,
         end=_parse_date(g.get("end", ""), None) if g.get("end") else None,
-        action=g.get("action", ""), doctor=g.get("doctor", "").strip(), id_no=g.get("idNo", "").strip(),
-        report_id=g.get("reportId", ""), visit_id=g.get("visitId", ""))
+        action=g.get("action", ""),
+        doctor=g.get("doctor", "").strip(),
+        id_no=g.get("idNo", "").strip(),
+        report_id=g.get("reportId", ""),
+        visit_id=g.get("visitId", ""),
+    )
     try:
         page = max(1, int(g.get("page", "1")))
     except ValueError:
@@ -379,9 +570,19 @@ def audit(request):
     entries, total = selectors.search_audit(f, offset=(page - 1) * 50)
     query = g.copy()
     query.pop("page", None)
-    return render(request, "recognition/audit.html", {
-        "entries": entries, "total": total, "page": page, "f": f, "actions": AuditEntry.Action.choices,
-        "has_next": page * 50 < total, "query": query.urlencode()})
+    return render(
+        request,
+        "recognition/audit.html",
+        {
+            "entries": entries,
+            "total": total,
+            "page": page,
+            "f": f,
+            "actions": AuditEntry.Action.choices,
+            "has_next": page * 50 < total,
+            "query": query.urlencode(),
+        },
+    )
 
 
 @login_required
@@ -390,11 +591,15 @@ def demo_his(request):
     """A stand-in for the HIS ordering screen: calls the prompt API and embeds the page."""
     from dictionaries.models import ExamOrderItem, LabOrder
 
-    return render(request, "recognition/demo_his.html", {
-        "doctors": Doctor.objects.filter(active=True).select_related("department")[:20],
-        "exam_items": ExamOrderItem.objects.filter(active=True, mappings__isnull=False).distinct()[:30],
-        "lab_orders": LabOrder.objects.filter(active=True)[:30],
-    })
+    return render(
+        request,
+        "recognition/demo_his.html",
+        {
+            "doctors": Doctor.objects.filter(active=True).select_related("department")[:20],
+            "exam_items": ExamOrderItem.objects.filter(active=True, mappings__isnull=False).distinct()[:30],
+            "lab_orders": LabOrder.objects.filter(active=True)[:30],
+        },
+    )
 
 
 USE_RECOGNITION = "hospital_interop.use_recognition"
@@ -425,4 +630,3 @@ class DemoHisEvents(_DemoHis, api.EventsView):
 
 demo_his_prompt = DemoHisPrompt.as_view()
 demo_his_events = DemoHisEvents.as_view()
-

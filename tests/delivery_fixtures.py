@@ -23,7 +23,8 @@ def worker_env(platform_sim, **extra) -> dict:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=f"postgres://{db['USER'] or 'root'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        if connection.vendor == "postgresql" else f"sqlite:///{db['NAME']}",
+        if connection.vendor == "postgresql"
+        else f"sqlite:///{db['NAME']}",
         PLATFORM_BASE_URL=platform_sim.url,
         PLATFORM_PRIVATE_KEY_FILE=str(platform_sim.key_dir / "hospital_sm2.pem"),
         PLATFORM_PUBLIC_KEY_FILE=str(platform_sim.key_dir / "platform_sm2_pub.pem"),
@@ -44,24 +45,54 @@ class Processes:
 
     def _start(self, name: str, args: list[str], env: dict) -> subprocess.Popen:
         log = self.tmp / f"{name}-{len(self.procs)}.log"
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs.append((name, proc, log))
         return proc
 
     def worker(self, concurrency: int = 1, **env) -> subprocess.Popen:
-        proc = self._start("worker", [
-            sys.executable, "-m", "celery", "-A", "hospital_interop", "worker", "--loglevel", "INFO",
-            "--concurrency", str(concurrency), "--pool", "prefork", "--without-gossip", "--without-mingle",
-            "--without-heartbeat", "-n", f"w{len(self.procs)}@%h",
-        ], worker_env(self.platform_sim, **env))
+        proc = self._start(
+            "worker",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "hospital_interop",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--pool",
+                "prefork",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"w{len(self.procs)}@%h",
+            ],
+            worker_env(self.platform_sim, **env),
+        )
         self._wait_for_log(proc, "ready")
         return proc
 
     def beat(self, **env) -> subprocess.Popen:
-        return self._start("beat", [
-            sys.executable, "-m", "celery", "-A", "hospital_interop", "beat", "--loglevel", "INFO",
-        ], worker_env(self.platform_sim, **env))
+        return self._start(
+            "beat",
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "hospital_interop",
+                "beat",
+                "--loglevel",
+                "INFO",
+            ],
+            worker_env(self.platform_sim, **env),
+        )
 
     def _wait_for_log(self, proc, marker: str, timeout: float = 60) -> None:
         log = next(p[2] for p in self.procs if p[1] is proc)
@@ -92,8 +123,10 @@ class Processes:
                     self.kill(proc)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {name} ({log.name}) ---\n{log.read_text(errors='replace')[-4000:]}"
-                         for name, _, log in self.procs)
+        return "\n".join(
+            f"--- {name} ({log.name}) ---\n{log.read_text(errors='replace')[-4000:]}"
+            for name, _, log in self.procs
+        )
 
 
 @pytest.fixture

@@ -20,10 +20,19 @@ APIS = {
     "lab": ("mutual_recognition.lab.api_urls", "mutual_recognition.lab.api_urls"),
     "recognition": ("mutual_recognition.api_urls", "mutual_recognition.schema_urls"),
 }
-SCHEMA_URLS = {"emr": "/api/emr/v1/schema", "exam": "/api/exam/v1/schema", "lab": "/api/lab/v1/schema",
-               "recognition": "/recognition/api/schema"}
-CHECKS = ["not_a_server_error", "status_code_conformance", "content_type_conformance", "response_schema_conformance",
-          "response_headers_conformance"]
+SCHEMA_URLS = {
+    "emr": "/api/emr/v1/schema",
+    "exam": "/api/exam/v1/schema",
+    "lab": "/api/lab/v1/schema",
+    "recognition": "/recognition/api/schema",
+}
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+]
 
 
 @schemathesis.serializer("application/x-ndjson")
@@ -41,18 +50,27 @@ def generated_schema(api: str) -> dict:
 
     module, urlconf = APIS[api]
     with patched_settings(importlib.import_module(module).SCHEMA_SETTINGS):
-        return json.loads(OpenApiJsonRenderer().render(SchemaGenerator(urlconf=urlconf).get_schema(None, public=True)))
+        return json.loads(
+            OpenApiJsonRenderer().render(SchemaGenerator(urlconf=urlconf).get_schema(None, public=True))
+        )
 
 
 def config(max_examples: int) -> schemathesis.Config:
-    return schemathesis.Config.from_dict({
-        # examples (the documented ones) and fuzzing (positive and negative data); no coverage phase:
-        # it enumerates boundary values of every field (thousands of cases for the 150-field front
-        # page); no stateful phase: the APIs have no links between operations; no example database:
-        # every run starts from the same seed (deterministic), so a failure reproduces.
-        "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
-        "generation": {"max-examples": max_examples, "mode": "all", "deterministic": True, "database": "none"},
-    })
+    return schemathesis.Config.from_dict(
+        {
+            # examples (the documented ones) and fuzzing (positive and negative data); no coverage phase:
+            # it enumerates boundary values of every field (thousands of cases for the 150-field front
+            # page); no stateful phase: the APIs have no links between operations; no example database:
+            # every run starts from the same seed (deterministic), so a failure reproduces.
+            "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+            "generation": {
+                "max-examples": max_examples,
+                "mode": "all",
+                "deterministic": True,
+                "database": "none",
+            },
+        }
+    )
 
 
 def fuzz_schema(api: str, max_examples: int, *, schema: dict | None = None):

@@ -243,8 +243,12 @@ class AnswerProxy:
         if canned is not None:
             status, answer, forwarded = 200, canned, False
         else:
-            r = self._http.post(self.target + path, data=body, timeout=10,
-                                headers={"Content-Type": "application/json; charset=utf-8"})
+            r = self._http.post(
+                self.target + path,
+                data=body,
+                timeout=10,
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
             status, answer, forwarded = r.status_code, r.content, True
         with self._lock:
             self.exchanges.append(Exchange(path, body, status, answer, forwarded))

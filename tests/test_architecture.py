@@ -25,7 +25,12 @@ PRODUCT = ("hospital_interop", "mutual_recognition", "emr_sharing", "esign", "di
 OUTSIDE = ("simulators", "tests", "benchmarks")  # separate processes and tools that import the product
 
 APPS = ("dictionaries", "mutual_recognition", "emr_sharing", "esign")
-CORE = ("hospital_interop.uploads", "hospital_interop.integrations", "hospital_interop.patients", "hospital_interop.dicom")
+CORE = (
+    "hospital_interop.uploads",
+    "hospital_interop.integrations",
+    "hospital_interop.patients",
+    "hospital_interop.dicom",
+)
 
 CONTRACTS: list[tuple[str, tuple[str, ...]]] = [
     # The simulators, the test suite and the benchmarks import the product; nothing in it imports them.
@@ -80,7 +85,7 @@ def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
 
 
 def edge_imports(root: Path, package: str) -> list[str]:
-    """"path:line imports name" for each import of an edge module by a services/selectors/models module."""
+    """ "path:line imports name" for each import of an edge module by a services/selectors/models module."""
     found = []
     for path in sorted(p for p in (root / package).rglob("*.py") if "migrations" not in p.parts):
         if path.stem not in INNER:
@@ -107,9 +112,11 @@ def test_the_layer_rules_catch_an_upward_import(tmp_path):
     (core / "views.py").write_text("")
     assert violations(tmp_path, "hospital_interop", APPS)[1] == [
         "hospital_interop/uploads/services.py:1 imports mutual_recognition.models",
-        "hospital_interop/uploads/services.py:1 imports mutual_recognition.models.Decision"]
-    assert edge_imports(tmp_path, "hospital_interop") == ["hospital_interop/uploads/services.py:2 imports "
-                                                          "hospital_interop.uploads.views"]
+        "hospital_interop/uploads/services.py:1 imports mutual_recognition.models.Decision",
+    ]
+    assert edge_imports(tmp_path, "hospital_interop") == [
+        "hospital_interop/uploads/services.py:2 imports hospital_interop.uploads.views"
+    ]
 
 
 def violations(root: Path, package: str, forbidden: tuple[str, ...]) -> tuple[int, list[str]]:

@@ -55,13 +55,29 @@ def test_the_sqlite_database_file_is_created_0600_and_an_existing_one_and_its_wa
 
 
 def test_a_django_process_started_under_umask_022_creates_its_sqlite_database_and_wal_0600(tmp_path):
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
-           "HOSPITAL_INTEROP_VAR_DIR": str(tmp_path / "var"), "DJANGO_SETTINGS_MODULE": "hospital_interop.settings"}
-    out = subprocess.run([sys.executable, "manage.py", "shell", "-c", PROBE], cwd=ROOT, env=env, check=True,
-                         capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022), timeout=120).stdout
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite3'}",
+        "HOSPITAL_INTEROP_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "hospital_interop.settings",
+    }
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", PROBE],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: os.umask(0o022),
+        timeout=120,
+    ).stdout
     probe = json.loads(out.strip().splitlines()[-1])
     assert probe["umask"] == "0o27"
-    assert probe["modes"] == {"demo.sqlite3": "0o600", "demo.sqlite3-wal": "0o600", "demo.sqlite3-shm": "0o600"}
+    assert probe["modes"] == {
+        "demo.sqlite3": "0o600",
+        "demo.sqlite3-wal": "0o600",
+        "demo.sqlite3-shm": "0o600",
+    }
     assert mode(tmp_path / "var") == "0o750"  # created by the settings, under the umask
 
 
@@ -69,7 +85,13 @@ def test_the_gunicorn_master_and_the_simulators_run_under_umask_027_too():
     """They import the package (gunicorn -c python:hospital_interop.gunicorn_conf) or call its
     ``restrict_umask`` (python -m simulators...) but not necessarily the settings."""
     for module in ("hospital_interop.gunicorn_conf", "simulators.platform.store", "simulators.ca.store"):
-        out = subprocess.run([sys.executable, "-c", f"import os, {module}; print(oct(os.umask(0o022)))"], cwd=ROOT,
-                             check=True, capture_output=True, text=True, preexec_fn=lambda: os.umask(0o022),
-                             timeout=60).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", f"import os, {module}; print(oct(os.umask(0o022)))"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            preexec_fn=lambda: os.umask(0o022),
+            timeout=60,
+        ).stdout
         assert out.strip() == "0o27", module

@@ -69,7 +69,10 @@ def test_healthz_is_503_when_the_broker_is_unreachable(client, settings):
 def test_roles_exist_with_their_permissions():
     for role in ROLES:
         group = Group.objects.get(name=role.name)
-        have = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")}
+        have = {
+            f"{p.content_type.app_label}.{p.codename}"
+            for p in group.permissions.select_related("content_type")
+        }
         assert have == set(role.permissions)
 
 
@@ -116,8 +119,15 @@ def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
     out = capsys.readouterr().out
     assert "演示账号" in out and logins["ops"] in out
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(
-        ["app_secret", "hospital_sm2.pem", "hospital_sm2_pub.pem", "platform_sm2.pem", "platform_sm2_pub.pem", "sm4.key",
-         "lab_index.key"]
+        [
+            "app_secret",
+            "hospital_sm2.pem",
+            "hospital_sm2_pub.pem",
+            "platform_sm2.pem",
+            "platform_sm2_pub.pem",
+            "sm4.key",
+            "lab_index.key",
+        ]
     )
     assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "keys").iterdir()} == {"0o600"}
     assert len(bytes.fromhex((tmp_path / "keys" / "lab_index.key").read_text())) == 32
@@ -126,7 +136,9 @@ def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
 def test_identity_numbers_phones_and_names_are_masked_in_logs(caplog):
     assert mask_text("id=110105199001011234 tel 13812345678") == "id=110105********1234 tel 138****5678"
     assert mask_text('{"patientName": "张三丰"}') == '{"patientName": "张**"}'
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "patient %s name=%s", ("11010519900101123X", "李四"), None)
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "patient %s name=%s", ("11010519900101123X", "李四"), None
+    )
     MaskPersonalData().filter(record)
     assert record.getMessage() == "patient 110105********123X name=李*"
 

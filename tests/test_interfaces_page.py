@@ -42,11 +42,15 @@ def test_every_interface_page_shows_its_fields(ops_client, code):
 def test_payload_checker_reports_field_errors(ops_client):
     spec = load_catalogue().interface("LAB_REPORT_DETAIL")
     payload, violations = spec.invalid_example(expected=True)
-    text = ops_client.post("/interfaces/LAB_REPORT_DETAIL/", {"payload": json.dumps(payload)}).content.decode()
+    text = ops_client.post(
+        "/interfaces/LAB_REPORT_DETAIL/", {"payload": json.dumps(payload)}
+    ).content.decode()
     assert f"发现 {len(violations)} 处问题" in text
     for field, rule in violations:
         assert field in text and rule in text
-    ok = ops_client.post("/interfaces/LAB_REPORT_DETAIL/", {"payload": json.dumps(spec.example(2))}).content.decode()
+    ok = ops_client.post(
+        "/interfaces/LAB_REPORT_DETAIL/", {"payload": json.dumps(spec.example(2))}
+    ).content.decode()
     assert "报文符合接口规范" in ok
     bad_json = ops_client.post("/interfaces/LAB_REPORT_DETAIL/", {"payload": "{oops"}).content.decode()
     assert "不是有效的 JSON" in bad_json

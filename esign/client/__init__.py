@@ -20,6 +20,15 @@ from .reference import ReferenceVendorClient
 ADAPTERS = {"reference": ReferenceVendorClient}
 
 __all__ = [
-    "ADAPTERS", "AutoSignTask", "CAError", "CAUnavailable", "CertInfo", "CertValidation", "QrTransaction",
-    "ReferenceVendorClient", "SignResult", "SigningServerClient", "UserInfo",
+    "ADAPTERS",
+    "AutoSignTask",
+    "CAError",
+    "CAUnavailable",
+    "CertInfo",
+    "CertValidation",
+    "QrTransaction",
+    "ReferenceVendorClient",
+    "SignResult",
+    "SigningServerClient",
+    "UserInfo",
 ]

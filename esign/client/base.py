@@ -122,14 +122,26 @@ class SigningServerClient(ABC):
 
     # users
     @abstractmethod
-    def add_user(self, *, name: str, id_number: str, staff_no: str, department: str = "", mobile: str = "",
-                 id_type: str = "1") -> UserInfo: ...
+    def add_user(
+        self,
+        *,
+        name: str,
+        id_number: str,
+        staff_no: str,
+        department: str = "",
+        mobile: str = "",
+        id_type: str = "1",
+    ) -> UserInfo: ...
 
     @abstractmethod
-    def modify_user(self, *, user_id: str, mobile: str = "", name: str = "", department: str = "") -> UserInfo: ...
+    def modify_user(
+        self, *, user_id: str, mobile: str = "", name: str = "", department: str = ""
+    ) -> UserInfo: ...
 
     @abstractmethod
-    def query_user(self, *, user_id: str = "", staff_no: str = "", id_number: str = "") -> UserInfo | None: ...
+    def query_user(
+        self, *, user_id: str = "", staff_no: str = "", id_number: str = ""
+    ) -> UserInfo | None: ...
 
     # certificates
     @abstractmethod

@@ -48,11 +48,16 @@ class DicomConfig:
     @classmethod
     def from_dict(cls, conf: dict) -> DicomConfig:
         def peer(prefix: str) -> Peer | None:
-            ae, host, port = conf.get(f"{prefix}_AE_TITLE"), conf.get(f"{prefix}_HOST"), conf.get(f"{prefix}_PORT")
+            ae, host, port = (
+                conf.get(f"{prefix}_AE_TITLE"),
+                conf.get(f"{prefix}_HOST"),
+                conf.get(f"{prefix}_PORT"),
+            )
             return Peer(ae, host, int(port)) if ae and host and port else None
 
         return cls(
-            fep=peer("FEP") or Peer(conf.get("FEP_AE_TITLE", ""), conf.get("FEP_HOST", ""), int(conf.get("FEP_PORT") or 0)),
+            fep=peer("FEP")
+            or Peer(conf.get("FEP_AE_TITLE", ""), conf.get("FEP_HOST", ""), int(conf.get("FEP_PORT") or 0)),
             calling_ae_title=conf.get("CALLING_AE_TITLE", "HOSP_INTEROP"),
             pacs=peer("PACS"),
             retrieve_mode=conf.get("RETRIEVE_MODE", "c-get"),

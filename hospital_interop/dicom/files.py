@@ -41,7 +41,11 @@ def read_instance(path: str | Path) -> InstanceFile:
     path = os.fspath(path)
     ds = dcmread(path, stop_before_pixels=True, specific_tags=list(HEADER_TAGS))
     meta = ds.file_meta
-    missing = [k for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID") if k not in meta]
+    missing = [
+        k
+        for k in ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
+        if k not in meta
+    ]
     if missing:
         raise ValueError(f"文件元信息缺少 {', '.join(missing)}")
     group_length = meta.get("FileMetaInformationGroupLength")

@@ -34,8 +34,17 @@ from .config import DicomConfig
 
 log = logging.getLogger(__name__)
 
-RECEIVE_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian,
-                    JPEGBaseline8Bit, JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless, JPEG2000, RLELossless]
+RECEIVE_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
 
 
 @dataclass
@@ -126,21 +135,29 @@ def retrieve_study(config: DicomConfig, study_instance_uid: str, folder: str | P
 def _c_get(config: DicomConfig, study_instance_uid: str, folder: Path) -> RetrieveOutcome:
     ae = _retrieve_ae(config)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    storage = StoragePresentationContexts[: 127]
+    storage = StoragePresentationContexts[:127]
     roles = []
     for cx in storage:
         ae.add_requested_context(cx.abstract_syntax, RECEIVE_SYNTAXES)
         roles.append(build_role(cx.abstract_syntax, scp_role=True))
     sink = _Sink(folder)
     outcome = RetrieveOutcome()
-    assoc = ae.associate(config.pacs.host, config.pacs.port, ae_title=config.pacs.ae_title, ext_neg=roles,
-                         evt_handlers=[(evt.EVT_C_STORE, sink.handle_store)])
+    assoc = ae.associate(
+        config.pacs.host,
+        config.pacs.port,
+        ae_title=config.pacs.ae_title,
+        ext_neg=roles,
+        evt_handlers=[(evt.EVT_C_STORE, sink.handle_store)],
+    )
     if not assoc.is_established:
         outcome.error = f"无法与 PACS {config.pacs} 建立关联（C-GET）"
         return outcome
     try:
-        _finish(outcome, assoc.send_c_get(_query(study_instance_uid), StudyRootQueryRetrieveInformationModelGet),
-                "C-GET 调取")
+        _finish(
+            outcome,
+            assoc.send_c_get(_query(study_instance_uid), StudyRootQueryRetrieveInformationModelGet),
+            "C-GET 调取",
+        )
     finally:
         if assoc.is_established:
             assoc.release()
@@ -151,15 +168,18 @@ def _c_get(config: DicomConfig, study_instance_uid: str, folder: Path) -> Retrie
 def _c_move(config: DicomConfig, study_instance_uid: str, folder: Path) -> RetrieveOutcome:
     dest = config.move_destination
     if dest is None or not dest.configured:
-        return RetrieveOutcome(error="C-MOVE 需要配置本机接收 AE（DICOM_MOVE_DESTINATION_AE_TITLE / HOST / PORT）")
+        return RetrieveOutcome(
+            error="C-MOVE 需要配置本机接收 AE（DICOM_MOVE_DESTINATION_AE_TITLE / HOST / PORT）"
+        )
     sink = _Sink(folder)
     scp = AE(ae_title=dest.ae_title)
     scp.maximum_pdu_size = config.max_pdu
     scp.network_timeout = config.network_timeout
     for cx in StoragePresentationContexts:
         scp.add_supported_context(cx.abstract_syntax, RECEIVE_SYNTAXES)
-    server = scp.start_server((dest.host, dest.port), block=False,
-                              evt_handlers=[(evt.EVT_C_STORE, sink.handle_store)])
+    server = scp.start_server(
+        (dest.host, dest.port), block=False, evt_handlers=[(evt.EVT_C_STORE, sink.handle_store)]
+    )
     outcome = RetrieveOutcome()
     try:
         ae = _retrieve_ae(config)
@@ -169,8 +189,13 @@ def _c_move(config: DicomConfig, study_instance_uid: str, folder: Path) -> Retri
             outcome.error = f"无法与 PACS {config.pacs} 建立关联（C-MOVE）"
             return outcome
         try:
-            _finish(outcome, assoc.send_c_move(_query(study_instance_uid), dest.ae_title,
-                                               StudyRootQueryRetrieveInformationModelMove), "C-MOVE 调取")
+            _finish(
+                outcome,
+                assoc.send_c_move(
+                    _query(study_instance_uid), dest.ae_title, StudyRootQueryRetrieveInformationModelMove
+                ),
+                "C-MOVE 调取",
+            )
         finally:
             if assoc.is_established:
                 assoc.release()

@@ -37,7 +37,9 @@ MAX_CONTEXTS = 128  # PS3.8: presentation context ids are odd numbers 1..255
 FALLBACK_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
 # re-encoding is lossless only between little-endian uncompressed syntaxes (pydicom does not byte-swap
 # pixel data from big endian, and compressed pixel data is never decoded here)
-CONVERTIBLE_SYNTAXES = frozenset({ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian})
+CONVERTIBLE_SYNTAXES = frozenset(
+    {ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian}
+)
 UNLIMITED_PDU_CHUNK = 16 * 1024 * 1024  # a peer without a PDU limit still gets bounded writes
 FAST_LOOP_DELAY = 0.0001  # DUL reactor poll interval during a batch (pynetdicom's default is 1 ms)
 PAUSE_SETTLE = 0.003  # > one association-reactor loop (1 ms): the reactor is really parked
@@ -107,18 +109,21 @@ def _us(element: int, value: int) -> bytes:
     return struct.pack("<HHIH", 0x0000, element, 2, value)
 
 
-def encode_store_command(sop_class_uid: str, sop_instance_uid: str, message_id: int,
-                         priority: int = PRIORITY_MEDIUM) -> bytes:
+def encode_store_command(
+    sop_class_uid: str, sop_instance_uid: str, message_id: int, priority: int = PRIORITY_MEDIUM
+) -> bytes:
     """The C-STORE-RQ command set (PS3.7 §9.3.1.1, table 9.3-1) in implicit VR little endian,
     byte for byte what pynetdicom encodes (tests compare the two)."""
-    body = b"".join((
-        _ui(0x0002, sop_class_uid),  # Affected SOP Class UID
-        _us(0x0100, 0x0001),  # Command Field: C-STORE-RQ
-        _us(0x0110, message_id),  # Message ID
-        _us(0x0700, priority),  # Priority
-        _us(0x0800, 0x0001),  # Command Data Set Type: a data set follows
-        _ui(0x1000, sop_instance_uid),  # Affected SOP Instance UID
-    ))
+    body = b"".join(
+        (
+            _ui(0x0002, sop_class_uid),  # Affected SOP Class UID
+            _us(0x0100, 0x0001),  # Command Field: C-STORE-RQ
+            _us(0x0110, message_id),  # Message ID
+            _us(0x0700, priority),  # Priority
+            _us(0x0800, 0x0001),  # Command Data Set Type: a data set follows
+            _ui(0x1000, sop_instance_uid),  # Affected SOP Instance UID
+        )
+    )
     return struct.pack("<HHII", 0x0000, 0x0000, 4, len(body)) + body
 
 
@@ -205,8 +210,9 @@ class StoreSCU:
         self.ae.network_timeout = config.network_timeout
         self.ae.connection_timeout = config.connect_timeout
 
-    def send_all(self, instances: Sequence[InstanceFile],
-                 on_result: Callable[[InstanceResult], None] | None = None) -> BatchOutcome:
+    def send_all(
+        self, instances: Sequence[InstanceFile], on_result: Callable[[InstanceResult], None] | None = None
+    ) -> BatchOutcome:
         total = BatchOutcome()
         for batch in plan_batches(instances, self.config.batch_size):
             outcome = self.send_batch(batch, on_result)
@@ -215,15 +221,18 @@ class StoreSCU:
                 break
         return total
 
-    def send_batch(self, instances: Sequence[InstanceFile],
-                   on_result: Callable[[InstanceResult], None] | None = None) -> BatchOutcome:
+    def send_batch(
+        self, instances: Sequence[InstanceFile], on_result: Callable[[InstanceResult], None] | None = None
+    ) -> BatchOutcome:
         """One association: every instance is attempted until the link fails."""
         outcome = BatchOutcome()
         if not self.peer.configured:
             outcome.error = "未配置前置机 AE（DICOM_FEP_AE_TITLE / HOST / PORT）"
             return outcome
         contexts = [build_context(UID(a), [UID(t) for t in ts]) for a, ts in _context_keys(instances)]
-        assoc = self.ae.associate(self.peer.host, self.peer.port, contexts=contexts, ae_title=self.peer.ae_title)
+        assoc = self.ae.associate(
+            self.peer.host, self.peer.port, contexts=contexts, ae_title=self.peer.ae_title
+        )
         if not assoc.is_established:
             if assoc.is_rejected:
                 outcome.error = f"前置机 {self.peer} 拒绝建立关联（请核对 AE 名称与允许的 SOP 类）"
@@ -256,10 +265,16 @@ class StoreSCU:
             elif not assoc.is_aborted:
                 assoc.abort()
         elapsed = time.monotonic() - started
-        log.info("C-STORE to %s: %d of %d instance(s) stored, %d problem(s), %.2f s, %.1f MB/s%s", self.peer,
-                 outcome.stored, len(instances), outcome.problems, elapsed,
-                 sum(r.instance.size for r in outcome.results if r.stored) / max(elapsed, 1e-6) / 1e6,
-                 f"; {outcome.error}" if outcome.error else "")
+        log.info(
+            "C-STORE to %s: %d of %d instance(s) stored, %d problem(s), %.2f s, %.1f MB/s%s",
+            self.peer,
+            outcome.stored,
+            len(instances),
+            outcome.problems,
+            elapsed,
+            sum(r.instance.size for r in outcome.results if r.stored) / max(elapsed, 1e-6) / 1e6,
+            f"; {outcome.error}" if outcome.error else "",
+        )
         return outcome
 
 
@@ -276,8 +291,10 @@ class _Link:
         self._loop_delay = assoc.dul._run_loop_delay
         # pynetdicom's standard handlers log (and decode for logging) every response and PDU; a batch
         # logs one summary line instead (StoreSCU.send_batch)
-        for event, handler in ((evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
-                               (evt.EVT_PDU_RECV, standard_pdu_recv_handler)):
+        for event, handler in (
+            (evt.EVT_DIMSE_RECV, standard_dimse_recv_handler),
+            (evt.EVT_PDU_RECV, standard_pdu_recv_handler),
+        ):
             try:
                 assoc.unbind(event, handler)
             except (ValueError, KeyError):
@@ -333,8 +350,11 @@ class _Link:
     def store(self, inst: InstanceFile) -> InstanceResult:
         found = self._context(inst)
         if found is None:
-            return InstanceResult(inst, "unsupported", error=(
-                f"前置机不接受 SOP 类 {inst.sop_class_uid} 的传输语法 {inst.transfer_syntax_uid}"))
+            return InstanceResult(
+                inst,
+                "unsupported",
+                error=(f"前置机不接受 SOP 类 {inst.sop_class_uid} 的传输语法 {inst.transfer_syntax_uid}"),
+            )
         cx, convert = found
         try:
             data = self._data_set(inst, cx, convert)
@@ -347,7 +367,7 @@ class _Link:
             _sendmsg_all(self.sock, [_pdv_header(len(command), cid, 0x03), command])
             n, step = len(data), self.chunk
             for start in range(0, n, step):
-                part = data[start:start + step]
+                part = data[start : start + step]
                 last = start + step >= n
                 _sendmsg_all(self.sock, [_pdv_header(len(part), cid, 0x02 if last else 0x00), part])
             rsp = self._response(self.message_id)
@@ -355,8 +375,12 @@ class _Link:
             return InstanceResult(inst, "lost", error=f"与前置机的连接中断：{exc}")
         status = int(rsp.Status)
         kind = status_kind(status)
-        error = "" if kind == "stored" else f"前置机返回状态 0x{status:04X}" + (
-            f"：{rsp.ErrorComment}" if getattr(rsp, "ErrorComment", None) else "")
+        error = (
+            ""
+            if kind == "stored"
+            else f"前置机返回状态 0x{status:04X}"
+            + (f"：{rsp.ErrorComment}" if getattr(rsp, "ErrorComment", None) else "")
+        )
         return InstanceResult(inst, kind, status=status, error=error)
 
     def _response(self, message_id: int) -> C_STORE:
@@ -371,6 +395,10 @@ class _Link:
                 continue
             if rsp is None:  # pynetdicom's signal: aborted or connection closed
                 raise LinkLost("关联已中止或连接已关闭")
-            if isinstance(rsp, C_STORE) and rsp.MessageIDBeingRespondedTo == message_id and rsp.Status is not None:
+            if (
+                isinstance(rsp, C_STORE)
+                and rsp.MessageIDBeingRespondedTo == message_id
+                and rsp.Status is not None
+            ):
                 return rsp
             log.warning("ignoring unexpected DIMSE message %s", type(rsp).__name__)

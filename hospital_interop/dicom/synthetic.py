@@ -26,10 +26,19 @@ def _pixels(rows: int, columns: int, index: int) -> bytes:
     return bytes(row) * rows
 
 
-def write_ct_study(folder: str | Path, count: int, *, rows: int = 512, columns: int = 512,
-                   study_instance_uid: str | None = None, series: int = 1, patient_id: str = "SYN0001",
-                   patient_name: str = "TEST^SYNTHETIC", accession_no: str = "ACC000000001",
-                   name_prefix: str = "") -> SyntheticStudy:
+def write_ct_study(
+    folder: str | Path,
+    count: int,
+    *,
+    rows: int = 512,
+    columns: int = 512,
+    study_instance_uid: str | None = None,
+    series: int = 1,
+    patient_id: str = "SYN0001",
+    patient_name: str = "TEST^SYNTHETIC",
+    accession_no: str = "ACC000000001",
+    name_prefix: str = "",
+) -> SyntheticStudy:
     """Write ``count`` CT slices (spread over ``series`` series) below ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

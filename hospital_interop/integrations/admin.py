@@ -11,14 +11,24 @@ from .models import LOCAL_SCOPES, CallingSystem
 
 
 def _interface_choices():
-    return [*((code, f"{code} {label}") for code, label in LOCAL_SCOPES.items()),
-            *((s.code, f"{s.code} {s.name}") for s in load_catalogue().interfaces if s.kind in ("upload", "void", "daily"))]
+    return [
+        *((code, f"{code} {label}") for code, label in LOCAL_SCOPES.items()),
+        *(
+            (s.code, f"{s.code} {s.name}")
+            for s in load_catalogue().interfaces
+            if s.kind in ("upload", "void", "daily")
+        ),
+    ]
 
 
 class CallingSystemForm(forms.ModelForm):
     allowed_interfaces = forms.MultipleChoiceField(
-        label="允许的接口", required=False, widget=forms.CheckboxSelectMultiple, choices=_interface_choices,
-        help_text="勾选“允许全部记录类型”时忽略")
+        label="允许的接口",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=_interface_choices,
+        help_text="勾选“允许全部记录类型”时忽略",
+    )
 
     class Meta:
         model = CallingSystem
@@ -52,10 +62,16 @@ class CallingSystemAdmin(admin.ModelAdmin):
     def generate_token(self, request, queryset):
         issued = [(system, services.issue_token(system)) for system in queryset]
         self.message_user(request, f"已为 {len(issued)} 个接入系统生成新令牌。", messages.SUCCESS)
-        return TemplateResponse(request, "admin/integrations/token_issued.html", {
-            **self.admin_site.each_context(request), "title": "新令牌（只显示这一次）", "issued": issued,
-            "opts": self.model._meta,
-        })
+        return TemplateResponse(
+            request,
+            "admin/integrations/token_issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "新令牌（只显示这一次）",
+                "issued": issued,
+                "opts": self.model._meta,
+            },
+        )
 
     @admin.action(description="作废令牌")
     def revoke_tokens(self, request, queryset):

@@ -35,17 +35,36 @@ from hospital_interop.patients.services import PatientConflict
 
 from . import strictjson
 
-__all__ = ["ApiError", "MachineApiView", "StrictJsonParser", "body_limits", "error_body", "exception_handler",
-           "field_error", "parse_json", "read_limited"]
+__all__ = [
+    "ApiError",
+    "MachineApiView",
+    "StrictJsonParser",
+    "body_limits",
+    "error_body",
+    "exception_handler",
+    "field_error",
+    "parse_json",
+    "read_limited",
+]
 from .authentication import IntegrationTokenAuthentication
 from .permissions import HasIntegrationScope
 from .schema import MachineSchema
 
 log = logging.getLogger(__name__)
 
-CODES = {400: "invalid", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-         406: "not_acceptable", 409: "conflict", 413: "too_large", 415: "unsupported_media_type", 429: "throttled",
-         503: "unavailable"}
+CODES = {
+    400: "invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+    503: "unavailable",
+}
 
 BODY_LIMIT_DEFAULTS = {
     "default": 1024 * 1024,  # events, prompts, decisions, withdrawals
@@ -62,7 +81,9 @@ def body_limits() -> dict[str, int]:
 class ApiError(exceptions.APIException):
     """An error answer: HTTP status, a Chinese message, and the field errors behind it."""
 
-    def __init__(self, status_code: int, message: str, errors: list[dict] | None = None, code: str | None = None):
+    def __init__(
+        self, status_code: int, message: str, errors: list[dict] | None = None, code: str | None = None
+    ):
         self.status_code = status_code
         self.errors = list(errors or [])
         super().__init__(message, code or CODES.get(status_code, "error"))
@@ -72,7 +93,9 @@ class ApiError(exceptions.APIException):
         return cls(400, f"{what}有误，共 {len(errors)} 处错误；未保存任何内容", errors)
 
 
-def error_body(status_code: int, message: str, errors: list[dict] | None = None, code: str | None = None) -> dict:
+def error_body(
+    status_code: int, message: str, errors: list[dict] | None = None, code: str | None = None
+) -> dict:
     return {"code": code or CODES.get(status_code, "error"), "message": message, "errors": list(errors or [])}
 
 
@@ -90,13 +113,19 @@ def exception_handler(exc, context):
         exc.record()  # the view's transaction was rolled back: leave the refusal for ops
         exc = ApiError(409, "请求中的就诊、医嘱、申请单或报告单号属于另一位患者；未保存任何内容", exc.errors)
     elif isinstance(exc, InvalidInput):  # a service refused the input and wrote nothing
-        exc = ApiError.invalid(exc.errors) if exc.status == 400 else ApiError(
-            exc.status, "；".join(e["message"] for e in exc.errors[:3]) or "请求无法处理", exc.errors)
+        exc = (
+            ApiError.invalid(exc.errors)
+            if exc.status == 400
+            else ApiError(
+                exc.status, "；".join(e["message"] for e in exc.errors[:3]) or "请求无法处理", exc.errors
+            )
+        )
     elif isinstance(exc, Http404):
         exc = ApiError(404, str(exc) or "不存在")
     if isinstance(exc, ApiError):
-        return Response(error_body(exc.status_code, str(exc.detail), exc.errors, exc.get_codes()),
-                        status=exc.status_code)
+        return Response(
+            error_body(exc.status_code, str(exc.detail), exc.errors, exc.get_codes()), status=exc.status_code
+        )
     if not isinstance(exc, exceptions.APIException):
         return None
     message = next((m for cls, m in _DRF_MESSAGES.items() if isinstance(exc, cls)), None)
@@ -133,7 +162,9 @@ def parse_json(raw: bytes, *, top: str = "object", **extra):
     try:
         return strictjson.loads(raw, top=top)
     except strictjson.JsonRefused as refused:
-        raise ApiError(400, f"请求体不是可接受的 JSON：{refused.message}", [{**extra, **refused.as_error()}]) from None
+        raise ApiError(
+            400, f"请求体不是可接受的 JSON：{refused.message}", [{**extra, **refused.as_error()}]
+        ) from None
 
 
 class StrictJsonParser(BaseParser):
@@ -143,14 +174,20 @@ class StrictJsonParser(BaseParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         view, request = (parser_context or {}).get("view"), (parser_context or {}).get("request")
-        raw = read_limited(stream, request.META if request is not None else {},
-                           body_limits()[getattr(view, "body_limit", "default")])
+        raw = read_limited(
+            stream,
+            request.META if request is not None else {},
+            body_limits()[getattr(view, "body_limit", "default")],
+        )
         return parse_json(raw, top=getattr(view, "json_top", "object"))
 
 
 def too_large(size: int, limit: int) -> ApiError:
-    return ApiError(413, f"请求体超过 {limit} 字节上限",
-                    [field_error("", "tooLarge", f"请求体 {size} 字节，超过上限 {limit} 字节")])
+    return ApiError(
+        413,
+        f"请求体超过 {limit} 字节上限",
+        [field_error("", "tooLarge", f"请求体 {size} 字节，超过上限 {limit} 字节")],
+    )
 
 
 class MachineApiView(APIView):
@@ -183,5 +220,8 @@ def url_errors(path_parameters: dict, query) -> list[dict]:
     """A NUL in a path or query parameter, named: PostgreSQL cannot compare a string holding one,
     and no identifier has one (the JSON parser refuses it in bodies)."""
     values = [*path_parameters.items(), *((name, v) for name in query for v in query.getlist(name))]
-    return [field_error(name, "nul", f"{name} 不能包含空字符（U+0000）")
-            for name, value in values if isinstance(value, str) and "\x00" in value]
+    return [
+        field_error(name, "nul", f"{name} 不能包含空字符（U+0000）")
+        for name, value in values
+        if isinstance(value, str) and "\x00" in value
+    ]

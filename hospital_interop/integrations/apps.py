@@ -15,5 +15,9 @@ class IntegrationsConfig(AppConfig):
         from .services import forget_lookups
 
         for signal in (post_save, post_delete):  # deactivated or deleted: its token stops at once here
-            signal.connect(lambda **kw: forget_lookups(), sender=CallingSystem, weak=False,
-                           dispatch_uid=f"integrations.forget_lookups.{signal}")
+            signal.connect(
+                lambda **kw: forget_lookups(),
+                sender=CallingSystem,
+                weak=False,
+                dispatch_uid=f"integrations.forget_lookups.{signal}",
+            )

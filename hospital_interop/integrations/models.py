@@ -13,16 +13,33 @@ CODE_VALIDATOR = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,63}$", "2–64 �
 
 
 class CallingSystem(models.Model):
-    code = models.CharField("系统代码", max_length=64, unique=True, validators=[CODE_VALIDATOR],
-                            help_text="如 HIS、EMR；作为该系统提交记录的“来源系统”记入上传记录")
+    code = models.CharField(
+        "系统代码",
+        max_length=64,
+        unique=True,
+        validators=[CODE_VALIDATOR],
+        help_text="如 HIS、EMR；作为该系统提交记录的“来源系统”记入上传记录",
+    )
     name = models.CharField("系统名称", max_length=100)
     active = models.BooleanField("启用", default=True, help_text="停用后该系统的令牌立即失效")
     allow_all = models.BooleanField("允许全部记录类型", default=False)
-    allowed_interfaces = models.JSONField("允许的接口", default=list, blank=True,
-                                          help_text="市平台服务编码列表，如 OP_REGISTRATION；勾选“允许全部”时忽略")
-    token_hash = models.CharField("令牌摘要", max_length=64, unique=True, null=True, blank=True, editable=False)
-    token_hint = models.CharField("令牌前缀", max_length=16, blank=True, default="", editable=False,
-                                  help_text="令牌的前几位，仅用于辨认")
+    allowed_interfaces = models.JSONField(
+        "允许的接口",
+        default=list,
+        blank=True,
+        help_text="市平台服务编码列表，如 OP_REGISTRATION；勾选“允许全部”时忽略",
+    )
+    token_hash = models.CharField(
+        "令牌摘要", max_length=64, unique=True, null=True, blank=True, editable=False
+    )
+    token_hint = models.CharField(
+        "令牌前缀",
+        max_length=16,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="令牌的前几位，仅用于辨认",
+    )
     token_created_at = models.DateTimeField("令牌生成时间", null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField("最近调用", null=True, blank=True, editable=False)
     contact = models.CharField("联系人", max_length=100, blank=True, default="")

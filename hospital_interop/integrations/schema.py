@@ -30,7 +30,7 @@ class IntegrationTokenScheme(OpenApiAuthenticationExtension):
             "in": "header",
             "name": "Authorization",
             "description": "接入系统令牌。请求头写作 `Authorization: Token <令牌>`；令牌由信息中心在"
-                           "“系统管理 › 接入系统”生成，只显示一次。",
+            "“系统管理 › 接入系统”生成，只显示一次。",
         }
 
 
@@ -44,14 +44,24 @@ FIELD_ERROR = {
     "type": "object",
     "required": ["field", "rule", "message"],
     "properties": {
-        "field": {"type": "string", "description": "出错字段路径，如 patient.idNo、items[0].kind、drugs[0].drugCode；"
-                                                   "空表示整个请求体"},
-        "rule": {"type": "string", "description": (
-            "违反的规则：required、type、length、precision、format、checksum、valueSet、nameMatch、unknown、"
-            "minItems；请求体本身：json、encoding、nul、surrogate、duplicate、depth、number、tooLarge、"
-            "contentType、lines；字典对照：mapping.unmapped、mapping.unknown 等")},
+        "field": {
+            "type": "string",
+            "description": "出错字段路径，如 patient.idNo、items[0].kind、drugs[0].drugCode；"
+            "空表示整个请求体",
+        },
+        "rule": {
+            "type": "string",
+            "description": (
+                "违反的规则：required、type、length、precision、format、checksum、valueSet、nameMatch、unknown、"
+                "minItems；请求体本身：json、encoding、nul、surrogate、duplicate、depth、number、tooLarge、"
+                "contentType、lines；字典对照：mapping.unmapped、mapping.unknown 等"
+            ),
+        },
         "message": {"type": "string", "description": "中文说明"},
-        "line": {"type": "integer", "description": "批量提交时出错记录所在的行号（JSON 数组为元素序号，从 1 起）"},
+        "line": {
+            "type": "integer",
+            "description": "批量提交时出错记录所在的行号（JSON 数组为元素序号，从 1 起）",
+        },
     },
     "description": "一处错误。可能另有定位用的字段（如 line）。",
 }
@@ -64,12 +74,14 @@ def error_schema() -> dict:
         "type": "object",
         "required": ["code", "message", "errors"],
         "properties": {
-            "code": {"type": "string", "enum": sorted({*CODES.values(), "error"}),
-                     "description": "错误类别，随 HTTP 状态：invalid 400、unauthorized 401、forbidden 403、not_found 404、"
-                                    "conflict 409、too_large 413、unsupported_media_type 415 ……"},
+            "code": {
+                "type": "string",
+                "enum": sorted({*CODES.values(), "error"}),
+                "description": "错误类别，随 HTTP 状态：invalid 400、unauthorized 401、forbidden 403、not_found 404、"
+                "conflict 409、too_large 413、unsupported_media_type 415 ……",
+            },
             "message": {"type": "string", "description": "中文说明"},
-            "errors": {"type": "array", "items": FIELD_ERROR_REF,
-                       "description": "逐字段错误（可能为空）"},
+            "errors": {"type": "array", "items": FIELD_ERROR_REF, "description": "逐字段错误（可能为空）"},
         },
         "description": "所有接入 API 的错误应答（任何 4xx）都是这一格式。",
     }
@@ -78,7 +90,9 @@ def error_schema() -> dict:
 def register_error_components(registry) -> dict:
     """Put ApiError and ApiFieldError into a schema being generated; returns ApiError's $ref."""
     for name, schema in ((ERROR_NAME, error_schema()), (FIELD_ERROR_NAME, FIELD_ERROR)):
-        registry.register_on_missing(ResolvedComponent(name, ResolvedComponent.SCHEMA, schema=schema, object=name))
+        registry.register_on_missing(
+            ResolvedComponent(name, ResolvedComponent.SCHEMA, schema=schema, object=name)
+        )
     return ERROR_REF
 
 
@@ -106,7 +120,9 @@ class MachineSchema(AutoSchema):
         statuses = set()
         if any(issubclass(a, IntegrationTokenAuthentication) for a in self.view.authentication_classes):
             statuses.add(401)
-        if any(isinstance(p, type) and issubclass(p, HasIntegrationScope) for p in self.view.permission_classes):
+        if any(
+            isinstance(p, type) and issubclass(p, HasIntegrationScope) for p in self.view.permission_classes
+        ):
             statuses.add(403)
         if self.method in BODY_METHODS:
             statuses |= {400, 413, 415}
@@ -115,8 +131,10 @@ class MachineSchema(AutoSchema):
         if any(p.get("in") == "query" for p in self._get_parameters()):
             statuses.add(400)
         declared = dict(getattr(self.view, "error_answers", {}))
-        return {status: declared.get(status, ERROR_DESCRIPTIONS[status])
-                for status in sorted(statuses | set(declared))}
+        return {
+            status: declared.get(status, ERROR_DESCRIPTIONS[status])
+            for status in sorted(statuses | set(declared))
+        }
 
     def get_operation(self, *args, **kwargs):
         operation = super().get_operation(*args, **kwargs)
@@ -124,7 +142,9 @@ class MachineSchema(AutoSchema):
             return None
         ref = register_error_components(self.registry)
         for status, description in self.get_error_answers().items():
-            operation["responses"][str(status)] = {"content": {"application/json": {"schema": ref}},
-                                                   "description": description}
+            operation["responses"][str(status)] = {
+                "content": {"application/json": {"schema": ref}},
+                "description": description,
+            }
         operation["responses"] = dict(sorted(operation["responses"].items()))
         return operation

@@ -17,7 +17,9 @@ def counts_by_system() -> list[dict]:
     since = timezone.now() - timedelta(hours=24)
     rows = {
         r["source"]: r
-        for r in OutboxRecord.objects.exclude(source="").values("source").annotate(
+        for r in OutboxRecord.objects.exclude(source="")
+        .values("source")
+        .annotate(
             total=Count("pk"),
             last_24h=Count("pk", filter=Q(enqueued_at__gte=since)),
             waiting=Count("pk", filter=Q(state__in=(State.PENDING, State.SENDING, State.RETRY))),
@@ -37,4 +39,5 @@ def counts_by_system() -> list[dict]:
 
 def _counts(r: dict) -> dict:
     return {k: r.get(k, 0) for k in ("total", "last_24h", "waiting", "attention", "done")} | {
-        "last_enqueued": r.get("last_enqueued")}
+        "last_enqueued": r.get("last_enqueued")
+    }

@@ -27,7 +27,8 @@ def issue_token(system: CallingSystem) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         CallingSystem.objects.filter(pk=system.pk).update(
-            token_hash=hash_token(token), token_hint=token[:10], token_created_at=timezone.now())
+            token_hash=hash_token(token), token_hint=token[:10], token_created_at=timezone.now()
+        )
     forget_lookups()
     system.refresh_from_db()
     return token
@@ -72,9 +73,12 @@ def forget_lookups() -> None:
     _lookups.clear()
 
 
-def create_system(code: str, name: str, *, allow_all: bool = False, interfaces=(), contact: str = "") -> CallingSystem:
-    system = CallingSystem(code=code, name=name, allow_all=allow_all, allowed_interfaces=sorted(set(interfaces)),
-                           contact=contact)
+def create_system(
+    code: str, name: str, *, allow_all: bool = False, interfaces=(), contact: str = ""
+) -> CallingSystem:
+    system = CallingSystem(
+        code=code, name=name, allow_all=allow_all, allowed_interfaces=sorted(set(interfaces)), contact=contact
+    )
     system.full_clean(exclude=["token_hash"])
     system.save()
     return system

@@ -141,17 +141,22 @@ def loads(raw: bytes | str, *, top: str = "object"):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise JsonRefused("", "encoding", f"请求体不是有效的 UTF-8 文本（第 {exc.start + 1} 字节）") from None
+            raise JsonRefused(
+                "", "encoding", f"请求体不是有效的 UTF-8 文本（第 {exc.start + 1} 字节）"
+            ) from None
     else:
         text = raw
     text = text.removeprefix("\ufeff")
     try:
-        value = json.loads(text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
-                           parse_constant=_constant)
+        value = json.loads(
+            text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float, parse_constant=_constant
+        )
     except RecursionError:
         raise JsonRefused("", "depth", f"嵌套层数超过 {MAX_DEPTH}") from None
     except json.JSONDecodeError as exc:
-        raise JsonRefused("", "json", f"不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列，{_reason(exc.msg)}") from None
+        raise JsonRefused(
+            "", "json", f"不是有效的 JSON：第 {exc.lineno} 行第 {exc.colno} 列，{_reason(exc.msg)}"
+        ) from None
     except ValueError:  # an integer with more digits than Python converts (sys.int_info)
         raise JsonRefused("", "number", "数值位数过多，超出范围") from None
     _walk(value, "", 1)
@@ -161,10 +166,15 @@ def loads(raw: bytes | str, *, top: str = "object"):
 
 
 _REASONS = {
-    "Expecting value": "缺少值", "Expecting property name enclosed in double quotes": "字段名应使用双引号",
-    "Expecting ':' delimiter": "缺少冒号", "Expecting ',' delimiter": "缺少逗号", "Extra data": "结尾有多余内容",
-    "Unterminated string starting at": "字符串没有结束", "Invalid control character at": "字符串中有控制字符",
-    "Invalid \\escape": "无效的转义", "Invalid \\uXXXX escape": "无效的 \\u 转义",
+    "Expecting value": "缺少值",
+    "Expecting property name enclosed in double quotes": "字段名应使用双引号",
+    "Expecting ':' delimiter": "缺少冒号",
+    "Expecting ',' delimiter": "缺少逗号",
+    "Extra data": "结尾有多余内容",
+    "Unterminated string starting at": "字符串没有结束",
+    "Invalid control character at": "字符串中有控制字符",
+    "Invalid \\escape": "无效的转义",
+    "Invalid \\uXXXX escape": "无效的 \\u 转义",
 }
 
 

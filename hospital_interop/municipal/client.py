@@ -163,7 +163,9 @@ class DjangoCacheNonceStore:
         from hospital_interop import cachesafe
 
         added, ok = cachesafe.cached(
-            lambda: caches[self.alias].add(f"{self.prefix}{app_id}:{nonce}", 1, timeout=self.ttl), what="answer nonces")
+            lambda: caches[self.alias].add(f"{self.prefix}{app_id}:{nonce}", 1, timeout=self.ttl),
+            what="answer nonces",
+        )
         return bool(added) if ok else self.fallback.add(app_id, nonce)
 
 
@@ -200,7 +202,9 @@ class PlatformClient:
 
     TIME_OFFSET_MAX_AGE = 600.0  # seconds before the offset is measured again
 
-    def __init__(self, config: PlatformConfig, catalogue=None, nonce_store: envelope.NonceStore | None = None):
+    def __init__(
+        self, config: PlatformConfig, catalogue=None, nonce_store: envelope.NonceStore | None = None
+    ):
         self.config = config
         self.catalogue = catalogue or load_catalogue()
         self.nonces = nonce_store or envelope.MemoryNonceCache(nonce_ttl(self.catalogue))
@@ -242,7 +246,9 @@ class PlatformClient:
             raise RuntimeError(f"timestamp service answered {answer.code} {answer.message}")
         platform = envelope.parse_timestamp(answer.data["timestamp"])
         if abs((platform - answer.timestamp).total_seconds()) > spec.profile.timestamp_window_seconds:
-            raise RuntimeError("timestamp service answer: data.timestamp disagrees with the envelope timestamp")
+            raise RuntimeError(
+                "timestamp service answer: data.timestamp disagrees with the envelope timestamp"
+            )
         local_mid = datetime.fromtimestamp((sent + received) / 2, tz=platform.tzinfo)
         with self._lock:
             self._offset = platform - local_mid
@@ -296,7 +302,9 @@ class PlatformClient:
             body = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode()
             response = self._post(spec.path, body)
         except urllib3.exceptions.NewConnectionError as exc:  # (a subclass of the timeout error)
-            return CallResult(Outcome.RETRY, message=f"无法连接市平台：{type(exc).__name__}", elapsed_ms=_ms(started))
+            return CallResult(
+                Outcome.RETRY, message=f"无法连接市平台：{type(exc).__name__}", elapsed_ms=_ms(started)
+            )
         except urllib3.exceptions.TimeoutError:
             return CallResult(Outcome.RETRY, message="请求超时", elapsed_ms=_ms(started))
         except urllib3.exceptions.HTTPError as exc:

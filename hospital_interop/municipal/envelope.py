@@ -295,7 +295,9 @@ def _check_sign_field(envelope: dict, creds: Credentials, profile: Profile) -> N
         raise EnvelopeError("1001", "signature does not verify")
 
 
-def _check_fresh(envelope: dict, app_id: str, profile: Profile, now: datetime | None, nonce_cache) -> datetime:
+def _check_fresh(
+    envelope: dict, app_id: str, profile: Profile, now: datetime | None, nonce_cache
+) -> datetime:
     """The replay checks shared by requests and responses: timestamp within ±window of ``now``
     (1002; skipped when ``now`` is None), then the nonce never seen (1003). Returns the timestamp."""
     try:
@@ -614,7 +616,9 @@ def check_file_fields(d: dict, profile: Profile) -> list[dict]:
     size = d.get("fileSize")
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         errors.append(
-            field_error("fileSize", "type", "fileSize必须为非负整数 / fileSize must be a non-negative integer")
+            field_error(
+                "fileSize", "type", "fileSize必须为非负整数 / fileSize must be a non-negative integer"
+            )
         )
         size = None
     elif size > profile.max_file_bytes:
@@ -642,7 +646,9 @@ def check_file_fields(d: dict, profile: Profile) -> list[dict]:
         raw = _b64decode_strict(content)
     except (binascii.Error, ValueError):
         errors.append(
-            field_error("fileContent", "base64", "fileContent不是合法Base64 / fileContent is not valid Base64")
+            field_error(
+                "fileContent", "base64", "fileContent不是合法Base64 / fileContent is not valid Base64"
+            )
         )
         return errors
     if size is not None and len(raw) != size:

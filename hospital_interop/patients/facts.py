@@ -33,13 +33,27 @@ def age_at(birth: str, on: date) -> int | None:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def patient_facts(*, name: str, id_type: str, id_no: str, sex_code: str = "", birth_date: str = "",
-                  phone: str = "", on: date | None = None) -> dict:
+def patient_facts(
+    *,
+    name: str,
+    id_type: str,
+    id_no: str,
+    sex_code: str = "",
+    birth_date: str = "",
+    phone: str = "",
+    on: date | None = None,
+) -> dict:
     """The platform's patient object; ``on`` is the day the age is counted at (default today)."""
     id_sex, id_birth = from_resident_id(id_type, id_no)
     sex, birth = sex_code or id_sex, birth_date or id_birth
-    facts = {"name": name, "sexCode": sex or "0", "birthDate": birth, "idTypeCode": id_type or "01", "idNo": id_no,
-             "phone": phone}
+    facts = {
+        "name": name,
+        "sexCode": sex or "0",
+        "birthDate": birth,
+        "idTypeCode": id_type or "01",
+        "idNo": id_no,
+        "phone": phone,
+    }
     age = age_at(birth, on or date.today())
     if age is not None:
         facts["ageYears"] = age
@@ -55,7 +69,9 @@ def platform_datetime(value: str | datetime | None) -> str:
     "" for none."""
     if not value:
         return ""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    moment = (
+        value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    )
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return timezone.localtime(moment).strftime("%Y%m%d%H%M%S")

@@ -86,9 +86,17 @@ class PatientConflict(InvalidInput):
     def record(self) -> None:
         """Leave the refusal for ops. Call it after the request's transaction was rolled back."""
         BindingConflict.objects.bulk_create(
-            BindingConflict(source=self.source[:32], kind=c.ref.kind, ref=c.ref.value[:64], field=c.ref.field[:100],
-                            what=c.what, bound_key=c.bound_key, given_key=c.claim.identity.key)
-            for c in self.conflicts)
+            BindingConflict(
+                source=self.source[:32],
+                kind=c.ref.kind,
+                ref=c.ref.value[:64],
+                field=c.ref.field[:100],
+                what=c.what,
+                bound_key=c.bound_key,
+                given_key=c.claim.identity.key,
+            )
+            for c in self.conflicts
+        )
 
 
 def _label(kind: str) -> str:
@@ -98,10 +106,14 @@ def _label(kind: str) -> str:
 def _message(ref: Ref, what: str) -> str:
     label = _label(ref.kind)
     if what == "patientId":
-        return (f"{label} {ref.value} 已登记在另一个院内患者ID下，与本次请求的患者ID不一致；"
-                f"请核对{label}或患者ID（本次请求未做任何修改）。")
-    return (f"{label} {ref.value} 已属于另一位患者，与本次请求中的患者身份证件不一致；"
-            f"请核对{label}或患者证件（本次请求未做任何修改）。")
+        return (
+            f"{label} {ref.value} 已登记在另一个院内患者ID下，与本次请求的患者ID不一致；"
+            f"请核对{label}或患者ID（本次请求未做任何修改）。"
+        )
+    return (
+        f"{label} {ref.value} 已属于另一位患者，与本次请求中的患者身份证件不一致；"
+        f"请核对{label}或患者证件（本次请求未做任何修改）。"
+    )
 
 
 def bind(identity: Identity, refs: Iterable[Ref], *, source: str) -> None:
@@ -123,10 +135,19 @@ def bind_many(claims: list[Claim], *, source: str) -> None:
     if not wanted:
         return
     PatientBinding.objects.bulk_create(
-        [PatientBinding(kind=ref.kind, ref=ref.value, id_type_code=(claim.identity.id_type or "01")[:2],
-                        id_key=claim.identity.key, patient_id=claim.identity.patient_id, source=source[:32])
-         for (_, _), (claim, ref) in sorted(wanted.items())],  # one global order: concurrent writers cannot deadlock
-        ignore_conflicts=True)
+        [
+            PatientBinding(
+                kind=ref.kind,
+                ref=ref.value,
+                id_type_code=(claim.identity.id_type or "01")[:2],
+                id_key=claim.identity.key,
+                patient_id=claim.identity.patient_id,
+                source=source[:32],
+            )
+            for (_, _), (claim, ref) in sorted(wanted.items())
+        ],  # one global order: concurrent writers cannot deadlock
+        ignore_conflicts=True,
+    )
     by_kind: dict[str, list[str]] = {}
     for kind, value in wanted:
         by_kind.setdefault(kind, []).append(value)
@@ -136,7 +157,9 @@ def bind_many(claims: list[Claim], *, source: str) -> None:
     fill = []
     reported = {(id(c.claim), c.ref) for c in conflicts}
     for row in PatientBinding.objects.filter(query):
-        for claim, ref in [(c, r) for c in claims for r in c.refs if (r.kind, r.value) == (row.kind, row.ref)]:
+        for claim, ref in [
+            (c, r) for c in claims for r in c.refs if (r.kind, r.value) == (row.kind, row.ref)
+        ]:
             if (id(claim), ref) in reported:
                 continue
             given = claim.identity
@@ -152,8 +175,13 @@ def bind_many(claims: list[Claim], *, source: str) -> None:
             error = {"field": c.ref.field, "rule": RULE, "message": _message(c.ref, c.what)}
             errors.append({**error, "item": c.claim.item} if c.claim.item is not None else error)
         for c in conflicts:
-            log.warning("patient binding conflict (%s): %s %s is bound to another patient (%s); request refused",
-                        source, c.ref.kind, c.ref.value, c.what)
+            log.warning(
+                "patient binding conflict (%s): %s %s is bound to another patient (%s); request refused",
+                source,
+                c.ref.kind,
+                c.ref.value,
+                c.what,
+            )
         raise PatientConflict(errors, conflicts, source)
     for pk, patient_id in fill:
         PatientBinding.objects.filter(pk=pk, patient_id="").update(patient_id=patient_id)

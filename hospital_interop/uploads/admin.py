@@ -6,8 +6,16 @@ from .schedules import sync_schedules
 
 @admin.register(InterfacePolicy)
 class InterfacePolicyAdmin(admin.ModelAdmin):
-    list_display = ("interface", "enabled", "mode", "interval_seconds", "max_in_flight", "rate_per_second",
-                    "deadline_minutes", "max_age_hours")
+    list_display = (
+        "interface",
+        "enabled",
+        "mode",
+        "interval_seconds",
+        "max_in_flight",
+        "rate_per_second",
+        "deadline_minutes",
+        "max_age_hours",
+    )
     list_editable = ("enabled", "mode", "interval_seconds", "deadline_minutes")
     search_fields = ("interface",)
 
@@ -18,7 +26,6 @@ class InterfacePolicyAdmin(admin.ModelAdmin):
     def delete_model(self, request, obj):
         super().delete_model(request, obj)
         sync_schedules()
-
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)

@@ -13,7 +13,9 @@ from .services import Patient
 
 def _interface_choices():
     return [("", "全部接口")] + [
-        (s.code, f"{s.code} · {s.name}") for s in load_catalogue().interfaces if s.kind not in ("query", "security")
+        (s.code, f"{s.code} · {s.name}")
+        for s in load_catalogue().interfaces
+        if s.kind not in ("query", "security")
     ]
 
 
@@ -24,7 +26,9 @@ class RecordFilterForm(forms.Form):
     # The ID number never travels in URLs (access logs): the view swaps it for its digest.
     patient = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
     state = forms.ChoiceField(label="状态", required=False, choices=[("", "全部状态"), *State.choices])
-    date_from = forms.DateField(label="入队日期自", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = forms.DateField(
+        label="入队日期自", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
     date_to = forms.DateField(label="至", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     overdue = forms.BooleanField(label="仅超时效", required=False)
 
@@ -40,15 +44,21 @@ class RecordFilterForm(forms.Form):
         start = datetime.combine(d["date_from"], time.min, tz) if d.get("date_from") else None
         end = datetime.combine(d["date_to"], time.min, tz) + timedelta(days=1) if d.get("date_to") else None
         return RecordFilter(
-            interface=d.get("interface", ""), key=d.get("key", "").strip(),
-            patient_hash=d.get("patient") or Patient(id_number=d.get("patient_id", "").strip().upper()).id_hash,
-            state=d.get("state", ""), date_from=start, date_to=end, overdue=bool(d.get("overdue")),
+            interface=d.get("interface", ""),
+            key=d.get("key", "").strip(),
+            patient_hash=d.get("patient")
+            or Patient(id_number=d.get("patient_id", "").strip().upper()).id_hash,
+            state=d.get("state", ""),
+            date_from=start,
+            date_to=end,
+            overdue=bool(d.get("overdue")),
         )
 
 
 class PayloadFixForm(forms.Form):
     fix = forms.CharField(
-        label="修正字段（JSON）", widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        label="修正字段（JSON）",
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
         help_text='只写需要修改的顶层字段，例如 {"deptCode": "0301"}；保存前按接口规范校验。',
     )
 

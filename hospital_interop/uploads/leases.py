@@ -61,9 +61,18 @@ class Lease:
     def due(self, now: datetime) -> Q:
         return Q(state__in=self.due_states, next_attempt_at__lte=now)
 
-    def claim(self, rows: models.QuerySet, *, limit: int, first: int | None = None, worker: str | None = None,
-              columns: tuple[str, ...] = (), admit: Callable[[list[tuple]], list[int]] | None = None,
-              now: datetime | None = None, **also) -> list[int]:
+    def claim(
+        self,
+        rows: models.QuerySet,
+        *,
+        limit: int,
+        first: int | None = None,
+        worker: str | None = None,
+        columns: tuple[str, ...] = (),
+        admit: Callable[[list[tuple]], list[int]] | None = None,
+        now: datetime | None = None,
+        **also,
+    ) -> list[int]:
         """Lease up to ``limit`` due rows of ``rows`` to ``worker`` (this process by default) and
         return their ids: row ``first`` before the others, then the longest due. Rows another
         worker holds locked are skipped. ``admit`` may keep fewer of the locked candidates (an
@@ -74,15 +83,25 @@ class Lease:
             due = rows.filter(self.due(now))
             picked: list[tuple] = []
             if first is not None:
-                picked = list(due.filter(pk=first).select_for_update(skip_locked=True).values_list("pk", *columns))
+                picked = list(
+                    due.filter(pk=first).select_for_update(skip_locked=True).values_list("pk", *columns)
+                )
             if limit > len(picked):
-                picked += list(due.exclude(pk__in=[row[0] for row in picked]).order_by("next_attempt_at")
-                               .select_for_update(skip_locked=True).values_list("pk", *columns)[: limit - len(picked)])
+                picked += list(
+                    due.exclude(pk__in=[row[0] for row in picked])
+                    .order_by("next_attempt_at")
+                    .select_for_update(skip_locked=True)
+                    .values_list("pk", *columns)[: limit - len(picked)]
+                )
             ids = admit(picked) if admit is not None else [row[0] for row in picked]
             if ids:
                 self.model.objects.filter(pk__in=ids).update(
-                    state=self.held_state, claimed_by=worker or worker_id(),
-                    lease_until=now + timedelta(seconds=self.seconds()), updated_at=now, **also)
+                    state=self.held_state,
+                    claimed_by=worker or worker_id(),
+                    lease_until=now + timedelta(seconds=self.seconds()),
+                    updated_at=now,
+                    **also,
+                )
         return ids
 
     def renew(self, pk: int, worker: str, **also) -> bool:
@@ -95,13 +114,17 @@ class Lease:
         """End this worker's lease of a row and move the row on (``fields``: its next state, next
         attempt, note). 0 when the worker no longer held it: the row was reclaimed meanwhile."""
         return self.model.objects.filter(pk=pk, claimed_by=worker).update(
-            claimed_by="", lease_until=None, updated_at=now or timezone.now(), **fields)
+            claimed_by="", lease_until=None, updated_at=now or timezone.now(), **fields
+        )
 
     def holders(self, pks: Iterable[int]) -> set[tuple[int, str]]:
         """(id, worker) of those of these rows that are still leased, locked until the caller's
         transaction ends: outcomes are recorded only for rows their worker still holds."""
-        return set(self.model.objects.select_for_update().filter(pk__in=list(pks), state=self.held_state)
-                   .values_list("pk", "claimed_by"))
+        return set(
+            self.model.objects.select_for_update()
+            .filter(pk__in=list(pks), state=self.held_state)
+            .values_list("pk", "claimed_by")
+        )
 
     def expired(self, now: datetime) -> models.QuerySet:
         """Leased rows whose lease ran out: their worker died (or hangs)."""
@@ -111,8 +134,14 @@ class Lease:
         """The sweep's part: rows whose lease ran out are due again at once (running a row twice
         is safe: the platform and the front-end processor keep one copy per key)."""
         now = now or timezone.now()
-        return self.expired(now).update(state=self.retry_state, next_attempt_at=now, claimed_by="", lease_until=None,
-                                        updated_at=now, **{self.note_field: RECLAIMED})
+        return self.expired(now).update(
+            state=self.retry_state,
+            next_attempt_at=now,
+            claimed_by="",
+            lease_until=None,
+            updated_at=now,
+            **{self.note_field: RECLAIMED},
+        )
 
 
 def wake(task, *args, what: str, otherwise: str = "the sweep") -> bool:

@@ -61,7 +61,9 @@ class OutboxRecord(models.Model):
         verbose_name_plural = "上传记录"
         indexes = [
             # the sweep and the workers: due rows in order
-            models.Index(fields=["next_attempt_at"], name="outbox_due", condition=Q(state__in=["pending", "retry"])),
+            models.Index(
+                fields=["next_attempt_at"], name="outbox_due", condition=Q(state__in=["pending", "retry"])
+            ),
             models.Index(fields=["lease_until"], name="outbox_leased", condition=Q(state="sending")),
             # the record browser's filters
             models.Index(fields=["business_key"], name="outbox_business_key"),
@@ -70,11 +72,16 @@ class OutboxRecord(models.Model):
             models.Index(fields=["patient_id_hash", "enqueued_at"], name="outbox_patient"),
             models.Index(fields=["enqueued_at"], name="outbox_enqueued"),
             # "past deadline": open rows newest first, the deadline read from the index itself
-            models.Index(fields=["enqueued_at", "deadline_at"], name="outbox_open_enqueued",
-                         condition=Q(state__in=OPEN_STATES)),
+            models.Index(
+                fields=["enqueued_at", "deadline_at"],
+                name="outbox_open_enqueued",
+                condition=Q(state__in=OPEN_STATES),
+            ),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["interface", "business_key", "version"], name="outbox_unique_version"),
+            models.UniqueConstraint(
+                fields=["interface", "business_key", "version"], name="outbox_unique_version"
+            ),
         ]
 
     def __str__(self):
@@ -134,13 +141,17 @@ class InterfacePolicy(models.Model):
     interface = models.CharField("接口", max_length=64, unique=True)
     enabled = models.BooleanField("启用", default=True, help_text="停用后记录照常入队，但暂不发送")
     mode = models.CharField("推送方式", max_length=16, choices=Mode.choices, default=Mode.IMMEDIATE)
-    interval_seconds = models.PositiveIntegerField("推送间隔(秒)", default=300, help_text="按频率推送时两次推送的间隔")
+    interval_seconds = models.PositiveIntegerField(
+        "推送间隔(秒)", default=300, help_text="按频率推送时两次推送的间隔"
+    )
     max_in_flight = models.PositiveIntegerField("最大并发", default=8)
     rate_per_second = models.PositiveIntegerField("每秒上限", default=0, help_text="0 表示不限")
-    deadline_minutes = models.PositiveIntegerField("时效要求(分钟)", default=24 * 60,
-                                                   help_text="从业务发生到平台接收的最长时间")
-    max_age_hours = models.PositiveIntegerField("最长重试(小时)", default=72,
-                                                help_text="超过后转人工处理并告警")
+    deadline_minutes = models.PositiveIntegerField(
+        "时效要求(分钟)", default=24 * 60, help_text="从业务发生到平台接收的最长时间"
+    )
+    max_age_hours = models.PositiveIntegerField(
+        "最长重试(小时)", default=72, help_text="超过后转人工处理并告警"
+    )
 
     class Meta:
         verbose_name = "接口推送策略"

@@ -13,15 +13,21 @@ PUSH_PREFIX = "增量推送："
 
 
 def _every(seconds: int) -> IntervalSchedule:
-    schedule, _ = IntervalSchedule.objects.get_or_create(every=max(int(seconds), 1), period=IntervalSchedule.SECONDS)
+    schedule, _ = IntervalSchedule.objects.get_or_create(
+        every=max(int(seconds), 1), period=IntervalSchedule.SECONDS
+    )
     return schedule
 
 
 def sync_schedules() -> None:
     PeriodicTask.objects.update_or_create(
         name=SWEEP_TASK,
-        defaults={"task": "hospital_interop.uploads.tasks.sweep", "interval": _every(settings.DELIVERY_SWEEP_SECONDS),
-                  "enabled": True, "description": "找出所有到期的待发送/待重试记录并派发；回收中断进程占用的记录"},
+        defaults={
+            "task": "hospital_interop.uploads.tasks.sweep",
+            "interval": _every(settings.DELIVERY_SWEEP_SECONDS),
+            "enabled": True,
+            "description": "找出所有到期的待发送/待重试记录并派发；回收中断进程占用的记录",
+        },
     )
     wanted = set()
     for policy in InterfacePolicy.objects.filter(mode=InterfacePolicy.Mode.SCHEDULED):
@@ -29,8 +35,12 @@ def sync_schedules() -> None:
         wanted.add(name)
         PeriodicTask.objects.update_or_create(
             name=name,
-            defaults={"task": "hospital_interop.uploads.tasks.push_interface", "interval": _every(policy.interval_seconds),
-                      "args": json.dumps([policy.interface]), "enabled": policy.enabled,
-                      "description": f"按 {policy.interval_seconds} 秒的频率增量推送 {policy.interface}"},
+            defaults={
+                "task": "hospital_interop.uploads.tasks.push_interface",
+                "interval": _every(policy.interval_seconds),
+                "args": json.dumps([policy.interface]),
+                "enabled": policy.enabled,
+                "description": f"按 {policy.interval_seconds} 秒的频率增量推送 {policy.interface}",
+            },
         )
     PeriodicTask.objects.filter(name__startswith=PUSH_PREFIX).exclude(name__in=wanted).delete()

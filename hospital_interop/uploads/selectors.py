@@ -27,31 +27,51 @@ def interface_summary(now: datetime | None = None) -> list[dict]:
     """One row per interface of the catalogue: counts by state, done today, past deadline, oldest pending."""
     now = now or timezone.now()
     since = today_start(now)
-    open_rows = (OutboxRecord.objects.filter(state__in=OPEN_STATES)
-                 .values("interface")
-                 .annotate(pending=Count("pk", filter=Q(state=State.PENDING)),
-                           sending=Count("pk", filter=Q(state=State.SENDING)),
-                           retry=Count("pk", filter=Q(state=State.RETRY)),
-                           attention=Count("pk", filter=Q(state=State.ATTENTION)),
-                           overdue=Count("pk", filter=Q(deadline_at__lt=now)),
-                           oldest=Min("enqueued_at", filter=Q(state__in=(State.PENDING, State.RETRY, State.SENDING)))))
-    done_today = dict(OutboxRecord.objects.filter(state=State.DONE, accepted_at__gte=since)
-                      .values("interface").annotate(n=Count("pk")).values_list("interface", "n"))
+    open_rows = (
+        OutboxRecord.objects.filter(state__in=OPEN_STATES)
+        .values("interface")
+        .annotate(
+            pending=Count("pk", filter=Q(state=State.PENDING)),
+            sending=Count("pk", filter=Q(state=State.SENDING)),
+            retry=Count("pk", filter=Q(state=State.RETRY)),
+            attention=Count("pk", filter=Q(state=State.ATTENTION)),
+            overdue=Count("pk", filter=Q(deadline_at__lt=now)),
+            oldest=Min("enqueued_at", filter=Q(state__in=(State.PENDING, State.RETRY, State.SENDING))),
+        )
+    )
+    done_today = dict(
+        OutboxRecord.objects.filter(state=State.DONE, accepted_at__gte=since)
+        .values("interface")
+        .annotate(n=Count("pk"))
+        .values_list("interface", "n")
+    )
     by_code = {r["interface"]: r for r in open_rows}
     rows = []
-    for spec in sorted(load_catalogue().interfaces, key=lambda s: DOCUMENT_ORDER.index(s.document)
-                       if s.document in DOCUMENT_ORDER else len(DOCUMENT_ORDER)):
+    for spec in sorted(
+        load_catalogue().interfaces,
+        key=lambda s: (
+            DOCUMENT_ORDER.index(s.document) if s.document in DOCUMENT_ORDER else len(DOCUMENT_ORDER)
+        ),
+    ):
         if spec.kind in ("query", "security"):
             continue
         r = by_code.get(spec.code, {})
         oldest = r.get("oldest")
-        rows.append({
-            "interface": spec.code, "name": spec.name, "document": spec.document, "section": spec.section,
-            "pending": r.get("pending", 0), "sending": r.get("sending", 0), "retry": r.get("retry", 0),
-            "attention": r.get("attention", 0), "overdue": r.get("overdue", 0),
-            "done_today": done_today.get(spec.code, 0),
-            "oldest_age_seconds": (now - oldest).total_seconds() if oldest else None,
-        })
+        rows.append(
+            {
+                "interface": spec.code,
+                "name": spec.name,
+                "document": spec.document,
+                "section": spec.section,
+                "pending": r.get("pending", 0),
+                "sending": r.get("sending", 0),
+                "retry": r.get("retry", 0),
+                "attention": r.get("attention", 0),
+                "overdue": r.get("overdue", 0),
+                "done_today": done_today.get(spec.code, 0),
+                "oldest_age_seconds": (now - oldest).total_seconds() if oldest else None,
+            }
+        )
     return rows
 
 
@@ -69,12 +89,21 @@ def throughput(hours: int = 24, now: datetime | None = None) -> list[dict]:
     since = now - timedelta(hours=hours)
     trunc = TruncMinute if hours <= 1 else TruncHour
     step = timedelta(minutes=1) if hours <= 1 else timedelta(hours=1)
-    counts = dict(OutboxRecord.objects.filter(accepted_at__gte=since)
-                  .annotate(bucket=trunc("accepted_at")).values("bucket")
-                  .annotate(n=Count("pk")).values_list("bucket", "n"))
-    failed = dict(Attempt.objects.filter(started_at__gte=since).exclude(outcome="accepted")
-                  .annotate(bucket=trunc("started_at")).values("bucket")
-                  .annotate(n=Count("pk")).values_list("bucket", "n"))
+    counts = dict(
+        OutboxRecord.objects.filter(accepted_at__gte=since)
+        .annotate(bucket=trunc("accepted_at"))
+        .values("bucket")
+        .annotate(n=Count("pk"))
+        .values_list("bucket", "n")
+    )
+    failed = dict(
+        Attempt.objects.filter(started_at__gte=since)
+        .exclude(outcome="accepted")
+        .annotate(bucket=trunc("started_at"))
+        .values("bucket")
+        .annotate(n=Count("pk"))
+        .values_list("bucket", "n")
+    )
     start = timezone.localtime(since).replace(second=0, microsecond=0)
     if step == timedelta(hours=1):
         start = start.replace(minute=0)
@@ -87,18 +116,27 @@ def throughput(hours: int = 24, now: datetime | None = None) -> list[dict]:
 
 def error_breakdown(limit: int = 20) -> dict:
     """Rows needing attention grouped by platform code, and their field errors grouped by field/rule."""
-    by_code = list(OutboxRecord.objects.filter(state=State.ATTENTION).values("interface", "last_code")
-                   .annotate(n=Count("pk")).order_by("-n")[:limit])
+    by_code = list(
+        OutboxRecord.objects.filter(state=State.ATTENTION)
+        .values("interface", "last_code")
+        .annotate(n=Count("pk"))
+        .order_by("-n")[:limit]
+    )
     fields: dict[tuple, int] = {}
-    for interface, errors in (OutboxRecord.objects.filter(state=State.ATTENTION).exclude(last_errors=[])
-                              .values_list("interface", "last_errors")[:5000]):
+    for interface, errors in (
+        OutboxRecord.objects.filter(state=State.ATTENTION)
+        .exclude(last_errors=[])
+        .values_list("interface", "last_errors")[:5000]
+    ):
         for e in errors or []:
             k = (interface, e.get("field", ""), e.get("rule", ""), e.get("message", ""))
             fields[k] = fields.get(k, 0) + 1
     top = sorted(fields.items(), key=lambda kv: -kv[1])[:limit]
     return {
         "by_code": by_code,
-        "by_field": [{"interface": k[0], "field": k[1], "rule": k[2], "message": k[3], "n": n} for k, n in top],
+        "by_field": [
+            {"interface": k[0], "field": k[1], "rule": k[2], "message": k[3], "n": n} for k, n in top
+        ],
     }
 
 
@@ -113,7 +151,9 @@ class RecordFilter:
     overdue: bool = False
 
 
-def search_records(f: RecordFilter, *, org_code: str = "", before: tuple | None = None, limit: int = PAGE_SIZE):
+def search_records(
+    f: RecordFilter, *, org_code: str = "", before: tuple | None = None, limit: int = PAGE_SIZE
+):
     """Newest first, keyset-paginated on (enqueued_at, id): every filter is served by an index,
     so a page costs the same at row 50 and at row 1,000,000."""
     qs = OutboxRecord.objects.all()
@@ -147,12 +187,14 @@ def record_detail(pk: int) -> dict:
         "record": record,
         "attempts": list(record.attempt_log.all()[:100]),
         "dependencies": list(record.dependencies.all()),
-        "versions": list(OutboxRecord.objects.filter(interface=record.interface, business_key=record.business_key)
-                         .order_by("-version").only("pk", "version", "state", "enqueued_at", "accepted_at")),
+        "versions": list(
+            OutboxRecord.objects.filter(interface=record.interface, business_key=record.business_key)
+            .order_by("-version")
+            .only("pk", "version", "state", "enqueued_at", "accepted_at")
+        ),
     }
 
 
 def state_counts() -> list[dict]:
     """(interface, state, n) for /metrics."""
     return list(OutboxRecord.objects.values("interface", "state").annotate(n=Count("pk")).order_by())
-

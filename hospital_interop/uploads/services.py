@@ -44,8 +44,14 @@ log = logging.getLogger(__name__)
 
 WAIT_RECHECK = timedelta(seconds=60)  # a child waiting for its parent is looked at again after this
 CLAIM_BATCH = settings.DELIVERY["CLAIM_BATCH"]
-LEASE = leases.Lease(OutboxRecord, due_states=DUE_STATES, held_state=State.SENDING, retry_state=State.RETRY,
-                     seconds=lambda: settings.DELIVERY["LEASE_SECONDS"], note_field="last_message")
+LEASE = leases.Lease(
+    OutboxRecord,
+    due_states=DUE_STATES,
+    held_state=State.SENDING,
+    retry_state=State.RETRY,
+    seconds=lambda: settings.DELIVERY["LEASE_SECONDS"],
+    note_field="last_message",
+)
 
 
 class PayloadInvalid(Exception):
@@ -53,7 +59,10 @@ class PayloadInvalid(Exception):
 
     def __init__(self, interface: str, errors: list[dict]):
         self.interface, self.errors = interface, errors
-        super().__init__(f"{interface}: {len(errors)} error(s): " + "; ".join(f"{e['field']} {e['rule']}" for e in errors[:5]))
+        super().__init__(
+            f"{interface}: {len(errors)} error(s): "
+            + "; ".join(f"{e['field']} {e['rule']}" for e in errors[:5])
+        )
 
 
 @dataclass(frozen=True)
@@ -94,8 +103,11 @@ def business_key(spec, payload: dict) -> str:
 
 def _parent_refs(spec, payload: dict) -> list[tuple[str, str]]:
     """(parent interface, parent business key) for each ordering parent this payload names."""
-    return [(code, "|".join(map(str, key))) for code, key in spec.parent_keys_of(payload)
-            if all(v not in (None, "") for v in key)]
+    return [
+        (code, "|".join(map(str, key)))
+        for code, key in spec.parent_keys_of(payload)
+        if all(v not in (None, "") for v in key)
+    ]
 
 
 ID_NUMBER_DE, NAME_DE, ID_TYPE_DE = "DE02.01.030.00", "DE02.01.039.00", "DE02.01.031.00"
@@ -117,7 +129,9 @@ def _patient_paths(code: str) -> _PatientPaths | None:
             parent = path.rsplit(".", 1)[0] if "." in path else ""
             siblings = spec.request.fields if not parent else _field_at(spec, parent).fields
             prefix = tuple(parent.split(".")) if parent else ()
-            found = {de: (*prefix, n) for n, s in siblings.items() for de in (ID_TYPE_DE, NAME_DE) if s.de == de}
+            found = {
+                de: (*prefix, n) for n, s in siblings.items() for de in (ID_TYPE_DE, NAME_DE) if s.de == de
+            }
             return _PatientPaths((*prefix, f.name), found.get(ID_TYPE_DE, ()), found.get(NAME_DE, ()))
     return None
 
@@ -215,14 +229,25 @@ def check(item: Item) -> tuple[Checked | None, list[dict]]:
         errors = spec.validate(item.payload)
     except Exception:  # must not turn odd input into a 500 (and ops should hear of it)
         log.exception("spec validator of %s failed on a payload", spec.code)
-        errors = [field_error("", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated")]
+        errors = [
+            field_error(
+                "", "type", "记录中有字段的类型不符合接口规范，无法逐项校验", "payload could not be validated"
+            )
+        ]
     if errors:
         return None, errors
     return Checked(item, spec, business_key(spec, item.payload)), []
 
 
-def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, source: str = "",
-            patient: Patient | None = None, wake_worker: bool = True) -> OutboxRecord:
+def enqueue(
+    interface: str,
+    payload: dict,
+    *,
+    event_at: datetime | None = None,
+    source: str = "",
+    patient: Patient | None = None,
+    wake_worker: bool = True,
+) -> OutboxRecord:
     """Store one record version for delivery, inside the caller's transaction.
 
     Validates against the interface spec (PayloadInvalid on error, nothing written), supersedes
@@ -230,7 +255,9 @@ def enqueue(interface: str, payload: dict, *, event_at: datetime | None = None, 
     once the caller's transaction commits. Nothing is sent here.
     """
     try:
-        return enqueue_many([Item(interface, payload, event_at, patient)], source=source, wake_worker=wake_worker)[0]
+        return enqueue_many(
+            [Item(interface, payload, event_at, patient)], source=source, wake_worker=wake_worker
+        )[0]
     except BatchInvalid as exc:
         raise exc.failures[0][1] from None  # the single record's own errors, without item indexes
 
@@ -245,8 +272,13 @@ class BatchInvalid(PayloadInvalid):
         super().__init__(",".join(codes), [{**err, "item": i} for i, e in failures for err in e.errors])
 
 
-def enqueue_many(items: Sequence[Item | Checked], *, source: str = "", wake_worker: bool = True,
-                 skip_unchanged: bool = False) -> list[OutboxRecord] | list[Enqueued]:
+def enqueue_many(
+    items: Sequence[Item | Checked],
+    *,
+    source: str = "",
+    wake_worker: bool = True,
+    skip_unchanged: bool = False,
+) -> list[OutboxRecord] | list[Enqueued]:
     """Store many record versions in a few statements (bulk loaders, backfills, intake APIs),
     inside the caller's transaction; all or nothing. The only way into the outbox.
 
@@ -297,7 +329,9 @@ def enqueue_many(items: Sequence[Item | Checked], *, source: str = "", wake_work
         modes = policies()
         for record in records:
             policy = modes.get(record.interface)
-            if record.state == State.PENDING and (policy is None or policy.mode == InterfacePolicy.Mode.IMMEDIATE):
+            if record.state == State.PENDING and (
+                policy is None or policy.mode == InterfacePolicy.Mode.IMMEDIATE
+            ):
                 _wake_after_commit(record.pk)
     return outcome if skip_unchanged else records
 
@@ -354,7 +388,9 @@ def _lock_keys(pairs) -> None:
         return
     buckets = sorted({zlib.crc32(f"{code}#{key}".encode()) % LOCK_BUCKETS for code, key in pairs})
     with connection.cursor() as cursor:  # a plain scan of the sorted array keeps its order
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b", [LOCK_NAMESPACE, buckets])
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, b) FROM unnest(%s::int[]) AS b", [LOCK_NAMESPACE, buckets]
+        )
 
 
 def _latest_versions(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -364,8 +400,12 @@ def _latest_versions(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
         by_interface.setdefault(code, set()).add(key)
     latest = {}
     for code, keys in by_interface.items():
-        rows = (OutboxRecord.objects.filter(interface=code, business_key__in=keys)
-                .values("business_key").annotate(v=Max("version")).values_list("business_key", "v"))
+        rows = (
+            OutboxRecord.objects.filter(interface=code, business_key__in=keys)
+            .values("business_key")
+            .annotate(v=Max("version"))
+            .values_list("business_key", "v")
+        )
         latest.update({(code, key): v for key, v in rows})
     return latest
 
@@ -376,9 +416,12 @@ def _latest_rows(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], OutboxRec
     out = {}
     for code in {c for c, _ in versions}:
         wanted = {(k, v) for (c, k), v in versions.items() if c == code}
-        rows = OutboxRecord.objects.filter(interface=code, business_key__in={k for k, _ in wanted},
-                                           version__in={v for _, v in wanted})
-        out.update({(code, row.business_key): row for row in rows if (row.business_key, row.version) in wanted})
+        rows = OutboxRecord.objects.filter(
+            interface=code, business_key__in={k for k, _ in wanted}, version__in={v for _, v in wanted}
+        )
+        out.update(
+            {(code, row.business_key): row for row in rows if (row.business_key, row.version) in wanted}
+        )
     return out
 
 
@@ -386,11 +429,17 @@ def _supersede_unsent(newest: dict[tuple[str, str], int], now) -> None:
     """Older unsent versions of these stored keys give way to the batch's newest version of each."""
     for code in {c for c, _ in newest}:
         keys = {k: v for (c, k), v in newest.items() if c == code}
-        OutboxRecord.objects.filter(interface=code, business_key__in=keys,
-                                    state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
-            state=State.SUPERSEDED, next_attempt_at=None, updated_at=now,
-            last_message=Case(*(When(business_key=k, then=Value(f"已被第 {v} 版取代")) for k, v in keys.items()),
-                              default=Value("已被新版本取代")))
+        OutboxRecord.objects.filter(
+            interface=code, business_key__in=keys, state__in=(State.PENDING, State.RETRY, State.ATTENTION)
+        ).update(
+            state=State.SUPERSEDED,
+            next_attempt_at=None,
+            updated_at=now,
+            last_message=Case(
+                *(When(business_key=k, then=Value(f"已被第 {v} 版取代")) for k, v in keys.items()),
+                default=Value("已被新版本取代"),
+            ),
+        )
 
 
 def _new_version(checked: Checked, version: int, source: str, now) -> OutboxRecord:
@@ -399,9 +448,17 @@ def _new_version(checked: Checked, version: int, source: str, now) -> OutboxReco
     patient = item.patient or patient_of(spec.code, item.payload)
     parents = _parent_refs(spec, item.payload)
     return OutboxRecord(
-        interface=spec.code, document=spec.document, spec_version=spec.version, business_key=checked.key,
-        version=version, payload=item.payload, source=source, event_at=event_at, next_attempt_at=now,
-        patient_id_hash=patient.id_hash, patient_display=mask_name(patient.name),
+        interface=spec.code,
+        document=spec.document,
+        spec_version=spec.version,
+        business_key=checked.key,
+        version=version,
+        payload=item.payload,
+        source=source,
+        event_at=event_at,
+        next_attempt_at=now,
+        patient_id_hash=patient.id_hash,
+        patient_display=mask_name(patient.name),
         deadline_at=event_at + timedelta(minutes=policy_for(spec.code).deadline_minutes),
         waits_for=[f"{i}#{k}" for i, k in parents],
     )
@@ -426,7 +483,9 @@ def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:
         OutboxRecord.objects.bulk_create(records)
     Dependency.objects.bulk_create(
         Dependency(record=r, parent_interface=ref.split("#", 1)[0], parent_key=ref.split("#", 1)[1])
-        for r in records for ref in r.waits_for)
+        for r in records
+        for ref in r.waits_for
+    )
 
 
 def _apply_void(spec, key: str, void_record: OutboxRecord, now) -> None:
@@ -434,7 +493,8 @@ def _apply_void(spec, key: str, void_record: OutboxRecord, now) -> None:
     may hold that record (a version was accepted or is in flight)."""
     targets = OutboxRecord.objects.filter(interface__in=spec.voids, business_key=key)
     targets.filter(state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
-        state=State.VOIDED, last_message="报告已作废，不再上传", next_attempt_at=None, updated_at=now)
+        state=State.VOIDED, last_message="报告已作废，不再上传", next_attempt_at=None, updated_at=now
+    )
     if not targets.filter(state__in=(State.DONE, State.SENDING)).exists():
         void_record.state = State.VOIDED
         void_record.next_attempt_at = None
@@ -449,8 +509,13 @@ def wake(record_id: int | None = None) -> None:
     leases.wake(deliver, record_id, what=f"record {record_id}")
 
 
-def claim(record_id: int | None = None, *, limit: int = CLAIM_BATCH, interface: str | None = None,
-          worker: str | None = None) -> list[OutboxRecord]:
+def claim(
+    record_id: int | None = None,
+    *,
+    limit: int = CLAIM_BATCH,
+    interface: str | None = None,
+    worker: str | None = None,
+) -> list[OutboxRecord]:
     """Lease due rows (the given one first) to this worker; rows locked by others are skipped,
     and so are rows over their interface's concurrency or rate limit (they wait for a later claim)."""
     known = policies(fresh=True)  # one small query per batch
@@ -461,8 +526,14 @@ def claim(record_id: int | None = None, *, limit: int = CLAIM_BATCH, interface: 
         base = base.filter(interface=interface)
     elif scheduled:
         base = base.exclude(interface__in=scheduled)  # those go out on their own schedule
-    ids = LEASE.claim(base, limit=limit, first=record_id, worker=worker, columns=("interface",),
-                      admit=lambda rows: _within_limits(rows, known))
+    ids = LEASE.claim(
+        base,
+        limit=limit,
+        first=record_id,
+        worker=worker,
+        columns=("interface",),
+        admit=lambda rows: _within_limits(rows, known),
+    )
     if not ids:
         return []
     return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
@@ -473,8 +544,12 @@ def _within_limits(rows: list[tuple[int, str]], known: dict[str, InterfacePolicy
     limited = {code for _, code in rows if code in known}
     if not limited:
         return [pk for pk, _ in rows]
-    in_flight = dict(OutboxRecord.objects.filter(state=State.SENDING, interface__in=limited)
-                     .values("interface").annotate(n=Count("pk")).values_list("interface", "n"))
+    in_flight = dict(
+        OutboxRecord.objects.filter(state=State.SENDING, interface__in=limited)
+        .values("interface")
+        .annotate(n=Count("pk"))
+        .values_list("interface", "n")
+    )
     room = {code: known[code].max_in_flight - in_flight.get(code, 0) for code in limited}
     second = int(time.time())
     rated = {code: f"uploads:rate:{code}:{second}" for code in limited if known[code].rate_per_second}
@@ -504,12 +579,18 @@ def reclaim_expired_leases() -> int:
     now = timezone.now()
     expired = LEASE.expired(now)
     newer = OutboxRecord.objects.filter(
-        interface=OuterRef("interface"), business_key=OuterRef("business_key"), version__gt=OuterRef("version"),
+        interface=OuterRef("interface"),
+        business_key=OuterRef("business_key"),
+        version__gt=OuterRef("version"),
     ).exclude(state__in=(State.SUPERSEDED, State.VOIDED))
     stale = list(expired.filter(Exists(newer)).values_list("interface", "business_key"))
     expired.filter(Exists(newer)).update(
-        state=State.SUPERSEDED, next_attempt_at=None, claimed_by="", last_message="处理进程中断，且已有新版本，不再重发",
-        updated_at=now)
+        state=State.SUPERSEDED,
+        next_attempt_at=None,
+        claimed_by="",
+        last_message="处理进程中断，且已有新版本，不再重发",
+        updated_at=now,
+    )
     for interface, key in stale:  # the dead worker's request may still be on its way
         _resend_newest_later(interface, key, now)
     return LEASE.reclaim(now)
@@ -519,12 +600,19 @@ def blocking_reason(record: OutboxRecord) -> str:
     """Why this claimed row must not be sent yet ('' when it may go)."""
     for ref in record.waits_for:  # the same refs as the Dependency rows, already on the row
         parent_interface, parent_key = ref.split("#", 1)
-        if not OutboxRecord.objects.filter(interface=parent_interface, business_key=parent_key,
-                                           state=State.DONE).exists():
+        if not OutboxRecord.objects.filter(
+            interface=parent_interface, business_key=parent_key, state=State.DONE
+        ).exists():
             return f"等待上级记录被平台接收：{ref}"
-    if record.version > 1 and OutboxRecord.objects.filter(
-            interface=record.interface, business_key=record.business_key,
-            version__lt=record.version, state=State.SENDING).exists():
+    if (
+        record.version > 1
+        and OutboxRecord.objects.filter(
+            interface=record.interface,
+            business_key=record.business_key,
+            version__lt=record.version,
+            state=State.SENDING,
+        ).exists()
+    ):
         return "同一主键的上一版本正在发送"
     return ""
 
@@ -560,12 +648,24 @@ def _hold(record: OutboxRecord, reason: str, now: datetime) -> str:
     so it is shown to ops instead of waiting in silence."""
     max_age = timedelta(hours=policy_for(record.interface).max_age_hours)
     if now - _age_from(record) > max_age:
-        LEASE.release(record.pk, record.claimed_by, now=now, state=State.ATTENTION, next_attempt_at=None,
-                      last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}")
+        LEASE.release(
+            record.pk,
+            record.claimed_by,
+            now=now,
+            state=State.ATTENTION,
+            next_attempt_at=None,
+            last_message=f"等待超过 {max_age.total_seconds() / 3600:.0f} 小时仍不能发送：{reason}",
+        )
         log.error("upload %s %s held too long: %s", record.interface, record.business_key, reason)
         return State.ATTENTION
-    LEASE.release(record.pk, record.claimed_by, now=now, state=State.PENDING, next_attempt_at=now + WAIT_RECHECK,
-                  last_message=reason)
+    LEASE.release(
+        record.pk,
+        record.claimed_by,
+        now=now,
+        state=State.PENDING,
+        next_attempt_at=now + WAIT_RECHECK,
+        last_message=reason,
+    )
     return "waiting"
 
 
@@ -574,8 +674,20 @@ def record_outcome(record: OutboxRecord, result: CallResult, *, started_at: date
     return record_outcomes([(record, result, started_at)])[0]
 
 
-OUTCOME_FIELDS = ("attempts", "last_code", "last_message", "claimed_by", "lease_until", "updated_at",
-                  "first_attempt_at", "state", "accepted_at", "receipt", "last_errors", "next_attempt_at")
+OUTCOME_FIELDS = (
+    "attempts",
+    "last_code",
+    "last_message",
+    "claimed_by",
+    "lease_until",
+    "updated_at",
+    "first_attempt_at",
+    "state",
+    "accepted_at",
+    "receipt",
+    "last_errors",
+    "next_attempt_at",
+)
 
 
 def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> list[str]:
@@ -591,10 +703,19 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
         for record, result, started in sent:
             policy = known.get(record.interface) or InterfacePolicy(interface=record.interface)
             _apply_outcome(record, result, started, now, policy)
-            attempts.append(Attempt(
-                record_id=record.pk, started_at=started, elapsed_ms=result.elapsed_ms, worker=record.claimed_by,
-                http_status=result.http_status, code=result.code, outcome=result.outcome.value,
-                message=result.message[:2000], errors=result.errors))
+            attempts.append(
+                Attempt(
+                    record_id=record.pk,
+                    started_at=started,
+                    elapsed_ms=result.elapsed_ms,
+                    worker=record.claimed_by,
+                    http_status=result.http_status,
+                    code=result.code,
+                    outcome=result.outcome.value,
+                    message=result.message[:2000],
+                    errors=result.errors,
+                )
+            )
             if (record.pk, record.claimed_by) not in live:
                 states.append("lost-lease")
                 continue
@@ -604,8 +725,11 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
             if record.state == State.DONE and record.interface in _parent_interfaces():
                 done.append(record)
         # no answer, or one not believed (forged, stale, replayed): what became of the request is unknown
-        no_answer = {r.pk for r, result, _ in sent
-                     if result.outcome == Outcome.RETRY and (result.http_status is None or result.refused_answer)}
+        no_answer = {
+            r.pk
+            for r, result, _ in sent
+            if result.outcome == Outcome.RETRY and (result.http_status is None or result.refused_answer)
+        }
         _defer_to_newer_versions(changed, now, no_answer)
         OutboxRecord.objects.bulk_update(changed, OUTCOME_FIELDS)
         Attempt.objects.bulk_create(attempts)
@@ -641,18 +765,26 @@ def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answ
 def _resend_newest_later(interface: str, key: str, now: datetime) -> None:
     """An older version's request may reach the platform late (its sender gave up waiting): send
     the newest version again after that window, so the platform ends with the newest."""
-    newest = (OutboxRecord.objects.filter(interface=interface, business_key=key)
-              .exclude(state__in=(State.SUPERSEDED, State.VOIDED)).order_by("-version").first())
+    newest = (
+        OutboxRecord.objects.filter(interface=interface, business_key=key)
+        .exclude(state__in=(State.SUPERSEDED, State.VOIDED))
+        .order_by("-version")
+        .first()
+    )
     if newest is None or newest.state == State.SENDING:
         return
     later = now + timedelta(seconds=settings.PLATFORM["TIMEOUT_SECONDS"] + 2)
     OutboxRecord.objects.filter(pk=newest.pk).update(
-        state=State.RETRY, next_attempt_at=later, updated_at=now,
-        last_message="旧版本的请求可能晚于本版本到达平台，稍后重发本版本")
+        state=State.RETRY,
+        next_attempt_at=later,
+        updated_at=now,
+        last_message="旧版本的请求可能晚于本版本到达平台，稍后重发本版本",
+    )
 
 
-def _apply_outcome(record: OutboxRecord, result: CallResult, started: datetime, now: datetime,
-                   policy: InterfacePolicy) -> None:
+def _apply_outcome(
+    record: OutboxRecord, result: CallResult, started: datetime, now: datetime, policy: InterfacePolicy
+) -> None:
     record.attempts += 1
     record.last_code, record.last_message = result.code, result.message[:2000]
     record.lease_until, record.updated_at = None, now
@@ -665,8 +797,13 @@ def _apply_outcome(record: OutboxRecord, result: CallResult, started: datetime, 
     elif now - _age_from(record) > timedelta(hours=policy.max_age_hours):
         record.state, record.next_attempt_at = State.ATTENTION, None
         record.last_message = f"超过最长重试时间 {policy.max_age_hours} 小时仍未成功：{result.message}"[:2000]
-        log.error("upload %s %s gave up after %d attempts: %s", record.interface, record.business_key,
-                  record.attempts, result.message)
+        log.error(
+            "upload %s %s gave up after %d attempts: %s",
+            record.interface,
+            record.business_key,
+            record.attempts,
+            result.message,
+        )
     else:
         record.state = State.RETRY
         record.next_attempt_at = now + timedelta(seconds=retry_delay(record.attempts, result))
@@ -677,7 +814,9 @@ def _release_children(parents: list[OutboxRecord], now: datetime) -> None:
     match = Q()
     for p in parents:
         match |= Q(parent_interface=p.interface, parent_key=p.business_key)
-    children = list(Dependency.objects.filter(match, record__state=State.PENDING).values_list("record_id", flat=True))
+    children = list(
+        Dependency.objects.filter(match, record__state=State.PENDING).values_list("record_id", flat=True)
+    )
     if children:
         OutboxRecord.objects.filter(pk__in=children, state=State.PENDING).update(next_attempt_at=now)
         transaction.on_commit(lambda: [wake(c) for c in children[::CLAIM_BATCH]])
@@ -705,22 +844,36 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
     (PayloadInvalid / PatientConflict, nothing changed)."""
     now = timezone.now()
     with transaction.atomic():
-        rows = list(OutboxRecord.objects.select_for_update().filter(
-            pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)))
+        rows = list(
+            OutboxRecord.objects.select_for_update().filter(
+                pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)
+            )
+        )
         for row in rows:
             if payload_fix:
                 payload = {**row.payload, **payload_fix}
                 checked, errors = check(Item(row.interface, payload))
                 if errors:
                     raise PayloadInvalid(row.interface, errors)
-                claim = patient_claim(checked.spec, payload)  # a fix cannot move a visit or report to another patient
+                claim = patient_claim(
+                    checked.spec, payload
+                )  # a fix cannot move a visit or report to another patient
                 if claim is not None:
                     bind_many([claim], source="ops-redrive")
                 row.payload = payload
             row.state, row.next_attempt_at, row.last_errors, row.redriven_at = State.PENDING, now, [], now
             row.last_message = "运维已重推"
-            row.save(update_fields=["payload", "state", "next_attempt_at", "last_errors", "last_message", "redriven_at",
-                                    "updated_at"])
+            row.save(
+                update_fields=[
+                    "payload",
+                    "state",
+                    "next_attempt_at",
+                    "last_errors",
+                    "last_message",
+                    "redriven_at",
+                    "updated_at",
+                ]
+            )
         ids = [r.pk for r in rows]
         transaction.on_commit(lambda: [wake(i) for i in ids])
     return len(rows)
@@ -729,8 +882,11 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
 def cancel(record_ids, *, reason: str) -> int:
     """Ops decides a row must not be sent (e.g. wrong patient): it leaves the queue with the reason."""
     now = timezone.now()
-    return OutboxRecord.objects.filter(pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)).update(
-        state=State.VOIDED, next_attempt_at=None, last_message=f"运维作废：{reason}"[:2000], updated_at=now)
+    return OutboxRecord.objects.filter(
+        pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)
+    ).update(
+        state=State.VOIDED, next_attempt_at=None, last_message=f"运维作废：{reason}"[:2000], updated_at=now
+    )
 
 
 def due_batches(max_batches: int = 50) -> int:

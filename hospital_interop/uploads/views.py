@@ -32,12 +32,24 @@ def dashboard(request):
     rows = selectors.interface_summary()
     hours = 1 if request.GET.get("range") == "1h" else 24
     series = selectors.throughput(hours=hours)
-    chart = bar_chart(series, keys=(("accepted", "平台接收", "#1d8a4a"), ("failed", "失败尝试", "#c0392b")),
-                      label_format=lambda r: timezone.localtime(r["at"]).strftime("%H:%M"), title="上传吞吐")
-    return render(request, "uploads/dashboard.html", {
-        "rows": rows, "total": selectors.totals(rows), "chart": chart, "hours": hours,
-        "errors": selectors.error_breakdown(), "states": State,
-    })
+    chart = bar_chart(
+        series,
+        keys=(("accepted", "平台接收", "#1d8a4a"), ("failed", "失败尝试", "#c0392b")),
+        label_format=lambda r: timezone.localtime(r["at"]).strftime("%H:%M"),
+        title="上传吞吐",
+    )
+    return render(
+        request,
+        "uploads/dashboard.html",
+        {
+            "rows": rows,
+            "total": selectors.totals(rows),
+            "chart": chart,
+            "hours": hours,
+            "errors": selectors.error_breakdown(),
+            "states": State,
+        },
+    )
 
 
 def _cursor(token: str):
@@ -69,17 +81,27 @@ def records(request):
         pass  # errors are shown above the table
     else:
         filt = form.to_filter() if form.is_bound else selectors.RecordFilter()
-        rows, has_more = selectors.search_records(filt, org_code=settings.PLATFORM["ORG_CODE"],
-                                                  before=_cursor(request.GET.get("before", "")))
+        rows, has_more = selectors.search_records(
+            filt, org_code=settings.PLATFORM["ORG_CODE"], before=_cursor(request.GET.get("before", ""))
+        )
         if has_more and rows:
             next_token = f"{rows[-1].enqueued_at.isoformat()}_{rows[-1].pk}"
     query = request.GET.copy()
     query.pop("before", None)
-    return render(request, "uploads/records.html", {
-        "form": form, "rows": rows, "has_more": has_more, "next_token": next_token,
-        "query": query.urlencode(), "first_page": not request.GET.get("before"),
-        "can_operate": request.user.has_perm(OPERATE), "cancel_form": CancelForm(),
-    })
+    return render(
+        request,
+        "uploads/records.html",
+        {
+            "form": form,
+            "rows": rows,
+            "has_more": has_more,
+            "next_token": next_token,
+            "query": query.urlencode(),
+            "first_page": not request.GET.get("before"),
+            "can_operate": request.user.has_perm(OPERATE),
+            "cancel_form": CancelForm(),
+        },
+    )
 
 
 @permission_required(VIEW, raise_exception=True)
@@ -92,7 +114,20 @@ def export(request):
         return redirect(reverse("uploads:records") + "?" + request.GET.urlencode())
     filt = form.to_filter() if form.is_bound else selectors.RecordFilter()
     rows, _ = selectors.search_records(filt, org_code=settings.PLATFORM["ORG_CODE"], limit=EXPORT_LIMIT)
-    header = ["编号", "接口", "主键", "版本", "状态", "患者", "尝试次数", "平台返回码", "最后信息", "业务时间", "入队时间", "接收时间"]
+    header = [
+        "编号",
+        "接口",
+        "主键",
+        "版本",
+        "状态",
+        "患者",
+        "尝试次数",
+        "平台返回码",
+        "最后信息",
+        "业务时间",
+        "入队时间",
+        "接收时间",
+    ]
 
     def lines():
         yield "\ufeff"  # Excel opens UTF-8 CSV correctly with a BOM
@@ -100,9 +135,22 @@ def export(request):
         writer = csv.writer(out)
         yield writer.writerow(header)
         for r in rows:
-            yield writer.writerow([
-                r.pk, r.interface, r.business_key, r.version, r.get_state_display(), r.patient_display, r.attempts,
-                r.last_code, r.last_message, _fmt(r.event_at), _fmt(r.enqueued_at), _fmt(r.accepted_at)])
+            yield writer.writerow(
+                [
+                    r.pk,
+                    r.interface,
+                    r.business_key,
+                    r.version,
+                    r.get_state_display(),
+                    r.patient_display,
+                    r.attempts,
+                    r.last_code,
+                    r.last_message,
+                    _fmt(r.event_at),
+                    _fmt(r.enqueued_at),
+                    _fmt(r.accepted_at),
+                ]
+            )
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="uploads-{timezone.localtime():%Y%m%d-%H%M}.csv"'
@@ -126,12 +174,20 @@ def record_detail(request, pk: int):
         raise Http404("上传记录不存在") from exc
     record = detail["record"]
     show_payload = request.user.has_perm("hospital_interop.view_decrypted_payload")
-    return render(request, "uploads/record_detail.html", {
-        **detail,
-        "payload_json": json.dumps(record.payload, ensure_ascii=False, indent=2) if show_payload else None,
-        "can_operate": request.user.has_perm(OPERATE) and record.state in (State.ATTENTION, State.RETRY, State.PENDING),
-        "fix_form": PayloadFixForm(), "cancel_form": CancelForm(),
-    })
+    return render(
+        request,
+        "uploads/record_detail.html",
+        {
+            **detail,
+            "payload_json": json.dumps(record.payload, ensure_ascii=False, indent=2)
+            if show_payload
+            else None,
+            "can_operate": request.user.has_perm(OPERATE)
+            and record.state in (State.ATTENTION, State.RETRY, State.PENDING),
+            "fix_form": PayloadFixForm(),
+            "cancel_form": CancelForm(),
+        },
+    )
 
 
 @require_POST
@@ -142,7 +198,12 @@ def redrive(request):
         messages.error(request, "请先勾选要重推的记录。")
     else:
         n = services.redrive(ids)
-        messages.success(request, f"已重推 {n} 条记录，稍后刷新查看结果。" if n else "所选记录均不在可重推状态（需处理、等待重试或待发送）。")
+        messages.success(
+            request,
+            f"已重推 {n} 条记录，稍后刷新查看结果。"
+            if n
+            else "所选记录均不在可重推状态（需处理、等待重试或待发送）。",
+        )
     return redirect(request.POST.get("next") or reverse("uploads:records"))
 
 
@@ -156,12 +217,18 @@ def fix_and_redrive(request, pk: int):
         try:
             n = services.redrive([pk], payload_fix=form.cleaned_data["fix"])
         except services.PayloadInvalid as exc:
-            messages.error(request, "修正后仍不符合接口规范，未保存：" + "；".join(
-                f"{e['field']}（{e['rule']}）{e['message']}" for e in exc.errors))
+            messages.error(
+                request,
+                "修正后仍不符合接口规范，未保存："
+                + "；".join(f"{e['field']}（{e['rule']}）{e['message']}" for e in exc.errors),
+            )
         except PatientConflict as exc:
             exc.record()
-            messages.error(request, "修正后的患者与该记录的就诊或报告已登记的患者不一致，未保存：" + "；".join(
-                e["message"] for e in exc.errors))
+            messages.error(
+                request,
+                "修正后的患者与该记录的就诊或报告已登记的患者不一致，未保存："
+                + "；".join(e["message"] for e in exc.errors),
+            )
         else:
             messages.success(request, "已保存修正并重推。" if n else "该记录当前状态不能修正重推。")
     return redirect("uploads:record", pk=pk)
@@ -182,19 +249,33 @@ def cancel(request):
 
 def metrics(request):
     """Prometheus text exposition: outbox rows by interface and state, oldest pending age."""
-    lines = ["# HELP interop_outbox_records Outbox rows by interface and state.",
-             "# TYPE interop_outbox_records gauge"]
+    lines = [
+        "# HELP interop_outbox_records Outbox rows by interface and state.",
+        "# TYPE interop_outbox_records gauge",
+    ]
     for row in selectors.state_counts():
-        lines.append(f'interop_outbox_records{{interface="{row["interface"]}",state="{row["state"]}"}} {row["n"]}')
+        lines.append(
+            f'interop_outbox_records{{interface="{row["interface"]}",state="{row["state"]}"}} {row["n"]}'
+        )
     summary = selectors.interface_summary()
-    lines += ["# HELP interop_outbox_oldest_pending_seconds Age of the oldest undelivered row per interface.",
-              "# TYPE interop_outbox_oldest_pending_seconds gauge"]
+    lines += [
+        "# HELP interop_outbox_oldest_pending_seconds Age of the oldest undelivered row per interface.",
+        "# TYPE interop_outbox_oldest_pending_seconds gauge",
+    ]
     for r in summary:
-        lines.append(f'interop_outbox_oldest_pending_seconds{{interface="{r["interface"]}"}} {r["oldest_age_seconds"] or 0:.0f}')
-    lines += ["# HELP interop_outbox_overdue Undelivered rows past their deadline.", "# TYPE interop_outbox_overdue gauge"]
+        lines.append(
+            f'interop_outbox_oldest_pending_seconds{{interface="{r["interface"]}"}} {r["oldest_age_seconds"] or 0:.0f}'
+        )
+    lines += [
+        "# HELP interop_outbox_overdue Undelivered rows past their deadline.",
+        "# TYPE interop_outbox_overdue gauge",
+    ]
     for r in summary:
         lines.append(f'interop_outbox_overdue{{interface="{r["interface"]}"}} {r["overdue"]}')
-    lines += ["# HELP interop_outbox_done_today Rows accepted by the platform today.", "# TYPE interop_outbox_done_today gauge"]
+    lines += [
+        "# HELP interop_outbox_done_today Rows accepted by the platform today.",
+        "# TYPE interop_outbox_done_today gauge",
+    ]
     for r in summary:
         lines.append(f'interop_outbox_done_today{{interface="{r["interface"]}"}} {r["done_today"]}')
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4; charset=utf-8")

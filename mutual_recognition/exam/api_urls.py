@@ -14,8 +14,9 @@ SCHEMA_SETTINGS = {
         "经投递引擎上传市平台（检查报告 PDF、检查结果、作废），并以 DICOM C-STORE 推送影像到前置机。\n\n"
         "* 认证：请求头 `Authorization: Token <令牌>`（信息中心在“系统管理 › 接入系统”为 RIS/PACS 生成）；"
         "提交报告和影像事件需允许 EXAM_RESULT_SUBMIT，撤回需允许 EXAM_REPORT_VOID。\n"
-        "* 错误：`{\"code\", \"message\", \"errors\": [{\"field\", \"rule\", \"message\"}]}`。\n\n"
-        "接入说明：docs/exam-intake.md"),
+        '* 错误：`{"code", "message", "errors": [{"field", "rule", "message"}]}`。\n\n'
+        "接入说明：docs/exam-intake.md"
+    ),
     "VERSION": "1.0",
     "SCHEMA_PATH_PREFIX": r"/api/exam/v1",
     "POSTPROCESSING_HOOKS": [],

@@ -84,8 +84,13 @@ def fill_names(fields: dict[str, FieldSpec], obj: dict) -> None:
             for item in value:
                 if isinstance(item, dict):
                     fill_names(f.items.fields, item)
-        elif (f.type == "code" and f.value_set is not None and f.name_field and isinstance(value, str)
-              and obj.get(f.name_field) in (None, "")):
+        elif (
+            f.type == "code"
+            and f.value_set is not None
+            and f.name_field
+            and isinstance(value, str)
+            and obj.get(f.name_field) in (None, "")
+        ):
             label = f.value_set.name_of(value)
             if label:
                 obj[f.name_field] = label
@@ -141,15 +146,26 @@ def _map_codes(payload: dict, prepared: Prepared) -> set[str]:
             prepared.dept_std = (std.code, std.name)
     item, part = payload.get(EXAM_ITEM_FIELD), payload.get(BODY_PART_FIELD)
     if isinstance(item, str) and item:
-        mapped_fields = {BODY_PART_FIELD, _name_field(BODY_PART_FIELD), RECOGNITION_ITEM_FIELD,
-                         _name_field(RECOGNITION_ITEM_FIELD), RECOGNITION_MARK[0]}
+        mapped_fields = {
+            BODY_PART_FIELD,
+            _name_field(BODY_PART_FIELD),
+            RECOGNITION_ITEM_FIELD,
+            _name_field(RECOGNITION_ITEM_FIELD),
+            RECOGNITION_MARK[0],
+        }
         try:
             m = standard_exam_item(item, part if isinstance(part, str) and part else None)
             if m.standard_body_part is None:
-                raise Unmapped("body_part", part or item, "incomplete",
-                               f"院内检查医嘱项目 {m.order_item.code} {m.order_item.name} 的对照未指定标准检查部位")
+                raise Unmapped(
+                    "body_part",
+                    part or item,
+                    "incomplete",
+                    f"院内检查医嘱项目 {m.order_item.code} {m.order_item.name} 的对照未指定标准检查部位",
+                )
         except Unmapped as exc:
-            prepared.mapping_errors.append(exc.as_error(BODY_PART_FIELD if exc.what == "body_part" else EXAM_ITEM_FIELD))
+            prepared.mapping_errors.append(
+                exc.as_error(BODY_PART_FIELD if exc.what == "body_part" else EXAM_ITEM_FIELD)
+            )
             failed |= mapped_fields
         else:
             payload[RECOGNITION_ITEM_FIELD] = m.standard_item.code
@@ -157,13 +173,17 @@ def _map_codes(payload: dict, prepared: Prepared) -> set[str]:
             payload[RECOGNITION_MARK[0]] = RECOGNITION_MARK[1]
             payload[BODY_PART_FIELD] = m.standard_body_part.code
             payload[_name_field(BODY_PART_FIELD)] = m.standard_body_part.name
-            prepared.exam_item = f"{m.order_item.code} {m.order_item.name} → {m.standard_item.code} {m.standard_item.name}"
+            prepared.exam_item = (
+                f"{m.order_item.code} {m.order_item.name} → {m.standard_item.code} {m.standard_item.name}"
+            )
     return failed
 
 
 def _decode_pdf(raw, prepared: Prepared) -> None:
     if not isinstance(raw, dict):
-        prepared.errors.append(field_error(PDF_FIELD, "required", "缺少报告 PDF：pdf 应为 {\"fileName\", \"fileContent\"}"))
+        prepared.errors.append(
+            field_error(PDF_FIELD, "required", '缺少报告 PDF：pdf 应为 {"fileName", "fileContent"}')
+        )
         return
     unknown = sorted(set(raw) - {PDF_NAME, PDF_CONTENT})
     prepared.errors += [field_error(f"{PDF_FIELD}.{k}", "unknown", f"未定义的字段 {k}") for k in unknown]
@@ -171,15 +191,21 @@ def _decode_pdf(raw, prepared: Prepared) -> None:
     if not isinstance(name, str) or not name.strip():
         prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_NAME}", "required", "缺少 PDF 文件名"))
     if not isinstance(content, str) or not content:
-        prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "required", "缺少 PDF 内容（Base64）"))
+        prepared.errors.append(
+            field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "required", "缺少 PDF 内容（Base64）")
+        )
         return
     try:
         data = base64.b64decode(content, validate=True)
     except (binascii.Error, ValueError):
-        prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "base64", "PDF 内容不是合法的 Base64"))
+        prepared.errors.append(
+            field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "base64", "PDF 内容不是合法的 Base64")
+        )
         return
     if not data.startswith(b"%PDF"):
-        prepared.errors.append(field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "format", "文件内容不是 PDF（应以 %PDF 开头）"))
+        prepared.errors.append(
+            field_error(f"{PDF_FIELD}.{PDF_CONTENT}", "format", "文件内容不是 PDF（应以 %PDF 开头）")
+        )
         return
     prepared.pdf_name, prepared.pdf_bytes = (name or "").strip(), data
 
@@ -197,7 +223,9 @@ def prepare(body) -> Prepared:
         return prepared
     payload = copy.deepcopy({k: v for k, v in body.items() if k not in (PDF_FIELD, IMAGE_FOLDER_FIELD)})
     for name in sorted(server_filled() & set(payload)):
-        prepared.errors.append(field_error(name, "serverFilled", f"{name} 由本服务根据字典对照填写，请勿提交"))
+        prepared.errors.append(
+            field_error(name, "serverFilled", f"{name} 由本服务根据字典对照填写，请勿提交")
+        )
         payload.pop(name)
     for name, default in DEFAULTS.items():
         if payload.get(name) in (None, ""):
@@ -211,7 +239,9 @@ def prepare(body) -> Prepared:
     folder = body.get(IMAGE_FOLDER_FIELD)
     if folder not in (None, ""):
         if not isinstance(folder, str):
-            prepared.errors.append(field_error(IMAGE_FOLDER_FIELD, "type", "imageFolder 应为字符串（目录路径）"))
+            prepared.errors.append(
+                field_error(IMAGE_FOLDER_FIELD, "type", "imageFolder 应为字符串（目录路径）")
+            )
         else:
             prepared.image_folder = folder
     _decode_pdf(body.get(PDF_FIELD), prepared)
@@ -246,11 +276,15 @@ def void_payload(report_id: str, body) -> tuple[dict, list[dict]]:
     return payload, void_spec.validate(payload)
 
 
-def daily_payload(stat_date: str, dept_code: str, dept_name: str, report_count: int, study_count: int) -> dict:
+def daily_payload(
+    stat_date: str, dept_code: str, dept_name: str, report_count: int, study_count: int
+) -> dict:
     """EXAM_DAILY_SUMMARY for one department and day (its key: orgCode, statDate, deptCode)."""
     daily = spec(DAILY)
     date_field, dept_field = daily.key[1:]
     payload = {name: default() for name, default in DEFAULTS.items()}
-    payload.update({date_field: stat_date, dept_field: dept_code, daily.fields[dept_field].name_field: dept_name})
+    payload.update(
+        {date_field: stat_date, dept_field: dept_code, daily.fields[dept_field].name_field: dept_name}
+    )
     payload.update(zip(DAILY_COUNT_FIELDS, (report_count, study_count), strict=True))
     return payload

@@ -48,12 +48,30 @@ class ExamReport(models.Model):
     withdrawn_at = models.DateTimeField("撤回时间", null=True, blank=True)
     updated_at = models.DateTimeField("更新时间", auto_now=True)
 
-    result_record = models.ForeignKey("uploads.OutboxRecord", verbose_name="结果上传", null=True, blank=True,
-                                      on_delete=models.SET_NULL, related_name="+")
-    pdf_record = models.ForeignKey("uploads.OutboxRecord", verbose_name="PDF 上传", null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
-    void_record = models.ForeignKey("uploads.OutboxRecord", verbose_name="作废上传", null=True, blank=True,
-                                    on_delete=models.SET_NULL, related_name="+")
+    result_record = models.ForeignKey(
+        "uploads.OutboxRecord",
+        verbose_name="结果上传",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    pdf_record = models.ForeignKey(
+        "uploads.OutboxRecord",
+        verbose_name="PDF 上传",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    void_record = models.ForeignKey(
+        "uploads.OutboxRecord",
+        verbose_name="作废上传",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         db_table = "mutual_recognition_examreport"  # created when this app was part of mutual_recognition
@@ -69,12 +87,16 @@ class DailySummaryRun(models.Model):
     stat_date = models.DateField("统计日期")
     trigger = models.CharField("触发方式", max_length=16, choices=[("schedule", "定时"), ("ops", "手工重报")])
     requested_by = models.CharField("操作人", max_length=150, blank=True, default="")
-    rows = models.JSONField("各科室数量", default=list, help_text="[{deptCode, deptName, reportCount, studyCount}]")
+    rows = models.JSONField(
+        "各科室数量", default=list, help_text="[{deptCode, deptName, reportCount, studyCount}]"
+    )
     record_ids = models.JSONField("上传记录", default=list)
     created_at = models.DateTimeField("生成时间", auto_now_add=True)
 
     class Meta:
-        db_table = "mutual_recognition_dailysummaryrun"  # created when this app was part of mutual_recognition
+        db_table = (
+            "mutual_recognition_dailysummaryrun"  # created when this app was part of mutual_recognition
+        )
         verbose_name = "检查日报"
         verbose_name_plural = "检查日报"
         ordering = ["-created_at"]
@@ -133,8 +155,9 @@ class StudySync(models.Model):
         verbose_name = "影像同步任务"
         verbose_name_plural = "影像同步任务"
         indexes = [
-            models.Index(fields=["next_attempt_at"], name="study_sync_due",
-                         condition=Q(state__in=["pending", "retry"])),
+            models.Index(
+                fields=["next_attempt_at"], name="study_sync_due", condition=Q(state__in=["pending", "retry"])
+            ),
             models.Index(fields=["lease_until"], name="study_sync_leased", condition=Q(state="running")),
             models.Index(fields=["state", "updated_at"], name="study_sync_state"),
         ]
@@ -171,9 +194,10 @@ class StudyInstance(models.Model):
         db_table = "mutual_recognition_studyinstance"  # created when this app was part of mutual_recognition
         verbose_name = "影像实例"
         verbose_name_plural = "影像实例"
-        constraints = [models.UniqueConstraint(fields=["job", "sop_instance_uid"], name="study_instance_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "sop_instance_uid"], name="study_instance_unique")
+        ]
         indexes = [models.Index(fields=["job", "state"], name="study_instance_state")]
 
     def __str__(self):
         return self.sop_instance_uid
-

@@ -24,37 +24,67 @@ def _iso(dt: datetime | None) -> str | None:
 def upload_status(record: OutboxRecord | None) -> dict | None:
     if record is None:
         return None
-    return {"interface": record.interface, "version": record.version, "state": record.state,
-            "stateName": record.get_state_display(), "attempts": record.attempts, "lastCode": record.last_code,
-            "lastMessage": record.last_message, "acceptedAt": _iso(record.accepted_at), "receipt": record.receipt}
+    return {
+        "interface": record.interface,
+        "version": record.version,
+        "state": record.state,
+        "stateName": record.get_state_display(),
+        "attempts": record.attempts,
+        "lastCode": record.last_code,
+        "lastMessage": record.last_message,
+        "acceptedAt": _iso(record.accepted_at),
+        "receipt": record.receipt,
+    }
 
 
 def study_status(job: StudySync | None) -> dict | None:
     if job is None:
         return None
-    return {"studyInstanceUid": job.study_instance_uid, "state": job.state, "stateName": job.get_state_display(),
-            "total": job.total, "stored": job.stored, "rejected": job.rejected, "attempts": job.attempts,
-            "nextAttemptAt": _iso(job.next_attempt_at), "lastError": job.last_error,
-            "statusUrl": reverse("exam_api:study", kwargs={"study_uid": job.study_instance_uid})}
+    return {
+        "studyInstanceUid": job.study_instance_uid,
+        "state": job.state,
+        "stateName": job.get_state_display(),
+        "total": job.total,
+        "stored": job.stored,
+        "rejected": job.rejected,
+        "attempts": job.attempts,
+        "nextAttemptAt": _iso(job.next_attempt_at),
+        "lastError": job.last_error,
+        "statusUrl": reverse("exam_api:study", kwargs={"study_uid": job.study_instance_uid}),
+    }
 
 
 def report_status(report: ExamReport) -> dict:
-    job = StudySync.objects.filter(study_instance_uid=report.study_instance_uid).first() \
-        if report.study_instance_uid else None
+    job = (
+        StudySync.objects.filter(study_instance_uid=report.study_instance_uid).first()
+        if report.study_instance_uid
+        else None
+    )
     return {
-        "reportId": report.report_id, "state": report.state, "stateName": report.get_state_display(),
-        "version": report.version, "problems": report.problems, "approvedAt": _iso(report.approved_at),
+        "reportId": report.report_id,
+        "state": report.state,
+        "stateName": report.get_state_display(),
+        "version": report.version,
+        "problems": report.problems,
+        "approvedAt": _iso(report.approved_at),
         "withdrawnAt": _iso(report.withdrawn_at),
-        "uploads": {"pdf": upload_status(report.pdf_record), "result": upload_status(report.result_record),
-                    "void": upload_status(report.void_record)},
+        "uploads": {
+            "pdf": upload_status(report.pdf_record),
+            "result": upload_status(report.result_record),
+            "void": upload_status(report.void_record),
+        },
         "study": study_status(job),
         "statusUrl": reverse("exam_api:report", kwargs={"report_id": report.report_id}),
     }
 
 
 def report_by_id(report_id: str) -> ExamReport | None:
-    return (ExamReport.objects.select_related("pdf_record", "result_record", "void_record")
-            .defer("pdf_content").filter(report_id=report_id).first())
+    return (
+        ExamReport.objects.select_related("pdf_record", "result_record", "void_record")
+        .defer("pdf_content")
+        .filter(report_id=report_id)
+        .first()
+    )
 
 
 @dataclass
@@ -64,7 +94,9 @@ class ReportFilter:
 
 
 def search_reports(f: ReportFilter, *, limit: int = PAGE_SIZE) -> list[ExamReport]:
-    qs = ExamReport.objects.select_related("pdf_record", "result_record", "void_record").defer("pdf_content", "content")
+    qs = ExamReport.objects.select_related("pdf_record", "result_record", "void_record").defer(
+        "pdf_content", "content"
+    )
     if f.q:
         qs = qs.filter(Q(report_id=f.q) | Q(accession_no=f.q) | Q(study_instance_uid=f.q))
     if f.state:
@@ -80,11 +112,17 @@ def report_counts() -> dict:
 def held_problems(limit: int = 200) -> list[dict]:
     """The unmapped hospital codes that hold reports back, grouped by message, worst first."""
     groups: dict[tuple[str, str, str], list[str]] = {}
-    for report_id, problems in (ExamReport.objects.filter(state=ExamReport.State.HELD)
-                                .values_list("report_id", "problems")[:5000]):
+    for report_id, problems in ExamReport.objects.filter(state=ExamReport.State.HELD).values_list(
+        "report_id", "problems"
+    )[:5000]:
         for p in problems or []:
-            groups.setdefault((p.get("field", ""), p.get("rule", ""), p.get("message", "")), []).append(report_id)
-    rows = [{"field": k[0], "rule": k[1], "message": k[2], "count": len(v), "reports": v[:10]} for k, v in groups.items()]
+            groups.setdefault((p.get("field", ""), p.get("rule", ""), p.get("message", "")), []).append(
+                report_id
+            )
+    rows = [
+        {"field": k[0], "rule": k[1], "message": k[2], "count": len(v), "reports": v[:10]}
+        for k, v in groups.items()
+    ]
     return sorted(rows, key=lambda r: -r["count"])[:limit]
 
 
@@ -95,20 +133,31 @@ def study_summary() -> dict:
     """Counts for the ops dashboard panel: jobs by state and instances sent of total."""
     by_state = dict(StudySync.objects.values_list("state").annotate(n=Count("pk")))
     open_jobs = StudySync.objects.exclude(state=StudySync.State.DONE).aggregate(
-        total=Sum("total"), stored=Sum("stored"))
-    return {"by_state": {s.value: by_state.get(s.value, 0) for s in StudySync.State},
-            "open_total": open_jobs["total"] or 0, "open_stored": open_jobs["stored"] or 0}
+        total=Sum("total"), stored=Sum("stored")
+    )
+    return {
+        "by_state": {s.value: by_state.get(s.value, 0) for s in StudySync.State},
+        "open_total": open_jobs["total"] or 0,
+        "open_stored": open_jobs["stored"] or 0,
+    }
 
 
 def active_studies(limit: int = 10) -> list[StudySync]:
     """Unfinished jobs first (running, attention, retry, pending), then the latest finished."""
-    order = {StudySync.State.RUNNING: 0, StudySync.State.ATTENTION: 1, StudySync.State.RETRY: 2,
-             StudySync.State.PENDING: 3}
+    order = {
+        StudySync.State.RUNNING: 0,
+        StudySync.State.ATTENTION: 1,
+        StudySync.State.RETRY: 2,
+        StudySync.State.PENDING: 3,
+    }
     unfinished = list(StudySync.objects.exclude(state=StudySync.State.DONE).order_by("-updated_at")[:limit])
     unfinished.sort(key=lambda j: order.get(j.state, 9))
     if len(unfinished) < limit:
-        unfinished += list(StudySync.objects.filter(state=StudySync.State.DONE)
-                           .order_by("-finished_at")[: limit - len(unfinished)])
+        unfinished += list(
+            StudySync.objects.filter(state=StudySync.State.DONE).order_by("-finished_at")[
+                : limit - len(unfinished)
+            ]
+        )
     return unfinished
 
 
@@ -125,11 +174,18 @@ def study_detail(pk: int) -> dict:
     job = StudySync.objects.get(pk=pk)
     instances = job.instances.order_by(
         # problems first, then by series and file
-        "state", "series_instance_uid", "path")
+        "state",
+        "series_instance_uid",
+        "path",
+    )
     counts = dict(job.instances.values_list("state").annotate(n=Count("pk")))
-    return {"job": job, "instances": list(instances[:500]), "instance_count": sum(counts.values()),
-            "counts": {s.value: counts.get(s.value, 0) for s in StudyInstance.State},
-            "resent": job.instances.filter(sent_count__gt=1).count()}
+    return {
+        "job": job,
+        "instances": list(instances[:500]),
+        "instance_count": sum(counts.values()),
+        "counts": {s.value: counts.get(s.value, 0) for s in StudyInstance.State},
+        "resent": job.instances.filter(sent_count__gt=1).count(),
+    }
 
 
 def daily_runs(limit: int = 30) -> list[DailySummaryRun]:

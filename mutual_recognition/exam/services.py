@@ -51,9 +51,14 @@ log = logging.getLogger(__name__)
 SOURCE_DAILY = "exam-daily"
 PROGRESS_EVERY = 0.5  # seconds between progress/lease updates of a running job
 DICTIONARY_VERSION_SEEN = "exam:held-remap:dictionary-version"
-STUDY_LEASE = leases.Lease(StudySync, due_states=(StudySync.State.PENDING, StudySync.State.RETRY),
-                           held_state=StudySync.State.RUNNING, retry_state=StudySync.State.RETRY,
-                           seconds=lambda: settings.DICOM.get("LEASE_SECONDS", 900), note_field="last_error")
+STUDY_LEASE = leases.Lease(
+    StudySync,
+    due_states=(StudySync.State.PENDING, StudySync.State.RETRY),
+    held_state=StudySync.State.RUNNING,
+    retry_state=StudySync.State.RETRY,
+    seconds=lambda: settings.DICOM.get("LEASE_SECONDS", 900),
+    note_field="last_error",
+)
 
 
 class ReportNotFound(LookupError):
@@ -79,8 +84,13 @@ def check_folder(folder: str, config: DicomConfig | None = None) -> list[dict]:
         if real == root_real or root_real in real.parents:
             return []
     roots = "、".join(str(r) for r in config.folder_roots) or "（未配置）"
-    return [{"field": mapping.IMAGE_FOLDER_FIELD, "rule": "folder",
-             "message": f"影像目录 {folder} 不在允许的目录之下：{roots}（DICOM_FOLDER_ROOTS）"}]
+    return [
+        {
+            "field": mapping.IMAGE_FOLDER_FIELD,
+            "rule": "folder",
+            "message": f"影像目录 {folder} 不在允许的目录之下：{roots}（DICOM_FOLDER_ROOTS）",
+        }
+    ]
 
 
 def submit_report(body, *, source: str = "") -> SubmitResult:
@@ -108,7 +118,11 @@ def submit_report(body, *, source: str = "") -> SubmitResult:
         report = report or ExamReport(report_id=prepared.report_id)
         report.content = mapping.stored_content(body)
         report.content_hash = digest
-        report.pdf_name, report.pdf_size, report.pdf_content = prepared.pdf_name, len(prepared.pdf_bytes), prepared.pdf_bytes
+        report.pdf_name, report.pdf_size, report.pdf_content = (
+            prepared.pdf_name,
+            len(prepared.pdf_bytes),
+            prepared.pdf_bytes,
+        )
         report.source = source or report.source
         _apply(report, prepared)
     return SubmitResult(report, created=created, changed=True)
@@ -134,7 +148,11 @@ def _apply(report: ExamReport, prepared: mapping.Prepared) -> None:
         report.state = ExamReport.State.HELD
         report.problems = prepared.mapping_errors
         report.save()
-        log.warning("exam report %s held: %s", report.report_id, "; ".join(e["message"] for e in prepared.mapping_errors))
+        log.warning(
+            "exam report %s held: %s",
+            report.report_id,
+            "; ".join(e["message"] for e in prepared.mapping_errors),
+        )
         _ensure_images(report, prepared)  # the images do not depend on the code mappings
         return
     now = timezone.now()
@@ -149,7 +167,8 @@ def _apply(report: ExamReport, prepared: mapping.Prepared) -> None:
     _cancel_unsent_void(report)
     report.pdf_record, report.result_record = uploads.enqueue_many(
         [uploads.Item(mapping.PDF, prepared.pdf_payload, now), uploads.Item(mapping.RESULT, result, now)],
-        source=report.source)
+        source=report.source,
+    )
     report.save(update_fields=["pdf_record", "result_record", "updated_at"])
     _ensure_images(report, prepared)
 
@@ -157,17 +176,26 @@ def _apply(report: ExamReport, prepared: mapping.Prepared) -> None:
 def _ensure_images(report: ExamReport, prepared: mapping.Prepared) -> None:
     """Requirement 1.1 step 3: after approval, the study's images go to the front-end processor."""
     if report.study_instance_uid:
-        ensure_study_job(report.study_instance_uid, folder=prepared.image_folder, accession_no=report.accession_no,
-                         report_id=report.report_id, patient_display=report.patient_display,
-                         source_system=report.source)
+        ensure_study_job(
+            report.study_instance_uid,
+            folder=prepared.image_folder,
+            accession_no=report.accession_no,
+            report_id=report.report_id,
+            patient_display=report.patient_display,
+            source_system=report.source,
+        )
 
 
 def _cancel_unsent_void(report: ExamReport) -> None:
     """A re-approval after a withdrawal: a void still waiting to be sent must not void the new version."""
-    key = uploads.business_key(mapping.spec(mapping.VOID), {**_org(), mapping.spec(mapping.VOID).key[-1]: report.report_id})
-    unsent = list(OutboxRecord.objects.filter(interface=mapping.VOID, business_key=key,
-                                              state__in=(State.PENDING, State.RETRY, State.ATTENTION))
-                  .values_list("pk", flat=True))
+    key = uploads.business_key(
+        mapping.spec(mapping.VOID), {**_org(), mapping.spec(mapping.VOID).key[-1]: report.report_id}
+    )
+    unsent = list(
+        OutboxRecord.objects.filter(
+            interface=mapping.VOID, business_key=key, state__in=(State.PENDING, State.RETRY, State.ATTENTION)
+        ).values_list("pk", flat=True)
+    )
     if unsent:
         uploads.cancel(unsent, reason="报告已重新审核，撤回作废不再发送")
 
@@ -200,7 +228,9 @@ def republish(report_id: str) -> ExamReport:
 def republish_held() -> tuple[int, int]:
     """Try every held report again: (published, still held)."""
     published = held = 0
-    for report_id in ExamReport.objects.filter(state=ExamReport.State.HELD).values_list("report_id", flat=True):
+    for report_id in ExamReport.objects.filter(state=ExamReport.State.HELD).values_list(
+        "report_id", flat=True
+    ):
         report = republish(report_id)
         if report.state == ExamReport.State.HELD:
             held += 1
@@ -237,8 +267,9 @@ def withdraw_report(report_id: str, body, *, source: str = "") -> ExamReport:
         report.void_reason = str(payload.get(mapping.VOID_REASON_FIELD) or "")[:200]
         report.problems = []
         if report.version:  # a version was published: the platform may hold it
-            report.void_record = uploads.enqueue(mapping.VOID, payload, event_at=report.withdrawn_at,
-                                                 source=source or report.source)
+            report.void_record = uploads.enqueue(
+                mapping.VOID, payload, event_at=report.withdrawn_at, source=source or report.source
+            )
         report.save()
     return report
 
@@ -259,19 +290,37 @@ def daily_counts(stat_date: date) -> list[dict]:
     corrects an earlier count on the platform (same key: orgCode, statDate, deptCode)."""
     start, end = _day_bounds(stat_date)
     done = OutboxRecord.objects.filter(interface=mapping.RESULT, state=State.DONE)
-    keys = set(done.filter(accepted_at__gte=start, accepted_at__lt=end).values_list("business_key", flat=True))
-    first = (done.filter(business_key__in=keys).values("business_key").annotate(first=Min("accepted_at"))
-             .filter(first__gte=start, first__lt=end).values_list("business_key", flat=True))
+    keys = set(
+        done.filter(accepted_at__gte=start, accepted_at__lt=end).values_list("business_key", flat=True)
+    )
+    first = (
+        done.filter(business_key__in=keys)
+        .values("business_key")
+        .annotate(first=Min("accepted_at"))
+        .filter(first__gte=start, first__lt=end)
+        .values_list("business_key", flat=True)
+    )
     prefix = _org()["orgCode"] + "|"
-    report_ids = [k[len(prefix):] for k in first if k.startswith(prefix)]
+    report_ids = [k[len(prefix) :] for k in first if k.startswith(prefix)]
     live = ~Q(state=ExamReport.State.WITHDRAWN)
-    rows = (ExamReport.objects.filter(report_id__in=report_ids).exclude(dept_std_code="")
-            .values("dept_std_code", "dept_std_name")
-            .annotate(reports=Count("pk", filter=live),
-                      studies=Count("pk", filter=live & ~Q(study_instance_uid="")))
-            .order_by("dept_std_code"))
-    return [{"deptCode": r["dept_std_code"], "deptName": r["dept_std_name"], "reportCount": r["reports"],
-             "studyCount": r["studies"]} for r in rows]
+    rows = (
+        ExamReport.objects.filter(report_id__in=report_ids)
+        .exclude(dept_std_code="")
+        .values("dept_std_code", "dept_std_name")
+        .annotate(
+            reports=Count("pk", filter=live), studies=Count("pk", filter=live & ~Q(study_instance_uid=""))
+        )
+        .order_by("dept_std_code")
+    )
+    return [
+        {
+            "deptCode": r["dept_std_code"],
+            "deptName": r["dept_std_name"],
+            "reportCount": r["reports"],
+            "studyCount": r["studies"],
+        }
+        for r in rows
+    ]
 
 
 def submit_daily_summary(stat_date: date, *, trigger: str = "ops", user: str = "") -> DailySummaryRun:
@@ -279,14 +328,31 @@ def submit_daily_summary(stat_date: date, *, trigger: str = "ops", user: str = "
     rows = daily_counts(stat_date)
     day = stat_date.strftime("%Y%m%d")
     with transaction.atomic():
-        ids = [record.pk for record in uploads.enqueue_many(
-            [uploads.Item(mapping.DAILY, mapping.daily_payload(day, r["deptCode"], r["deptName"], r["reportCount"],
-                                                               r["studyCount"])) for r in rows],
-            source=SOURCE_DAILY)]
-        run = DailySummaryRun.objects.create(stat_date=stat_date, trigger=trigger, requested_by=user, rows=rows,
-                                             record_ids=ids)
-    log.info("exam daily summary %s (%s): %d department(s), %d report(s)", stat_date, trigger, len(rows),
-             run.report_total)
+        ids = [
+            record.pk
+            for record in uploads.enqueue_many(
+                [
+                    uploads.Item(
+                        mapping.DAILY,
+                        mapping.daily_payload(
+                            day, r["deptCode"], r["deptName"], r["reportCount"], r["studyCount"]
+                        ),
+                    )
+                    for r in rows
+                ],
+                source=SOURCE_DAILY,
+            )
+        ]
+        run = DailySummaryRun.objects.create(
+            stat_date=stat_date, trigger=trigger, requested_by=user, rows=rows, record_ids=ids
+        )
+    log.info(
+        "exam daily summary %s (%s): %d department(s), %d report(s)",
+        stat_date,
+        trigger,
+        len(rows),
+        run.report_total,
+    )
     return run
 
 
@@ -313,8 +379,15 @@ def daily_summary_tick(now: datetime | None = None) -> DailySummaryRun | None:
 # --------------------------------------------------------------------------- study sync jobs
 
 
-def ensure_study_job(study_instance_uid: str, *, folder: str = "", accession_no: str = "", report_id: str = "",
-                     patient_display: str = "", source_system: str = "") -> StudySync:
+def ensure_study_job(
+    study_instance_uid: str,
+    *,
+    folder: str = "",
+    accession_no: str = "",
+    report_id: str = "",
+    patient_display: str = "",
+    source_system: str = "",
+) -> StudySync:
     """A study is complete (or its report approved): make sure a job will push it. An existing job
     is re-planned at its next run (new instances are added; stored ones are never sent again)."""
     now = timezone.now()
@@ -346,8 +419,14 @@ def wake_study_job(job_id: int) -> None:
 def claim_study_job(job_id: int, *, worker: str | None = None) -> StudySync | None:
     """Lease a due job to this worker (None when it is not due or another worker holds it)."""
     now = timezone.now()
-    if not STUDY_LEASE.claim(StudySync.objects.filter(pk=job_id), limit=1, worker=worker, now=now,
-                             started_at=now, attempts=F("attempts") + 1):
+    if not STUDY_LEASE.claim(
+        StudySync.objects.filter(pk=job_id),
+        limit=1,
+        worker=worker,
+        now=now,
+        started_at=now,
+        attempts=F("attempts") + 1,
+    ):
         return None
     return StudySync.objects.get(pk=job_id)
 
@@ -373,9 +452,14 @@ def _plan(job: StudySync, config: DicomConfig) -> None:
     new, moved = [], []
     for inst in scan.instances:
         row = known.get(inst.sop_instance_uid)
-        values = dict(sop_class_uid=inst.sop_class_uid, transfer_syntax_uid=inst.transfer_syntax_uid,
-                      series_instance_uid=inst.series_instance_uid, path=inst.path, size=inst.size,
-                      data_offset=inst.data_offset)
+        values = dict(
+            sop_class_uid=inst.sop_class_uid,
+            transfer_syntax_uid=inst.transfer_syntax_uid,
+            series_instance_uid=inst.series_instance_uid,
+            path=inst.path,
+            size=inst.size,
+            data_offset=inst.data_offset,
+        )
         if row is None:
             new.append(StudyInstance(job=job, sop_instance_uid=inst.sop_instance_uid, **values))
         elif row.state != StudyInstance.State.STORED and any(getattr(row, k) != v for k, v in values.items()):
@@ -395,10 +479,19 @@ def _send(job: StudySync, config: DicomConfig, on_instance) -> str:
     rows = list(job.instances.filter(state=StudyInstance.State.PENDING).order_by("pk"))
     if not rows:
         return ""
-    files = [InstanceFile(path=r.path, sop_class_uid=r.sop_class_uid, sop_instance_uid=r.sop_instance_uid,
-                          transfer_syntax_uid=r.transfer_syntax_uid, study_instance_uid=job.study_instance_uid,
-                          series_instance_uid=r.series_instance_uid, size=r.size, data_offset=r.data_offset)
-             for r in rows]
+    files = [
+        InstanceFile(
+            path=r.path,
+            sop_class_uid=r.sop_class_uid,
+            sop_instance_uid=r.sop_instance_uid,
+            transfer_syntax_uid=r.transfer_syntax_uid,
+            study_instance_uid=job.study_instance_uid,
+            series_instance_uid=r.series_instance_uid,
+            size=r.size,
+            data_offset=r.data_offset,
+        )
+        for r in rows
+    ]
     pks = {r.sop_instance_uid: r.pk for r in rows}
     last_progress = [time.monotonic()]
     StudySync.objects.filter(pk=job.pk).update(destination=str(config.fep))
@@ -415,8 +508,11 @@ def _send(job: StudySync, config: DicomConfig, on_instance) -> str:
         StudyInstance.objects.filter(pk=pks[res.instance.sop_instance_uid]).update(**fields)
         if time.monotonic() - last_progress[0] >= PROGRESS_EVERY:
             last_progress[0] = time.monotonic()
-            STUDY_LEASE.renew(job.pk, job.claimed_by,
-                              stored=StudyInstance.objects.filter(job=job, state=StudyInstance.State.STORED).count())
+            STUDY_LEASE.renew(
+                job.pk,
+                job.claimed_by,
+                stored=StudyInstance.objects.filter(job=job, state=StudyInstance.State.STORED).count(),
+            )
         if on_instance is not None:
             on_instance(res)
 
@@ -446,29 +542,41 @@ def run_study_job(job_id: int, *, config: DicomConfig | None = None, on_instance
 def _finish(job: StudySync, error: str) -> StudySync:
     now = timezone.now()
     counts = job.instances.aggregate(
-        total=Count("pk"), stored=Count("pk", filter=Q(state=StudyInstance.State.STORED)),
-        rejected=Count("pk", filter=Q(state=StudyInstance.State.REJECTED)))
+        total=Count("pk"),
+        stored=Count("pk", filter=Q(state=StudyInstance.State.STORED)),
+        rejected=Count("pk", filter=Q(state=StudyInstance.State.REJECTED)),
+    )
     pending = counts["total"] - counts["stored"] - counts["rejected"]
-    fields = dict(total=counts["total"], stored=counts["stored"], rejected=counts["rejected"], next_attempt_at=None)
+    fields = dict(
+        total=counts["total"], stored=counts["stored"], rejected=counts["rejected"], next_attempt_at=None
+    )
     max_age = timedelta(hours=settings.DICOM.get("MAX_AGE_HOURS", 72))
     if not error and pending and not counts["rejected"]:
         error = f"{pending} 个实例未送达"
     if error and now - job.event_at <= max_age:
         delay = uploads.retry_delay(job.attempts, CallResult(outcome=Outcome.RETRY, message=error))
-        fields.update(state=StudySync.State.RETRY, next_attempt_at=now + timedelta(seconds=delay), last_error=error)
+        fields.update(
+            state=StudySync.State.RETRY, next_attempt_at=now + timedelta(seconds=delay), last_error=error
+        )
     elif error:
-        fields.update(state=StudySync.State.ATTENTION,
-                      last_error=f"超过最长重试时间 {max_age.total_seconds() / 3600:g} 小时仍未完成：{error}")
+        fields.update(
+            state=StudySync.State.ATTENTION,
+            last_error=f"超过最长重试时间 {max_age.total_seconds() / 3600:g} 小时仍未完成：{error}",
+        )
     elif counts["rejected"]:
-        fields.update(state=StudySync.State.ATTENTION,
-                      last_error=f"{counts['rejected']} 个实例被前置机拒收，请查看实例状态后重新同步")
+        fields.update(
+            state=StudySync.State.ATTENTION,
+            last_error=f"{counts['rejected']} 个实例被前置机拒收，请查看实例状态后重新同步",
+        )
     else:
         fields.update(state=StudySync.State.DONE, finished_at=now, last_error="")
     with transaction.atomic():
         updated = STUDY_LEASE.release(job.pk, job.claimed_by, now=now, **fields)
         if updated and fields["state"] == StudySync.State.DONE:
             # an event arrived while this run was going: plan again now
-            StudySync.objects.filter(pk=job.pk, rescan=True).update(state=StudySync.State.PENDING, next_attempt_at=now)
+            StudySync.objects.filter(pk=job.pk, rescan=True).update(
+                state=StudySync.State.PENDING, next_attempt_at=now
+            )
     if error:
         log.warning("study job %s (%s): %s", job.pk, job.study_instance_uid, error)
     job.refresh_from_db()
@@ -481,20 +589,29 @@ def reclaim_expired_study_leases() -> int:
 
 
 def due_study_jobs(limit: int = 50) -> list[int]:
-    return list(StudySync.objects.filter(STUDY_LEASE.due(timezone.now())).order_by("next_attempt_at")
-                .values_list("pk", flat=True)[:limit])
+    return list(
+        StudySync.objects.filter(STUDY_LEASE.due(timezone.now()))
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
 
 
 def retry_study_jobs(job_ids) -> int:
     """Ops: run these jobs now (waiting for a retry, needing attention, or pending)."""
     now = timezone.now()
-    ids = list(StudySync.objects.filter(pk__in=job_ids, state__in=(
-        StudySync.State.RETRY, StudySync.State.ATTENTION, StudySync.State.PENDING)).values_list("pk", flat=True))
+    ids = list(
+        StudySync.objects.filter(
+            pk__in=job_ids,
+            state__in=(StudySync.State.RETRY, StudySync.State.ATTENTION, StudySync.State.PENDING),
+        ).values_list("pk", flat=True)
+    )
     with transaction.atomic():
         StudyInstance.objects.filter(job_id__in=ids, state=StudyInstance.State.REJECTED).update(
-            state=StudyInstance.State.PENDING)
-        StudySync.objects.filter(pk__in=ids).update(state=StudySync.State.PENDING, next_attempt_at=now,
-                                                    event_at=now, attempts=0, updated_at=now)
+            state=StudyInstance.State.PENDING
+        )
+        StudySync.objects.filter(pk__in=ids).update(
+            state=StudySync.State.PENDING, next_attempt_at=now, event_at=now, attempts=0, updated_at=now
+        )
         transaction.on_commit(lambda: [wake_study_job(i) for i in ids])
     return len(ids)
 

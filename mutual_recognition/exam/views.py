@@ -31,7 +31,9 @@ def _require(request, perms) -> None:
 
 
 class DailyForm(forms.Form):
-    stat_date = forms.DateField(label="统计日期", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    stat_date = forms.DateField(
+        label="统计日期", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
 
     def clean_stat_date(self):
         value = self.cleaned_data["stat_date"]
@@ -44,11 +46,18 @@ class DailyForm(forms.Form):
 def reports(request):
     _require(request, VIEW_PERMS)
     filt = selectors.ReportFilter(q=request.GET.get("q", "").strip(), state=request.GET.get("state", ""))
-    return render(request, "exam/reports.html", {
-        "rows": selectors.search_reports(filt), "filt": filt, "counts": selectors.report_counts(),
-        "problems": selectors.held_problems(), "states": ExamReport.State,
-        "can_remap": any(request.user.has_perm(p) for p in REMAP_PERMS),
-    })
+    return render(
+        request,
+        "exam/reports.html",
+        {
+            "rows": selectors.search_reports(filt),
+            "filt": filt,
+            "counts": selectors.report_counts(),
+            "problems": selectors.held_problems(),
+            "states": ExamReport.State,
+            "can_remap": any(request.user.has_perm(p) for p in REMAP_PERMS),
+        },
+    )
 
 
 @login_required
@@ -58,13 +67,27 @@ def report_detail(request, report_id: str):
     if report is None:
         raise Http404("没有该检查报告")
     status = selectors.report_status(report)
-    job = StudySync.objects.filter(study_instance_uid=report.study_instance_uid).first() \
-        if report.study_instance_uid else None
-    uploads = [("检查报告 PDF", report.pdf_record), ("检查结果", report.result_record), ("报告作废", report.void_record)]
-    return render(request, "exam/report_detail.html", {
-        "report": report, "status": status, "job": job, "uploads": uploads,
-        "can_remap": any(request.user.has_perm(p) for p in REMAP_PERMS),
-    })
+    job = (
+        StudySync.objects.filter(study_instance_uid=report.study_instance_uid).first()
+        if report.study_instance_uid
+        else None
+    )
+    uploads = [
+        ("检查报告 PDF", report.pdf_record),
+        ("检查结果", report.result_record),
+        ("报告作废", report.void_record),
+    ]
+    return render(
+        request,
+        "exam/report_detail.html",
+        {
+            "report": report,
+            "status": status,
+            "job": job,
+            "uploads": uploads,
+            "can_remap": any(request.user.has_perm(p) for p in REMAP_PERMS),
+        },
+    )
 
 
 @require_POST
@@ -78,7 +101,10 @@ def republish(request):
         except services.ReportNotFound as exc:
             raise Http404("没有该检查报告") from exc
         if report.state == ExamReport.State.HELD:
-            messages.error(request, f"报告 {report_id} 仍有代码未对照：" + "；".join(p["message"] for p in report.problems))
+            messages.error(
+                request,
+                f"报告 {report_id} 仍有代码未对照：" + "；".join(p["message"] for p in report.problems),
+            )
         else:
             messages.success(request, f"报告 {report_id} 已对照完成并排队上传。")
         return redirect("exam:report", report_id=report_id)
@@ -93,10 +119,17 @@ def daily(request):
     form = DailyForm(initial={"stat_date": timezone.localdate() - timedelta(days=1)})
     runs = selectors.daily_runs()
     latest = selectors.daily_run_detail(runs[0].pk) if runs else None
-    return render(request, "exam/daily.html", {
-        "form": form, "runs": runs, "latest": latest, "can_operate": request.user.has_perm(OPERATE),
-        "schedule_time": "{:02d}:{:02d}".format(*services.summary_time()),
-    })
+    return render(
+        request,
+        "exam/daily.html",
+        {
+            "form": form,
+            "runs": runs,
+            "latest": latest,
+            "can_operate": request.user.has_perm(OPERATE),
+            "schedule_time": "{:02d}:{:02d}".format(*services.summary_time()),
+        },
+    )
 
 
 @require_POST
@@ -110,7 +143,10 @@ def daily_run(request):
     stat_date: date = form.cleaned_data["stat_date"]
     run = services.submit_daily_summary(stat_date, trigger="ops", user=request.user.get_username())
     if run.rows:
-        messages.success(request, f"{stat_date:%Y-%m-%d} 检查日报已生成：{len(run.rows)} 个科室，共 {run.report_total} 份报告，已排队上传。")
+        messages.success(
+            request,
+            f"{stat_date:%Y-%m-%d} 检查日报已生成：{len(run.rows)} 个科室，共 {run.report_total} 份报告，已排队上传。",
+        )
     else:
         messages.warning(request, f"{stat_date:%Y-%m-%d} 没有被市平台接收的检查报告，无需上报。")
     return redirect(reverse("exam:daily-run", args=[run.pk]))
@@ -131,11 +167,19 @@ def studies(request):
     _require(request, VIEW_PERMS)
     q, state = request.GET.get("q", "").strip(), request.GET.get("state", "")
     summary = selectors.study_summary()
-    return render(request, "exam/studies.html", {
-        "rows": selectors.search_studies(q, state), "q": q, "state": state, "states": StudySync.State,
-        "summary": summary, "state_counts": [(s, summary["by_state"][s.value]) for s in StudySync.State],
-        "can_operate": request.user.has_perm(OPERATE),
-    })
+    return render(
+        request,
+        "exam/studies.html",
+        {
+            "rows": selectors.search_studies(q, state),
+            "q": q,
+            "state": state,
+            "states": StudySync.State,
+            "summary": summary,
+            "state_counts": [(s, summary["by_state"][s.value]) for s in StudySync.State],
+            "can_operate": request.user.has_perm(OPERATE),
+        },
+    )
 
 
 @login_required
@@ -145,7 +189,9 @@ def study_detail(request, pk: int):
         detail = selectors.study_detail(pk)
     except StudySync.DoesNotExist as exc:
         raise Http404("没有该影像同步任务") from exc
-    return render(request, "exam/study_detail.html", {**detail, "can_operate": request.user.has_perm(OPERATE)})
+    return render(
+        request, "exam/study_detail.html", {**detail, "can_operate": request.user.has_perm(OPERATE)}
+    )
 
 
 @require_POST
@@ -176,7 +222,12 @@ def study_rescan(request, pk: int):
 def dashboard_panel(request):
     """HTML fragment for the ops upload dashboard (loaded by templates/exam/_dashboard_panel.html)."""
     _require(request, VIEW_PERMS)
-    return render(request, "exam/_dashboard_panel_body.html", {
-        "summary": selectors.study_summary(), "jobs": selectors.active_studies(),
-        "held": selectors.report_counts()[ExamReport.State.HELD],
-    })
+    return render(
+        request,
+        "exam/_dashboard_panel_body.html",
+        {
+            "summary": selectors.study_summary(),
+            "jobs": selectors.active_studies(),
+            "held": selectors.report_counts()[ExamReport.State.HELD],
+        },
+    )

@@ -15,8 +15,9 @@ SCHEMA_SETTINGS = {
         "《检验互认接口文档 v3.0.2.0》3.3 校验后保存；归档时生成报告 PDF 与索引文件写入投递目录，传输服务"
         "上传 3.4 PDF 与 3.3 明细，平台接收后清理文件。\n\n"
         "* 认证：请求头 `Authorization: Token <令牌>`（信息中心在“接入系统”中为 LIS 生成，需允许 LAB_REPORT_DETAIL）。\n"
-        "* 错误：`{\"code\", \"message\", \"errors\": [{\"field\", \"rule\", \"message\"}]}`，整份拒绝，不保存任何内容。\n"
-        "* 投递目录与索引文件格式：docs/lab-transfer.md。"),
+        '* 错误：`{"code", "message", "errors": [{"field", "rule", "message"}]}`，整份拒绝，不保存任何内容。\n'
+        "* 投递目录与索引文件格式：docs/lab-transfer.md。"
+    ),
     "VERSION": "1.0",
     "SCHEMA_PATH_PREFIX": r"/api/lab/v1",
     "POSTPROCESSING_HOOKS": [],

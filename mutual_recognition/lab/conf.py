@@ -58,10 +58,14 @@ class TransferConfig:
         except FileNotFoundError:
             raise ImproperlyConfigured(
                 f"检验报告索引校验密钥文件不存在：{self.index_key_file}（运行 manage.py setup_keys 生成，"
-                f"或用 LAB_INDEX_KEY_FILE 指定）") from None
+                f"或用 LAB_INDEX_KEY_FILE 指定）"
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise ImproperlyConfigured(f"无法读取检验报告索引校验密钥文件 {self.index_key_file}：{exc}") from None
+            raise ImproperlyConfigured(
+                f"无法读取检验报告索引校验密钥文件 {self.index_key_file}：{exc}"
+            ) from None
         if not re.fullmatch(r"(?:[0-9a-fA-F]{2})+", text) or len(text) < 2 * MIN_KEY_BYTES:
             raise ImproperlyConfigured(
-                f"检验报告索引校验密钥文件 {self.index_key_file} 应为十六进制文本（至少 {MIN_KEY_BYTES} 字节）")
+                f"检验报告索引校验密钥文件 {self.index_key_file} 应为十六进制文本（至少 {MIN_KEY_BYTES} 字节）"
+            )
         return bytes.fromhex(text)

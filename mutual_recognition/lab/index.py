@@ -67,18 +67,39 @@ def mac_of(doc: dict, key: bytes) -> str:
 def mac_ok(doc: dict, key: bytes) -> bool:
     """True when ``doc`` carries the right HMAC-SM3 for ``key`` (compared in constant time)."""
     mac = doc.get(MAC_FIELD)
-    if not isinstance(mac, dict) or mac.get("algorithm") != MAC_ALGORITHM or not isinstance(mac.get("value"), str):
+    if (
+        not isinstance(mac, dict)
+        or mac.get("algorithm") != MAC_ALGORITHM
+        or not isinstance(mac.get("value"), str)
+    ):
         return False
-    return hmac.compare_digest(mac["value"].lower().encode("ascii", "replace"), mac_of(doc, key).encode("ascii"))
+    return hmac.compare_digest(
+        mac["value"].lower().encode("ascii", "replace"), mac_of(doc, key).encode("ascii")
+    )
 
 
-def build(*, report_id: str, version: int, archived_at: str, pdf_name: str, pdf_bytes: bytes, content: dict,
-          signature: dict | None, key: bytes) -> bytes:
+def build(
+    *,
+    report_id: str,
+    version: int,
+    archived_at: str,
+    pdf_name: str,
+    pdf_bytes: bytes,
+    content: dict,
+    signature: dict | None,
+    key: bytes,
+) -> bytes:
     doc = {
-        "format": FORMAT, "formatVersion": FORMAT_VERSION, "reportId": report_id, "version": version,
-        "event": "archived", "archivedAt": archived_at,
+        "format": FORMAT,
+        "formatVersion": FORMAT_VERSION,
+        "reportId": report_id,
+        "version": version,
+        "event": "archived",
+        "archivedAt": archived_at,
         "pdf": {"fileName": pdf_name, "size": len(pdf_bytes), "sm3": sm3_hex(pdf_bytes)},
-        "report": content, "signature": signature, "contentHash": intake.content_hash(content),
+        "report": content,
+        "signature": signature,
+        "contentHash": intake.content_hash(content),
         "generator": "hospital-interop",
     }
     doc[MAC_FIELD] = {"algorithm": MAC_ALGORITHM, "value": mac_of(doc, key)}
@@ -124,16 +145,23 @@ def parse(raw: bytes, *, stem: str, key: bytes, archived: Archived) -> Index:
         doc = strictjson.loads(raw, top="any")
     except strictjson.JsonRefused as refused:
         where = f"（{refused.field}）" if refused.field else ""
-        raise IndexError_(f"索引文件不是有效的 UTF-8 JSON{where}：{refused.message}", [refused.as_error()]) from None
+        raise IndexError_(
+            f"索引文件不是有效的 UTF-8 JSON{where}：{refused.message}", [refused.as_error()]
+        ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise IndexError_(f"索引文件格式不对：缺少 \"format\": \"{FORMAT}\"")
+        raise IndexError_(f'索引文件格式不对：缺少 "format": "{FORMAT}"')
     if doc.get("formatVersion") != FORMAT_VERSION:
         raise IndexError_(f"不支持的索引格式版本 {doc.get('formatVersion')!r}（支持 {FORMAT_VERSION}）")
     errors = []
     pdf = doc.get("pdf") if isinstance(doc.get("pdf"), dict) else {}
     for field, ok in (
         ("reportId", isinstance(doc.get("reportId"), str) and doc["reportId"]),
-        ("version", isinstance(doc.get("version"), int) and not isinstance(doc["version"], bool) and doc["version"] > 0),
+        (
+            "version",
+            isinstance(doc.get("version"), int)
+            and not isinstance(doc["version"], bool)
+            and doc["version"] > 0,
+        ),
         ("pdf.fileName", isinstance(pdf.get("fileName"), str) and pdf["fileName"].endswith(PDF_EXT)),
         ("pdf.size", isinstance(pdf.get("size"), int) and pdf["size"] > 0),
         ("pdf.sm3", isinstance(pdf.get("sm3"), str) and re.fullmatch(r"[0-9a-f]{64}", pdf["sm3"] or "")),
@@ -152,17 +180,30 @@ def parse(raw: bytes, *, stem: str, key: bytes, archived: Archived) -> Index:
     else:
         raise IndexError_(*_unauthenticated(doc))
     if problems:
-        raise IndexError_("索引中的报告内容不符合 LIS 报告格式：" + "；".join(
-            f"{e['field']} {e['message']}" for e in problems[:5]), problems)
+        raise IndexError_(
+            "索引中的报告内容不符合 LIS 报告格式："
+            + "；".join(f"{e['field']} {e['message']}" for e in problems[:5]),
+            problems,
+        )
     if content["reportId"] != doc["reportId"]:
         raise IndexError_(f"索引的 reportId {doc['reportId']} 与报告内容 {content['reportId']} 不一致")
     if stem_for(doc["reportId"], doc["version"]) != stem or pdf["fileName"] != stem + PDF_EXT:
-        raise IndexError_(f"文件名与索引不一致：索引为 {doc['reportId']} 第 {doc['version']} 版，"
-                          f"PDF 为 {pdf['fileName']}，文件为 {stem}{INDEX_EXT}")
+        raise IndexError_(
+            f"文件名与索引不一致：索引为 {doc['reportId']} 第 {doc['version']} 版，"
+            f"PDF 为 {pdf['fileName']}，文件为 {stem}{INDEX_EXT}"
+        )
     signature = doc.get("signature") if isinstance(doc.get("signature"), dict) else None
-    return Index(report_id=doc["reportId"], version=doc["version"], archived_at=str(doc.get("archivedAt") or ""),
-                 pdf_name=pdf["fileName"], pdf_size=pdf["size"], pdf_sm3=pdf["sm3"], content=content,
-                 signature=signature, authenticated_by=authenticated_by)
+    return Index(
+        report_id=doc["reportId"],
+        version=doc["version"],
+        archived_at=str(doc.get("archivedAt") or ""),
+        pdf_name=pdf["fileName"],
+        pdf_size=pdf["size"],
+        pdf_sm3=pdf["sm3"],
+        content=content,
+        signature=signature,
+        authenticated_by=authenticated_by,
+    )
 
 
 def _unauthenticated(doc: dict) -> tuple[str, list[dict]]:
@@ -170,8 +211,10 @@ def _unauthenticated(doc: dict) -> tuple[str, list[dict]]:
     if MAC_FIELD not in doc:
         reason = f"索引文件缺少校验码（{MAC_ALGORITHM}），且不是本系统归档的报告"
     else:
-        reason = (f"索引文件的校验码（{MAC_ALGORITHM}）不正确：索引内容或 PDF 摘要在写出后被改动，"
-                  "或写出方没有使用本系统的索引密钥；且不是本系统归档的报告")
+        reason = (
+            f"索引文件的校验码（{MAC_ALGORITHM}）不正确：索引内容或 PDF 摘要在写出后被改动，"
+            "或写出方没有使用本系统的索引密钥；且不是本系统归档的报告"
+        )
     reason += "（报告内容或 PDF 摘要与归档记录不一致）。可能是伪造或被改动的文件，不予上传"
     return reason, [{"field": MAC_FIELD, "rule": "authentication", "message": reason}]
 

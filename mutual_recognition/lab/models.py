@@ -68,10 +68,14 @@ class LabReportVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        db_table = "mutual_recognition_labreportversion"  # created when this app was part of mutual_recognition
+        db_table = (
+            "mutual_recognition_labreportversion"  # created when this app was part of mutual_recognition
+        )
         verbose_name = verbose_name_plural = "检验报告版本"
         ordering = ["report", "-version"]
-        constraints = [models.UniqueConstraint(fields=["report", "version"], name="lab_report_version_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["report", "version"], name="lab_report_version_unique")
+        ]
 
     def __str__(self):
         return f"{self.report.report_id} v{self.version}"
@@ -82,8 +86,9 @@ class LabArchivedPdf(models.Model):
     always served as archived and never rendered again (its SM3 is ``LabReportVersion.pdf_sm3``).
     A table of its own so that reading versions never loads PDFs."""
 
-    version = models.OneToOneField(LabReportVersion, models.CASCADE, related_name="archived_pdf",
-                                   verbose_name="报告版本")
+    version = models.OneToOneField(
+        LabReportVersion, models.CASCADE, related_name="archived_pdf", verbose_name="报告版本"
+    )
     data = models.BinaryField("PDF 原件")
     sm3 = models.CharField("PDF SM3", max_length=64)
     archived_at = models.DateTimeField("归档时间")
@@ -116,13 +121,26 @@ class LabTransfer(models.Model):
     state = models.CharField("状态", max_length=16, choices=State.choices, default=State.DISCOVERED)
     reason = models.TextField("原因", blank=True, default="")
     errors = models.JSONField("错误明细", default=list, blank=True)
-    pdf_record = models.ForeignKey("uploads.OutboxRecord", models.SET_NULL, null=True, blank=True, related_name="+",
-                                   verbose_name="PDF 上传记录")
-    detail_record = models.ForeignKey("uploads.OutboxRecord", models.SET_NULL, null=True, blank=True,
-                                      related_name="+", verbose_name="明细上传记录")
+    pdf_record = models.ForeignKey(
+        "uploads.OutboxRecord",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="PDF 上传记录",
+    )
+    detail_record = models.ForeignKey(
+        "uploads.OutboxRecord",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name="明细上传记录",
+    )
     patient_name = models.CharField("患者姓名", max_length=50, blank=True, default="")
-    disposition = models.CharField("处置", max_length=300, blank=True, default="",
-                                   help_text="归档目录中的位置，或“已删除”，或隔离目录")
+    disposition = models.CharField(
+        "处置", max_length=300, blank=True, default="", help_text="归档目录中的位置，或“已删除”，或隔离目录"
+    )
     discovered_at = models.DateTimeField("发现时间", auto_now_add=True)
     enqueued_at = models.DateTimeField("入队时间", null=True, blank=True)
     accepted_at = models.DateTimeField("平台接收时间", null=True, blank=True)
@@ -135,8 +153,11 @@ class LabTransfer(models.Model):
         ordering = ["-discovered_at", "-id"]
         constraints = [
             # idempotency: the same report files are enqueued once, however often they are seen
-            models.UniqueConstraint(fields=["report_id", "pdf_sm3", "index_sm3"], name="lab_transfer_once",
-                                    condition=~Q(state="quarantined")),
+            models.UniqueConstraint(
+                fields=["report_id", "pdf_sm3", "index_sm3"],
+                name="lab_transfer_once",
+                condition=~Q(state="quarantined"),
+            ),
         ]
         indexes = [models.Index(fields=["state", "discovered_at"], name="lab_transfer_state")]
 
@@ -162,8 +183,9 @@ class LabTransferLog(models.Model):
         ERROR = "error", "错误"
 
     at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
-    transfer = models.ForeignKey(LabTransfer, models.SET_NULL, null=True, blank=True, related_name="log",
-                                 verbose_name="传输")
+    transfer = models.ForeignKey(
+        LabTransfer, models.SET_NULL, null=True, blank=True, related_name="log", verbose_name="传输"
+    )
     event = models.CharField("事件", max_length=16, choices=Event.choices)
     file_name = models.CharField("文件", max_length=200, blank=True, default="")
     report_id = models.CharField("报告单号", max_length=20, blank=True, default="", db_index=True)

@@ -63,9 +63,15 @@ def report_day(content: dict) -> date:
 
 def patient_facts(p: dict, on: date | None = None) -> dict:
     """The patient object of LIS content (its ``patient``), ages as of ``on``."""
-    return shared.patient_facts(name=p.get("name"), id_type=p.get("idTypeCode") or "01", id_no=p.get("idNo", ""),
-                               sex_code=p.get("sexCode") or "", birth_date=p.get("birthDate") or "",
-                               phone=p.get("phone"), on=on)
+    return shared.patient_facts(
+        name=p.get("name"),
+        id_type=p.get("idTypeCode") or "01",
+        id_no=p.get("idNo", ""),
+        sex_code=p.get("sexCode") or "",
+        birth_date=p.get("birthDate") or "",
+        phone=p.get("phone"),
+        on=on,
+    )
 
 
 # --------------------------------------------------------------------------- the mapped report
@@ -170,8 +176,14 @@ def _sub_item(code: str) -> tuple | None:
     if sub is None:
         return None
     std = sub.standard if sub.standard is not None and sub.standard.active else None
-    return (sub.code, sub.name, sub.unit, std.code if std else "", std.name if std else "",
-            sub.charge_item.code if sub.charge_item else "")
+    return (
+        sub.code,
+        sub.name,
+        sub.unit,
+        std.code if std else "",
+        std.name if std else "",
+        sub.charge_item.code if sub.charge_item else "",
+    )
 
 
 def _charge(code: str) -> tuple | None:
@@ -188,8 +200,13 @@ def _staff(value: dict, where: str, errors: list) -> tuple[str, str]:
     if not name:
         name = _lookups.get("doctor_name", staff_no, _doctor_name)
         if not name:
-            errors.append({"field": f"{where}.name", "rule": "required",
-                           "message": f"{where} 工号 {staff_no} 不在医师字典中，且未提供姓名"})
+            errors.append(
+                {
+                    "field": f"{where}.name",
+                    "rule": "required",
+                    "message": f"{where} 工号 {staff_no} 不在医师字典中，且未提供姓名",
+                }
+            )
     return staff_no, name
 
 
@@ -214,42 +231,76 @@ def map_content(content: dict) -> Mapped:
     for n, item in enumerate(content.get("items") or [], start=1):
         sub = _lookups.get("sub", item.get("itemCode", ""), _sub_item)
         if sub is None:
-            errors.append({"field": f"items[{n - 1}].itemCode", "rule": "mapping.unknown",
-                           "message": f"检验项目代码 {item.get('itemCode')} 不在检验项目字典中"})
+            errors.append(
+                {
+                    "field": f"items[{n - 1}].itemCode",
+                    "rule": "mapping.unknown",
+                    "message": f"检验项目代码 {item.get('itemCode')} 不在检验项目字典中",
+                }
+            )
             continue
         code, name, unit, std_code, std_name, _charge_code = sub
         subs[code] = sub
-        m.items.append(MappedItem(
-            no=n, code=code, name=item.get("itemName") or name, result=item.get("result", ""),
-            unit=item.get("unit") or unit, range=item.get("referenceRange") or "",
-            flag=item.get("abnormalFlag") or "N", method=item.get("testMethod") or "", remark=item.get("remark") or "",
-            standard_code=std_code, standard_name=std_name))
+        m.items.append(
+            MappedItem(
+                no=n,
+                code=code,
+                name=item.get("itemName") or name,
+                result=item.get("result", ""),
+                unit=item.get("unit") or unit,
+                range=item.get("referenceRange") or "",
+                flag=item.get("abnormalFlag") or "N",
+                method=item.get("testMethod") or "",
+                remark=item.get("remark") or "",
+                standard_code=std_code,
+                standard_name=std_name,
+            )
+        )
 
     charges = content.get("chargeItems")
     if not charges:  # derive from the sub-items' charge items, once each
         codes = dict.fromkeys(sub[5] for sub in subs.values() if sub[5])
         charges = [{"chargeItemCode": c, "quantity": 1} for c in codes]
         if not charges:
-            errors.append({"field": "chargeItems", "rule": "required",
-                           "message": "未提供收费项明细，检验项目字典中也没有对照的收费项目"})
+            errors.append(
+                {
+                    "field": "chargeItems",
+                    "rule": "required",
+                    "message": "未提供收费项明细，检验项目字典中也没有对照的收费项目",
+                }
+            )
     for i, c in enumerate(charges):
         item = _lookups.get("charge", c.get("chargeItemCode") or "", _charge)
         if item is None:
-            errors.append({"field": f"chargeItems[{i}].chargeItemCode", "rule": "mapping.unknown",
-                           "message": f"收费项目代码 {c.get('chargeItemCode')} 不在收费项目字典中"})
+            errors.append(
+                {
+                    "field": f"chargeItems[{i}].chargeItemCode",
+                    "rule": "mapping.unknown",
+                    "message": f"收费项目代码 {c.get('chargeItemCode')} 不在收费项目字典中",
+                }
+            )
             continue
         code, name, dict_price = item
         qty = Decimal(str(c.get("quantity") or 1))
         price = Decimal(str(c["unitPrice"])) if c.get("unitPrice") not in (None, "") else dict_price
-        m.charges.append({"chargeItemCode": code, "chargeItemName": name, "quantity": money(qty),
-                          "unitPrice": money(price), "amount": money(qty * price)})
+        m.charges.append(
+            {
+                "chargeItemCode": code,
+                "chargeItemName": name,
+                "quantity": money(qty),
+                "unitPrice": money(price),
+                "amount": money(qty * price),
+            }
+        )
 
     for r in content.get("nonRecognitions") or []:
-        m.non_recognitions.append({**r, "recognitionItemName": _lookups.get(
-            "std", r["recognitionItemCode"], _standard_name)})
+        m.non_recognitions.append(
+            {**r, "recognitionItemName": _lookups.get("std", r["recognitionItemCode"], _standard_name)}
+        )
     for r in content.get("externalResults") or []:
-        m.external_results.append({**r, "recognitionItemName": _lookups.get(
-            "std", r["recognitionItemCode"], _standard_name)})
+        m.external_results.append(
+            {**r, "recognitionItemName": _lookups.get("std", r["recognitionItemCode"], _standard_name)}
+        )
     return m
 
 
@@ -258,45 +309,82 @@ def detail_facts(m: Mapped) -> dict:
     visit, specimen = c.get("visit") or {}, c.get("specimen") or {}
     facts = {
         **shared.org_facts(),
-        "reportId": c["reportId"], "applicationId": c.get("applicationId"), "reportTitle": c.get("reportTitle"),
+        "reportId": c["reportId"],
+        "applicationId": c.get("applicationId"),
+        "reportTitle": c.get("reportTitle"),
         "patient": patient_facts(c.get("patient") or {}, report_day(c)),
-        "patientTypeCode": visit.get("patientTypeCode"), "visitId": visit.get("visitId"),
-        "outpatientNo": visit.get("outpatientNo"), "inpatientNo": visit.get("inpatientNo"),
-        "requestDeptCode": m.request_dept[0], "requestDeptName": m.request_dept[1],
-        "requestDoctorId": m.request_doctor[0], "requestDoctorName": m.request_doctor[1],
+        "patientTypeCode": visit.get("patientTypeCode"),
+        "visitId": visit.get("visitId"),
+        "outpatientNo": visit.get("outpatientNo"),
+        "inpatientNo": visit.get("inpatientNo"),
+        "requestDeptCode": m.request_dept[0],
+        "requestDeptName": m.request_dept[1],
+        "requestDoctorId": m.request_doctor[0],
+        "requestDoctorName": m.request_doctor[1],
         "requestDoctorLicenseNo": m.request_doctor[2],
-        "clinicalDiagnosisCode": c.get("clinicalDiagnosisCode"), "clinicalDiagnosisName": c.get("clinicalDiagnosisName"),
-        "specimenNo": specimen.get("specimenNo"), "specimenTypeCode": specimen.get("typeCode"),
+        "clinicalDiagnosisCode": c.get("clinicalDiagnosisCode"),
+        "clinicalDiagnosisName": c.get("clinicalDiagnosisName"),
+        "specimenNo": specimen.get("specimenNo"),
+        "specimenTypeCode": specimen.get("typeCode"),
         "sampleDateTime": shared.platform_datetime(specimen.get("sampledAt")),
         "receiveDateTime": shared.platform_datetime(specimen.get("receivedAt")),
-        "labDeptCode": m.lab_dept[0], "labDeptName": m.lab_dept[1],
-        "testDoctorId": m.test_doctor[0], "testDoctorName": m.test_doctor[1],
-        "reviewDoctorId": m.review_doctor[0], "reviewDoctorName": m.review_doctor[1],
+        "labDeptCode": m.lab_dept[0],
+        "labDeptName": m.lab_dept[1],
+        "testDoctorId": m.test_doctor[0],
+        "testDoctorName": m.test_doctor[1],
+        "reviewDoctorId": m.review_doctor[0],
+        "reviewDoctorName": m.review_doctor[1],
         "reportDateTime": shared.platform_datetime(c.get("reportedAt")),
         "reviewDateTime": shared.platform_datetime(c.get("reviewedAt")),
         "recognitionMark": HR if m.any_recognised else None,
         "reportRemark": m.remark,
-        "items": [{
-            "itemNo": i.no, "itemCode": i.code, "itemName": i.name, "resultValue": i.result,
-            "quantitativeResult": number(i.result), "unit": i.unit, "referenceRange": i.range,
-            "abnormalFlagCode": i.flag, "testMethod": i.method, "itemRemark": i.remark,
-            "recognitionItemCode": i.standard_code, "recognitionItemName": i.standard_name,
-            "recognitionMark": HR if i.recognised else None,
-        } for i in m.items],
+        "items": [
+            {
+                "itemNo": i.no,
+                "itemCode": i.code,
+                "itemName": i.name,
+                "resultValue": i.result,
+                "quantitativeResult": number(i.result),
+                "unit": i.unit,
+                "referenceRange": i.range,
+                "abnormalFlagCode": i.flag,
+                "testMethod": i.method,
+                "itemRemark": i.remark,
+                "recognitionItemCode": i.standard_code,
+                "recognitionItemName": i.standard_name,
+                "recognitionMark": HR if i.recognised else None,
+            }
+            for i in m.items
+        ],
         "chargeItems": m.charges,
-        "nonRecognitions": [{
-            "recognitionItemCode": r["recognitionItemCode"], "recognitionItemName": r["recognitionItemName"],
-            "externalOrgCode": r.get("externalOrgCode"), "externalReportId": r.get("externalReportId"),
-            "refusalReasonCode": r["refusalReasonCode"], "note": r.get("note"), "doctorName": r["doctorName"],
-            "decisionDateTime": shared.platform_datetime(r["decidedAt"]),
-        } for r in m.non_recognitions],
-        "externalResults": [{
-            "recognitionItemCode": r["recognitionItemCode"], "recognitionItemName": r["recognitionItemName"],
-            "externalOrgCode": r["externalOrgCode"], "externalOrgName": r["externalOrgName"],
-            "externalReportId": r["externalReportId"], "resultValue": r["resultValue"], "unit": r.get("unit"),
-            "externalReportDateTime": shared.platform_datetime(r["externalReportAt"]), "doctorName": r["doctorName"],
-            "acceptedDateTime": shared.platform_datetime(r["acceptedAt"]),
-        } for r in m.external_results],
+        "nonRecognitions": [
+            {
+                "recognitionItemCode": r["recognitionItemCode"],
+                "recognitionItemName": r["recognitionItemName"],
+                "externalOrgCode": r.get("externalOrgCode"),
+                "externalReportId": r.get("externalReportId"),
+                "refusalReasonCode": r["refusalReasonCode"],
+                "note": r.get("note"),
+                "doctorName": r["doctorName"],
+                "decisionDateTime": shared.platform_datetime(r["decidedAt"]),
+            }
+            for r in m.non_recognitions
+        ],
+        "externalResults": [
+            {
+                "recognitionItemCode": r["recognitionItemCode"],
+                "recognitionItemName": r["recognitionItemName"],
+                "externalOrgCode": r["externalOrgCode"],
+                "externalOrgName": r["externalOrgName"],
+                "externalReportId": r["externalReportId"],
+                "resultValue": r["resultValue"],
+                "unit": r.get("unit"),
+                "externalReportDateTime": shared.platform_datetime(r["externalReportAt"]),
+                "doctorName": r["doctorName"],
+                "acceptedDateTime": shared.platform_datetime(r["acceptedAt"]),
+            }
+            for r in m.external_results
+        ],
     }
     return facts
 
@@ -313,9 +401,13 @@ def detail(content: dict, mapped: Mapped | None = None) -> tuple[dict | None, li
 
 def pdf_payload(content: dict, file_name: str, pdf_bytes: bytes) -> tuple[dict | None, list[dict]]:
     """The 3.4 payload: the report's keys, patient and time, and the §6 file fields."""
-    facts = {**shared.org_facts(), "reportId": content["reportId"],
-             "patient": patient_facts(content.get("patient") or {}, report_day(content)),
-             "reportDateTime": shared.platform_datetime(content.get("reportedAt")), **file_fields(file_name, pdf_bytes)}
+    facts = {
+        **shared.org_facts(),
+        "reportId": content["reportId"],
+        "patient": patient_facts(content.get("patient") or {}, report_day(content)),
+        "reportDateTime": shared.platform_datetime(content.get("reportedAt")),
+        **file_fields(file_name, pdf_bytes),
+    }
     payload = build(spec(PDF).request.fields, facts)
     errors = spec(PDF).validate(payload)
     return (None, errors) if errors else (payload, [])

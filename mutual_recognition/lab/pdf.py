@@ -92,9 +92,12 @@ def _mask_id(id_no: str) -> str:
 class _Styles:
     def __init__(self, font: str):
         self.font = font
-        self.title = ParagraphStyle("title", fontName=font, fontSize=17, leading=22, alignment=TA_CENTER,
-                                    textColor=BLUE)
-        self.subtitle = ParagraphStyle("subtitle", fontName=font, fontSize=13, leading=17, alignment=TA_CENTER)
+        self.title = ParagraphStyle(
+            "title", fontName=font, fontSize=17, leading=22, alignment=TA_CENTER, textColor=BLUE
+        )
+        self.subtitle = ParagraphStyle(
+            "subtitle", fontName=font, fontSize=13, leading=17, alignment=TA_CENTER
+        )
         self.label = ParagraphStyle("label", fontName=font, fontSize=8.2, leading=10.5, textColor=GREY)
         self.value = ParagraphStyle("value", fontName=font, fontSize=9, leading=11.5)
         self.cell = ParagraphStyle("cell", fontName=font, fontSize=8.6, leading=10.5)
@@ -116,8 +119,12 @@ def printed_sex_age(content: dict) -> tuple[str, str]:
 
 
 def printed_specimen_type(content: dict) -> str:
-    return load_catalogue().value_set("SPECIMEN_TYPE").name_of((content.get("specimen") or {}).get("typeCode") or "") \
+    return (
+        load_catalogue()
+        .value_set("SPECIMEN_TYPE")
+        .name_of((content.get("specimen") or {}).get("typeCode") or "")
         or ""
+    )
 
 
 def _patient_block(m: Mapped, st: _Styles) -> Table:
@@ -125,18 +132,35 @@ def _patient_block(m: Mapped, st: _Styles) -> Table:
     p, v, s = c.get("patient") or {}, c.get("visit") or {}, c.get("specimen") or {}
     sex, age = printed_sex_age(c)
     ptype = load_catalogue().value_set("PATIENT_TYPE").name_of(v.get("patientTypeCode") or "") or ""
-    no_label, no_value = ("住院号", v.get("inpatientNo")) if v.get("patientTypeCode") == "3" else \
-        ("门诊号", v.get("outpatientNo"))
+    no_label, no_value = (
+        ("住院号", v.get("inpatientNo"))
+        if v.get("patientTypeCode") == "3"
+        else ("门诊号", v.get("outpatientNo"))
+    )
     specimen = printed_specimen_type(c)
-    diag = " ".join(x for x in (c.get("clinicalDiagnosisName"), f"({c['clinicalDiagnosisCode']})"
-                                if c.get("clinicalDiagnosisCode") else "") if x)
+    diag = " ".join(
+        x
+        for x in (
+            c.get("clinicalDiagnosisName"),
+            f"({c['clinicalDiagnosisCode']})" if c.get("clinicalDiagnosisCode") else "",
+        )
+        if x
+    )
     cells = [
-        ("姓名", p.get("name")), ("性别", sex), ("年龄", age), ("病人类型", ptype),
-        (no_label, no_value), ("申请科室", m.request_dept[1] or c.get("requestDept")),
-        ("申请医师", m.request_doctor[1] or c.get("requestDoctor")), ("标本类型", specimen),
-        ("标本号", s.get("specimenNo")), ("采样时间", _dt(s.get("sampledAt"))),
-        ("接收时间", _dt(s.get("receivedAt"))), ("证件号", _mask_id(p.get("idNo", ""))),
-        ("申请单号", c.get("applicationId")), ("临床诊断", diag),
+        ("姓名", p.get("name")),
+        ("性别", sex),
+        ("年龄", age),
+        ("病人类型", ptype),
+        (no_label, no_value),
+        ("申请科室", m.request_dept[1] or c.get("requestDept")),
+        ("申请医师", m.request_doctor[1] or c.get("requestDoctor")),
+        ("标本类型", specimen),
+        ("标本号", s.get("specimenNo")),
+        ("采样时间", _dt(s.get("sampledAt"))),
+        ("接收时间", _dt(s.get("receivedAt"))),
+        ("证件号", _mask_id(p.get("idNo", ""))),
+        ("申请单号", c.get("applicationId")),
+        ("临床诊断", diag),
     ]
     widths = [16 * mm, 27 * mm, 16 * mm, 30 * mm, 16 * mm, 27 * mm, 16 * mm, 34 * mm]
     rows, row = [], []
@@ -150,9 +174,12 @@ def _patient_block(m: Mapped, st: _Styles) -> Table:
         rows.append(row)
     t = Table(rows, colWidths=widths, hAlign="LEFT")
     style = [
-        ("FONTNAME", (0, 0), (-1, -1), st.font), ("FONTSIZE", (0, 0), (-1, -1), 9),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1.2),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2), ("LEFTPADDING", (0, 0), (-1, -1), 1),
+        ("FONTNAME", (0, 0), (-1, -1), st.font),
+        ("FONTSIZE", (0, 0), (-1, -1), 9),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
+        ("LEFTPADDING", (0, 0), (-1, -1), 1),
         ("RIGHTPADDING", (0, 0), (-1, -1), 1),
     ]
     for col in (0, 2, 4, 6):
@@ -172,22 +199,37 @@ def _cell(text, style: ParagraphStyle, width: float):
 def _items_table(m: Mapped, st: _Styles) -> Table:
     rows = [["序号", "检验项目", "结果", "", "单位", "参考区间", "检验方法", "互认"]]
     style = [
-        ("FONTNAME", (0, 0), (-1, -1), st.font), ("FONTSIZE", (0, 0), (-1, -1), 8.6),
-        ("LINEABOVE", (0, 0), (-1, 0), 0.9, colors.black), ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+        ("FONTNAME", (0, 0), (-1, -1), st.font),
+        ("FONTSIZE", (0, 0), (-1, -1), 8.6),
+        ("LINEABOVE", (0, 0), (-1, 0), 0.9, colors.black),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
         ("LINEBELOW", (0, -1), (-1, -1), 0.9, colors.black),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1.6),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.6), ("ALIGN", (0, 0), (0, -1), "CENTER"),
-        ("ALIGN", (3, 0), (3, -1), "CENTER"), ("ALIGN", (7, 0), (7, -1), "CENTER"),
-        ("TEXTCOLOR", (0, 0), (-1, 0), GREY), ("FONTSIZE", (0, 0), (-1, 0), 8.2),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.6),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.6),
+        ("ALIGN", (0, 0), (0, -1), "CENTER"),
+        ("ALIGN", (3, 0), (3, -1), "CENTER"),
+        ("ALIGN", (7, 0), (7, -1), "CENTER"),
+        ("TEXTCOLOR", (0, 0), (-1, 0), GREY),
+        ("FONTSIZE", (0, 0), (-1, 0), 8.2),
     ]
     widths = [11 * mm, 54 * mm, 22 * mm, 9 * mm, 20 * mm, 28 * mm, 26 * mm, 12 * mm]
     style += [("TEXTCOLOR", (6, 1), (6, -1), GREY), ("FONTSIZE", (6, 1), (6, -1), 8)]
     for r, item in enumerate(m.items, start=1):
         flag = ARROWS.get(item.flag, "")
         name = f"{item.name} {item.code}" if item.code and item.code not in item.name else item.name
-        rows.append([str(item.no), _cell(name, st.cell, widths[1]), _cell(item.result, st.cell, widths[2]), flag,
-                     _cell(item.unit, st.cell, widths[4]), _cell(item.range, st.cell, widths[5]),
-                     _cell(item.method, st.small, widths[6]), "HR" if item.recognised else ""])
+        rows.append(
+            [
+                str(item.no),
+                _cell(name, st.cell, widths[1]),
+                _cell(item.result, st.cell, widths[2]),
+                flag,
+                _cell(item.unit, st.cell, widths[4]),
+                _cell(item.range, st.cell, widths[5]),
+                _cell(item.method, st.small, widths[6]),
+                "HR" if item.recognised else "",
+            ]
+        )
         if flag:
             style += [("TEXTCOLOR", (2, r), (3, r), RED)]
         if item.recognised:
@@ -203,33 +245,54 @@ def _recognition_sections(m: Mapped, st: _Styles) -> list:
     out = []
     if m.external_results:
         out.append(Paragraph("已采纳的外院互认结果", st.section))
-        rows = [[Paragraph(h, st.label) for h in ("互认项目", "外院结果", "报告机构", "外院报告时间", "采纳医师")]]
+        rows = [
+            [Paragraph(h, st.label) for h in ("互认项目", "外院结果", "报告机构", "外院报告时间", "采纳医师")]
+        ]
         for r in m.external_results:
-            rows.append([Paragraph(_esc(f"{r['recognitionItemName'] or r['recognitionItemCode']}"), st.cell),
-                         Paragraph(_esc(f"{r['resultValue']} {r.get('unit') or ''}"), st.cell),
-                         Paragraph(_esc(r["externalOrgName"]), st.cell), _dt(r["externalReportAt"]),
-                         Paragraph(_esc(r["doctorName"]), st.cell)])
+            rows.append(
+                [
+                    Paragraph(_esc(f"{r['recognitionItemName'] or r['recognitionItemCode']}"), st.cell),
+                    Paragraph(_esc(f"{r['resultValue']} {r.get('unit') or ''}"), st.cell),
+                    Paragraph(_esc(r["externalOrgName"]), st.cell),
+                    _dt(r["externalReportAt"]),
+                    Paragraph(_esc(r["doctorName"]), st.cell),
+                ]
+            )
         out.append(_plain_table(rows, [44 * mm, 30 * mm, 52 * mm, 30 * mm, 26 * mm], st))
     if m.non_recognitions:
         reasons = load_catalogue().value_set("REFUSAL_REASON")
         out.append(Paragraph("不互认信息", st.section))
         rows = [[Paragraph(h, st.label) for h in ("互认项目", "不互认原因", "说明", "决定医师")]]
         for r in m.non_recognitions:
-            rows.append([Paragraph(_esc(r["recognitionItemName"] or r["recognitionItemCode"]), st.cell),
-                         Paragraph(_esc(reasons.name_of(r["refusalReasonCode"]) or r["refusalReasonCode"]), st.cell),
-                         Paragraph(_esc(r.get("note")), st.cell), Paragraph(_esc(r["doctorName"]), st.cell)])
+            rows.append(
+                [
+                    Paragraph(_esc(r["recognitionItemName"] or r["recognitionItemCode"]), st.cell),
+                    Paragraph(
+                        _esc(reasons.name_of(r["refusalReasonCode"]) or r["refusalReasonCode"]), st.cell
+                    ),
+                    Paragraph(_esc(r.get("note")), st.cell),
+                    Paragraph(_esc(r["doctorName"]), st.cell),
+                ]
+            )
         out.append(_plain_table(rows, [44 * mm, 62 * mm, 50 * mm, 26 * mm], st))
     return out
 
 
 def _plain_table(rows, widths, st: _Styles) -> Table:
     t = Table(rows, colWidths=widths, hAlign="LEFT")
-    t.setStyle(TableStyle([
-        ("FONTNAME", (0, 0), (-1, -1), st.font), ("FONTSIZE", (0, 0), (-1, -1), 8.4),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.5, LINE), ("LINEBELOW", (0, -1), (-1, -1), 0.5, LINE),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("TOPPADDING", (0, 0), (-1, -1), 1.2),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
-    ]))
+    t.setStyle(
+        TableStyle(
+            [
+                ("FONTNAME", (0, 0), (-1, -1), st.font),
+                ("FONTSIZE", (0, 0), (-1, -1), 8.4),
+                ("LINEBELOW", (0, 0), (-1, 0), 0.5, LINE),
+                ("LINEBELOW", (0, -1), (-1, -1), 0.5, LINE),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ("TOPPADDING", (0, 0), (-1, -1), 1.2),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
+            ]
+        )
+    )
     return t
 
 
@@ -237,15 +300,23 @@ def _signature_block(m: Mapped, signature: dict | None, st: _Styles, preview: bo
     c = m.content
     reviewer = m.review_doctor[1] or (c.get("reviewDoctor") or {}).get("name", "")
     tester = m.test_doctor[1] or (c.get("testDoctor") or {}).get("name", "")
-    people = Table([[
-        Paragraph(f"检验者：{_esc(tester)}", st.value), Paragraph(f"审核者：{_esc(reviewer)}", st.value),
-        Paragraph(f"报告时间：{_dt(c.get('reportedAt'))}", st.value),
-        Paragraph(f"审核时间：{_dt(c.get('reviewedAt'))}", st.value),
-    ]], colWidths=[38 * mm, 38 * mm, 53 * mm, 53 * mm], hAlign="LEFT")
+    people = Table(
+        [
+            [
+                Paragraph(f"检验者：{_esc(tester)}", st.value),
+                Paragraph(f"审核者：{_esc(reviewer)}", st.value),
+                Paragraph(f"报告时间：{_dt(c.get('reportedAt'))}", st.value),
+                Paragraph(f"审核时间：{_dt(c.get('reviewedAt'))}", st.value),
+            ]
+        ],
+        colWidths=[38 * mm, 38 * mm, 53 * mm, 53 * mm],
+        hAlign="LEFT",
+    )
     people.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 1), ("TOPPADDING", (0, 0), (-1, -1), 3)]))
     if signature:
         method = {"ukey": "UKey 数字证书", "auto": "自动签名", "phone": "协同签名（手机确认）"}.get(
-            signature.get("method", ""), signature.get("method", ""))
+            signature.get("method", ""), signature.get("method", "")
+        )
         lines = [
             f"<b>电子签名</b>　签名人：{_esc(signature.get('signerName'))}（工号 {_esc(signature.get('signerStaffNo'))}）"
             f"　方式：{_esc(method)}　签名时间：{_dt(signature.get('signedAt'), seconds=True)}",
@@ -256,8 +327,16 @@ def _signature_block(m: Mapped, signature: dict | None, st: _Styles, preview: bo
             + ("　含可信时间戳" if signature.get("timestampVerified") is True else ""),
         ]
         box = Table([[Paragraph("<br/>".join(lines), st.small)]], colWidths=[182 * mm], hAlign="LEFT")
-        box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 0.6, BLUE), ("LEFTPADDING", (0, 0), (-1, -1), 5),
-                                 ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
+        box.setStyle(
+            TableStyle(
+                [
+                    ("BOX", (0, 0), (-1, -1), 0.6, BLUE),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 5),
+                    ("TOPPADDING", (0, 0), (-1, -1), 3),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+                ]
+            )
+        )
     elif preview:
         box = Paragraph("预览：本版本尚未归档，预览不含电子签名，不作为正式报告。", st.small)
     else:
@@ -303,7 +382,11 @@ def _decorate(report_id: str, title: str, recognised: bool, font: str, preview: 
         canvas.line(MARGIN, MARGIN + 5 * mm, PAGE_W - MARGIN, MARGIN + 5 * mm)
         canvas.setFont(font, 7.5)
         canvas.setFillColor(GREY)
-        canvas.drawString(MARGIN, MARGIN + 1.5 * mm, "本报告仅对所检标本负责。如对结果有疑问，请于报告发出后7日内与检验科联系。")
+        canvas.drawString(
+            MARGIN,
+            MARGIN + 1.5 * mm,
+            "本报告仅对所检标本负责。如对结果有疑问，请于报告发出后7日内与检验科联系。",
+        )
         canvas.drawRightString(PAGE_W - MARGIN, MARGIN + 1.5 * mm, f"第 {doc.page} 页")
         canvas.restoreState()
 
@@ -322,9 +405,17 @@ def render(m: Mapped, signature: dict | None = None, *, preview: bool = False) -
     c = m.content
     buf = io.BytesIO()
     doc = SimpleDocTemplate(
-        buf, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN + 24 * mm,
-        bottomMargin=MARGIN + 8 * mm, title=f"检验报告单 {c['reportId']}", author=settings.HOSPITAL_NAME,
-        subject=c.get("reportTitle", ""), creator="hospital-interop", invariant=1,
+        buf,
+        pagesize=A4,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN + 24 * mm,
+        bottomMargin=MARGIN + 8 * mm,
+        title=f"检验报告单 {c['reportId']}",
+        author=settings.HOSPITAL_NAME,
+        subject=c.get("reportTitle", ""),
+        creator="hospital-interop",
+        invariant=1,
     )
     story = [_patient_block(m, st), Spacer(0, 2.5 * mm), _items_table(m, st), Spacer(0, 2 * mm)]
     remark = _esc("备注：" + (m.remark or "无"))

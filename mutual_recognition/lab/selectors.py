@@ -32,31 +32,62 @@ HEAVY = ("pdf_record__payload", "detail_record__payload")  # the PDF travels Bas
 def _record(r: OutboxRecord | None) -> dict | None:
     if r is None:
         return None
-    return {"id": r.pk, "interface": r.interface, "version": r.version, "state": r.state,
-            "stateName": r.get_state_display(), "code": r.last_code, "message": r.last_message,
-            "receipt": r.receipt, "acceptedAt": r.accepted_at.isoformat() if r.accepted_at else None}
+    return {
+        "id": r.pk,
+        "interface": r.interface,
+        "version": r.version,
+        "state": r.state,
+        "stateName": r.get_state_display(),
+        "code": r.last_code,
+        "message": r.last_message,
+        "receipt": r.receipt,
+        "acceptedAt": r.accepted_at.isoformat() if r.accepted_at else None,
+    }
 
 
 def transfer_dict(t: LabTransfer) -> dict:
-    return {"id": t.pk, "stem": t.stem, "reportVersion": t.report_version, "state": t.state,
-            "stateName": t.get_state_display(), "reason": t.reason, "disposition": t.disposition,
-            "discoveredAt": t.discovered_at.isoformat(), "acceptedAt": t.accepted_at.isoformat() if t.accepted_at else None,
-            "clearedAt": t.cleared_at.isoformat() if t.cleared_at else None,
-            "pdfUpload": _record(t.pdf_record), "detailUpload": _record(t.detail_record)}
+    return {
+        "id": t.pk,
+        "stem": t.stem,
+        "reportVersion": t.report_version,
+        "state": t.state,
+        "stateName": t.get_state_display(),
+        "reason": t.reason,
+        "disposition": t.disposition,
+        "discoveredAt": t.discovered_at.isoformat(),
+        "acceptedAt": t.accepted_at.isoformat() if t.accepted_at else None,
+        "clearedAt": t.cleared_at.isoformat() if t.cleared_at else None,
+        "pdfUpload": _record(t.pdf_record),
+        "detailUpload": _record(t.detail_record),
+    }
 
 
 def report_status(report_id: str) -> dict | None:
     report = LabReport.objects.filter(report_id=report_id).first()
     if report is None:
         return None
-    transfers = LabTransfer.objects.filter(report_id=report_id).select_related("pdf_record", "detail_record") \
+    transfers = (
+        LabTransfer.objects.filter(report_id=report_id)
+        .select_related("pdf_record", "detail_record")
         .defer(*HEAVY)
+    )
     return {
-        "reportId": report.report_id, "version": report.version, "status": report.status,
-        "approvedAt": report.approved_at.isoformat(), "archivedAt": report.archived_at.isoformat() if report.archived_at else None,
-        "versions": [{"version": v.version, "approvedAt": v.approved_at.isoformat(),
-                      "archivedAt": v.archived_at.isoformat() if v.archived_at else None, "pdfFile": v.pdf_file,
-                      "pdfSm3": v.pdf_sm3, "signed": v.signed} for v in report.versions.order_by("-version")],
+        "reportId": report.report_id,
+        "version": report.version,
+        "status": report.status,
+        "approvedAt": report.approved_at.isoformat(),
+        "archivedAt": report.archived_at.isoformat() if report.archived_at else None,
+        "versions": [
+            {
+                "version": v.version,
+                "approvedAt": v.approved_at.isoformat(),
+                "archivedAt": v.archived_at.isoformat() if v.archived_at else None,
+                "pdfFile": v.pdf_file,
+                "pdfSm3": v.pdf_sm3,
+                "signed": v.signed,
+            }
+            for v in report.versions.order_by("-version")
+        ],
         "transfers": [transfer_dict(t) for t in transfers],
     }
 
@@ -83,15 +114,23 @@ def version_pdf(report_id: str, version: int) -> VersionPdf | None:
         kept = LabArchivedPdf.objects.filter(version=v).first()
         data = bytes(kept.data) if kept is not None else b""
         if not data or sm3_hex(data) != v.pdf_sm3:
-            return VersionPdf(problem=f"报告 {report_id} 第 {version} 版已归档，但本系统没有与归档摘要一致的 PDF 原件"
-                                      f"（归档文件名 {v.pdf_file}），不能重新生成。请在归档目录中查看该文件。", status=410)
+            return VersionPdf(
+                problem=f"报告 {report_id} 第 {version} 版已归档，但本系统没有与归档摘要一致的 PDF 原件"
+                f"（归档文件名 {v.pdf_file}），不能重新生成。请在归档目录中查看该文件。",
+                status=410,
+            )
         return VersionPdf(data=data, file_name=v.pdf_file or f"{index.stem_for(report_id, version)}.pdf")
     mapped = payloads.map_content(v.content)
     if mapped.errors:
-        return VersionPdf(problem="报告内容无法按当前字典生成预览：" + "；".join(e["message"] for e in mapped.errors[:3]),
-                          status=409)
-    return VersionPdf(data=pdf.render(mapped, preview=True), preview=True,
-                      file_name=f"{index.stem_for(report_id, version)}_preview.pdf")
+        return VersionPdf(
+            problem="报告内容无法按当前字典生成预览：" + "；".join(e["message"] for e in mapped.errors[:3]),
+            status=409,
+        )
+    return VersionPdf(
+        data=pdf.render(mapped, preview=True),
+        preview=True,
+        file_name=f"{index.stem_for(report_id, version)}_preview.pdf",
+    )
 
 
 @dataclass
@@ -118,9 +157,13 @@ def search_reports(f: ReportFilter, limit: int = 100) -> list[dict]:
         qs = qs.filter(reported_at__lt=_day_start(f.end + timedelta(days=1)))
     reports = list(qs.order_by("-reported_at", "-id")[:limit])
     latest = {}
-    for t in LabTransfer.objects.filter(report_id__in=[r.report_id for r in reports]).exclude(state=T.SUPERSEDED) \
-            .select_related("pdf_record", "detail_record").defer(*HEAVY) \
-            .order_by("report_id", "report_version", "discovered_at"):
+    for t in (
+        LabTransfer.objects.filter(report_id__in=[r.report_id for r in reports])
+        .exclude(state=T.SUPERSEDED)
+        .select_related("pdf_record", "detail_record")
+        .defer(*HEAVY)
+        .order_by("report_id", "report_version", "discovered_at")
+    ):
         latest[t.report_id] = t
     return [{"report": r, "transfer": latest.get(r.report_id)} for r in reports]
 
@@ -151,9 +194,16 @@ def folder_summary(cfg: TransferConfig | None = None) -> dict:
         quarantined = sum(1 for e in os.scandir(cfg.quarantine_dir) if e.is_dir())
     except FileNotFoundError:
         pass
-    return {"drop_dir": cfg.drop_dir, "archive_dir": cfg.archive_dir, "quarantine_dir": cfg.quarantine_dir,
-            "pdfs": pdfs, "indexes": indexes, "others": others, "quarantine_folders": quarantined,
-            "oldest": datetime.fromtimestamp(oldest, tz=timezone.get_current_timezone()) if oldest else None}
+    return {
+        "drop_dir": cfg.drop_dir,
+        "archive_dir": cfg.archive_dir,
+        "quarantine_dir": cfg.quarantine_dir,
+        "pdfs": pdfs,
+        "indexes": indexes,
+        "others": others,
+        "quarantine_folders": quarantined,
+        "oldest": datetime.fromtimestamp(oldest, tz=timezone.get_current_timezone()) if oldest else None,
+    }
 
 
 def transfer_counts() -> dict:
@@ -164,8 +214,9 @@ def transfer_counts() -> dict:
         "accepted_today": LabTransfer.objects.filter(accepted_at__gte=today).count(),
         "cleared_today": LabTransfer.objects.filter(cleared_at__gte=today).count(),
         "quarantined": by_state.get(T.QUARANTINED, 0),
-        "attention": LabTransfer.objects.filter(state=T.ENQUEUED).filter(
-            Q(pdf_record__state="attention") | Q(detail_record__state="attention")).count(),
+        "attention": LabTransfer.objects.filter(state=T.ENQUEUED)
+        .filter(Q(pdf_record__state="attention") | Q(detail_record__state="attention"))
+        .count(),
     }
 
 
@@ -211,13 +262,26 @@ def _day_start(d: date) -> datetime:
     return timezone.make_aware(datetime.combine(d, time.min))
 
 
-def query_platform(kind: str, *, start: date | None, end: date | None, name: str = "", id_no: str = "",
-                   id_type: str = "01", client=None) -> PlatformList:
+def query_platform(
+    kind: str,
+    *,
+    start: date | None,
+    end: date | None,
+    name: str = "",
+    id_no: str = "",
+    id_type: str = "01",
+    client=None,
+) -> PlatformList:
     """Every row of LAB_REPORT_LIST_BY_ORG (kind "org") or _BY_ID ("id"), page by page, with the
     hospital's own reports in the same range marked when the platform does not hold them."""
     code = "LAB_REPORT_LIST_BY_ORG" if kind == "org" else "LAB_REPORT_LIST_BY_ID"
     client = client or platform_client()
-    facts = {**shared.org_facts(), "startDate": _d8(start), "endDate": _d8(end), "pageSize": PAGE_SIZE_PLATFORM}
+    facts = {
+        **shared.org_facts(),
+        "startDate": _d8(start),
+        "endDate": _d8(end),
+        "pageSize": PAGE_SIZE_PLATFORM,
+    }
     if kind == "id":
         facts["patient"] = {"name": name, "idTypeCode": id_type, "idNo": id_no}
     out = PlatformList()
@@ -250,8 +314,11 @@ def query_platform(kind: str, *, start: date | None, end: date | None, name: str
         reports = reports.filter(patient_key=id_key(id_type, id_no))
     local = {r.report_id: r for r in reports}
     transfers = {}
-    for t in LabTransfer.objects.filter(report_id__in=list(local)).exclude(state=T.SUPERSEDED) \
-            .order_by("report_id", "report_version", "discovered_at"):
+    for t in (
+        LabTransfer.objects.filter(report_id__in=list(local))
+        .exclude(state=T.SUPERSEDED)
+        .order_by("report_id", "report_version", "discovered_at")
+    ):
         transfers[t.report_id] = t
     for r in out.rows:
         r["own"] = r.get("orgCode") == own_org
@@ -274,8 +341,14 @@ def _fmt14(s: str) -> str:
 def filter_rows(rows: list[dict], *, q: str = "", origin: str = "", pdf: str = "") -> list[dict]:
     out = rows
     if q:
-        out = [r for r in out if q in r.get("reportId", "") or q in r.get("patientName", "")
-               or q in r.get("reportTitle", "") or q in r.get("orgName", "")]
+        out = [
+            r
+            for r in out
+            if q in r.get("reportId", "")
+            or q in r.get("patientName", "")
+            or q in r.get("reportTitle", "")
+            or q in r.get("orgName", "")
+        ]
     if origin == "own":
         out = [r for r in out if r.get("own")]
     elif origin == "external":
@@ -307,8 +380,11 @@ def external_decisions(f: ExternalFilter, limit: int = 200):
     if f.end:
         qs = qs.filter(decided_at__lt=_day_start(f.end + timedelta(days=1)))
     if f.item:
-        qs = qs.filter(Q(standard_code__iexact=f.item) | Q(standard_name__icontains=f.item)
-                       | Q(sub_item_code__iexact=f.item))
+        qs = qs.filter(
+            Q(standard_code__iexact=f.item)
+            | Q(standard_name__icontains=f.item)
+            | Q(sub_item_code__iexact=f.item)
+        )
     if f.id_no:
         qs = qs.filter(encounter__id_key=id_key("01", f.id_no))
     return list(qs.order_by("-decided_at", "id")[:limit])
@@ -317,8 +393,10 @@ def external_decisions(f: ExternalFilter, limit: int = 200):
 def recognizable_reports(name: str, id_no: str, id_type: str = "01", client=None) -> tuple[list[dict], str]:
     """3.1: the patient's external lab reports with recognisable items, live from the platform."""
     code = "LAB_RECOGNIZABLE_ITEMS"
-    payload = payloads.build(payloads.spec(code).request.fields, {
-        **shared.org_facts(), "patient": {"name": name, "idTypeCode": id_type, "idNo": id_no}})
+    payload = payloads.build(
+        payloads.spec(code).request.fields,
+        {**shared.org_facts(), "patient": {"name": name, "idTypeCode": id_type, "idNo": id_no}},
+    )
     problems = payloads.spec(code).validate(payload)
     if problems:
         return [], "查询条件有误：" + "；".join(p["message"] for p in problems[:3])

@@ -58,39 +58,57 @@ def _iso(value) -> str:
     return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
 
 
-def recognition_from_decisions(visit_id: str, patient_key: str, order_ids: list[str] | None
-                               ) -> tuple[list[dict], list[dict]]:
+def recognition_from_decisions(
+    visit_id: str, patient_key: str, order_ids: list[str] | None
+) -> tuple[list[dict], list[dict]]:
     """The doctors' current lab decisions for the visit (requirement 1.2.2 4): refusals become
     non-recognition information, recognitions the accepted external results. Only decisions
     about the report's own patient (``patient_key``, see patients.models.id_key) in that visit."""
-    qs = Decision.objects.filter(encounter__visit_id=visit_id, encounter__id_key=patient_key, kind="lab",
-                                 current=True)
+    qs = Decision.objects.filter(
+        encounter__visit_id=visit_id, encounter__id_key=patient_key, kind="lab", current=True
+    )
     if order_ids:
         qs = qs.filter(order_id__in=order_ids)
     refused, accepted = [], []
     for d in qs.order_by("decided_at", "id"):
         if d.recognized:
             r = d.result or {}
-            accepted.append({
-                "recognitionItemCode": d.standard_code, "externalOrgCode": d.external_org_code,
-                "externalOrgName": d.external_org_name, "externalReportId": d.external_report_id,
-                "resultValue": str(r.get("value", "")) or "—", "unit": r.get("unit", ""),
-                "externalReportAt": _iso(d.external_at or d.decided_at), "doctorName": d.doctor_name,
-                "acceptedAt": _iso(d.decided_at)})
+            accepted.append(
+                {
+                    "recognitionItemCode": d.standard_code,
+                    "externalOrgCode": d.external_org_code,
+                    "externalOrgName": d.external_org_name,
+                    "externalReportId": d.external_report_id,
+                    "resultValue": str(r.get("value", "")) or "—",
+                    "unit": r.get("unit", ""),
+                    "externalReportAt": _iso(d.external_at or d.decided_at),
+                    "doctorName": d.doctor_name,
+                    "acceptedAt": _iso(d.decided_at),
+                }
+            )
         elif d.platform_reason_code:
-            refused.append({
-                "recognitionItemCode": d.standard_code, "externalOrgCode": d.external_org_code,
-                "externalReportId": d.external_report_id, "refusalReasonCode": d.platform_reason_code,
-                "note": d.note, "doctorName": d.doctor_name, "decidedAt": _iso(d.decided_at)})
+            refused.append(
+                {
+                    "recognitionItemCode": d.standard_code,
+                    "externalOrgCode": d.external_org_code,
+                    "externalReportId": d.external_report_id,
+                    "refusalReasonCode": d.platform_reason_code,
+                    "note": d.note,
+                    "doctorName": d.doctor_name,
+                    "decidedAt": _iso(d.decided_at),
+                }
+            )
     return refused, accepted
 
 
 def _patient_claim(content: dict) -> tuple[Identity, list[Ref]]:
     """The patient of a report and the visit, report, application and orders it names."""
     patient = content["patient"]
-    refs = [Ref(RefKind.VISIT, content["visit"]["visitId"], "visit.visitId"),
-            Ref(RefKind.LAB_REPORT, content["reportId"], "reportId"),
-            Ref(RefKind.APPLICATION, content["applicationId"], "applicationId")]
+    refs = [
+        Ref(RefKind.VISIT, content["visit"]["visitId"], "visit.visitId"),
+        Ref(RefKind.LAB_REPORT, content["reportId"], "reportId"),
+        Ref(RefKind.APPLICATION, content["applicationId"], "applicationId"),
+    ]
     refs += [Ref(RefKind.ORDER, o, f"orderIds[{i}]") for i, o in enumerate(content.get("orderIds") or [])]
     return Identity(patient.get("idTypeCode") or "01", patient["idNo"], patient.get("patientId") or ""), refs
 
@@ -103,8 +121,9 @@ def approve(data, *, source: str = "") -> Approval:
         raise InvalidInput(errors)
     identity, refs = _patient_claim(content)
     if content["nonRecognitions"] is None or content["externalResults"] is None:
-        refused, accepted = recognition_from_decisions(content["visit"]["visitId"], identity.key,
-                                                       content.get("orderIds"))
+        refused, accepted = recognition_from_decisions(
+            content["visit"]["visitId"], identity.key, content.get("orderIds")
+        )
         if content["nonRecognitions"] is None:
             content["nonRecognitions"] = refused
         if content["externalResults"] is None:
@@ -116,22 +135,34 @@ def approve(data, *, source: str = "") -> Approval:
     now = timezone.now()
     patient = content["patient"]
     fields = {
-        "title": content["reportTitle"], "patient_name": patient["name"],
-        "patient_key": identity.key, "id_masked": mask_id(patient["idNo"]),
-        "visit_id": content["visit"]["visitId"], "request_dept": content["requestDept"],
-        "reported_at": content["reportedAt"], "approved_at": now, "source": source,
+        "title": content["reportTitle"],
+        "patient_name": patient["name"],
+        "patient_key": identity.key,
+        "id_masked": mask_id(patient["idNo"]),
+        "visit_id": content["visit"]["visitId"],
+        "request_dept": content["requestDept"],
+        "reported_at": content["reportedAt"],
+        "approved_at": now,
+        "source": source,
     }
     with transaction.atomic():
         patients.bind(identity, refs, source=f"lab-{source}" if source else "lab")
         report, created = LabReport.objects.select_for_update().get_or_create(
-            report_id=content["reportId"], defaults={**fields, "version": 1})
+            report_id=content["reportId"], defaults={**fields, "version": 1}
+        )
         latest = report.versions.order_by("-version").first()
         if latest is not None and latest.content_hash == digest:
             return Approval(report, latest, created=False, changed=False)
         number = latest.version + 1 if latest else 1
-        version = LabReportVersion.objects.create(report=report, version=number, content=content,
-                                                  content_hash=digest, approved_at=now)
-        for k, v in {**fields, "version": number, "status": LabReport.Status.APPROVED, "archived_at": None}.items():
+        version = LabReportVersion.objects.create(
+            report=report, version=number, content=content, content_hash=digest, approved_at=now
+        )
+        for k, v in {
+            **fields,
+            "version": number,
+            "status": LabReport.Status.APPROVED,
+            "archived_at": None,
+        }.items():
             setattr(report, k, v)
         report.save()
     log.info("lab report %s approved, version %s (%s)", report.report_id, number, mask_name(patient["name"]))
@@ -148,33 +179,53 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
     changed since (signed after it was archived unsigned, or its signature no longer matches)."""
     report = LabReport.objects.filter(report_id=report_id).first()
     if report is None:
-        raise InvalidInput([{"field": "reportId", "rule": "unknown", "message": f"报告 {report_id} 尚未审核上报"}],
-                             status=404)
+        raise InvalidInput(
+            [{"field": "reportId", "rule": "unknown", "message": f"报告 {report_id} 尚未审核上报"}],
+            status=404,
+        )
     cfg = config or TransferConfig.from_settings()
     version = report.versions.get(version=report.version)
     stem = index.stem_for(report.report_id, version.version)
     pdf_path, index_path = cfg.drop_dir / (stem + index.PDF_EXT), cfg.drop_dir / (stem + index.INDEX_EXT)
     mapped = payloads.map_content(version.content)
     signature = None if mapped.errors else signature_for(version, mapped)
-    if version.archived_at and not regenerate and (mapped.errors or version.signed == (signature is not None)):
+    if (
+        version.archived_at
+        and not regenerate
+        and (mapped.errors or version.signed == (signature is not None))
+    ):
         return Archive(report, version, pdf_path, index_path, written=False)
     if mapped.errors:  # the dictionaries changed since approval
         raise InvalidInput(mapped.errors, status=409)
     pdf_bytes = pdf.render(mapped, signature)
     archived_at = timezone.now()
-    index_bytes = index.build(report_id=report.report_id, version=version.version, archived_at=_iso(archived_at),
-                              pdf_name=pdf_path.name, pdf_bytes=pdf_bytes, content=version.content,
-                              signature=signature, key=cfg.index_key())
+    index_bytes = index.build(
+        report_id=report.report_id,
+        version=version.version,
+        archived_at=_iso(archived_at),
+        pdf_name=pdf_path.name,
+        pdf_bytes=pdf_bytes,
+        content=version.content,
+        signature=signature,
+        key=cfg.index_key(),
+    )
     index.atomic_write(cfg.drop_dir, pdf_path.name, pdf_bytes)
     index.atomic_write(cfg.drop_dir, index_path.name, index_bytes)
     with transaction.atomic():
         LabReportVersion.objects.filter(pk=version.pk).update(
-            archived_at=archived_at, pdf_file=pdf_path.name, index_file=index_path.name,
-            pdf_sm3=sm3_hex(pdf_bytes), signed=signature is not None)
-        LabArchivedPdf.objects.update_or_create(version=version, defaults={
-            "data": pdf_bytes, "sm3": sm3_hex(pdf_bytes), "archived_at": archived_at})
+            archived_at=archived_at,
+            pdf_file=pdf_path.name,
+            index_file=index_path.name,
+            pdf_sm3=sm3_hex(pdf_bytes),
+            signed=signature is not None,
+        )
+        LabArchivedPdf.objects.update_or_create(
+            version=version,
+            defaults={"data": pdf_bytes, "sm3": sm3_hex(pdf_bytes), "archived_at": archived_at},
+        )
         LabReport.objects.filter(pk=report.pk, version=version.version).update(
-            status=LabReport.Status.ARCHIVED, archived_at=archived_at)
+            status=LabReport.Status.ARCHIVED, archived_at=archived_at
+        )
     report.refresh_from_db()
     version.refresh_from_db()
     log.info("lab report %s v%s archived: %s", report.report_id, version.version, pdf_path.name)

@@ -32,12 +32,24 @@ def version_facts(version: LabReportVersion, mapped: payloads.Mapped | None = No
     sex, age = pdf.printed_sex_age(c)
     staff_no, reviewer_name = m.review_doctor
     return report_facts(
-        report_id=c["reportId"], version=version.version, title=c.get("reportTitle", ""),
+        report_id=c["reportId"],
+        version=version.version,
+        title=c.get("reportTitle", ""),
         patient={"name": patient.get("name"), "sex": sex, "age": age, "patientId": patient.get("patientId")},
         specimen={"type": pdf.printed_specimen_type(c), "no": specimen.get("specimenNo")},
-        items=[{"code": i.code, "name": i.name, "result": i.result, "unit": i.unit, "range": i.range, "flag": i.flag}
-               for i in m.items],
-        reviewer={"staffNo": staff_no, "name": reviewer_name})
+        items=[
+            {
+                "code": i.code,
+                "name": i.name,
+                "result": i.result,
+                "unit": i.unit,
+                "range": i.range,
+                "flag": i.flag,
+            }
+            for i in m.items
+        ],
+        reviewer={"staffNo": staff_no, "name": reviewer_name},
+    )
 
 
 def signature_for(version: LabReportVersion, mapped: payloads.Mapped | None = None) -> dict | None:

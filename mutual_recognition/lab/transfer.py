@@ -61,11 +61,16 @@ SOURCE = "LIS"
 WAITING_STATES = (T.ENQUEUED, T.SUPERSEDED)
 
 
-def record_event(event: str, message: str, *, transfer: LabTransfer | None = None, file_name: str = "",
-                 report_id: str = "") -> None:
-    LabTransferLog.objects.create(event=event, message=message[:4000], transfer=transfer,
-                                  file_name=file_name or (transfer.stem if transfer else ""),
-                                  report_id=report_id or (transfer.report_id if transfer else ""))
+def record_event(
+    event: str, message: str, *, transfer: LabTransfer | None = None, file_name: str = "", report_id: str = ""
+) -> None:
+    LabTransferLog.objects.create(
+        event=event,
+        message=message[:4000],
+        transfer=transfer,
+        file_name=file_name or (transfer.stem if transfer else ""),
+        report_id=report_id or (transfer.report_id if transfer else ""),
+    )
     log.info("lab transfer %s %s: %s", event, file_name or (transfer.stem if transfer else ""), message)
 
 
@@ -120,8 +125,9 @@ class TransferService:
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                 continue
             stem, ext = os.path.splitext(entry.name)
-            groups.setdefault(stem, {})[ext.lower() if ext.lower() in (index.PDF_EXT, index.INDEX_EXT) else ext] = \
-                Path(entry.path)
+            groups.setdefault(stem, {})[
+                ext.lower() if ext.lower() in (index.PDF_EXT, index.INDEX_EXT) else ext
+            ] = Path(entry.path)
         last_check = time.monotonic()
         for stem in sorted(groups, key=_stem_order):
             if time.monotonic() - last_check >= self.cfg.accept_poll_seconds:  # a long backlog: keep clearing
@@ -157,21 +163,43 @@ class TransferService:
         try:
             idx = index.parse(index_raw, stem=stem, key=self.key, archived=_archived_here)
         except index.IndexError_ as exc:
-            t = LabTransfer(report_id=_report_id_of(stem), stem=stem, pdf_name=pdf_path.name,
-                            index_name=index_path.name, pdf_sm3=pdf_sm3, index_sm3=index_sm3, pdf_size=len(pdf_raw))
+            t = LabTransfer(
+                report_id=_report_id_of(stem),
+                stem=stem,
+                pdf_name=pdf_path.name,
+                index_name=index_path.name,
+                pdf_sm3=pdf_sm3,
+                index_sm3=index_sm3,
+                pdf_size=len(pdf_raw),
+            )
             self.quarantine(t, [pdf_path, index_path], exc.reason, exc.errors, stats)
             return
-        t = LabTransfer.objects.filter(report_id=idx.report_id, pdf_sm3=pdf_sm3, index_sm3=index_sm3) \
-            .exclude(state=T.QUARANTINED).first()
+        t = (
+            LabTransfer.objects.filter(report_id=idx.report_id, pdf_sm3=pdf_sm3, index_sm3=index_sm3)
+            .exclude(state=T.QUARANTINED)
+            .first()
+        )
         if t is None:
             try:
                 with transaction.atomic():
                     t = LabTransfer.objects.create(
-                        report_id=idx.report_id, report_version=idx.version, stem=stem, pdf_name=pdf_path.name,
-                        index_name=index_path.name, pdf_sm3=pdf_sm3, index_sm3=index_sm3, pdf_size=len(pdf_raw),
-                        patient_name=(idx.content.get("patient") or {}).get("name", ""), state=T.DISCOVERED)
-                    record_event(E.DISCOVERED, f"发现报告 {idx.report_id} 第 {idx.version} 版（PDF {len(pdf_raw)} 字节，"
-                                               f"{AUTHENTICATED[idx.authenticated_by]}）", transfer=t)
+                        report_id=idx.report_id,
+                        report_version=idx.version,
+                        stem=stem,
+                        pdf_name=pdf_path.name,
+                        index_name=index_path.name,
+                        pdf_sm3=pdf_sm3,
+                        index_sm3=index_sm3,
+                        pdf_size=len(pdf_raw),
+                        patient_name=(idx.content.get("patient") or {}).get("name", ""),
+                        state=T.DISCOVERED,
+                    )
+                    record_event(
+                        E.DISCOVERED,
+                        f"发现报告 {idx.report_id} 第 {idx.version} 版（PDF {len(pdf_raw)} 字节，"
+                        f"{AUTHENTICATED[idx.authenticated_by]}）",
+                        transfer=t,
+                    )
             except IntegrityError:  # another service instance was quicker
                 return
         if t.state == T.DISCOVERED:
@@ -185,29 +213,42 @@ class TransferService:
         if t.state in WAITING_STATES or t.state == T.CLEARED:
             self._seen[stem] = sig
 
-    def _enqueue(self, t: LabTransfer, idx: index.Index, pdf_raw: bytes, paths: list[Path], stats: PassStats) -> None:
+    def _enqueue(
+        self, t: LabTransfer, idx: index.Index, pdf_raw: bytes, paths: list[Path], stats: PassStats
+    ) -> None:
         problem = index.check_pdf(pdf_raw, idx)
         if problem:
             self.quarantine(t, paths, problem, [], stats)
             return
-        newer = LabTransfer.objects.filter(report_id=idx.report_id, report_version__gt=idx.version) \
-            .exclude(state__in=(T.QUARANTINED, T.DISCOVERED)).order_by("-report_version").first()
+        newer = (
+            LabTransfer.objects.filter(report_id=idx.report_id, report_version__gt=idx.version)
+            .exclude(state__in=(T.QUARANTINED, T.DISCOVERED))
+            .order_by("-report_version")
+            .first()
+        )
         if newer is not None:
             with transaction.atomic():
                 LabTransfer.objects.filter(pk=t.pk, state=T.DISCOVERED).update(
-                    state=T.SUPERSEDED, reason=f"已有更新的第 {newer.report_version} 版，本版本不再上传")
-                record_event(E.SUPERSEDED, f"已有更新的第 {newer.report_version} 版，本版本不再上传", transfer=t)
+                    state=T.SUPERSEDED, reason=f"已有更新的第 {newer.report_version} 版，本版本不再上传"
+                )
+                record_event(
+                    E.SUPERSEDED, f"已有更新的第 {newer.report_version} 版，本版本不再上传", transfer=t
+                )
             t.refresh_from_db()
             stats.superseded += 1
             return
         mapped = payloads.map_content(idx.content)
         detail, errors = payloads.detail(idx.content, mapped)
         if errors:
-            self.quarantine(t, paths, "报告明细未通过字典对照或 3.3 接口校验：" + _errors_text(errors), errors, stats)
+            self.quarantine(
+                t, paths, "报告明细未通过字典对照或 3.3 接口校验：" + _errors_text(errors), errors, stats
+            )
             return
         pdf_payload, errors = payloads.pdf_payload(idx.content, idx.pdf_name, pdf_raw)
         if errors:
-            self.quarantine(t, paths, "PDF 上传内容未通过 3.4 接口校验：" + _errors_text(errors), errors, stats)
+            self.quarantine(
+                t, paths, "PDF 上传内容未通过 3.4 接口校验：" + _errors_text(errors), errors, stats
+            )
             return
         event_at = _parse_time(idx.archived_at)
         try:
@@ -216,19 +257,34 @@ class TransferService:
                 if locked.state != T.DISCOVERED:
                     return
                 pdf_rec, detail_rec = outbox.enqueue_many(
-                    [outbox.Item(payloads.PDF, pdf_payload, event_at), outbox.Item(payloads.DETAIL, detail, event_at)],
-                    source=SOURCE)
+                    [
+                        outbox.Item(payloads.PDF, pdf_payload, event_at),
+                        outbox.Item(payloads.DETAIL, detail, event_at),
+                    ],
+                    source=SOURCE,
+                )
                 LabTransfer.objects.filter(pk=t.pk).update(
-                    state=T.ENQUEUED, pdf_record=pdf_rec, detail_record=detail_rec, enqueued_at=timezone.now())
-                record_event(E.ENQUEUED, f"PDF（3.4）第 {pdf_rec.version} 版与明细（3.3）第 {detail_rec.version} 版已入队",
-                             transfer=t)
+                    state=T.ENQUEUED, pdf_record=pdf_rec, detail_record=detail_rec, enqueued_at=timezone.now()
+                )
+                record_event(
+                    E.ENQUEUED,
+                    f"PDF（3.4）第 {pdf_rec.version} 版与明细（3.3）第 {detail_rec.version} 版已入队",
+                    transfer=t,
+                )
         except outbox.PayloadInvalid as exc:
-            self.quarantine(t, paths, "上传内容未通过接口校验：" + _errors_text(exc.errors), exc.errors, stats)
+            self.quarantine(
+                t, paths, "上传内容未通过接口校验：" + _errors_text(exc.errors), exc.errors, stats
+            )
             return
         except PatientConflict as exc:
             exc.record()
-            self.quarantine(t, paths, "报告中的患者与其就诊、申请单或报告单号已登记的患者不一致：" + _errors_text(exc.errors),
-                            exc.errors, stats)
+            self.quarantine(
+                t,
+                paths,
+                "报告中的患者与其就诊、申请单或报告单号已登记的患者不一致：" + _errors_text(exc.errors),
+                exc.errors,
+                stats,
+            )
             return
         t.state, t.pdf_record_id, t.detail_record_id = T.ENQUEUED, pdf_rec.pk, detail_rec.pk
         stats.enqueued += 1
@@ -247,18 +303,28 @@ class TransferService:
         elif len(paths) == 1 and index.INDEX_EXT in files:
             reason = f"只有索引文件，{_minutes(self.cfg.unpaired_timeout)}内未等到对应的 PDF 文件 {stem}{index.PDF_EXT}"
         else:
-            reason = "不是成对的 PDF 与索引文件（投递目录只接收 <报告单号>_v<版本>.pdf 与同名 .json）：" + \
-                     "、".join(p.name for p in paths)
+            reason = (
+                "不是成对的 PDF 与索引文件（投递目录只接收 <报告单号>_v<版本>.pdf 与同名 .json）："
+                + "、".join(p.name for p in paths)
+            )
         if min(ages) < self.cfg.unpaired_timeout:
             stats.waiting += 1
             if stem not in self._waiting_logged:
                 self._waiting_logged.add(stem)
-                record_event(E.WAITING, "等待配对：" + "、".join(p.name for p in paths), file_name=stem,
-                             report_id=_report_id_of(stem))
+                record_event(
+                    E.WAITING,
+                    "等待配对：" + "、".join(p.name for p in paths),
+                    file_name=stem,
+                    report_id=_report_id_of(stem),
+                )
             return
         pdf = files.get(index.PDF_EXT)
-        t = LabTransfer(report_id=_report_id_of(stem), stem=stem, pdf_name=pdf.name if pdf else "",
-                        index_name=files[index.INDEX_EXT].name if index.INDEX_EXT in files else "")
+        t = LabTransfer(
+            report_id=_report_id_of(stem),
+            stem=stem,
+            pdf_name=pdf.name if pdf else "",
+            index_name=files[index.INDEX_EXT].name if index.INDEX_EXT in files else "",
+        )
         self._waiting_logged.discard(stem)
         self.quarantine(t, paths, reason, [], stats)
 
@@ -267,41 +333,65 @@ class TransferService:
         """Move enqueued pairs whose uploads the platform accepted on, and clear them."""
         stats = stats or PassStats()
         fields = ("interface", "business_key", "version")
-        enqueued = list(LabTransfer.objects.filter(state=T.ENQUEUED, pdf_record__isnull=False,
-                                                   detail_record__isnull=False).values(
-            "pk", *(f"{r}__{f}" for r in ("pdf_record", "detail_record") for f in fields)))
+        enqueued = list(
+            LabTransfer.objects.filter(
+                state=T.ENQUEUED, pdf_record__isnull=False, detail_record__isnull=False
+            ).values("pk", *(f"{r}__{f}" for r in ("pdf_record", "detail_record") for f in fields))
+        )
         if enqueued:
             keys = {row[f"{r}__business_key"] for row in enqueued for r in ("pdf_record", "detail_record")}
-            done = {(row["interface"], row["business_key"]): row for row in OutboxRecord.objects.filter(
-                interface__in=(payloads.PDF, payloads.DETAIL), business_key__in=keys, state=State.DONE)
-                .values("interface", "business_key").annotate(version=Max("version"), at=Max("accepted_at"))}
+            done = {
+                (row["interface"], row["business_key"]): row
+                for row in OutboxRecord.objects.filter(
+                    interface__in=(payloads.PDF, payloads.DETAIL), business_key__in=keys, state=State.DONE
+                )
+                .values("interface", "business_key")
+                .annotate(version=Max("version"), at=Max("accepted_at"))
+            }
             for row in enqueued:
-                mine = [(row[f"{r}__interface"], row[f"{r}__business_key"], row[f"{r}__version"])
-                        for r in ("pdf_record", "detail_record")]
+                mine = [
+                    (row[f"{r}__interface"], row[f"{r}__business_key"], row[f"{r}__version"])
+                    for r in ("pdf_record", "detail_record")
+                ]
                 got = [done.get((interface, key)) for interface, key, _ in mine]
                 if all(g is not None and g["version"] >= v for g, (_, _, v) in zip(got, mine, strict=True)):
                     self._accept(row["pk"], got, mine, stats)
         for t in LabTransfer.objects.filter(state=T.ACCEPTED):
             self.clear(t, stats)
         for t in LabTransfer.objects.filter(state=T.SUPERSEDED):
-            if LabTransfer.objects.filter(report_id=t.report_id, report_version__gt=t.report_version,
-                                          state__in=(T.ACCEPTED, T.CLEARED)).exists():
+            if LabTransfer.objects.filter(
+                report_id=t.report_id, report_version__gt=t.report_version, state__in=(T.ACCEPTED, T.CLEARED)
+            ).exists():
                 self.clear(t, stats)
         return stats
 
     def _accept(self, pk: int, got: list[dict], mine: list[tuple], stats: PassStats) -> None:
         with transaction.atomic():
             changed = LabTransfer.objects.filter(pk=pk, state=T.ENQUEUED).update(
-                state=T.ACCEPTED, accepted_at=max(g["at"] for g in got) or timezone.now())
+                state=T.ACCEPTED, accepted_at=max(g["at"] for g in got) or timezone.now()
+            )
             if not changed:
                 return
             t = LabTransfer.objects.get(pk=pk)
-            later = [f"{interface} 由第 {g['version']} 版替代" for g, (interface, _, v) in zip(got, mine, strict=True)
-                     if g["version"] > v]
-            receipts = "、".join(f"{i} 回执 {r}" for i, r in OutboxRecord.objects.filter(
-                pk__in=[t.pdf_record_id, t.detail_record_id]).values_list("interface", "receipt") if r)
-            record_event(E.ACCEPTED, "市平台已接收 PDF 与明细" + (f"（{receipts}）" if receipts else "")
-                         + (f"；{'；'.join(later)}" if later else ""), transfer=t)
+            later = [
+                f"{interface} 由第 {g['version']} 版替代"
+                for g, (interface, _, v) in zip(got, mine, strict=True)
+                if g["version"] > v
+            ]
+            receipts = "、".join(
+                f"{i} 回执 {r}"
+                for i, r in OutboxRecord.objects.filter(
+                    pk__in=[t.pdf_record_id, t.detail_record_id]
+                ).values_list("interface", "receipt")
+                if r
+            )
+            record_event(
+                E.ACCEPTED,
+                "市平台已接收 PDF 与明细"
+                + (f"（{receipts}）" if receipts else "")
+                + (f"；{'；'.join(later)}" if later else ""),
+                transfer=t,
+            )
         stats.accepted += 1
 
     def clear(self, t: LabTransfer, stats: PassStats | None = None) -> None:
@@ -312,11 +402,15 @@ class TransferService:
         disposition = self._dispose(t, stats)
         with transaction.atomic():
             changed = LabTransfer.objects.filter(pk=t.pk, state=t.state).update(
-                state=T.CLEARED, cleared_at=timezone.now(), disposition=disposition)
+                state=T.CLEARED, cleared_at=timezone.now(), disposition=disposition
+            )
             if changed:
                 what = "已归档到 " + disposition if self.cfg.archive_dir else "已删除"
-                record_event(E.CLEARED, f"文件{what}" + ("（旧版本，由新版本替代）" if t.state == T.SUPERSEDED else ""),
-                             transfer=t)
+                record_event(
+                    E.CLEARED,
+                    f"文件{what}" + ("（旧版本，由新版本替代）" if t.state == T.SUPERSEDED else ""),
+                    transfer=t,
+                )
                 stats.cleared += 1
         t.refresh_from_db()
         self._seen.pop(t.stem, None)
@@ -345,8 +439,9 @@ class TransferService:
         return str(target) if target else "已删除"
 
     # ------------------------------------------------------------------ quarantine
-    def quarantine(self, t: LabTransfer, paths: list[Path], reason: str, errors: list[dict],
-                   stats: PassStats) -> None:
+    def quarantine(
+        self, t: LabTransfer, paths: list[Path], reason: str, errors: list[dict], stats: PassStats
+    ) -> None:
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
         dest = self.cfg.quarantine_dir / f"{stamp}-{t.stem}"
         n = 1
@@ -358,13 +453,21 @@ class TransferService:
             t.save()
             record_event(E.QUARANTINED, reason, transfer=t)
         dest.mkdir(parents=True, exist_ok=True)
-        lines = [f"原因：{reason}", f"时间：{timezone.localtime():%Y-%m-%d %H:%M:%S}",
-                 "文件：" + "、".join(p.name for p in paths)]
+        lines = [
+            f"原因：{reason}",
+            f"时间：{timezone.localtime():%Y-%m-%d %H:%M:%S}",
+            "文件：" + "、".join(p.name for p in paths),
+        ]
         if errors:
             lines.append("明细：")
-            lines += [f"  - {e.get('field', '')}  {e.get('rule', '')}  {e.get('message', '')}" for e in errors[:50]]
-        lines += ["", "处理：修正数据（或字典对照）后，由 LIS 重新归档该报告；",
-                  "或把修正后的文件移回投递目录（先 PDF，后索引），传输服务会重新处理。"]
+            lines += [
+                f"  - {e.get('field', '')}  {e.get('rule', '')}  {e.get('message', '')}" for e in errors[:50]
+            ]
+        lines += [
+            "",
+            "处理：修正数据（或字典对照）后，由 LIS 重新归档该报告；",
+            "或把修正后的文件移回投递目录（先 PDF，后索引），传输服务会重新处理。",
+        ]
         index.atomic_write(dest, f"{t.stem}.reason.txt", ("\n".join(lines) + "\n").encode("utf-8"))
         for p in paths:
             try:
@@ -377,8 +480,11 @@ class TransferService:
     # ------------------------------------------------------------------ the watcher loop
     def run(self, stop: threading.Event, *, debounce: float = 0.1) -> None:
         observer = self._start_observer()
-        record_event(E.STARTED, f"传输服务启动（pid {os.getpid()}），投递目录 {self.cfg.drop_dir}；"
-                                f"{'文件系统事件 + ' if observer else ''}每 {self.cfg.rescan_seconds:g} 秒全量扫描")
+        record_event(
+            E.STARTED,
+            f"传输服务启动（pid {os.getpid()}），投递目录 {self.cfg.drop_dir}；"
+            f"{'文件系统事件 + ' if observer else ''}每 {self.cfg.rescan_seconds:g} 秒全量扫描",
+        )
         next_rescan = 0.0
         try:
             while not stop.is_set():
@@ -463,8 +569,13 @@ AUTHENTICATED = {"archive": "与本系统归档的版本一致", "mac": "索引�
 
 def _archived_here(report_id: str, version: int, content_hash: str, pdf_sm3: str) -> bool:
     """Is this exactly a version this server archived (its content and its PDF)?"""
-    return LabReportVersion.objects.filter(report__report_id=report_id, version=version, content_hash=content_hash,
-                                           pdf_sm3=pdf_sm3, archived_at__isnull=False).exists()
+    return LabReportVersion.objects.filter(
+        report__report_id=report_id,
+        version=version,
+        content_hash=content_hash,
+        pdf_sm3=pdf_sm3,
+        archived_at__isnull=False,
+    ).exists()
 
 
 def _stem_order(stem: str):

@@ -60,10 +60,22 @@ def _client_ip(request) -> str | None:
 @staff_only
 @require_GET
 def reports(request):
-    f = selectors.ReportFilter(q=request.GET.get("q", "").strip(), status=request.GET.get("status", ""),
-                               start=_date(request.GET.get("start", ""), None), end=_date(request.GET.get("end", ""), None))
-    return render(request, "lab/reports.html", {
-        "rows": selectors.search_reports(f), "f": f, "statuses": LabReport.Status.choices, "active": "reports"})
+    f = selectors.ReportFilter(
+        q=request.GET.get("q", "").strip(),
+        status=request.GET.get("status", ""),
+        start=_date(request.GET.get("start", ""), None),
+        end=_date(request.GET.get("end", ""), None),
+    )
+    return render(
+        request,
+        "lab/reports.html",
+        {
+            "rows": selectors.search_reports(f),
+            "f": f,
+            "statuses": LabReport.Status.choices,
+            "active": "reports",
+        },
+    )
 
 
 @staff_only
@@ -75,11 +87,21 @@ def report_detail(request, report_id: str):
     versions = list(report.versions.order_by("-version"))
     current = versions[0] if versions else None
     mapped = payloads.map_content(current.content) if current else None
-    return render(request, "lab/report_detail.html", {
-        "report": report, "versions": versions, "current": current, "mapped": mapped,
-        "transfers": LabTransfer.objects.filter(report_id=report_id).select_related("pdf_record", "detail_record")
-        .defer(*selectors.HEAVY),
-        "log": LabTransferLog.objects.filter(report_id=report_id).order_by("-at", "-id")[:100], "active": "reports"})
+    return render(
+        request,
+        "lab/report_detail.html",
+        {
+            "report": report,
+            "versions": versions,
+            "current": current,
+            "mapped": mapped,
+            "transfers": LabTransfer.objects.filter(report_id=report_id)
+            .select_related("pdf_record", "detail_record")
+            .defer(*selectors.HEAVY),
+            "log": LabTransferLog.objects.filter(report_id=report_id).order_by("-at", "-id")[:100],
+            "active": "reports",
+        },
+    )
 
 
 @staff_only
@@ -102,20 +124,37 @@ def report_pdf(request, report_id: str, version: int):
 @staff_only
 @require_GET
 def transfers(request):
-    state, q, event = request.GET.get("state", ""), request.GET.get("q", "").strip(), request.GET.get("event", "")
-    return render(request, "lab/transfers.html", {
-        "folder": selectors.folder_summary(), "counts": selectors.transfer_counts(),
-        "rows": selectors.recent_transfers(state, q), "log": selectors.transfer_log(q, event, limit=100),
-        "state": state, "q": q, "event": event, "states": LabTransfer.State.choices,
-        "events": LabTransferLog.Event.choices, "active": "transfers",
-        "can_operate": request.user.has_perm("hospital_interop.operate_uploads")})
+    state, q, event = (
+        request.GET.get("state", ""),
+        request.GET.get("q", "").strip(),
+        request.GET.get("event", ""),
+    )
+    return render(
+        request,
+        "lab/transfers.html",
+        {
+            "folder": selectors.folder_summary(),
+            "counts": selectors.transfer_counts(),
+            "rows": selectors.recent_transfers(state, q),
+            "log": selectors.transfer_log(q, event, limit=100),
+            "state": state,
+            "q": q,
+            "event": event,
+            "states": LabTransfer.State.choices,
+            "events": LabTransferLog.Event.choices,
+            "active": "transfers",
+            "can_operate": request.user.has_perm("hospital_interop.operate_uploads"),
+        },
+    )
 
 
 @staff_only
 @require_POST
 def requeue(request, pk: int):
-    if not (request.user.has_perm("hospital_interop.operate_uploads")
-            or request.user.has_perm("hospital_interop.review_lab_reports")):
+    if not (
+        request.user.has_perm("hospital_interop.operate_uploads")
+        or request.user.has_perm("hospital_interop.review_lab_reports")
+    ):
         raise PermissionDenied
     try:
         moved = requeue_quarantined(pk)
@@ -137,7 +176,11 @@ def platform_reports(request):
     start = _date(request.GET.get("start", ""), today - timedelta(days=7 if kind == "org" else 180))
     end = _date(request.GET.get("end", ""), today)
     name, id_no = request.GET.get("name", "").strip(), request.GET.get("idNo", "").strip().upper()
-    q, origin, has_pdf = request.GET.get("q", "").strip(), request.GET.get("origin", ""), request.GET.get("pdf", "")
+    q, origin, has_pdf = (
+        request.GET.get("q", "").strip(),
+        request.GET.get("origin", ""),
+        request.GET.get("pdf", ""),
+    )
     searched = "go" in request.GET
     result, error, page = None, "", None
     if searched:
@@ -152,10 +195,27 @@ def platform_reports(request):
             page = Paginator(rows, 20).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "lab/platform_reports.html", {
-        "kind": kind, "start": start, "end": end, "name": name, "id_no": id_no, "q": q, "origin": origin,
-        "pdf": has_pdf, "searched": searched, "result": result, "error": error, "page": page,
-        "query": query.urlencode(), "own_org": settings.PLATFORM["ORG_CODE"], "active": "platform"})
+    return render(
+        request,
+        "lab/platform_reports.html",
+        {
+            "kind": kind,
+            "start": start,
+            "end": end,
+            "name": name,
+            "id_no": id_no,
+            "q": q,
+            "origin": origin,
+            "pdf": has_pdf,
+            "searched": searched,
+            "result": result,
+            "error": error,
+            "page": page,
+            "query": query.urlencode(),
+            "own_org": settings.PLATFORM["ORG_CODE"],
+            "active": "platform",
+        },
+    )
 
 
 @staff_only
@@ -170,12 +230,21 @@ def platform_pdf(request):
     try:
         pdf = external_results.lab_report_pdf(org, report_id, doctor_id=user.get_username(), doctor_name=name)
     except InvalidInput:
-        return HttpResponse("报告机构代码或报告单号有误。", status=400, content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            "报告机构代码或报告单号有误。", status=400, content_type="text/plain; charset=utf-8"
+        )
     except external_results.PdfUnavailable as exc:
         return HttpResponse(exc.message, status=502, content_type="text/plain; charset=utf-8")
-    recognition.record_report_view(kind="lab", org_code=org, report_id=report_id, doctor_staff_no=user.get_username(),
-                                   doctor_name=name, user=user, client_ip=_client_ip(request),
-                                   detail={"source": "lab-platform-reports", "page": request.GET.get("from", "")[:100]})
+    recognition.record_report_view(
+        kind="lab",
+        org_code=org,
+        report_id=report_id,
+        doctor_staff_no=user.get_username(),
+        doctor_name=name,
+        user=user,
+        client_ip=_client_ip(request),
+        detail={"source": "lab-platform-reports", "page": request.GET.get("from", "")[:100]},
+    )
     response = HttpResponse(pdf, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{report_id}.pdf"'
     return response
@@ -192,8 +261,12 @@ def external(request):
     f = selectors.ExternalFilter(
         start=_date(request.GET.get("start", ""), today - timedelta(days=30)),
         end=_date(request.GET.get("end", ""), today),
-        decision=request.GET.get("decision", "1") if request.GET.get("decision", "1") in ("1", "2", "") else "1",
-        item=request.GET.get("item", "").strip(), id_no=request.GET.get("idNo", "").strip().upper())
+        decision=request.GET.get("decision", "1")
+        if request.GET.get("decision", "1") in ("1", "2", "")
+        else "1",
+        item=request.GET.get("item", "").strip(),
+        id_no=request.GET.get("idNo", "").strip().upper(),
+    )
     name = request.GET.get("name", "").strip()
     live, live_error = [], ""
     if request.GET.get("live") and name and f.id_no:
@@ -201,6 +274,16 @@ def external(request):
             live_error = "请输入有效的居民身份证号。"
         else:
             live, live_error = selectors.recognizable_reports(name, f.id_no)
-    return render(request, "lab/external.html", {
-        "f": f, "name": name, "decisions": selectors.external_decisions(f), "live": live,
-        "live_error": live_error, "live_asked": bool(request.GET.get("live")), "active": "external"})
+    return render(
+        request,
+        "lab/external.html",
+        {
+            "f": f,
+            "name": name,
+            "decisions": selectors.external_decisions(f),
+            "live": live,
+            "live_error": live_error,
+            "live_asked": bool(request.GET.get("live")),
+            "active": "external",
+        },
+    )

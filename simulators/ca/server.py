@@ -755,7 +755,9 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/app/scan":  # the demo page's form
             try:
                 out = self.ca.app_scan(params)
-                what = {"LOGIN": "扫码登录", "AUTOSIGN": "自动签名授权", "CERTDOWN": "移动证书下载"}.get(out["kind"], out["kind"])
+                what = {"LOGIN": "扫码登录", "AUTOSIGN": "自动签名授权", "CERTDOWN": "移动证书下载"}.get(
+                    out["kind"], out["kind"]
+                )
                 msg = f"已{'拒绝' if out['status'] == protocol.REFUSE else '确认'}{what}。"
             except OpError as exc:
                 msg = f"失败：{exc.message}"
@@ -842,4 +844,3 @@ def make_server(
     )
     httpd.RequestHandlerClass = handler
     return httpd
-

@@ -14,10 +14,16 @@ def dicom_settings(settings, fep, tmp_path):  # noqa: F811
     incoming.mkdir(exist_ok=True)
     settings.DICOM = {
         **settings.DICOM,
-        "FEP_AE_TITLE": fep.aet, "FEP_HOST": "127.0.0.1", "FEP_PORT": fep.dicom_port,
-        "CALLING_AE_TITLE": "HOSP_INTEROP", "FOLDER_ROOTS": [str(incoming)],
-        "RETRIEVE_DIR": str(tmp_path / "retrieved"), "DIMSE_TIMEOUT": 20, "NETWORK_TIMEOUT": 20,
-        "CONNECT_TIMEOUT": 5, "BATCH_SIZE": 500,
+        "FEP_AE_TITLE": fep.aet,
+        "FEP_HOST": "127.0.0.1",
+        "FEP_PORT": fep.dicom_port,
+        "CALLING_AE_TITLE": "HOSP_INTEROP",
+        "FOLDER_ROOTS": [str(incoming)],
+        "RETRIEVE_DIR": str(tmp_path / "retrieved"),
+        "DIMSE_TIMEOUT": 20,
+        "NETWORK_TIMEOUT": 20,
+        "CONNECT_TIMEOUT": 5,
+        "BATCH_SIZE": 500,
     }
     settings.DELIVERY = {**settings.DELIVERY, "BACKOFF_BASE_SECONDS": 0.4, "BACKOFF_CAP_SECONDS": 2}
     return settings.DICOM

@@ -61,13 +61,28 @@ class Orthanc:
         lua = self.base / "receipts.lua"
         lua.write_text(f'RECEIPT_LOG = "{self.receipt_log}"\n' + LUA)
         config = {
-            "Name": f"test-{self.aet}", "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-            "HttpPort": self.http_port, "DicomPort": self.dicom_port, "DicomAet": self.aet,
-            "RemoteAccessAllowed": False, "AuthenticationEnabled": False, "HttpServerEnabled": True,
-            "DicomCheckCalledAeTitle": False, "DicomAlwaysAllowStore": True, "DicomCheckModalityHost": False,
-            "DicomModalities": self.modalities, "MaximumPduLength": 131072, "LuaScripts": [str(lua)],
-            "Plugins": [], "StorageCompression": False, "SaveJobs": False, "ConcurrentJobs": 1,
-            "DicomScpTimeout": 30, "StableAge": 3600, "HttpCompressionEnabled": False,
+            "Name": f"test-{self.aet}",
+            "StorageDirectory": str(storage),
+            "IndexDirectory": str(storage),
+            "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port,
+            "DicomAet": self.aet,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "HttpServerEnabled": True,
+            "DicomCheckCalledAeTitle": False,
+            "DicomAlwaysAllowStore": True,
+            "DicomCheckModalityHost": False,
+            "DicomModalities": self.modalities,
+            "MaximumPduLength": 131072,
+            "LuaScripts": [str(lua)],
+            "Plugins": [],
+            "StorageCompression": False,
+            "SaveJobs": False,
+            "ConcurrentJobs": 1,
+            "DicomScpTimeout": 30,
+            "StableAge": 3600,
+            "HttpCompressionEnabled": False,
         }
         path = self.base / "orthanc.json"
         path.write_text(json.dumps(config, indent=1))
@@ -76,8 +91,13 @@ class Orthanc:
     def start(self) -> Orthanc:
         config = self.write_config()
         log = (self.base / "orthanc.log").open("ab")
-        self.process = subprocess.Popen([ORTHANC, str(config)], cwd=self.base, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [ORTHANC, str(config)],
+            cwd=self.base,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -115,15 +135,20 @@ class Orthanc:
 
     # -- REST ------------------------------------------------------------------------------------
     def sop_instance_uids(self, study_instance_uid: str) -> list[str]:
-        r = requests.post(self.url + "/tools/find", timeout=30, json={
-            "Level": "Instance", "Query": {"StudyInstanceUID": study_instance_uid}, "Expand": True})
+        r = requests.post(
+            self.url + "/tools/find",
+            timeout=30,
+            json={"Level": "Instance", "Query": {"StudyInstanceUID": study_instance_uid}, "Expand": True},
+        )
         r.raise_for_status()
         return [i["MainDicomTags"]["SOPInstanceUID"] for i in r.json()]
 
     def upload(self, files) -> None:
         with requests.Session() as http:
             for path in files:
-                http.post(self.url + "/instances", data=Path(path).read_bytes(), timeout=30).raise_for_status()
+                http.post(
+                    self.url + "/instances", data=Path(path).read_bytes(), timeout=30
+                ).raise_for_status()
 
     def receipts(self) -> list[str]:
         try:
@@ -137,8 +162,13 @@ def orthanc_factory(tmp_path):
     started: list[Orthanc] = []
 
     def make(aet: str = "FEP", modalities: dict | None = None) -> Orthanc:
-        o = Orthanc(base=tmp_path / f"orthanc-{aet.lower()}-{len(started)}", aet=aet, dicom_port=free_port(),
-                    http_port=free_port(), modalities=modalities or {})
+        o = Orthanc(
+            base=tmp_path / f"orthanc-{aet.lower()}-{len(started)}",
+            aet=aet,
+            dicom_port=free_port(),
+            http_port=free_port(),
+            modalities=modalities or {},
+        )
         o.base.mkdir(parents=True)
         started.append(o)
         return o.start()

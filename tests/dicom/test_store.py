@@ -64,22 +64,35 @@ def test_contexts_come_from_the_files_and_an_uncompressed_file_falls_back(tmp_pa
     received, requested = [], []
 
     def on_store(event):
-        received.append((event.request.AffectedSOPInstanceUID, event.context.transfer_syntax, len(event.dataset.PixelData)))
+        received.append(
+            (
+                event.request.AffectedSOPInstanceUID,
+                event.context.transfer_syntax,
+                len(event.dataset.PixelData),
+            )
+        )
         return 0x0000
 
     def on_requested(event):
-        requested.extend((cx.abstract_syntax, tuple(cx.transfer_syntax)) for cx in event.assoc.requestor.requested_contexts)
+        requested.extend(
+            (cx.abstract_syntax, tuple(cx.transfer_syntax)) for cx in event.assoc.requestor.requested_contexts
+        )
 
     scp = AE(ae_title="IMPLICIT_ONLY")
     scp.add_supported_context(CTImageStorage, [ImplicitVRLittleEndian])
     port = free_port()
-    server = scp.start_server(("127.0.0.1", port), block=False,
-                              evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_REQUESTED, on_requested)])
+    server = scp.start_server(
+        ("127.0.0.1", port),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_REQUESTED, on_requested)],
+    )
     try:
         instances = scan_folder(study.folder).instances
         scu = StoreSCU(DicomConfig(fep=Peer("IMPLICIT_ONLY", "127.0.0.1", port)))
         outcome = scu.send_all(instances)
-        probe = scu.ae.associate("127.0.0.1", port, ae_title="IMPLICIT_ONLY", contexts=[build_context(CTImageStorage)])
+        probe = scu.ae.associate(
+            "127.0.0.1", port, ae_title="IMPLICIT_ONLY", contexts=[build_context(CTImageStorage)]
+        )
         nodelay = probe.dul.socket.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         probe.release()
     finally:
@@ -88,7 +101,9 @@ def test_contexts_come_from_the_files_and_an_uncompressed_file_falls_back(tmp_pa
     assert outcome.ok and outcome.stored == 2 and outcome.problems == 1
     assert [r.kind for r in outcome.results] == ["stored", "stored", "unsupported"]
     assert "1.2.840.10008.5.1.4.1.1.4" in outcome.results[2].error
-    assert {(uid, ts) for uid, ts, _ in received} == {(u, ImplicitVRLittleEndian) for u in study.sop_instance_uids[:2]}
+    assert {(uid, ts) for uid, ts, _ in received} == {
+        (u, ImplicitVRLittleEndian) for u in study.sop_instance_uids[:2]
+    }
     assert {n for *_, n in received} == {64 * 64 * 2}
     assert (CTImageStorage, (ExplicitVRLittleEndian,)) in requested  # exact, from the files
     assert (CTImageStorage, (ExplicitVRLittleEndian, ImplicitVRLittleEndian)) in requested  # fallback
@@ -98,7 +113,9 @@ def test_batches_respect_size_and_the_context_limit(tmp_path):
     study = write_ct_study(tmp_path / "s", 5, rows=8, columns=8)
     instances = scan_folder(study.folder).instances
     assert [len(b) for b in plan_batches(instances, 2)] == [2, 2, 1]
-    many = [i.__class__(**{**i.__dict__, "sop_class_uid": f"1.2.3.{n}"}) for n, i in enumerate(instances * 30)]
+    many = [
+        i.__class__(**{**i.__dict__, "sop_class_uid": f"1.2.3.{n}"}) for n, i in enumerate(instances * 30)
+    ]
     batches = plan_batches(many, 1000)
     assert sum(map(len, batches)) == 150 and all(len(b) <= 64 for b in batches)
 
@@ -121,6 +138,8 @@ def test_a_peer_that_dies_mid_study_ends_the_batch_with_the_in_flight_instance_l
             threading.Thread(target=fep.kill).start()
             fep.process.wait(timeout=30)
 
-    outcome = StoreSCU(DicomConfig(fep=Peer(fep.aet, "127.0.0.1", fep.dicom_port))).send_all(instances, on_result)
+    outcome = StoreSCU(DicomConfig(fep=Peer(fep.aet, "127.0.0.1", fep.dicom_port))).send_all(
+        instances, on_result
+    )
     assert not outcome.ok and "连接中断" in outcome.error
     assert [r.kind for r in results] == ["stored"] * 5 + ["lost"]

@@ -30,7 +30,11 @@ def dictionaries():
     demo.load_all()
 
 
-GOOD = [["CT9000", "B06", "JC0041", "060"], ["CT9000", "B07", "JC0051", "070"], ["MR0121", "", "JC0121", "070"]]
+GOOD = [
+    ["CT9000", "B06", "JC0041", "060"],
+    ["CT9000", "B07", "JC0051", "070"],
+    ["MR0121", "", "JC0121", "070"],
+]
 
 
 def test_a_bad_row_is_reported_and_nothing_is_imported():
@@ -48,7 +52,10 @@ def test_a_clean_file_imports_every_row():
     report = services.import_file(ExamItemMapping, xlsx(GOOD), "xlsx")
     assert report.ok and report.imported and report.total == 3
     assert report.new == 2 and report.updated + report.unchanged == 1
-    assert ExamItemMapping.objects.get(order_item__code="CT9000", body_part__code="B07").standard_item.code == "JC0051"
+    assert (
+        ExamItemMapping.objects.get(order_item__code="CT9000", body_part__code="B07").standard_item.code
+        == "JC0051"
+    )
 
 
 def test_csv_with_a_code_outside_the_value_set_is_rejected():
@@ -75,9 +82,17 @@ def test_admin_import_page_says_nothing_was_imported(client, make_user):
 
 def test_admin_export_is_an_excel_file_with_chinese_headers(client, make_user):
     client.force_login(make_user("opsstaff", role="ops", is_staff=True))
-    response = client.post(reverse("admin:dictionaries_standardlabitem_export"),
-                           {"format": "0", "resource": "0", **{f"standardlabitemresource_{f}": "on" for f in (
-                               "code", "name", "specimen_type_code", "unit", "valid_days", "active")}})
+    response = client.post(
+        reverse("admin:dictionaries_standardlabitem_export"),
+        {
+            "format": "0",
+            "resource": "0",
+            **{
+                f"standardlabitemresource_{f}": "on"
+                for f in ("code", "name", "specimen_type_code", "unit", "valid_days", "active")
+            },
+        },
+    )
     assert response.status_code == 200
     sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
     assert [c.value for c in sheet[1]][:2] == ["代码", "名称"]

@@ -47,7 +47,11 @@ def test_lab_sub_item_and_charge_item():
         selectors.standard_lab_item(charge_item_code="250101015")
     assert exc.value.reason == "ambiguous"
     assert [i.code for i in selectors.standard_lab_items_for_charge("250101015")] == [
-        "JY0001", "JY0002", "JY0003", "JY0004"]
+        "JY0001",
+        "JY0002",
+        "JY0003",
+        "JY0004",
+    ]
     with pytest.raises(Unmapped) as exc:
         selectors.standard_lab_item(sub_item_code="NEUT%")
     assert exc.value.reason == "unmapped"

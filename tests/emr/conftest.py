@@ -27,8 +27,13 @@ class Api:
 
     def post(self, slug: str, record, **extra):
         body = record if isinstance(record, (str, bytes)) else json.dumps(record, ensure_ascii=False)
-        return self.client.post(f"/api/emr/v1/records/{slug}", body, content_type=extra.pop("content_type", "application/json"),
-                                **self.auth, **extra)
+        return self.client.post(
+            f"/api/emr/v1/records/{slug}",
+            body,
+            content_type=extra.pop("content_type", "application/json"),
+            **self.auth,
+            **extra,
+        )
 
     def bulk(self, slug: str, records, *, content_type: str = "application/x-ndjson", **extra):
         if isinstance(records, (str, bytes)):
@@ -37,7 +42,9 @@ class Api:
             body = json.dumps(records, ensure_ascii=False)
         else:
             body = "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n"
-        return self.client.post(f"/api/emr/v1/records/{slug}/bulk", body, content_type=content_type, **self.auth, **extra)
+        return self.client.post(
+            f"/api/emr/v1/records/{slug}/bulk", body, content_type=content_type, **self.auth, **extra
+        )
 
     def status(self, slug: str, key: str):
         return self.client.get(f"/api/emr/v1/records/{slug}/{quote(key, safe='')}", **self.auth)

@@ -44,7 +44,9 @@ def test_every_emr_interface_has_a_record_type():
 
 
 @pytest.mark.parametrize("slug", SLUGS)
-def test_record_reaches_the_platform_unchanged_and_bad_input_is_refused(slug, api, rts, sim, platform_settings):
+def test_record_reaches_the_platform_unchanged_and_bad_input_is_refused(
+    slug, api, rts, sim, platform_settings
+):
     rt = rts.get(slug)
     seed = 500 + SLUGS.index(slug)
     for parent in lineage(rt, rts):

@@ -20,13 +20,17 @@ COUNT = 10_000
 def day_of_records(count: int) -> list[dict]:
     """count records of all 29 types; seed s is one patient's encounter across types."""
     types = list(record_types())
-    return [{"recordType": types[n % len(types)].slug, "record": types[n % len(types)].example(n // len(types))}
-            for n in range(count)]
+    return [
+        {"recordType": types[n % len(types)].slug, "record": types[n % len(types)].example(n // len(types))}
+        for n in range(count)
+    ]
 
 
 def write_ndjson(path, lines) -> None:
-    path.write_text("".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines),
-                    encoding="utf-8")
+    path.write_text(
+        "".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines),
+        encoding="utf-8",
+    )
 
 
 def test_backfill_of_a_day_with_progress_errors_and_resumption(tmp_path, artifacts_dir):
@@ -34,8 +38,17 @@ def test_backfill_of_a_day_with_progress_errors_and_resumption(tmp_path, artifac
     bad_record = dict(lines[0]["record"], registrationId=None)
     first_part, full = tmp_path / "part.ndjson", tmp_path / "day.ndjson"
     write_ndjson(first_part, lines[:4000])
-    write_ndjson(full, [*lines[:5000], "{not json", {"recordType": "op-nothing", "record": {}},
-                        {"recordType": "op-registration", "record": bad_record}, "", *lines[5000:]])
+    write_ndjson(
+        full,
+        [
+            *lines[:5000],
+            "{not json",
+            {"recordType": "op-nothing", "record": {}},
+            {"recordType": "op-registration", "record": bad_record},
+            "",
+            *lines[5000:],
+        ],
+    )
 
     # an interrupted first connection: only part of the day got loaded
     call_command("emr_backfill", str(first_part), batch_size=500, stdout=StringIO(), stderr=StringIO())
@@ -47,13 +60,26 @@ def test_backfill_of_a_day_with_progress_errors_and_resumption(tmp_path, artifac
     summary, progress = out.getvalue(), err.getvalue()
     assert f"共 {COUNT + 3} 行：新保存 6000，与已有版本相同 4000，有误 3" in summary
     assert "条/秒" in summary
-    assert "回填" in progress and "100%" in progress and f"{COUNT + 4}/{COUNT + 4}" in progress and "条/s" in progress
+    assert (
+        "回填" in progress
+        and "100%" in progress
+        and f"{COUNT + 4}/{COUNT + 4}" in progress
+        and "条/s" in progress
+    )
     assert OutboxRecord.objects.count() == COUNT
     assert OutboxRecord.objects.filter(source="HIS").count() == 6000
 
-    report = [json.loads(x) for x in (tmp_path / "day.ndjson.errors.ndjson").read_text(encoding="utf-8").splitlines()]
-    assert [(r["line"], r["recordType"], r["errors"][0]["field"], r["errors"][0]["rule"]) for r in report] == [
-        (5001, None, "", "json"), (5002, None, "", "recordType"), (5003, "op-registration", "registrationId", "required")]
+    report = [
+        json.loads(x)
+        for x in (tmp_path / "day.ndjson.errors.ndjson").read_text(encoding="utf-8").splitlines()
+    ]
+    assert [
+        (r["line"], r["recordType"], r["errors"][0]["field"], r["errors"][0]["rule"]) for r in report
+    ] == [
+        (5001, None, "", "json"),
+        (5002, None, "", "recordType"),
+        (5003, "op-registration", "registrationId", "required"),
+    ]
 
     # the anchor, in the same run: the bare spec validation of the same records
     catalogue, rts = load_catalogue(), record_types()
@@ -63,7 +89,8 @@ def test_backfill_of_a_day_with_progress_errors_and_resumption(tmp_path, artifac
     validate_rate = COUNT / (time.perf_counter() - started)
     (artifacts_dir / "emr-backfill.txt").write_text(
         f"{summary.splitlines()[0]}\nanchor: spec.validate alone on the same {COUNT} records: {validate_rate:.0f} records/s\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
 
 
 def test_backfill_of_one_record_type_and_its_options(tmp_path, rts):
@@ -71,8 +98,15 @@ def test_backfill_of_one_record_type_and_its_options(tmp_path, rts):
     path = tmp_path / "orders.ndjson"
     write_ndjson(path, [rt.example(s) for s in range(20)])
     out = StringIO()
-    call_command("emr_backfill", str(path), record_type="op-order", no_progress=True, no_wake=True, stdout=out,
-                 stderr=StringIO())
+    call_command(
+        "emr_backfill",
+        str(path),
+        record_type="op-order",
+        no_progress=True,
+        no_wake=True,
+        stdout=out,
+        stderr=StringIO(),
+    )
     assert "新保存 20" in out.getvalue()
     assert OutboxRecord.objects.filter(interface="OP_ORDER", source="backfill").count() == 20
     with pytest.raises(CommandError, match="文件不存在"):

@@ -19,7 +19,9 @@ def test_without_token_the_answer_is_401_in_the_error_shape(client, rts):
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
     body = response.json()
-    assert body["code"] == "unauthorized" and "Authorization: Token" in body["message"] and body["errors"] == []
+    assert (
+        body["code"] == "unauthorized" and "Authorization: Token" in body["message"] and body["errors"] == []
+    )
 
 
 def test_unknown_rotated_and_disabled_tokens_are_refused(api, his_system, rts):
@@ -94,12 +96,15 @@ def test_an_invalid_record_gets_field_errors_and_writes_nothing(api, rts):
     assert OutboxRecord.objects.count() == 0
 
 
-@pytest.mark.parametrize(("body", "rule"), [
-    ("{not json", "json"),
-    ('{"a": NaN}', "number"),
-    ("[1, 2]", "type"),
-    ("  ", "json"),
-])
+@pytest.mark.parametrize(
+    ("body", "rule"),
+    [
+        ("{not json", "json"),
+        ('{"a": NaN}', "number"),
+        ("[1, 2]", "type"),
+        ("  ", "json"),
+    ],
+)
 def test_unreadable_bodies_are_400_with_the_reason(api, body, rule):
     response = api.post("op-registration", body)
     assert response.status_code == 400
@@ -108,7 +113,9 @@ def test_unreadable_bodies_are_400_with_the_reason(api, body, rule):
 
 
 def test_wrong_content_type_is_415(api, rts):
-    response = api.post("op-registration", json.dumps(rts.get("op-registration").example(1)), content_type="text/plain")
+    response = api.post(
+        "op-registration", json.dumps(rts.get("op-registration").example(1)), content_type="text/plain"
+    )
     assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
 
 
@@ -119,23 +126,28 @@ def test_org_and_code_names_may_be_left_out(api, rts, settings):
         del drug["frequencyName"], drug["routeName"]
     assert api.post("op-prescription", record).status_code == 201
     payload = OutboxRecord.objects.get().payload
-    assert payload["orgCode"] == settings.PLATFORM["ORG_CODE"] and payload["orgName"] == settings.HOSPITAL_NAME
+    assert (
+        payload["orgCode"] == settings.PLATFORM["ORG_CODE"] and payload["orgName"] == settings.HOSPITAL_NAME
+    )
     assert payload["patient"]["sexName"] in ("男", "女") and payload["patient"]["idTypeName"] == "居民身份证"
     assert all(d["frequencyName"] and d["routeName"] for d in payload["drugs"])
     # and the short key finds it
     assert api.status("op-prescription", record["prescriptionId"]).status_code == 200
 
 
-@pytest.mark.parametrize(("slug", "path", "value", "rule"), [
-    ("op-registration", "patient.sexCode", "3", "valueSet"),
-    ("op-registration", "patient.idTypeCode", "98", "valueSet"),
-    ("op-registration", "patient.idNo", "110105194912310020", "checksum"),
-    ("op-registration", "deptCode", "内科", "valueSet"),
-    ("op-record", "diagnoses[0].diagnosisCode", "XYZ", "valueSet"),
-    ("op-procedure", "procedureCode", "1234567", "valueSet"),
-    ("op-procedure", "procedureName", "不是这个名称", "nameMatch"),
-    ("ip-admission", "admissionRouteCode", "7", "valueSet"),
-])
+@pytest.mark.parametrize(
+    ("slug", "path", "value", "rule"),
+    [
+        ("op-registration", "patient.sexCode", "3", "valueSet"),
+        ("op-registration", "patient.idTypeCode", "98", "valueSet"),
+        ("op-registration", "patient.idNo", "110105194912310020", "checksum"),
+        ("op-registration", "deptCode", "内科", "valueSet"),
+        ("op-record", "diagnoses[0].diagnosisCode", "XYZ", "valueSet"),
+        ("op-procedure", "procedureCode", "1234567", "valueSet"),
+        ("op-procedure", "procedureName", "不是这个名称", "nameMatch"),
+        ("ip-admission", "admissionRouteCode", "7", "valueSet"),
+    ],
+)
 def test_value_sets_are_checked(api, rts, slug, path, value, rule):
     record = rts.get(slug).example(5)
     holder, *parts = record, *path.replace("[0]", ".0").split(".")
@@ -157,7 +169,10 @@ def test_bulk_ndjson_stores_every_line_or_none(api, rts):
     refused = api.bulk("op-order", lines)
     assert refused.status_code == 400
     errors = refused.json()["errors"]
-    assert {(e["line"], e["field"], e["rule"]) for e in errors} == {(5, "orderCategoryCode", "valueSet"), (7, "", "json")}
+    assert {(e["line"], e["field"], e["rule"]) for e in errors} == {
+        (5, "orderCategoryCode", "valueSet"),
+        (7, "", "json"),
+    }
     assert OutboxRecord.objects.count() == 0
 
     accepted = api.bulk("op-order", records)
@@ -178,7 +193,9 @@ def test_each_record_of_a_bulk_is_validated_once_on_its_way_to_the_outbox(api, r
     records = [rt.example(s) for s in range(20, 24)]
     validated = []
     real = type(rt.spec).validate
-    monkeypatch.setattr(type(rt.spec), "validate", lambda spec, payload: validated.append(payload) or real(spec, payload))
+    monkeypatch.setattr(
+        type(rt.spec), "validate", lambda spec, payload: validated.append(payload) or real(spec, payload)
+    )
 
     assert api.bulk("op-order", records).json()["created"] == 4
     assert len(validated) == 4
@@ -194,7 +211,9 @@ def test_an_unchanged_record_before_a_conflicting_one_does_not_shift_the_line_re
     assert api.post("op-visit", rt.to_intake(a)).status_code == 201
     r = api.bulk("op-visit", [rt.to_intake(a), rt.to_intake(rt.spec.example(6, visitId=a["visitId"]))])
     assert r.status_code == 409, r.content
-    assert [(e["line"], e["field"], e["rule"]) for e in r.json()["errors"]] == [(2, "visitId", "patientMismatch")]
+    assert [(e["line"], e["field"], e["rule"]) for e in r.json()["errors"]] == [
+        (2, "visitId", "patientMismatch")
+    ]
     assert OutboxRecord.objects.count() == 1
 
 
@@ -217,16 +236,25 @@ def test_same_key_twice_in_one_bulk_keeps_the_last_as_the_version_to_send(api, r
     body = api.bulk("op-settlement", [first, second, second]).json()
     assert [(r["version"], r["created"]) for r in body["results"]] == [(1, True), (2, True), (2, False)]
     assert list(OutboxRecord.objects.order_by("version").values_list("state", flat=True)) == [
-        State.SUPERSEDED, State.PENDING]
+        State.SUPERSEDED,
+        State.PENDING,
+    ]
 
 
 def test_status_of_an_unknown_key_is_404_and_of_a_done_record_shows_the_receipt(api, rts):
     assert api.status("ip-admission", "NOPE").status_code == 404
     record = rts.get("ip-admission").example(8)
     api.post("ip-admission", record)
-    OutboxRecord.objects.update(state=State.DONE, accepted_at=timezone.now(), receipt="RC1", attempts=1, last_code="0")
+    OutboxRecord.objects.update(
+        state=State.DONE, accepted_at=timezone.now(), receipt="RC1", attempts=1, last_code="0"
+    )
     status = api.status("ip-admission", f"{ORG}|{record['inpatientId']}").json()
-    assert (status["state"], status["stateName"], status["receipt"], status["lastCode"]) == ("done", "已接收", "RC1", "0")
+    assert (status["state"], status["stateName"], status["receipt"], status["lastCode"]) == (
+        "done",
+        "已接收",
+        "RC1",
+        "0",
+    )
     assert status["acceptedAt"] and status["waitingFor"] == []
 
 

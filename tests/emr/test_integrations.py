@@ -17,7 +17,9 @@ TOKEN = re.compile(r"hit_[A-Za-z0-9_-]{40,}")
 
 def test_command_creates_a_system_and_prints_its_token_once(client, rts):
     out = StringIO()
-    call_command("create_integration_token", "EMR", name="电子病历系统", interfaces="OP_RECORD,OP_PDF", stdout=out)
+    call_command(
+        "create_integration_token", "EMR", name="电子病历系统", interfaces="OP_RECORD,OP_PDF", stdout=out
+    )
     token = TOKEN.search(out.getvalue()).group(0)
     system = CallingSystem.objects.get(code="EMR")
     assert system.allowed_interfaces == ["OP_PDF", "OP_RECORD"] and not system.allow_all
@@ -32,28 +34,48 @@ def test_command_creates_a_system_and_prints_its_token_once(client, rts):
     quiet = StringIO()
     call_command("create_integration_token", "EMR", rotate=True, all=True, quiet_token=True, stdout=quiet)
     new_token = quiet.getvalue().strip()
-    assert TOKEN.fullmatch(new_token) and system_for_token(token) is None and system_for_token(new_token).allow_all
+    assert (
+        TOKEN.fullmatch(new_token)
+        and system_for_token(token) is None
+        and system_for_token(new_token).allow_all
+    )
     with pytest.raises(CommandError, match="未知的服务编码"):
         call_command("create_integration_token", "X", name="x", interfaces="NOPE", stdout=StringIO())
     with pytest.raises(CommandError, match="--name"):
         call_command("create_integration_token", "NEW", stdout=StringIO())
 
 
-def test_admin_generates_a_token_shown_once_and_lists_counts_per_system(admin_client, his_system, rts, client):
-    lis = CallingSystem.objects.create(code="LIS", name="检验系统", allowed_interfaces=["PUB_LAB_REPORT_DETAIL"])
-    page = admin_client.post("/admin/integrations/callingsystem/", {
-        "action": "generate_token", "_selected_action": [lis.pk]})
+def test_admin_generates_a_token_shown_once_and_lists_counts_per_system(
+    admin_client, his_system, rts, client
+):
+    lis = CallingSystem.objects.create(
+        code="LIS", name="检验系统", allowed_interfaces=["PUB_LAB_REPORT_DETAIL"]
+    )
+    page = admin_client.post(
+        "/admin/integrations/callingsystem/", {"action": "generate_token", "_selected_action": [lis.pk]}
+    )
     assert page.status_code == 200
     token = TOKEN.search(page.content.decode()).group(0)
     assert "只显示这一次" in page.content.decode()
-    assert Api(client, token).post("pub-lab-report-detail", rts.get("pub-lab-report-detail").example(2)).status_code == 201
+    assert (
+        Api(client, token)
+        .post("pub-lab-report-detail", rts.get("pub-lab-report-detail").example(2))
+        .status_code
+        == 201
+    )
 
     Api(client, his_system.token).post("op-visit", rts.get("op-visit").example(3))
     OutboxRecord.objects.filter(source="LIS").update(state=State.ATTENTION)
     listing = admin_client.get("/admin/integrations/callingsystem/").content.decode()
     assert "各接入系统的上传记录" in listing
     row = re.search(r"<td>LIS</td>.*?</tr>", listing, re.S).group(0)
-    assert re.findall(r"<td>(?:<strong[^>]*>)?(\d+)", row)[:5] == ["1", "1", "0", "1", "0"]  # total, 24h, waiting, attention, done
+    assert re.findall(r"<td>(?:<strong[^>]*>)?(\d+)", row)[:5] == [
+        "1",
+        "1",
+        "0",
+        "1",
+        "0",
+    ]  # total, 24h, waiting, attention, done
     assert admin_client.get(f"/admin/integrations/callingsystem/{lis.pk}/change/").status_code == 200
 
 

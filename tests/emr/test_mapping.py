@@ -25,22 +25,33 @@ def mapping_file(tmp_path, body: str):
 
 
 def test_renamed_fields_map_both_ways_and_errors_speak_intake_names(tmp_path):
-    rt = record_types(mapping_file(tmp_path, """
+    rt = record_types(
+        mapping_file(
+            tmp_path,
+            """
       - slug: op-prescription
         interface: OP_PRESCRIPTION
         group: outpatient
         rename: {prescriptionId: cfh, patient.idNo: sfzh, "drugs[].drugCode": ypdm}
-    """)).get("op-prescription")
+    """,
+        )
+    ).get("op-prescription")
     platform = rt.spec.example(3)
     intake = rt.example(3)
-    assert "cfh" in intake and "prescriptionId" not in intake and intake["patient"]["sfzh"] == platform["patient"]["idNo"]
+    assert (
+        "cfh" in intake
+        and "prescriptionId" not in intake
+        and intake["patient"]["sfzh"] == platform["patient"]["idNo"]
+    )
     assert all("ypdm" in d and "drugCode" not in d for d in intake["drugs"])
     checked, errors = rt.prepare(intake)
     assert errors == [] and checked.payload == platform
     assert rt.key_fields == ("orgCode", "cfh")
 
     intake["drugs"][-1]["ypdm"] = None
-    intake["patient"]["sfzh"] = platform["patient"]["idNo"][:17] + ("0" if platform["patient"]["idNo"][17] != "0" else "1")
+    intake["patient"]["sfzh"] = platform["patient"]["idNo"][:17] + (
+        "0" if platform["patient"]["idNo"][17] != "0" else "1"
+    )
     fields = {(e["field"], e["rule"]) for e in rt.prepare(intake)[1]}
     assert fields == {(f"drugs[{len(intake['drugs']) - 1}].ypdm", "required"), ("patient.sfzh", "checksum")}
 
@@ -56,15 +67,27 @@ def test_renamed_fields_map_both_ways_and_errors_speak_intake_names(tmp_path):
     assert "cfh" in schema["required"] and "orgCode" not in schema["required"]
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    ("  - {slug: Op_Visit, interface: OP_VISIT, group: outpatient}", "slug"),
-    ("  - {slug: op-visit, interface: OP_NOPE, group: outpatient}", "unknown service code"),
-    ("  - {slug: op-visit, interface: OP_VISIT, group: inpatient}", "group"),
-    ("  - {slug: q, interface: LAB_REPORT_LIST_BY_ORG, group: outpatient}", "query interface"),
-    ("  - {slug: op-visit, interface: OP_VISIT, group: outpatient, rename: {nope: x}}", "no field 'nope'"),
-    ("  - {slug: op-visit, interface: OP_VISIT, group: outpatient, rename: {visitId: registrationId}}", "two fields"),
-    ("  - {slug: op-visit, interface: OP_VISIT, group: outpatient}\n  - {slug: op-visit, interface: OP_VISIT, group: outpatient}", "twice"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("  - {slug: Op_Visit, interface: OP_VISIT, group: outpatient}", "slug"),
+        ("  - {slug: op-visit, interface: OP_NOPE, group: outpatient}", "unknown service code"),
+        ("  - {slug: op-visit, interface: OP_VISIT, group: inpatient}", "group"),
+        ("  - {slug: q, interface: LAB_REPORT_LIST_BY_ORG, group: outpatient}", "query interface"),
+        (
+            "  - {slug: op-visit, interface: OP_VISIT, group: outpatient, rename: {nope: x}}",
+            "no field 'nope'",
+        ),
+        (
+            "  - {slug: op-visit, interface: OP_VISIT, group: outpatient, rename: {visitId: registrationId}}",
+            "two fields",
+        ),
+        (
+            "  - {slug: op-visit, interface: OP_VISIT, group: outpatient}\n  - {slug: op-visit, interface: OP_VISIT, group: outpatient}",
+            "twice",
+        ),
+    ],
+)
 def test_a_malformed_mapping_file_is_refused_with_the_place(tmp_path, body, message):
     with pytest.raises(MappingError, match=message):
         record_types(mapping_file(tmp_path, body))

@@ -23,7 +23,11 @@ def test_a_record_naming_a_visit_of_another_patient_is_refused(api, rts):
 def test_a_bulk_load_names_the_line_of_each_conflicting_record_and_stores_none(api, rts):
     rt = rts.get("op-visit")
     a = rt.spec.example(5)
-    records = [rt.to_intake(a), rt.to_intake(rt.spec.example(7)), rt.to_intake(rt.spec.example(6, visitId=a["visitId"]))]
+    records = [
+        rt.to_intake(a),
+        rt.to_intake(rt.spec.example(7)),
+        rt.to_intake(rt.spec.example(6, visitId=a["visitId"])),
+    ]
 
     r = api.bulk("op-visit", records)
 
@@ -39,16 +43,25 @@ def test_a_backfill_reports_lines_naming_another_patient_visit_and_loads_the_res
 
     rt = rts.get("op-visit")
     a = rt.spec.example(5)
-    lines = [rt.to_intake(a), rt.to_intake(rt.spec.example(7)), rt.to_intake(rt.spec.example(6, visitId=a["visitId"])),
-             rt.to_intake(rt.spec.example(8))]
+    lines = [
+        rt.to_intake(a),
+        rt.to_intake(rt.spec.example(7)),
+        rt.to_intake(rt.spec.example(6, visitId=a["visitId"])),
+        rt.to_intake(rt.spec.example(8)),
+    ]
     source = tmp_path / "visits.ndjson"
-    source.write_text("".join(json.dumps({"recordType": "op-visit", "record": r}, ensure_ascii=False) + "\n"
-                              for r in lines), encoding="utf-8")
+    source.write_text(
+        "".join(
+            json.dumps({"recordType": "op-visit", "record": r}, ensure_ascii=False) + "\n" for r in lines
+        ),
+        encoding="utf-8",
+    )
 
     stats = backfill.run([source], batch_size=10)
 
     assert (stats.created, stats.invalid) == (3, 1)
     report = [json.loads(x) for x in stats.error_file.read_text("utf-8").splitlines()]
     assert [(r["line"], r["errors"][0]["field"], r["errors"][0]["rule"]) for r in report] == [
-        (3, "visitId", "patientMismatch")]
+        (3, "visitId", "patientMismatch")
+    ]
     assert OutboxRecord.objects.filter(interface=rt.interface).count() == 3

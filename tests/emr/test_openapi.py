@@ -35,7 +35,9 @@ def test_schema_has_every_record_type_with_its_fields_and_chinese_titles(api, rt
         assert "get" in schema["paths"][base + "/{businessKey}"]
         ref = schema["paths"][base]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         component = components[ref.rsplit("/", 1)[1]]
-        assert set(component["properties"]) == set(rt.spec.request.fields)  # no renames in the shipped mapping
+        assert set(component["properties"]) == set(
+            rt.spec.request.fields
+        )  # no renames in the shipped mapping
         assert "orgCode" not in component["required"]  # filled from settings when left out
     registration = components["OpRegistrationRecord"]
     patient = registration["properties"]["patient"]
@@ -72,7 +74,8 @@ def test_schema_and_docs_need_a_login_or_token(client, admin_client):
 # and status operation is fuzzed.
 BULK_FUZZED = ("op-registration", "op-prescription", "pub-pdf")
 fuzz = fuzz_schema("emr", FUZZ_EXAMPLES).exclude(
-    path_regex=rf"^/api/emr/v1/records/(?!(?:{'|'.join(BULK_FUZZED)})/)[a-z-]+/bulk$")
+    path_regex=rf"^/api/emr/v1/records/(?!(?:{'|'.join(BULK_FUZZED)})/)[a-z-]+/bulk$"
+)
 
 
 @fuzz.parametrize()

@@ -94,20 +94,35 @@ def his_db(settings, tmp_path):
 def insert_registration(his_conn, record: dict, updated_at: dt.datetime, **changes) -> None:
     p = record["patient"]
     row = {
-        "reg_id": record["registrationId"], "mz_no": record["outpatientNo"], "patient_name": p["name"],
-        "sex": p["sexCode"], "birth_date": dt.datetime.strptime(p["birthDate"], "%Y%m%d").date(), "age": p["ageYears"],
-        "id_type": p["idTypeCode"], "id_no": p["idNo"], "phone": p["phone"], "reg_type": record["registrationTypeCode"],
-        "dept_code": record["deptCode"], "dept_name": record["deptName"], "doctor_id": record["doctorId"],
+        "reg_id": record["registrationId"],
+        "mz_no": record["outpatientNo"],
+        "patient_name": p["name"],
+        "sex": p["sexCode"],
+        "birth_date": dt.datetime.strptime(p["birthDate"], "%Y%m%d").date(),
+        "age": p["ageYears"],
+        "id_type": p["idTypeCode"],
+        "id_no": p["idNo"],
+        "phone": p["phone"],
+        "reg_type": record["registrationTypeCode"],
+        "dept_code": record["deptCode"],
+        "dept_name": record["deptName"],
+        "doctor_id": record["doctorId"],
         "doctor_name": record["doctorName"],
         "reg_time": dt.datetime.strptime(record["registrationDateTime"], "%Y%m%d%H%M%S").replace(
-            tzinfo=dt.timezone(dt.timedelta(hours=8))),
+            tzinfo=dt.timezone(dt.timedelta(hours=8))
+        ),
         "visit_date": dt.datetime.strptime(record["visitDate"], "%Y%m%d").date(),
-        "pay_code": record["paymentMethodCode"], "fee": Decimal(str(record["registrationFee"])),
-        "cancelled": record["cancelFlag"] == "1", "updated_at": updated_at, **changes,
+        "pay_code": record["paymentMethodCode"],
+        "fee": Decimal(str(record["registrationFee"])),
+        "cancelled": record["cancelFlag"] == "1",
+        "updated_at": updated_at,
+        **changes,
     }
     with his_conn.cursor() as cur:
-        cur.execute(f"INSERT INTO his_emr.registrations ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
-                    list(row.values()))
+        cur.execute(
+            f"INSERT INTO his_emr.registrations ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+            list(row.values()),
+        )
 
 
 def test_pull_reads_new_view_rows_into_the_outbox_and_never_writes_the_his(his_db, rts, settings):
@@ -123,7 +138,9 @@ def test_pull_reads_new_view_rows_into_the_outbox_and_never_writes_the_his(his_d
 
     rows = {r.business_key: r for r in OutboxRecord.objects.filter(interface="OP_REGISTRATION")}
     assert len(rows) == 3 and {r.source for r in rows.values()} == {"HIS"}
-    for record in expected:  # the platform payload equals the record: names and org filled in, types converted
+    for (
+        record
+    ) in expected:  # the platform payload equals the record: names and org filled in, types converted
         assert rows[f"12110000400000000X|{record['registrationId']}"].payload == record
     issue = PullIssue.objects.get()
     assert ("patient.sexCode", "valueSet") in {(e["field"], e["rule"]) for e in issue.errors}
@@ -134,11 +151,15 @@ def test_pull_reads_new_view_rows_into_the_outbox_and_never_writes_the_his(his_d
     # nothing new: nothing read; a row the HIS changes is read again and becomes a new version
     assert puller.pull_all()[0].rows == 0
     with his_db.cursor() as cur:
-        cur.execute("UPDATE his_emr.registrations SET fee = fee + 50, updated_at = %s WHERE reg_id = %s",
-                    [t0 + dt.timedelta(hours=1), expected[0]["registrationId"]])
+        cur.execute(
+            "UPDATE his_emr.registrations SET fee = fee + 50, updated_at = %s WHERE reg_id = %s",
+            [t0 + dt.timedelta(hours=1), expected[0]["registrationId"]],
+        )
     again = puller.pull_all()[0]
     assert (again.rows, again.created) == (1, 1)
-    latest = OutboxRecord.objects.filter(business_key__endswith=expected[0]["registrationId"]).order_by("-version")[0]
+    latest = OutboxRecord.objects.filter(business_key__endswith=expected[0]["registrationId"]).order_by(
+        "-version"
+    )[0]
     assert latest.version == 2 and latest.payload["registrationFee"] == expected[0]["registrationFee"] + 50
 
 
@@ -147,8 +168,12 @@ def test_the_his_alias_refuses_every_write(his_db):
     with conn.cursor() as cur:  # reading works
         cur.execute("SELECT count(*) FROM his_emr.v_op_registration")
         assert cur.fetchone() == (0,)
-    for statement in ("INSERT INTO his_emr.registrations (reg_id) VALUES ('x')", "DELETE FROM his_emr.registrations",
-                      "SELECT 1; DROP TABLE his_emr.registrations", "CREATE TABLE his_emr.t (a int)"):
+    for statement in (
+        "INSERT INTO his_emr.registrations (reg_id) VALUES ('x')",
+        "DELETE FROM his_emr.registrations",
+        "SELECT 1; DROP TABLE his_emr.registrations",
+        "CREATE TABLE his_emr.t (a int)",
+    ):
         with pytest.raises(his.WriteRefused), conn.cursor() as cur:
             cur.execute(statement)
     # past the statement guard, the database session itself is read-only
@@ -167,7 +192,9 @@ def test_the_his_alias_refuses_every_write(his_db):
 
 def test_router_keeps_the_orm_off_a_his_alias():
     router = HisReadOnlyRouter()
-    assert router.allow_migrate("his", "uploads") is False and router.allow_migrate("default", "uploads") is None
+    assert (
+        router.allow_migrate("his", "uploads") is False and router.allow_migrate("default", "uploads") is None
+    )
     record = OutboxRecord()
     record._state.db = "his"
     with pytest.raises(PermissionError):
@@ -182,10 +209,32 @@ def test_schedule_follows_the_interval_setting(his_db):
 
 
 def test_column_names_map_by_convention(rts):
-    source = puller.Source(name="s", view="v", record_type=rts.get("op-visit"), cursor=["updated_at"],
-                           columns={"jzh": "visitId"}, ignore={"his_flag"})
-    paths = puller.column_paths(source, ["jzh", "outpatient_no", "patient__id_no", "patient.name", "his_flag",
-                                         "updated_at", "mystery_column"])
-    assert paths == {"jzh": "visitId", "outpatient_no": "outpatientNo", "patient__id_no": "patient.idNo",
-                     "patient.name": "patient.name", "his_flag": None, "updated_at": None,
-                     "mystery_column": "mystery_column"}  # kept, so validation names it
+    source = puller.Source(
+        name="s",
+        view="v",
+        record_type=rts.get("op-visit"),
+        cursor=["updated_at"],
+        columns={"jzh": "visitId"},
+        ignore={"his_flag"},
+    )
+    paths = puller.column_paths(
+        source,
+        [
+            "jzh",
+            "outpatient_no",
+            "patient__id_no",
+            "patient.name",
+            "his_flag",
+            "updated_at",
+            "mystery_column",
+        ],
+    )
+    assert paths == {
+        "jzh": "visitId",
+        "outpatient_no": "outpatientNo",
+        "patient__id_no": "patient.idNo",
+        "patient.name": "patient.name",
+        "his_flag": None,
+        "updated_at": None,
+        "mystery_column": "mystery_column",
+    }  # kept, so validation names it

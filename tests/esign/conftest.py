@@ -37,8 +37,13 @@ def free_port() -> int:
 
 def _start(args: list[str], url: str, log: Path) -> subprocess.Popen:
     out = log.open("w")
-    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     for _ in range(200):
         if proc.poll() is not None:
             raise RuntimeError(f"{args[1]} exited: {log.read_text()}")
@@ -98,8 +103,15 @@ class CASim:
         return self._post("/sim/v1/revoke", {"certSn": cert_sn})
 
     def reissue(self, user_id: str, not_before: datetime, not_after: datetime, **extra) -> dict:
-        return self._post("/sim/v1/reissue", {"userId": user_id, "notBefore": not_before.isoformat(),
-                                              "notAfter": not_after.isoformat(), **extra})
+        return self._post(
+            "/sim/v1/reissue",
+            {
+                "userId": user_id,
+                "notBefore": not_before.isoformat(),
+                "notAfter": not_after.isoformat(),
+                **extra,
+            },
+        )
 
     def grant_auto_sign(self, user_id: str, staff_no: str, minutes: int = 60) -> None:
         task = self.client().enable_auto_sign(user_id=user_id, minutes=minutes)
@@ -112,9 +124,24 @@ def ca_sim(tmp_path_factory):
     secret_file = folder / "app_secret"
     secret_file.write_text(secrets.token_urlsafe(24))
     port = free_port()
-    proc = _start(["-m", "simulators.ca", "--port", str(port), "--db", str(folder / "ca.sqlite3"),
-                   "--app-id", APP_ID, "--app-secret-file", str(secret_file), "--log-level", "WARNING"],
-                  f"http://127.0.0.1:{port}/healthz", folder / "ca.log")
+    proc = _start(
+        [
+            "-m",
+            "simulators.ca",
+            "--port",
+            str(port),
+            "--db",
+            str(folder / "ca.sqlite3"),
+            "--app-id",
+            APP_ID,
+            "--app-secret-file",
+            str(secret_file),
+            "--log-level",
+            "WARNING",
+        ],
+        f"http://127.0.0.1:{port}/healthz",
+        folder / "ca.log",
+    )
     yield CASim(f"http://127.0.0.1:{port}", secret_file.read_text().encode(), folder)
     _stop(proc)
 
@@ -141,27 +168,49 @@ def new_identity(ca_sim: CASim, name: str) -> Identity:
     return Identity(name, staff_no, id_number, info.user_id, info.cert_sn)
 
 
-def start_agent(ca_sim: CASim, ident: Identity, folder: Path, *, extra_certs: list[bytes] = (),
-                allow_origins: list[str] = (), idle_logout: float | None = None) -> subprocess.Popen:
+def start_agent(
+    ca_sim: CASim,
+    ident: Identity,
+    folder: Path,
+    *,
+    extra_certs: list[bytes] = (),
+    allow_origins: list[str] = (),
+    idle_logout: float | None = None,
+) -> subprocess.Popen:
     """Issue a UKey certificate for ``ident``, write its keystore and serve it on a free loopback port.
 
     ``allow_origins`` are the page origins the agent answers (``--allow-origin``); none given means
     the agent's default. ``idle_logout`` is the agent's idle log-out in seconds."""
     key = gm.generate_sm2_key()
     serial = f"UK{secrets.token_hex(6).upper()}"
-    info = ca_sim.client().apply_ukey_certificate(user_id=ident.ca_user_id, public_key_hex=key.public_key().hex,
-                                                  key_serial=serial)
+    info = ca_sim.client().apply_ukey_certificate(
+        user_id=ident.ca_user_id, public_key_hex=key.public_key().hex, key_serial=serial
+    )
     keystore = folder / f"{serial}.json"
-    create_keystore(keystore, pin=PIN, key=key, serial=serial,
-                    certificates=[base64.b64decode(info.certificate), *extra_certs], label=ident.name)
+    create_keystore(
+        keystore,
+        pin=PIN,
+        key=key,
+        serial=serial,
+        certificates=[base64.b64decode(info.certificate), *extra_certs],
+        label=ident.name,
+    )
     port = free_port()
     options = [arg for origin in allow_origins for arg in ("--allow-origin", origin)]
     if idle_logout is not None:
         options += ["--idle-logout", str(idle_logout)]
-    proc = _start(["-m", "esign.ukey_agent", "serve", "--keystore", str(keystore), "--port", str(port), *options],
-                  f"http://127.0.0.1:{port}/api/v1/status", folder / f"{serial}.log")
+    proc = _start(
+        ["-m", "esign.ukey_agent", "serve", "--keystore", str(keystore), "--port", str(port), *options],
+        f"http://127.0.0.1:{port}/api/v1/status",
+        folder / f"{serial}.log",
+    )
     ident.ukey_serial, ident.agent_url, ident.ukey_key, ident.ukey_cert_sn, ident.keystore = (
-        serial, f"http://127.0.0.1:{port}", key, info.cert_sn, keystore)
+        serial,
+        f"http://127.0.0.1:{port}",
+        key,
+        info.cert_sn,
+        keystore,
+    )
     return proc
 
 
@@ -192,8 +241,9 @@ def page_identities(ca_sim, live_server, tmp_path_factory):
 def ca_on(db, settings, ca_sim):
     """CA enabled in the unified code table and pointed at the simulator."""
     settings.CA_SERVER = {**settings.CA_SERVER, "BASE_URL": ca_sim.url}
-    services.set_parameters({"CA_ENABLED": "1", "CA_APP_ID": APP_ID, "CA_SECRET": ca_sim.secret.decode()},
-                            actor="test")
+    services.set_parameters(
+        {"CA_ENABLED": "1", "CA_APP_ID": APP_ID, "CA_SECRET": ca_sim.secret.decode()}, actor="test"
+    )
     return ca_sim
 
 
@@ -204,9 +254,15 @@ def signer(make_user):
     def make(username: str, ident: Identity, *, bind_ukey: bool = True, ca_enabled: bool = True, **extra):
         user = make_user(username, role="lab", **extra)
         SignerProfile.objects.create(
-            user=user, staff_no=ident.staff_no, name=ident.name, ca_user_id=ident.ca_user_id, cert_sn=ident.cert_sn,
+            user=user,
+            staff_no=ident.staff_no,
+            name=ident.name,
+            ca_user_id=ident.ca_user_id,
+            cert_sn=ident.cert_sn,
             id_number_masked=ident.id_number[:6] + "********" + ident.id_number[-4:],
-            ukey_serial=ident.ukey_serial if bind_ukey and ident.ukey_serial else None, ca_enabled=ca_enabled)
+            ukey_serial=ident.ukey_serial if bind_ukey and ident.ukey_serial else None,
+            ca_enabled=ca_enabled,
+        )
         return user
 
     return make
@@ -221,7 +277,9 @@ def agent_call(ident: Identity, path: str, body: dict | None = None) -> dict:
 def agent_sign(ident: Identity, data: str, *, cert_sn: str = "", pin: str = PIN) -> dict:
     """Sign one Base64 item as a one-item batch with the PIN (the agent's contract: the PIN with every
     batch); the agent's answer plus ``signature``, the item's signature."""
-    answer = agent_call(ident, "/api/v1/sign", {"certSn": cert_sn or ident.ukey_cert_sn, "pin": pin, "items": [data]})
+    answer = agent_call(
+        ident, "/api/v1/sign", {"certSn": cert_sn or ident.ukey_cert_sn, "pin": pin, "items": [data]}
+    )
     assert len(answer.get("signatures", [])) == 1, answer
     return {**answer, "signature": answer["signatures"][0]}
 

@@ -10,9 +10,16 @@ WS1, WS2 = "a" * 32, "b" * 32
 def ukey_session(user, ident, ws=WS1, ip="127.0.0.1"):
     challenge = services.issue_challenge()
     signed = agent_sign(ident, challenge["challenge"])
-    return services.ukey_login(user, challenge=challenge, signed_challenge=challenge["challenge"],
-                               certificate=signed["certificate"], signature=signed["signature"],
-                               key_serial=signed["keySerial"], workstation_id=ws, client_ip=ip)
+    return services.ukey_login(
+        user,
+        challenge=challenge,
+        signed_challenge=challenge["challenge"],
+        certificate=signed["certificate"],
+        signature=signed["signature"],
+        key_serial=signed["keySerial"],
+        workstation_id=ws,
+        client_ip=ip,
+    )
 
 
 def qr_session(user, ca_sim, staff_no, ws=WS1):

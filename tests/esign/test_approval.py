@@ -47,9 +47,11 @@ def test_ukey_approval_signs_the_canonical_report(module, ca_on, identities, sig
     prepared = c.post(f"/esign/reports/{report.pk}/sign-data").json()
     assert prepared["ok"] and prepared["certSn"] == alice.ukey_cert_sn
     signed = agent_sign(alice, prepared["data"], cert_sn=prepared["certSn"])
-    answer = c.post(f"/esign/reports/{report.pk}/approve", {"signature": signed["signature"],
-                                                             "certificate": signed["certificate"]},
-                    content_type="application/json").json()
+    answer = c.post(
+        f"/esign/reports/{report.pk}/approve",
+        {"signature": signed["signature"], "certificate": signed["certificate"]},
+        content_type="application/json",
+    ).json()
     assert answer["ok"], answer
     assert "UKey 电子签名" in answer["message"]
     report.refresh_from_db()
@@ -89,9 +91,23 @@ def test_signature_block_for_the_lab_upload(ca_on, identities, signer, client):
     assert services.signature_block(report.report_id, 1, facts) is None
     services.approve_report(report.pk, user, workstation_id=WS1)
     block = services.signature_block(report.report_id, 1, facts)
-    assert set(block) == {"reportId", "reportVersion", "originalText", "originalHash", "hashAlgorithm",
-                          "signatureAlgorithm", "signatureValue", "certificate", "certSerial", "signerName",
-                          "signerStaffNo", "signedAt", "timestampToken", "timestampVerified", "method"}
+    assert set(block) == {
+        "reportId",
+        "reportVersion",
+        "originalText",
+        "originalHash",
+        "hashAlgorithm",
+        "signatureAlgorithm",
+        "signatureValue",
+        "certificate",
+        "certSerial",
+        "signerName",
+        "signerStaffNo",
+        "signedAt",
+        "timestampToken",
+        "timestampVerified",
+        "method",
+    }
     assert block["certSerial"] == bob.cert_sn and block["signatureAlgorithm"] == "SM3withSM2"
     assert block["reportVersion"] == 1 and block["timestampVerified"] is True
     # another version, other facts, or another reviewer named: not this signature
@@ -105,8 +121,11 @@ def test_signature_block_for_the_lab_upload(ca_on, identities, signer, client):
     assert services.signature_block(report.report_id, 1, facts) is None
     cert = certs.load_certificate(block["certificate"])
     assert cert.verify(block["originalText"].encode(), base64.b64decode(block["signatureValue"]))
-    assert ca_on.client().verify_signature(certificate=block["certificate"], data=block["originalText"].encode(),
-                                           signature=block["signatureValue"])
+    assert ca_on.client().verify_signature(
+        certificate=block["certificate"],
+        data=block["originalText"].encode(),
+        signature=block["signatureValue"],
+    )
     assert datetime.fromisoformat(block["signedAt"]).tzinfo is not None
 
 
@@ -138,7 +157,9 @@ def test_refused_when_the_certificate_is_revoked(ca_on, signer, client):
     ca_on.grant_auto_sign(ident.ca_user_id, ident.staff_no)
     ca_on.revoke(ident.cert_sn)
     report = create_sample_reports(1, modules=["immuno"])[0]
-    page = browser_client(client, user).post(f"/esign/reports/{report.pk}/approve", follow=True).content.decode()
+    page = (
+        browser_client(client, user).post(f"/esign/reports/{report.pk}/approve", follow=True).content.decode()
+    )
     assert "证书已吊销，不能用于电子签名，审核未完成" in page
     report.refresh_from_db()
     assert report.status == "pending" and not report.signatures.exists()
@@ -151,7 +172,9 @@ def test_refused_when_the_certificate_has_expired(ca_on, signer, client):
     ca_on.grant_auto_sign(ident.ca_user_id, ident.staff_no)
     ca_on.reissue(ident.ca_user_id, past(400), past(1))
     report = create_sample_reports(1, modules=["marrow"])[0]
-    page = browser_client(client, user).post(f"/esign/reports/{report.pk}/approve", follow=True).content.decode()
+    page = (
+        browser_client(client, user).post(f"/esign/reports/{report.pk}/approve", follow=True).content.decode()
+    )
     assert "证书已过期，不能用于电子签名，审核未完成" in page
     report.refresh_from_db()
     assert report.status == "pending" and not report.signatures.exists()
@@ -170,22 +193,35 @@ def test_ukey_approval_refused_after_revocation(ca_on, signer, client, tmp_path)
         c = browser_client(client, user)
         prepared = c.post(f"/esign/reports/{report.pk}/sign-data").json()
         signed = agent_sign(ident, prepared["data"], cert_sn=prepared["certSn"])
-        answer = c.post(f"/esign/reports/{report.pk}/approve", {"signature": signed["signature"],
-                                                                 "certificate": signed["certificate"]},
-                        content_type="application/json")
+        answer = c.post(
+            f"/esign/reports/{report.pk}/approve",
+            {"signature": signed["signature"], "certificate": signed["certificate"]},
+            content_type="application/json",
+        )
         assert answer.status_code == 403
         assert "证书已吊销" in answer.json()["message"]
         report.refresh_from_db()
         assert report.status == "pending" and not report.signatures.exists()
         # an expired UKey certificate is refused at login already
-        expired = ca_on.reissue(ident.ca_user_id, past(400), past(1), publicKey=ident.ukey_key.public_key().hex,
-                                keySerial=ident.ukey_serial)
+        expired = ca_on.reissue(
+            ident.ca_user_id,
+            past(400),
+            past(1),
+            publicKey=ident.ukey_key.public_key().hex,
+            keySerial=ident.ukey_serial,
+        )
         challenge = services.issue_challenge()
         sig = ident.ukey_key.sign(base64.b64decode(challenge["challenge"]))
         with pytest.raises(services.SigningRefused, match="证书已过期"):
-            services.ukey_login(user, challenge=challenge, signed_challenge=challenge["challenge"],
-                                certificate=expired["certificate"], signature=base64.b64encode(sig).decode(),
-                                key_serial=ident.ukey_serial, workstation_id="c" * 32)
+            services.ukey_login(
+                user,
+                challenge=challenge,
+                signed_challenge=challenge["challenge"],
+                certificate=expired["certificate"],
+                signature=base64.b64encode(sig).decode(),
+                key_serial=ident.ukey_serial,
+                workstation_id="c" * 32,
+            )
     finally:
         _stop(proc)
 

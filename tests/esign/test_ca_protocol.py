@@ -21,7 +21,9 @@ def test_requests_and_answers_are_hmac_sm3_signed(ca_sim):
     assert again["code"] == "1004"
     # a tampered field breaks the signature
     forged = {**protocol.sign_request(APP_ID, ca_sim.secret, {"staffNo": "a"}), "staffNo": "b"}
-    assert requests.post(f"{ca_sim.url}/service/v1/queryUser", json=forged, timeout=5).json()["code"] == "1001"
+    assert (
+        requests.post(f"{ca_sim.url}/service/v1/queryUser", json=forged, timeout=5).json()["code"] == "1001"
+    )
 
 
 def test_wrong_secret_and_unreachable_server_become_clear_errors(ca_sim):
@@ -41,13 +43,18 @@ def test_user_operations(ca_sim):
     client = ca_sim.client()
     staff_no, id_number = fresh_staff_no(), valid_id_number()
     user = client.add_user(name="赵测试", id_number=id_number, staff_no=staff_no, mobile="13700000000")
-    assert user.user_id.startswith("U") and user.id_number_masked == id_number[:6] + "********" + id_number[-4:]
+    assert (
+        user.user_id.startswith("U") and user.id_number_masked == id_number[:6] + "********" + id_number[-4:]
+    )
     with pytest.raises(CAError) as exists:
         client.add_user(name="赵测试", id_number=id_number, staff_no=fresh_staff_no())
     assert exists.value.kind == "user_exists"
     with pytest.raises(CAError) as bad:
-        client.add_user(name="赵测试", id_number=id_number[:-1] + ("0" if id_number[-1] != "0" else "1"),
-                        staff_no=fresh_staff_no())
+        client.add_user(
+            name="赵测试",
+            id_number=id_number[:-1] + ("0" if id_number[-1] != "0" else "1"),
+            staff_no=fresh_staff_no(),
+        )
     assert bad.value.field == "idNumber" and "校验位" in bad.value.message
     assert client.query_user(staff_no=staff_no).user_id == user.user_id
     assert client.query_user(id_number=id_number).user_id == user.user_id
@@ -61,11 +68,19 @@ def test_certificates_are_sm2_x509_with_serial_validity_and_revocation(ca_sim):
     info = client.get_cert_info(user_id=ident.ca_user_id)
     assert info.cert_sn == ident.cert_sn and info.algorithm == "SM3withSM2" and info.status == "VALID"
     cert = certs.load_certificate(info.certificate)
-    assert cert.subject_cn == "钱证书" and cert.subject_serial == ident.staff_no and cert.subject_uid == ident.ca_user_id
+    assert (
+        cert.subject_cn == "钱证书"
+        and cert.subject_serial == ident.staff_no
+        and cert.subject_uid == ident.ca_user_id
+    )
     assert cert.serial == info.cert_sn and cert.is_current()
-    ca_cert = certs.load_certificate(requests.post(
-        f"{ca_sim.url}/service/v1/getCaCert", json=protocol.sign_request(APP_ID, ca_sim.secret, {}), timeout=5
-    ).json()["data"]["certificate"])
+    ca_cert = certs.load_certificate(
+        requests.post(
+            f"{ca_sim.url}/service/v1/getCaCert",
+            json=protocol.sign_request(APP_ID, ca_sim.secret, {}),
+            timeout=5,
+        ).json()["data"]["certificate"]
+    )
     assert cert.signed_by(ca_cert.public_key)
     assert client.validate_certificate(certificate=info.certificate).ok
     ca_sim.revoke(info.cert_sn)
@@ -76,8 +91,13 @@ def test_certificates_are_sm2_x509_with_serial_validity_and_revocation(ca_sim):
     # a certificate the CA did not issue
     foreign = certs.build_certificate(
         ca_key=__import__("hospital_interop.municipal.gm", fromlist=["gm"]).generate_sm2_key(),
-        issuer=[("CN", "别的 CA")], subject=[("CN", "x")], public_key=cert.public_key, serial=12345,
-        not_before=past(1), not_after=past(-10))
+        issuer=[("CN", "别的 CA")],
+        subject=[("CN", "x")],
+        public_key=cert.public_key,
+        serial=12345,
+        not_before=past(1),
+        not_after=past(-10),
+    )
     assert client.validate_certificate(certificate=base64.b64encode(foreign).decode()).status == "UNTRUSTED"
 
 
@@ -95,9 +115,12 @@ def test_auto_sign_sign_result_and_verification(ca_sim):
     assert signed.status == "FINISH" and signed.cert_sn == ident.cert_sn and signed.timestamp_token
     again = client.get_sign_result(sign_data_id=signed.sign_data_id)
     assert again.signature == signed.signature
-    assert client.verify_signature(certificate=signed.certificate, data="报告原文".encode(), signature=signed.signature)
-    assert not client.verify_signature(certificate=signed.certificate, data="报告原文!".encode(),
-                                       signature=signed.signature)
+    assert client.verify_signature(
+        certificate=signed.certificate, data="报告原文".encode(), signature=signed.signature
+    )
+    assert not client.verify_signature(
+        certificate=signed.certificate, data="报告原文!".encode(), signature=signed.signature
+    )
     client.disable_auto_sign(user_id=ident.ca_user_id)
     with pytest.raises(CAError):
         client.auto_sign(user_id=ident.ca_user_id, data=b"report")

@@ -22,11 +22,27 @@ def test_existing_signatures_are_bound_to_their_report_number_and_version_1():
     old = migrate(BEFORE)
     user = old.get_model("auth", "User").objects.create(username="legacy-signer")
     report = old.get_model("esign", "ReviewReport").objects.create(
-        module="clinical", report_id="JYLEGACY0001", patient_name="张建华", title="血常规", status="approved", signed=True)
+        module="clinical",
+        report_id="JYLEGACY0001",
+        patient_name="张建华",
+        title="血常规",
+        status="approved",
+        signed=True,
+    )
     old.get_model("esign", "ReportSignature").objects.create(
-        report=report, signer=user, signer_name="吴审核", signer_staff_no="L2002", method="auto",
-        original_text="{}", original_hash="0" * 64, signature="MEUC", certificate="MIIB", cert_sn="5A3F",
-        signed_at=timezone.now(), timestamp_token="TSA")
+        report=report,
+        signer=user,
+        signer_name="吴审核",
+        signer_staff_no="L2002",
+        method="auto",
+        original_text="{}",
+        original_hash="0" * 64,
+        signature="MEUC",
+        certificate="MIIB",
+        cert_sn="5A3F",
+        signed_at=timezone.now(),
+        timestamp_token="TSA",
+    )
     try:
         new = migrate(AFTER)
         sig = new.get_model("esign", "ReportSignature").objects.get()

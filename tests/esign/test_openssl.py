@@ -36,27 +36,42 @@ def test_ca_simulator_certificates_pass_strict_x509_verification(ca_sim, tmp_pat
     ident = new_identity(ca_sim, "钱严格")
     cloud = client.get_cert_info(user_id=ident.ca_user_id)
     key = gm.generate_sm2_key()
-    ukey = client.apply_ukey_certificate(user_id=ident.ca_user_id, public_key_hex=key.public_key().hex,
-                                         key_serial="UKSTRICT01")
+    ukey = client.apply_ukey_certificate(
+        user_id=ident.ca_user_id, public_key_hex=key.public_key().hex, key_serial="UKSTRICT01"
+    )
     for name, info in (("cloud", cloud), ("ukey", ukey)):
         leaf = write_pem(tmp_path / f"{name}.pem", info.certificate)
         result = openssl("verify", "-x509_strict", "-vfyopt", DISTID, "-CAfile", str(ca_pem), str(leaf))
-        assert result.returncode == 0 and result.stdout.strip().endswith(": OK"), result.stdout + result.stderr
+        assert result.returncode == 0 and result.stdout.strip().endswith(": OK"), (
+            result.stdout + result.stderr
+        )
         text = openssl("x509", "-in", str(leaf), "-noout", "-text").stdout
         assert "X509v3 Subject Key Identifier" in text and "X509v3 Authority Key Identifier" in text
     ca_text = openssl("x509", "-in", str(ca_pem), "-noout", "-text").stdout
-    assert "X509v3 Subject Key Identifier" in ca_text and "CA:TRUE" in ca_text and "Certificate Sign" in ca_text
+    assert (
+        "X509v3 Subject Key Identifier" in ca_text and "CA:TRUE" in ca_text and "Certificate Sign" in ca_text
+    )
     # the leaf's Authority Key Identifier is the CA's Subject Key Identifier
     ca_cert = certs.load_certificate(client.ca_certificate())
     assert ca_cert.subject_key_id and ca_cert.subject_key_id.hex(":").upper() in text
     # a certificate from another CA (same names) is refused
     other_key = gm.generate_sm2_key()
-    forged = certs.build_certificate(ca_key=other_key, issuer=[("C", "CN"), ("O", "模拟数字认证中心"),
-                                                               ("CN", "模拟 SM2 医疗 CA")],
-                                     subject=[("CN", "x")], public_key=key.public_key(), serial=7,
-                                     not_before=ca_cert.not_before, not_after=ca_cert.not_after)
+    forged = certs.build_certificate(
+        ca_key=other_key,
+        issuer=[("C", "CN"), ("O", "模拟数字认证中心"), ("CN", "模拟 SM2 医疗 CA")],
+        subject=[("CN", "x")],
+        public_key=key.public_key(),
+        serial=7,
+        not_before=ca_cert.not_before,
+        not_after=ca_cert.not_after,
+    )
     forged_pem = write_pem(tmp_path / "forged.pem", base64.b64encode(forged).decode())
-    assert openssl("verify", "-x509_strict", "-vfyopt", DISTID, "-CAfile", str(ca_pem), str(forged_pem)).returncode != 0
+    assert (
+        openssl(
+            "verify", "-x509_strict", "-vfyopt", DISTID, "-CAfile", str(ca_pem), str(forged_pem)
+        ).returncode
+        != 0
+    )
 
 
 @pytest.mark.django_db
@@ -79,14 +94,32 @@ def test_a_stored_signature_verifies_with_the_openssl_cli(ca_on, signer, tmp_pat
     assert serial == f"serial={sig.cert_sn}"
 
     def verify(text_file: str) -> subprocess.CompletedProcess:
-        return openssl("pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "pub.pem"), "-rawin", "-digest", "sm3",
-                       "-in", str(tmp_path / text_file), "-sigfile", str(tmp_path / "sig.der"), "-pkeyopt", DISTID)
+        return openssl(
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            str(tmp_path / "pub.pem"),
+            "-rawin",
+            "-digest",
+            "sm3",
+            "-in",
+            str(tmp_path / text_file),
+            "-sigfile",
+            str(tmp_path / "sig.der"),
+            "-pkeyopt",
+            DISTID,
+        )
 
     good = verify("text")
-    assert good.returncode == 0 and "Signature Verified Successfully" in good.stdout, good.stdout + good.stderr
+    assert good.returncode == 0 and "Signature Verified Successfully" in good.stdout, (
+        good.stdout + good.stderr
+    )
     digest = openssl("dgst", "-sm3", "-r", str(tmp_path / "text")).stdout.split()[0]
     assert digest == sig.original_hash
     # one byte of the text changed: OpenSSL refuses it
-    (tmp_path / "tampered").write_bytes(sig.original_text.replace('"result":"102"', '"result":"103"').encode("utf-8"))
+    (tmp_path / "tampered").write_bytes(
+        sig.original_text.replace('"result":"102"', '"result":"103"').encode("utf-8")
+    )
     bad = verify("tampered")
     assert bad.returncode != 0 and "Signature Verification Failure" in bad.stdout

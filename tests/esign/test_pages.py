@@ -32,7 +32,9 @@ def ukey_login(page, base, pin=PIN):
     page.click("#ukey-submit")
 
 
-def test_ukey_login_pin_workstations_and_logout(live_server, browser, page, ca_on, page_identities, signer, artifacts_dir):
+def test_ukey_login_pin_workstations_and_logout(
+    live_server, browser, page, ca_on, page_identities, signer, artifacts_dir
+):
     alice = page_identities["alice"]
     signer("alice", alice, first_name="王审核")
     services.set_parameters({"UKEY_AGENT_URL": alice.agent_url})
@@ -85,7 +87,9 @@ def test_ukey_of_another_person_is_refused(live_server, page, ca_on, page_identi
     assert not SigningSession.objects.exists()
 
 
-def test_qr_login_confirmed_in_the_app_then_logout(live_server, page, ca_on, page_identities, signer, artifacts_dir):
+def test_qr_login_confirmed_in_the_app_then_logout(
+    live_server, page, ca_on, page_identities, signer, artifacts_dir
+):
     bob = page_identities["bob"]
     signer("bob", bob)
     base = live_server.url
@@ -170,8 +174,9 @@ def test_ukey_signing_on_a_review_page(live_server, page, ca_on, page_identities
     page.screenshot(path=str(artifacts_dir / "esign-verify.png"), full_page=True)
 
 
-def test_a_page_from_another_origin_can_neither_read_nor_use_the_ukey(live_server, page, ca_on, page_identities,
-                                                                       signer):
+def test_a_page_from_another_origin_can_neither_read_nor_use_the_ukey(
+    live_server, page, ca_on, page_identities, signer
+):
     """The agent allows the server's origin (``http://localhost:PORT``); the same server reached as
     ``http://127.0.0.1:PORT`` is another origin, as any foreign page on this workstation would be."""
     alice = page_identities["alice"]
@@ -179,7 +184,8 @@ def test_a_page_from_another_origin_can_neither_read_nor_use_the_ukey(live_serve
     foreign = live_server.url.replace("//localhost:", "//127.0.0.1:")
     assert foreign != live_server.url
     page.goto(foreign + "/accounts/login/")
-    outcome = page.evaluate("""async ([agent, certSn, pin]) => {
+    outcome = page.evaluate(
+        """async ([agent, certSn, pin]) => {
         const read = async (init, path) => {
             try { const r = await fetch(agent + path, init); return {status: r.status, body: await r.text()}; }
             catch (e) { return {blocked: true}; }
@@ -193,7 +199,9 @@ def test_a_page_from_another_origin_can_neither_read_nor_use_the_ukey(live_serve
                                                   body: JSON.stringify({certSn, pin: "000000"})});
         }
         return {signed, status};
-    }""", [alice.agent_url, alice.ukey_cert_sn, PIN])
+    }""",
+        [alice.agent_url, alice.ukey_cert_sn, PIN],
+    )
     assert outcome == {"signed": {"blocked": True}, "status": {"blocked": True}}
     state = agent_call(alice, "/api/v1/status")
     assert state["retriesLeft"] == 6 and not state["locked"]

@@ -28,14 +28,26 @@ def test_secret_parameter_is_encrypted_at_rest_and_masked(ca_on, client, django_
     assert selectors.parameter("CA_SECRET") == ca_on.secret.decode()
     admin = django_user_model.objects.create_superuser("root", password="pw-for-tests-0")
     client.force_login(admin)
-    for url in ("/esign/parameters/", "/admin/esign/systemparameter/", f"/admin/esign/systemparameter/{row.pk}/change/"):
+    for url in (
+        "/esign/parameters/",
+        "/admin/esign/systemparameter/",
+        f"/admin/esign/systemparameter/{row.pk}/change/",
+    ):
         page = client.get(url).content.decode()
         assert ca_on.secret.decode() not in page, url
     assert sealing.mask(ca_on.secret.decode()) in client.get("/esign/parameters/").content.decode()
     # saving the form with the secret left blank keeps it
-    response = client.post("/esign/parameters/", {"CA_ENABLED": "1", "CA_QR_URL": "", "CA_APP_ID": APP_ID,
-                                                  "CA_SECRET": "", "CA_SIGN_ALG": "HMAC-SM3",
-                                                  "UKEY_AGENT_URL": "http://127.0.0.1:8710"})
+    response = client.post(
+        "/esign/parameters/",
+        {
+            "CA_ENABLED": "1",
+            "CA_QR_URL": "",
+            "CA_APP_ID": APP_ID,
+            "CA_SECRET": "",
+            "CA_SIGN_ALG": "HMAC-SM3",
+            "UKEY_AGENT_URL": "http://127.0.0.1:8710",
+        },
+    )
     assert response.status_code == 302
     assert selectors.parameter("CA_SECRET") == ca_on.secret.decode()
 
@@ -44,9 +56,17 @@ def test_bad_parameters_are_refused_whole(db, client, django_user_model):
     services.set_parameters({"CA_ENABLED": "0", "CA_APP_ID": "GOOD-APP"})
     admin = django_user_model.objects.create_superuser("root", password="pw-for-tests-0")
     client.force_login(admin)
-    page = client.post("/esign/parameters/", {"CA_ENABLED": "1", "CA_QR_URL": "ftp://x", "CA_APP_ID": "坏的",
-                                              "CA_SECRET": "short", "CA_SIGN_ALG": "HMAC-SM3",
-                                              "UKEY_AGENT_URL": ""}).content.decode()
+    page = client.post(
+        "/esign/parameters/",
+        {
+            "CA_ENABLED": "1",
+            "CA_QR_URL": "ftp://x",
+            "CA_APP_ID": "坏的",
+            "CA_SECRET": "short",
+            "CA_SIGN_ALG": "HMAC-SM3",
+            "UKEY_AGENT_URL": "",
+        },
+    ).content.decode()
     assert "应为以 http:// 或 https:// 开头的完整地址" in page
     assert "应用 ID 应为 2–64 位" in page and "验证密钥至少 8 位" in page
     assert selectors.parameter("CA_ENABLED") == "0" and selectors.parameter("CA_APP_ID") == "GOOD-APP"
@@ -72,7 +92,9 @@ def test_registration_and_phone_change(ca_on, make_user):
     other = make_user("reg2", role="lab")
     with pytest.raises(InvalidInput) as taken:
         services.register_signer(other, staff_no=staff_no, name="李重复", id_number=valid_id_number())
-    assert taken.value.errors == [{"field": "staff_no", "rule": "unique", "message": "该工号已被其他账号注册。"}]
+    assert taken.value.errors == [
+        {"field": "staff_no", "rule": "unique", "message": "该工号已被其他账号注册。"}
+    ]
 
 
 def test_staff_management_binds_one_ukey_per_person(db, make_user, client, django_user_model):
@@ -84,7 +106,9 @@ def test_staff_management_binds_one_ukey_per_person(db, make_user, client, djang
     assert taken.value.errors[0]["rule"] == "unique"
     admin = django_user_model.objects.create_superuser("root", password="pw-for-tests-0")
     client.force_login(admin)
-    page = client.post("/esign/staff/", {"user": b.pk, "ukey_serial": "UK0001", "ca_enabled": "on"}).content.decode()
+    page = client.post(
+        "/esign/staff/", {"user": b.pk, "ukey_serial": "UK0001", "ca_enabled": "on"}
+    ).content.decode()
     assert "该 UKey 已登记给" in page
     assert client.post("/esign/staff/", {"user": b.pk, "ukey_serial": "UK0002"}).status_code == 302
     profile = SignerProfile.objects.get(user=b)
@@ -125,15 +149,27 @@ def test_ukey_login_checks_challenge_and_signature(ca_on, identities, signer):
     signed = agent_sign(alice, challenge["challenge"])
     other = services.issue_challenge()
     with pytest.raises(services.SigningRefused) as wrong_challenge:
-        services.ukey_login(user, challenge=other, signed_challenge=challenge["challenge"],
-                            certificate=signed["certificate"], signature=signed["signature"],
-                            key_serial=signed["keySerial"], workstation_id=WS1)
+        services.ukey_login(
+            user,
+            challenge=other,
+            signed_challenge=challenge["challenge"],
+            certificate=signed["certificate"],
+            signature=signed["signature"],
+            key_serial=signed["keySerial"],
+            workstation_id=WS1,
+        )
     assert wrong_challenge.value.code == "bad_challenge"
     forged = agent_sign(alice, other["challenge"])
     with pytest.raises(services.SigningRefused) as bad_sig:
-        services.ukey_login(user, challenge=challenge, signed_challenge=challenge["challenge"],
-                            certificate=signed["certificate"], signature=forged["signature"],
-                            key_serial=signed["keySerial"], workstation_id=WS1)
+        services.ukey_login(
+            user,
+            challenge=challenge,
+            signed_challenge=challenge["challenge"],
+            certificate=signed["certificate"],
+            signature=forged["signature"],
+            key_serial=signed["keySerial"],
+            workstation_id=WS1,
+        )
     assert bad_sig.value.code == "bad_signature"
     assert not SigningSession.objects.exists()
 

@@ -25,8 +25,14 @@ def _prepare(report, user):
 
 
 def _approve_with(report, user, prepared, signature: bytes, certificate: str):
-    return services.approve_report(report.pk, user, workstation_id=WS1, prepared=prepared,
-                                   ukey_signature=base64.b64encode(signature).decode(), ukey_certificate=certificate)
+    return services.approve_report(
+        report.pk,
+        user,
+        workstation_id=WS1,
+        prepared=prepared,
+        ukey_signature=base64.b64encode(signature).decode(),
+        ukey_certificate=certificate,
+    )
 
 
 @pytest.fixture
@@ -62,14 +68,17 @@ def test_a_report_changed_after_its_text_was_prepared_is_not_signed(ukey_signer)
     report.items[1]["result"] = "130"  # HGB corrected while the page waited for the UKey
     report.save(update_fields=["items"])
     with pytest.raises(services.SigningRefused) as refused:
-        _approve_with(report, user, prepared, ident.ukey_key.sign(prepared["text"].encode()), session.certificate)
+        _approve_with(
+            report, user, prepared, ident.ukey_key.sign(prepared["text"].encode()), session.certificate
+        )
     assert refused.value.code == "content_changed" and "报告内容在签名过程中已变更" in refused.value.message
     assert not ReportSignature.objects.exists()
     # prepared again, the new content is signed
     prepared = _prepare(report, user)
     assert '"result":"130"' in prepared["text"]
-    approval = _approve_with(report, user, prepared, ident.ukey_key.sign(prepared["text"].encode()),
-                             session.certificate)
+    approval = _approve_with(
+        report, user, prepared, ident.ukey_key.sign(prepared["text"].encode()), session.certificate
+    )
     assert approval.outcome == "signed" and approval.signature.original_text == prepared["text"]
 
 
@@ -77,14 +86,20 @@ def test_a_ukey_signature_must_use_the_ukey_login_certificate(ukey_signer, ca_on
     """A second certificate for the same UKey key (re-issued by the CA, valid, the signer's own)
     is still not the certificate of this UKey session."""
     ident, user, session = ukey_signer
-    reissued = ca_on.reissue(ident.ca_user_id, past(1), past(-30), publicKey=ident.ukey_key.public_key().hex,
-                             keySerial=ident.ukey_serial)
+    reissued = ca_on.reissue(
+        ident.ca_user_id,
+        past(1),
+        past(-30),
+        publicKey=ident.ukey_key.public_key().hex,
+        keySerial=ident.ukey_serial,
+    )
     assert reissued["certSn"] != session.cert_sn and reissued["status"] == "VALID"
     report = create_sample_reports(1, modules=["biochem"])[0]
     prepared = _prepare(report, user)
     with pytest.raises(services.SigningRefused) as refused:
-        _approve_with(report, user, prepared, ident.ukey_key.sign(prepared["text"].encode()),
-                      reissued["certificate"])
+        _approve_with(
+            report, user, prepared, ident.ukey_key.sign(prepared["text"].encode()), reissued["certificate"]
+        )
     assert refused.value.code == "cert_mismatch" and "与 UKey 登录证书不一致" in refused.value.message
     assert not ReportSignature.objects.exists()
 
@@ -110,11 +125,14 @@ def test_a_signature_with_another_persons_certificate_is_refused(ca_on, signer):
     assert SignJob.objects.get(pk=job.pk).status == "INVALID"
 
 
-@pytest.mark.parametrize("fault,why", [
-    ("digest", "时间戳所盖的摘要不是本签名值的 SM3 摘要"),
-    ("key", "时间戳不是 CA"),
-    ("time", "早于签名开始时间"),
-])
+@pytest.mark.parametrize(
+    "fault,why",
+    [
+        ("digest", "时间戳所盖的摘要不是本签名值的 SM3 摘要"),
+        ("key", "时间戳不是 CA"),
+        ("time", "早于签名开始时间"),
+    ],
+)
 def test_a_bad_timestamp_token_is_refused(fault, why, ca_on, signer):
     ident = new_identity(ca_on, "周时间")
     user = signer("zhou", ident)

@@ -27,8 +27,16 @@ def agent(ca_sim, tmp_path):
     _stop(proc)
 
 
-def call(ident, method: str, path: str, *, origin: str | None = None, host: str | None = None,
-         body: dict | None = None, headers: dict | None = None) -> requests.Response:
+def call(
+    ident,
+    method: str,
+    path: str,
+    *,
+    origin: str | None = None,
+    host: str | None = None,
+    body: dict | None = None,
+    headers: dict | None = None,
+) -> requests.Response:
     """One HTTP request to the agent at 127.0.0.1, with the browser headers given."""
     h = dict(headers or {})
     if origin is not None:
@@ -64,15 +72,25 @@ def assert_refused_without_signature(response: requests.Response, code: str) -> 
 
 def test_a_foreign_origin_gets_403_before_the_pin_check_with_no_signature_and_no_retry_counted(agent):
     # a correct PIN from a foreign page: no signature
-    assert_refused_without_signature(call(agent, "POST", "/api/v1/sign", origin=EVIL, body=sign_body(agent)),
-                                     "FORBIDDEN_ORIGIN")
+    assert_refused_without_signature(
+        call(agent, "POST", "/api/v1/sign", origin=EVIL, body=sign_body(agent)), "FORBIDDEN_ORIGIN"
+    )
     # wrong PINs from a foreign page: nothing is counted, the key cannot be locked from there
     for _ in range(ukey_agent.MAX_RETRIES):
         assert_refused_without_signature(
-            call(agent, "POST", "/api/v1/sign", origin=EVIL, body=sign_body(agent, pin="000000")), "FORBIDDEN_ORIGIN")
+            call(agent, "POST", "/api/v1/sign", origin=EVIL, body=sign_body(agent, pin="000000")),
+            "FORBIDDEN_ORIGIN",
+        )
         assert_refused_without_signature(
-            call(agent, "POST", "/api/v1/login", origin=EVIL, body={"certSn": agent.ukey_cert_sn, "pin": "000000"}),
-            "FORBIDDEN_ORIGIN")
+            call(
+                agent,
+                "POST",
+                "/api/v1/login",
+                origin=EVIL,
+                body={"certSn": agent.ukey_cert_sn, "pin": "000000"},
+            ),
+            "FORBIDDEN_ORIGIN",
+        )
     assert retries_in_keystore(agent) == ukey_agent.MAX_RETRIES
     # reading the key from a foreign page leaks neither its serial nor its certificate
     for path in ("/api/v1/status", "/api/v1/certs"):
@@ -80,8 +98,9 @@ def test_a_foreign_origin_gets_403_before_the_pin_check_with_no_signature_and_no
         assert_refused_without_signature(response, "FORBIDDEN_ORIGIN")
         assert agent.ukey_serial not in response.text and agent.ukey_cert_sn not in response.text
     # `Origin: null` (sandboxed frame, file://, no-referrer form) is foreign too
-    assert_refused_without_signature(call(agent, "POST", "/api/v1/sign", origin="null", body=sign_body(agent)),
-                                     "FORBIDDEN_ORIGIN")
+    assert_refused_without_signature(
+        call(agent, "POST", "/api/v1/sign", origin="null", body=sign_body(agent)), "FORBIDDEN_ORIGIN"
+    )
     assert call(agent, "GET", "/api/v1/status").json()["retriesLeft"] == ukey_agent.MAX_RETRIES
 
 
@@ -92,20 +111,35 @@ def test_a_foreign_host_header_gets_403_so_dns_rebinding_reaches_nothing(agent):
     rebound_origin = f"http://{rebound}"
     for origin in (None, rebound_origin, PAGE):
         assert_refused_without_signature(
-            call(agent, "POST", "/api/v1/sign", host=rebound, origin=origin, body=sign_body(agent)), "FORBIDDEN_HOST")
+            call(agent, "POST", "/api/v1/sign", host=rebound, origin=origin, body=sign_body(agent)),
+            "FORBIDDEN_HOST",
+        )
         assert_refused_without_signature(
-            call(agent, "POST", "/api/v1/sign", host=rebound, origin=origin, body=sign_body(agent, pin="000000")),
-            "FORBIDDEN_HOST")
+            call(
+                agent,
+                "POST",
+                "/api/v1/sign",
+                host=rebound,
+                origin=origin,
+                body=sign_body(agent, pin="000000"),
+            ),
+            "FORBIDDEN_HOST",
+        )
         status = call(agent, "GET", "/api/v1/status", host=rebound, origin=origin)
         assert_refused_without_signature(status, "FORBIDDEN_HOST")
         assert agent.ukey_serial not in status.text
     # a loopback name on another port is not this agent either
-    assert_refused_without_signature(call(agent, "GET", "/api/v1/status", host=f"127.0.0.1:{port(agent) + 1}"),
-                                     "FORBIDDEN_HOST")
+    assert_refused_without_signature(
+        call(agent, "GET", "/api/v1/status", host=f"127.0.0.1:{port(agent) + 1}"), "FORBIDDEN_HOST"
+    )
     assert retries_in_keystore(agent) == ukey_agent.MAX_RETRIES
     # the loopback names with the agent's port are the agent
-    for host in (f"127.0.0.1:{port(agent)}", f"localhost:{port(agent)}", f"LocalHost:{port(agent)}",
-                 f"[::1]:{port(agent)}"):
+    for host in (
+        f"127.0.0.1:{port(agent)}",
+        f"localhost:{port(agent)}",
+        f"LocalHost:{port(agent)}",
+        f"[::1]:{port(agent)}",
+    ):
         assert call(agent, "GET", "/api/v1/status", host=host, origin=PAGE).status_code == 200, host
 
 
@@ -126,8 +160,11 @@ def test_the_allowed_origin_gets_cors_headers_and_a_signed_batch(agent):
 
 
 def test_a_preflight_from_a_foreign_origin_gets_no_cors_allow_headers(agent):
-    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type",
-                 "Access-Control-Request-Private-Network": "true"}
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+        "Access-Control-Request-Private-Network": "true",
+    }
     foreign = call(agent, "OPTIONS", "/api/v1/sign", origin=EVIL, headers=preflight)
     assert foreign.status_code == 403
     assert not [h for h in foreign.headers if h.lower().startswith("access-control-allow")]
@@ -142,14 +179,21 @@ def test_a_browser_request_marked_cross_site_without_an_origin_is_refused(agent)
     # a foreign page's navigation or <script src> to the agent carries no Origin, but the browser
     # marks it cross-site; a local program (curl, the tests) sends neither header and is served
     assert_refused_without_signature(
-        call(agent, "GET", "/api/v1/certs", headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}),
-        "FORBIDDEN_ORIGIN")
+        call(
+            agent,
+            "GET",
+            "/api/v1/certs",
+            headers={"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"},
+        ),
+        "FORBIDDEN_ORIGIN",
+    )
     assert call(agent, "GET", "/api/v1/certs").json()["certs"][0]["certSn"] == agent.ukey_cert_sn
 
 
 def test_signing_after_a_login_still_needs_the_pin_for_each_batch(agent):
-    assert call(agent, "POST", "/api/v1/login", origin=PAGE,
-                body={"certSn": agent.ukey_cert_sn, "pin": PIN}).json()["ok"]
+    assert call(
+        agent, "POST", "/api/v1/login", origin=PAGE, body={"certSn": agent.ukey_cert_sn, "pin": PIN}
+    ).json()["ok"]
     assert call(agent, "GET", "/api/v1/status", origin=PAGE).json()["loggedIn"] is True
     refused = call(agent, "POST", "/api/v1/sign", origin=PAGE, body=sign_body(agent, pin=None))
     assert refused.status_code == 401
@@ -157,7 +201,9 @@ def test_signing_after_a_login_still_needs_the_pin_for_each_batch(agent):
     assert answer["code"] == "PIN_REQUIRED" and answer["field"] == "pin" and answer["rule"] == "required"
     assert "signature" not in answer and "signatures" not in answer
     # a batch signed with the PIN leaves nothing open for the next one
-    assert len(call(agent, "POST", "/api/v1/sign", origin=PAGE, body=sign_body(agent)).json()["signatures"]) == 3
+    assert (
+        len(call(agent, "POST", "/api/v1/sign", origin=PAGE, body=sign_body(agent)).json()["signatures"]) == 3
+    )
     again = call(agent, "POST", "/api/v1/sign", origin=PAGE, body=sign_body(agent, pin=None))
     assert again.status_code == 401 and again.json()["code"] == "PIN_REQUIRED"
 
@@ -166,8 +212,9 @@ def test_the_agent_logs_out_after_the_idle_timeout(ca_sim, tmp_path):
     ident = new_identity(ca_sim, "孙空闲")
     proc = start_agent(ca_sim, ident, tmp_path, allow_origins=[PAGE], idle_logout=1)
     try:
-        assert call(ident, "POST", "/api/v1/login", origin=PAGE,
-                    body={"certSn": ident.ukey_cert_sn, "pin": PIN}).json()["ok"]
+        assert call(
+            ident, "POST", "/api/v1/login", origin=PAGE, body={"certSn": ident.ukey_cert_sn, "pin": PIN}
+        ).json()["ok"]
         time.sleep(1.5)  # longer than the configured idle log-out
         status = call(ident, "GET", "/api/v1/status", origin=PAGE).json()
         assert status["loggedIn"] is False and status["present"] is True
@@ -187,18 +234,23 @@ def test_only_the_allowed_origins_wrong_pins_count_and_six_of_them_lock_the_key(
     assert last["code"] == "LOCKED" and last["retriesLeft"] == 0
     # locked: even the right PIN signs nothing
     locked = call(agent, "POST", "/api/v1/sign", origin=PAGE, body=sign_body(agent))
-    assert locked.status_code == 401 and locked.json()["code"] == "LOCKED" and "signatures" not in locked.json()
+    assert (
+        locked.status_code == 401 and locked.json()["code"] == "LOCKED" and "signatures" not in locked.json()
+    )
     assert call(agent, "GET", "/api/v1/status", origin=PAGE).json()["locked"] is True
 
 
-@pytest.mark.parametrize(("body", "field", "rule"), [
-    ({"pin": PIN}, "items", "required"),
-    ({"pin": PIN, "items": "not-a-list"}, "items", "type"),
-    ({"pin": PIN, "items": ["not base64!"]}, "items", "base64"),
-    ({"pin": PIN, "items": [""]}, "items", "required"),
-    ({"pin": PIN, "items": ITEMS * 100}, "items", "max_count"),
-    ({"pin": ["246810"], "items": ITEMS}, "pin", "type"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "rule"),
+    [
+        ({"pin": PIN}, "items", "required"),
+        ({"pin": PIN, "items": "not-a-list"}, "items", "type"),
+        ({"pin": PIN, "items": ["not base64!"]}, "items", "base64"),
+        ({"pin": PIN, "items": [""]}, "items", "required"),
+        ({"pin": PIN, "items": ITEMS * 100}, "items", "max_count"),
+        ({"pin": ["246810"], "items": ITEMS}, "pin", "type"),
+    ],
+)
 def test_a_malformed_signing_request_gets_a_precise_error_and_counts_no_retry(agent, body, field, rule):
     body = {"certSn": agent.ukey_cert_sn, **body}
     response = call(agent, "POST", "/api/v1/sign", origin=PAGE, body=body)
@@ -209,10 +261,17 @@ def test_a_malformed_signing_request_gets_a_precise_error_and_counts_no_retry(ag
 
 
 def test_a_request_body_that_is_not_a_json_object_gets_400(agent):
-    for raw, content_type in ((b"[1, 2]", "application/json"), (b"{not json", "application/json"),
-                              (b'{"pin": "246810"}', "text/plain")):
-        response = requests.post(agent.agent_url + "/api/v1/sign", data=raw, timeout=10,
-                                 headers={"Content-Type": content_type, "Origin": PAGE})
+    for raw, content_type in (
+        (b"[1, 2]", "application/json"),
+        (b"{not json", "application/json"),
+        (b'{"pin": "246810"}', "text/plain"),
+    ):
+        response = requests.post(
+            agent.agent_url + "/api/v1/sign",
+            data=raw,
+            timeout=10,
+            headers={"Content-Type": content_type, "Origin": PAGE},
+        )
         assert response.status_code in (400, 415), (raw, response.status_code)
         assert response.json()["code"] in ("BAD_REQUEST", "UNSUPPORTED_MEDIA_TYPE")
 

@@ -14,7 +14,8 @@ from tests.exam.conftest import report_body
 
 @pytest.mark.django_db
 def test_an_approved_report_with_images_pushes_its_study_and_the_pages_show_the_progress(
-        ris, fep, dicom_settings, tmp_path, client, make_user):
+    ris, fep, dicom_settings, tmp_path, client, make_user
+):
     study = write_ct_study(tmp_path / "incoming" / "ACC7", 12, rows=256, columns=256)
     body = report_body(40, studyInstanceUid=study.study_instance_uid, imageFolder=str(study.folder))
     r = ris.submit(body)
@@ -57,16 +58,48 @@ def test_study_events_need_a_folder_below_the_configured_roots(ris, dicom_settin
 @pytest.mark.django_db(transaction=True)
 def test_ops_dashboard_shows_study_progress_and_held_reports(live_server, page, make_user, artifacts_dir):
     now = timezone.now()
-    running = StudySync.objects.create(study_instance_uid="1.2.156.1.1", accession_no="ACC-RUN", source="folder",
-                                       state="running", total=200, stored=120, event_at=now)
-    StudySync.objects.create(study_instance_uid="1.2.156.1.2", accession_no="ACC-ERR", source="pacs",
-                             state="attention", total=40, stored=38, rejected=2, event_at=now,
-                             last_error="2 个实例被前置机拒收，请查看实例状态后重新同步")
-    StudyInstance.objects.create(job=running, sop_instance_uid="1.2.156.1.1.1", sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
-                                 transfer_syntax_uid="1.2.840.10008.1.2.1", path="/x/1.dcm", state="stored", status=0,
-                                 sent_count=1, stored_at=now)
-    ExamReport.objects.create(report_id="JC0000000099", state="held", problems=[
-        {"field": "execDeptCode", "rule": "mapping.unmapped", "message": "院内科室 1501 国际医疗部 未对照标准科室"}])
+    running = StudySync.objects.create(
+        study_instance_uid="1.2.156.1.1",
+        accession_no="ACC-RUN",
+        source="folder",
+        state="running",
+        total=200,
+        stored=120,
+        event_at=now,
+    )
+    StudySync.objects.create(
+        study_instance_uid="1.2.156.1.2",
+        accession_no="ACC-ERR",
+        source="pacs",
+        state="attention",
+        total=40,
+        stored=38,
+        rejected=2,
+        event_at=now,
+        last_error="2 个实例被前置机拒收，请查看实例状态后重新同步",
+    )
+    StudyInstance.objects.create(
+        job=running,
+        sop_instance_uid="1.2.156.1.1.1",
+        sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+        transfer_syntax_uid="1.2.840.10008.1.2.1",
+        path="/x/1.dcm",
+        state="stored",
+        status=0,
+        sent_count=1,
+        stored_at=now,
+    )
+    ExamReport.objects.create(
+        report_id="JC0000000099",
+        state="held",
+        problems=[
+            {
+                "field": "execDeptCode",
+                "rule": "mapping.unmapped",
+                "message": "院内科室 1501 国际医疗部 未对照标准科室",
+            }
+        ],
+    )
     make_user("ops-dash-exam", role="ops")
     page.goto(live_server.url + "/accounts/login/")
     page.fill("#id_username", "ops-dash-exam")
@@ -88,7 +121,9 @@ def test_ops_dashboard_shows_study_progress_and_held_reports(live_server, page, 
     page.screenshot(path=str(artifacts_dir / "exam-held-reports.png"), full_page=True)
 
     page.goto(live_server.url + f"/exam/images/{running.pk}/")
-    assert "120/200" in page.locator("body").inner_text() and "0x0000" in page.locator("#instances").inner_text()
+    assert (
+        "120/200" in page.locator("body").inner_text() and "0x0000" in page.locator("#instances").inner_text()
+    )
     page.screenshot(path=str(artifacts_dir / "exam-study-detail.png"), full_page=True)
     page.goto(live_server.url + "/exam/daily/")
     assert page.locator("#rerun button").inner_text() == "生成并上报"

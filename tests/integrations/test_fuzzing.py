@@ -33,7 +33,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.usefixtures("
 
 FUZZ_EXAMPLES = 100  # per operation (the issue's floor)
 
-emr, exam, lab, recognition_api = (fuzz_schema(api, FUZZ_EXAMPLES) for api in ("emr", "exam", "lab", "recognition"))
+emr, exam, lab, recognition_api = (
+    fuzz_schema(api, FUZZ_EXAMPLES) for api in ("emr", "exam", "lab", "recognition")
+)
 FUZZ_SETTINGS = settings(deadline=None, suppress_health_check=list(HealthCheck))
 
 

@@ -17,8 +17,10 @@ from tests.recognition.conftest import recognition  # noqa: F401  (demo dictiona
 pytestmark = pytest.mark.django_db
 
 VALID_ID = "11010519491231002X"
-EVENT = {"patient": {"name": "张三", "idTypeCode": "01", "idNo": VALID_ID},
-         "visit": {"visitId": "V-HOSTILE-1", "patientTypeCode": "1"}}
+EVENT = {
+    "patient": {"name": "张三", "idTypeCode": "01", "idNo": VALID_ID},
+    "visit": {"visitId": "V-HOSTILE-1", "patientTypeCode": "1"},
+}
 PROMPT = {**EVENT, "items": [{"kind": "lab", "itemCode": "XCG", "orderId": "YZ1"}]}
 
 
@@ -37,8 +39,11 @@ MACHINE = [
     ("lab", "/api/lab/v1/reports", lambda: lis_report(41)),
     ("exam", "/api/exam/v1/reports", lambda: {"reportId": "JC0000000041", "patient": {"name": "张三"}}),
 ]
-ALL_JSON = [*((name, path) for name, path, _ in MACHINE), ("embed-save", "/recognition/embed/save"),
-            ("emr-bulk", "/api/emr/v1/records/op-registration/bulk")]
+ALL_JSON = [
+    *((name, path) for name, path, _ in MACHINE),
+    ("embed-save", "/recognition/embed/save"),
+    ("emr-bulk", "/api/emr/v1/records/op-registration/bulk"),
+]
 
 
 @pytest.fixture
@@ -95,13 +100,16 @@ def test_100000_deep_nesting_is_refused_everywhere_even_unauthenticated(client, 
 @pytest.mark.parametrize("name, path, make", MACHINE, ids=[m[0] for m in MACHINE])
 def test_duplicate_keys_are_refused_not_last_wins(client, token, name, path, make):
     text = json.dumps(make(), ensure_ascii=False)
-    raw = text.replace('{', '{"dup": 1, "dup": 2, ', 1).encode()
+    raw = text.replace("{", '{"dup": 1, "dup": 2, ', 1).encode()
     assert_refused(post(client, path, raw, token), rule="duplicate", field="dup")
 
 
 def test_a_visit_that_is_not_an_object_on_the_prompt_api_is_400(client, token):
-    assert_refused(post(client, "/recognition/api/prompt", json.dumps({**PROMPT, "visit": "V1"}), token),
-                   field="visit", rule="type")
+    assert_refused(
+        post(client, "/recognition/api/prompt", json.dumps({**PROMPT, "visit": "V1"}), token),
+        field="visit",
+        rule="type",
+    )
 
 
 def test_a_list_on_embed_save_is_400(client):
@@ -121,7 +129,9 @@ def test_an_event_with_a_bad_id_number_and_an_impossible_birth_date_is_refused(c
 
 def test_a_lab_report_with_a_wrong_check_digit_is_refused(client, token):
     body = lis_report(42)
-    body["patient"]["idNo"] = body["patient"]["idNo"][:17] + ("1" if body["patient"]["idNo"][17] != "1" else "2")
+    body["patient"]["idNo"] = body["patient"]["idNo"][:17] + (
+        "1" if body["patient"]["idNo"][17] != "1" else "2"
+    )
     response = post(client, "/api/lab/v1/reports", json.dumps(body, ensure_ascii=False), token)
     assert_refused(response, rule="checksum", field="patient.idNo")
 
@@ -133,8 +143,16 @@ def test_every_machine_api_answers_the_same_error_body(client, token, name, path
     assert set(body["errors"][0]) >= {"field", "rule", "message"}
 
 
-@pytest.mark.parametrize("path", ["/recognition/api/prompt", "/recognition/api/events", "/api/lab/v1/reports",
-                                  "/api/exam/v1/reports", "/api/emr/v1/records/op-registration"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/recognition/api/prompt",
+        "/recognition/api/events",
+        "/api/lab/v1/reports",
+        "/api/exam/v1/reports",
+        "/api/emr/v1/records/op-registration",
+    ],
+)
 def test_a_session_cookie_does_not_open_a_machine_api(client, make_user, path):
     user = make_user("dr-cookie", role="clinician", is_staff=True, is_superuser=True)
     client.force_login(user)
@@ -146,7 +164,9 @@ def test_a_session_cookie_does_not_open_a_machine_api(client, make_user, path):
 
 @pytest.mark.usefixtures("recognition")
 @pytest.mark.parametrize("field, value", [("visit.visitId", 20261204), ("patient.idNo", 110105197003071002)])
-def test_a_prompt_whose_visit_id_or_id_number_is_a_json_number_is_answered_not_a_500(client, token, field, value):
+def test_a_prompt_whose_visit_id_or_id_number_is_a_json_number_is_answered_not_a_500(
+    client, token, field, value
+):
     """Found by reading while fuzzing: the prompt's quick path took the raw values when they were
     not strings, after the slow path had accepted a number (as the events API does)."""
     body = json.loads(json.dumps(PROMPT))
@@ -160,9 +180,13 @@ def test_a_prompt_whose_visit_id_or_id_number_is_a_json_number_is_answered_not_a
         assert response.json()["visitId"] == str(body["visit"]["visitId"])
 
 
-@pytest.mark.parametrize("query, field", [({"visitId": "V1", "kind": "xray"}, "kind"),
-                                          ({"visitId": "V1", "status": "recognised"}, "status")])
-def test_results_with_a_kind_or_status_outside_its_value_set_is_refused_not_ignored(client, token, query, field):
+@pytest.mark.parametrize(
+    "query, field",
+    [({"visitId": "V1", "kind": "xray"}, "kind"), ({"visitId": "V1", "status": "recognised"}, "status")],
+)
+def test_results_with_a_kind_or_status_outside_its_value_set_is_refused_not_ignored(
+    client, token, query, field
+):
     """Found writing the recognition API's schema: an unknown kind or status was ignored, so a typo
     returned every result instead of the ones asked for."""
     response = client.get("/recognition/api/results", query, **token)
@@ -180,7 +204,9 @@ NUL_IN_PATH = [
 ]
 
 
-@pytest.mark.parametrize("method, path, parameter", NUL_IN_PATH, ids=[p[1].split("%")[0] for p in NUL_IN_PATH])
+@pytest.mark.parametrize(
+    "method, path, parameter", NUL_IN_PATH, ids=[p[1].split("%")[0] for p in NUL_IN_PATH]
+)
 def test_a_nul_in_a_path_parameter_is_refused_with_its_name(client, token, method, path, parameter):
     """Found probing alongside the fuzzing (schemathesis never puts control characters in a path):
     PostgreSQL cannot compare a string with a NUL, so the lookup raised (500)."""

@@ -46,8 +46,11 @@ def test_every_error_answer_of_every_operation_is_the_one_documented_error_body(
         schemas = document["components"]["schemas"]
         shared.append((schemas["ApiError"], schemas["ApiFieldError"]))
         # no API keeps an error body of its own
-        assert not [name for name, s in schemas.items()
-                    if name != "ApiError" and set(s.get("properties", {})) >= {"code", "message", "errors"}]
+        assert not [
+            name
+            for name, s in schemas.items()
+            if name != "ApiError" and set(s.get("properties", {})) >= {"code", "message", "errors"}
+        ]
         for path, operations in document["paths"].items():
             for method, operation in operations.items():
                 responses = operation["responses"]
@@ -65,13 +68,21 @@ def test_every_error_answer_of_every_operation_is_the_one_documented_error_body(
     assert all(pair == shared[0] for pair in shared)
     error, field_error = shared[0]
     assert error["required"] == ["code", "message", "errors"] and {"invalid", "too_large"} <= set(
-        error["properties"]["code"]["enum"])
+        error["properties"]["code"]["enum"]
+    )
     assert field_error["required"] == ["field", "rule", "message"]
 
 
 def test_the_intakes_say_which_answers_mean_another_patients_visit(client, token):
-    conflicts = {api: [f"{m} {p}" for p, ops in served(client, api, token)["paths"].items()
-                       for m, op in ops.items() if "409" in op["responses"]] for api in SCHEMA_URLS}
+    conflicts = {
+        api: [
+            f"{m} {p}"
+            for p, ops in served(client, api, token)["paths"].items()
+            for m, op in ops.items()
+            if "409" in op["responses"]
+        ]
+        for api in SCHEMA_URLS
+    }
     assert "post /api/exam/v1/reports" in conflicts["exam"] and "post /api/lab/v1/reports" in conflicts["lab"]
     assert {"post /recognition/api/prompt", "post /recognition/api/events"} <= set(conflicts["recognition"])
     assert "post /api/emr/v1/records/op-registration" in conflicts["emr"]
@@ -82,12 +93,19 @@ def test_the_recognition_api_is_documented_behind_a_login_or_token(client, admin
     document = served(admin_client, "recognition", {})
     assert served(client, "recognition", token) == document
     assert {p: set(ops) for p, ops in document["paths"].items()} == {
-        "/recognition/api/prompt": {"post"}, "/recognition/api/events": {"post"},
-        "/recognition/api/decisions": {"get"}, "/recognition/api/results": {"get"}}
+        "/recognition/api/prompt": {"post"},
+        "/recognition/api/events": {"post"},
+        "/recognition/api/decisions": {"get"},
+        "/recognition/api/results": {"get"},
+    }
     prompt = document["paths"]["/recognition/api/prompt"]["post"]
     assert prompt["security"] == [{"IntegrationToken": []}]
-    assert prompt["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("RecognitionPromptRequest")
-    assert prompt["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("PromptAnswer")
+    assert prompt["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "RecognitionPromptRequest"
+    )
+    assert prompt["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "PromptAnswer"
+    )
     results = document["paths"]["/recognition/api/results"]["get"]
     assert {p["name"] for p in results["parameters"]} == {"visitId", "idNo", "idTypeCode", "kind", "status"}
     components = document["components"]["schemas"]
@@ -123,26 +141,51 @@ def test_real_recognition_answers_are_as_documented(recognition, patient, token)
     by_order = {i["orderId"]: i for i in answer["items"]}
     assert by_order["YZ001"]["results"] and by_order["YZ003"]["results"]  # an exam and a lab panel
 
-    event = {"eventType": "admission", "patient": prompt_body(patient, [])["patient"],
-             "visit": {"visitId": patient["visitId"], "patientTypeCode": "3", "inpatientNo": "ZY0001"}}
+    event = {
+        "eventType": "admission",
+        "patient": prompt_body(patient, [])["patient"],
+        "visit": {"visitId": patient["visitId"], "patientTypeCode": "3", "inpatientNo": "ZY0001"},
+    }
     call("/recognition/api/events", "POST", 202, body=event)
 
     items = tuple(OrderedItem(i["kind"], i["itemCode"], "", i["orderId"]) for i in ITEMS)
     ctx = LinkContext(patient["patientId"], patient["visitId"], "D1001", "1001", items, 0)
     liver = by_order["YZ003"]["results"]
-    services.save_decisions(ctx, [
-        {"orderId": "YZ001", "standardCode": "JC0012", "reportId": by_order["YZ001"]["results"][0]["reportId"],
-         "decision": "1"},
-        {"orderId": "YZ003", "standardCode": liver[0]["standardCode"], "reportId": liver[0]["reportId"],
-         "decision": "1"},
-        {"orderId": "YZ003", "standardCode": liver[1]["standardCode"], "reportId": liver[1]["reportId"],
-         "decision": "2", "reasonCode": "9", "note": "术前复查"},
-    ])
+    services.save_decisions(
+        ctx,
+        [
+            {
+                "orderId": "YZ001",
+                "standardCode": "JC0012",
+                "reportId": by_order["YZ001"]["results"][0]["reportId"],
+                "decision": "1",
+            },
+            {
+                "orderId": "YZ003",
+                "standardCode": liver[0]["standardCode"],
+                "reportId": liver[0]["reportId"],
+                "decision": "1",
+            },
+            {
+                "orderId": "YZ003",
+                "standardCode": liver[1]["standardCode"],
+                "reportId": liver[1]["reportId"],
+                "decision": "2",
+                "reasonCode": "9",
+                "note": "术前复查",
+            },
+        ],
+    )
     decisions = call("/recognition/api/decisions", "GET", 200, query={"visitId": patient["visitId"]})
     assert {o["action"] for o in decisions["orders"]} >= {"cancel", "reduce"}
-    rows = call("/recognition/api/results", "GET", 200, query={"idNo": patient["idNo"], "status": "all"})["results"]
-    assert {(r["kind"], r["recognitionStatus"]) for r in rows} == {("exam", "recognized"), ("lab", "recognized"),
-                                                                  ("lab", "refused")}
+    rows = call("/recognition/api/results", "GET", 200, query={"idNo": patient["idNo"], "status": "all"})[
+        "results"
+    ]
+    assert {(r["kind"], r["recognitionStatus"]) for r in rows} == {
+        ("exam", "recognized"),
+        ("lab", "recognized"),
+        ("lab", "refused"),
+    }
 
 
 @pytest.mark.usefixtures("in_test_transaction", "recognition")
@@ -158,10 +201,17 @@ def test_real_exam_answers_are_as_documented(token):
     assert held["problems"][0]["rule"] == "mapping.unmapped"
     report = {"report_id": body["reportId"]}
     call("/api/exam/v1/reports/{report_id}", "GET", 200, path_parameters=report)
-    withdrawn = call("/api/exam/v1/reports/{report_id}/withdraw", "POST", 200, path_parameters=report,
-                     body={"voidReason": "检查部位错误", "voidOperatorId": "D1001", "voidOperatorName": "王建国"})
+    withdrawn = call(
+        "/api/exam/v1/reports/{report_id}/withdraw",
+        "POST",
+        200,
+        path_parameters=report,
+        body={"voidReason": "检查部位错误", "voidOperatorId": "D1001", "voidOperatorName": "王建国"},
+    )
     assert withdrawn["state"] == "withdrawn"
-    call("/api/exam/v1/studies", "POST", 202, body={"studyInstanceUid": "1.2.156.7103", "accessionNo": "A7103"})
+    call(
+        "/api/exam/v1/studies", "POST", 202, body={"studyInstanceUid": "1.2.156.7103", "accessionNo": "A7103"}
+    )
     call("/api/exam/v1/studies/{study_uid}", "GET", 200, path_parameters={"study_uid": "1.2.156.7103"})
 
 
@@ -174,6 +224,8 @@ def test_real_lab_answers_are_as_documented(token):
     assert call("/api/lab/v1/reports", "POST", 201, body=body)["changed"]
     assert not call("/api/lab/v1/reports", "POST", 200, body=body)["changed"]
     report = {"report_id": body["reportId"]}
-    assert call("/api/lab/v1/reports/{report_id}/archive", "POST", 202, path_parameters=report, body={})["written"]
+    assert call("/api/lab/v1/reports/{report_id}/archive", "POST", 202, path_parameters=report, body={})[
+        "written"
+    ]
     call("/api/lab/v1/reports/{report_id}/archive", "POST", 200, path_parameters=report, body={})
     call("/api/lab/v1/reports/{report_id}", "GET", 200, path_parameters=report)

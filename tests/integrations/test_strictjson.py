@@ -40,14 +40,16 @@ def test_hostile_input_is_refused_with_its_path_and_rule(name, raw, field, rule)
 
 
 def test_an_array_is_accepted_where_bulk_expects_one_and_a_bom_is_ignored():
-    assert loads(b"\xef\xbb\xbf[{\"a\": 1}]", top="array") == [{"a": 1}]
+    assert loads(b'\xef\xbb\xbf[{"a": 1}]', top="array") == [{"a": 1}]
     with pytest.raises(JsonRefused):
         loads(b'{"a": 1}', top="array")
 
 
 def test_the_largest_safe_integer_and_64_levels_pass():
     assert loads(json.dumps({"n": MAX_SAFE_INTEGER, "m": -MAX_SAFE_INTEGER}).encode()) == {
-        "n": MAX_SAFE_INTEGER, "m": -MAX_SAFE_INTEGER}
+        "n": MAX_SAFE_INTEGER,
+        "m": -MAX_SAFE_INTEGER,
+    }
     deep = {"a": 1}
     for _ in range(MAX_DEPTH - 1):
         deep = {"a": deep}
@@ -60,10 +62,14 @@ def test_the_result_is_made_of_plain_dicts():
 
 safe_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
-    | st.floats(allow_nan=False, allow_infinity=False) | safe_text,
+    st.none()
+    | st.booleans()
+    | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | safe_text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(safe_text, children, max_size=4),
-    max_leaves=30)
+    max_leaves=30,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -78,4 +84,13 @@ def test_arbitrary_bytes_are_parsed_or_refused_never_anything_else(raw):
     try:
         loads(raw)
     except JsonRefused as refused:
-        assert refused.rule in {"encoding", "json", "nul", "surrogate", "duplicate", "depth", "number", "type"}
+        assert refused.rule in {
+            "encoding",
+            "json",
+            "nul",
+            "surrogate",
+            "duplicate",
+            "depth",
+            "number",
+            "type",
+        }

@@ -36,7 +36,9 @@ ITEMS = [  # LIS sub-item, result, unit, range, flag, method
 ]
 
 
-def lis_report(seed: int = 1, *, report_id: str | None = None, items=None, name: str = "张秀兰", **overrides) -> dict:
+def lis_report(
+    seed: int = 1, *, report_id: str | None = None, items=None, name: str = "张秀兰", **overrides
+) -> dict:
     """A LIS approval body (intake.LabReportIn) for the demo dictionaries."""
     rows = items if items is not None else ITEMS
     body = {
@@ -44,19 +46,33 @@ def lis_report(seed: int = 1, *, report_id: str | None = None, items=None, name:
         "applicationId": f"SQ{seed:010d}",
         "reportTitle": "血常规+肝功能+肿瘤标志物",
         "orderIds": [f"YZ{seed:08d}"],
-        "patient": {"patientId": f"P{seed:06d}", "name": name, "idTypeCode": "01", "idNo": resident_id(seed),
-                    "phone": "13800138000"},
+        "patient": {
+            "patientId": f"P{seed:06d}",
+            "name": name,
+            "idTypeCode": "01",
+            "idNo": resident_id(seed),
+            "phone": "13800138000",
+        },
         "visit": {"visitId": f"V{seed:010d}", "patientTypeCode": "1", "outpatientNo": f"MZ{seed:08d}"},
-        "requestDept": "1101", "requestDoctor": "D1002",
-        "clinicalDiagnosisCode": "C34.9", "clinicalDiagnosisName": "支气管和肺恶性肿瘤",
-        "specimen": {"specimenNo": f"BB{seed:08d}", "typeCode": "02", "sampledAt": "2026-11-27T08:05:00+08:00",
-                     "receivedAt": "2026-11-27T08:40:00+08:00"},
+        "requestDept": "1101",
+        "requestDoctor": "D1002",
+        "clinicalDiagnosisCode": "C34.9",
+        "clinicalDiagnosisName": "支气管和肺恶性肿瘤",
+        "specimen": {
+            "specimenNo": f"BB{seed:08d}",
+            "typeCode": "02",
+            "sampledAt": "2026-11-27T08:05:00+08:00",
+            "receivedAt": "2026-11-27T08:40:00+08:00",
+        },
         "labDept": "1301",
         "testDoctor": {"staffNo": "L2001", "name": "周检验"},
         "reviewDoctor": {"staffNo": "L2002", "name": "吴审核"},
-        "reportedAt": "2026-11-27T10:12:00+08:00", "reviewedAt": "2026-11-27T10:15:00+08:00",
-        "items": [{"itemCode": c, "result": r, "unit": u, "referenceRange": rng, "abnormalFlag": f, "testMethod": m}
-                  for c, r, u, rng, f, m in rows],
+        "reportedAt": "2026-11-27T10:12:00+08:00",
+        "reviewedAt": "2026-11-27T10:15:00+08:00",
+        "items": [
+            {"itemCode": c, "result": r, "unit": u, "referenceRange": rng, "abnormalFlag": f, "testMethod": m}
+            for c, r, u, rng, f, m in rows
+        ],
         "remark": "标本轻度溶血，结果仅供参考。",
     }
     body.update(overrides)
@@ -90,13 +106,27 @@ def folders(tmp_path, settings):
     key_file = base / "index.key"
     key_file.write_text(key.hex())
     settings.LAB_TRANSFER = {
-        "DROP_DIR": str(base / "drop"), "ARCHIVE_DIR": str(base / "archive"),
-        "QUARANTINE_DIR": str(base / "quarantine"), "AFTER_ACCEPT": "archive",
-        "UNPAIRED_TIMEOUT_SECONDS": 600, "RESCAN_SECONDS": 30, "ACCEPT_POLL_SECONDS": 0.5,
+        "DROP_DIR": str(base / "drop"),
+        "ARCHIVE_DIR": str(base / "archive"),
+        "QUARANTINE_DIR": str(base / "quarantine"),
+        "AFTER_ACCEPT": "archive",
+        "UNPAIRED_TIMEOUT_SECONDS": 600,
+        "RESCAN_SECONDS": 30,
+        "ACCEPT_POLL_SECONDS": 0.5,
         "INDEX_KEY_FILE": str(key_file),
     }
-    return type("Folders", (), {"base": base, "drop": base / "drop", "archive": base / "archive",
-                                "quarantine": base / "quarantine", "index_key": key, "index_key_file": key_file})
+    return type(
+        "Folders",
+        (),
+        {
+            "base": base,
+            "drop": base / "drop",
+            "archive": base / "archive",
+            "quarantine": base / "quarantine",
+            "index_key": key,
+            "index_key_file": key_file,
+        },
+    )
 
 
 @pytest.fixture
@@ -131,8 +161,9 @@ def lis_mac(doc: dict, key: bytes) -> str:
 
 def with_mac(doc: dict, key: bytes) -> bytes:
     """The index file a LIS holding ``key`` writes for ``doc``."""
-    return json.dumps({**doc, "mac": {"algorithm": "HMAC-SM3", "value": lis_mac(doc, key)}},
-                      ensure_ascii=False, indent=1).encode("utf-8")
+    return json.dumps(
+        {**doc, "mac": {"algorithm": "HMAC-SM3", "value": lis_mac(doc, key)}}, ensure_ascii=False, indent=1
+    ).encode("utf-8")
 
 
 def file_mode(path: Path) -> str:

@@ -29,20 +29,33 @@ def lis_pair(seed: int, *, name: str = "钱美玲", **overrides) -> tuple[dict, 
     content, errors = intake.normalise(body)
     assert not errors, errors
     signature = {
-        "reportId": content["reportId"], "originalText": f"报告单号={content['reportId']}&审核者=吴审核",
-        "originalHash": sm3_hex(b"forged"), "hashAlgorithm": "SM3", "signatureAlgorithm": "SM3withSM2",
+        "reportId": content["reportId"],
+        "originalText": f"报告单号={content['reportId']}&审核者=吴审核",
+        "originalHash": sm3_hex(b"forged"),
+        "hashAlgorithm": "SM3",
+        "signatureAlgorithm": "SM3withSM2",
         "signatureValue": base64.b64encode(secrets.token_bytes(70)).decode(),
-        "certificate": base64.b64encode(b"not-a-certificate").decode(), "certSerial": "DEADBEEF",
-        "signerName": "吴审核", "signerStaffNo": "L2002", "signedAt": "2026-11-27T10:15:00+08:00",
-        "timestampToken": "TSA-FORGED", "method": "ukey",
+        "certificate": base64.b64encode(b"not-a-certificate").decode(),
+        "certSerial": "DEADBEEF",
+        "signerName": "吴审核",
+        "signerStaffNo": "L2002",
+        "signedAt": "2026-11-27T10:15:00+08:00",
+        "timestampToken": "TSA-FORGED",
+        "method": "ukey",
     }
     pdf_bytes = pdf.render(payloads.map_content(content), signature)
     stem = f"{content['reportId']}_v1"
     doc = {
-        "format": "lab-report-index", "formatVersion": 1, "reportId": content["reportId"], "version": 1,
-        "event": "archived", "archivedAt": "2026-11-27T10:16:00+08:00",
+        "format": "lab-report-index",
+        "formatVersion": 1,
+        "reportId": content["reportId"],
+        "version": 1,
+        "event": "archived",
+        "archivedAt": "2026-11-27T10:16:00+08:00",
         "pdf": {"fileName": f"{stem}.pdf", "size": len(pdf_bytes), "sm3": sm3_hex(pdf_bytes)},
-        "report": content, "signature": signature, "contentHash": intake.content_hash(content),
+        "report": content,
+        "signature": signature,
+        "contentHash": intake.content_hash(content),
         "generator": "LIS",
     }
     return doc, pdf_bytes
@@ -67,7 +80,8 @@ def reason_of(folders, stem: str) -> str:
 
 @pytest.mark.django_db
 def test_a_forged_pair_for_a_report_never_archived_is_quarantined_and_nothing_is_enqueued(
-        lab_dicts, folders, service):
+    lab_dicts, folders, service
+):
     # no MAC at all (the attacker does not know there is one)
     doc, pdf_bytes = lis_pair(71)
     no_mac = drop(folders, doc, pdf_bytes, json.dumps(doc, ensure_ascii=False).encode())
@@ -76,8 +90,12 @@ def test_a_forged_pair_for_a_report_never_archived_is_quarantined_and_nothing_is
     wrong_key = drop(folders, doc, pdf_bytes, with_mac(doc, secrets.token_bytes(32)))
     # a MAC field that is not even hex
     doc, pdf_bytes = lis_pair(73)
-    garbage = drop(folders, doc, pdf_bytes, json.dumps(
-        {**doc, "mac": {"algorithm": "HMAC-SM3", "value": "zz"}}, ensure_ascii=False).encode())
+    garbage = drop(
+        folders,
+        doc,
+        pdf_bytes,
+        json.dumps({**doc, "mac": {"algorithm": "HMAC-SM3", "value": "zz"}}, ensure_ascii=False).encode(),
+    )
 
     stats = service.run_once()
 
@@ -95,7 +113,8 @@ def test_a_forged_pair_for_a_report_never_archived_is_quarantined_and_nothing_is
 
 @pytest.mark.django_db
 def test_an_archived_pair_changed_after_archiving_is_quarantined_even_with_its_mac_kept(
-        lab_dicts, folders, service):
+    lab_dicts, folders, service
+):
     # a result changed in the index
     body = lis_report(74, name="孙丽华")
     services.approve(body, source="LIS")
@@ -127,7 +146,8 @@ def test_an_archived_pair_changed_after_archiving_is_quarantined_even_with_its_m
 
 @pytest.mark.django_db
 def test_a_genuine_archived_pair_carries_a_mac_the_documented_form_reproduces_and_is_uploaded(
-        lab_dicts, folders, service, sim, inline_delivery):
+    lab_dicts, folders, service, sim, inline_delivery
+):
     body = lis_report(77, name="周建国")
     services.approve(body, source="LIS")
     result = services.archive(body["reportId"])
@@ -157,7 +177,8 @@ def test_a_genuine_archived_pair_carries_a_mac_the_documented_form_reproduces_an
 
 @pytest.mark.django_db
 def test_a_pair_a_lis_wrote_with_the_right_mac_is_checked_like_any_lis_report_and_uploaded(
-        lab_dicts, folders, service, sim, inline_delivery):
+    lab_dicts, folders, service, sim, inline_delivery
+):
     """docs/lab-transfer.md: a LIS may write the folder itself; it signs the index with the shared key."""
     doc, pdf_bytes = lis_pair(79)
     stem = drop(folders, doc, pdf_bytes, with_mac(doc, folders.index_key))
@@ -170,7 +191,9 @@ def test_a_pair_a_lis_wrote_with_the_right_mac_is_checked_like_any_lis_report_an
 
     stats = service.run_once()
     assert stats.enqueued == 1 and stats.quarantined == 1
-    assert "不符合 LIS 报告格式" in reason_of(folders, bad_stem) and "specimen.sampledAt" in reason_of(folders, bad_stem)
+    assert "不符合 LIS 报告格式" in reason_of(folders, bad_stem) and "specimen.sampledAt" in reason_of(
+        folders, bad_stem
+    )
     inline_delivery()
     assert service.run_once().cleared == 1
     record = sim.record("LAB_REPORT_DETAIL", f"{ORG}|{doc['reportId']}")
@@ -196,7 +219,8 @@ def test_quarantined_files_and_reason_files_are_private(lab_dicts, folders, serv
 
 @pytest.mark.django_db
 def test_without_its_index_key_neither_archive_nor_the_transfer_service_works_and_nothing_is_written(
-        lab_dicts, folders):
+    lab_dicts, folders
+):
     import re
 
     from django.core.exceptions import ImproperlyConfigured

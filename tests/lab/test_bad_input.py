@@ -35,7 +35,9 @@ def quarantined(folders, stem: str) -> tuple[list[str], str]:
 
 
 @pytest.mark.django_db
-def test_each_bad_drop_ends_in_quarantine_with_a_reason_and_nothing_is_uploaded_or_lost(lab_dicts, folders, service):
+def test_each_bad_drop_ends_in_quarantine_with_a_reason_and_nothing_is_uploaded_or_lost(
+    lab_dicts, folders, service
+):
     # 1. an index without its PDF (waits for the unpaired timeout, then quarantine)
     pdf1, idx1 = archived_pair(21, folders)
     pdf1.unlink()

@@ -20,14 +20,17 @@ ORG = "12110000400000000X"
 
 @pytest.mark.django_db
 def test_approve_archive_upload_clear_then_reapproval_is_version_2(
-        client, lis, lab_dicts, folders, service, sim, inline_delivery, reviewer, artifacts_dir):
+    client, lis, lab_dicts, folders, service, sim, inline_delivery, reviewer, artifacts_dir
+):
     body = lis_report(7, name="张建华", reviewDoctor=reviewer.doctor)
 
     # 审核: stored as version 1, nothing sent yet; the named reviewer signs it (CA simulator, auto-sign)
     r = post_json(client, "/api/lab/v1/reports", body, lis)
     assert r.status_code == 201, r.content
     assert r.json()["version"] == 1 and r.json()["changed"] is True
-    assert post_json(client, "/api/lab/v1/reports", body, lis).json()["changed"] is False  # same content again
+    assert (
+        post_json(client, "/api/lab/v1/reports", body, lis).json()["changed"] is False
+    )  # same content again
     assert not OutboxRecord.objects.exists()
     cert_sn = reviewer.sign(body["reportId"], 1).cert_sn
 
@@ -39,19 +42,56 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     pdf_bytes = (folders.drop / f"{stem}.pdf").read_bytes()
     idx = json.loads((folders.drop / f"{stem}.json").read_text("utf-8"))
     assert idx["pdf"] == {"fileName": f"{stem}.pdf", "size": len(pdf_bytes), "sm3": sm3_hex(pdf_bytes)}
-    assert idx["signature"]["certSerial"] == cert_sn and idx["signature"]["signatureAlgorithm"] == "SM3withSM2"
+    assert (
+        idx["signature"]["certSerial"] == cert_sn and idx["signature"]["signatureAlgorithm"] == "SM3withSM2"
+    )
     assert idx["signature"]["reportVersion"] == 1 and idx["signature"]["timestampVerified"] is True
     assert r.json()["pdfSm3"] == sm3_hex(pdf_bytes)
-    assert post_json(client, f"/api/lab/v1/reports/{body['reportId']}/archive", {}, lis).json()["written"] is False
+    assert (
+        post_json(client, f"/api/lab/v1/reports/{body['reportId']}/archive", {}, lis).json()["written"]
+        is False
+    )
 
     # the PDF renders Chinese text: pdftotext extracts the patient's name, item names, HR and the signature
-    text = subprocess.run(["pdftotext", "-layout", str(folders.drop / f"{stem}.pdf"), "-"], capture_output=True,
-                          check=True, text=True).stdout
-    for expected in ("中国医学科学院肿瘤医院", "张建华", "白细胞计数", "血红蛋白", "丙氨酸氨基转移酶", "中性粒细胞百分比",
-                     "乙型肝炎病毒表面抗原", "HR", "电子签名", cert_sn, "吴审核", "含可信时间戳", "↓", "↑"):
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(folders.drop / f"{stem}.pdf"), "-"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    for expected in (
+        "中国医学科学院肿瘤医院",
+        "张建华",
+        "白细胞计数",
+        "血红蛋白",
+        "丙氨酸氨基转移酶",
+        "中性粒细胞百分比",
+        "乙型肝炎病毒表面抗原",
+        "HR",
+        "电子签名",
+        cert_sn,
+        "吴审核",
+        "含可信时间戳",
+        "↓",
+        "↑",
+    ):
         assert expected in text, expected
-    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile",
-                    str(folders.drop / f"{stem}.pdf"), str(artifacts_dir / "lab-report-page1")], check=True)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(folders.drop / f"{stem}.pdf"),
+            str(artifacts_dir / "lab-report-page1"),
+        ],
+        check=True,
+    )
 
     # the transfer service pairs them and enqueues 3.4 + 3.3 in one go
     stats = service.run_once()
@@ -74,7 +114,11 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     detail = sim.record("LAB_REPORT_DETAIL", key)
     held_pdf = sim.record("LAB_REPORT_PDF", key)
     assert detail["version"] == 1 and held_pdf["version"] == 1
-    assert held_pdf["payload"]["fileHash"] == sm3_hex(pdf_bytes) == sm3_hex(base64.b64decode(held_pdf["payload"]["fileContent"]))
+    assert (
+        held_pdf["payload"]["fileHash"]
+        == sm3_hex(pdf_bytes)
+        == sm3_hex(base64.b64decode(held_pdf["payload"]["fileContent"]))
+    )
     p = detail["payload"]
     assert p["requestDoctorLicenseNo"] == "110110000234567" and p["requestDeptCode"] == "19"
     assert p["labDeptCode"] == "30" and p["recognitionMark"] == "HR" and "HR" in p["reportRemark"]
@@ -86,7 +130,9 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     assert {"discovered", "enqueued", "accepted", "cleared"} <= set(events)
 
     # 再审核 with a changed result: version 2 of the same platform key
-    changed = lis_report(7, name="张建华", reviewDoctor=reviewer.doctor, reviewedAt="2026-11-27T11:30:00+08:00")
+    changed = lis_report(
+        7, name="张建华", reviewDoctor=reviewer.doctor, reviewedAt="2026-11-27T11:30:00+08:00"
+    )
     changed["items"][2]["result"] = "121"
     r = post_json(client, "/api/lab/v1/reports", changed, lis)
     assert r.status_code == 201 and r.json()["version"] == 2
@@ -109,26 +155,60 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
 
 
 @pytest.mark.django_db
-def test_recognition_decisions_of_the_visit_go_into_the_detail(lab_dicts, folders, service, sim, inline_delivery):
+def test_recognition_decisions_of_the_visit_go_into_the_detail(
+    lab_dicts, folders, service, sim, inline_delivery
+):
     """Not sent by the LIS: the doctors' decisions for the visit become externalResults / nonRecognitions."""
     from mutual_recognition.lab import services
     from mutual_recognition.models import Decision, Encounter
 
     body = lis_report(8, name="李桂英")
-    enc = Encounter.objects.create(visit_id=body["visit"]["visitId"], name="李桂英", id_no=body["patient"]["idNo"])
-    common = dict(encounter=enc, kind="lab", order_id=body["orderIds"][0], order_item_code="ZLBZW",
-                  order_item_name="肿瘤标志物", external_org_code="12110000400001234A", external_org_name="北京大学人民医院",
-                  doctor_staff_no="D1002", doctor_name="李秀英", dept_code="1101", dept_name="内科（肿瘤内科）",
-                  std_dept_code="19", std_dept_name="肿瘤科", decided_at=timezone.now())
-    Decision.objects.create(**common, sub_item_code="AFP", sub_item_name="甲胎蛋白", standard_code="JY0062",
-                            standard_name="甲胎蛋白", external_report_id="EJY0001", decision="1",
-                            result={"value": "2.1", "unit": "ng/mL", "range": "0-7", "flag": "N"})
-    Decision.objects.create(**common, sub_item_code="CEA", sub_item_name="癌胚抗原", standard_code="JY0061",
-                            standard_name="癌胚抗原", external_report_id="EJY0002", decision="2",
-                            platform_reason_code="3", reason_name="对诊疗有重要意义（如手术、输血前）", note="术前复查")
+    enc = Encounter.objects.create(
+        visit_id=body["visit"]["visitId"], name="李桂英", id_no=body["patient"]["idNo"]
+    )
+    common = dict(
+        encounter=enc,
+        kind="lab",
+        order_id=body["orderIds"][0],
+        order_item_code="ZLBZW",
+        order_item_name="肿瘤标志物",
+        external_org_code="12110000400001234A",
+        external_org_name="北京大学人民医院",
+        doctor_staff_no="D1002",
+        doctor_name="李秀英",
+        dept_code="1101",
+        dept_name="内科（肿瘤内科）",
+        std_dept_code="19",
+        std_dept_name="肿瘤科",
+        decided_at=timezone.now(),
+    )
+    Decision.objects.create(
+        **common,
+        sub_item_code="AFP",
+        sub_item_name="甲胎蛋白",
+        standard_code="JY0062",
+        standard_name="甲胎蛋白",
+        external_report_id="EJY0001",
+        decision="1",
+        result={"value": "2.1", "unit": "ng/mL", "range": "0-7", "flag": "N"},
+    )
+    Decision.objects.create(
+        **common,
+        sub_item_code="CEA",
+        sub_item_name="癌胚抗原",
+        standard_code="JY0061",
+        standard_name="癌胚抗原",
+        external_report_id="EJY0002",
+        decision="2",
+        platform_reason_code="3",
+        reason_name="对诊疗有重要意义（如手术、输血前）",
+        note="术前复查",
+    )
     services.approve(body, source="LIS")
     archived = services.archive(body["reportId"])
-    text = subprocess.run(["pdftotext", str(archived.pdf_path), "-"], capture_output=True, check=True, text=True).stdout
+    text = subprocess.run(
+        ["pdftotext", str(archived.pdf_path), "-"], capture_output=True, check=True, text=True
+    ).stdout
     assert "已采纳的外院互认结果" in text and "北京大学人民医院" in text and "不互认信息" in text
     service.run_once()
     inline_delivery()
@@ -136,4 +216,6 @@ def test_recognition_decisions_of_the_visit_go_into_the_detail(lab_dicts, folder
     p = sim.record("LAB_REPORT_DETAIL", f"{ORG}|{body['reportId']}")["payload"]
     assert p["externalResults"][0]["recognitionItemCode"] == "JY0062"
     assert p["externalResults"][0]["externalOrgName"] == "北京大学人民医院"
-    assert p["nonRecognitions"][0]["refusalReasonCode"] == "3" and p["nonRecognitions"][0]["note"] == "术前复查"
+    assert (
+        p["nonRecognitions"][0]["refusalReasonCode"] == "3" and p["nonRecognitions"][0]["note"] == "术前复查"
+    )

@@ -18,9 +18,15 @@ ORG = "12110000400000000X"
 
 
 def start_transfer(processes, sim, folders):
-    env = worker_env(sim, LAB_DROP_DIR=folders.drop, LAB_ARCHIVE_DIR=folders.archive,
-                     LAB_QUARANTINE_DIR=folders.quarantine, LAB_INDEX_KEY_FILE=folders.index_key_file,
-                     LAB_RESCAN_SECONDS=120, LAB_ACCEPT_POLL_SECONDS=0.3)
+    env = worker_env(
+        sim,
+        LAB_DROP_DIR=folders.drop,
+        LAB_ARCHIVE_DIR=folders.archive,
+        LAB_QUARANTINE_DIR=folders.quarantine,
+        LAB_INDEX_KEY_FILE=folders.index_key_file,
+        LAB_RESCAN_SECONDS=120,
+        LAB_ACCEPT_POLL_SECONDS=0.3,
+    )
     proc = processes._start("lab_transfer", [sys.executable, "manage.py", "lab_transfer"], env)
     processes._wait_for_log(proc, "lab_transfer watching")
     return proc
@@ -36,9 +42,14 @@ def test_transfer_killed_between_the_two_uploads_completes_exactly_once(lab_dict
     body = lis_report(41, name="赵丽")
     services.approve(body, source="LIS")
     archived = services.archive(body["reportId"])  # after the start (rescan every 120 s)
-    t = wait_until(lambda: LabTransfer.objects.filter(report_id=body["reportId"], state="enqueued").first(), 30,
-                   message="pair enqueued")
-    wait_until(lambda: OutboxRecord.objects.get(pk=t.pdf_record_id).state == State.DONE, 30, message="PDF accepted")
+    t = wait_until(
+        lambda: LabTransfer.objects.filter(report_id=body["reportId"], state="enqueued").first(),
+        30,
+        message="pair enqueued",
+    )
+    wait_until(
+        lambda: OutboxRecord.objects.get(pk=t.pdf_record_id).state == State.DONE, 30, message="PDF accepted"
+    )
     assert OutboxRecord.objects.get(pk=t.detail_record_id).state == State.PENDING
 
     processes.kill(transfer_proc)  # SIGKILL, between the two uploads
@@ -47,8 +58,11 @@ def test_transfer_killed_between_the_two_uploads_completes_exactly_once(lab_dict
 
     InterfacePolicy.objects.filter(interface="LAB_REPORT_DETAIL").update(enabled=True)
     outbox.wake()
-    wait_until(lambda: LabTransfer.objects.get(pk=t.pk).state == LabTransfer.State.CLEARED, 60,
-               message="transfer cleared")
+    wait_until(
+        lambda: LabTransfer.objects.get(pk=t.pk).state == LabTransfer.State.CLEARED,
+        60,
+        message="transfer cleared",
+    )
 
     key = f"{ORG}|{body['reportId']}"
     assert sim.record("LAB_REPORT_PDF", key)["version"] == 1

@@ -22,17 +22,40 @@ def recognised_for(visit_id: str, seed: int, name: str) -> Encounter:
     """Patient ``seed`` registered on ``visit_id`` with one current lab recognition (ALT)."""
     from mutual_recognition import services as recognition
 
-    enc = recognition.upsert_encounter(recognition.encounter_fields({
-        "patient": {"name": name, "idNo": resident_id(seed), "patientId": f"P{seed:06d}"},
-        "visit": {"visitId": visit_id}}), event="registration")
+    enc = recognition.upsert_encounter(
+        recognition.encounter_fields(
+            {
+                "patient": {"name": name, "idNo": resident_id(seed), "patientId": f"P{seed:06d}"},
+                "visit": {"visitId": visit_id},
+            }
+        ),
+        event="registration",
+    )
     now = timezone.now()
     Decision.objects.create(
-        encounter=enc, kind="lab", order_id=f"YZ{seed:08d}", order_item_code="GGN", order_item_name="肝功能",
-        sub_item_code="ALT", sub_item_name="丙氨酸氨基转移酶", standard_code="JY0021", standard_name="丙氨酸氨基转移酶",
-        external_org_code="12110000400001234A", external_org_name="北京大学人民医院", external_report_id="EJY0001",
-        external_at=now - timedelta(days=3), result={"value": "31", "unit": "U/L"}, decision="1",
-        doctor_staff_no="D1001", doctor_name="王建国", dept_code="1001", dept_name="胸外科", std_dept_code="04.04",
-        std_dept_name="胸外科专业", decided_at=now)
+        encounter=enc,
+        kind="lab",
+        order_id=f"YZ{seed:08d}",
+        order_item_code="GGN",
+        order_item_name="肝功能",
+        sub_item_code="ALT",
+        sub_item_name="丙氨酸氨基转移酶",
+        standard_code="JY0021",
+        standard_name="丙氨酸氨基转移酶",
+        external_org_code="12110000400001234A",
+        external_org_name="北京大学人民医院",
+        external_report_id="EJY0001",
+        external_at=now - timedelta(days=3),
+        result={"value": "31", "unit": "U/L"},
+        decision="1",
+        doctor_staff_no="D1001",
+        doctor_name="王建国",
+        dept_code="1001",
+        dept_name="胸外科",
+        std_dept_code="04.04",
+        std_dept_name="胸外科专业",
+        decided_at=now,
+    )
     return enc
 
 
@@ -59,8 +82,11 @@ def test_approval_collects_only_decisions_of_the_report_own_patient_and_visit(la
 
 def test_a_report_number_stays_with_its_patient_across_versions(client, lis, lab_dicts):
     assert post_json(client, URL, lis_report(7), lis).status_code == 201
-    other = lis_report(7, patient={"name": "钱七", "idTypeCode": "01", "idNo": resident_id(8)},
-                       visit={"visitId": "V0000000008", "patientTypeCode": "1"})
+    other = lis_report(
+        7,
+        patient={"name": "钱七", "idTypeCode": "01", "idNo": resident_id(8)},
+        visit={"visitId": "V0000000008", "patientTypeCode": "1"},
+    )
     r = post_json(client, URL, other, lis)
     assert r.status_code == 409
     assert ("reportId", "patientMismatch") in {(e["field"], e["rule"]) for e in r.json()["errors"]}

@@ -25,11 +25,13 @@ def lab_user(client, make_user):
 
 @pytest.mark.django_db
 def test_platform_lists_mark_what_the_platform_lacks_and_preview_pdfs(
-        lab_user, lab_dicts, folders, service, sim, inline_delivery):
+    lab_user, lab_dicts, folders, service, sim, inline_delivery
+):
     client = lab_user
     held = lis_report(51, name="孙玉兰", reportedAt=f"{date.today():%Y-%m-%d}T09:00:00+08:00")
-    lost = lis_report(52, name="周桂芳", reportedAt=f"{date.today():%Y-%m-%d}T09:30:00+08:00",
-                      patient={**held["patient"]})  # the same patient, a second report never uploaded
+    lost = lis_report(
+        52, name="周桂芳", reportedAt=f"{date.today():%Y-%m-%d}T09:30:00+08:00", patient={**held["patient"]}
+    )  # the same patient, a second report never uploaded
     services.approve(held, source="LIS")
     services.archive(held["reportId"])
     service.run_once()
@@ -46,17 +48,39 @@ def test_platform_lists_mark_what_the_platform_lacks_and_preview_pdfs(
     html = page.content.decode()
     assert "本院报告平台未收到" in html and lost["reportId"] in html and "PDF 预览" in html
 
-    page = client.get("/lab/platform/", {"kind": "id", "go": "1", "name": held["patient"]["name"],
-                                         "idNo": held["patient"]["idNo"], "origin": "own"})
+    page = client.get(
+        "/lab/platform/",
+        {
+            "kind": "id",
+            "go": "1",
+            "name": held["patient"]["name"],
+            "idNo": held["patient"]["idNo"],
+            "origin": "own",
+        },
+    )
     result = page.context["result"]
-    assert not result.error and [r["reportId"] for r in page.context["page"].object_list] == [held["reportId"]]
+    assert not result.error and [r["reportId"] for r in page.context["page"].object_list] == [
+        held["reportId"]
+    ]
     assert [m["report"].report_id for m in result.missing] == [lost["reportId"]]
-    external = client.get("/lab/platform/", {"kind": "id", "go": "1", "name": held["patient"]["name"],
-                                             "idNo": held["patient"]["idNo"], "origin": "external"})
+    external = client.get(
+        "/lab/platform/",
+        {
+            "kind": "id",
+            "go": "1",
+            "name": held["patient"]["name"],
+            "idNo": held["patient"]["idNo"],
+            "origin": "external",
+        },
+    )
     assert all(not r["own"] for r in external.context["page"].object_list)
 
     pdf = client.get("/lab/platform/pdf", {"org": ORG, "report": held["reportId"]})
-    assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
+    assert (
+        pdf.status_code == 200
+        and pdf["Content-Type"] == "application/pdf"
+        and pdf.content.startswith(b"%PDF-")
+    )
     entry = AuditEntry.objects.get(report_id=held["reportId"])
     assert entry.action == AuditEntry.Action.VIEW_REPORT and entry.doctor_staff_no == "lab-li"
 
@@ -65,8 +89,9 @@ def test_platform_lists_mark_what_the_platform_lacks_and_preview_pdfs(
 
 
 @pytest.mark.django_db
-def test_transfer_monitor_report_pages_and_external_results(lab_user, lab_dicts, folders, service, sim,
-                                                            platform_settings, make_user):
+def test_transfer_monitor_report_pages_and_external_results(
+    lab_user, lab_dicts, folders, service, sim, platform_settings, make_user
+):
     client = lab_user
     body = lis_report(61, name="钱国强")
     services.approve(body, source="LIS")
@@ -80,7 +105,12 @@ def test_transfer_monitor_report_pages_and_external_results(lab_user, lab_dicts,
 
     page = client.get("/lab/transfers/")
     html = page.content.decode()
-    assert page.status_code == 200 and "已入队待上传" in html and "已隔离" in html and "不是有效的 UTF-8 JSON" in html
+    assert (
+        page.status_code == 200
+        and "已入队待上传" in html
+        and "已隔离" in html
+        and "不是有效的 UTF-8 JSON" in html
+    )
     assert page.context["counts"]["quarantined"] == 1 and page.context["folder"]["pdfs"] == 1
 
     lst = client.get("/lab/", {"q": body["reportId"]})
@@ -92,16 +122,34 @@ def test_transfer_monitor_report_pages_and_external_results(lab_user, lab_dicts,
 
     enc = Encounter.objects.create(visit_id="V-EXT-1", name="钱国强", id_no=body["patient"]["idNo"])
     Decision.objects.create(
-        encounter=enc, kind="lab", order_id="YZ1", order_item_code="GGN", order_item_name="肝功能", sub_item_code="ALT",
-        sub_item_name="丙氨酸氨基转移酶", standard_code="JY0021", standard_name="丙氨酸氨基转移酶",
-        external_org_code="12110000400001234A", external_org_name="北京大学人民医院", external_report_id="EJY77",
-        result={"value": "30", "unit": "U/L", "range": "9-50", "flag": "N"}, decision="1", doctor_staff_no="D1002",
-        doctor_name="李秀英", dept_code="1101", dept_name="内科（肿瘤内科）", std_dept_code="19", std_dept_name="肿瘤科",
-        decided_at=timezone.now())
+        encounter=enc,
+        kind="lab",
+        order_id="YZ1",
+        order_item_code="GGN",
+        order_item_name="肝功能",
+        sub_item_code="ALT",
+        sub_item_name="丙氨酸氨基转移酶",
+        standard_code="JY0021",
+        standard_name="丙氨酸氨基转移酶",
+        external_org_code="12110000400001234A",
+        external_org_name="北京大学人民医院",
+        external_report_id="EJY77",
+        result={"value": "30", "unit": "U/L", "range": "9-50", "flag": "N"},
+        decision="1",
+        doctor_staff_no="D1002",
+        doctor_name="李秀英",
+        dept_code="1101",
+        dept_name="内科（肿瘤内科）",
+        std_dept_code="19",
+        std_dept_name="肿瘤科",
+        decided_at=timezone.now(),
+    )
     ext = client.get("/lab/external/", {"idNo": body["patient"]["idNo"], "name": "钱国强", "live": "1"})
     html = ext.content.decode()
     assert ext.status_code == 200 and "北京大学人民医院" in html and "EJY77" in html
-    assert not ext.context["live_error"] and ext.context["live"]  # the simulator's external reports for the ID
+    assert (
+        not ext.context["live_error"] and ext.context["live"]
+    )  # the simulator's external reports for the ID
 
     make_user("doc-x", role="clinician")
     client.logout()
@@ -111,8 +159,9 @@ def test_transfer_monitor_report_pages_and_external_results(lab_user, lab_dicts,
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_lab_staff_pages_in_a_browser(live_server, page, make_user, lab_dicts, folders, service, sim, inline_delivery,
-                                      artifacts_dir):
+def test_lab_staff_pages_in_a_browser(
+    live_server, page, make_user, lab_dicts, folders, service, sim, inline_delivery, artifacts_dir
+):
     today = f"{date.today():%Y-%m-%d}"
     held = lis_report(71, name="孙玉兰", reportedAt=f"{today}T09:00:00+08:00")
     services.approve(held, source="LIS")

@@ -27,7 +27,9 @@ def pdf_text(path_or_bytes, tmp_path=None) -> str:
         target = tmp_path / "x.pdf"
         target.write_bytes(path_or_bytes)
         path_or_bytes = target
-    return subprocess.run(["pdftotext", str(path_or_bytes), "-"], capture_output=True, check=True, text=True).stdout
+    return subprocess.run(
+        ["pdftotext", str(path_or_bytes), "-"], capture_output=True, check=True, text=True
+    ).stdout
 
 
 def verify_result(page: str) -> str:
@@ -49,7 +51,8 @@ def lab_viewer(client, make_user):
 
 @pytest.mark.django_db
 def test_a_changed_report_is_unsigned_until_version_2_is_signed_and_v1_pdf_stays_as_archived(
-        client, lis, lab_dicts, folders, reviewer, make_user, tmp_path):
+    client, lis, lab_dicts, folders, reviewer, make_user, tmp_path
+):
     body = lis_report(81, name="张建华", reviewDoctor=reviewer.doctor)
     rid = body["reportId"]
     assert post_json(client, "/api/lab/v1/reports", body, lis).json()["version"] == 1
@@ -60,13 +63,19 @@ def test_a_changed_report_is_unsigned_until_version_2_is_signed_and_v1_pdf_stays
     idx1 = json.loads(a1.index_path.read_bytes())
     assert idx1["signature"]["originalHash"] == sig1.original_hash and idx1["signature"]["reportVersion"] == 1
     signed = json.loads(idx1["signature"]["originalText"])  # the text signed is the lab content as printed
-    assert signed["reportId"] == rid and signed["reportVersion"] == 1 and signed["reviewer"] == reviewer.doctor
+    assert (
+        signed["reportId"] == rid and signed["reportVersion"] == 1 and signed["reviewer"] == reviewer.doctor
+    )
     assert {i["code"]: i["result"] for i in signed["items"]}["HGB"] == "118"
-    assert {i["code"]: i["name"] for i in signed["items"]}["HGB"] == "血红蛋白"  # the dictionary name the PDF prints
+    assert {i["code"]: i["name"] for i in signed["items"]}[
+        "HGB"
+    ] == "血红蛋白"  # the dictionary name the PDF prints
     v1_pdf = a1.pdf_path.read_bytes()
     assert sm3_hex(v1_pdf) == version(rid, 1).pdf_sm3
     text1 = pdf_text(a1.pdf_path)
-    assert "签名人" in text1 and sig1.original_hash in text1 and "第 1 版" in text1 and "含可信时间戳" in text1
+    assert (
+        "签名人" in text1 and sig1.original_hash in text1 and "第 1 版" in text1 and "含可信时间戳" in text1
+    )
 
     # the LIS re-approves with HGB changed: version 2, archived unsigned (nothing of v1's signature)
     changed = lis_report(81, name="张建华", reviewDoctor=reviewer.doctor)
@@ -103,7 +112,9 @@ def test_a_changed_report_is_unsigned_until_version_2_is_signed_and_v1_pdf_stays
 
 
 @pytest.mark.django_db
-def test_only_the_reviewer_the_report_names_may_sign_it(client, lis, lab_dicts, folders, reviewer, ca_on, signer):
+def test_only_the_reviewer_the_report_names_may_sign_it(
+    client, lis, lab_dicts, folders, reviewer, ca_on, signer
+):
     body = lis_report(82, name="李桂英", reviewDoctor=reviewer.doctor)
     assert post_json(client, "/api/lab/v1/reports", body, lis).status_code == 201
     review = esign.open_review(version(body["reportId"], 1), "biochem")
@@ -117,7 +128,8 @@ def test_only_the_reviewer_the_report_names_may_sign_it(client, lis, lab_dicts, 
     assert refused.value.code == "not_reviewer"
     assert refused.value.message == (
         f"报告 {body['reportId']} 第 1 版的审核者为 {reviewer.ident.name}（工号 {reviewer.ident.staff_no}），"
-        f"当前签名人为 郑同事（工号 {colleague.staff_no}）。只能由报告所列审核者本人签名，审核未完成。")
+        f"当前签名人为 郑同事（工号 {colleague.staff_no}）。只能由报告所列审核者本人签名，审核未完成。"
+    )
     review.refresh_from_db()
     assert review.status == "pending" and not review.signatures.exists()
     assert services.archive(body["reportId"]).version.signed is False
@@ -126,7 +138,9 @@ def test_only_the_reviewer_the_report_names_may_sign_it(client, lis, lab_dicts, 
 
 
 @pytest.mark.django_db
-def test_a_review_that_no_longer_matches_its_lab_version_is_not_signed(client, lis, lab_dicts, folders, reviewer):
+def test_a_review_that_no_longer_matches_its_lab_version_is_not_signed(
+    client, lis, lab_dicts, folders, reviewer
+):
     body = lis_report(83, name="王淑珍", reviewDoctor=reviewer.doctor)
     assert post_json(client, "/api/lab/v1/reports", body, lis).status_code == 201
     v1 = version(body["reportId"], 1)
@@ -146,7 +160,9 @@ def test_a_timestamp_never_verified_is_not_called_trusted(client, lis, lab_dicts
     body = lis_report(84, name="赵丽", reviewDoctor=reviewer.doctor)
     assert post_json(client, "/api/lab/v1/reports", body, lis).status_code == 201
     sig = reviewer.sign(body["reportId"], 1)
-    ReportSignature.objects.filter(pk=sig.pk).update(timestamp_verified=False)  # as rows signed before the check
+    ReportSignature.objects.filter(pk=sig.pk).update(
+        timestamp_verified=False
+    )  # as rows signed before the check
     archived = services.archive(body["reportId"])
     text = pdf_text(archived.pdf_path)
     assert "签名人" in text and "含可信时间戳" not in text
@@ -154,7 +170,9 @@ def test_a_timestamp_never_verified_is_not_called_trusted(client, lis, lab_dicts
 
 
 @pytest.mark.django_db
-def test_an_archived_pdf_is_never_rendered_again(client, lis, lab_dicts, folders, reviewer, lab_viewer, tmp_path):
+def test_an_archived_pdf_is_never_rendered_again(
+    client, lis, lab_dicts, folders, reviewer, lab_viewer, tmp_path
+):
     body = lis_report(85, name="孙玉兰", reviewDoctor=reviewer.doctor)
     rid = body["reportId"]
     assert post_json(client, "/api/lab/v1/reports", body, lis).status_code == 201
@@ -180,7 +198,9 @@ def test_an_archived_pdf_is_never_rendered_again(client, lis, lab_dicts, folders
 
 
 @pytest.mark.django_db
-def test_the_verification_page_says_when_the_content_changed_after_signing(client, lis, lab_dicts, folders, reviewer):
+def test_the_verification_page_says_when_the_content_changed_after_signing(
+    client, lis, lab_dicts, folders, reviewer
+):
     body = lis_report(86, name="周桂芳", reviewDoctor=reviewer.doctor)
     assert post_json(client, "/api/lab/v1/reports", body, lis).status_code == 201
     sig = reviewer.sign(body["reportId"], 1)
@@ -193,7 +213,9 @@ def test_the_verification_page_says_when_the_content_changed_after_signing(clien
     LabReportVersion.objects.filter(pk=v1.pk).update(content=content)
     result = esign.verify_signature(sig)
     assert not result.valid and result.content_changed
-    assert {c["name"]: c["ok"] for c in result.checks}["签名值（SM3withSM2）"] is True  # the signature itself holds
+    assert {c["name"]: c["ok"] for c in result.checks}[
+        "签名值（SM3withSM2）"
+    ] is True  # the signature itself holds
     page = client.get(f"/esign/signatures/{sig.pk}/verify").content.decode()
     verdict = verify_result(page)
     assert verdict.startswith("报告内容已在签名后变更") and "不能证明当前报告内容经审核者签名" in verdict
@@ -213,7 +235,9 @@ def test_the_verification_page_in_a_browser(live_server, page, lab_dicts, folder
     page.click("button[type=submit]")
     page.wait_for_url(live_server.url + "/")
     page.goto(f"{live_server.url}/esign/reports/{sig.report_id}/")
-    assert "第 1 版" in page.inner_text("h1") and reviewer.ident.staff_no in page.inner_text("#named-reviewer")
+    assert "第 1 版" in page.inner_text("h1") and reviewer.ident.staff_no in page.inner_text(
+        "#named-reviewer"
+    )
     page.click("#verify-link")
     assert page.inner_text("#verify-result").startswith("签名有效")
     v1 = version(body["reportId"], 1)

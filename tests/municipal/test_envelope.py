@@ -391,7 +391,9 @@ def test_the_gzip_size_bound_covers_all_members():
     member = gzip.compress(b" " * 3000, mtime=0)
     fits = base64.b64encode(member + gzip.compress(b"[1]", mtime=0)).decode()
     assert ev.decode_payload(fits, None, small, None) == [1]
-    over = base64.b64encode(member + member + gzip.compress(b"[1]", mtime=0)).decode()  # each under, together over
+    over = base64.b64encode(
+        member + member + gzip.compress(b"[1]", mtime=0)
+    ).decode()  # each under, together over
     expect_code("1004", ev.decode_payload, over, None, small, None)
 
 
@@ -433,7 +435,9 @@ def test_unsigned_or_forged_response_is_1001(sides, keys):
     expect_code("1001", open_resp, {"code": "0", "message": "成功"}, hospital)
     expect_code("1001", open_resp, ["not", "a", "dict"], hospital)
     # the nonce is required and signed like every other field
-    expect_code("1001", open_resp, resign({k: v for k, v in resp.items() if k != "nonce"}, platform), hospital)
+    expect_code(
+        "1001", open_resp, resign({k: v for k, v in resp.items() if k != "nonce"}, platform), hospital
+    )
     expect_code("1001", open_resp, {**resp, "nonce": ev.new_nonce()}, hospital)
 
 
@@ -443,7 +447,9 @@ def test_response_timestamp_outside_the_window_is_1002(sides):
         open_resp(answer(platform, timestamp=NOW + timedelta(seconds=skew)), hospital)
     for skew in (-301, 301, -86400):  # stale, future-dated, a day-old capture
         expect_code("1002", open_resp, answer(platform, timestamp=NOW + timedelta(seconds=skew)), hospital)
-    expect_code("1002", open_resp, resign({**answer(platform), "timestamp": "2026-11-27 10:15"}, platform), hospital)
+    expect_code(
+        "1002", open_resp, resign({**answer(platform), "timestamp": "2026-11-27 10:15"}, platform), hospital
+    )
     # the window is the profile's knob
     narrow = Profile(timestamp_window_seconds=60, nonce_ttl_seconds=120)
     ninety_s_old = answer(platform, narrow, timestamp=NOW - timedelta(seconds=90))

@@ -177,7 +177,9 @@ def test_pem_readable_by_openssl_and_round_trips(backend, tmp_path):
     assert rc == 0 and out.encode() == key.public_key().to_pem(), out
     rc, out = openssl("pkey", "-pubin", "-in", str(tmp_path / "p.pem"), "-noout", "-text")
     assert rc == 0 and "SM2" in out, out
-    assert key.to_pem().startswith(b"-----BEGIN " + b"PRIVATE KEY-----\n")  # split: no key-like literal in the repo
+    assert key.to_pem().startswith(
+        b"-----BEGIN " + b"PRIVATE KEY-----\n"
+    )  # split: no key-like literal in the repo
     assert gm.load_private_key_pem(key.to_pem()).to_pem() == key.to_pem()
     assert gm.load_public_key_pem(key.public_key().to_pem()) == key.public_key()
     assert gm.load_private_key_hex(key.hex).public_key() == key.public_key()

@@ -27,7 +27,12 @@ def signed_answer(sim, timestamp, receipt="RC-FORGED-0001") -> dict:
     """A `code 0` answer signed with the platform's own (test) key: only its timestamp is wrong."""
     platform = load_credentials(sim.key_dir, APP_ID, ORG_CODE)
     return envelope.seal_response(
-        "0", "成功", {"receiptId": receipt, "version": 1}, creds=platform, profile=SPEC.profile, timestamp=timestamp
+        "0",
+        "成功",
+        {"receiptId": receipt, "version": 1},
+        creds=platform,
+        profile=SPEC.profile,
+        timestamp=timestamp,
     )
 
 
@@ -59,7 +64,9 @@ def test_a_replayed_signed_answer_is_a_retry_and_accepts_nothing(sim, answer_pro
 def test_a_correctly_signed_answer_outside_the_time_window_is_a_retry(sim, answer_proxy, seconds):
     client = sim.client(base_url=answer_proxy.url)
     client.refresh_time()
-    answer_proxy.answer_with(SPEC.path, signed_answer(sim, client.platform_now() + timedelta(seconds=seconds)))
+    answer_proxy.answer_with(
+        SPEC.path, signed_answer(sim, client.platform_now() + timedelta(seconds=seconds))
+    )
     result = client.call(CODE, SPEC.example(3))
     assert (result.outcome, result.code, result.receipt) == (Outcome.RETRY, "", "")
     assert result.refused_answer == "1002"
@@ -71,12 +78,16 @@ def test_a_correctly_signed_answer_outside_the_time_window_is_a_retry(sim, answe
 def test_a_correctly_signed_answer_inside_the_time_window_is_believed(sim, answer_proxy):
     client = sim.client(base_url=answer_proxy.url)
     client.refresh_time()
-    answer_proxy.answer_with(SPEC.path, signed_answer(sim, client.platform_now() - timedelta(seconds=WINDOW - 60)))
+    answer_proxy.answer_with(
+        SPEC.path, signed_answer(sim, client.platform_now() - timedelta(seconds=WINDOW - 60))
+    )
     result = client.call(CODE, SPEC.example(3))
     assert (result.outcome, result.receipt) == (Outcome.ACCEPTED, "RC-FORGED-0001")
 
 
-def test_two_clients_built_from_settings_share_the_seen_answer_nonces(sim, answer_proxy, platform_settings, settings):
+def test_two_clients_built_from_settings_share_the_seen_answer_nonces(
+    sim, answer_proxy, platform_settings, settings
+):
     settings.PLATFORM = {**settings.PLATFORM, "BASE_URL": answer_proxy.url}
     config_from_settings.cache_clear()
     worker_a, worker_b = PlatformClient.from_settings(), PlatformClient.from_settings()  # as two processes

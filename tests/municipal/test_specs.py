@@ -18,24 +18,67 @@ REPO = Path(__file__).resolve().parents[2]
 
 # The service codes of interfaces.md, sections A-F (DICOM, in-hospital and local operations excluded).
 EXPECTED = {
-    "exam": ("3.5", {
-        "EXAM_REPORT_PDF", "EXAM_RESULT_SUBMIT", "EXAM_REPORT_VOID", "EXAM_DAILY_SUMMARY",
-        "EXAM_RECOGNIZABLE_ITEMS", "EXAM_RECOGNITION_SUBMIT", "SECURITY_TIMESTAMP",
-    }),
-    "lab": ("3.0.2.0", {
-        "LAB_RECOGNIZABLE_ITEMS", "LAB_RECOGNITION_FEEDBACK", "LAB_REPORT_DETAIL", "LAB_REPORT_PDF",
-        "LAB_REPORT_PDF_PREVIEW", "LAB_REPORT_LIST_BY_ORG", "LAB_REPORT_LIST_BY_ID",
-    }),
-    "emr_public": ("2.0.2.0", {"PUB_LAB_REPORT_DETAIL", "PUB_DIAGNOSIS_CERT", "PUB_PDF", "PUB_LAB_REPORT_PDF"}),
-    "emr_outpatient": ("2.1.2.0", {
-        "OP_REGISTRATION", "OP_VISIT", "OP_VISIT_REASON", "OP_RECORD", "OP_ORDER", "OP_PRESCRIPTION",
-        "OP_SETTLEMENT", "OP_INVOICE", "OP_PROCEDURE", "OP_ADMISSION_NOTICE", "OP_PDF",
-    }),
-    "emr_inpatient": ("2.2.2.0", {
-        "IP_FRONT_PAGE", "IP_ADMISSION_RECORD", "IP_DISCHARGE_RECORD", "IP_SURGERY_RECORD", "IP_SETTLEMENT",
-        "IP_INVOICE", "IP_DEATH_RECORD", "IP_PROGRESS_NOTE", "IP_ADMISSION", "IP_DISCHARGE", "IP_IN_HOSPITAL",
-        "IP_PDF",
-    }),
+    "exam": (
+        "3.5",
+        {
+            "EXAM_REPORT_PDF",
+            "EXAM_RESULT_SUBMIT",
+            "EXAM_REPORT_VOID",
+            "EXAM_DAILY_SUMMARY",
+            "EXAM_RECOGNIZABLE_ITEMS",
+            "EXAM_RECOGNITION_SUBMIT",
+            "SECURITY_TIMESTAMP",
+        },
+    ),
+    "lab": (
+        "3.0.2.0",
+        {
+            "LAB_RECOGNIZABLE_ITEMS",
+            "LAB_RECOGNITION_FEEDBACK",
+            "LAB_REPORT_DETAIL",
+            "LAB_REPORT_PDF",
+            "LAB_REPORT_PDF_PREVIEW",
+            "LAB_REPORT_LIST_BY_ORG",
+            "LAB_REPORT_LIST_BY_ID",
+        },
+    ),
+    "emr_public": (
+        "2.0.2.0",
+        {"PUB_LAB_REPORT_DETAIL", "PUB_DIAGNOSIS_CERT", "PUB_PDF", "PUB_LAB_REPORT_PDF"},
+    ),
+    "emr_outpatient": (
+        "2.1.2.0",
+        {
+            "OP_REGISTRATION",
+            "OP_VISIT",
+            "OP_VISIT_REASON",
+            "OP_RECORD",
+            "OP_ORDER",
+            "OP_PRESCRIPTION",
+            "OP_SETTLEMENT",
+            "OP_INVOICE",
+            "OP_PROCEDURE",
+            "OP_ADMISSION_NOTICE",
+            "OP_PDF",
+        },
+    ),
+    "emr_inpatient": (
+        "2.2.2.0",
+        {
+            "IP_FRONT_PAGE",
+            "IP_ADMISSION_RECORD",
+            "IP_DISCHARGE_RECORD",
+            "IP_SURGERY_RECORD",
+            "IP_SETTLEMENT",
+            "IP_INVOICE",
+            "IP_DEATH_RECORD",
+            "IP_PROGRESS_NOTE",
+            "IP_ADMISSION",
+            "IP_DISCHARGE",
+            "IP_IN_HOSPITAL",
+            "IP_PDF",
+        },
+    ),
     "emr_checkup": ("2.3.2.0", {"PE_REPORT", "PE_PDF"}),
 }
 ALL_CODES = sorted(code for _, codes in EXPECTED.values() for code in codes)
@@ -45,9 +88,14 @@ PATHS_AND_KEYS = {
     "EXAM_REPORT_PDF": ("/exam/report/pdf", ("orgCode", "reportId")),
     "EXAM_REPORT_VOID": ("/exam/report/void", ("orgCode", "reportId")),
     "EXAM_DAILY_SUMMARY": ("/exam/daily/summary", ("orgCode", "statDate", "deptCode")),
-    "EXAM_RECOGNITION_SUBMIT": ("/exam/recognition/submit", ("orgCode", "visitId", "orderId", "externalReportId")),
+    "EXAM_RECOGNITION_SUBMIT": (
+        "/exam/recognition/submit",
+        ("orgCode", "visitId", "orderId", "externalReportId"),
+    ),
     "LAB_RECOGNITION_FEEDBACK": (
-        "/lab/recognition/feedback", ("orgCode", "visitId", "orderId", "externalReportId", "itemCode")),
+        "/lab/recognition/feedback",
+        ("orgCode", "visitId", "orderId", "externalReportId", "itemCode"),
+    ),
     "LAB_REPORT_PDF_PREVIEW": ("/lab/report/pdf/preview", ("orgCode", "reportId")),
     "LAB_REPORT_LIST_BY_ID": ("/lab/report/list/idcard", ()),
     "IP_FRONT_PAGE": ("/emr/ip/front-page", ("orgCode", "caseNo", "admissionTimes")),
@@ -59,12 +107,34 @@ PATHS_AND_KEYS = {
 # interfaces.md "Ordering rules": child -> parent.
 ORDERING = {
     "OP_VISIT": "OP_REGISTRATION",
-    **{c: "OP_VISIT" for c in ("OP_VISIT_REASON", "OP_RECORD", "OP_ORDER", "OP_PRESCRIPTION", "OP_SETTLEMENT",
-                               "OP_INVOICE", "OP_PROCEDURE", "OP_ADMISSION_NOTICE", "OP_PDF")},
-    **{c: "IP_ADMISSION" for c in ("IP_ADMISSION_RECORD", "IP_PROGRESS_NOTE", "IP_SURGERY_RECORD",
-                                   "IP_IN_HOSPITAL", "IP_DISCHARGE")},
-    **{c: "IP_DISCHARGE" for c in ("IP_DISCHARGE_RECORD", "IP_FRONT_PAGE", "IP_SETTLEMENT", "IP_INVOICE",
-                                   "IP_PDF")},
+    **{
+        c: "OP_VISIT"
+        for c in (
+            "OP_VISIT_REASON",
+            "OP_RECORD",
+            "OP_ORDER",
+            "OP_PRESCRIPTION",
+            "OP_SETTLEMENT",
+            "OP_INVOICE",
+            "OP_PROCEDURE",
+            "OP_ADMISSION_NOTICE",
+            "OP_PDF",
+        )
+    },
+    **{
+        c: "IP_ADMISSION"
+        for c in (
+            "IP_ADMISSION_RECORD",
+            "IP_PROGRESS_NOTE",
+            "IP_SURGERY_RECORD",
+            "IP_IN_HOSPITAL",
+            "IP_DISCHARGE",
+        )
+    },
+    **{
+        c: "IP_DISCHARGE"
+        for c in ("IP_DISCHARGE_RECORD", "IP_FRONT_PAGE", "IP_SETTLEMENT", "IP_INVOICE", "IP_PDF")
+    },
 }
 
 
@@ -119,8 +189,12 @@ def test_kinds_envelopes_and_voids(cat):
     assert kinds["EXAM_DAILY_SUMMARY"] == "daily"
     assert kinds["SECURITY_TIMESTAMP"] == "security"
     assert {c for c, k in kinds.items() if k == "query"} == {
-        "EXAM_RECOGNIZABLE_ITEMS", "LAB_RECOGNIZABLE_ITEMS", "LAB_REPORT_PDF_PREVIEW", "LAB_REPORT_LIST_BY_ORG",
-        "LAB_REPORT_LIST_BY_ID"}
+        "EXAM_RECOGNIZABLE_ITEMS",
+        "LAB_RECOGNIZABLE_ITEMS",
+        "LAB_REPORT_PDF_PREVIEW",
+        "LAB_REPORT_LIST_BY_ORG",
+        "LAB_REPORT_LIST_BY_ID",
+    }
     assert cat.interface("SECURITY_TIMESTAMP").envelope == "plain"
     assert {s.envelope for s in cat.interfaces if s.code != "SECURITY_TIMESTAMP"} == {"sealed"}
     assert set(cat.interface("EXAM_REPORT_VOID").voids) == {"EXAM_RESULT_SUBMIT", "EXAM_REPORT_PDF"}
@@ -146,12 +220,26 @@ def test_every_query_and_upload_has_a_response_shape(cat):
 def test_lab_report_detail_carries_what_requirement_1_2_2_asks_for(cat):
     spec = cat.interface("LAB_REPORT_DETAIL")
     top = spec.fields
-    assert {"requestDoctorLicenseNo", "requestDeptCode", "requestDeptName", "chargeItems", "nonRecognitions",
-            "externalResults", "items"} <= set(top)
+    assert {
+        "requestDoctorLicenseNo",
+        "requestDeptCode",
+        "requestDeptName",
+        "chargeItems",
+        "nonRecognitions",
+        "externalResults",
+        "items",
+    } <= set(top)
     assert top["requestDoctorLicenseNo"].required
     item = top["items"].items.fields
-    assert {"resultValue", "unit", "referenceRange", "abnormalFlagCode", "recognitionMark",
-            "recognitionItemCode", "recognitionItemName"} <= set(item)
+    assert {
+        "resultValue",
+        "unit",
+        "referenceRange",
+        "abnormalFlagCode",
+        "recognitionMark",
+        "recognitionItemCode",
+        "recognitionItemName",
+    } <= set(item)
     assert item["recognitionMark"].value_set.codes == {"HR": "互认项目"}
     refusal = top["nonRecognitions"].items.fields
     assert {"refusalReasonCode", "refusalReasonName", "note"} <= set(refusal)
@@ -168,14 +256,25 @@ def test_recognition_decisions_name_reason_and_note(cat):
 
 def test_front_page_has_its_groups_and_fee_lines(cat):
     spec = cat.interface("IP_FRONT_PAGE")
-    assert {"patient", "admission", "diagnoses", "procedures", "discharge", "signatures", "fees"} <= set(spec.fields)
+    assert {"patient", "admission", "diagnoses", "procedures", "discharge", "signatures", "fees"} <= set(
+        spec.fields
+    )
     fees = spec.fields["fees"].fields
     assert len(fees) >= 30
-    assert all(f.type == "decimal" and f.precision == (10, 2) and f.de == "DE07.00.010.00" for f in fees.values())
+    assert all(
+        f.type == "decimal" and f.precision == (10, 2) and f.de == "DE07.00.010.00" for f in fees.values()
+    )
     assert spec.field_count() >= 140
     patient = spec.fields["patient"].fields
-    assert {"nationalityCode", "ethnicityCode", "occupationCode", "maritalStatusCode", "currentAddressProvince",
-            "householdAddressPostcode", "contactRelationCode"} <= set(patient)
+    assert {
+        "nationalityCode",
+        "ethnicityCode",
+        "occupationCode",
+        "maritalStatusCode",
+        "currentAddressProvince",
+        "householdAddressPostcode",
+        "contactRelationCode",
+    } <= set(patient)
 
 
 def test_value_sets_of_the_data_element_reference(cat):
@@ -267,13 +366,17 @@ def test_one_seed_makes_one_encounter_across_interfaces(cat):
     record_spec = cat.interface("OP_RECORD")
     record = record_spec.example(8)
     assert visit["patient"] == record["patient"] == registration["patient"]
-    assert visit_spec.parent_keys_of(visit) == [("OP_REGISTRATION", cat.interface("OP_REGISTRATION").key_of(registration))]
+    assert visit_spec.parent_keys_of(visit) == [
+        ("OP_REGISTRATION", cat.interface("OP_REGISTRATION").key_of(registration))
+    ]
     assert record_spec.parent_keys_of(record) == [("OP_VISIT", visit_spec.key_of(visit))]
     admission = cat.interface("IP_ADMISSION").example(8)
     discharge = cat.interface("IP_DISCHARGE").example(8)
     assert discharge["dischargeDateTime"] > admission["admissionDateTime"]
     front = cat.interface("IP_FRONT_PAGE")
-    assert front.parent_keys_of(front.example(8)) == [("IP_DISCHARGE", (admission["orgCode"], admission["inpatientId"]))]
+    assert front.parent_keys_of(front.example(8)) == [
+        ("IP_DISCHARGE", (admission["orgCode"], admission["inpatientId"]))
+    ]
 
 
 def test_example_overrides(cat):
@@ -303,8 +406,11 @@ def test_required_missing_null_and_empty(visit):
     p["patient"]["name"] = ""
     p["deptCode"] = None
     del p["visitDateTime"]
-    assert rules(spec.validate(p)) == [("deptCode", "required"), ("patient.name", "required"),
-                                       ("visitDateTime", "required")]
+    assert rules(spec.validate(p)) == [
+        ("deptCode", "required"),
+        ("patient.name", "required"),
+        ("visitDateTime", "required"),
+    ]
     error = next(e for e in spec.validate(p) if e["field"] == "patient.name")
     assert error["message"] == "患者姓名为必填项 (required field missing)"
 
@@ -382,8 +488,11 @@ def test_decimal_precision(cat):
     p["selfPaidAmount"] = 123456789.5  # nine integer digits, eight allowed
     p["insurancePaidAmount"] = 100  # an integer is a decimal with no fraction
     p["fees"][0]["amount"] = "12.30"  # a string is not a number
-    assert rules(spec.validate(p)) == [("fees[0].amount", "type"), ("selfPaidAmount", "precision"),
-                                       ("totalAmount", "precision")]
+    assert rules(spec.validate(p)) == [
+        ("fees[0].amount", "type"),
+        ("selfPaidAmount", "precision"),
+        ("totalAmount", "precision"),
+    ]
     p = spec.example(1, totalAmount=1e-05)
     assert rules(spec.validate(p)) == [("totalAmount", "precision")]
     p = spec.example(1, totalAmount=True)
@@ -408,21 +517,36 @@ def test_integer_and_boolean(cat):
     p["allergyHistoryFlag"] = "true"
     p["patient"]["ageYears"] = 1234
     p["diagnoses"][0]["diagnosisOrder"] = 1.0
-    assert rules(spec.validate(p)) == [("allergyHistoryFlag", "type"), ("diagnoses[0].diagnosisOrder", "type"),
-                                       ("patient.ageYears", "length")]
+    assert rules(spec.validate(p)) == [
+        ("allergyHistoryFlag", "type"),
+        ("diagnoses[0].diagnosisOrder", "type"),
+        ("patient.ageYears", "length"),
+    ]
 
 
 def test_conditionally_required(cat):
     spec = cat.interface("EXAM_RECOGNITION_SUBMIT")
-    p = spec.example(1, decisionCode="2", decisionName="不互认", refusalReasonCode=None, refusalReasonName=None,
-                     refusalNote=None)
+    p = spec.example(
+        1,
+        decisionCode="2",
+        decisionName="不互认",
+        refusalReasonCode=None,
+        refusalReasonName=None,
+        refusalNote=None,
+    )
     assert rules(spec.validate(p)) == [("refusalReasonCode", "required"), ("refusalReasonName", "required")]
     p.update(refusalReasonCode="9", refusalReasonName="其他（须填写说明）")
     assert rules(spec.validate(p)) == [("refusalNote", "required")]
     p["refusalNote"] = "患者要求复查"
     assert spec.validate(p) == []
-    recognised = spec.example(1, decisionCode="1", decisionName="互认", refusalReasonCode=None,
-                              refusalReasonName=None, refusalNote=None)
+    recognised = spec.example(
+        1,
+        decisionCode="1",
+        decisionName="互认",
+        refusalReasonCode=None,
+        refusalReasonName=None,
+        refusalNote=None,
+    )
     assert spec.validate(recognised) == []
 
 
@@ -442,8 +566,10 @@ def test_array_item_paths(cat):
     p["items"][0]["quantitativeResult"] = 1.23456
     p["chargeItems"][0]["surplus"] = 1
     assert rules(spec.validate(p)) == [
-        ("chargeItems[0].surplus", "unknown"), ("items[0].quantitativeResult", "precision"),
-        ("items[1].abnormalFlagCode", "valueSet"), ("items[2].resultValue", "required"),
+        ("chargeItems[0].surplus", "unknown"),
+        ("items[0].quantitativeResult", "precision"),
+        ("items[1].abnormalFlagCode", "valueSet"),
+        ("items[2].resultValue", "required"),
     ]
     p = spec.example(3, items=[])
     assert rules(spec.validate(p)) == [("items", "minItems")]
@@ -456,7 +582,10 @@ def test_array_item_paths(cat):
 def test_scalar_array_items(cat):
     spec = cat.interface("EXAM_RECOGNIZABLE_ITEMS")
     p = spec.example(1, recognitionItemCodes=["JC0012", "bad", 7])
-    assert rules(spec.validate(p)) == [("recognitionItemCodes[1]", "valueSet"), ("recognitionItemCodes[2]", "type")]
+    assert rules(spec.validate(p)) == [
+        ("recognitionItemCodes[1]", "valueSet"),
+        ("recognitionItemCodes[2]", "type"),
+    ]
 
 
 def test_file_content_is_checked_against_size_and_hash(cat):
@@ -539,25 +668,36 @@ def test_minimal_spec_folder_loads(spec_root):
     assert spec.example(1)["orgCode"] and spec.validate(spec.example(1)) == []
 
 
-@pytest.mark.parametrize(("old", "new", "message"), [
-    ("length: 20, required: true}", "lenght: 20, required: true}", "unknown attribute 'lenght'"),
-    ("valueSet: SEX", "valueSet: GENDER", "unknown value set 'GENDER'"),
-    ("key: [orgCode, recordId]", "key: [orgCode, reportId]", "key field 'reportId' is not a top-level request field"),
-    ("nameField: sexName", "nameField: sexLabel", "nameField 'sexLabel' must be a string field"),
-    ("$use: [org]", "$use: [organisation]", "unknown field group 'organisation'"),
-    ("type: file}", "type: blob}", "type 'blob' is not one of"),
-    ('version: "1.0"', "version: 1.0", "quote the version"),
-    ('section: "1.1"', "section: 1.1", "quote the section"),
-    ("kind: upload", "kind: push", "kind 'push' is not one of"),
-    ("profile: {signType: SM2}", "profile: {signType: RSA}", "rejected by Profile"),
-    ("    key: [orgCode, recordId]\n",
-     "    key: [orgCode, recordId]\n    parents: [{interface: NO_SUCH, match: {recordId: recordId}}]\n",
-     "unknown interface 'NO_SUCH'"),
-    ("      sexName: {title: 性别名称, type: string, length: 10}\n",
-     "      sexName: {title: 性别名称, type: string, length: 10}\n      sexName: {title: 重复, type: string}\n",
-     "duplicate key 'sexName'"),
-    ("recordId: {", "record_id: {", "must be camelCase"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("length: 20, required: true}", "lenght: 20, required: true}", "unknown attribute 'lenght'"),
+        ("valueSet: SEX", "valueSet: GENDER", "unknown value set 'GENDER'"),
+        (
+            "key: [orgCode, recordId]",
+            "key: [orgCode, reportId]",
+            "key field 'reportId' is not a top-level request field",
+        ),
+        ("nameField: sexName", "nameField: sexLabel", "nameField 'sexLabel' must be a string field"),
+        ("$use: [org]", "$use: [organisation]", "unknown field group 'organisation'"),
+        ("type: file}", "type: blob}", "type 'blob' is not one of"),
+        ('version: "1.0"', "version: 1.0", "quote the version"),
+        ('section: "1.1"', "section: 1.1", "quote the section"),
+        ("kind: upload", "kind: push", "kind 'push' is not one of"),
+        ("profile: {signType: SM2}", "profile: {signType: RSA}", "rejected by Profile"),
+        (
+            "    key: [orgCode, recordId]\n",
+            "    key: [orgCode, recordId]\n    parents: [{interface: NO_SUCH, match: {recordId: recordId}}]\n",
+            "unknown interface 'NO_SUCH'",
+        ),
+        (
+            "      sexName: {title: 性别名称, type: string, length: 10}\n",
+            "      sexName: {title: 性别名称, type: string, length: 10}\n      sexName: {title: 重复, type: string}\n",
+            "duplicate key 'sexName'",
+        ),
+        ("recordId: {", "record_id: {", "must be camelCase"),
+    ],
+)
 def test_spec_errors_name_file_and_place(spec_root, old, new, message):
     root, write = spec_root
     assert old in MINIMAL
@@ -589,8 +729,9 @@ def test_broken_value_set_file_is_named(spec_root):
     root, write = spec_root
     write()
     sets = root / "_common" / "value_sets.yaml"
-    sets.write_text(sets.read_text(encoding="utf-8") + "\nBROKEN:\n  title: 坏\n  codes:\n    1: 一\n",
-                    encoding="utf-8")
+    sets.write_text(
+        sets.read_text(encoding="utf-8") + "\nBROKEN:\n  title: 坏\n  codes:\n    1: 一\n", encoding="utf-8"
+    )
     with pytest.raises(SpecError, match="codes must be quoted strings") as caught:
         load_catalogue(root)
     assert caught.value.file == str(sets)
@@ -609,7 +750,8 @@ def test_a_new_document_version_is_a_data_change(spec_root):
     write()
     newer = MINIMAL.replace('version: "1.0"', 'version: "1.1"').replace(
         "      content: {title: 文件, type: file}\n",
-        "      content: {title: 文件, type: file}\n      remark: {title: 备注, type: string, length: 50}\n")
+        "      content: {title: 文件, type: file}\n      remark: {title: 备注, type: string, length: 50}\n",
+    )
     write(newer, name="1.1.yaml")
     cat = load_catalogue(root)
     assert [d.version for d in cat.documents] == ["1.0", "1.1"]
@@ -624,8 +766,9 @@ def test_a_new_document_version_is_a_data_change(spec_root):
 
 def test_a_document_may_redefine_a_value_set(spec_root):
     root, write = spec_root
-    swapped = MINIMAL.replace("interfaces:\n", 'valueSets:\n  SEX:\n    title: 性别\n    codes: {"M": 男, "F": 女}\n'
-                                                "interfaces:\n")
+    swapped = MINIMAL.replace(
+        "interfaces:\n", 'valueSets:\n  SEX:\n    title: 性别\n    codes: {"M": 男, "F": 女}\ninterfaces:\n'
+    )
     write(swapped.replace("length: 1, valueSet: SEX", "length: 1, valueSet: SEX, example: M"))
     spec = load_catalogue(root).interface("DEMO_UPLOAD")
     assert spec.validate(spec.example(1, sexCode="M", sexName="男")) == []
@@ -649,7 +792,16 @@ def run(*args):
 
 def test_command_list():
     text = run("list")
-    assert text.splitlines()[0].split() == ["document", "version", "section", "code", "kind", "path", "key", "fields"]
+    assert text.splitlines()[0].split() == [
+        "document",
+        "version",
+        "section",
+        "code",
+        "kind",
+        "path",
+        "key",
+        "fields",
+    ]
     for code in ALL_CODES:
         assert code in text
     assert "orgCode,caseNo,admissionTimes" in text
@@ -694,19 +846,32 @@ def test_check_exit_status_from_the_shell(tmp_path, cat):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(cat.interface("PE_REPORT").example(2), ensure_ascii=False), encoding="utf-8")
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps(cat.interface("PE_REPORT").invalid_example(2), ensure_ascii=False), encoding="utf-8")
+    bad.write_text(
+        json.dumps(cat.interface("PE_REPORT").invalid_example(2), ensure_ascii=False), encoding="utf-8"
+    )
     broken = tmp_path / "broken.json"
     broken.write_text("{", encoding="utf-8")
     manage = [sys.executable, str(REPO / "manage.py"), "specs", "check"]
-    ok = subprocess.run([*manage, str(good), "--interface", "PE_REPORT"], capture_output=True, text=True,
-                        cwd=REPO, timeout=120)
+    ok = subprocess.run(
+        [*manage, str(good), "--interface", "PE_REPORT"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr
-    ko = subprocess.run([*manage, str(bad), "--interface", "PE_REPORT"], capture_output=True, text=True,
-                        cwd=REPO, timeout=120)
+    ko = subprocess.run(
+        [*manage, str(bad), "--interface", "PE_REPORT"], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert ko.returncode == 1
     assert "unexpectedField" in ko.stdout
-    unreadable = subprocess.run([*manage, str(broken), "--interface", "PE_REPORT"], capture_output=True,
-                                text=True, cwd=REPO, timeout=120)
+    unreadable = subprocess.run(
+        [*manage, str(broken), "--interface", "PE_REPORT"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert unreadable.returncode == 1 and "JSON" in unreadable.stdout
 
 

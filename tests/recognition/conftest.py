@@ -24,8 +24,13 @@ def his_system(token: str, scopes=("recognition.prompt", "recognition.results"))
     from hospital_interop.integrations.models import CallingSystem
     from hospital_interop.integrations.services import hash_token
 
-    return CallingSystem.objects.create(code=f"HIS-{uuid.uuid4().hex[:6]}", name="医生站", allowed_interfaces=list(scopes),
-                                        token_hash=hash_token(token), token_hint=token[:4])
+    return CallingSystem.objects.create(
+        code=f"HIS-{uuid.uuid4().hex[:6]}",
+        name="医生站",
+        allowed_interfaces=list(scopes),
+        token_hash=hash_token(token),
+        token_hint=token[:4],
+    )
 
 
 @pytest.fixture
@@ -50,16 +55,26 @@ def patient(sim):
     """A new patient whose external results are exactly: 肝功能 + 血常规 (lab), 胸部CT + 甲状腺超声 (exam)."""
     n = uuid.uuid4().int % 10**6
     id_no = resident_id(n)
-    seeded = sim.seed(id_no, name="张伟", lab=["肝功能", "血常规"], exam=["JC0012", "JC0301"], daysAgo=3,
-                      replace=True)
-    return {"idNo": id_no, "name": "张伟", "patientId": f"P{n:06d}", "visitId": f"V{uuid.uuid4().hex[:12]}",
-            "seeded": seeded}
+    seeded = sim.seed(
+        id_no, name="张伟", lab=["肝功能", "血常规"], exam=["JC0012", "JC0301"], daysAgo=3, replace=True
+    )
+    return {
+        "idNo": id_no,
+        "name": "张伟",
+        "patientId": f"P{n:06d}",
+        "visitId": f"V{uuid.uuid4().hex[:12]}",
+        "seeded": seeded,
+    }
 
 
 def prompt_body(p: dict, items: list[dict], doctor: str = "D1001", dept: str = "1001") -> dict:
-    return {"patient": {"patientId": p["patientId"], "name": p["name"], "idTypeCode": "01", "idNo": p["idNo"]},
-            "visit": {"visitId": p["visitId"], "patientTypeCode": "1", "outpatientNo": "MZ" + p["visitId"][-8:]},
-            "doctor": doctor, "dept": dept, "items": items}
+    return {
+        "patient": {"patientId": p["patientId"], "name": p["name"], "idTypeCode": "01", "idNo": p["idNo"]},
+        "visit": {"visitId": p["visitId"], "patientTypeCode": "1", "outpatientNo": "MZ" + p["visitId"][-8:]},
+        "doctor": doctor,
+        "dept": dept,
+        "items": items,
+    }
 
 
 ITEMS = [

@@ -13,21 +13,33 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def cache_on_private_redis(settings, private_redis):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": private_redis.url, "OPTIONS": {"socket_connect_timeout": 0.5}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": private_redis.url,
+            "OPTIONS": {"socket_connect_timeout": 0.5},
+        }
+    }
     return private_redis
 
 
 def post(client, name, body):
-    return client.post(reverse(f"recognition:{name}"), json.dumps(body, ensure_ascii=False),
-                       content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    return client.post(
+        reverse(f"recognition:{name}"),
+        json.dumps(body, ensure_ascii=False),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+    )
 
 
 def test_with_redis_stopped_the_prompt_api_answers_from_the_platform_and_says_it_is_degraded(
-        client, recognition, patient, cache_on_private_redis):
+    client, recognition, patient, cache_on_private_redis
+):
     assert post(client, "api-events", prompt_body(patient, ITEMS)).status_code == 202
     assert post(client, "api-prompt", prompt_body(patient, ITEMS)).json()["source"] == "platform"
-    assert post(client, "api-prompt", prompt_body(patient, ITEMS)).json()["source"] == "cache"  # kept in Redis
+    assert (
+        post(client, "api-prompt", prompt_body(patient, ITEMS)).json()["source"] == "cache"
+    )  # kept in Redis
 
     cache_on_private_redis.stop()
     r = post(client, "api-prompt", prompt_body(patient, ITEMS))

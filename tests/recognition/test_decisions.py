@@ -19,27 +19,54 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def prompted(client, recognition, patient):
-    answer = client.post(reverse("recognition:api-prompt"), json.dumps(prompt_body(patient, ITEMS)),
-                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    answer = client.post(
+        reverse("recognition:api-prompt"),
+        json.dumps(prompt_body(patient, ITEMS)),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+    ).json()
     items = tuple(OrderedItem(i["kind"], i["itemCode"], "", i["orderId"]) for i in ITEMS)
     ctx = LinkContext(patient["patientId"], patient["visitId"], "D1001", "1001", items, 0)
     return ctx, {i["orderId"]: i for i in answer["items"]}
 
 
 def lab_decisions(item, decide):
-    return [{"orderId": item["orderId"], "standardCode": r["standardCode"], "reportId": r["reportId"],
-             **decide(r["standardCode"])} for r in item["results"]]
+    return [
+        {
+            "orderId": item["orderId"],
+            "standardCode": r["standardCode"],
+            "reportId": r["reportId"],
+            **decide(r["standardCode"]),
+        }
+        for r in item["results"]
+    ]
 
 
 def test_decisions_are_recorded_audited_and_delivered(prompted, recognition):
     ctx, answer = prompted
     ct, us, liver = answer["YZ001"], answer["YZ002"], answer["YZ003"]
     decisions = [
-        {"orderId": "YZ001", "standardCode": "JC0012", "reportId": ct["results"][0]["reportId"], "decision": "1"},
-        {"orderId": "YZ002", "standardCode": "JC0301", "reportId": us["results"][0]["reportId"], "decision": "2",
-         "reasonCode": "3"},
-        *lab_decisions(liver, lambda code: {"decision": "1"} if code in ("JY0021", "JY0022")
-                       else {"decision": "2", "reasonCode": "9", "note": "术前复查肝功能"}),
+        {
+            "orderId": "YZ001",
+            "standardCode": "JC0012",
+            "reportId": ct["results"][0]["reportId"],
+            "decision": "1",
+        },
+        {
+            "orderId": "YZ002",
+            "standardCode": "JC0301",
+            "reportId": us["results"][0]["reportId"],
+            "decision": "2",
+            "reasonCode": "3",
+        },
+        *lab_decisions(
+            liver,
+            lambda code: (
+                {"decision": "1"}
+                if code in ("JY0021", "JY0022")
+                else {"decision": "2", "reasonCode": "9", "note": "术前复查肝功能"}
+            ),
+        ),
     ]
     result = services.save_decisions(ctx, decisions)
     orders = {o["orderId"]: o for o in result["orders"]}
@@ -59,29 +86,54 @@ def test_decisions_are_recorded_audited_and_delivered(prompted, recognition):
     assert AuditEntry.objects.filter(action="refused").count() == 3
 
     linked = OutboxRecord.objects.in_bulk([d.outbox_record_id for d in rows.values()])
-    assert len(linked) == 6 and {r.interface for r in linked.values()} == {"EXAM_RECOGNITION_SUBMIT",
-                                                                          "LAB_RECOGNITION_FEEDBACK"}
+    assert len(linked) == 6 and {r.interface for r in linked.values()} == {
+        "EXAM_RECOGNITION_SUBMIT",
+        "LAB_RECOGNITION_FEEDBACK",
+    }
     assert drain_outbox() == 6
     assert set(OutboxRecord.objects.values_list("state", flat=True)) == {"done"}
-    exam = {r["payload"]["recognitionItemCode"]: r["payload"] for r in recognition.records("EXAM_RECOGNITION_SUBMIT")}
+    exam = {
+        r["payload"]["recognitionItemCode"]: r["payload"]
+        for r in recognition.records("EXAM_RECOGNITION_SUBMIT")
+    }
     assert exam["JC0012"]["decisionCode"] == "1" and exam["JC0012"]["orderId"] == "YZ001"
     assert exam["JC0301"]["decisionCode"] == "2" and exam["JC0301"]["refusalReasonCode"] == "3"
     assert exam["JC0301"]["deptCode"] == "04.04" and exam["JC0301"]["doctorName"] == "王建国"
     lab = {r["payload"]["itemCode"]: r["payload"] for r in recognition.records("LAB_RECOGNITION_FEEDBACK")}
-    assert {k: v["decisionCode"] for k, v in lab.items()} == {"JY0021": "1", "JY0022": "1", "JY0023": "2", "JY0024": "2"}
+    assert {k: v["decisionCode"] for k, v in lab.items()} == {
+        "JY0021": "1",
+        "JY0022": "1",
+        "JY0023": "2",
+        "JY0024": "2",
+    }
     assert lab["JY0024"]["refusalReasonCode"] == "9" and lab["JY0024"]["refusalNote"] == "术前复查肝功能"
 
 
 def test_changing_a_decision_revokes_the_old_one_and_resubmits(prompted, recognition):
     ctx, answer = prompted
     report = answer["YZ001"]["results"][0]["reportId"]
-    services.save_decisions(ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": report, "decision": "1"}])
-    services.save_decisions(ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": report,
-                                   "decision": "2", "reasonCode": "1"}])
+    services.save_decisions(
+        ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": report, "decision": "1"}]
+    )
+    services.save_decisions(
+        ctx,
+        [
+            {
+                "orderId": "YZ001",
+                "standardCode": "JC0012",
+                "reportId": report,
+                "decision": "2",
+                "reasonCode": "1",
+            }
+        ],
+    )
     old, new = Decision.objects.order_by("id")
     assert not old.current and old.replaced_by == new and new.current and not new.recognized
     assert list(AuditEntry.objects.order_by("id").values_list("action", flat=True)) == [
-        "recognized", "revoke_recognized", "refused"]
+        "recognized",
+        "revoke_recognized",
+        "refused",
+    ]
     drain_outbox()
     (record,) = recognition.records("EXAM_RECOGNITION_SUBMIT")
     assert record["payload"]["decisionCode"] == "2"  # same key: the platform holds the latest decision
@@ -91,37 +143,67 @@ def test_bad_decisions_are_rejected_whole(prompted):
     ctx, answer = prompted
     report = answer["YZ002"]["results"][0]["reportId"]
     with pytest.raises(InvalidInput) as exc:
-        services.save_decisions(ctx, [
-            {"orderId": "YZ002", "standardCode": "JC0301", "reportId": report, "decision": "2"},  # no reason
-            {"orderId": "YZ009", "standardCode": "JC0301", "reportId": report, "decision": "1"},  # not ordered
-            {"orderId": "YZ001", "standardCode": "JC0012", "reportId": "NOPE", "decision": "1"},  # unknown report
-        ])
+        services.save_decisions(
+            ctx,
+            [
+                {
+                    "orderId": "YZ002",
+                    "standardCode": "JC0301",
+                    "reportId": report,
+                    "decision": "2",
+                },  # no reason
+                {
+                    "orderId": "YZ009",
+                    "standardCode": "JC0301",
+                    "reportId": report,
+                    "decision": "1",
+                },  # not ordered
+                {
+                    "orderId": "YZ001",
+                    "standardCode": "JC0012",
+                    "reportId": "NOPE",
+                    "decision": "1",
+                },  # unknown report
+            ],
+        )
     assert [e["field"] for e in exc.value.errors] == [
-        "decisions[0].reasonCode", "decisions[1].orderId", "decisions[2].reportId"]
+        "decisions[0].reasonCode",
+        "decisions[1].orderId",
+        "decisions[2].reportId",
+    ]
     assert not Decision.objects.exists() and not OutboxRecord.objects.exists()
 
 
 def test_results_api_for_exam_and_lab_systems(client, prompted):
     ctx, answer = prompted
     services.save_decisions(ctx, lab_decisions(answer["YZ003"], lambda code: {"decision": "1"}))
-    r = client.get(reverse("recognition:api-results"), {"visitId": ctx.visit_id, "kind": "lab"},
-                   HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    r = client.get(
+        reverse("recognition:api-results"),
+        {"visitId": ctx.visit_id, "kind": "lab"},
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+    ).json()
     rows = {row["subItemCode"]: row for row in r["results"]}
     assert set(rows) == {"ALT", "AST", "TBIL", "ALB"}
     alt = rows["ALT"]
-    assert (alt["recognitionStatus"], alt["recognitionMark"], alt["standardCode"]) == ("recognized", "HR", "JY0021")
+    assert (alt["recognitionStatus"], alt["recognitionMark"], alt["standardCode"]) == (
+        "recognized",
+        "HR",
+        "JY0021",
+    )
     assert (alt["standardDeptCode"], alt["standardDeptName"]) == ("04.04", "胸外科专业")
     assert alt["chargeItemCode"] == "250305001" and alt["resultValue"]
-    decisions = client.get(reverse("recognition:api-decisions"), {"visitId": ctx.visit_id},
-                           HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    decisions = client.get(
+        reverse("recognition:api-decisions"), {"visitId": ctx.visit_id}, HTTP_AUTHORIZATION=f"Bearer {TOKEN}"
+    ).json()
     assert decisions["orders"][0]["action"] == "cancel"
 
 
 def test_patient_view_shows_recognised_results(client, prompted, make_user):
     ctx, answer = prompted
     ct = answer["YZ001"]["results"][0]
-    services.save_decisions(ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": ct["reportId"],
-                                   "decision": "1"}])
+    services.save_decisions(
+        ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": ct["reportId"], "decision": "1"}]
+    )
     client.force_login(make_user("doc1", role="clinician"))
     page = client.get(reverse("recognition:patients"), {"visitId": ctx.visit_id}).content.decode()
     assert "已互认的外院结果（1）" in page and ct["externalOrgName"] in page and ct["conclusion"] in page

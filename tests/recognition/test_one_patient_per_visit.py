@@ -15,8 +15,12 @@ pytestmark = pytest.mark.django_db
 
 
 def post(client, name, body):
-    return client.post(reverse(f"recognition:{name}"), json.dumps(body, ensure_ascii=False),
-                       content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    return client.post(
+        reverse(f"recognition:{name}"),
+        json.dumps(body, ensure_ascii=False),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+    )
 
 
 @pytest.fixture
@@ -25,8 +29,9 @@ def other(patient):
     return {**patient, "idNo": resident_id(424242), "name": "李娜", "patientId": "P999999"}
 
 
-def test_an_event_naming_a_visit_of_another_patient_is_refused_and_changes_nothing(client, recognition, patient,
-                                                                                   other):
+def test_an_event_naming_a_visit_of_another_patient_is_refused_and_changes_nothing(
+    client, recognition, patient, other
+):
     assert post(client, "api-events", prompt_body(patient, ITEMS)).status_code == 202
     before = Encounter.objects.values().get(visit_id=patient["visitId"])
 
@@ -42,7 +47,9 @@ def test_an_event_naming_a_visit_of_another_patient_is_refused_and_changes_nothi
     assert (conflict.kind, conflict.ref, conflict.what) == ("visit", patient["visitId"], "identity")
 
 
-def test_the_prompt_api_refuses_a_visit_of_another_patient_and_shows_no_results(client, recognition, patient, other):
+def test_the_prompt_api_refuses_a_visit_of_another_patient_and_shows_no_results(
+    client, recognition, patient, other
+):
     first = post(client, "api-prompt", prompt_body(patient, ITEMS))
     assert first.status_code == 200 and first.json()["anyRecognizable"]
 
@@ -52,7 +59,9 @@ def test_the_prompt_api_refuses_a_visit_of_another_patient_and_shows_no_results(
     assert "items" not in r.json() and "promptUrl" not in r.json()  # A's external results never shown for B
     enc = Encounter.objects.get(visit_id=patient["visitId"])
     assert (enc.name, enc.id_no, enc.patient_id) == (patient["name"], patient["idNo"], patient["patientId"])
-    again = post(client, "api-prompt", prompt_body(patient, ITEMS))  # A's own prompt still works, from the cache
+    again = post(
+        client, "api-prompt", prompt_body(patient, ITEMS)
+    )  # A's own prompt still works, from the cache
     assert again.status_code == 200 and again.json()["source"] == "cache"
 
 
@@ -72,11 +81,18 @@ def test_a_later_event_of_the_same_patient_updates_the_visit(client, recognition
     assert enc.dept_code == "1101" and enc.patient_id == patient["patientId"]
 
 
-@pytest.mark.parametrize("path, value, limit", [
-    (("visit", "visitId"), "V" * 34, 32), (("patient", "patientId"), "P" * 33, 32),
-    (("visit", "outpatientNo"), "M" * 19, 18), ((None, "doctor"), "D" * 21, 20)])
-def test_an_over_long_identifier_is_refused_with_its_field_and_limit_never_cut(client, recognition, patient, path,
-                                                                               value, limit):
+@pytest.mark.parametrize(
+    "path, value, limit",
+    [
+        (("visit", "visitId"), "V" * 34, 32),
+        (("patient", "patientId"), "P" * 33, 32),
+        (("visit", "outpatientNo"), "M" * 19, 18),
+        ((None, "doctor"), "D" * 21, 20),
+    ],
+)
+def test_an_over_long_identifier_is_refused_with_its_field_and_limit_never_cut(
+    client, recognition, patient, path, value, limit
+):
     body = prompt_body(patient, ITEMS)
     if path[0]:
         body[path[0]][path[1]] = value
@@ -94,5 +110,8 @@ def test_an_over_long_identifier_is_refused_with_its_field_and_limit_never_cut(c
 def test_two_visit_ids_that_differ_after_32_characters_stay_two_visits(client, recognition, patient):
     common = "V" + "0" * 31
     for visit_id in (common + "A1", common + "B2"):
-        assert post(client, "api-events", prompt_body({**patient, "visitId": visit_id}, ITEMS)).status_code == 400
+        assert (
+            post(client, "api-events", prompt_body({**patient, "visitId": visit_id}, ITEMS)).status_code
+            == 400
+        )
     assert not Encounter.objects.filter(visit_id__startswith=common).exists()

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 def call(client, body, token=TOKEN):
     headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-    return client.post(reverse("recognition:api-prompt"), json.dumps(body), content_type="application/json", **headers)
+    return client.post(
+        reverse("recognition:api-prompt"), json.dumps(body), content_type="application/json", **headers
+    )
 
 
 def test_prompt_requires_a_token(client, recognition, patient):
@@ -57,8 +59,14 @@ def test_prompt_at_visit_time_fetches_then_answers_from_cache(client, recognitio
 
 
 def test_unmapped_and_unknown_items_are_answered_not_failed(client, recognition, patient):
-    body = prompt_body(patient, [{"kind": "exam", "itemCode": "PT0001", "orderId": "Y1"},
-                                 {"kind": "lab", "itemCode": "NOSUCH", "orderId": "Y2"}], dept="1501")
+    body = prompt_body(
+        patient,
+        [
+            {"kind": "exam", "itemCode": "PT0001", "orderId": "Y1"},
+            {"kind": "lab", "itemCode": "NOSUCH", "orderId": "Y2"},
+        ],
+        dept="1501",
+    )
     answer = call(client, body).json()
     assert [i["mapped"] for i in answer["items"]] == [False, False]
     assert answer["anyRecognizable"] is False and "promptUrl" not in answer

@@ -59,8 +59,12 @@ def his_origin(his):
 @pytest.fixture
 def prompt_url(client, recognition, patient, settings, live_server, his_origin):
     settings.RECOGNITION_FRAME_ANCESTORS = his_origin
-    answer = client.post(reverse("recognition:api-prompt"), json.dumps(prompt_body(patient, ITEMS)),
-                         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    answer = client.post(
+        reverse("recognition:api-prompt"),
+        json.dumps(prompt_body(patient, ITEMS)),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+    ).json()
     return answer["promptUrl"].replace("http://testserver", live_server.url)
 
 
@@ -76,7 +80,9 @@ def card(frame, order_id):
     return frame.locator(f'.pcard[data-order="{order_id}"]')
 
 
-def test_doctor_views_reports_decides_and_saves(page, prompt_url, his, recognition, live_server, artifacts_dir):
+def test_doctor_views_reports_decides_and_saves(
+    page, prompt_url, his, recognition, live_server, artifacts_dir
+):
     urls = []  # every URL the browser requests, to check that the page token is in none of them
     page.context.on("request", lambda r: urls.append(r.url))
     frame = open_in_his(page, prompt_url, his)
@@ -87,8 +93,10 @@ def test_doctor_views_reports_decides_and_saves(page, prompt_url, his, recogniti
 
     # The external lab report as PDF (3.5): fetched with the page token in the POST body, shown in a
     # new tab from a blob URL, the view audited.
-    with page.context.expect_page() as pdf_tab, \
-            page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
+    with (
+        page.context.expect_page() as pdf_tab,
+        page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf,
+    ):
         card(frame, "YZ003").locator(".pdf-link").first.click()
     request = pdf.value.request
     assert request.method == "POST" and request.url == live_server.url + reverse("recognition:embed-lab-pdf")
@@ -97,16 +105,23 @@ def test_doctor_views_reports_decides_and_saves(page, prompt_url, his, recogniti
     tab = pdf_tab.value
     tab.wait_for_url(lambda url: url.startswith("blob:" + live_server.url))
     assert tab.evaluate("document.contentType") == "application/pdf"  # Chromium's PDF viewer shows it
-    head = tab.evaluate("fetch(location.href).then(r => r.arrayBuffer())"
-                        ".then(b => [new TextDecoder().decode(new Uint8Array(b).slice(0, 5)), b.byteLength])")
+    head = tab.evaluate(
+        "fetch(location.href).then(r => r.arrayBuffer())"
+        ".then(b => [new TextDecoder().decode(new Uint8Array(b).slice(0, 5)), b.byteLength])"
+    )
     assert head[0] == "%PDF-" and head[1] == int(pdf.value.headers["content-length"]) > 1000
     tab.screenshot(path=str(artifacts_dir / "recognition-lab-pdf-tab.png"))
     tab.close()
     view = AuditEntry.objects.get(action="view_report", kind="lab")
-    assert view.visit_id == frame.locator("#prompt").get_attribute("data-visit") and view.doctor_staff_no == "D1001"
+    assert (
+        view.visit_id == frame.locator("#prompt").get_attribute("data-visit")
+        and view.doctor_staff_no == "D1001"
+    )
     # The external exam report and images through the platform viewer (browse signature 2.4).
-    with page.context.expect_page() as viewer, \
-            page.context.expect_event("response", lambda r: "/embed/exam-view" in r.url) as exam:
+    with (
+        page.context.expect_page() as viewer,
+        page.context.expect_event("response", lambda r: "/embed/exam-view" in r.url) as exam,
+    ):
         card(frame, "YZ001").locator(".report-link").click()
     assert exam.value.request.method == "POST" and json.loads(exam.value.request.post_data)["ctx"] == token
     viewer.value.wait_for_url(recognition.url + "/viewer/report?**")
@@ -145,25 +160,57 @@ def test_doctor_views_reports_decides_and_saves(page, prompt_url, his, recogniti
     msg = page.evaluate("window.msgs.filter(m => m.data.type === 'hr-recognition:saved')[0]")
     assert msg["origin"] == prompt_url.split("/recognition/")[0]
     actions = {o["orderId"]: o["action"] for o in msg["data"]["orders"]}
-    assert actions == {"YZ001": "cancel", "YZ002": "keep", "YZ003": "reduce", "YZ004": "reduce", "YZ005": "keep"}
+    assert actions == {
+        "YZ001": "cancel",
+        "YZ002": "keep",
+        "YZ003": "reduce",
+        "YZ004": "reduce",
+        "YZ005": "keep",
+    }
 
     current = {d.standard_code: d for d in Decision.objects.filter(current=True)}
     assert {c: d.decision for c, d in current.items()} == {
-        "JC0012": "1", "JC0301": "2", "JY0021": "1", "JY0022": "1", "JY0023": "2", "JY0024": "2",
-        "JY0001": "1", "JY0002": "1", "JY0003": "1", "JY0004": "1"}
+        "JC0012": "1",
+        "JC0301": "2",
+        "JY0021": "1",
+        "JY0022": "1",
+        "JY0023": "2",
+        "JY0024": "2",
+        "JY0001": "1",
+        "JY0002": "1",
+        "JY0003": "1",
+        "JY0004": "1",
+    }
     assert current["JC0301"].platform_reason_code == "3" and current["JY0024"].platform_reason_code == "2"
     assert AuditEntry.objects.filter(action="view_report", kind="lab").count() == 1
-    assert AuditEntry.objects.filter(action="view_images", kind="exam", report_id=current["JC0012"].external_report_id).count() == 1
+    assert (
+        AuditEntry.objects.filter(
+            action="view_images", kind="exam", report_id=current["JC0012"].external_report_id
+        ).count()
+        == 1
+    )
 
     assert drain_outbox() == 10
     assert set(OutboxRecord.objects.values_list("state", flat=True)) == {"done"}
-    exam = {r["payload"]["recognitionItemCode"]: r["payload"]["decisionCode"]
-            for r in recognition.records("EXAM_RECOGNITION_SUBMIT")}
-    lab = {r["payload"]["itemCode"]: r["payload"].get("refusalReasonCode", r["payload"]["decisionCode"])
-           for r in recognition.records("LAB_RECOGNITION_FEEDBACK")}
+    exam = {
+        r["payload"]["recognitionItemCode"]: r["payload"]["decisionCode"]
+        for r in recognition.records("EXAM_RECOGNITION_SUBMIT")
+    }
+    lab = {
+        r["payload"]["itemCode"]: r["payload"].get("refusalReasonCode", r["payload"]["decisionCode"])
+        for r in recognition.records("LAB_RECOGNITION_FEEDBACK")
+    }
     assert exam == {"JC0012": "1", "JC0301": "2"}
-    assert lab == {"JY0021": "1", "JY0022": "1", "JY0023": "2", "JY0024": "2",
-                   "JY0001": "1", "JY0002": "1", "JY0003": "1", "JY0004": "1"}
+    assert lab == {
+        "JY0021": "1",
+        "JY0022": "1",
+        "JY0023": "2",
+        "JY0024": "2",
+        "JY0001": "1",
+        "JY0002": "1",
+        "JY0003": "1",
+        "JY0004": "1",
+    }
 
 
 def test_prompt_page_screenshot(page, prompt_url, artifacts_dir):
@@ -179,9 +226,20 @@ def test_expired_and_tampered_links_are_refused(page, prompt_url, live_server, p
     page.goto(tampered)
     assert "无效或已被修改" in page.locator(".refused-msg").inner_text()
     items = [links.OrderedItem("exam", "CT0012", "", "YZ001")]
-    expired = live_server.url + reverse("recognition:embed") + "?" + links.make_query(
-        patient_id=patient["patientId"], visit_id=patient["visitId"], doctor="D1001", dept="1001", items=items,
-        now=time.time() - 3600, lifetime=600)
+    expired = (
+        live_server.url
+        + reverse("recognition:embed")
+        + "?"
+        + links.make_query(
+            patient_id=patient["patientId"],
+            visit_id=patient["visitId"],
+            doctor="D1001",
+            dept="1001",
+            items=items,
+            now=time.time() - 3600,
+            lifetime=600,
+        )
+    )
     response = page.goto(expired)
     assert response.status == 403
     assert "已过期" in page.locator(".refused-msg").inner_text()
@@ -190,8 +248,10 @@ def test_expired_and_tampered_links_are_refused(page, prompt_url, live_server, p
 def test_a_report_the_platform_cannot_provide_is_explained_on_the_page(page, prompt_url, his, recognition):
     frame = open_in_his(page, prompt_url, his)
     recognition.set_faults(http_5xx=1.0, services=["LAB_REPORT_PDF_PREVIEW"])
-    with page.context.expect_page() as tab, \
-            page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
+    with (
+        page.context.expect_page() as tab,
+        page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf,
+    ):
         card(frame, "YZ003").locator(".pdf-link").first.click()
     assert pdf.value.status == 502
     frame.locator("#errors", has_text="市平台暂时无法提供该报告").wait_for()
@@ -201,10 +261,13 @@ def test_a_report_the_platform_cannot_provide_is_explained_on_the_page(page, pro
     assert not AuditEntry.objects.filter(action="view_report").exists()
 
 
-def test_the_demo_his_page_embeds_the_prompt_and_opens_a_report(page, client, live_server, recognition, patient,
-                                                                 make_user):
+def test_the_demo_his_page_embeds_the_prompt_and_opens_a_report(
+    page, client, live_server, recognition, patient, make_user
+):
     client.force_login(make_user("demo-doctor", role="clinician"))
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
     page.goto(live_server.url + reverse("recognition:demo-his"))
     page.fill("#p-name", patient["name"])
     page.fill("#p-id", patient["idNo"])
@@ -214,8 +277,10 @@ def test_the_demo_his_page_embeds_the_prompt_and_opens_a_report(page, client, li
     page.click("#order")
     frame = page.frame_locator("#frame")
     frame.locator(".pcard").first.wait_for()
-    with page.context.expect_page() as tab, \
-            page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf:
+    with (
+        page.context.expect_page() as tab,
+        page.context.expect_event("response", lambda r: "/embed/lab-pdf" in r.url) as pdf,
+    ):
         frame.locator(".pdf-link").first.click()
     assert pdf.value.status == 200 and pdf.value.request.method == "POST"
     tab.value.wait_for_url(lambda url: url.startswith("blob:"))

@@ -17,33 +17,63 @@ from mutual_recognition.selectors import StatsFilter, statistics
 
 from .conftest import resident_id
 
-DOCTORS = [("D1001", "王建国", "1001", "胸外科", "04.04", "胸外科专业"),
-           ("D1002", "李秀英", "1101", "内科（肿瘤内科）", "19", "肿瘤科"),
-           ("D1003", "张伟", "1002", "腹部外科", "04.01", "普通外科专业"),
-           ("D1004", "刘芳", "1003", "乳腺外科", "04.01", "普通外科专业")]
-ITEMS = [("exam", "JC0012", "胸部CT平扫", Decimal("180")), ("exam", "JC0301", "甲状腺超声", Decimal("85")),
-         ("lab", "JY0021", "丙氨酸氨基转移酶", Decimal("5")), ("lab", "JY0001", "白细胞计数", Decimal("0")),
-         ("lab", "JY0061", "癌胚抗原", Decimal("40")), ("exam", "JC0305", "腹部超声（肝胆胰脾）", Decimal("120"))]
-REASONS = [("3", "对诊疗有重要意义（如手术、输血前）"), ("1", "病情变化，已有结果与临床表现不符"), ("2", "项目随病程变化快"),
-           ("9", "其他（须填写说明）")]
+DOCTORS = [
+    ("D1001", "王建国", "1001", "胸外科", "04.04", "胸外科专业"),
+    ("D1002", "李秀英", "1101", "内科（肿瘤内科）", "19", "肿瘤科"),
+    ("D1003", "张伟", "1002", "腹部外科", "04.01", "普通外科专业"),
+    ("D1004", "刘芳", "1003", "乳腺外科", "04.01", "普通外科专业"),
+]
+ITEMS = [
+    ("exam", "JC0012", "胸部CT平扫", Decimal("180")),
+    ("exam", "JC0301", "甲状腺超声", Decimal("85")),
+    ("lab", "JY0021", "丙氨酸氨基转移酶", Decimal("5")),
+    ("lab", "JY0001", "白细胞计数", Decimal("0")),
+    ("lab", "JY0061", "癌胚抗原", Decimal("40")),
+    ("exam", "JC0305", "腹部超声（肝胆胰脾）", Decimal("120")),
+]
+REASONS = [
+    ("3", "对诊疗有重要意义（如手术、输血前）"),
+    ("1", "病情变化，已有结果与临床表现不符"),
+    ("2", "项目随病程变化快"),
+    ("9", "其他（须填写说明）"),
+]
 
 
 def make_history(n: int = 160, seed: int = 7) -> None:
     rng = random.Random(seed)
     now = timezone.now()
     for i in range(n):
-        enc = Encounter.objects.create(visit_id=f"VS{seed}{i:05d}", name="患者" + str(i), id_no=resident_id(i + seed * 1000))
+        enc = Encounter.objects.create(
+            visit_id=f"VS{seed}{i:05d}", name="患者" + str(i), id_no=resident_id(i + seed * 1000)
+        )
         doc = DOCTORS[i % len(DOCTORS)]
         kind, code, name, price = ITEMS[rng.randrange(len(ITEMS))]
         recognized = rng.random() < 0.78
         reason = REASONS[rng.randrange(len(REASONS))] if not recognized else ("", "")
         Decision.objects.create(
-            encounter=enc, kind=kind, order_id=f"YZ{i}", order_item_code="X", order_item_name=name, standard_code=code,
-            standard_name=name, external_org_code="12110000400001234A", external_org_name="北京大学人民医院",
-            external_report_id=f"EXR{i:08d}", decision="1" if recognized else "2", reason_code=reason[0],
-            platform_reason_code=reason[0], reason_name=reason[1], doctor_staff_no=doc[0], doctor_name=doc[1],
-            dept_code=doc[2], dept_name=doc[3], std_dept_code=doc[4], std_dept_name=doc[5],
-            charge_avoided=price if recognized else 0, decided_at=now - timedelta(days=rng.randrange(30), hours=rng.randrange(8)))
+            encounter=enc,
+            kind=kind,
+            order_id=f"YZ{i}",
+            order_item_code="X",
+            order_item_name=name,
+            standard_code=code,
+            standard_name=name,
+            external_org_code="12110000400001234A",
+            external_org_name="北京大学人民医院",
+            external_report_id=f"EXR{i:08d}",
+            decision="1" if recognized else "2",
+            reason_code=reason[0],
+            platform_reason_code=reason[0],
+            reason_name=reason[1],
+            doctor_staff_no=doc[0],
+            doctor_name=doc[1],
+            dept_code=doc[2],
+            dept_name=doc[3],
+            std_dept_code=doc[4],
+            std_dept_name=doc[5],
+            charge_avoided=price if recognized else 0,
+            decided_at=now - timedelta(days=rng.randrange(30), hours=rng.randrange(8)),
+        )
 
 
 @pytest.mark.django_db
@@ -57,7 +87,9 @@ def test_statistics_by_department_doctor_item_and_reason():
     assert sum(r["total"] for r in s["by_dept"]) == 40 and len(s["by_doctor"]) == 4
     assert sum(r["n"] for r in s["reasons"]) == t["refused"]
     assert sum(p["recognized"] + p["refused"] for p in s["series"]) == 40 and len(s["series"]) == 30
-    by_lab = statistics(StatsFilter(timezone.localdate() - timedelta(days=29), timezone.localdate(), kind="lab"))
+    by_lab = statistics(
+        StatsFilter(timezone.localdate() - timedelta(days=29), timezone.localdate(), kind="lab")
+    )
     assert {r["kind"] for r in by_lab["by_item"]} == {"lab"}
 
 
@@ -73,7 +105,9 @@ def test_statistics_page_and_excel_export(client, page, live_server, make_user, 
     assert book.sheetnames == ["汇总", "按科室", "按医师", "按项目", "按日期", "不互认原因"]
     assert book["汇总"]["B2"].value == 160
 
-    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
     page.set_viewport_size({"width": 1280, "height": 1500})
     page.goto(live_server.url + reverse("recognition:stats"))
     assert page.locator(".kpi b").first.inner_text() == "160"
@@ -86,14 +120,26 @@ def test_statistics_page_and_excel_export(client, page, live_server, make_user, 
 def test_audit_search_masks_patients_and_finds_by_id_number(client, make_user):
     enc = Encounter.objects.create(visit_id="VA1", name="王小明", id_no="11010519700307121X")
     for action, report in (("view_report", "EJY1"), ("view_images", "EXR1"), ("recognized", "EJY1")):
-        AuditEntry.objects.create(action=action, doctor_staff_no="D1001", doctor_name="王建国", patient_name=enc.name,
-                                  patient_id_masked="110105********121X", patient_key=enc.id_key, visit_id="VA1",
-                                  report_id=report, external_org_name="北京大学人民医院")
-    AuditEntry.objects.create(action="view_report", doctor_staff_no="D1002", patient_name="李四", patient_key="other")
+        AuditEntry.objects.create(
+            action=action,
+            doctor_staff_no="D1001",
+            doctor_name="王建国",
+            patient_name=enc.name,
+            patient_id_masked="110105********121X",
+            patient_key=enc.id_key,
+            visit_id="VA1",
+            report_id=report,
+            external_org_name="北京大学人民医院",
+        )
+    AuditEntry.objects.create(
+        action="view_report", doctor_staff_no="D1002", patient_name="李四", patient_key="other"
+    )
     client.force_login(make_user("clinician-only", role="clinician"))
     assert client.get(reverse("recognition:audit")).status_code == 403
     client.force_login(make_user("ops1", role="ops"))
     page = client.get(reverse("recognition:audit"), {"idNo": "11010519700307121X"}).content.decode()
     assert "共 3 条" in page and "王**" in page and "王小明" not in page and "110105********121X" in page
-    page = client.get(reverse("recognition:audit"), {"action": "view_images", "doctor": "D1001"}).content.decode()
+    page = client.get(
+        reverse("recognition:audit"), {"action": "view_images", "doctor": "D1001"}
+    ).content.decode()
     assert "共 1 条" in page and "EXR1" in page

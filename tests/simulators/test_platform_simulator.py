@@ -254,9 +254,13 @@ def test_a_multi_member_gzip_request_is_accepted(sim):
     members = gzip.compress(raw[: len(raw) // 2], mtime=0) + gzip.compress(raw[len(raw) // 2 :], mtime=0)
     iv = bytes(range(16))
     env = {k: v for k, v in seal(sim, spec, payload).items() if k != "sign"}
-    env.update(iv=iv.hex(), data=base64.b64encode(gm.sm4_encrypt(sim.config.sm4_key, members, "CBC", iv)).decode())
+    env.update(
+        iv=iv.hex(), data=base64.b64encode(gm.sm4_encrypt(sim.config.sm4_key, members, "CBC", iv)).decode()
+    )
     signature = sim.config.private_key.sign(
-        envelope.string_to_sign(env), signer_id=spec.profile.signer_id, encoding=spec.profile.signature_encoding
+        envelope.string_to_sign(env),
+        signer_id=spec.profile.signer_id,
+        encoding=spec.profile.signature_encoding,
     )
     env["sign"] = base64.b64encode(signature).decode()
     assert post_raw(sim, spec, env).code == "0"
@@ -266,13 +270,22 @@ def test_a_multi_member_gzip_request_is_accepted(sim):
 def test_answers_carry_a_fresh_nonce_and_the_platform_time(sim):
     spec = spec_of("SECURITY_TIMESTAMP")
     sim.set_faults(clock_skew_seconds=3600)  # the platform's clock, not the host's, stamps answers
-    answers = [requests.post(sim.url + spec.path, json={"appId": sim.config.app_id}, timeout=5).json()
-               for _ in range(3)]
+    answers = [
+        requests.post(sim.url + spec.path, json={"appId": sim.config.app_id}, timeout=5).json()
+        for _ in range(3)
+    ]
     assert len({a["nonce"] for a in answers}) == 3 and all(len(a["nonce"]) == 32 for a in answers)
     for raw in answers:
-        opened = envelope.open_response(raw, creds=sim.config.credentials, profile=spec.profile,
-                                        now=now() + timedelta(hours=1), nonce_cache=ANSWER_NONCES)
-        assert abs(envelope.parse_timestamp(opened.data["timestamp"]) - opened.timestamp) < timedelta(seconds=5)
+        opened = envelope.open_response(
+            raw,
+            creds=sim.config.credentials,
+            profile=spec.profile,
+            now=now() + timedelta(hours=1),
+            nonce_cache=ANSWER_NONCES,
+        )
+        assert abs(envelope.parse_timestamp(opened.data["timestamp"]) - opened.timestamp) < timedelta(
+            seconds=5
+        )
 
 
 def test_a_stale_timestamp_is_1002(sim):

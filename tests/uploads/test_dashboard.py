@@ -26,13 +26,15 @@ def ops_login(make_user):
         page.fill("#id_password", "pw-for-tests-0")
         page.click("button[type=submit]")
         page.wait_for_url(live_server.url + "/")
+
     return login
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_dashboard_shows_real_rows_and_redrive_delivers_a_fixed_record(
-        sim, inline_delivery, live_server, page, ops_login, artifacts_dir):
+    sim, inline_delivery, live_server, page, ops_login, artifacts_dir
+):
     spec = load_catalogue().interface("LAB_REPORT_DETAIL")
     good = [services.enqueue("LAB_REPORT_DETAIL", spec.example(seed)) for seed in range(300, 306)]
     bad = services.enqueue("LAB_REPORT_DETAIL", spec.example(399))
@@ -64,7 +66,9 @@ def test_dashboard_shows_real_rows_and_redrive_delivers_a_fixed_record(
     inline_delivery()
     bad.refresh_from_db()
     assert bad.state == State.DONE
-    assert sim.record("LAB_REPORT_DETAIL", bad.business_key)["payload"]["reportRemark"] == "已核对原始结果后重传"
+    assert (
+        sim.record("LAB_REPORT_DETAIL", bad.business_key)["payload"]["reportRemark"] == "已核对原始结果后重传"
+    )
     page.reload()
     assert "已接收" in page.locator("h1").inner_text()
 
@@ -78,7 +82,9 @@ def test_record_browser_filters_paginates_and_exports(client, make_user):
     first = client.get("/ops/uploads/records/", {"interface": "OP_REGISTRATION"})
     assert first.status_code == 200
     assert len(first.context["rows"]) == 50 and first.context["has_more"]
-    second = client.get("/ops/uploads/records/", {"interface": "OP_REGISTRATION", "before": first.context["next_token"]})
+    second = client.get(
+        "/ops/uploads/records/", {"interface": "OP_REGISTRATION", "before": first.context["next_token"]}
+    )
     assert len(second.context["rows"]) == 10 and not second.context["has_more"]
     seen = {r.pk for r in first.context["rows"]} | {r.pk for r in second.context["rows"]}
     assert seen == {r.pk for r in records}
@@ -86,7 +92,9 @@ def test_record_browser_filters_paginates_and_exports(client, make_user):
     target = records[7]
     id_no = target.payload["patient"]["idNo"]
     redirected = client.get("/ops/uploads/records/", {"patient_id": id_no})
-    assert redirected.status_code == 302 and id_no not in redirected["Location"]  # IDs stay out of URLs and logs
+    assert (
+        redirected.status_code == 302 and id_no not in redirected["Location"]
+    )  # IDs stay out of URLs and logs
     by_patient = client.get(redirected["Location"])
     assert [r.pk for r in by_patient.context["rows"]] == [target.pk]
     assert id_no not in by_patient.content.decode()

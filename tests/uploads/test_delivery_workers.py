@@ -24,8 +24,11 @@ from ..delivery_fixtures import wait_until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 FAST_RETRIES = dict(
-    DELIVERY_BACKOFF_BASE_SECONDS="0.3", DELIVERY_BACKOFF_CAP_SECONDS="3", DELIVERY_LEASE_SECONDS="6",
-    DELIVERY_SWEEP_SECONDS="1", PLATFORM_TIMEOUT_SECONDS="1",
+    DELIVERY_BACKOFF_BASE_SECONDS="0.3",
+    DELIVERY_BACKOFF_CAP_SECONDS="3",
+    DELIVERY_LEASE_SECONDS="6",
+    DELIVERY_SWEEP_SECONDS="1",
+    PLATFORM_TIMEOUT_SECONDS="1",
 )
 
 
@@ -75,7 +78,9 @@ def test_upload_made_while_the_broker_is_down_is_delivered_by_the_sweep(sim, pro
 
     processes.worker(**FAST_RETRIES)
     processes.beat(**FAST_RETRIES)
-    wait_until(lambda: OutboxRecord.objects.get(pk=record.pk).state == State.DONE, 60, message="sweep delivery")
+    wait_until(
+        lambda: OutboxRecord.objects.get(pk=record.pk).state == State.DONE, 60, message="sweep delivery"
+    )
     held = sim.record("LAB_REPORT_DETAIL", record.business_key)
     assert held["payload"] == payload
 
@@ -89,8 +94,11 @@ def test_a_visit_enqueued_before_its_registration_waits_while_other_patients_flo
     for seed in (22, 23, 24):
         others.append(services.enqueue("OP_REGISTRATION", reg.example(seed)))
         others.append(services.enqueue("OP_VISIT", visit.example(seed)))
-    wait_until(lambda: all(OutboxRecord.objects.get(pk=r.pk).state == State.DONE for r in others), 60,
-               message="other patients' records")
+    wait_until(
+        lambda: all(OutboxRecord.objects.get(pk=r.pk).state == State.DONE for r in others),
+        60,
+        message="other patients' records",
+    )
     visit_a.refresh_from_db()
     assert visit_a.state == State.PENDING and "等待上级记录" in visit_a.last_message
     assert not Attempt.objects.filter(record=visit_a).exists()  # never sent ahead of its parent
@@ -132,8 +140,15 @@ def test_chaos_every_record_arrives_once_at_its_latest_version(sim, processes, c
     keys = list(payloads)
     updated = rng.sample(keys, 200)  # ... of which 200 get a second version: 2,000 records
     rejected = set(rng.sample(keys, 20))
-    sim.set_faults(http_5xx=0.20, timeout=0.05, rate_limit=0.05, retry_after=1, timeout_seconds=1.5,
-                   reject_keys=sorted(rejected), seed=7)
+    sim.set_faults(
+        http_5xx=0.20,
+        timeout=0.05,
+        rate_limit=0.05,
+        retry_after=1,
+        timeout_seconds=1.5,
+        reject_keys=sorted(rejected),
+        seed=7,
+    )
 
     workers = [processes.worker(concurrency=4, **broker), processes.worker(concurrency=4, **broker)]
     processes.beat(**broker)
@@ -164,8 +179,12 @@ def test_chaos_every_record_arrives_once_at_its_latest_version(sim, processes, c
     assert set(held) == set(keys) - rejected  # every accepted key exactly once (the platform upserts by key)
     for key, record in held.items():
         assert record["payload"] == payloads[key], key  # at its latest version
-    newest_done = dict(OutboxRecord.objects.filter(state=State.DONE).values("business_key")
-                       .annotate(v=Max("version")).values_list("business_key", "v"))
+    newest_done = dict(
+        OutboxRecord.objects.filter(state=State.DONE)
+        .values("business_key")
+        .annotate(v=Max("version"))
+        .values_list("business_key", "v")
+    )
     assert set(newest_done) == set(held)
     for key, version in newest_done.items():
         assert version == (2 if key in updated else 1), key

@@ -19,8 +19,9 @@ from hospital_interop.uploads.tasks import deliver
 
 
 def _record(seed: int) -> OutboxRecord:
-    return services.enqueue("LAB_REPORT_DETAIL", load_catalogue().interface("LAB_REPORT_DETAIL").example(seed),
-                            wake_worker=False)
+    return services.enqueue(
+        "LAB_REPORT_DETAIL", load_catalogue().interface("LAB_REPORT_DETAIL").example(seed), wake_worker=False
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -78,6 +79,8 @@ def test_a_row_is_claimed_only_when_due_and_reclaimed_only_when_its_lease_ran_ou
     assert record.lease_until > timezone.now() + timedelta(seconds=settings.DELIVERY["LEASE_SECONDS"] - 5)
 
 
-def test_waking_a_worker_while_the_broker_is_down_does_not_raise_and_leaves_the_row_to_the_sweep(dead_broker, caplog):
+def test_waking_a_worker_while_the_broker_is_down_does_not_raise_and_leaves_the_row_to_the_sweep(
+    dead_broker, caplog
+):
     assert leases.wake(deliver, 42, what="record 42") is False
     assert "broker unavailable, record 42 left for the sweep" in caplog.text

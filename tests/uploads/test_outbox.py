@@ -80,14 +80,19 @@ def test_a_child_whose_parent_never_comes_goes_to_attention_after_the_maximum_ag
     fresh.refresh_from_db()
     assert fresh.state == State.PENDING and fresh.last_message.startswith("等待上级记录")
 
-    OutboxRecord.objects.filter(pk=fresh.pk).update(next_attempt_at=timezone.now(),
-                                                    event_at=timezone.now() - timedelta(hours=73))
+    OutboxRecord.objects.filter(pk=fresh.pk).update(
+        next_attempt_at=timezone.now(), event_at=timezone.now() - timedelta(hours=73)
+    )
     assert services.deliver_claimed(services.claim(fresh.pk), NoCalls()) == {State.ATTENTION: 1}
     fresh.refresh_from_db()
     assert fresh.state == State.ATTENTION and fresh.next_attempt_at is None
-    assert fresh.last_message.startswith("等待超过 72 小时仍不能发送：等待上级记录被平台接收：OP_REGISTRATION#")
+    assert fresh.last_message.startswith(
+        "等待超过 72 小时仍不能发送：等待上级记录被平台接收：OP_REGISTRATION#"
+    )
 
-    assert services.redrive([fresh.pk]) == 1  # ops re-drive it (the parent is on its way): a full max age again
+    assert (
+        services.redrive([fresh.pk]) == 1
+    )  # ops re-drive it (the parent is on its way): a full max age again
     assert services.deliver_claimed(services.claim(fresh.pk), NoCalls()) == {"waiting": 1}
     fresh.refresh_from_db()
     assert fresh.state == State.PENDING and fresh.redriven_at is not None
@@ -115,15 +120,22 @@ def test_enqueue_many_stores_a_batch_with_versions_parents_and_superseding():
     reg = example("OP_REGISTRATION", 23)
     visit = example("OP_VISIT", 23, registrationId=reg["registrationId"], orgCode=reg["orgCode"])
     items = [services.Item("LAB_REPORT_DETAIL", p) for p in lab]
-    items += [services.Item("OP_VISIT", visit), services.Item("OP_REGISTRATION", reg),
-              services.Item("LAB_REPORT_DETAIL", lab[1])]  # the same key twice: the later one is newer
+    items += [
+        services.Item("OP_VISIT", visit),
+        services.Item("OP_REGISTRATION", reg),
+        services.Item("LAB_REPORT_DETAIL", lab[1]),
+    ]  # the same key twice: the later one is newer
     with transaction.atomic():
         records = services.enqueue_many(items, source="batch")
     first.refresh_from_db()
     assert first.state == State.SUPERSEDED and first.last_message == "已被第 2 版取代"
     assert [(r.interface, r.version, r.state) for r in records] == [
-        ("LAB_REPORT_DETAIL", 2, State.PENDING), ("LAB_REPORT_DETAIL", 1, State.SUPERSEDED),
-        ("OP_VISIT", 1, State.PENDING), ("OP_REGISTRATION", 1, State.PENDING), ("LAB_REPORT_DETAIL", 2, State.PENDING)]
+        ("LAB_REPORT_DETAIL", 2, State.PENDING),
+        ("LAB_REPORT_DETAIL", 1, State.SUPERSEDED),
+        ("OP_VISIT", 1, State.PENDING),
+        ("OP_REGISTRATION", 1, State.PENDING),
+        ("LAB_REPORT_DETAIL", 2, State.PENDING),
+    ]
     assert all(r.pk for r in records) and {r.source for r in records} == {"batch"}
     assert records[2].waits_for == [f"OP_REGISTRATION#{reg['orgCode']}|{reg['registrationId']}"]
     assert list(records[2].dependencies.values_list("parent_interface", flat=True)) == ["OP_REGISTRATION"]
@@ -136,12 +148,19 @@ def test_enqueue_many_is_all_or_nothing_and_names_every_bad_item():
     worse = example("OP_REGISTRATION", 33)
     worse.pop("registrationId")
     with pytest.raises(services.BatchInvalid) as err:
-        services.enqueue_many([services.Item("LAB_REPORT_DETAIL", good), services.Item("LAB_REPORT_DETAIL", bad),
-                               services.Item("OP_REGISTRATION", worse)])
+        services.enqueue_many(
+            [
+                services.Item("LAB_REPORT_DETAIL", good),
+                services.Item("LAB_REPORT_DETAIL", bad),
+                services.Item("OP_REGISTRATION", worse),
+            ]
+        )
     assert [i for i, _ in err.value.failures] == [1, 2]
     assert err.value.failures[0][1].errors[0]["field"] == "reportId"
     assert {(e["item"], e["field"]) for e in err.value.errors} >= {(1, "reportId"), (2, "registrationId")}
-    assert isinstance(err.value, services.PayloadInvalid)  # callers that catch one invalid record catch a batch
+    assert isinstance(
+        err.value, services.PayloadInvalid
+    )  # callers that catch one invalid record catch a batch
     assert OutboxRecord.objects.count() == 0
 
 
@@ -161,8 +180,11 @@ def test_enqueue_many_can_skip_items_identical_to_the_latest_version_and_says_wh
         (a_v1.business_key, 3, True),  # like version 1, but version 2 came in between: a change
     ]
     assert results[0].record.pk == a_v1.pk and results[2].record.pk == results[1].record.pk
-    assert list(OutboxRecord.objects.filter(business_key=a_v1.business_key).order_by("version")
-                .values_list("version", "state")) == [(1, State.SUPERSEDED), (2, State.SUPERSEDED), (3, State.PENDING)]
+    assert list(
+        OutboxRecord.objects.filter(business_key=a_v1.business_key)
+        .order_by("version")
+        .values_list("version", "state")
+    ) == [(1, State.SUPERSEDED), (2, State.SUPERSEDED), (3, State.PENDING)]
     assert OutboxRecord.objects.count() == 4
 
     again = services.enqueue_many(items[3:], skip_unchanged=True)  # a repeated load stores nothing
@@ -187,8 +209,9 @@ def test_a_void_in_a_batch_sees_the_report_stored_before_it_in_the_same_batch():
     report = example("EXAM_RESULT_SUBMIT", 34)
     spec = load_catalogue().interface("EXAM_REPORT_VOID")
     void = spec.example(34, **{k: report[k] for k in spec.key})
-    stored, voided = services.enqueue_many([services.Item("EXAM_RESULT_SUBMIT", report),
-                                            services.Item("EXAM_REPORT_VOID", void)])
+    stored, voided = services.enqueue_many(
+        [services.Item("EXAM_RESULT_SUBMIT", report), services.Item("EXAM_REPORT_VOID", void)]
+    )
     stored.refresh_from_db()
     assert stored.state == State.VOIDED  # never sent after its void
     assert voided.state == State.VOIDED and "从未上传" in voided.last_message
@@ -197,7 +220,9 @@ def test_a_void_in_a_batch_sees_the_report_stored_before_it_in_the_same_batch():
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_claim_the_same_row():
     if connection.vendor != "postgresql":
-        pytest.fail("SKIP LOCKED semantics are exercised on PostgreSQL; run the suite with DATABASE_URL=postgres://…")
+        pytest.fail(
+            "SKIP LOCKED semantics are exercised on PostgreSQL; run the suite with DATABASE_URL=postgres://…"
+        )
     for seed in range(60):
         services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 100 + seed))
     claimed: dict[str, list[int]] = {}
@@ -237,14 +262,20 @@ def _claimed(seed):
 def test_outcomes_move_rows_per_the_code_table():
     now = timezone.now()
     accepted = _claimed(20)
-    assert services.record_outcome(accepted, CallResult(Outcome.ACCEPTED, code="0", data={"receiptId": "R1"}),
-                                   started_at=now) == State.DONE
+    assert (
+        services.record_outcome(
+            accepted, CallResult(Outcome.ACCEPTED, code="0", data={"receiptId": "R1"}), started_at=now
+        )
+        == State.DONE
+    )
     accepted.refresh_from_db()
     assert accepted.receipt == "R1" and accepted.accepted_at and accepted.attempts == 1
 
     invalid = _claimed(21)
     errors = [{"field": "items[0].resultValue", "rule": "required", "message": "必填"}]
-    services.record_outcome(invalid, CallResult(Outcome.ATTENTION, code="2001", errors=errors), started_at=now)
+    services.record_outcome(
+        invalid, CallResult(Outcome.ATTENTION, code="2001", errors=errors), started_at=now
+    )
     invalid.refresh_from_db()
     assert invalid.state == State.ATTENTION and invalid.last_errors == errors
 
@@ -260,8 +291,12 @@ def test_too_old_record_goes_to_attention():
     record = _claimed(23)
     OutboxRecord.objects.filter(pk=record.pk).update(event_at=timezone.now() - timedelta(hours=100))
     record.refresh_from_db()
-    assert services.record_outcome(record, CallResult(Outcome.RETRY, message="HTTP 500"),
-                                   started_at=timezone.now()) == State.ATTENTION
+    assert (
+        services.record_outcome(
+            record, CallResult(Outcome.RETRY, message="HTTP 500"), started_at=timezone.now()
+        )
+        == State.ATTENTION
+    )
     record.refresh_from_db()
     assert "超过最长重试时间" in record.last_message
 
@@ -303,8 +338,9 @@ def test_an_older_version_failing_while_a_newer_one_waits_is_not_retried():
     first = _claimed(40)  # v1 is in flight ...
     second = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 40))  # ... when v2 arrives
     assert services.blocking_reason(second) == "同一主键的上一版本正在发送"
-    services.record_outcome(first, CallResult(Outcome.RETRY, message="HTTP 500", http_status=500),
-                            started_at=timezone.now())
+    services.record_outcome(
+        first, CallResult(Outcome.RETRY, message="HTTP 500", http_status=500), started_at=timezone.now()
+    )
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.state == State.SUPERSEDED  # never re-sent over v2
@@ -333,7 +369,9 @@ def test_an_older_version_whose_answer_was_not_believed_makes_the_newest_go_agai
     first = _claimed(43)
     second = services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", 43))
     OutboxRecord.objects.filter(pk=second.pk).update(state=State.DONE)  # v2 got through meanwhile
-    replayed = CallResult(Outcome.RETRY, message="应答无效：应答随机数重复", http_status=200, refused_answer="1003")
+    replayed = CallResult(
+        Outcome.RETRY, message="应答无效：应答随机数重复", http_status=200, refused_answer="1003"
+    )
     services.record_outcome(first, replayed, started_at=timezone.now())  # v1's real answer never came
     second.refresh_from_db()
     assert second.state == State.RETRY and second.next_attempt_at > timezone.now()  # lands after a late v1

@@ -22,11 +22,21 @@ def test_a_payload_naming_another_patient_visit_is_refused_before_the_outbox():
     a = example(1)
     outbox.enqueue_many([outbox.Item(DETAIL, a)], source="test")
 
-    with pytest.raises(PatientConflict) as caught, transaction.atomic():  # as callers do: the batch rolls back
-        outbox.enqueue_many([outbox.Item("LAB_REPORT_PDF", load_catalogue().interface("LAB_REPORT_PDF").example(9)),
-                             outbox.Item(DETAIL, example(2, visitId=a["visitId"]))], source="test")
+    with (
+        pytest.raises(PatientConflict) as caught,
+        transaction.atomic(),
+    ):  # as callers do: the batch rolls back
+        outbox.enqueue_many(
+            [
+                outbox.Item("LAB_REPORT_PDF", load_catalogue().interface("LAB_REPORT_PDF").example(9)),
+                outbox.Item(DETAIL, example(2, visitId=a["visitId"])),
+            ],
+            source="test",
+        )
 
-    assert [(e["item"], e["field"], e["rule"]) for e in caught.value.errors] == [(1, "visitId", "patientMismatch")]
+    assert [(e["item"], e["field"], e["rule"]) for e in caught.value.errors] == [
+        (1, "visitId", "patientMismatch")
+    ]
     assert OutboxRecord.objects.count() == 1  # the whole batch was refused
 
 
@@ -55,4 +65,6 @@ def test_fix_and_redrive_cannot_move_a_visit_to_another_patient():
 
     record.refresh_from_db()
     assert record.state == "attention" and record.payload["patient"] == a["patient"]
-    assert outbox.redrive([record.pk], payload_fix={"reportTitle": "血常规"}) == 1  # a fix of the same patient is fine
+    assert (
+        outbox.redrive([record.pk], payload_fix={"reportTitle": "血常规"}) == 1
+    )  # a fix of the same patient is fine

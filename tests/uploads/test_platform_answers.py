@@ -21,7 +21,9 @@ def deliver(record, client):
     return services.deliver_claimed(services.claim(record.pk, limit=1), client)
 
 
-def test_a_replayed_acceptance_does_not_mark_another_record_accepted(sim, answer_proxy, platform_settings, settings):
+def test_a_replayed_acceptance_does_not_mark_another_record_accepted(
+    sim, answer_proxy, platform_settings, settings
+):
     settings.PLATFORM = {**settings.PLATFORM, "BASE_URL": answer_proxy.url}
     config_from_settings.cache_clear()
     client = PlatformClient.from_settings()

@@ -10,14 +10,20 @@ from emr_sharing.mapping import record_types
 
 
 class Command(BaseCommand):
-    help = ("从 NDJSON 文件回填电子病历记录（首次接入或故障恢复）。每行一条："
-            '{"recordType": "op-visit", "record": {...}}，或用 --type 指定后每行就是记录本身。'
-            "可重复执行：与已有版本相同的记录自动跳过。")
+    help = (
+        "从 NDJSON 文件回填电子病历记录（首次接入或故障恢复）。每行一条："
+        '{"recordType": "op-visit", "record": {...}}，或用 --type 指定后每行就是记录本身。'
+        "可重复执行：与已有版本相同的记录自动跳过。"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", help="NDJSON 文件")
-        parser.add_argument("--type", dest="record_type", choices=[rt.slug for rt in record_types()],
-                            help="所有行都是这一记录类型（行内不再写 recordType）")
+        parser.add_argument(
+            "--type",
+            dest="record_type",
+            choices=[rt.slug for rt in record_types()],
+            help="所有行都是这一记录类型（行内不再写 recordType）",
+        )
         parser.add_argument("--batch-size", type=int, default=500, help="每个事务保存的记录数（默认 500）")
         parser.add_argument("--source", default="backfill", help="记入上传记录的来源系统（默认 backfill）")
         parser.add_argument("--errors", help="错误报告文件（默认：第一个输入文件名加 .errors.ndjson）")
@@ -31,8 +37,15 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size 至少为 1")
         progress = None if no_progress else getattr(self.stderr, "_out", sys.stderr)
-        stats = backfill.run(files, record_type=record_type, batch_size=batch_size, source=source, error_file=errors,
-                             wake=not no_wake, progress=progress)
+        stats = backfill.run(
+            files,
+            record_type=record_type,
+            batch_size=batch_size,
+            source=source,
+            error_file=errors,
+            wake=not no_wake,
+            progress=progress,
+        )
         self.stdout.write(stats.summary())
         if stats.invalid:
             raise CommandError(f"{stats.invalid} 行有误，未保存；详见 {stats.error_file}")

@@ -26,7 +26,9 @@ class Command(BaseCommand):
             except ImproperlyConfigured as exc:
                 raise CommandError(str(exc)) from None
             for r in results:
-                line = f"{r.source}: 读取 {r.rows} 行，新保存 {r.created}，相同 {r.unchanged}，有误 {r.rejected}"
+                line = (
+                    f"{r.source}: 读取 {r.rows} 行，新保存 {r.created}，相同 {r.unchanged}，有误 {r.rejected}"
+                )
                 self.stdout.write(line + (f"；失败：{r.error}" if r.error else ""))
             if not loop:
                 if any(r.error for r in results):

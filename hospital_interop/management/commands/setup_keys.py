@@ -10,7 +10,9 @@ class Command(BaseCommand):
     help = "Generate demo SM2 key pairs, SM4 key and app secret under the key folder (never committed)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--dir", default=str(settings.KEY_DIR), help="target folder (default: settings.KEY_DIR)")
+        parser.add_argument(
+            "--dir", default=str(settings.KEY_DIR), help="target folder (default: settings.KEY_DIR)"
+        )
         parser.add_argument("--force", action="store_true", help="replace existing keys")
 
     def handle(self, *args, dir, force, **options):

@@ -1,9 +1,9 @@
 """``manage.py specs``: look at the interface catalogue, validate payload files, print examples.
 
-    manage.py specs list                                  every interface of the current versions
-    manage.py specs show LAB_REPORT_DETAIL                its field tree
-    manage.py specs check payload.json --interface CODE   exit status 1 when the payload is invalid
-    manage.py specs example OP_VISIT [--seed 3] [--response]
+manage.py specs list                                  every interface of the current versions
+manage.py specs show LAB_REPORT_DETAIL                its field tree
+manage.py specs check payload.json --interface CODE   exit status 1 when the payload is invalid
+manage.py specs example OP_VISIT [--seed 3] [--response]
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -38,7 +38,9 @@ class Command(BaseCommand):
         elif action == "show":
             self.stdout.write(specs.field_tree(catalogue.interface(code)))
         elif action == "example":
-            self.stdout.write(specs.example_json(code, options["seed"], catalogue, response=options["response"]))
+            self.stdout.write(
+                specs.example_json(code, options["seed"], catalogue, response=options["response"])
+            )
         elif action == "check":
             status, text = specs.check_payload_file(options["file"], code, catalogue)
             self.stdout.write(text)

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 # --------------------------------------------------------------------------- personas
 
 
-_SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎"
+_SURNAMES = (
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎"
+)
 _GIVEN_M = "伟强磊军勇杰涛斌超明刚平辉鹏华飞鑫波宇浩凯健俊帆帅旭宁龙林欢阳建国志文博"
 _GIVEN_F = "芳娜敏静丽艳娟霞秀英玲婷雪慧莹晶颖琳洁倩红梅琴云丹萍燕蓉佳悦欣怡雅璐"
 _REGIONS = (  # (GB/T 2260 code, province, city, county, postcode, street)
@@ -101,11 +103,20 @@ def persona(seed: int) -> Persona:
     age = base.year - birth.year - ((base.month, base.day) < (birth.month, birth.day))
     street = region[5].format(n=rng.randint(1, 188))
     return Persona(
-        name=_person_name(rng, male), sexCode="1" if male else "2", birthDate=f"{birth:%Y%m%d}", idNo=id_no,
-        phone=f"1{rng.choice('3456789')}{rng.randint(0, 999999999):09d}", ageYears=age,
-        province=region[1], city=region[2], county=region[3], street=street, postcode=region[4],
+        name=_person_name(rng, male),
+        sexCode="1" if male else "2",
+        birthDate=f"{birth:%Y%m%d}",
+        idNo=id_no,
+        phone=f"1{rng.choice('3456789')}{rng.randint(0, 999999999):09d}",
+        ageYears=age,
+        province=region[1],
+        city=region[2],
+        county=region[3],
+        street=street,
+        postcode=region[4],
         address=f"{region[1]}{region[3] if region[2] == '市辖区' else region[2] + region[3]}{street}",
-        contactName=_person_name(rng), healthCardNo=f"BJ{rng.randint(0, 10**16 - 1):016d}",
+        contactName=_person_name(rng),
+        healthCardNo=f"BJ{rng.randint(0, 10**16 - 1):016d}",
     )
 
 
@@ -257,7 +268,7 @@ class _Generator:
             codes = [c for c in f.value_set.codes if f.length is None or len(c) <= f.length]
             return rng.choice(codes)
         if t == "integer":
-            top = 10 ** f.length - 1 if f.length else 999
+            top = 10**f.length - 1 if f.length else 999
             return rng.randint(1, min(top, 99))
         if t == "decimal":
             p, s = f.precision
@@ -334,8 +345,16 @@ def invalid_example(spec: InterfaceSpec, seed: int) -> tuple[dict, list[tuple[st
     if bad_code is not None:
         payload[bad_code.name] = "~"
         violations.append((bad_code.name, "valueSet"))
-    long_text = first(lambda f: f.type == "string" and f.length and f.name in payload and not f.format
-                      and not f.pattern and f.name not in name_fields)
+    long_text = first(
+        lambda f: (
+            f.type == "string"
+            and f.length
+            and f.name in payload
+            and not f.format
+            and not f.pattern
+            and f.name not in name_fields
+        )
+    )
     if long_text is not None:
         payload[long_text.name] = "长" * (long_text.length + 1)
         violations.append((long_text.name, "length"))
@@ -344,8 +363,9 @@ def invalid_example(spec: InterfaceSpec, seed: int) -> tuple[dict, list[tuple[st
         violations.append((bad_id, "checksum"))
     array = first(lambda f: f.type == "array" and f.items.type == "object" and payload.get(f.name))
     if array is not None:
-        item_field = next((g for g in array.items.fields.values()
-                           if g.required and g.type not in ("object", "array")), None)
+        item_field = next(
+            (g for g in array.items.fields.values() if g.required and g.type not in ("object", "array")), None
+        )
         if item_field is not None:
             payload[array.name][0].pop(item_field.name, None)
             violations.append((f"{array.name}[0].{item_field.name}", "required"))

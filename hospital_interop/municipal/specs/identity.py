@@ -19,15 +19,36 @@ def identity_errors(patient: dict, prefix: str = "patient") -> list[dict[str, st
     catalogue, errors = load_catalogue(), []
     id_type, id_no = patient.get("idTypeCode") or "01", patient.get("idNo")
     if id_type not in catalogue.value_set("ID_TYPE"):
-        errors.append(field_error(f"{prefix}.idTypeCode", "valueSet", f"证件类别代码 {id_type} 不在值域 ID_TYPE 中",
-                           "not in value set ID_TYPE"))
-    elif id_type == "01" and isinstance(id_no, str) and id_no and (problem := _resident_id_problem(id_no.upper())):
+        errors.append(
+            field_error(
+                f"{prefix}.idTypeCode",
+                "valueSet",
+                f"证件类别代码 {id_type} 不在值域 ID_TYPE 中",
+                "not in value set ID_TYPE",
+            )
+        )
+    elif (
+        id_type == "01"
+        and isinstance(id_no, str)
+        and id_no
+        and (problem := _resident_id_problem(id_no.upper()))
+    ):
         errors.append(field_error(f"{prefix}.idNo", *problem))
     sex = patient.get("sexCode")
     if sex and sex not in catalogue.value_set("SEX"):
-        errors.append(field_error(f"{prefix}.sexCode", "valueSet", f"性别代码 {sex} 不在值域 SEX 中", "not in value set SEX"))
+        errors.append(
+            field_error(
+                f"{prefix}.sexCode", "valueSet", f"性别代码 {sex} 不在值域 SEX 中", "not in value set SEX"
+            )
+        )
     birth = patient.get("birthDate")
     if birth and not (isinstance(birth, str) and _date_ok(birth)):
-        errors.append(field_error(f"{prefix}.birthDate", "format", "出生日期应为有效日期 yyyyMMdd", "expected a real date yyyyMMdd"))
+        errors.append(
+            field_error(
+                f"{prefix}.birthDate",
+                "format",
+                "出生日期应为有效日期 yyyyMMdd",
+                "expected a real date yyyyMMdd",
+            )
+        )
     return errors
-

@@ -96,20 +96,62 @@ COMMON_DIR = "_common"
 TYPES = ("string", "integer", "decimal", "date", "datetime", "boolean", "code", "object", "array", "file")
 KINDS = ("upload", "void", "daily", "query", "security")
 ENVELOPES = ("sealed", "plain")
-FIELD_ATTRS = frozenset({
-    "title", "type", "length", "precision", "required", "requiredWhen", "valueSet", "nameField", "de",
-    "format", "when", "pattern", "fields", "items", "minItems", "maxItems", "sizeField", "hashField",
-    "note", "example", "binds",
-})
+FIELD_ATTRS = frozenset(
+    {
+        "title",
+        "type",
+        "length",
+        "precision",
+        "required",
+        "requiredWhen",
+        "valueSet",
+        "nameField",
+        "de",
+        "format",
+        "when",
+        "pattern",
+        "fields",
+        "items",
+        "minItems",
+        "maxItems",
+        "sizeField",
+        "hashField",
+        "note",
+        "example",
+        "binds",
+    }
+)
 BIND_KINDS = ("visit", "stay", "order", "application", "labReport", "examReport")
-DOCUMENT_ATTRS = frozenset({
-    "document", "version", "title", "profile", "booleanEncoding", "valueSets", "groups", "defaults",
-    "interfaces", "note",
-})
-INTERFACE_ATTRS = frozenset({
-    "code", "section", "name", "path", "kind", "envelope", "key", "parents", "voids", "note", "request",
-    "response",
-})
+DOCUMENT_ATTRS = frozenset(
+    {
+        "document",
+        "version",
+        "title",
+        "profile",
+        "booleanEncoding",
+        "valueSets",
+        "groups",
+        "defaults",
+        "interfaces",
+        "note",
+    }
+)
+INTERFACE_ATTRS = frozenset(
+    {
+        "code",
+        "section",
+        "name",
+        "path",
+        "kind",
+        "envelope",
+        "key",
+        "parents",
+        "voids",
+        "note",
+        "request",
+        "response",
+    }
+)
 VALUE_SET_ATTRS = frozenset({"title", "source", "subset", "pattern", "codes"})
 DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024
 _USE_KEY = re.compile(r"^\$use[0-9]*$")
@@ -201,7 +243,9 @@ def _parse_value_sets(raw: Any, file: Path, where: str) -> dict[str, ValueSet]:
             raise SpecError(file, here, "a value set is a mapping with title and codes")
         unknown = set(body) - VALUE_SET_ATTRS
         if unknown:
-            raise SpecError(file, here, f"unknown attribute {sorted(unknown)[0]!r} (allowed: {sorted(VALUE_SET_ATTRS)})")
+            raise SpecError(
+                file, here, f"unknown attribute {sorted(unknown)[0]!r} (allowed: {sorted(VALUE_SET_ATTRS)})"
+            )
         if not isinstance(body.get("title"), str):
             raise SpecError(file, here, "title missing")
         codes_raw = body.get("codes")
@@ -232,8 +276,9 @@ def _parse_value_sets(raw: Any, file: Path, where: str) -> dict[str, ValueSet]:
             for code in codes:
                 if not pattern.fullmatch(code):
                     raise SpecError(file, f"{here}.codes.{code}", "code does not match the set's pattern")
-        sets[set_id] = ValueSet(set_id, body["title"], codes, str(body.get("source", "")), bool(subset),
-                                pattern, aliases)
+        sets[set_id] = ValueSet(
+            set_id, body["title"], codes, str(body.get("source", "")), bool(subset), pattern, aliases
+        )
     return sets
 
 
@@ -290,8 +335,14 @@ class FieldSpec:
 class _Context:
     """What building fields of one document needs: file, groups, value sets, conventions."""
 
-    def __init__(self, file: Path, groups: dict, value_sets: dict[str, ValueSet], boolean_encoding: str,
-                 max_file_bytes: int):
+    def __init__(
+        self,
+        file: Path,
+        groups: dict,
+        value_sets: dict[str, ValueSet],
+        boolean_encoding: str,
+        max_file_bytes: int,
+    ):
         self.file = file
         self.groups = groups  # name -> raw definition (a field mapping, or {params, fields})
         self.value_sets = value_sets
@@ -323,7 +374,11 @@ def _expand(raw: Any, where: str, ctx: _Context, stack: tuple[str, ...] = ()) ->
     explicit: set[str] = set()
     for key, value in raw.items():
         if isinstance(key, str) and _USE_KEY.match(key):
-            uses = value if isinstance(value, list) else ctx.fail(f"{where}.{key}", "$use takes a list of groups")
+            uses = (
+                value
+                if isinstance(value, list)
+                else ctx.fail(f"{where}.{key}", "$use takes a list of groups")
+            )
             for n, use in enumerate(uses):
                 here = f"{where}.{key}[{n}]"
                 name, fields = _use_group(use, here, ctx, stack)
@@ -357,8 +412,10 @@ def _use_group(use: Any, here: str, ctx: _Context, stack: tuple[str, ...]) -> tu
     options = {k: v for k, v in use.items() if k not in ("group", "required", "examples")}
     unknown = set(options) - set(params_default)
     if unknown:
-        ctx.fail(here, f"group {name!r} has no parameter {sorted(unknown)[0]!r}"
-                       f" (parameters: {sorted(params_default)})")
+        ctx.fail(
+            here,
+            f"group {name!r} has no parameter {sorted(unknown)[0]!r} (parameters: {sorted(params_default)})",
+        )
     params = {**{k: str(v) for k, v in params_default.items()}, **{k: str(v) for k, v in options.items()}}
     body = _substitute(body, params)
     leftover = _PARAM.search(json.dumps(body, ensure_ascii=False))
@@ -478,7 +535,9 @@ def _field_head(name: Any, raw: Any, where: str, ctx: _Context, item: bool) -> F
         ctx.fail(where, "a field definition is a mapping {title, type, ...}")
     unknown = set(raw) - FIELD_ATTRS
     if unknown:
-        ctx.fail(where, f"unknown attribute {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(FIELD_ATTRS))})")
+        ctx.fail(
+            where, f"unknown attribute {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(FIELD_ATTRS))})"
+        )
     ftype = raw.get("type", "object" if "fields" in raw else None)
     if ftype not in TYPES:
         ctx.fail(where, f"type {ftype!r} is not one of {', '.join(TYPES)}")
@@ -520,8 +579,13 @@ def _read_scalar_rules(f: FieldSpec, raw: dict, where: str, ctx: _Context) -> No
 
 def _read_decimal(f: FieldSpec, raw: dict, where: str, ctx: _Context, item: bool) -> None:
     p = raw.get("precision")
-    if (not isinstance(p, list) or len(p) != 2 or not all(type(x) is int for x in p)
-            or not 0 <= p[1] <= p[0] or p[0] == 0):
+    if (
+        not isinstance(p, list)
+        or len(p) != 2
+        or not all(type(x) is int for x in p)
+        or not 0 <= p[1] <= p[0]
+        or p[0] == 0
+    ):
         ctx.fail(f"{where}.precision", "decimal fields need precision: [digits, decimals]")
     f.precision = (p[0], p[1])
 
@@ -584,9 +648,27 @@ class Parent:
 class InterfaceSpec:
     """One municipal interface of one document version."""
 
-    def __init__(self, *, code, document, version, section, name, path, kind, envelope, key, parents, voids,
-                 note, request: FieldSpec, response: FieldSpec | None, profile: Profile, profile_data: dict,
-                 file: Path):
+    def __init__(
+        self,
+        *,
+        code,
+        document,
+        version,
+        section,
+        name,
+        path,
+        kind,
+        envelope,
+        key,
+        parents,
+        voids,
+        note,
+        request: FieldSpec,
+        response: FieldSpec | None,
+        profile: Profile,
+        profile_data: dict,
+        file: Path,
+    ):
         self.code: str = code
         self.document: str = document
         self.version: str = version
@@ -662,7 +744,11 @@ class InterfaceSpec:
     def validate_response(self, data: Any) -> Errors:
         """Every problem of the `data` the platform answers with (for queries: the result)."""
         if self._check_response is None:
-            return [] if data in (None, {}) else [field_error("", "unknown", "该接口无应答数据", "no response data defined")]
+            return (
+                []
+                if data in (None, {})
+                else [field_error("", "unknown", "该接口无应答数据", "no response data defined")]
+            )
         return self._validate(data, self._check_response)
 
     @staticmethod
@@ -725,7 +811,9 @@ def _load_document(file: Path, common_sets: dict[str, ValueSet], common_groups: 
         raise SpecError(file, "", "a document spec is a mapping (document, version, interfaces ...)")
     unknown = set(raw) - DOCUMENT_ATTRS
     if unknown:
-        raise SpecError(file, sorted(unknown)[0], f"unknown attribute (allowed: {', '.join(sorted(DOCUMENT_ATTRS))})")
+        raise SpecError(
+            file, sorted(unknown)[0], f"unknown attribute (allowed: {', '.join(sorted(DOCUMENT_ATTRS))})"
+        )
     for attr in ("document", "version", "title", "profile", "interfaces"):
         if attr not in raw:
             raise SpecError(file, attr, "missing")
@@ -733,8 +821,11 @@ def _load_document(file: Path, common_sets: dict[str, ValueSet], common_groups: 
     if not isinstance(version, str):
         raise SpecError(file, "version", "quote the version: YAML reads 3.5 as a number")
     if document != file.parent.name or version != file.stem:
-        raise SpecError(file, "document", f"{document}/{version} does not match the file's place "
-                                          f"{file.parent.name}/{file.stem}.yaml")
+        raise SpecError(
+            file,
+            "document",
+            f"{document}/{version} does not match the file's place {file.parent.name}/{file.stem}.yaml",
+        )
     encoding = raw.get("booleanEncoding", "json")
     if encoding not in ("json", "TF"):
         raise SpecError(file, "booleanEncoding", "json or TF")
@@ -765,7 +856,9 @@ def _load_document(file: Path, common_sets: dict[str, ValueSet], common_groups: 
         where = f"interfaces[{n}]"
         if isinstance(item, dict) and isinstance(item.get("code"), str):
             where += f"({item['code']})"
-        interfaces.append(_build_interface(item, where, ctx, document, version, profile, profile_data, defaults))
+        interfaces.append(
+            _build_interface(item, where, ctx, document, version, profile, profile_data, defaults)
+        )
     seen_codes, seen_paths = {}, {}
     for spec in interfaces:
         if spec.code in seen_codes:
@@ -774,17 +867,28 @@ def _load_document(file: Path, common_sets: dict[str, ValueSet], common_groups: 
             raise SpecError(file, spec.code, f"path {spec.path} already used by {seen_paths[spec.path]}")
         seen_codes[spec.code] = spec
         seen_paths[spec.path] = spec.code
-    return DocumentSpec(document, version, raw["title"], profile, profile_data, file, tuple(interfaces), value_sets,
-                        encoding)
+    return DocumentSpec(
+        document, version, raw["title"], profile, profile_data, file, tuple(interfaces), value_sets, encoding
+    )
 
 
-def _build_interface(raw: Any, where: str, ctx: _Context, document: str, version: str, profile: Profile,
-                     profile_data: dict, defaults: dict) -> InterfaceSpec:
+def _build_interface(
+    raw: Any,
+    where: str,
+    ctx: _Context,
+    document: str,
+    version: str,
+    profile: Profile,
+    profile_data: dict,
+    defaults: dict,
+) -> InterfaceSpec:
     if not isinstance(raw, dict):
         ctx.fail(where, "an interface is a mapping (code, path, kind, key, request ...)")
     unknown = set(raw) - INTERFACE_ATTRS
     if unknown:
-        ctx.fail(where, f"unknown attribute {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(INTERFACE_ATTRS))})")
+        ctx.fail(
+            where, f"unknown attribute {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(INTERFACE_ATTRS))})"
+        )
     for attr in ("code", "section", "name", "path", "kind", "key", "request"):
         if attr not in raw:
             ctx.fail(where, f"{attr} missing")
@@ -801,8 +905,13 @@ def _build_interface(raw: Any, where: str, ctx: _Context, document: str, version
     envelope = raw.get("envelope", "sealed")
     if envelope not in ENVELOPES:
         ctx.fail(f"{where}.envelope", f"envelope is one of {', '.join(ENVELOPES)}")
-    request = FieldSpec(name="", title=raw["name"], type="object", required=True,
-                        fields=_build_object(raw["request"], f"{where}.request", ctx))
+    request = FieldSpec(
+        name="",
+        title=raw["name"],
+        type="object",
+        required=True,
+        fields=_build_object(raw["request"], f"{where}.request", ctx),
+    )
     response_raw = raw.get("response")
     if response_raw is None and kind in ("upload", "void", "daily"):
         response_raw = defaults.get("response")
@@ -810,8 +919,13 @@ def _build_interface(raw: Any, where: str, ctx: _Context, document: str, version
         ctx.fail(where, f"a {kind} interface needs a response")
     response = None
     if response_raw is not None:
-        response = FieldSpec(name="", title=raw["name"], type="object", required=True,
-                             fields=_build_object(response_raw, f"{where}.response", ctx))
+        response = FieldSpec(
+            name="",
+            title=raw["name"],
+            type="object",
+            required=True,
+            fields=_build_object(response_raw, f"{where}.response", ctx),
+        )
     key = raw["key"]
     if not isinstance(key, list):
         ctx.fail(f"{where}.key", "a list of request field names")
@@ -838,9 +952,22 @@ def _build_interface(raw: Any, where: str, ctx: _Context, document: str, version
     if voids and kind != "void":
         ctx.fail(f"{where}.voids", "only kind void voids records")
     return InterfaceSpec(
-        code=code, document=document, version=version, section=raw["section"], name=raw["name"],
-        path=raw["path"], kind=kind, envelope=envelope, key=key, parents=parents, voids=voids,
-        note=raw.get("note"), request=request, response=response, profile=profile, profile_data=profile_data,
+        code=code,
+        document=document,
+        version=version,
+        section=raw["section"],
+        name=raw["name"],
+        path=raw["path"],
+        kind=kind,
+        envelope=envelope,
+        key=key,
+        parents=parents,
+        voids=voids,
+        note=raw.get("note"),
+        request=request,
+        response=response,
+        profile=profile,
+        profile_data=profile_data,
         file=ctx.file,
     )
 
@@ -862,7 +989,9 @@ class Catalogue:
             else:
                 match = [d for d in versions if d.version == pinned]
                 if not match:
-                    raise SpecError(SPEC_ROOT / name, "", f"pinned version {pinned} of {name} has no spec file")
+                    raise SpecError(
+                        SPEC_ROOT / name, "", f"pinned version {pinned} of {name} has no spec file"
+                    )
                 self.current[name] = match[0]
         unknown_pins = set(pins) - set(by_doc)
         if unknown_pins:
@@ -889,20 +1018,29 @@ class Catalogue:
                     raise SpecError(d.file, f"{spec.code}.parents", f"unknown interface {parent.interface!r}")
                 for parent_field in parent.match.values():
                     if parent_field not in target.request.fields:
-                        raise SpecError(d.file, f"{spec.code}.parents",
-                                        f"{parent.interface} has no request field {parent_field!r}")
+                        raise SpecError(
+                            d.file,
+                            f"{spec.code}.parents",
+                            f"{parent.interface} has no request field {parent_field!r}",
+                        )
                 covered = {"orgCode", *parent.match.values()}
                 if set(target.key) - covered:
-                    raise SpecError(d.file, f"{spec.code}.parents",
-                                    f"match must cover the key of {parent.interface} {list(target.key)}")
+                    raise SpecError(
+                        d.file,
+                        f"{spec.code}.parents",
+                        f"match must cover the key of {parent.interface} {list(target.key)}",
+                    )
                 spec._parent_key_fields[parent.interface] = target.key
             for code in spec.voids:
                 target = local.get(code) or self._by_code.get(code)
                 if target is None:
                     raise SpecError(d.file, f"{spec.code}.voids", f"unknown interface {code!r}")
                 if target.key != spec.key:
-                    raise SpecError(d.file, f"{spec.code}.voids", f"{code} has key {list(target.key)}, "
-                                                                  f"the void names {list(spec.key)}")
+                    raise SpecError(
+                        d.file,
+                        f"{spec.code}.voids",
+                        f"{code} has key {list(target.key)}, the void names {list(spec.key)}",
+                    )
 
     def document(self, name: str, version: str | None = None) -> DocumentSpec:
         if version is None:

@@ -20,8 +20,18 @@ def catalogue_table(catalogue: Catalogue | None = None) -> str:
     rows = [header]
     for d in catalogue.current.values():
         for s in d.interfaces:
-            rows.append((s.document, s.version, s.section, s.code, s.kind, s.path, ",".join(s.key) or "-",
-                         str(s.field_count())))
+            rows.append(
+                (
+                    s.document,
+                    s.version,
+                    s.section,
+                    s.code,
+                    s.kind,
+                    s.path,
+                    ",".join(s.key) or "-",
+                    str(s.field_count()),
+                )
+            )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -29,8 +39,9 @@ def catalogue_table(catalogue: Catalogue | None = None) -> str:
 
 
 def _cond_text(cond: dict[str, tuple]) -> str:
-    return ", ".join(f"{k}={'|'.join(json.dumps(v, ensure_ascii=False) for v in values)}"
-                     for k, values in cond.items())
+    return ", ".join(
+        f"{k}={'|'.join(json.dumps(v, ensure_ascii=False) for v in values)}" for k, values in cond.items()
+    )
 
 
 def _tree_lines(fields: dict[str, FieldSpec], depth: int) -> list[str]:
@@ -50,8 +61,10 @@ def _tree_lines(fields: dict[str, FieldSpec], depth: int) -> list[str]:
             extra.append(f"至少{f.min_items}项")
         if f.de:
             extra.append(f.de)
-        lines.append(f"{'  ' * depth}{f.name}  {f.title}  {f.type_label()}  {flags}"
-                     + (f"  [{'; '.join(extra)}]" if extra else ""))
+        lines.append(
+            f"{'  ' * depth}{f.name}  {f.title}  {f.type_label()}  {flags}"
+            + (f"  [{'; '.join(extra)}]" if extra else "")
+        )
         if f.fields:
             lines.extend(_tree_lines(f.fields, depth + 1))
         elif f.items is not None and f.items.fields:
@@ -82,7 +95,9 @@ def format_errors(errors: Errors) -> str:
         return ""
     width = max(len(e["field"]) for e in errors)
     rule_width = max(len(e["rule"]) for e in errors)
-    return "\n".join(f"{e['field'].ljust(width)}  {e['rule'].ljust(rule_width)}  {e['message']}" for e in errors)
+    return "\n".join(
+        f"{e['field'].ljust(width)}  {e['rule'].ljust(rule_width)}  {e['message']}" for e in errors
+    )
 
 
 def check_payload_file(file: str | Path, code: str, catalogue: Catalogue | None = None) -> tuple[int, str]:

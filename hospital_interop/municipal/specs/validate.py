@@ -56,8 +56,11 @@ def _valid_date(y: int, m: int, d: int) -> bool:
 
 def _resident_id_problem(s: str) -> tuple[str, str, str] | None:
     if len(s) != 18 or not s[:17].isdigit() or not s[:17].isascii() or s[17] not in "0123456789X":
-        return ("format", "居民身份证号码应为18位（前17位数字，末位数字或大写X）",
-                "resident ID must be 17 digits and a digit or X")
+        return (
+            "format",
+            "居民身份证号码应为18位（前17位数字，末位数字或大写X）",
+            "resident ID must be 17 digits and a digit or X",
+        )
     if not _valid_date(int(s[6:10]), int(s[10:12]), int(s[12:14])):
         return ("format", "居民身份证号码中的出生日期无效", "birth date inside the resident ID is invalid")
     if _id_check_digit(s[:17]) != s[17]:
@@ -107,9 +110,13 @@ def _date_ok(s: str) -> bool:
 
 def _datetime_ok(s: str) -> bool:
     return (
-        len(s) == 14 and s.isdigit() and s.isascii()
+        len(s) == 14
+        and s.isdigit()
+        and s.isascii()
         and _valid_date(int(s[:4]), int(s[4:6]), int(s[6:8]))
-        and int(s[8:10]) < 24 and int(s[10:12]) < 60 and int(s[12:14]) < 60
+        and int(s[8:10]) < 24
+        and int(s[10:12]) < 60
+        and int(s[12:14]) < 60
     )
 
 
@@ -117,15 +124,24 @@ def _datetime_ok(s: str) -> bool:
 
 
 _TYPE_ZH = {
-    "string": "字符串", "integer": "整数", "decimal": "数值", "date": "日期（yyyyMMdd）",
-    "datetime": "日期时间（yyyyMMddHHmmss）", "boolean": "布尔值", "code": "代码（字符串）",
-    "object": "对象", "array": "数组", "file": "Base64文件内容",
+    "string": "字符串",
+    "integer": "整数",
+    "decimal": "数值",
+    "date": "日期（yyyyMMdd）",
+    "datetime": "日期时间（yyyyMMddHHmmss）",
+    "boolean": "布尔值",
+    "code": "代码（字符串）",
+    "object": "对象",
+    "array": "数组",
+    "file": "Base64文件内容",
 }
 
 
 def _type_error(f: FieldSpec, path: str, expected: str | None = None) -> dict[str, str]:
     expected = expected or f.type
-    return field_error(path, "type", f"{f.title}应为{_TYPE_ZH.get(expected, expected)}", f"expected {expected}")
+    return field_error(
+        path, "type", f"{f.title}应为{_TYPE_ZH.get(expected, expected)}", f"expected {expected}"
+    )
 
 
 def _too_long(f: FieldSpec, path: str, n: int) -> dict[str, str]:
@@ -162,12 +178,21 @@ def _compile_object(fields: dict[str, FieldSpec]) -> Callable[[dict, str, Errors
             v = obj.get(name)
             if v is None or v == "":
                 if required or (required_when is not None and required_when(obj)):
-                    errors.append(field_error(prefix + name, "required", f"{f.title}为必填项", "required field missing"))
+                    errors.append(
+                        field_error(prefix + name, "required", f"{f.title}为必填项", "required field missing")
+                    )
                 continue
             chk(v, obj, prefix + name, errors)
         for k in obj:
             if k not in allowed:
-                errors.append(field_error(f"{prefix}{k}", "unknown", "接口规范未定义该字段", "field not defined by the interface spec"))
+                errors.append(
+                    field_error(
+                        f"{prefix}{k}",
+                        "unknown",
+                        "接口规范未定义该字段",
+                        "field not defined by the interface spec",
+                    )
+                )
 
     return check
 
@@ -191,7 +216,9 @@ def _string_check(f: FieldSpec) -> Check:
             errors.append(_too_long(f, path, length))
             return
         if pattern is not None and pattern.fullmatch(v) is None:
-            errors.append(field_error(path, "format", f"{f.title}格式错误", f"does not match {pattern.pattern}"))
+            errors.append(
+                field_error(path, "format", f"{f.title}格式错误", f"does not match {pattern.pattern}")
+            )
         if fmt is not None and (when is None or when(parent)):
             problem = fmt(v)
             if problem is not None:
@@ -220,15 +247,28 @@ def _code_check(f: FieldSpec) -> Check:
         accepted = names.get(v)
         if accepted is None:
             if open_pattern is None or open_pattern.fullmatch(v) is None:
-                errors.append(field_error(path, "valueSet", f"{f.title}“{v}”不在值域“{vs.title}”中",
-                                   f"code not in value set {vs.id}"))
+                errors.append(
+                    field_error(
+                        path,
+                        "valueSet",
+                        f"{f.title}“{v}”不在值域“{vs.title}”中",
+                        f"code not in value set {vs.id}",
+                    )
+                )
             return
         if name_field is not None:
             given = parent.get(name_field)
-            if type(given) is str and given != "" and given not in accepted:  # non-strings fail their own type check
-                errors.append(field_error(path[:-own] + name_field, "nameMatch",
-                                   f"名称“{given}”与{f.title}“{v}”对应的名称“{vs.codes[v]}”不符",
-                                   "name does not match the code"))
+            if (
+                type(given) is str and given != "" and given not in accepted
+            ):  # non-strings fail their own type check
+                errors.append(
+                    field_error(
+                        path[:-own] + name_field,
+                        "nameMatch",
+                        f"名称“{given}”与{f.title}“{v}”对应的名称“{vs.codes[v]}”不符",
+                        "name does not match the code",
+                    )
+                )
 
     return check_code
 
@@ -264,9 +304,14 @@ def _decimal_check(f: FieldSpec) -> Check:
             errors.append(_type_error(f, path))
             return
         if int_digits > max_int or frac_digits > s:
-            errors.append(field_error(path, "precision",
-                               f"{f.title}超出精度N..{p},{s}（整数部分至多{max_int}位，小数至多{s}位）",
-                               f"exceeds precision {p},{s}"))
+            errors.append(
+                field_error(
+                    path,
+                    "precision",
+                    f"{f.title}超出精度N..{p},{s}（整数部分至多{max_int}位，小数至多{s}位）",
+                    f"exceeds precision {p},{s}",
+                )
+            )
 
     return check_decimal
 
@@ -279,7 +324,9 @@ def _date_check(f: FieldSpec) -> Check:
         if type(v) is not str:
             errors.append(_type_error(f, path))
         elif not ok(v):
-            errors.append(field_error(path, "format", f"{f.title}应为有效的{shape}", f"expected a valid {shape}"))
+            errors.append(
+                field_error(path, "format", f"{f.title}应为有效的{shape}", f"expected a valid {shape}")
+            )
 
     return check_date
 
@@ -323,12 +370,25 @@ def _array_check(f: FieldSpec) -> Check:
             errors.append(_type_error(f, path))
             return
         if len(v) < min_items:
-            errors.append(field_error(path, "minItems", f"{f.title}至少需要{min_items}项", f"at least {min_items} items"))
+            errors.append(
+                field_error(
+                    path, "minItems", f"{f.title}至少需要{min_items}项", f"at least {min_items} items"
+                )
+            )
         if max_items is not None and len(v) > max_items:
-            errors.append(field_error(path, "length", f"{f.title}至多{max_items}项", f"at most {max_items} items"))
+            errors.append(
+                field_error(path, "length", f"{f.title}至多{max_items}项", f"at most {max_items} items")
+            )
         for i, item in enumerate(v):
             if item is None:
-                errors.append(field_error(f"{path}[{i}]", "type", f"{f.title}的元素不能为空", f"item is null, expected {item_type}"))
+                errors.append(
+                    field_error(
+                        f"{path}[{i}]",
+                        "type",
+                        f"{f.title}的元素不能为空",
+                        f"item is null, expected {item_type}",
+                    )
+                )
             else:
                 item_check(item, v, f"{path}[{i}]", errors)
 
@@ -352,18 +412,34 @@ def _file_check(f: FieldSpec) -> Check:
             errors.append(field_error(path, "format", f"{f.title}不是有效的Base64", "not valid Base64"))
             return
         if len(raw) > max_bytes:
-            errors.append(field_error(path, "length", f"文件超过{max_bytes}字节上限", f"file larger than {max_bytes} bytes"))
+            errors.append(
+                field_error(
+                    path, "length", f"文件超过{max_bytes}字节上限", f"file larger than {max_bytes} bytes"
+                )
+            )
         base = path[:-own]
         if size_field is not None:
             size = parent.get(size_field)
             if type(size) is int and size != len(raw):
-                errors.append(field_error(base + size_field, "checksum", f"文件大小{size}与内容实际大小{len(raw)}不符",
-                                   "file size does not match the content"))
+                errors.append(
+                    field_error(
+                        base + size_field,
+                        "checksum",
+                        f"文件大小{size}与内容实际大小{len(raw)}不符",
+                        "file size does not match the content",
+                    )
+                )
         if hash_field is not None:
             digest = parent.get(hash_field)
             if type(digest) is str and _HEX64.match(digest) and digest.lower() != sm3_hex(raw):
-                errors.append(field_error(base + hash_field, "checksum", "文件SM3摘要与内容不符",
-                                   "SM3 digest does not match the content"))
+                errors.append(
+                    field_error(
+                        base + hash_field,
+                        "checksum",
+                        "文件SM3摘要与内容不符",
+                        "SM3 digest does not match the content",
+                    )
+                )
 
     return check_file
 

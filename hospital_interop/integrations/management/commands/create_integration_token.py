@@ -17,7 +17,9 @@ class Command(BaseCommand):
         scope = parser.add_mutually_exclusive_group()
         scope.add_argument("--all", action="store_true", help="允许提交全部记录类型")
         scope.add_argument("--interfaces", help="允许的市平台服务编码，逗号分隔，如 OP_REGISTRATION,OP_VISIT")
-        parser.add_argument("--rotate", action="store_true", help="系统已有令牌时生成新令牌（旧令牌立即失效）")
+        parser.add_argument(
+            "--rotate", action="store_true", help="系统已有令牌时生成新令牌（旧令牌立即失效）"
+        )
         parser.add_argument("--quiet-token", action="store_true", help="只输出令牌本身（便于脚本读取）")
 
     def handle(self, *args, code, name, all, interfaces, rotate, quiet_token, **options):
@@ -33,7 +35,9 @@ class Command(BaseCommand):
             try:
                 system = services.create_system(code, name, allow_all=all, interfaces=codes)
             except ValidationError as exc:
-                raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
+                raise CommandError(
+                    "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+                ) from None
             created = True
         else:
             created = False
@@ -52,8 +56,14 @@ class Command(BaseCommand):
         if quiet_token:
             self.stdout.write(token)
             return
-        scope = "全部记录类型" if system.allow_all else (", ".join(system.allowed_interfaces) or "（暂无，请在后台勾选）")
-        self.stdout.write(f"{'已创建' if created else '已更新'}接入系统 {system.code}（{system.name}），允许：{scope}")
+        scope = (
+            "全部记录类型"
+            if system.allow_all
+            else (", ".join(system.allowed_interfaces) or "（暂无，请在后台勾选）")
+        )
+        self.stdout.write(
+            f"{'已创建' if created else '已更新'}接入系统 {system.code}（{system.name}），允许：{scope}"
+        )
         self.stdout.write("新令牌（只显示这一次，请妥善保存）：")
         self.stdout.write(token)
         self.stdout.write("调用时加请求头：Authorization: Token <令牌>")

@@ -30,13 +30,18 @@ class Command(BaseCommand):
         cfg = service.cfg
         if once:
             stats = service.run_once()
-            self.stdout.write(f"enqueued={stats.enqueued} accepted={stats.accepted} cleared={stats.cleared} "
-                              f"quarantined={stats.quarantined} waiting={stats.waiting}")
+            self.stdout.write(
+                f"enqueued={stats.enqueued} accepted={stats.accepted} cleared={stats.cleared} "
+                f"quarantined={stats.quarantined} waiting={stats.waiting}"
+            )
             return
         stop = threading.Event()
         install_signal_handlers(stop)
-        self.stdout.write(f"lab_transfer watching {cfg.drop_dir} (archive: {cfg.archive_dir or 'delete'}, "
-                          f"quarantine: {cfg.quarantine_dir})", ending="\n")
+        self.stdout.write(
+            f"lab_transfer watching {cfg.drop_dir} (archive: {cfg.archive_dir or 'delete'}, "
+            f"quarantine: {cfg.quarantine_dir})",
+            ending="\n",
+        )
         self.stdout.flush()
         service.run(stop)
         self.stdout.write("lab_transfer stopped")
