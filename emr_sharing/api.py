@@ -41,7 +41,7 @@ from hospital_interop.integrations.authentication import IntegrationTokenAuthent
 from . import selectors, services
 from .conf import intake_limits
 from .mapping import RecordType, record_types
-from .openapi import ERROR_REF, RECORD_TYPE_LIST, RecordSchema
+from .openapi import RECORD_TYPE_LIST, RecordSchema
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +204,7 @@ class RecordTypeList(MachineApiView):
 
     authentication_classes = [IntegrationTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated]
+    error_answers = {401: "未登录或令牌无效"}
 
     @extend_schema(
         operation_id="record_types_list",
@@ -211,10 +212,7 @@ class RecordTypeList(MachineApiView):
         tags=["记录类型"],
         description="本接口接受的全部记录类型：对应的市平台服务、主键字段、上级记录（顺序依赖），"
         "以及当前令牌是否有权提交（allowed）。",
-        responses={
-            200: OpenApiResponse(RECORD_TYPE_LIST, description="记录类型"),
-            401: OpenApiResponse(ERROR_REF, description="未登录或令牌无效"),
-        },
+        responses={200: OpenApiResponse(RECORD_TYPE_LIST, description="记录类型")},
     )
     def get(self, request):
         system = request.auth if hasattr(request.auth, "allows") else None

@@ -9,10 +9,10 @@ document version therefore changes Swagger with no code change.
 
 from __future__ import annotations
 
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 
+from hospital_interop.integrations.schema import FIELD_ERROR_REF, MachineSchema, register_error_components
 from hospital_interop.municipal.specs import FieldSpec
 
 from .mapping import Node, RecordType
@@ -165,36 +165,6 @@ def record_schema(rt: RecordType) -> dict:
 
 # --------------------------------------------------------------------------- shared components
 
-FIELD_ERROR = {
-    "type": "object",
-    "required": ["field", "rule", "message"],
-    "properties": {
-        "line": {"type": "integer", "description": "批量提交时出错记录所在的行号（从 1 起）"},
-        "field": {
-            "type": "string",
-            "description": "出错字段路径，如 patient.idNo、drugs[0].drugCode；空表示整条记录",
-        },
-        "rule": {
-            "type": "string",
-            "description": "规则：required、type、length、precision、valueSet、nameMatch、format、"
-            "checksum、minItems、unknown、json、lines、contentType、tooLarge",
-        },
-        "message": {"type": "string", "description": "中文说明（括号内为英文）"},
-    },
-}
-ERROR = {
-    "type": "object",
-    "required": ["code", "message", "errors"],
-    "properties": {
-        "code": {
-            "type": "string",
-            "description": "invalid、unauthorized、forbidden、not_found、unsupported_media_type、"
-            "too_large、method_not_allowed、error",
-        },
-        "message": {"type": "string"},
-        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/EmrFieldError"}},
-    },
-}
 _TIME = {"type": "string", "format": "date-time", "nullable": True}
 STATUS = {
     "type": "object",
@@ -219,11 +189,7 @@ STATUS = {
             "description": "市平台最后一次返回码（0 成功，2001 业务校验未通过，2002 上级记录不存在……）",
         },
         "lastMessage": {"type": "string", "description": "最后信息（如等待上级记录、平台返回的说明）"},
-        "lastErrors": {
-            "type": "array",
-            "items": {"$ref": "#/components/schemas/EmrFieldError"},
-            "description": "市平台返回的字段错误",
-        },
+        "lastErrors": {"type": "array", "items": FIELD_ERROR_REF, "description": "市平台返回的字段错误"},
         "waitingFor": {
             "type": "array",
             "items": {"type": "string"},
@@ -311,18 +277,12 @@ RECORD_TYPE_LIST = {
         },
     },
 }
-ERROR_REF = {"$ref": "#/components/schemas/EmrError"}
-SHARED = {
-    "EmrFieldError": FIELD_ERROR,
-    "EmrError": ERROR,
-    "EmrRecordStatus": STATUS,
-    "EmrSubmitResult": SUBMIT_RESULT,
-    "EmrBulkResult": BULK_RESULT,
-}
+SHARED = {"EmrRecordStatus": STATUS, "EmrSubmitResult": SUBMIT_RESULT, "EmrBulkResult": BULK_RESULT}
 
 
-class RecordSchema(AutoSchema):
-    """AutoSchema of the intake view set: one record type per URL pattern (``view.record_type``)."""
+class RecordSchema(MachineSchema):
+    """AutoSchema of the intake view set: one record type per URL pattern (``view.record_type``).
+    Error answers (the one ApiError body) are MachineSchema's, described here per action."""
 
     def _component(self, name: str, schema: dict) -> dict:
         component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, schema=schema, object=name)
@@ -330,6 +290,7 @@ class RecordSchema(AutoSchema):
         return component.ref
 
     def _shared(self, name: str) -> dict:
+        register_error_components(self.registry)  # the status schema's lastErrors are ApiFieldErrors
         for shared_name, schema in SHARED.items():  # register all: they reference each other
             self._component(shared_name, schema)
         return {"$ref": f"#/components/schemas/{name}"}
@@ -407,11 +368,6 @@ class RecordSchema(AutoSchema):
         return None
 
     def get_response_serializers(self):
-        error = self._shared("EmrError")
-        common = {
-            401: OpenApiResponse(error, description="缺少令牌或令牌无效"),
-            403: OpenApiResponse(error, description="该接入系统无权提交此类记录"),
-        }
         if self.view.action == "create":
             return {
                 201: OpenApiResponse(
@@ -420,25 +376,33 @@ class RecordSchema(AutoSchema):
                 200: OpenApiResponse(
                     self._shared("EmrSubmitResult"), description="与最新版本相同，未重复保存"
                 ),
-                400: OpenApiResponse(error, description="记录有误（逐字段错误），什么也没有保存"),
-                **common,
-                413: OpenApiResponse(error, description="请求体过大"),
-                415: OpenApiResponse(error, description="Content-Type 应为 application/json"),
             }
         if self.view.action == "bulk":
             return {
                 200: OpenApiResponse(
                     self._shared("EmrBulkResult"), description="全部记录已保存或与最新版本相同"
-                ),
-                400: OpenApiResponse(error, description="至少一行有误（错误带行号），一条也没有保存"),
-                **common,
-                413: OpenApiResponse(error, description="请求体过大或行数超过上限"),
-                415: OpenApiResponse(
-                    error, description="Content-Type 应为 application/x-ndjson 或 application/json"
-                ),
+                )
             }
-        return {
-            200: OpenApiResponse(self._shared("EmrRecordStatus"), description="投递状态"),
-            **common,
-            404: OpenApiResponse(error, description="没有该主键的记录"),
-        }
+        return {200: OpenApiResponse(self._shared("EmrRecordStatus"), description="投递状态")}
+
+    def get_error_answers(self) -> dict[int, str]:
+        answers = {**super().get_error_answers(), 403: "该接入系统无权提交此类记录"}
+        if self.view.action == "create":
+            answers.update(
+                {
+                    400: "记录有误（逐字段错误），什么也没有保存",
+                    409: "记录中的就诊、医嘱或报告单号属于另一位患者，什么也没有保存",
+                }
+            )
+        elif self.view.action == "bulk":
+            answers.update(
+                {
+                    400: "至少一行有误（错误带行号），一条也没有保存",
+                    413: "请求体过大或行数超过上限",
+                    409: "记录中的就诊、医嘱或报告单号属于另一位患者，一条也没有保存",
+                    415: "Content-Type 应为 application/x-ndjson 或 application/json",
+                }
+            )
+        else:
+            answers[404] = "没有该主键的记录"
+        return answers

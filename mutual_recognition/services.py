@@ -224,25 +224,15 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
     to the page when anything is recognisable. The hot path: a visit pre-loaded for this patient is
     answered from one cache round trip, with no database query."""
     items = parse_items(data.get("items"))
-    patient, visit = data.get("patient"), data.get("visit")
-    if not (
-        isinstance(patient, dict)
-        and isinstance(visit, dict)
-        and isinstance(visit.get("visitId"), str)
-        and isinstance(patient.get("idNo"), str)
-        and visit["visitId"]
-        and patient["idNo"]
-    ):
-        encounter_fields(data)  # raises with the precise field errors
-    visit_id, id_no = visit["visitId"].strip(), patient["idNo"].strip().upper()
+    fields = encounter_fields(data)  # every value checked on the quick path too (no database query)
+    visit_id = fields["visit_id"]
     bundle, version, cache_ok = external.read_for_prompt(visit_id, VERSION_KEY)
     snap = snapshot.get(version)
     source = "cache"
-    if bundle is None or bundle.get("idKey") != id_key(str(patient.get("idTypeCode") or "01"), id_no):
-        enc = encounter_for_prompt(data)
-        bundle, source = ensure_bundle(enc, bundle=bundle)
+    if bundle is None or bundle.get("idKey") != id_key(fields["id_type_code"], fields["id_no"]):
+        bundle, source = ensure_bundle(encounter_for_prompt(fields), bundle=bundle)
     answers = prompt.evaluate(items, bundle, snap, external.today_d8())
-    doctor, dept = str(data.get("doctor") or ""), str(data.get("dept") or "")
+    doctor, dept = fields["doctor"], fields["dept"]
     warnings = []
     if doctor not in snap.doctors:
         warnings.append(field_error("doctor", "mapping.unknown", f"医师工号 {doctor} 不在医师字典中"))
@@ -268,11 +258,7 @@ def answer_prompt(data: dict) -> tuple[dict, str | None]:
         return answer, None
     try:
         query = links.make_query(
-            patient_id=str(patient.get("patientId") or "-"),
-            visit_id=visit_id,
-            doctor=doctor,
-            dept=dept,
-            items=items,
+            patient_id=fields["patient_id"] or "-", visit_id=visit_id, doctor=doctor, dept=dept, items=items
         )
     except links.LinkValueError as exc:
         field = {"patient_id": "patient.patientId", "visit_id": "visit.visitId"}.get(exc.field, exc.field)
@@ -293,9 +279,8 @@ def register_event(data: dict) -> Encounter:
     return register_encounter(data, event=event)
 
 
-def encounter_for_prompt(data: dict) -> Encounter:
+def encounter_for_prompt(fields: dict) -> Encounter:
     """The prompt API's slow path: the visit was not pre-loaded (or its patient changed)."""
-    fields = encounter_fields(data)
     with transaction.atomic():
         return upsert_encounter(fields, event="prompt")
 

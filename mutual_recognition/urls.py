@@ -1,15 +1,12 @@
 from django.urls import path
 
-from . import api, views
+from . import api_urls, views
 
 app_name = "recognition"
 
 urlpatterns = [
-    # HIS / exam / lab system API (Bearer token)
-    path("api/prompt", api.PromptView.as_view(), name="api-prompt"),
-    path("api/events", api.EventsView.as_view(), name="api-events"),
-    path("api/decisions", api.DecisionsView.as_view(), name="api-decisions"),
-    path("api/results", api.ResultsView.as_view(), name="api-results"),
+    # HIS / exam / lab system API (calling-system token), its OpenAPI schema and Swagger UI
+    *api_urls.urlpatterns,
     # embedded page (signed link, no login)
     path("embed/prompt", views.embed, name="embed"),
     path("embed/save", views.embed_save, name="embed-save"),

@@ -51,9 +51,8 @@ class ReportIntake(ExamApiView):
                 201: ("ExamReportStatus", "新报告已保存并排队上传"),
                 200: ("ExamReportStatus", "已保存为新版本并排队上传；或与最新版本相同"),
                 202: ("ExamReportStatus", "已保存为待对照：有院内代码未对照标准字典，暂不上传"),
-                400: ("ExamError", "报文有误，未保存"),
-                409: ("ExamError", "就诊、申请单或报告单号属于另一位患者，未保存"),
             },
+            "errors": {400: "报文有误，未保存", 409: "就诊、申请单或报告单号属于另一位患者，未保存"},
         }
     }
 
@@ -76,7 +75,8 @@ class ReportStatus(ExamApiView):
         "get": {
             "summary": "查询检查报告的上传状态",
             "description": "报告状态（待对照 / 已审核上传 / 已撤回作废）、各项上传（PDF、结果、作废）在市平台的投递状态，以及影像同步进度。",
-            "responses": {200: ("ExamReportStatus", "报告状态"), 404: ("ExamError", "没有该报告")},
+            "responses": {200: ("ExamReportStatus", "报告状态")},
+            "errors": {404: "没有该报告"},
         }
     }
 
@@ -98,11 +98,8 @@ class ReportWithdraw(ExamApiView):
                 "重复撤回返回同样的结果。"
             ),
             "request": "ExamWithdraw",
-            "responses": {
-                200: ("ExamReportStatus", "已撤回"),
-                400: ("ExamError", "报文有误"),
-                404: ("ExamError", "没有该报告"),
-            },
+            "responses": {200: ("ExamReportStatus", "已撤回")},
+            "errors": {400: "报文有误", 404: "没有该报告"},
         }
     }
 
@@ -128,7 +125,8 @@ class StudyEvent(ExamApiView):
                 "已确认接收的实例不会重发，同一检查再次通知只推送新增实例。"
             ),
             "request": "ExamStudyEvent",
-            "responses": {202: ("ExamStudy", "任务已建立或已安排重新扫描"), 400: ("ExamError", "报文有误")},
+            "responses": {202: ("ExamStudy", "任务已建立或已安排重新扫描")},
+            "errors": {400: "报文有误"},
         }
     }
 
@@ -182,7 +180,8 @@ class StudyStatus(ExamApiView):
         "get": {
             "summary": "查询影像同步进度",
             "description": "已送达前置机的实例数 / 实例总数、状态、重试时间与最后错误。",
-            "responses": {200: ("ExamStudy", "同步进度"), 404: ("ExamError", "没有该检查的同步任务")},
+            "responses": {200: ("ExamStudy", "同步进度")},
+            "errors": {404: "没有该检查的同步任务"},
         }
     }
 

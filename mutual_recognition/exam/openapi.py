@@ -4,10 +4,10 @@ withdrawal body is the EXAM_REPORT_VOID spec. A new document version changes Swa
 
 from __future__ import annotations
 
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiResponse
 
+from hospital_interop.integrations.schema import FIELD_ERROR_REF, MachineSchema, register_error_components
 from hospital_interop.municipal.specs import FieldSpec
 
 from . import mapping
@@ -145,25 +145,6 @@ STUDY_EVENT = {
         "reportId": {"type": "string", "maxLength": 20, "description": "检查报告单编号"},
     },
 }
-FIELD_ERROR = {
-    "type": "object",
-    "properties": {
-        "field": {"type": "string"},
-        "rule": {
-            "type": "string",
-            "description": "required, type, length, valueSet, mapping.unmapped, mapping.unknown, folder …",
-        },
-        "message": {"type": "string"},
-    },
-}
-ERROR = {
-    "type": "object",
-    "properties": {
-        "code": {"type": "string"},
-        "message": {"type": "string"},
-        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ExamFieldError"}},
-    },
-}
 UPLOAD = {
     "type": "object",
     "nullable": True,
@@ -206,7 +187,7 @@ REPORT_STATUS = {
         "changed": {"type": "boolean"},
         "problems": {
             "type": "array",
-            "items": {"$ref": "#/components/schemas/ExamFieldError"},
+            "items": FIELD_ERROR_REF,
             "description": "待对照时：未对照的院内代码（字段、规则 mapping.*、中文说明）",
         },
         "uploads": {
@@ -217,17 +198,13 @@ REPORT_STATUS = {
         "statusUrl": {"type": "string"},
     },
 }
-SHARED = {
-    "ExamFieldError": FIELD_ERROR,
-    "ExamError": ERROR,
-    "ExamUpload": UPLOAD,
-    "ExamStudy": STUDY,
-    "ExamReportStatus": REPORT_STATUS,
-}
+SHARED = {"ExamUpload": UPLOAD, "ExamStudy": STUDY, "ExamReportStatus": REPORT_STATUS}
 
 
-class ExamSchema(AutoSchema):
-    """Views declare ``openapi = {"request": name|None, "responses": {status: (name, text)}, ...}``."""
+class ExamSchema(MachineSchema):
+    """Views declare ``openapi = {method: {"request": name|None, "responses": {status: (name, text)},
+    "errors": {status: text}, ...}}``: ``responses`` are the answers with a body of their own,
+    ``errors`` describe the error answers (the one ApiError body, see MachineSchema)."""
 
     def _component(self, name: str) -> dict:
         builders = {
@@ -235,6 +212,7 @@ class ExamSchema(AutoSchema):
             "ExamWithdraw": withdraw_schema,
             "ExamStudyEvent": lambda: STUDY_EVENT,
         }
+        register_error_components(self.registry)  # the report status lists its problems as ApiFieldErrors
         for shared, schema in SHARED.items():
             self.registry.register_on_missing(
                 ResolvedComponent(shared, ResolvedComponent.SCHEMA, schema=schema, object=shared)
@@ -262,8 +240,14 @@ class ExamSchema(AutoSchema):
         return {"application/json": self._component(name)} if name else None
 
     def get_response_serializers(self):
-        common = {401: ("ExamError", "缺少令牌或令牌无效"), 403: ("ExamError", "该接入系统无权提交此类记录")}
-        out = {}
-        for status, (name, text) in {**self._spec().get("responses", {}), **common}.items():
-            out[status] = OpenApiResponse(self._component(name), description=text)
-        return out
+        return {
+            status: OpenApiResponse(self._component(name), description=text)
+            for status, (name, text) in self._spec().get("responses", {}).items()
+        }
+
+    def get_error_answers(self) -> dict[int, str]:
+        return {
+            **super().get_error_answers(),
+            403: "该接入系统无权提交此类记录",
+            **self._spec().get("errors", {}),
+        }

@@ -20,23 +20,6 @@ from hospital_interop.integrations.api import ApiError, MachineApiView, field_er
 from . import selectors, services
 from .intake import LabReportIn
 
-ERROR = inline_serializer(
-    "LabError",
-    {
-        "code": serializers.CharField(),
-        "message": serializers.CharField(),
-        "errors": serializers.ListField(
-            child=inline_serializer(
-                "LabFieldError",
-                {
-                    "field": serializers.CharField(),
-                    "rule": serializers.CharField(),
-                    "message": serializers.CharField(),
-                },
-            )
-        ),
-    },
-)
 APPROVED = inline_serializer(
     "LabApproved",
     {
@@ -78,6 +61,7 @@ class LabApi(MachineApiView):
 
 class ReportCollection(LabApi):
     body_limit = "report"
+    error_answers = {400: "报告有误（逐字段错误），什么也没有保存", 409: "就诊等编号属于另一位患者"}
 
     @extend_schema(
         operation_id="lab_report_approved",
@@ -90,14 +74,7 @@ class ReportCollection(LabApi):
             "不传 nonRecognitions / externalResults 时，取医生在互认提示页对本次就诊（及 orderIds）所做的决定。"
         ),
         request=LabReportIn,
-        responses={
-            201: APPROVED,
-            200: APPROVED,
-            400: OpenApiResponse(ERROR),
-            401: OpenApiResponse(ERROR),
-            403: OpenApiResponse(ERROR),
-            409: OpenApiResponse(ERROR, description="就诊等编号属于另一位患者"),
-        },
+        responses={201: APPROVED, 200: APPROVED},
         examples=[
             OpenApiExample(
                 "血常规",
@@ -158,6 +135,8 @@ class ReportCollection(LabApi):
 
 
 class ReportArchive(LabApi):
+    error_answers = {404: "报告尚未审核上报", 409: "自审核以来字典已变化，报告内容无法再对照"}
+
     @extend_schema(
         operation_id="lab_report_archived",
         tags=["检验报告"],
@@ -167,7 +146,7 @@ class ReportArchive(LabApi):
             "传输服务随后上传 3.4 PDF 与 3.3 明细，平台接收后清理文件。重复归档同一版本不会重复投递。"
         ),
         request=ARCHIVE_IN,
-        responses={202: ARCHIVED, 200: ARCHIVED, 404: OpenApiResponse(ERROR), 409: OpenApiResponse(ERROR)},
+        responses={202: ARCHIVED, 200: ARCHIVED},
     )
     def post(self, request, report_id: str):
         regenerate = request.data.get("regenerate", False)
@@ -188,12 +167,14 @@ class ReportArchive(LabApi):
 
 
 class ReportStatus(LabApi):
+    error_answers = {404: "报告不存在"}
+
     @extend_schema(
         operation_id="lab_report_status",
         tags=["检验报告"],
         summary="检验报告上传状态",
         description="报告各版本、文件传输状态（已入队 / 平台已接收 / 已清理 / 已隔离）与 3.4、3.3 的上传状态和平台回执。",
-        responses={200: OpenApiResponse(description="状态"), 404: OpenApiResponse(ERROR)},
+        responses={200: OpenApiResponse(description="状态")},
     )
     def get(self, request, report_id: str):
         data = selectors.report_status(report_id)

@@ -1,31 +1,23 @@
 """The OpenAPI document of the intake, generated from the specs, and a schemathesis fuzzing run
 against the application: no 5xx, every answer's status, content type and body as documented.
 
-The fuzzing runs in-process over WSGI (the Django application itself, in the test's database
-transaction) over every single-record and status operation and the bulk operation of three
-representative record types, with documented examples plus FUZZ_EXAMPLES positive and negative
-cases per operation, so the run stays within a few minutes.
+The quick fuzzing here runs in-process over WSGI (tests/fuzzing.py: the Django application itself, in
+the test's database transaction) over every single-record and status operation and the bulk
+operation of three representative record types, with documented examples plus FUZZ_EXAMPLES
+positive and negative cases per operation; the slow run over every operation of every machine
+API with 100 examples each is tests/integrations/test_fuzzing.py.
 """
 
 import json
 
 import pytest
-import schemathesis
-from django.core.signals import request_finished, request_started
-from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+
+from tests.fuzzing import call_and_check, fuzz_schema, in_test_transaction  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 FUZZ_EXAMPLES = 4
-CHECKS = [
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_schema_conformance",
-    "response_headers_conformance",
-]
 
 
 def fetch_schema(api) -> dict:
@@ -73,70 +65,21 @@ def test_schema_and_docs_need_a_login_or_token(client, admin_client):
 
 
 # --------------------------------------------------------------------------- fuzzing
+# A quick run (FUZZ_EXAMPLES per operation); tests/integrations/test_fuzzing.py runs every operation
+# of every machine API with 100 examples, tests/integrations/test_openapi.py checks that the fuzzed
+# document is the served one.
 
-
-@schemathesis.serializer("application/x-ndjson")
-def _ndjson(ctx, value):
-    if isinstance(value, list):
-        return "\n".join(json.dumps(v, ensure_ascii=False) for v in value).encode("utf-8")
-    return json.dumps(value, ensure_ascii=False).encode("utf-8")
-
-
-def generated_schema() -> dict:
-    """The document the schema view serves, generated without a request (no database needed)."""
-    from drf_spectacular.generators import SchemaGenerator
-    from drf_spectacular.settings import patched_settings
-
-    from emr_sharing.api_urls import SCHEMA_SETTINGS
-
-    with patched_settings(SCHEMA_SETTINGS):
-        return json.loads(
-            json.dumps(SchemaGenerator(urlconf="emr_sharing.api_urls").get_schema(None, public=True))
-        )
-
-
-FUZZ_CONFIG = schemathesis.Config.from_dict(
-    {
-        # examples (each record type's documented example) and fuzzing (positive and negative data);
-        # no coverage phase: it enumerates boundary values of every field (thousands of cases for the
-        # 150-field front page), no stateful phase: the API has no links between operations.
-        "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
-        "generation": {
-            "max-examples": FUZZ_EXAMPLES,
-            "mode": "all",
-            "deterministic": True,
-            "database": "none",
-        },
-    }
-)
 # Bulk submission is one code path for all record types (each line validated like a single record):
-# it is fuzzed for three representative types (flat, with arrays, with a file); every single-record
+# it is fuzzed here for three representative types (flat, with arrays, with a file); every single-record
 # and status operation is fuzzed.
 BULK_FUZZED = ("op-registration", "op-prescription", "pub-pdf")
-fuzz = schemathesis.openapi.from_dict(generated_schema(), config=FUZZ_CONFIG).exclude(
+fuzz = fuzz_schema("emr", FUZZ_EXAMPLES).exclude(
     path_regex=rf"^/api/emr/v1/records/(?!(?:{'|'.join(BULK_FUZZED)})/)[a-z-]+/bulk$"
 )
-fuzz.app = get_wsgi_application()
-
-
-def test_fuzzed_schema_is_the_served_one(api):
-    assert generated_schema() == fetch_schema(api)
-
-
-@pytest.fixture
-def in_test_transaction():
-    """Requests through the WSGI app stay in this test's transaction (as Django's test client does)."""
-    for signal in (request_started, request_finished):
-        signal.disconnect(close_old_connections)
-    yield
-    for signal in (request_started, request_finished):
-        signal.connect(close_old_connections)
 
 
 @fuzz.parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck))
-def test_fuzz_intake_api(case, api, in_test_transaction):
-    from schemathesis.checks import CHECKS as REGISTRY
-
-    checks = [REGISTRY.get_one(name) for name in CHECKS]
-    case.call_and_validate(headers=api.auth_headers, checks=checks)
+@pytest.mark.usefixtures("in_test_transaction")
+def test_fuzz_intake_api(case, api):
+    call_and_check(case, api.auth_headers)

@@ -12,6 +12,7 @@ from hospital_interop.integrations import services as integrations
 from hospital_interop.uploads.models import OutboxRecord
 from mutual_recognition.models import Encounter
 from tests.lab.conftest import lis_report
+from tests.recognition.conftest import recognition  # noqa: F401  (demo dictionaries, platform simulator)
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +160,58 @@ def test_a_session_cookie_does_not_open_a_machine_api(client, make_user, path):
     assert response.status_code == 401, response.content[:200]
     assert response.json()["code"] == "unauthorized"
     assert not Encounter.objects.exists()
+
+
+@pytest.mark.usefixtures("recognition")
+@pytest.mark.parametrize("field, value", [("visit.visitId", 20261204), ("patient.idNo", 110105197003071002)])
+def test_a_prompt_whose_visit_id_or_id_number_is_a_json_number_is_answered_not_a_500(
+    client, token, field, value
+):
+    """Found by reading while fuzzing: the prompt's quick path took the raw values when they were
+    not strings, after the slow path had accepted a number (as the events API does)."""
+    body = json.loads(json.dumps(PROMPT))
+    part, key = field.split(".")
+    body[part][key] = value
+    response = post(client, "/recognition/api/prompt", json.dumps(body), token)
+    assert response.status_code in (200, 400), response.content[:300]
+    if response.status_code == 400:
+        assert_refused(response, field=field)
+    else:
+        assert response.json()["visitId"] == str(body["visit"]["visitId"])
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [({"visitId": "V1", "kind": "xray"}, "kind"), ({"visitId": "V1", "status": "recognised"}, "status")],
+)
+def test_results_with_a_kind_or_status_outside_its_value_set_is_refused_not_ignored(
+    client, token, query, field
+):
+    """Found writing the recognition API's schema: an unknown kind or status was ignored, so a typo
+    returned every result instead of the ones asked for."""
+    response = client.get("/recognition/api/results", query, **token)
+    assert_refused(response, rule="valueSet", field=field)
+
+
+# every machine API operation with a path parameter: (method, path with %00 in the parameter, parameter)
+NUL_IN_PATH = [
+    ("get", "/api/emr/v1/records/op-registration/MZ%00001", "businessKey"),
+    ("get", "/api/exam/v1/reports/JC%00001", "report_id"),
+    ("post", "/api/exam/v1/reports/JC%00001/withdraw", "report_id"),
+    ("get", "/api/exam/v1/studies/1.2.%00", "study_uid"),
+    ("get", "/api/lab/v1/reports/JY%00001", "report_id"),
+    ("post", "/api/lab/v1/reports/JY%00001/archive", "report_id"),
+]
+
+
+@pytest.mark.parametrize(
+    "method, path, parameter", NUL_IN_PATH, ids=[p[1].split("%")[0] for p in NUL_IN_PATH]
+)
+def test_a_nul_in_a_path_parameter_is_refused_with_its_name(client, token, method, path, parameter):
+    """Found probing alongside the fuzzing (schemathesis never puts control characters in a path):
+    PostgreSQL cannot compare a string with a NUL, so the lookup raised (500)."""
+    if method == "post":
+        response = client.post(path, "{}", content_type="application/json", **token)
+    else:
+        response = client.get(path, **token)
+    assert_refused(response, rule="nul", field=parameter)
