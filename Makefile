@@ -25,7 +25,7 @@ test: venv sysdeps services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) HOSPITAL_INTEROP_VAR_DIR=$(CURDIR)/var/test \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 	DATABASE_URL=sqlite:///$(CURDIR)/var/test/sqlite.sqlite3 REDIS_URL=$(TEST_REDIS_URL) HOSPITAL_INTEROP_VAR_DIR=$(CURDIR)/var/test \
-	  $(PY) -m pytest -q -p no:cacheprovider tests/integrations
+	  $(PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/integrations
 
 ## sim: the municipal platform simulator alone (port 8701, its own SQLite, demo keys)
 sim: venv

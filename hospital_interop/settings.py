@@ -255,7 +255,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or VAR_DIR / "staticfiles")  # the image collects into /app/staticfiles
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 SITE_NAME = "检查检验互认与电子病历共享平台"
