@@ -235,6 +235,7 @@ DICOM = {
 EXAM_DAILY_SUMMARY_TIME = os.environ.get(
     "EXAM_DAILY_SUMMARY_TIME", "00:30"
 )  # local time; reports the previous day
+EXAM_DAILY_CATCH_UP_DAYS = int(os.environ.get("EXAM_DAILY_CATCH_UP_DAYS", "31"))  # days a late tick reports
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -255,7 +256,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or VAR_DIR / "staticfiles")  # the image collects into /app/staticfiles
+STATIC_ROOT = Path(
+    os.environ.get("STATIC_ROOT") or VAR_DIR / "staticfiles"
+)  # the image collects into /app/staticfiles
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 SITE_NAME = "检查检验互认与电子病历共享平台"

@@ -27,7 +27,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
 from dictionaries.selectors import version as dictionary_version
@@ -361,19 +361,30 @@ def summary_time() -> tuple[int, int]:
     return int(hours), int(minutes)
 
 
-def daily_summary_tick(now: datetime | None = None) -> DailySummaryRun | None:
-    """Run by beat every few minutes: once the configured time has passed, report yesterday
-    (once; a missed day is caught up at the next tick)."""
+def daily_summary_tick(now: datetime | None = None) -> list[DailySummaryRun]:
+    """Run by beat every few minutes: once the configured time has passed, report every day since
+    the last scheduled report up to yesterday, so that an outage of several days leaves no gap
+    (each day once; the first run ever reports yesterday; at most EXAM_DAILY_CATCH_UP_DAYS back)."""
     local = timezone.localtime(now or timezone.now())
     hours, minutes = summary_time()
     if (local.hour, local.minute) < (hours, minutes):
-        return None
-    target = local.date() - timedelta(days=1)
-    with transaction.atomic():
-        _lock(f"exam-daily#{target}")
-        if DailySummaryRun.objects.filter(stat_date=target, trigger="schedule").exists():
-            return None
-        return submit_daily_summary(target, trigger="schedule")
+        return []
+    yesterday = local.date() - timedelta(days=1)
+    last = DailySummaryRun.objects.filter(trigger="schedule", stat_date__lte=yesterday).aggregate(
+        last=Max("stat_date")
+    )["last"]
+    first = max(
+        last + timedelta(days=1) if last else yesterday,
+        yesterday - timedelta(days=settings.EXAM_DAILY_CATCH_UP_DAYS - 1),
+    )
+    runs = []
+    for offset in range((yesterday - first).days + 1):
+        day = first + timedelta(days=offset)
+        with transaction.atomic():
+            _lock(f"exam-daily#{day}")
+            if not DailySummaryRun.objects.filter(stat_date=day, trigger="schedule").exists():
+                runs.append(submit_daily_summary(day, trigger="schedule"))
+    return runs
 
 
 # --------------------------------------------------------------------------- study sync jobs

@@ -34,8 +34,8 @@ def sweep_study_jobs() -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def daily_summary_tick() -> str:
-    """Periodic: once the configured time (EXAM_DAILY_SUMMARY_TIME) has passed, report yesterday."""
+    """Periodic: once the configured time (EXAM_DAILY_SUMMARY_TIME) has passed, report every day
+    not reported yet, up to yesterday."""
     from . import services
 
-    run = services.daily_summary_tick()
-    return str(run.stat_date) if run is not None else ""
+    return ",".join(str(run.stat_date) for run in services.daily_summary_tick())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
@@ -229,12 +229,12 @@ def test_daily_summary_counts_match_the_uploads_and_can_be_rerun_for_a_past_date
 
     # the schedule: after the configured time, yesterday once
     at = timezone.localtime().replace(hour=0, minute=40)
-    assert services.daily_summary_tick(at.replace(minute=10)) is None  # before 00:30
-    scheduled = services.daily_summary_tick(at)
+    assert services.daily_summary_tick(at.replace(minute=10)) == []  # before 00:30
+    [scheduled] = services.daily_summary_tick(at)
     assert (
         scheduled.trigger == "schedule" and scheduled.stat_date == yesterday and scheduled.report_total == 2
     )
-    assert services.daily_summary_tick(at + timedelta(hours=1)) is None
+    assert services.daily_summary_tick(at + timedelta(hours=1)) == []
 
 
 @pytest.mark.django_db
@@ -263,3 +263,30 @@ def test_report_pdf_is_checked(ris):
     assert ("pdf.fileContent", "format") in {
         (e["field"], e["rule"]) for e in ris.submit(body).json()["errors"]
     }
+
+
+@pytest.mark.django_db
+def test_a_three_day_outage_of_the_summary_schedule_leaves_no_missing_day(ris, sim, delivery):
+    """The schedule last reported four days ago; reports were accepted on each of the three days
+    since. The next tick reports each of those days, once, and the platform holds all three."""
+    today = timezone.localdate()
+    days = [today - timedelta(days=n) for n in (3, 2, 1)]
+    bodies = [report_body(60 + i, exec_dept="1302") for i in range(3)]
+    for b in bodies:
+        assert ris.submit(b).status_code == 201
+    delivery.all()
+    for body, day in zip(bodies, days, strict=True):
+        accepted = timezone.make_aware(datetime.combine(day, time(10, 0)))
+        OutboxRecord.objects.filter(
+            interface="EXAM_RESULT_SUBMIT", business_key=key(body["reportId"])
+        ).update(accepted_at=accepted)
+    DailySummaryRun.objects.create(stat_date=today - timedelta(days=4), trigger="schedule", rows=[])
+
+    at = timezone.localtime().replace(hour=1, minute=0)
+    runs = services.daily_summary_tick(at)
+    delivery.immediate()
+
+    assert [r.stat_date for r in runs] == days
+    held = {r["payload"]["statDate"] for r in sim.records("EXAM_DAILY_SUMMARY")}
+    assert held == {d.strftime("%Y%m%d") for d in days}
+    assert services.daily_summary_tick(at) == []  # each day once
