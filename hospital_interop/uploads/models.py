@@ -140,6 +140,11 @@ class InterfacePolicy(models.Model):
 
     interface = models.CharField("接口", max_length=64, unique=True)
     enabled = models.BooleanField("启用", default=True, help_text="停用后记录照常入队，但暂不发送")
+    generate = models.BooleanField(
+        "由本系统生成",
+        default=True,
+        help_text="对可由已有数据生成的接口（如从检验报告生成公共数据检验接口 PUB_LAB_*）：关闭后不再生成",
+    )
     mode = models.CharField("推送方式", max_length=16, choices=Mode.choices, default=Mode.IMMEDIATE)
     interval_seconds = models.PositiveIntegerField(
         "推送间隔(秒)", default=300, help_text="按频率推送时两次推送的间隔"

@@ -29,6 +29,8 @@ from mutual_recognition.payloads import build, spec
 
 DETAIL = "LAB_REPORT_DETAIL"
 PDF = "LAB_REPORT_PDF"
+# The public-data (电子病历共享 2.0.2.0 §3.1.2, §3.2.2) twins of 3.3 and 3.4: the same facts on their own specs
+PUBLIC = {DETAIL: "PUB_LAB_REPORT_DETAIL", PDF: "PUB_LAB_REPORT_PDF"}
 HR = "HR"
 HR_REMARK = "本报告中标注“HR”的项目为北京市医疗机构检验结果互认项目。"
 
@@ -389,18 +391,27 @@ def detail_facts(m: Mapped) -> dict:
     return facts
 
 
-def detail(content: dict, mapped: Mapped | None = None) -> tuple[dict | None, list[dict]]:
-    """The 3.3 payload of LIS content, or (None, errors): mapping errors first, then spec errors."""
-    m = mapped or map_content(content)
-    if m.errors:
-        return None, m.errors
-    payload = build(spec(DETAIL).request.fields, detail_facts(m))
-    errors = spec(DETAIL).validate(payload)
+def _for(code: str, facts: dict) -> tuple[dict | None, list[dict]]:
+    payload = build(spec(code).request.fields, facts)
+    errors = spec(code).validate(payload)
     return (None, errors) if errors else (payload, [])
 
 
-def pdf_payload(content: dict, file_name: str, pdf_bytes: bytes) -> tuple[dict | None, list[dict]]:
-    """The 3.4 payload: the report's keys, patient and time, and the §6 file fields."""
+def detail(
+    content: dict, mapped: Mapped | None = None, *, code: str = DETAIL
+) -> tuple[dict | None, list[dict]]:
+    """The 3.3 payload of LIS content (or its public-data twin, ``code=PUBLIC[DETAIL]``), or
+    (None, errors): mapping errors first, then spec errors."""
+    m = mapped or map_content(content)
+    if m.errors:
+        return None, m.errors
+    return _for(code, detail_facts(m))
+
+
+def pdf_payload(
+    content: dict, file_name: str, pdf_bytes: bytes, *, code: str = PDF
+) -> tuple[dict | None, list[dict]]:
+    """The 3.4 payload (or its public-data twin): the report's keys, patient and time, and the §6 file fields."""
     facts = {
         **shared.org_facts(),
         "reportId": content["reportId"],
@@ -408,6 +419,4 @@ def pdf_payload(content: dict, file_name: str, pdf_bytes: bytes) -> tuple[dict |
         "reportDateTime": shared.platform_datetime(content.get("reportedAt")),
         **file_fields(file_name, pdf_bytes),
     }
-    payload = build(spec(PDF).request.fields, facts)
-    errors = spec(PDF).validate(payload)
-    return (None, errors) if errors else (payload, [])
+    return _for(code, facts)

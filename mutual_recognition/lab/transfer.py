@@ -250,16 +250,40 @@ class TransferService:
                 t, paths, "PDF 上传内容未通过 3.4 接口校验：" + _errors_text(errors), errors, stats
             )
             return
+        public = []  # the public-data twins, from the same report, versioned with it (switch: InterfacePolicy.generate)
+        for code, (payload, errors) in (
+            (
+                payloads.PUBLIC[payloads.PDF],
+                payloads.pdf_payload(idx.content, idx.pdf_name, pdf_raw, code=payloads.PUBLIC[payloads.PDF]),
+            ),
+            (
+                payloads.PUBLIC[payloads.DETAIL],
+                payloads.detail(idx.content, mapped, code=payloads.PUBLIC[payloads.DETAIL]),
+            ),
+        ):
+            if not outbox.policy_for(code).generate:
+                continue
+            if errors:
+                self.quarantine(
+                    t,
+                    paths,
+                    f"公共数据接口 {code} 的内容未通过接口校验：" + _errors_text(errors),
+                    errors,
+                    stats,
+                )
+                return
+            public.append((code, payload))
         event_at = _parse_time(idx.archived_at)
         try:
             with transaction.atomic():
                 locked = LabTransfer.objects.select_for_update().get(pk=t.pk)
                 if locked.state != T.DISCOVERED:
                     return
-                pdf_rec, detail_rec = outbox.enqueue_many(
+                pdf_rec, detail_rec, *_ = outbox.enqueue_many(
                     [
                         outbox.Item(payloads.PDF, pdf_payload, event_at),
                         outbox.Item(payloads.DETAIL, detail, event_at),
+                        *(outbox.Item(code, payload, event_at) for code, payload in public),
                     ],
                     source=SOURCE,
                 )
@@ -268,7 +292,8 @@ class TransferService:
                 )
                 record_event(
                     E.ENQUEUED,
-                    f"PDF（3.4）第 {pdf_rec.version} 版与明细（3.3）第 {detail_rec.version} 版已入队",
+                    f"PDF（3.4）第 {pdf_rec.version} 版与明细（3.3）第 {detail_rec.version} 版已入队"
+                    + (f"，公共数据接口 {'、'.join(code for code, _ in public)} 同时入队" if public else ""),
                     transfer=t,
                 )
         except outbox.PayloadInvalid as exc:

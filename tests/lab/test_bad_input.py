@@ -93,7 +93,13 @@ def test_each_bad_drop_ends_in_quarantine_with_a_reason_and_nothing_is_uploaded_
     (folder / pdf4.name).write_bytes(whole)
     assert services.requeue_quarantined(t4.pk) == [pdf4.name, idx4.name]
     assert service.run_once().enqueued == 1
-    assert OutboxRecord.objects.filter(business_key__endswith=pdf4.stem.split("_v")[0]).count() == 2
+    uploads = OutboxRecord.objects.filter(business_key__endswith=pdf4.stem.split("_v")[0])
+    assert sorted(uploads.values_list("interface", flat=True)) == [
+        "LAB_REPORT_DETAIL",
+        "LAB_REPORT_PDF",
+        "PUB_LAB_REPORT_DETAIL",
+        "PUB_LAB_REPORT_PDF",
+    ]
 
 
 @pytest.mark.django_db

@@ -146,6 +146,17 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     assert detail["version"] == 2 and sim.record("LAB_REPORT_PDF", key)["version"] == 2
     assert {i["itemCode"]: i["resultValue"] for i in detail["payload"]["items"]}["HGB"] == "121"
     assert OutboxRecord.objects.filter(interface="LAB_REPORT_DETAIL", state=State.DONE).count() == 2
+    # the public-data twins (电子病历共享 §3.1.2, §3.2.2) came from the same report, versioned with it
+    public = sim.record("PUB_LAB_REPORT_DETAIL", key)
+    assert public["version"] == 2 and sim.record("PUB_LAB_REPORT_PDF", key)["version"] == 2
+    assert public["payload"]["items"] == [
+        {k: v for k, v in i.items() if k in public["payload"]["items"][n]}
+        for n, i in enumerate(detail["payload"]["items"])
+    ]
+    assert (
+        sim.record("PUB_LAB_REPORT_PDF", key)["payload"]["fileHash"]
+        == sim.record("LAB_REPORT_PDF", key)["payload"]["fileHash"]
+    )
     assert LabReport.objects.get().version == 2
 
     status = client.get(f"/api/lab/v1/reports/{body['reportId']}", **lis).json()
@@ -219,3 +230,19 @@ def test_recognition_decisions_of_the_visit_go_into_the_detail(
     assert (
         p["nonRecognitions"][0]["refusalReasonCode"] == "3" and p["nonRecognitions"][0]["note"] == "术前复查"
     )
+
+
+@pytest.mark.django_db
+def test_the_public_data_twins_are_not_generated_when_switched_off(client, lis, lab_dicts, folders, service):
+    from hospital_interop.uploads.models import InterfacePolicy
+
+    InterfacePolicy.objects.create(interface="PUB_LAB_REPORT_DETAIL", generate=False)
+    body = lis_report(9)
+    assert post_json(client, "/api/lab/v1/reports", body, lis).status_code == 201
+    post_json(client, f"/api/lab/v1/reports/{body['reportId']}/archive", {}, lis)
+    assert service.run_once().enqueued == 1
+    assert sorted(OutboxRecord.objects.values_list("interface", flat=True)) == [
+        "LAB_REPORT_DETAIL",
+        "LAB_REPORT_PDF",
+        "PUB_LAB_REPORT_PDF",
+    ]
