@@ -19,7 +19,7 @@ from hospital_interop.integrations.api import ApiError, MachineApiView, field_er
 
 from . import selectors, services
 from .links import OrderedItem
-from .models import Encounter
+from .models import Encounter, id_key
 
 PROMPT_SCOPE, RESULTS_SCOPE = "recognition.prompt", "recognition.results"
 
@@ -86,21 +86,48 @@ class DecisionsView(RecognitionApi):
 
 
 class ResultsView(MachineApiView):
-    """Recognised (and refused) external results for the exam and lab systems, per visit or patient."""
+    """Recognised (and refused) external results for the exam and lab systems, per visit or patient.
+
+    ``GET ?visitId=`` for a visit. For a patient, ``POST`` the ID number in the JSON body
+    (``{"idNo", "idTypeCode"?, "visitId"?, "kind"?, "status"?}``): a number in a URL ends up in
+    access logs, proxies and histories, so ``GET ?idNo=`` is refused (400, rule ``location``)."""
 
     integration_scope = staticmethod(lambda request: RESULTS_SCOPE)
 
     def get(self, request):
-        visit_id, id_no = _query(request, "visitId", 32), _query(request, "idNo", 32)
-        if not visit_id and not id_no:
-            raise ApiError.invalid([field_error("visitId", "required", "需要 visitId 或 idNo")])
-        kind, state = request.query_params.get("kind", ""), request.query_params.get("status", "")
+        if "idNo" in request.query_params:
+            raise ApiError.invalid([field_error("idNo", "location", ID_IN_URL)])
+        visit_id = _query(request, "visitId", 32)
+        if not visit_id:
+            raise ApiError.invalid(
+                [field_error("visitId", "required", "需要 visitId；按患者查询请用 POST，在请求体中提交 idNo")]
+            )
+        params = request.query_params
+        return self.answer(visit_id, "", params.get("kind", ""), params.get("status", ""))
+
+    def post(self, request):
+        errors: list[dict] = []
+        body = {
+            name: services.bounded(errors, name, request.data.get(name), limit)
+            for name, limit in (("idNo", 32), ("idTypeCode", 2), ("visitId", 32), ("kind", 8), ("status", 16))
+        }
+        if not errors and not body["idNo"] and not body["visitId"]:
+            errors.append(field_error("idNo", "required", "需要 idNo（或 visitId）"))
+        if errors:
+            raise ApiError.invalid(errors)
+        key = id_key(body["idTypeCode"] or "01", body["idNo"]) if body["idNo"] else ""
+        return self.answer(body["visitId"], key, body["kind"], body["status"])
+
+    @staticmethod
+    def answer(visit_id: str, patient_key: str, kind: str, state: str) -> Response:
         decisions = selectors.decisions_for(
             visit_id=visit_id,
-            id_no=id_no,
-            id_type=_query(request, "idTypeCode", 2) or "01",
+            patient_key=patient_key,
             kind=kind if kind in ("exam", "lab") else "",
             recognized_only=state == "recognized",
         )
         codes = selectors.charge_codes() if any(d.kind == "lab" for d in decisions) else {}
         return Response({"ok": True, "results": [selectors.result_row(d, codes) for d in decisions]})
+
+
+ID_IN_URL = "证件号码不能放在网址中（会进入访问日志和浏览器历史）：请用 POST /recognition/api/results，在 JSON 请求体中提交 idNo"
