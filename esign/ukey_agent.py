@@ -53,6 +53,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from hospital_interop import logmask
 from hospital_interop.municipal import gm
 
 from . import certs, protocol
@@ -518,7 +519,9 @@ def make_server(
     origins = frozenset(parse_origin(o) for o in allow_origins)
     if not origins:
         raise ValueError("at least one allowed origin is needed")
-    server_class = type("AgentServer", (ThreadingHTTPServer,), {"address_family": family})
+    server_class = type(
+        "AgentServer", (logmask.LoggedServerErrors, ThreadingHTTPServer), {"address_family": family}
+    )
     httpd = server_class(
         (address, port),
         type("BoundHandler", (Handler,), {"token": Token(keystore, idle_logout), "allowed_origins": origins}),
@@ -624,7 +627,9 @@ def main(argv: list[str] | None = None) -> None:
         store = init_keystore(args)
         print(f"UKey {store['keySerial']} initialised in {args.keystore}")
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logmask.basic_config(
+        logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )  # masked, like every process
     origins = args.allow_origins or list(DEFAULT_ORIGINS)
     httpd = make_server(Path(args.keystore), args.host, args.port, origins, args.idle_logout)
     host, port = httpd.server_address[:2]

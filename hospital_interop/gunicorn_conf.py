@@ -10,12 +10,26 @@ fetches).
 
 The access log (WEB_ACCESS_LOG: a file, or "-" for stdout) records the path without the query
 string and without the Referer: queries carry signed prompt links (patient and visit ids), search
-terms such as ID numbers, and a Referer can carry another page's query. Django's own log lines
-go through hospital_interop.logmask; these lines do not.
+terms, and a Referer can carry another page's query. Every line gunicorn writes, access and error
+log (where a failed request's traceback goes), in the master and in the workers, passes the
+masking filter of hospital_interop.logmask, as Django's own log lines do: ``logger_class``.
 """
 
 import multiprocessing
 import os
+
+from gunicorn.glogging import Logger
+
+from hospital_interop import logmask
+
+
+class MaskedGunicornLogger(Logger):
+    """gunicorn's logger with the masking filter on its handlers (set up again on a reload)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        logmask.install()
+
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_WORKERS") or 2 * multiprocessing.cpu_count())
@@ -24,3 +38,4 @@ timeout = int(os.environ.get("WEB_TIMEOUT_SECONDS") or 60)  # a bulk NDJSON inta
 keepalive = 5
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
+logger_class = MaskedGunicornLogger

@@ -321,6 +321,9 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Logging: personal data is masked by a filter on every handler -------------------------
+# LOGGING_CONFIG applies LOGGING, then puts the filter (hospital_interop/logmask.py: messages,
+# arguments and tracebacks) on every handler of the process, Django's own default ones included.
+LOGGING_CONFIG = "hospital_interop.logmask.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

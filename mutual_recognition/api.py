@@ -20,10 +20,11 @@ from hospital_interop.integrations.api import ApiError, MachineApiView, field_er
 
 from . import selectors, services
 from .links import OrderedItem
-from .models import Encounter
-from .openapi import DECISIONS_DOC, EVENTS_DOC, PROMPT_DOC, RESULTS_DOC, RecognitionSchema
+from .models import Encounter, id_key
+from .openapi import DECISIONS_DOC, EVENTS_DOC, PROMPT_DOC, RESULTS_DOC, RESULTS_POST_DOC, RecognitionSchema
 
 PROMPT_SCOPE, RESULTS_SCOPE = "recognition.prompt", "recognition.results"
+KINDS, STATES = ("exam", "lab"), ("all", "recognized")  # the results' filters
 
 
 @lru_cache(maxsize=1)
@@ -101,26 +102,52 @@ class DecisionsView(RecognitionApi):
 
 
 class ResultsView(MachineApiView):
-    """Recognised (and refused) external results for the exam and lab systems, per visit or patient."""
+    """Recognised (and refused) external results for the exam and lab systems, per visit or patient.
+
+    ``GET ?visitId=`` for a visit. For a patient, ``POST`` the ID number in the JSON body
+    (``{"idNo", "idTypeCode"?, "visitId"?, "kind"?, "status"?}``): a number in a URL ends up in
+    access logs, proxies and histories, so ``GET ?idNo=`` is refused (400, rule ``location``)."""
 
     integration_scope = staticmethod(lambda request: RESULTS_SCOPE)
     schema = RecognitionSchema()
-    openapi = RESULTS_DOC
+    openapi = {"get": RESULTS_DOC, "post": RESULTS_POST_DOC}
 
     def get(self, request):
-        visit_id, id_no = _query(request, "visitId", 32), _query(request, "idNo", 32)
-        if not visit_id and not id_no:
-            raise ApiError.invalid([field_error("visitId", "required", "需要 visitId 或 idNo")])
-        kind, state = (
-            _choice(request, "kind", ("exam", "lab")),
-            _choice(request, "status", ("all", "recognized")),
-        )
+        if "idNo" in request.query_params:
+            raise ApiError.invalid([field_error("idNo", "location", ID_IN_URL)])
+        visit_id = _query(request, "visitId", 32)
+        if not visit_id:
+            raise ApiError.invalid(
+                [field_error("visitId", "required", "需要 visitId；按患者查询请用 POST，在请求体中提交 idNo")]
+            )
+        return self.answer(visit_id, "", _choice(request, "kind", KINDS), _choice(request, "status", STATES))
+
+    def post(self, request):
+        errors: list[dict] = []
+        body = {
+            name: services.bounded(errors, name, request.data.get(name), limit)
+            for name, limit in (("idNo", 32), ("idTypeCode", 2), ("visitId", 32), ("kind", 8), ("status", 16))
+        }
+        if not errors and not body["idNo"] and not body["visitId"]:
+            errors.append(field_error("idNo", "required", "需要 idNo（或 visitId）"))
+        for name, values in (("kind", KINDS), ("status", STATES)):
+            if body[name] and body[name] not in values:
+                errors.append(field_error(name, "valueSet", f"{name} 应为 {' 或 '.join(values)}"))
+        if errors:
+            raise ApiError.invalid(errors)
+        key = id_key(body["idTypeCode"] or "01", body["idNo"]) if body["idNo"] else ""
+        return self.answer(body["visitId"], key, body["kind"], body["status"])
+
+    @staticmethod
+    def answer(visit_id: str, patient_key: str, kind: str, state: str) -> Response:
         decisions = selectors.decisions_for(
             visit_id=visit_id,
-            id_no=id_no,
-            id_type=_query(request, "idTypeCode", 2) or "01",
+            patient_key=patient_key,
             kind=kind,
             recognized_only=state == "recognized",
         )
         codes = selectors.charge_codes() if any(d.kind == "lab" for d in decisions) else {}
         return Response({"ok": True, "results": [selectors.result_row(d, codes) for d in decisions]})
+
+
+ID_IN_URL = "证件号码不能放在网址中（会进入访问日志和浏览器历史）：请用 POST /recognition/api/results，在 JSON 请求体中提交 idNo"

@@ -142,6 +142,23 @@ EVENT_REQUEST = {
     },
 }
 
+RESULTS_QUERY = {
+    "type": "object",
+    "description": "按患者（或就诊）读取互认结果：证件号码只在请求体中提交，不放在网址里",
+    "properties": {
+        "idNo": _text(32, "证件号码"),
+        "idTypeCode": _text(2, "证件类别代码，默认 01"),
+        "visitId": _text(32, "就诊 ID"),
+        "kind": {"type": "string", "enum": ["exam", "lab"], "description": "只要检查或只要检验"},
+        "status": {
+            "type": "string",
+            "enum": ["recognized", "all"],
+            "description": "recognized：只要已互认的",
+        },
+    },
+    "example": {"idNo": "11010519491231002X", "idTypeCode": "01", "kind": "lab", "status": "recognized"},
+}
+
 # --------------------------------------------------------------------------- answers
 
 _RESULT_COMMON = {
@@ -412,6 +429,7 @@ COMPONENTS = {
     "RecognitionDecisions": DECISIONS_ANSWER,
     "RecognitionResult": RESULT_ROW,
     "RecognitionResults": RESULTS_ANSWER,
+    "RecognitionResultsQuery": RESULTS_QUERY,
 }
 
 # --------------------------------------------------------------------------- operations
@@ -464,13 +482,11 @@ RESULTS_DOC = {
     "operation_id": "recognition_results",
     "summary": "检查、检验系统读取互认结果",
     "description": (
-        "检查（RIS）与检验（LIS）系统按就诊或患者读取医生已互认（及不互认）的外院结果，"
-        "用于在本院报告中标注互认（HR）或免做。visitId 与 idNo 至少填一个。"
+        "检查（RIS）与检验（LIS）系统按就诊读取医生已互认（及不互认）的外院结果，"
+        "用于在本院报告中标注互认（HR）或免做。按患者查询请用 POST（证件号码不放在网址中）。"
     ),
     "parameters": [
         _query("visitId", 32, "就诊 ID"),
-        _query("idNo", 32, "证件号码"),
-        _query("idTypeCode", 2, "证件类别代码，默认 01"),
         OpenApiParameter(
             "kind", str, OpenApiParameter.QUERY, enum=["exam", "lab"], description="只要检查或只要检验"
         ),
@@ -483,7 +499,15 @@ RESULTS_DOC = {
         ),
     ],
     "responses": {200: ("RecognitionResults", "互认结果")},
-    "errors": {400: "参数有误（如 visitId 与 idNo 都未填）"},
+    "errors": {400: "参数有误（如未填 visitId，或网址中带了 idNo）"},
+}
+RESULTS_POST_DOC = {
+    "operation_id": "recognition_results_by_patient",
+    "summary": "检查、检验系统按患者读取互认结果",
+    "description": "请求体提交 idNo（及 idTypeCode）或 visitId；结果与 GET 相同。",
+    "request": "RecognitionResultsQuery",
+    "responses": {200: ("RecognitionResults", "互认结果")},
+    "errors": {400: "参数有误（如 idNo 与 visitId 都未填）"},
 }
 
 
@@ -491,7 +515,9 @@ class RecognitionSchema(MachineSchema):
     """Views declare ``openapi`` (one of the operation entries above)."""
 
     def _spec(self) -> dict:
-        return getattr(self.view, "openapi", {})
+        """The view's operation entry; a view with several methods maps each to its own entry."""
+        spec = getattr(self.view, "openapi", {})
+        return spec.get(self.method.lower(), spec) if "operation_id" not in spec else spec
 
     def _component(self, name: str) -> dict:
         for component, schema in COMPONENTS.items():  # all: they reference each other

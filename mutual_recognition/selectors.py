@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 
-from .models import AuditEntry, Decision, id_key
+from .models import AuditEntry, Decision
 
 RECOGNIZED = Q(decision=Decision.Value.RECOGNIZED)
 REFUSED = Q(decision=Decision.Value.REFUSED)
@@ -71,13 +71,14 @@ def result_row(d: Decision, charge_codes: dict[str, str] | None = None) -> dict:
 
 
 def decisions_for(
-    *, visit_id: str = "", id_no: str = "", id_type: str = "01", kind: str = "", recognized_only: bool = False
+    *, visit_id: str = "", patient_key: str = "", kind: str = "", recognized_only: bool = False
 ) -> list[Decision]:
+    """Current decisions of a visit and/or a patient (``patient_key``: ``patients.models.id_key``)."""
     qs = Decision.objects.select_related("encounter").filter(current=True)
     if visit_id:
         qs = qs.filter(encounter__visit_id=visit_id)
-    if id_no:
-        qs = qs.filter(encounter__id_key=id_key(id_type, id_no))
+    if patient_key:
+        qs = qs.filter(encounter__id_key=patient_key)
     if kind:
         qs = qs.filter(kind=kind)
     if recognized_only:
@@ -200,7 +201,7 @@ class AuditFilter:
     end: date | None = None
     action: str = ""
     doctor: str = ""
-    id_no: str = ""
+    patient_key: str = ""  # patients.models.id_key of the ID number searched for
     report_id: str = ""
     visit_id: str = ""
 
@@ -215,8 +216,8 @@ def search_audit(f: AuditFilter, *, limit: int = 50, offset: int = 0) -> tuple[l
         qs = qs.filter(action=f.action)
     if f.doctor:
         qs = qs.filter(Q(doctor_staff_no=f.doctor) | Q(doctor_name=f.doctor))
-    if f.id_no:
-        qs = qs.filter(patient_key=id_key("01", f.id_no.strip()))
+    if f.patient_key:
+        qs = qs.filter(patient_key=f.patient_key)
     if f.report_id:
         qs = qs.filter(report_id=f.report_id.strip())
     if f.visit_id:

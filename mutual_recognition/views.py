@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
 
@@ -25,6 +25,7 @@ from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import ApiError, body_limits, read_limited
 from hospital_interop.municipal import envelope
+from hospital_interop.patients import lookup
 
 from . import api, conf, external, links, payloads, selectors, services
 from .links import LinkContext, LinkError
@@ -377,18 +378,23 @@ def embed_exam_view(request):
 
 @login_required
 @permission_required("hospital_interop.use_recognition", raise_exception=True)
+@require_http_methods(["GET", "POST"])
 def patient_view(request):
-    """A patient's recognised external results (HR) and refusals, by ID number or visit."""
-    id_no, visit_id = request.GET.get("idNo", "").strip(), request.GET.get("visitId", "").strip()
-    decisions = selectors.decisions_for(visit_id=visit_id, id_no=id_no) if (id_no or visit_id) else []
+    """A patient's recognised external results (HR) and refusals, by ID number or visit. The ID
+    number is posted and answered with a redirect to the patient's key (``patients.lookup``)."""
+    if request.method == "POST":
+        return lookup.redirect_with_patient_key(request.path, request.POST, keep=("visitId",))
+    patient_key, visit_id = lookup.patient_key(request.GET), request.GET.get("visitId", "").strip()
+    searched = bool(patient_key or visit_id)
+    decisions = selectors.decisions_for(visit_id=visit_id, patient_key=patient_key) if searched else []
     enc = decisions[0].encounter if decisions else None
     return render(
         request,
         "recognition/patient.html",
         {
-            "id_no": id_no,
             "visit_id": visit_id,
-            "searched": bool(id_no or visit_id),
+            "by_id": bool(patient_key),
+            "searched": searched,
             "patient": _patient_line(enc) if enc else None,
             "recognized": [d for d in decisions if d.recognized],
             "refused": [d for d in decisions if not d.recognized],
@@ -550,16 +556,27 @@ def _stats_xlsx(f, data) -> HttpResponse:
     return response
 
 
+AUDIT_FILTERS = ("start", "end", "action", "doctor", "reportId", "visitId")
+
+
 @login_required
 @permission_required("hospital_interop.view_audit_log", raise_exception=True)
+@require_http_methods(["GET", "POST"])
 def audit(request):
+    """Search of the audit log. The filters are posted and answered with a redirect to the same
+    search in the query, an ID number replaced by the patient's key (``patients.lookup``); a
+    patient filter already in force stays until removed (its key is posted back)."""
+    if request.method == "POST":
+        return lookup.redirect_with_patient_key(
+            request.path, request.POST, keep=(*AUDIT_FILTERS, lookup.KEY_PARAM)
+        )
     g = request.GET
     f = selectors.AuditFilter(
         start=_parse_date(g.get("start", ""), None) if g.get("start") else None,
         end=_parse_date(g.get("end", ""), None) if g.get("end") else None,
         action=g.get("action", ""),
         doctor=g.get("doctor", "").strip(),
-        id_no=g.get("idNo", "").strip(),
+        patient_key=lookup.patient_key(g),
         report_id=g.get("reportId", ""),
         visit_id=g.get("visitId", ""),
     )
@@ -570,6 +587,8 @@ def audit(request):
     entries, total = selectors.search_audit(f, offset=(page - 1) * 50)
     query = g.copy()
     query.pop("page", None)
+    other = query.copy()
+    other.pop(lookup.KEY_PARAM, None)
     return render(
         request,
         "recognition/audit.html",
@@ -581,6 +600,7 @@ def audit(request):
             "actions": AuditEntry.Action.choices,
             "has_next": page * 50 < total,
             "query": query.urlencode(),
+            "query_without_patient": other.urlencode(),
         },
     )
 

@@ -94,6 +94,42 @@ class Processes:
             worker_env(self.platform_sim, **env),
         )
 
+    def web(self, **env) -> str:
+        """The web server as deployed: gunicorn with hospital_interop/gunicorn_conf.py (one worker, the
+        access log on stdout) on a free loopback port; returns its base URL once it answers (/healthz
+        may say 503 while no worker runs yet)."""
+        import socket
+
+        import requests
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {"WEB_BIND": f"127.0.0.1:{port}", "WEB_WORKERS": 1, "WEB_ACCESS_LOG": "-", **env}
+        proc = self._start(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                "python:hospital_interop.gunicorn_conf",
+                "hospital_interop.wsgi",
+            ],
+            worker_env(self.platform_sim, **env),
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 60
+        while True:
+            try:
+                requests.get(url + "/healthz", timeout=2)
+                return url
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"web server did not start:\n{self.logs()}")
+            time.sleep(0.2)
+
     def _wait_for_log(self, proc, marker: str, timeout: float = 60) -> None:
         log = next(p[2] for p in self.procs if p[1] is proc)
         deadline = time.time() + timeout

@@ -12,7 +12,7 @@ from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from hospital_interop.charts import bar_chart
 from hospital_interop.patients.services import PatientConflict
@@ -61,17 +61,22 @@ def _cursor(token: str):
 
 
 def _hide_patient_id(request):
-    """Redirect a search by ID number to the same search by its digest (IDs stay out of URLs)."""
-    id_number = request.GET.get("patient_id", "").strip().upper()
-    if not id_number:
+    """Redirect a search by ID number to the same search by its digest (IDs stay out of URLs). The
+    filter form is posted, so the number is in no URL at all; a GET naming one is redirected too."""
+    data = request.POST if request.method == "POST" else request.GET
+    id_number = data.get("patient_id", "").strip().upper()
+    if not id_number and request.method != "POST":
         return None
-    query = request.GET.copy()
-    del query["patient_id"]
-    query["patient"] = Patient(id_number=id_number).id_hash
+    query = data.copy()
+    query.pop("patient_id", None)
+    query.pop("csrfmiddlewaretoken", None)
+    if id_number:
+        query["patient"] = Patient(id_number=id_number).id_hash
     return redirect(f"{request.path}?{query.urlencode()}")
 
 
 @permission_required(VIEW, raise_exception=True)
+@require_http_methods(["GET", "POST"])
 def records(request):
     if hidden := _hide_patient_id(request):
         return hidden

@@ -135,7 +135,8 @@ def version_pdf(report_id: str, version: int) -> VersionPdf | None:
 
 @dataclass
 class ReportFilter:
-    q: str = ""
+    q: str = ""  # report number, title or visit number
+    patient_key: str = ""  # patients.models.id_key of the ID number searched for
     status: str = ""
     start: date | None = None
     end: date | None = None
@@ -145,10 +146,9 @@ def search_reports(f: ReportFilter, limit: int = 100) -> list[dict]:
     qs = LabReport.objects.all()
     if f.q:
         q = f.q.strip()
-        cond = Q(report_id__icontains=q) | Q(visit_id=q) | Q(title__icontains=q)
-        if len(q) >= 15:
-            cond |= Q(patient_key=id_key("01", q))
-        qs = qs.filter(cond)
+        qs = qs.filter(Q(report_id__icontains=q) | Q(visit_id=q) | Q(title__icontains=q))
+    if f.patient_key:
+        qs = qs.filter(patient_key=f.patient_key)
     if f.status:
         qs = qs.filter(status=f.status)
     if f.start:

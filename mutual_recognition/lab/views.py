@@ -6,6 +6,7 @@ services."""
 from __future__ import annotations
 
 import functools
+import re
 from datetime import date, timedelta
 
 from django.conf import settings
@@ -16,10 +17,11 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from hospital_interop.errors import InvalidInput
 from hospital_interop.municipal.specs import resident_id_ok
+from hospital_interop.patients import lookup
 from mutual_recognition import external as external_results
 from mutual_recognition import services as recognition
 
@@ -57,11 +59,23 @@ def _client_ip(request) -> str | None:
 # --------------------------------------------------------------------------- local reports
 
 
+ID_NUMBER = re.compile(r"\d{17}[\dXx]|\d{15}")
+REPORT_FILTERS = ("q", "status", "start", "end")
+
+
 @staff_only
-@require_GET
+@require_http_methods(["GET", "POST"])
 def reports(request):
+    """Local reports. The search is posted and answered with a redirect to the same search in the
+    query, an ID number typed into the search box replaced by the patient's key (``patients.lookup``)."""
+    if request.method == "POST":
+        data = request.POST.copy()
+        if ID_NUMBER.fullmatch(data.get("q", "").strip()):
+            data["idNo"], data["q"] = data["q"], ""
+        return lookup.redirect_with_patient_key(request.path, data, keep=REPORT_FILTERS)
     f = selectors.ReportFilter(
         q=request.GET.get("q", "").strip(),
+        patient_key=lookup.patient_key(request.GET),
         status=request.GET.get("status", ""),
         start=_date(request.GET.get("start", ""), None),
         end=_date(request.GET.get("end", ""), None),
@@ -169,19 +183,19 @@ def requeue(request, pk: int):
 
 @staff_only
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 def platform_reports(request):
-    kind = "id" if request.GET.get("kind") == "id" else "org"
+    """The platform's report lists (1.2.1 5-6) beside the hospital's own reports. The search is
+    posted (a search by ID number sends the patient's name and number to the platform; neither
+    goes into a URL), and so are its pages (the pager's buttons post the form again)."""
+    form = request.POST
+    kind = "id" if (form.get("kind") or request.GET.get("kind")) == "id" else "org"
     today = date.today()
-    start = _date(request.GET.get("start", ""), today - timedelta(days=7 if kind == "org" else 180))
-    end = _date(request.GET.get("end", ""), today)
-    name, id_no = request.GET.get("name", "").strip(), request.GET.get("idNo", "").strip().upper()
-    q, origin, has_pdf = (
-        request.GET.get("q", "").strip(),
-        request.GET.get("origin", ""),
-        request.GET.get("pdf", ""),
-    )
-    searched = "go" in request.GET
+    start = _date(form.get("start", ""), today - timedelta(days=7 if kind == "org" else 180))
+    end = _date(form.get("end", ""), today)
+    name, id_no = form.get("name", "").strip(), form.get("idNo", "").strip().upper()
+    q, origin, has_pdf = form.get("q", "").strip(), form.get("origin", ""), form.get("pdf", "")
+    searched = request.method == "POST"
     result, error, page = None, "", None
     if searched:
         if kind == "id" and (not name or not resident_id_ok(id_no)):
@@ -192,9 +206,7 @@ def platform_reports(request):
             result = selectors.query_platform(kind, start=start, end=end, name=name, id_no=id_no)
             error = result.error
             rows = selectors.filter_rows(result.rows, q=q, origin=origin, pdf=has_pdf)
-            page = Paginator(rows, 20).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+            page = Paginator(rows, 20).get_page(form.get("page"))
     return render(
         request,
         "lab/platform_reports.html",
@@ -211,7 +223,6 @@ def platform_reports(request):
             "result": result,
             "error": error,
             "page": page,
-            "query": query.urlencode(),
             "own_org": settings.PLATFORM["ORG_CODE"],
             "active": "platform",
         },
@@ -255,21 +266,25 @@ def platform_pdf(request):
 
 @staff_only
 @never_cache
-@require_GET
+@require_http_methods(["GET", "POST"])
 def external(request):
+    """Doctors' decisions on external lab results, and the live platform query for one patient.
+    A search by patient is posted (name and ID number never go into a URL) and answered directly."""
     today = date.today()
+    form = request.POST if request.method == "POST" else request.GET
+    decision = form.get("decision", "1")
+    by_patient = request.method == "POST"
     f = selectors.ExternalFilter(
-        start=_date(request.GET.get("start", ""), today - timedelta(days=30)),
-        end=_date(request.GET.get("end", ""), today),
-        decision=request.GET.get("decision", "1")
-        if request.GET.get("decision", "1") in ("1", "2", "")
-        else "1",
-        item=request.GET.get("item", "").strip(),
-        id_no=request.GET.get("idNo", "").strip().upper(),
+        start=_date(form.get("start", ""), today - timedelta(days=30)),
+        end=_date(form.get("end", ""), today),
+        decision=decision if decision in ("1", "2", "") else "1",
+        item=form.get("item", "").strip(),
+        id_no=form.get("idNo", "").strip().upper() if by_patient else "",
     )
-    name = request.GET.get("name", "").strip()
+    name = form.get("name", "").strip() if by_patient else ""
+    live_asked = by_patient and bool(form.get("live"))
     live, live_error = [], ""
-    if request.GET.get("live") and name and f.id_no:
+    if live_asked and name and f.id_no:
         if not resident_id_ok(f.id_no):
             live_error = "请输入有效的居民身份证号。"
         else:
@@ -283,7 +298,7 @@ def external(request):
             "decisions": selectors.external_decisions(f),
             "live": live,
             "live_error": live_error,
-            "live_asked": bool(request.GET.get("live")),
+            "live_asked": live_asked,
             "active": "external",
         },
     )

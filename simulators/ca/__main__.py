@@ -8,7 +8,6 @@ unless ``--app-secret-file`` names an existing file. Nothing of it belongs in th
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import secrets
 import signal
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 
 from esign.protocol import DEMO_APP_ID
+from hospital_interop import logmask
 
 from .server import make_server
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--public-url", help="base URL written into QR codes (default http://HOST:PORT)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logmask.basic_config(args.log_level)  # every handler masks identity numbers, phones and names
     db = Path(args.db)
     data_dir = Path(args.data_dir) if args.data_dir else db.parent
     secret = _secret(Path(args.app_secret_file) if args.app_secret_file else data_dir / "app_secret")

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 from esign import certs, protocol
 from esign.validators import id_number_error, mask_id_number, mobile_error, name_error, staff_no_error
+from hospital_interop import logmask
 from hospital_interop.municipal import gm
 
 from .store import Authority, Store, iso, parse_iso, utcnow
@@ -822,6 +823,10 @@ class Handler(BaseHTTPRequestHandler):
         answer("0", data)
 
 
+class _Server(logmask.LoggedServerErrors, ThreadingHTTPServer):
+    """A handler's unexpected exception is logged, masked like every log line."""
+
+
 def make_server(
     host: str,
     port: int,
@@ -834,7 +839,7 @@ def make_server(
 ) -> ThreadingHTTPServer:
     store = Store(db)
     authority = Authority(data_dir)
-    httpd = ThreadingHTTPServer((host, port), Handler)
+    httpd = _Server((host, port), Handler)
     httpd.daemon_threads = True
     public = public_url or f"http://{host}:{httpd.server_address[1]}"
     handler = type(

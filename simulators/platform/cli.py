@@ -10,7 +10,6 @@ that a replay is caught whichever process receives it.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -87,7 +86,10 @@ def serve(opts) -> int:
 
 
 def _logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """The simulator logs like the product: every handler masks identity numbers, phones and names."""
+    from hospital_interop import logmask
+
+    logmask.basic_config(level)
 
 
 def _serve_gunicorn(opts, config) -> int:
@@ -115,6 +117,7 @@ def _serve_gunicorn(opts, config) -> int:
         "errorlog": "-",
         "loglevel": opts.log_level,
         "proc_name": "platform-simulator",
+        "logger_class": "hospital_interop.gunicorn_conf.MaskedGunicornLogger",
         "post_worker_init": post_worker_init,
         "control_socket_disable": True,
     }

@@ -39,7 +39,7 @@ def test_platform_lists_mark_what_the_platform_lacks_and_preview_pdfs(
     service.run_once()
     services.approve(lost, source="LIS")
 
-    page = client.get("/lab/platform/", {"kind": "org", "go": "1"})
+    page = client.post("/lab/platform/", {"kind": "org"})
     assert page.status_code == 200
     result = page.context["result"]
     assert not result.error
@@ -48,11 +48,10 @@ def test_platform_lists_mark_what_the_platform_lacks_and_preview_pdfs(
     html = page.content.decode()
     assert "本院报告平台未收到" in html and lost["reportId"] in html and "PDF 预览" in html
 
-    page = client.get(
+    page = client.post(
         "/lab/platform/",
         {
             "kind": "id",
-            "go": "1",
             "name": held["patient"]["name"],
             "idNo": held["patient"]["idNo"],
             "origin": "own",
@@ -63,11 +62,10 @@ def test_platform_lists_mark_what_the_platform_lacks_and_preview_pdfs(
         held["reportId"]
     ]
     assert [m["report"].report_id for m in result.missing] == [lost["reportId"]]
-    external = client.get(
+    external = client.post(
         "/lab/platform/",
         {
             "kind": "id",
-            "go": "1",
             "name": held["patient"]["name"],
             "idNo": held["patient"]["idNo"],
             "origin": "external",
@@ -84,8 +82,15 @@ def test_platform_lists_mark_what_the_platform_lacks_and_preview_pdfs(
     entry = AuditEntry.objects.get(report_id=held["reportId"])
     assert entry.action == AuditEntry.Action.VIEW_REPORT and entry.doctor_staff_no == "lab-li"
 
-    bad = client.get("/lab/platform/", {"kind": "id", "go": "1", "name": "x", "idNo": "123"})
+    bad = client.post("/lab/platform/", {"kind": "id", "name": "x", "idNo": "123"})
     assert "有效的居民身份证号" in bad.content.decode()
+    # a name and number put into the URL by hand query nothing: the search is posted
+    by_hand = client.get(
+        "/lab/platform/",
+        {"kind": "id", "go": "1", "name": held["patient"]["name"], "idNo": held["patient"]["idNo"]},
+    )
+    assert by_hand.status_code == 200 and by_hand.context["result"] is None
+    assert held["patient"]["idNo"] not in by_hand.content.decode()
 
 
 @pytest.mark.django_db
@@ -113,8 +118,13 @@ def test_transfer_monitor_report_pages_and_external_results(
     )
     assert page.context["counts"]["quarantined"] == 1 and page.context["folder"]["pdfs"] == 1
 
-    lst = client.get("/lab/", {"q": body["reportId"]})
+    lst = client.get(client.post("/lab/", {"q": body["reportId"], "status": ""}).url)
     assert [row["report"].report_id for row in lst.context["rows"]] == [body["reportId"]]
+    by_id = client.post(
+        "/lab/", {"q": body["patient"]["idNo"], "status": ""}
+    )  # an ID number typed in the box
+    assert by_id.status_code == 302 and body["patient"]["idNo"] not in by_id.url and "p=" in by_id.url
+    assert [row["report"].report_id for row in client.get(by_id.url).context["rows"]] == [body["reportId"]]
     detail = client.get(f"/lab/reports/{body['reportId']}/")
     assert detail.status_code == 200 and "HR" in detail.content.decode()
     pdf = client.get(f"/lab/reports/{body['reportId']}/v1.pdf")
@@ -144,7 +154,7 @@ def test_transfer_monitor_report_pages_and_external_results(
         std_dept_name="肿瘤科",
         decided_at=timezone.now(),
     )
-    ext = client.get("/lab/external/", {"idNo": body["patient"]["idNo"], "name": "钱国强", "live": "1"})
+    ext = client.post("/lab/external/", {"idNo": body["patient"]["idNo"], "name": "钱国强", "live": "1"})
     html = ext.content.decode()
     assert ext.status_code == 200 and "北京大学人民医院" in html and "EJY77" in html
     assert (
@@ -189,6 +199,21 @@ def test_lab_staff_pages_in_a_browser(
     assert "已隔离" in page.locator("#missing").inner_text()
     assert held["reportId"] in page.locator("#platform-rows").inner_text()
     page.screenshot(path=str(artifacts_dir / "lab-platform-reports.png"), full_page=True)
+
+    # by ID number: the name and number are posted, never in the address; so are the other pages
+    patient = held["patient"]
+    sim.seed(patient["idNo"], name=patient["name"], lab=24, daysAgo=5)
+    page.click("text=按证件号查询")
+    page.fill("#query input[name=name]", patient["name"])
+    page.fill("#query input[name=idNo]", patient["idNo"])
+    page.click("text=查询市平台")
+    assert page.locator("#platform-rows tbody tr").count() == 20
+    assert "第 1 / 2 页" in page.locator(".pager").inner_text()
+    page.click(".pager >> text=下一页")
+    assert "第 2 / 2 页" in page.locator(".pager").inner_text()
+    assert page.locator("#query input[name=idNo]").input_value() == patient["idNo"]
+    assert patient["idNo"] not in page.url and "%" not in page.url and "name=" not in page.url
+    page.screenshot(path=str(artifacts_dir / "lab-platform-reports-by-id.png"), full_page=True)
     page.click(".subnav >> text=文件传输与日志")
     assert "PDF 文件不完整" in page.locator("#transfers").inner_text()
     page.screenshot(path=str(artifacts_dir / "lab-transfers.png"), full_page=True)

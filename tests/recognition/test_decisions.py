@@ -198,6 +198,33 @@ def test_results_api_for_exam_and_lab_systems(client, prompted):
     assert decisions["orders"][0]["action"] == "cancel"
 
 
+def test_results_api_takes_the_id_number_in_a_post_body_never_in_the_url(client, prompted, patient):
+    ctx, answer = prompted
+    services.save_decisions(ctx, lab_decisions(answer["YZ003"], lambda code: {"decision": "1"}))
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+    url = reverse("recognition:api-results")
+    by_body = client.post(
+        url,
+        json.dumps({"idNo": patient["idNo"].lower(), "kind": "lab"}),
+        content_type="application/json",
+        **auth,
+    )
+    assert by_body.status_code == 200
+    assert {row["subItemCode"] for row in by_body.json()["results"]} == {"ALT", "AST", "TBIL", "ALB"}
+    refused = client.get(url, {"idNo": patient["idNo"]}, **auth)
+    assert refused.status_code == 400
+    assert (
+        refused.json()["errors"][0]["field"] == "idNo" and refused.json()["errors"][0]["rule"] == "location"
+    )
+    assert "POST" in refused.json()["errors"][0]["message"]
+    bad = client.post(
+        url, json.dumps({"idNo": ["x"], "visitId": "V" * 40}), content_type="application/json", **auth
+    )
+    assert bad.status_code == 400 and [e["field"] for e in bad.json()["errors"]] == ["idNo", "visitId"]
+    empty = client.post(url, "{}", content_type="application/json", **auth)
+    assert empty.status_code == 400 and empty.json()["errors"][0]["rule"] == "required"
+
+
 def test_patient_view_shows_recognised_results(client, prompted, make_user):
     ctx, answer = prompted
     ct = answer["YZ001"]["results"][0]
@@ -207,6 +234,22 @@ def test_patient_view_shows_recognised_results(client, prompted, make_user):
     client.force_login(make_user("doc1", role="clinician"))
     page = client.get(reverse("recognition:patients"), {"visitId": ctx.visit_id}).content.decode()
     assert "已互认的外院结果（1）" in page and ct["externalOrgName"] in page and ct["conclusion"] in page
+
+
+def test_patient_view_by_id_number_keeps_the_number_out_of_the_url(client, prompted, patient, make_user):
+    ctx, answer = prompted
+    ct = answer["YZ001"]["results"][0]
+    services.save_decisions(
+        ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": ct["reportId"], "decision": "1"}]
+    )
+    client.force_login(make_user("doc3", role="clinician"))
+    posted = client.post(reverse("recognition:patients"), {"idNo": patient["idNo"], "visitId": ""})
+    assert posted.status_code == 302 and patient["idNo"] not in posted.url and "?p=" in posted.url
+    page = client.get(posted.url).content.decode()
+    assert "已互认的外院结果（1）" in page and ct["externalOrgName"] in page
+    assert patient["idNo"] not in page and patient["idNo"][:6] + "********" in page
+    by_hand = client.get(reverse("recognition:patients"), {"idNo": patient["idNo"]}).content.decode()
+    assert "已互认的外院结果" not in by_hand  # a number put into the URL by hand searches nothing
 
 
 def test_demo_his_page_and_home_tiles(client, recognition, make_user):

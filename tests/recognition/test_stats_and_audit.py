@@ -137,9 +137,76 @@ def test_audit_search_masks_patients_and_finds_by_id_number(client, make_user):
     client.force_login(make_user("clinician-only", role="clinician"))
     assert client.get(reverse("recognition:audit")).status_code == 403
     client.force_login(make_user("ops1", role="ops"))
-    page = client.get(reverse("recognition:audit"), {"idNo": "11010519700307121X"}).content.decode()
+    # the ID number is posted; the answer redirects to the same search by the patient's key
+    posted = client.post(reverse("recognition:audit"), {"idNo": "11010519700307121x", "action": ""})
+    assert posted.status_code == 302 and "11010519700307121" not in posted.url.upper()
+    assert posted.url == reverse("recognition:audit") + f"?p={enc.id_key}"
+    page = client.get(posted.url).content.decode()
     assert "共 3 条" in page and "王**" in page and "王小明" not in page and "110105********121X" in page
+    assert "11010519700307121X" not in page  # not even echoed back into the form
+    # another filter posted while the patient filter is in force keeps it
+    narrowed = client.post(reverse("recognition:audit"), {"p": enc.id_key, "action": "view_images"})
+    assert "共 1 条" in client.get(narrowed.url).content.decode()
     page = client.get(
         reverse("recognition:audit"), {"action": "view_images", "doctor": "D1001"}
     ).content.decode()
     assert "共 1 条" in page and "EXR1" in page
+    # an ID number put into the URL by hand searches nothing
+    assert (
+        "共 4 条" in client.get(reverse("recognition:audit"), {"idNo": "11010519700307121X"}).content.decode()
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_patient_and_audit_searches_by_id_number_in_a_browser_keep_the_number_out_of_the_address(
+    live_server, page, make_user, artifacts_dir
+):
+    make_history(6)
+    enc = Encounter.objects.get(visit_id="VS700003")
+    decision = enc.decisions.get()
+    for action in ("view_report", "recognized"):
+        AuditEntry.objects.create(
+            action=action,
+            doctor_staff_no="D1001",
+            doctor_name="王建国",
+            patient_name=enc.name,
+            patient_id_masked="masked",
+            patient_key=enc.id_key,
+            visit_id=enc.visit_id,
+            report_id=decision.external_report_id,
+        )
+    AuditEntry.objects.create(action="view_report", doctor_staff_no="D1002", patient_key="other")
+    make_user("doc-b", role="clinician", is_staff=False)
+    make_user("ops-b", role="ops")
+
+    def login(username):
+        page.context.clear_cookies()
+        page.goto(live_server.url + "/accounts/login/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "pw-for-tests-0")
+        page.click("button[type=submit]")
+        page.wait_for_url(live_server.url + "/")
+
+    login("doc-b")
+    page.goto(live_server.url + reverse("recognition:patients"))
+    page.fill("#patient-search input[name=idNo]", enc.id_no)
+    page.click("#patient-search button[type=submit]")
+    page.wait_for_url("**/recognition/patients/?p=*")
+    assert enc.id_no not in page.url and enc.id_no not in page.content()
+    assert f"已互认的外院结果（{1 if decision.recognized else 0}）" in page.content()
+    assert enc.id_no[:6] + "********" + enc.id_no[-4:] in page.content()
+    page.screenshot(path=str(artifacts_dir / "recognition-patient-by-id.png"), full_page=True)
+
+    login("ops-b")
+    page.goto(live_server.url + reverse("recognition:audit"))
+    page.fill("#audit-search input[name=idNo]", enc.id_no)
+    page.click("#audit-search button[type=submit]")
+    page.wait_for_url("**/recognition/audit/?p=*")
+    assert enc.id_no not in page.url and "共 2 条" in page.content()
+    page.select_option("#audit-search select[name=action]", "view_report")
+    page.click("#audit-search button[type=submit]")
+    page.wait_for_url("**action=view_report**")
+    assert "共 1 条" in page.content() and enc.id_no not in page.url  # the patient filter stays
+    page.click("#by-patient a")
+    assert "共 2 条" in page.content()  # view_report of both patients

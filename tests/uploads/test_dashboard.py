@@ -91,10 +91,13 @@ def test_record_browser_filters_paginates_and_exports(client, make_user):
 
     target = records[7]
     id_no = target.payload["patient"]["idNo"]
-    redirected = client.get("/ops/uploads/records/", {"patient_id": id_no})
+    redirected = client.post("/ops/uploads/records/", {"patient_id": id_no})
     assert (
         redirected.status_code == 302 and id_no not in redirected["Location"]
-    )  # IDs stay out of URLs and logs
+    )  # the form is posted: IDs stay out of URLs and logs
+    assert "csrfmiddlewaretoken" not in redirected["Location"]
+    by_hand = client.get("/ops/uploads/records/", {"patient_id": id_no})
+    assert by_hand.status_code == 302 and by_hand["Location"] == redirected["Location"]
     by_patient = client.get(redirected["Location"])
     assert [r.pk for r in by_patient.context["rows"]] == [target.pk]
     assert id_no not in by_patient.content.decode()
