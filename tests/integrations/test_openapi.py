@@ -96,7 +96,7 @@ def test_the_recognition_api_is_documented_behind_a_login_or_token(client, admin
         "/recognition/api/prompt": {"post"},
         "/recognition/api/events": {"post"},
         "/recognition/api/decisions": {"get"},
-        "/recognition/api/results": {"get"},
+        "/recognition/api/results": {"get", "post"},
     }
     prompt = document["paths"]["/recognition/api/prompt"]["post"]
     assert prompt["security"] == [{"IntegrationToken": []}]
@@ -106,8 +106,15 @@ def test_the_recognition_api_is_documented_behind_a_login_or_token(client, admin
     assert prompt["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "PromptAnswer"
     )
-    results = document["paths"]["/recognition/api/results"]["get"]
-    assert {p["name"] for p in results["parameters"]} == {"visitId", "idNo", "idTypeCode", "kind", "status"}
+    results = document["paths"]["/recognition/api/results"]
+    assert {p["name"] for p in results["get"]["parameters"]} == {
+        "visitId",
+        "kind",
+        "status",
+    }  # no idNo in a URL
+    assert results["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "RecognitionResultsQuery"
+    )
     components = document["components"]["schemas"]
     assert components["RecognitionPatient"]["properties"]["idNo"]["maxLength"] == 32
     assert components["RecognitionOrderedItem"]["properties"]["kind"]["enum"] == ["exam", "lab"]
@@ -178,7 +185,7 @@ def test_real_recognition_answers_are_as_documented(recognition, patient, token)
     )
     decisions = call("/recognition/api/decisions", "GET", 200, query={"visitId": patient["visitId"]})
     assert {o["action"] for o in decisions["orders"]} >= {"cancel", "reduce"}
-    rows = call("/recognition/api/results", "GET", 200, query={"idNo": patient["idNo"], "status": "all"})[
+    rows = call("/recognition/api/results", "POST", 200, body={"idNo": patient["idNo"], "status": "all"})[
         "results"
     ]
     assert {(r["kind"], r["recognitionStatus"]) for r in rows} == {
