@@ -26,7 +26,17 @@ from . import chain
 from .context import Actor, current_actor
 from .models import Action, AuditRecord, ChainHead
 
-__all__ = ["Action", "Event", "changed_fields", "patient_digest", "purge", "record", "record_many"]
+__all__ = [
+    "Action",
+    "ChainBroken",
+    "Event",
+    "changed_fields",
+    "current_actor",
+    "patient_digest",
+    "purge",
+    "record",
+    "record_many",
+]
 
 MIN_RETENTION_MONTHS = 6  # GB/T 22239-2019 8.1.4.3: audit records kept at least six months
 _DIGEST = re.compile(r"^[0-9a-f]{1,64}$")
@@ -47,6 +57,14 @@ class Event:
     patient: str = ""  # patient_digest(...) or a stored id_key; never an ID number
     changes: dict | None = None  # {field path: [before, after]}, identity values masked
     detail: dict | None = None  # small facts (counts, filters, reason); never identity values
+
+
+class ChainBroken(Exception):
+    """The trail does not verify where an operation needs it to (its problems in ``report``)."""
+
+    def __init__(self, report: chain.Report):
+        self.report = report
+        super().__init__("；".join(p.message for p in report.problems[:5]))
 
 
 def record(
@@ -202,12 +220,6 @@ def changed_fields(
 
 
 # --------------------------------------------------------------------------- retention
-
-
-class ChainBroken(Exception):
-    def __init__(self, report: chain.Report):
-        self.report = report
-        super().__init__("；".join(p.message for p in report.problems[:5]))
 
 
 def retention_months() -> int:

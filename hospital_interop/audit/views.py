@@ -60,14 +60,12 @@ def trail(request):
     # recorded first: the officer's own search is the newest entry of what they see
     services.record(Action.SEARCH, "audit.AuditRecord", patient=filt.patient, detail=_criteria(filt, number))
     page = Paginator(selectors.search(filt), PAGE_SIZE).get_page(number)
-    carried = form.carried() if form.is_bound else {}
+    carried = form.carried() if form.is_bound else {}  # the ID number is not shown again: its digest is
     return render(
         request,
         "audit/trail.html",
         {
-            "form": TrailFilterForm(
-                initial=carried
-            ),  # the ID number is not shown again, only its digest kept
+            "form": TrailFilterForm(initial=carried),
             "carried": carried,
             "page": page,
             "filtered_by_patient": bool(filt.patient),
@@ -77,8 +75,8 @@ def trail(request):
 
 def _criteria(filt: selectors.TrailFilter, page: int | None = None) -> dict:
     """What the officer searched for, as their own entry records it (the patient is its digest field)."""
-    detail = {"filter": {k: v for k, v in filt.criteria.items() if k != "patient"}}
-    return {**detail, "page": page} if page else detail
+    criteria = {k: v for k, v in filt.criteria.items() if k != "patient"}
+    return {**({"filter": criteria} if criteria else {}), **({"page": page} if page else {})}
 
 
 def _export(filt: selectors.TrailFilter) -> StreamingHttpResponse:
