@@ -1,4 +1,5 @@
-"""Reads of the e-signature app. Nothing here writes or talks to the CA."""
+"""Reads of the e-signature app. Nothing here changes a report or talks to the CA; the reads
+that show patients (a module's report lists, a report under review) are audited."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from django.contrib.auth.models import Group
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from hospital_interop.audit import services as audit
 from hospital_interop.roles import ROLE_BY_CODE
 
 from . import sealing
@@ -100,6 +102,39 @@ def reports_for_module(module: str, status: str = "pending", limit: int = 200):
     elif status == "approved":
         qs = qs.filter(status=ReviewReport.Status.APPROVED).order_by("-reviewed_at")
     return list(qs[:limit])
+
+
+def module_reports(module: str) -> dict:
+    """A review module's page: the reports waiting and the latest approved (one audited read)."""
+    pending, approved = (
+        reports_for_module(module, "pending"),
+        reports_for_module(module, "approved", limit=20),
+    )
+    audit.record(
+        audit.Action.SEARCH,
+        "esign.ReviewReport",
+        detail={"module": module, "pending": len(pending), "approved": len(approved)},
+    )
+    return {"pending": pending, "approved": approved}
+
+
+def patient_key(report: ReviewReport) -> str:
+    """The patient key of the lab report under review ("" for a demo report bound to no lab version)."""
+    return report.lab_version.report.patient_key if report.lab_version_id else ""
+
+
+def report_for_review(pk: int) -> ReviewReport | None:
+    """A report under review, for its page (patient, results): each view is audited."""
+    report = ReviewReport.objects.select_related("lab_version__report").filter(pk=pk).first()
+    if report is not None:
+        audit.record(
+            audit.Action.VIEW,
+            "esign.ReviewReport",
+            pk,
+            patient=patient_key(report),
+            detail={"report": report.report_id, "version": report.report_version},
+        )
+    return report
 
 
 def latest_signature(report: ReviewReport) -> ReportSignature | None:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from hospital_interop.audit import services as audit
 from hospital_interop.errors import InvalidInput, field_error
 from hospital_interop.municipal import gm
 
@@ -658,6 +659,7 @@ def _approve_unsigned(report_pk: int, user) -> Approval:
             else "该人员未启用 CA 验证，审核未进行电子签名"
         )
         report.save()
+        _audit_approval(report, ReviewReport.Status.PENDING.label, "unsigned")
     return Approval(report, "unsigned", f"报告 {report.report_id} 已审核。{report.review_note}。")
 
 
@@ -737,6 +739,7 @@ def _store_signature(
     stamp = timestamps.verify(timestamp_token, signature=signature, authority=authority, earliest=earliest)
     if not stamp.ok:
         raise SigningRefused(f"时间戳无效：{stamp.message}审核未完成。", "bad_timestamp")
+    before = report.get_status_display()
     report.status, report.reviewer, report.reviewed_at, report.signed = (
         ReviewReport.Status.APPROVED,
         user,
@@ -745,7 +748,7 @@ def _store_signature(
     )
     report.review_note = ""
     report.save()
-    return ReportSignature.objects.create(
+    signature = ReportSignature.objects.create(
         report=report,
         report_number=report.report_id,
         report_version=report.report_version,
@@ -765,6 +768,20 @@ def _store_signature(
         timestamp_serial=stamp.serial[:64],
         sign_data_id=sign_data_id,
         session=session,
+    )
+    _audit_approval(report, before, method)
+    return signature
+
+
+def _audit_approval(report: ReviewReport, before: str, how: str) -> None:
+    """A report approved (and how it was signed), for the security trail."""
+    audit.record(
+        audit.Action.SIGN,
+        "esign.ReviewReport",
+        report.pk,
+        patient=selectors.patient_key(report),
+        changes={"status": [before, report.get_status_display()]},
+        detail={"report": report.report_id, "version": report.report_version, "signed": how},
     )
 
 

@@ -418,8 +418,7 @@ def review_module(request, module: str):
             "module": code,
             "module_name": name,
             "modules": selectors.module_counts(),
-            "pending": selectors.reports_for_module(code, "pending"),
-            "approved": selectors.reports_for_module(code, "approved", limit=20),
+            **selectors.module_reports(code),
         },
     )
 
@@ -427,7 +426,9 @@ def review_module(request, module: str):
 @permission_required(REVIEW, raise_exception=True)
 @workstation
 def report_detail(request, pk: int):
-    report = get_object_or_404(ReviewReport, pk=pk)
+    report = selectors.report_for_review(pk)
+    if report is None:
+        raise Http404("报告不存在")
     return render(
         request,
         "esign/report_detail.html",

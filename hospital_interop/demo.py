@@ -15,6 +15,7 @@ DEMO_USERS = (
     ("doctor", ("王", "医生"), "clinician"),
     ("lab", ("李", "检验"), "lab"),
     ("ops", ("赵", "运维"), "ops"),
+    ("auditor", ("钱", "审计"), "security"),
     ("admin", ("系统", "管理员"), "admin"),
 )
 
@@ -34,7 +35,8 @@ def ensure_demo_users(logins_file: Path) -> dict[str, str]:
         if role_code == "admin":
             user.is_staff = user.is_superuser = True
         else:
-            user.is_staff = role_code in ("lab", "ops")  # they maintain dictionaries in the admin
+            # lab and ops maintain dictionaries in the admin; the security officer reads the audit trail there
+            user.is_staff = role_code in ("lab", "ops", "security")
             user.groups.add(Group.objects.get(name=ROLE_BY_CODE[role_code].name))
         user.save()
     logins_file.write_text(json.dumps(saved, ensure_ascii=False, indent=2))

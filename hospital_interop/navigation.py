@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
 
+from .roles import holds
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -149,6 +151,13 @@ TILES = (
         "lab:transfers",
         "上传监控",
     ),
+    Tile(
+        "audit.view_auditrecord",
+        "审计日志",
+        "谁在何时、从何处读写了哪位患者的数据：按时间、用户、操作、患者、对象查询与导出",
+        "audit:log",
+        "安全审计",
+    ),
     Tile("is_staff", "系统管理", "用户、角色、系统参数与字典的后台维护", "admin:index", "系统"),
     Tile("is_authenticated", "运行状态", "数据库、消息队列与市平台的连通性（JSON）", "healthz", "系统"),
 )
@@ -162,7 +171,7 @@ def tiles_for(user) -> list[dict]:
         elif tile.permission == "is_staff":
             allowed = user.is_staff
         else:
-            allowed = user.has_perm(tile.permission)
+            allowed = holds(user, tile.permission)
         if not allowed:
             continue
         try:

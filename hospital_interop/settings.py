@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "hospital_interop.uploads",
     "hospital_interop.integrations",
     "hospital_interop.patients",
+    "hospital_interop.audit",
     "dictionaries",
     "mutual_recognition",
     "mutual_recognition.exam",
@@ -75,6 +76,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "hospital_interop.audit.context.AuditContextMiddleware",  # who and from where, for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
@@ -198,6 +200,16 @@ LAB_TRANSFER = {
     # HMAC-SM3 key of the index files (hex); `manage.py setup_keys` generates it, a LIS that writes
     # pairs itself gets a copy (docs/lab-transfer.md)
     "INDEX_KEY_FILE": os.environ.get("LAB_INDEX_KEY_FILE", str(KEY_DIR / "lab_index.key")),
+}
+# --- Security audit trail (hospital_interop/audit): who read or changed which patient's data ---
+AUDIT = {
+    # HMAC-SM3 key of the entry chain (hex); `manage.py setup_keys` generates it, never in the repo
+    "KEY_FILE": os.environ.get("AUDIT_KEY_FILE", str(KEY_DIR / "audit.key")),
+    # entries are kept at least this many months (never fewer than 6); `manage.py audit_purge`
+    "RETENTION_MONTHS": int(os.environ.get("AUDIT_RETENTION_MONTHS", "6")),
+    # behind the TLS proxy: the request header holding the client's address (e.g. HTTP_X_REAL_IP);
+    # "" = REMOTE_ADDR. Set it only when the proxy overwrites the header, or clients could forge it
+    "CLIENT_IP_HEADER": os.environ.get("AUDIT_CLIENT_IP_HEADER", ""),
 }
 CA_SERVER = {
     "BASE_URL": os.environ.get("CA_BASE_URL", "http://127.0.0.1:8702"),

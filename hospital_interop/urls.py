@@ -27,5 +27,6 @@ urlpatterns = [
     path("emr/", include("emr_sharing.urls")),
     path("lab/", include("mutual_recognition.lab.urls")),
     path("", include("mutual_recognition.lab.api_urls")),
+    path("audit/", include("hospital_interop.audit.urls")),
     path("admin/", admin.site.urls),
 ]

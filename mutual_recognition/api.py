@@ -20,7 +20,7 @@ from hospital_interop.integrations.api import ApiError, MachineApiView, field_er
 
 from . import selectors, services
 from .links import OrderedItem
-from .models import Encounter, id_key
+from .models import id_key
 from .openapi import DECISIONS_DOC, EVENTS_DOC, PROMPT_DOC, RESULTS_DOC, RESULTS_POST_DOC, RecognitionSchema
 
 PROMPT_SCOPE, RESULTS_SCOPE = "recognition.prompt", "recognition.results"
@@ -88,13 +88,13 @@ class DecisionsView(RecognitionApi):
 
     def get(self, request):
         visit_id = _query(request, "visitId", 32)
-        enc = Encounter.objects.filter(visit_id=visit_id).first()
+        enc, decisions = selectors.visit_decisions(visit_id)
         if enc is None:
             raise ApiError(
                 404, f"未找到就诊 {visit_id}", [field_error("visitId", "unknown", f"未找到就诊 {visit_id}")]
             )
         seen, items = set(), []
-        for d in enc.decisions.filter(current=True).order_by("decided_at", "id"):
+        for d in decisions:
             if d.order_id not in seen:
                 seen.add(d.order_id)
                 items.append(OrderedItem(d.kind, d.order_item_code, "", d.order_id))

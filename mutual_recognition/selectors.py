@@ -1,4 +1,7 @@
-"""Reads of mutual recognition: recognised results, statistics, the audit log."""
+"""Reads of mutual recognition: recognised results, statistics, the audit log.
+
+Reads that show a patient's data are audited here, in the selector the page or API calls (one
+``audit.record`` each), so the pages and APIs stay free to parse their input as they like."""
 
 from __future__ import annotations
 
@@ -9,7 +12,9 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 
-from .models import AuditEntry, Decision
+from hospital_interop.audit import services as audit
+
+from .models import AuditEntry, Decision, Encounter, id_key
 
 RECOGNIZED = Q(decision=Decision.Value.RECOGNIZED)
 REFUSED = Q(decision=Decision.Value.REFUSED)
@@ -83,7 +88,37 @@ def decisions_for(
         qs = qs.filter(kind=kind)
     if recognized_only:
         qs = qs.filter(RECOGNIZED)
-    return list(qs.order_by("-decided_at", "order_id", "standard_code")[:500])
+    decisions = list(qs.order_by("-decided_at", "order_id", "standard_code")[:500])
+    audit.record(
+        audit.Action.SEARCH,
+        "mutual_recognition.Decision",
+        visit_id,
+        patient=patient_key or _visit_patient(visit_id, decisions),
+        detail={"by": "patient" if patient_key else "visitId", "kind": kind, "found": len(decisions)},
+    )
+    return decisions
+
+
+def _visit_patient(visit_id: str, decisions: list[Decision]) -> str:
+    if decisions:
+        return decisions[0].encounter.id_key
+    return Encounter.objects.filter(visit_id=visit_id).values_list("id_key", flat=True).first() or ""
+
+
+def visit_decisions(visit_id: str) -> tuple[Encounter | None, list[Decision]]:
+    """A visit and its current decisions, oldest first (the HIS reads back what was decided)."""
+    enc = Encounter.objects.filter(visit_id=visit_id).first()
+    if enc is None:
+        return None, []
+    decisions = list(enc.decisions.filter(current=True).order_by("decided_at", "id"))
+    audit.record(
+        audit.Action.VIEW,
+        "mutual_recognition.Encounter",
+        enc.pk,
+        patient=enc.id_key,
+        detail={"what": "互认决定回读", "visit": visit_id, "found": len(decisions)},
+    )
+    return enc, decisions
 
 
 def charge_codes() -> dict[str, str]:
@@ -223,4 +258,16 @@ def search_audit(f: AuditFilter, *, limit: int = 50, offset: int = 0) -> tuple[l
     if f.visit_id:
         qs = qs.filter(visit_id=f.visit_id.strip())
     total = qs.count()
-    return list(qs.order_by("-at", "-id")[offset : offset + limit]), total
+    entries = list(qs.order_by("-at", "-id")[offset : offset + limit])
+    audit.record(
+        audit.Action.SEARCH,
+        "mutual_recognition.AuditEntry",
+        patient=id_key("01", f.id_no.strip()) if f.id_no else "",
+        detail={"filter": _audit_criteria(f), "offset": offset, "found": total},
+    )
+    return entries, total
+
+
+def _audit_criteria(f: AuditFilter) -> dict:
+    """The search as the trail records it: the ID number only as the entry's patient digest."""
+    return {k: str(v) for k, v in f.__dict__.items() if v and k != "id_no"}

@@ -3,8 +3,16 @@
 ``register_encounter``   registration / admission / appointment event → Encounter + pre-load task
 ``preload``              (task body) ask the platform (2.3.2.1 + 3.1) and cache the bundle
 ``ensure_bundle``        the bundle of a visit: from the cache, else fetched now (visit time)
+``page_encounter``       the visit a signed link opens the prompt page on (the opening is audited)
 ``save_decisions``       a doctor's decisions → Decision rows, audit, and 2.3.2.3 / 3.2 through the outbox
 ``record_view``          an external report or image was opened → audit entry
+
+Audit: ``AuditEntry`` is this app's domain log (调阅与互认审计: which doctor opened or decided on
+which external report, for doctors' managers, with the masked patient, searchable by doctor and
+report). What it records also reaches the security trail (``hospital_interop.audit``), the one
+chained record an assessor checks for every read and write of patient data: a report opened is
+one entry (``record_report_view``), a decision made or changed one entry with its before and
+after (``save_decisions``); opening the prompt page is one entry too (``page_encounter``).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from dictionaries import selectors as dicts
 from dictionaries.models import Doctor, HospitalDepartment
 from dictionaries.selectors import VERSION_KEY, Unmapped
 from hospital_interop import cachesafe
+from hospital_interop.audit import services as audit
+from hospital_interop.audit.context import link_actor
 from hospital_interop.errors import InvalidInput, field_error
 from hospital_interop.municipal.specs import identity_errors
 from hospital_interop.patients import services as patients
@@ -183,6 +193,25 @@ def ensure_bundle(enc: Encounter, *, bundle: dict | None = None) -> tuple[dict, 
     bundle = external.fetch(enc, current_snapshot().valid_days)
     external.store(bundle)
     return bundle, "platform"
+
+
+def page_encounter(ctx: LinkContext) -> Encounter | None:
+    """The visit a signed link opens the prompt page on; None when it is unknown or the link's
+    patient id is not the visit's. The opening is audited, with the link's doctor as the actor."""
+    enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
+    if enc is None or (
+        ctx.patient_id not in ("", "-") and enc.patient_id and enc.patient_id != ctx.patient_id
+    ):
+        return None
+    audit.record(
+        audit.Action.VIEW,
+        "mutual_recognition.Encounter",
+        enc.pk,
+        patient=enc.id_key,
+        detail={"page": "互认提示", "orders": len(ctx.items)},
+        actor=link_actor(ctx.doctor),
+    )
+    return enc
 
 
 ITEM_LIMITS = {"itemCode": 20, "bodyPartCode": 20, "orderId": 32}  # hospital codes and HIS order ids
@@ -447,6 +476,7 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
     now = timezone.now()
     batch = uuid.uuid4().hex
     changed: list[Decision] = []
+    trail: list[audit.Event] = []
     touched_orders: dict[str, object] = {}
     with transaction.atomic():
         for d, item, line, result, reason in resolved:
@@ -533,6 +563,7 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
                 detail={"batch": batch, "reason": decision.reason_name, "note": decision.note},
             )
             changed.append(decision)
+            trail.append(_decision_event(enc, previous, decision, batch))
         patient = outbox.Patient(enc.id_no, enc.name)
         records = outbox.enqueue_many(  # one call: the batch's key locks are taken in the global order
             [outbox.Item(*payloads.decision_payload(d), now, patient) for d in changed], source="recognition"
@@ -542,6 +573,7 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
         Decision.objects.bulk_update(changed, ["outbox_record_id"])
         for item in touched_orders.values():
             _apply_charges(enc, item, snap)
+        audit.record_many(trail, actor=link_actor(ctx.doctor))  # last: the trail's lock is held to commit
     return {
         "ok": True,
         "visitId": enc.visit_id,
@@ -549,6 +581,29 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
         "changed": len(changed),
         "orders": order_summaries(enc, ctx.items, snap),
     }
+
+
+def _decided(d: Decision | None) -> dict:
+    return {"decision": d.get_decision_display(), "reason": d.reason_name, "note": d.note} if d else {}
+
+
+def _decision_event(enc: Encounter, previous: Decision | None, decision: Decision, batch: str) -> audit.Event:
+    """A decision made or changed, for the security trail: before and after."""
+    return audit.Event(
+        audit.Action.DECIDE,
+        "mutual_recognition.Decision",
+        str(decision.pk),
+        patient=enc.id_key,
+        changes=audit.changed_fields(_decided(previous), _decided(decision)),
+        detail={
+            "visit": enc.visit_id,
+            "order": decision.order_id,
+            "item": decision.standard_code,
+            "report": decision.external_report_id,
+            "replaces": previous.pk if previous else None,
+            "batch": batch,
+        },
+    )
 
 
 def _apply_charges(enc: Encounter, item, snap) -> None:
@@ -702,9 +757,11 @@ def record_report_view(
     client_ip=None,
     detail: dict | None = None,
 ) -> AuditEntry:
-    """The one audit call for a report (or its images) being opened, from the prompt page or a staff page."""
+    """The one audit call for a report (or its images) being opened, from the prompt page or a
+    staff page: the domain log's entry, written through to the security trail (as the logged-in
+    user, else as the doctor of the signed link)."""
     action = AuditEntry.Action.VIEW_IMAGES if images else AuditEntry.Action.VIEW_REPORT
-    return AuditEntry.objects.create(
+    entry = AuditEntry.objects.create(
         action=action,
         doctor_staff_no=(getattr(doctor, "staff_no", "") or doctor_staff_no)[:20],
         doctor_name=(getattr(doctor, "name", "") or doctor_name)[:50],
@@ -721,6 +778,15 @@ def record_report_view(
         client_ip=client_ip,
         detail=detail or {},
     )
+    audit.record(
+        audit.Action.VIEW,
+        f"platform.{kind}-report",
+        f"{org_code}/{report_id}",
+        patient=entry.patient_key,
+        detail={"what": entry.get_action_display(), "visit": entry.visit_id, "domainLog": entry.pk},
+        actor=None if getattr(user, "is_authenticated", False) else link_actor(entry.doctor_staff_no),
+    )
+    return entry
 
 
 def record_view(

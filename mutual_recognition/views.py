@@ -195,10 +195,8 @@ def embed(request):
         ctx = links.verify(request.GET)
     except LinkError as exc:
         return _refusal(request, exc.reason, exc.message)
-    enc = Encounter.objects.filter(visit_id=ctx.visit_id).first()
-    if enc is None or (
-        ctx.patient_id not in ("", "-") and enc.patient_id and enc.patient_id != ctx.patient_id
-    ):
+    enc = services.page_encounter(ctx)
+    if enc is None:
         return _refusal(
             request, "unknown", "未找到本次就诊的患者信息，请从医生工作站重新打开互认提示。", status=404
         )

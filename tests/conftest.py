@@ -47,6 +47,18 @@ def artifacts_dir():
     return ARTIFACTS
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _audit_key():
+    """Every read of patient data appends to the audit trail, whose HMAC-SM3 key ``manage.py
+    setup_keys`` generates at set-up: the suite makes it the same way (where settings.AUDIT says,
+    under the test var folder, so that processes the tests start find it too)."""
+    from django.conf import settings
+
+    from hospital_interop.keys import ensure_key_file
+
+    ensure_key_file(Path(settings.AUDIT["KEY_FILE"]))
+
+
 @pytest.fixture
 def make_user(db):
     from django.contrib.auth import get_user_model

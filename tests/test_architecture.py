@@ -30,6 +30,7 @@ CORE = (
     "hospital_interop.integrations",
     "hospital_interop.patients",
     "hospital_interop.dicom",
+    "hospital_interop.audit",
 )
 
 CONTRACTS: list[tuple[str, tuple[str, ...]]] = [

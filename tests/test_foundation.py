@@ -115,7 +115,7 @@ def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
     call_command("setup_keys", dir=str(tmp_path / "keys"))
     call_command("demo_setup")
     logins = json.loads((tmp_path / "demo_logins.json").read_text())
-    assert set(logins) == {"doctor", "lab", "ops", "admin"}
+    assert set(logins) == {"doctor", "lab", "ops", "auditor", "admin"}
     out = capsys.readouterr().out
     assert "演示账号" in out and logins["ops"] in out
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(
@@ -127,6 +127,7 @@ def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
             "platform_sm2_pub.pem",
             "sm4.key",
             "lab_index.key",
+            "audit.key",
         ]
     )
     assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "keys").iterdir()} == {"0o600"}

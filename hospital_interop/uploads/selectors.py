@@ -1,7 +1,11 @@
-"""Reads for the ops dashboard, the record browser, /metrics and the timeliness list."""
+"""Reads for the ops dashboard, the record browser, /metrics and the timeliness list.
+
+Reads of patient data are audited here: a record's payload shown in clear, and each search or
+export of the record browser (one ``audit.record`` each)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,9 +13,11 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
+from hospital_interop.audit import services as audit
 from hospital_interop.municipal.specs import load_catalogue
 
 from .models import OPEN_STATES, Attempt, OutboxRecord, State
+from .services import patient_key_of
 
 PAGE_SIZE = 50
 # the order of the requirement's list of municipal documents
@@ -150,12 +156,23 @@ class RecordFilter:
     date_to: datetime | None = None
     overdue: bool = False
 
+    @property
+    def criteria(self) -> dict:
+        """The filters set, as text (the audit trail records them)."""
+        return {k: str(v) for k, v in self.__dict__.items() if v}
+
 
 def search_records(
-    f: RecordFilter, *, org_code: str = "", before: tuple | None = None, limit: int = PAGE_SIZE
+    f: RecordFilter,
+    *,
+    org_code: str = "",
+    before: tuple | None = None,
+    limit: int = PAGE_SIZE,
+    export: bool = False,
 ):
     """Newest first, keyset-paginated on (enqueued_at, id): every filter is served by an index,
-    so a page costs the same at row 50 and at row 1,000,000."""
+    so a page costs the same at row 50 and at row 1,000,000. Audited as a search (``export``: as
+    an export)."""
     qs = OutboxRecord.objects.all()
     if f.interface:
         qs = qs.filter(interface=f.interface)
@@ -178,7 +195,25 @@ def search_records(
         qs = qs.filter(enqueued_at__lte=at).exclude(enqueued_at=at, pk__gte=pk)
     rows = list(qs.order_by("-enqueued_at", "-pk").defer("payload")[: limit + 1])
     has_more = len(rows) > limit
+    audit.record(
+        audit.Action.EXPORT if export else audit.Action.SEARCH,
+        "uploads.OutboxRecord",
+        # the browser's patient filter is the outbox's own digest of the ID number (Patient.id_hash)
+        detail={"filter": f.criteria, "found": min(len(rows), limit), "more": has_more},
+    )
     return rows[:limit], has_more
+
+
+def payload_text(record: OutboxRecord) -> str:
+    """A record's payload in clear, formatted for the ops page: each showing is audited."""
+    audit.record(
+        audit.Action.VIEW,
+        "uploads.OutboxRecord",
+        record.pk,
+        patient=patient_key_of(record.interface, record.payload),
+        detail={"what": "上传内容（明文）", "interface": record.interface},
+    )
+    return json.dumps(record.payload, ensure_ascii=False, indent=2)
 
 
 def record_detail(pk: int) -> dict:

@@ -19,10 +19,11 @@ import functools
 import hashlib
 import logging
 import random
+import re
 import time
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -31,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from hospital_interop.audit import services as audit
 from hospital_interop.errors import field_error
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
@@ -164,6 +166,38 @@ def _identity_of(spec, payload: dict) -> Identity | None:
     if not id_no:
         return None
     return Identity((_dig(payload, paths.id_type) if paths.id_type else "") or "01", id_no)
+
+
+def patient_key_of(interface: str, payload: dict) -> str:
+    """The patient key (``patients.models.id_key``) of the patient a payload names, "" if none:
+    what the audit trail records for a read or a change of this payload."""
+    try:
+        identity = _identity_of(load_catalogue().interface(interface), payload)
+    except KeyError:
+        return ""
+    return identity.key if identity else ""
+
+
+# How the audit trail masks identity values in a payload's before/after, by data element
+AUDIT_MASKS = {
+    ID_NUMBER_DE: "id",
+    NAME_DE: "name",
+    "DE02.01.010.00": "phone",  # 联系电话
+    "DE02.01.005.01": "hidden",  # 出生日期
+    "DE02.01.009.04": "hidden",  # 地址-门牌号
+}
+
+
+@functools.cache
+def _masked_paths(code: str) -> dict[str, str]:
+    spec = load_catalogue().interface(code)
+    return {path: AUDIT_MASKS[f.de] for path, f in spec.request.walk() if f.de in AUDIT_MASKS}
+
+
+def payload_changes(code: str, before: dict, after: dict) -> dict:
+    """{field path: [before, after]} of a payload change for the audit trail, identity values masked."""
+    paths = _masked_paths(code)
+    return audit.changed_fields(before, after, identity=lambda p: paths.get(re.sub(r"\[\d+\]", "[]", p)))
 
 
 def patient_claim(spec, payload: dict, item: int | None = None) -> Claim | None:
@@ -841,8 +875,10 @@ def retry_delay(attempts: int, result: CallResult) -> float:
 def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
     """Send again now: rows needing attention or waiting to retry. With payload_fix (one row),
     replace fields of the payload first, re-validated against the spec and the patient bindings
-    (PayloadInvalid / PatientConflict, nothing changed)."""
+    (PayloadInvalid / PatientConflict, nothing changed). Audited: who re-drove which rows, and
+    for a fix the changed fields before and after (identity values masked)."""
     now = timezone.now()
+    events = []
     with transaction.atomic():
         rows = list(
             OutboxRecord.objects.select_for_update().filter(
@@ -850,6 +886,14 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
             )
         )
         for row in rows:
+            patient_key = patient_key_of(row.interface, row.payload)
+            event = audit.Event(
+                audit.Action.REDRIVE,
+                "uploads.OutboxRecord",
+                str(row.pk),
+                patient=patient_key,
+                detail={"interface": row.interface, "from": row.state},
+            )
             if payload_fix:
                 payload = {**row.payload, **payload_fix}
                 checked, errors = check(Item(row.interface, payload))
@@ -860,12 +904,28 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
                 )  # a fix cannot move a visit or report to another patient
                 if claim is not None:
                     bind_many([claim], source="ops-redrive")
-                row.payload = payload
+                fixed_key = patient_key_of(row.interface, payload)
+                event = replace(
+                    event,
+                    action=audit.Action.UPDATE,
+                    patient=fixed_key,
+                    changes=payload_changes(row.interface, row.payload, payload),
+                    detail={
+                        **event.detail,
+                        **({"patientBefore": patient_key} if fixed_key != patient_key else {}),
+                    },
+                )
+                patient = patient_of(row.interface, payload)  # a fixed identity moves the row's patient too
+                row.payload, row.patient_id_hash = payload, patient.id_hash
+                row.patient_display = mask_name(patient.name)
+            events.append(event)
             row.state, row.next_attempt_at, row.last_errors, row.redriven_at = State.PENDING, now, [], now
             row.last_message = "运维已重推"
             row.save(
                 update_fields=[
                     "payload",
+                    "patient_id_hash",
+                    "patient_display",
                     "state",
                     "next_attempt_at",
                     "last_errors",
@@ -874,19 +934,44 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
                     "updated_at",
                 ]
             )
+        audit.record_many(events)
         ids = [r.pk for r in rows]
         transaction.on_commit(lambda: [wake(i) for i in ids])
     return len(rows)
 
 
 def cancel(record_ids, *, reason: str) -> int:
-    """Ops decides a row must not be sent (e.g. wrong patient): it leaves the queue with the reason."""
+    """Ops decides a row must not be sent (e.g. wrong patient): it leaves the queue with the
+    reason and who voided it, and the void is audited (actor, reason, each row)."""
     now = timezone.now()
-    return OutboxRecord.objects.filter(
-        pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)
-    ).update(
-        state=State.VOIDED, next_attempt_at=None, last_message=f"运维作废：{reason}"[:2000], updated_at=now
-    )
+    actor = audit.current_actor()
+    with transaction.atomic():
+        rows = list(
+            OutboxRecord.objects.select_for_update().filter(
+                pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)
+            )
+        )
+        OutboxRecord.objects.filter(pk__in=[r.pk for r in rows]).update(
+            state=State.VOIDED,
+            next_attempt_at=None,
+            last_message=f"运维作废（{actor.username or '未登录'}）：{reason}"[:2000],
+            updated_at=now,
+        )
+        audit.record_many(
+            [
+                audit.Event(
+                    audit.Action.VOID,
+                    "uploads.OutboxRecord",
+                    str(r.pk),
+                    patient=patient_key_of(r.interface, r.payload),
+                    changes={"state": [r.state, State.VOIDED]},
+                    detail={"interface": r.interface, "reason": reason},
+                )
+                for r in rows
+            ],
+            actor=actor,
+        )
+    return len(rows)
 
 
 def due_batches(max_batches: int = 50) -> int:

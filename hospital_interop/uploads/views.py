@@ -2,7 +2,6 @@
 selectors read, services write."""
 
 import csv
-import json
 from datetime import datetime
 
 from django.conf import settings
@@ -118,7 +117,9 @@ def export(request):
         messages.error(request, "筛选条件有误，未导出。")
         return redirect(reverse("uploads:records") + "?" + request.GET.urlencode())
     filt = form.to_filter() if form.is_bound else selectors.RecordFilter()
-    rows, _ = selectors.search_records(filt, org_code=settings.PLATFORM["ORG_CODE"], limit=EXPORT_LIMIT)
+    rows, _ = selectors.search_records(
+        filt, org_code=settings.PLATFORM["ORG_CODE"], limit=EXPORT_LIMIT, export=True
+    )
     header = [
         "编号",
         "接口",
@@ -184,9 +185,7 @@ def record_detail(request, pk: int):
         "uploads/record_detail.html",
         {
             **detail,
-            "payload_json": json.dumps(record.payload, ensure_ascii=False, indent=2)
-            if show_payload
-            else None,
+            "payload_json": selectors.payload_text(record) if show_payload else None,
             "can_operate": request.user.has_perm(OPERATE)
             and record.state in (State.ATTENTION, State.RETRY, State.PENDING),
             "fix_form": PayloadFixForm(),

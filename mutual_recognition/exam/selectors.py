@@ -10,8 +10,11 @@ from django.db.models import Count, Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from hospital_interop.audit import services as audit
 from hospital_interop.uploads.models import OutboxRecord
+from hospital_interop.uploads.services import patient_key_of
 
+from . import mapping
 from .models import DailySummaryRun, ExamReport, StudyInstance, StudySync
 
 PAGE_SIZE = 50
@@ -87,6 +90,20 @@ def report_by_id(report_id: str) -> ExamReport | None:
     )
 
 
+def report_page(report_id: str) -> ExamReport | None:
+    """A report for its page (patient, exam item, uploads): each view is audited."""
+    report = report_by_id(report_id)
+    if report is not None:
+        audit.record(
+            audit.Action.VIEW,
+            "exam.ExamReport",
+            report_id,
+            patient=patient_key_of(mapping.RESULT, report.content),
+            detail={"state": report.state, "version": report.version},
+        )
+    return report
+
+
 @dataclass
 class ReportFilter:
     q: str = ""
@@ -101,7 +118,11 @@ def search_reports(f: ReportFilter, *, limit: int = PAGE_SIZE) -> list[ExamRepor
         qs = qs.filter(Q(report_id=f.q) | Q(accession_no=f.q) | Q(study_instance_uid=f.q))
     if f.state:
         qs = qs.filter(state=f.state)
-    return list(qs.order_by("-updated_at", "-pk")[:limit])
+    reports = list(qs.order_by("-updated_at", "-pk")[:limit])
+    audit.record(
+        audit.Action.SEARCH, "exam.ExamReport", detail={"q": f.q, "state": f.state, "found": len(reports)}
+    )
+    return reports
 
 
 def report_counts() -> dict:

@@ -63,7 +63,7 @@ def reports(request):
 @login_required
 def report_detail(request, report_id: str):
     _require(request, VIEW_PERMS)
-    report = selectors.report_by_id(report_id)
+    report = selectors.report_page(report_id)
     if report is None:
         raise Http404("没有该检查报告")
     status = selectors.report_status(report)

@@ -1,5 +1,8 @@
 """Reads of the lab report flow: report status, transfer monitor, platform report lists (1.2.1 5-6)
-compared with the hospital's own reports, and external recognised lab results (1.2.2 3)."""
+compared with the hospital's own reports, and external recognised lab results (1.2.2 3).
+
+Reads that show a patient's data (a report, its PDF, a report list, the platform's lists, the
+live external query) are audited here, one ``audit.record`` each, not in the views."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from hospital_interop.audit import services as audit
 from hospital_interop.municipal.client import Outcome
 from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.patients import facts as shared
@@ -107,9 +111,20 @@ def version_pdf(report_id: str, version: int) -> VersionPdf | None:
     """An archived version: exactly the bytes archived (their SM3 is the version's ``pdf_sm3``),
     never rendered again. A version not archived yet: a preview, marked so, without signature.
     None when the report or the version does not exist."""
-    v = LabReportVersion.objects.filter(report__report_id=report_id, version=version).first()
+    v = (
+        LabReportVersion.objects.select_related("report")
+        .filter(report__report_id=report_id, version=version)
+        .first()
+    )
     if v is None:
         return None
+    audit.record(
+        audit.Action.VIEW,
+        "lab.LabReportVersion",
+        f"{report_id}/v{version}",
+        patient=v.report.patient_key,
+        detail={"what": "检验报告 PDF"},
+    )
     if v.archived_at:
         kept = LabArchivedPdf.objects.filter(version=v).first()
         data = bytes(kept.data) if kept is not None else b""
@@ -133,6 +148,26 @@ def version_pdf(report_id: str, version: int) -> VersionPdf | None:
     )
 
 
+def report_page(report_id: str) -> dict | None:
+    """A local report for its page: versions, the current content mapped, its transfers and log."""
+    report = LabReport.objects.filter(report_id=report_id).first()
+    if report is None:
+        return None
+    versions = list(report.versions.order_by("-version"))
+    current = versions[0] if versions else None
+    audit.record(audit.Action.VIEW, "lab.LabReport", report_id, patient=report.patient_key)
+    return {
+        "report": report,
+        "versions": versions,
+        "current": current,
+        "mapped": payloads.map_content(current.content) if current else None,
+        "transfers": LabTransfer.objects.filter(report_id=report_id)
+        .select_related("pdf_record", "detail_record")
+        .defer(*HEAVY),
+        "log": LabTransferLog.objects.filter(report_id=report_id).order_by("-at", "-id")[:100],
+    }
+
+
 @dataclass
 class ReportFilter:
     q: str = ""  # report number, title or visit number
@@ -144,8 +179,8 @@ class ReportFilter:
 
 def search_reports(f: ReportFilter, limit: int = 100) -> list[dict]:
     qs = LabReport.objects.all()
-    if f.q:
-        q = f.q.strip()
+    q = f.q.strip()
+    if q:
         qs = qs.filter(Q(report_id__icontains=q) | Q(visit_id=q) | Q(title__icontains=q))
     if f.patient_key:
         qs = qs.filter(patient_key=f.patient_key)
@@ -165,6 +200,12 @@ def search_reports(f: ReportFilter, limit: int = 100) -> list[dict]:
         .order_by("report_id", "report_version", "discovered_at")
     ):
         latest[t.report_id] = t
+    audit.record(
+        audit.Action.SEARCH,
+        "lab.LabReport",
+        patient=f.patient_key,
+        detail={"q": q, "status": f.status, "found": len(reports)},
+    )
     return [{"report": r, "transfer": latest.get(r.report_id)} for r in reports]
 
 
@@ -273,9 +314,20 @@ def query_platform(
     client=None,
 ) -> PlatformList:
     """Every row of LAB_REPORT_LIST_BY_ORG (kind "org") or _BY_ID ("id"), page by page, with the
-    hospital's own reports in the same range marked when the platform does not hold them."""
+    hospital's own reports in the same range marked when the platform does not hold them. Audited:
+    both lists show patients (by ID number: one patient's)."""
     code = "LAB_REPORT_LIST_BY_ORG" if kind == "org" else "LAB_REPORT_LIST_BY_ID"
-    client = client or platform_client()
+    out = _query_platform(code, kind, start, end, name, id_no, id_type, client or platform_client())
+    audit.record(
+        audit.Action.SEARCH,
+        f"platform.{code}",
+        patient=id_key(id_type, id_no) if kind == "id" and id_no else "",
+        detail={"start": _d8(start), "end": _d8(end), "found": len(out.rows), "failed": bool(out.error)},
+    )
+    return out
+
+
+def _query_platform(code, kind, start, end, name, id_no, id_type, client) -> PlatformList:
     facts = {
         **shared.org_facts(),
         "startDate": _d8(start),
@@ -371,7 +423,7 @@ class ExternalFilter:
 
 
 def external_decisions(f: ExternalFilter, limit: int = 200):
-    """Doctors' decisions on external lab results (the recognised ones by default)."""
+    """Doctors' decisions on external lab results (the recognised ones by default); audited."""
     qs = Decision.objects.select_related("encounter").filter(kind="lab", current=True)
     if f.decision:
         qs = qs.filter(decision=f.decision)
@@ -387,11 +439,29 @@ def external_decisions(f: ExternalFilter, limit: int = 200):
         )
     if f.id_no:
         qs = qs.filter(encounter__id_key=id_key("01", f.id_no))
-    return list(qs.order_by("-decided_at", "id")[:limit])
+    decisions = list(qs.order_by("-decided_at", "id")[:limit])
+    audit.record(
+        audit.Action.SEARCH,
+        "mutual_recognition.Decision",
+        patient=id_key("01", f.id_no) if f.id_no else "",
+        detail={"what": "外院检验互认结果", "decision": f.decision, "item": f.item, "found": len(decisions)},
+    )
+    return decisions
 
 
 def recognizable_reports(name: str, id_no: str, id_type: str = "01", client=None) -> tuple[list[dict], str]:
-    """3.1: the patient's external lab reports with recognisable items, live from the platform."""
+    """3.1: the patient's external lab reports with recognisable items, live from the platform; audited."""
+    reports, error = _recognizable_reports(name, id_no, id_type, client)
+    audit.record(
+        audit.Action.SEARCH,
+        "platform.LAB_RECOGNIZABLE_ITEMS",
+        patient=id_key(id_type, id_no),
+        detail={"found": len(reports), "failed": bool(error)},
+    )
+    return reports, error
+
+
+def _recognizable_reports(name: str, id_no: str, id_type: str, client) -> tuple[list[dict], str]:
     code = "LAB_RECOGNIZABLE_ITEMS"
     payload = payloads.build(
         payloads.spec(code).request.fields,

@@ -25,7 +25,7 @@ from hospital_interop.patients import lookup
 from mutual_recognition import external as external_results
 from mutual_recognition import services as recognition
 
-from . import payloads, selectors
+from . import selectors
 from .models import LabReport, LabTransfer, LabTransferLog
 from .services import requeue_quarantined
 
@@ -95,27 +95,10 @@ def reports(request):
 @staff_only
 @require_GET
 def report_detail(request, report_id: str):
-    report = LabReport.objects.filter(report_id=report_id).first()
-    if report is None:
+    page = selectors.report_page(report_id)
+    if page is None:
         raise Http404("报告不存在")
-    versions = list(report.versions.order_by("-version"))
-    current = versions[0] if versions else None
-    mapped = payloads.map_content(current.content) if current else None
-    return render(
-        request,
-        "lab/report_detail.html",
-        {
-            "report": report,
-            "versions": versions,
-            "current": current,
-            "mapped": mapped,
-            "transfers": LabTransfer.objects.filter(report_id=report_id)
-            .select_related("pdf_record", "detail_record")
-            .defer(*selectors.HEAVY),
-            "log": LabTransferLog.objects.filter(report_id=report_id).order_by("-at", "-id")[:100],
-            "active": "reports",
-        },
-    )
+    return render(request, "lab/report_detail.html", {**page, "active": "reports"})
 
 
 @staff_only
