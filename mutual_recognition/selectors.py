@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
 
 from hospital_interop.audit import services as audit
 
-from .models import AuditEntry, Decision, Encounter, id_key
+from .models import AuditEntry, Decision, Encounter
 
 RECOGNIZED = Q(decision=Decision.Value.RECOGNIZED)
 REFUSED = Q(decision=Decision.Value.REFUSED)
@@ -262,7 +262,7 @@ def search_audit(f: AuditFilter, *, limit: int = 50, offset: int = 0) -> tuple[l
     audit.record(
         audit.Action.SEARCH,
         "mutual_recognition.AuditEntry",
-        patient=id_key("01", f.id_no.strip()) if f.id_no else "",
+        patient=f.patient_key,
         detail={"filter": _audit_criteria(f), "offset": offset, "found": total},
     )
     return entries, total
@@ -270,4 +270,4 @@ def search_audit(f: AuditFilter, *, limit: int = 50, offset: int = 0) -> tuple[l
 
 def _audit_criteria(f: AuditFilter) -> dict:
     """The search as the trail records it: the ID number only as the entry's patient digest."""
-    return {k: str(v) for k, v in f.__dict__.items() if v and k != "id_no"}
+    return {k: str(v) for k, v in f.__dict__.items() if v and k != "patient_key"}
