@@ -152,9 +152,7 @@ class _Walk:
                 return pos
             pos += size
             if length == UNDEFINED:
-                if tag == PIXEL_DATA:
-                    if vr not in (b"", b"OB"):
-                        raise BadDataSet(f"封装的像素数据的值表示应为 OB，实为 {vr.decode()}（PS3.5 §A.4）")
+                if tag == PIXEL_DATA:  # encapsulated (its VR should be OB; OW is common and harmless)
                     if top:
                         self.pixel_data = "encapsulated"
                     pos = self.items(pos, end, implicit, depth, fragments=True)

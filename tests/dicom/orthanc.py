@@ -155,10 +155,19 @@ class Orthanc:
         r.raise_for_status()
         return r.content
 
-    def clear(self) -> None:
-        """Delete every instance it stored (the next copy of an instance is then stored anew)."""
+    def forget(self, sop_instance_uids=None) -> None:
+        """Delete these instances (all, by default): the next copy of one is then stored anew."""
         with requests.Session() as http:
-            for instance_id in http.get(self.url + "/instances", timeout=30).json():
+            if sop_instance_uids is None:
+                ids = set(http.get(self.url + "/instances", timeout=30).json())
+            else:
+                ids = {
+                    found["ID"]
+                    for uid in set(sop_instance_uids)
+                    for found in http.post(self.url + "/tools/lookup", data=uid, timeout=30).json()
+                    if found.get("Type") == "Instance"
+                }
+            for instance_id in ids:
                 http.delete(self.url + f"/instances/{instance_id}", timeout=30).raise_for_status()
 
     def upload(self, files) -> None:

@@ -33,6 +33,15 @@ STORESCU = os.environ.get("STORESCU_BIN", "storescu")
 START_TIMEOUT = 30.0
 ROOT = Path(__file__).resolve().parents[2]
 
+# Orthanc 1.10 settings for a PACS that takes neither explicit VR big endian nor deflate
+NO_BIG_ENDIAN_NOR_DEFLATE = {
+    "AcceptedTransferSyntaxes": [
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.4.*",
+        "1.2.840.10008.1.2.5",
+    ]
+}
 # storescu proposes only uncompressed transfer syntaxes unless told which compressed one to offer
 STORESCU_PROPOSE = {
     "1.2.840.10008.1.2.1.99": "-xd",  # Deflated Explicit VR Little Endian
@@ -93,6 +102,13 @@ class StoreSCP:
         )
         wait_for_port(self.port, self.process, "storescp", self.log)
         return self
+
+    def forget(self, sop_instance_uids) -> None:
+        """Delete the stored copies of these instances."""
+        uids = set(sop_instance_uids)
+        for uid, path in self.stored_files().items():
+            if uid in uids:
+                path.unlink()
 
     def stored_files(self) -> dict[str, Path]:
         """SOP Instance UID (of the data set) → the file storescp wrote."""
