@@ -325,7 +325,10 @@ def _read_meta(f) -> tuple[dict[str, str], int]:
         tag = struct.unpack_from("<HH", header)
         vr = header[4:6]
         if vr in LONG_VRS:
-            length, size = struct.unpack("<L", f.read(4))[0], 12
+            extra = f.read(4)
+            if len(extra) < 4:
+                raise InvalidDicomError("文件元信息不完整")
+            length, size = struct.unpack("<L", extra)[0], 12
         elif vr in VRS:
             length, size = struct.unpack_from("<H", header, 6)[0], 8
         else:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 from pynetdicom import AE, build_context, evt
 from pynetdicom._handlers import standard_dimse_recv_handler, standard_pdu_recv_handler
@@ -476,7 +477,7 @@ class _Link:
                 f"{UID(convert_to).name}：{exc}",
                 sent=False,
             )
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, InvalidDicomError) as exc:
             return InstanceResult(inst, "invalid", error=f"读取文件失败：{exc}", sent=False)
         self.message_id = self.message_id % 0xFFFF + 1
         command = encode_store_command(inst.sop_class_uid, inst.sop_instance_uid, self.message_id)
@@ -492,7 +493,10 @@ class _Link:
                     pad = PAD if len(part) % 2 else b""
                     _sendmsg_all(self.sock, [_pdv_header(len(part) + len(pad), cid, 0x02), part, pad])
             rsp = self._response(self.message_id)
-        except (OSError, LinkLost) as exc:
+        except OSError as exc:  # the peer aborted or closed the connection while we were writing
+            why = f"连接被对方中止或断开（{exc.strerror or exc}）"
+            return InstanceResult(inst, "lost", error=f"与前置机的连接中断：{why}", converted_to=convert_to)
+        except LinkLost as exc:
             return InstanceResult(inst, "lost", error=f"与前置机的连接中断：{exc}", converted_to=convert_to)
         status = int(rsp.Status)
         kind = status_kind(status)
