@@ -456,7 +456,7 @@ class _Link:
             raw = f.read()
         offset = inst.data_offset
         if len(raw) != inst.size:  # the file changed since it was scanned
-            again = read_instance(inst.path)
+            again = read_instance(inst.path, ())  # its tags were checked when it was scanned
             if again.problem:
                 raise ValueError(again.problem)
             offset = again.data_offset
