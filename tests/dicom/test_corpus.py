@@ -17,7 +17,7 @@ instance with a reason. Several files share a SOP Instance UID (pydicom's varian
 they are sent in successive rounds, and the copies of an earlier round deleted first.
 
 Cost: about 160 storescu runs per peer (four at a time) and two Orthanc and two storescp
-processes; some 30 s on a 2-core machine.
+processes; about 40 s on a shared 2-core machine (60 s when it is busy).
 """
 
 from __future__ import annotations
