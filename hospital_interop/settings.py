@@ -243,6 +243,14 @@ DICOM = {
     "SWEEP_SECONDS": int(os.environ.get("DICOM_SWEEP_SECONDS", "15")),
     "LEASE_SECONDS": int(os.environ.get("DICOM_LEASE_SECONDS", "900")),
     "MAX_AGE_HOURS": int(os.environ.get("DICOM_MAX_AGE_HOURS", "72")),  # then the job needs attention
+    # an instance lost or refused for lack of resources this many times needs attention (the rest go on)
+    "INSTANCE_MAX_FAILURES": int(os.environ.get("DICOM_INSTANCE_MAX_FAILURES", "5")),
+    # data set tags the front-end processor files an instance under: a file without them is not sent
+    "REQUIRED_TAGS": [
+        t.strip()
+        for t in os.environ.get("DICOM_REQUIRED_TAGS", "StudyInstanceUID,SeriesInstanceUID").split(",")
+        if t.strip()
+    ],
 }
 EXAM_DAILY_SUMMARY_TIME = os.environ.get(
     "EXAM_DAILY_SUMMARY_TIME", "00:30"

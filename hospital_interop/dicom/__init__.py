@@ -4,11 +4,17 @@ no Django models. The persistent job (study + per-instance rows, retry timing) l
 
 ``config``     peers (AE title, host, port) and the DICOM settings block as a dataclass
 ``files``      a study folder → one :class:`~hospital_interop.dicom.files.InstanceFile` per
-               instance, from the file meta and a few header tags (pixel data is never read)
+               instance, from the file meta and a walk over the data set's element headers
+               (values and pixel data are never decoded): the data set's SOP Class / Instance
+               UIDs, and why a file cannot be sent (incomplete, encoded otherwise than its
+               transfer syntax says, missing the tags the peer needs) before it is proposed
 ``store``      C-STORE SCU to the front-end processor: one association per batch, presentation
                contexts from the files' SOP classes and transfer syntaxes (with a fallback),
-               instances streamed from file, TCP_NODELAY, the peer's maximum PDU, a status per
-               instance, and a callback per acknowledged instance so the caller can persist it
+               instances streamed from file in even-length PDVs, TCP_NODELAY, the peer's maximum
+               PDU, a result per instance classified by PS3.4 (a lost instance ends only its own
+               association), and a callback per instance so the caller can persist it
+``transcode``  lossless conversion (explicit VR big endian, deflated → little endian) for a peer
+               that does not take a file's own transfer syntax
 ``retrieve``   a study from the PACS into a folder, by C-GET or C-MOVE
 ``synthetic``  synthetic CT studies for tests, demos and the benchmark
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .files import DEFAULT_REQUIRED_TAGS, TAG_NUMBERS
+
 RETRIEVE_MODES = ("c-get", "c-move")
 
 
@@ -40,10 +42,15 @@ class DicomConfig:
     connect_timeout: float = 10.0
     retrieve_dir: Path = Path("var/dicom/retrieved")
     folder_roots: tuple[Path, ...] = field(default_factory=tuple)  # event folders must lie below one of these
+    # data set tags the peer files an instance under: a file without them is not sent (files.read_instance)
+    required_tags: tuple[str, ...] = DEFAULT_REQUIRED_TAGS
 
     def __post_init__(self):
         if self.retrieve_mode not in RETRIEVE_MODES:
             raise ValueError(f"retrieve_mode must be one of {RETRIEVE_MODES}, not {self.retrieve_mode!r}")
+        unknown = [t for t in self.required_tags if t not in TAG_NUMBERS]
+        if unknown:
+            raise ValueError(f"required_tags may name {sorted(TAG_NUMBERS)}, not {unknown}")
 
     @classmethod
     def from_dict(cls, conf: dict) -> DicomConfig:
@@ -70,6 +77,7 @@ class DicomConfig:
             connect_timeout=float(conf.get("CONNECT_TIMEOUT", 10)),
             retrieve_dir=Path(conf.get("RETRIEVE_DIR", "var/dicom/retrieved")),
             folder_roots=tuple(Path(p) for p in conf.get("FOLDER_ROOTS", ()) if p),
+            required_tags=tuple(conf.get("REQUIRED_TAGS", DEFAULT_REQUIRED_TAGS)),
         )
 
     @classmethod

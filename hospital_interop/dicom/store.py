@@ -4,10 +4,28 @@
     outcome = scu.send_all(instances, on_result=record)   # record(InstanceResult) per instance
 
 ``send_all`` opens one association per batch (``config.batch_size`` instances, and at most 128
-presentation contexts), calls ``on_result`` synchronously for every instance it attempted — an
-instance is *stored* only on a Success or Warning status from the peer — and stops at the first
-association-level failure (refused, rejected, aborted, link lost, timeout), reporting it in the
-outcome. Nothing here retries: retry timing belongs to the caller's persistent job.
+presentation contexts) and calls ``on_result`` synchronously for every instance, with what became
+of it (``InstanceResult.kind``):
+
+``stored``    a Success or Warning status from the peer (the only way an instance is stored)
+``invalid``   the file cannot be sent (``InstanceFile.problem``: checked before anything is proposed)
+``rejected``  refused for good by the peer: its presentation contexts refused (and no lossless
+              conversion to one it accepted), or a failure status PS3.4 makes final (0xA9xx,
+              0xCxxx, 0x0122, …) — each with a Chinese reason naming the SOP class / transfer syntax
+``failed``    a failure status that may pass (0xA7xx Refused: Out of Resources, 0x0213, cancel)
+``lost``      the association ended while this instance was in flight (abort, connection closed,
+              no answer within the DIMSE timeout)
+
+A lost instance ends its association only: the instances after it go on a new one, so one bad
+instance never holds back the rest. ``send_all`` stops (``BatchOutcome.error``) when no
+association can be made, or when two instances in a row are lost with nothing stored between (the
+peer, not an instance, is failing). Nothing here retries: retry timing belongs to the caller's
+persistent job, which sends lost and failed instances again behind the others.
+
+Every data set is framed in P-DATA-TF PDVs of even length: fragments are cut at even sizes and a
+data set of odd length (a deflated stream, PS3.5 §A.5) gets one trailing pad byte. A data set in a
+transfer syntax the peer refused is converted losslessly when it can be (``transcode``: explicit
+VR big endian and deflated → explicit or implicit VR little endian), as dcmtk's storescu does.
 """
 
 from __future__ import annotations
@@ -20,32 +38,51 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pydicom import dcmread
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
 from pynetdicom import AE, build_context, evt
 from pynetdicom._handlers import standard_dimse_recv_handler, standard_pdu_recv_handler
 from pynetdicom.dimse_primitives import C_STORE
-from pynetdicom.dsutils import encode
 from pynetdicom.status import code_to_category
 
+from . import transcode
 from .config import DicomConfig, Peer
 from .files import InstanceFile, read_instance
 
 log = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 128  # PS3.8: presentation context ids are odd numbers 1..255
-FALLBACK_SYNTAXES = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-# re-encoding is lossless only between little-endian uncompressed syntaxes (pydicom does not byte-swap
-# pixel data from big endian, and compressed pixel data is never decoded here)
-CONVERTIBLE_SYNTAXES = frozenset(
-    {ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian}
-)
+FALLBACK_SYNTAXES = transcode.TARGETS  # proposed for every SOP class: what a file is converted to
 UNLIMITED_PDU_CHUNK = 16 * 1024 * 1024  # a peer without a PDU limit still gets bounded writes
 FAST_LOOP_DELAY = 0.0001  # DUL reactor poll interval during a batch (pynetdicom's default is 1 ms)
 PAUSE_SETTLE = 0.003  # > one association-reactor loop (1 ms): the reactor is really parked
 PRIORITY_MEDIUM = 0x0000
 STORED_CATEGORIES = ("Success", "Warning")
-TRANSIENT_STATUSES = frozenset({0x0210, 0x0213}) | frozenset(range(0xA700, 0xA800))  # busy / out of resources
+PAD = b"\x00"  # PS3.5 §A.5: a deflated stream of odd length ends with one NULL byte
+
+# C-STORE failure statuses (PS3.4 table B.2-1, PS3.7 annex C): (first, last, may pass?, meaning)
+STATUS_RULES = (
+    (0xA700, 0xA7FF, True, "前置机资源不足，暂时拒收（Refused: Out of Resources）"),
+    (0x0213, 0x0213, True, "前置机资源受限（Resource Limitation）"),
+    (0x0210, 0x0210, True, "重复调用（Duplicate Invocation）"),
+    (0xFE00, 0xFE00, True, "前置机取消了操作（Cancel）"),
+    (0xA900, 0xA9FF, False, "数据集与 SOP 类 {sop} 不符（Error: Data Set Does Not Match SOP Class）"),
+    (0xC000, 0xCFFF, False, "前置机无法理解该数据集（Error: Cannot Understand）"),
+    (0x0122, 0x0122, False, "前置机不支持 SOP 类 {sop}（SOP Class Not Supported）"),
+    (0x0124, 0x0124, False, "前置机拒绝：未授权（Not Authorized）"),
+    (0x0117, 0x0117, False, "SOP Instance UID 无效（Invalid Object Instance）"),
+    (0x0111, 0x0111, False, "前置机已有同一 SOP Instance UID 的实例（Duplicate SOP Instance）"),
+    (0x0110, 0x0110, False, "前置机处理失败（Processing Failure）"),
+    (0x0211, 0x0211, False, "前置机无法识别该操作（Unrecognized Operation）"),
+    (0x0212, 0x0212, False, "命令参数类型错误（Mistyped Argument）"),
+)
+RETRY_KINDS = ("failed", "lost")  # what a caller sends again later
+CONTEXT_RESULTS = {
+    0x01: "被对方拒绝（user rejection）",
+    0x02: "被对方拒绝（no reason）",
+    0x03: "不支持该 SOP 类（abstract syntax not supported）",
+    0x04: "不支持所提议的传输语法（transfer syntaxes not supported）",
+}
 
 
 class LinkLost(Exception):
@@ -55,25 +92,22 @@ class LinkLost(Exception):
 @dataclass(frozen=True)
 class InstanceResult:
     instance: InstanceFile
-    kind: str  # stored | rejected (permanent status) | failed (transient status) | unsupported | lost
+    kind: str  # stored | invalid | rejected | failed | lost (see the module docstring)
     status: int | None = None
-    error: str = ""
+    error: str = ""  # Chinese: why it was not stored
+    sent: bool = True  # whether it went on the wire in this attempt
+    converted_to: str = ""  # the transfer syntax it was converted to, when it was
 
     @property
     def stored(self) -> bool:
         return self.kind == "stored"
-
-    @property
-    def sent(self) -> bool:
-        """Whether the instance went on the wire in this attempt."""
-        return self.kind != "unsupported"
 
 
 @dataclass
 class BatchOutcome:
     attempted: int = 0
     stored: int = 0
-    problems: int = 0  # rejected, failed, unsupported
+    problems: int = 0  # invalid, rejected, failed, lost
     error: str = ""  # association-level failure, Chinese
     results: list[InstanceResult] = field(default_factory=list)
 
@@ -89,10 +123,29 @@ class BatchOutcome:
         self.error = self.error or other.error
 
 
+def _status_rule(status: int) -> tuple[bool, str]:
+    for first, last, may_pass, meaning in STATUS_RULES:
+        if first <= status <= last:
+            return may_pass, meaning
+    return False, "前置机拒收"
+
+
 def status_kind(status: int) -> str:
+    """stored, failed (may pass: send again later) or rejected (final for this instance)."""
     if code_to_category(status) in STORED_CATEGORIES:
         return "stored"
-    return "failed" if status in TRANSIENT_STATUSES else "rejected"
+    return "failed" if _status_rule(status)[0] else "rejected"
+
+
+def sop_class_name(uid: str) -> str:
+    name = UID(uid).name
+    return f"{name}（{uid}）" if name != uid else uid
+
+
+def status_reason(status: int, sop_class_uid: str, comment: str = "") -> str:
+    """What a failure status means, in Chinese, with the code and the peer's error comment."""
+    meaning = _status_rule(status)[1].format(sop=sop_class_name(sop_class_uid))
+    return f"{meaning}，状态 0x{status:04X}" + (f"：{comment}" if comment else "")
 
 
 # --------------------------------------------------------------------------- wire encoding
@@ -213,54 +266,91 @@ class StoreSCU:
     def send_all(
         self, instances: Sequence[InstanceFile], on_result: Callable[[InstanceResult], None] | None = None
     ) -> BatchOutcome:
+        """Every instance, in order, each at most once (see the module docstring)."""
         total = BatchOutcome()
-        for batch in plan_batches(instances, self.config.batch_size):
-            outcome = self.send_batch(batch, on_result)
+
+        def report(result: InstanceResult) -> None:
+            if on_result is not None:
+                on_result(result)
+
+        queue = []
+        for inst in instances:
+            if inst.problem:
+                result = InstanceResult(inst, "invalid", error=inst.problem, sent=False)
+                total.problems += 1
+                total.results.append(result)
+                report(result)
+            else:
+                queue.append(inst)
+        lost_in_a_row = 0
+        while queue:
+            batch = plan_batches(queue, self.config.batch_size)[0]
+            outcome, consumed = self.send_batch(batch, on_result)
             total.add(outcome)
-            if not outcome.ok:
+            queue = queue[consumed:]
+            if outcome.error:
                 break
+            if outcome.results and outcome.results[-1].kind == "lost":
+                lost_in_a_row = 1 if outcome.stored else lost_in_a_row + 1
+                if lost_in_a_row >= 2:
+                    total.error = f"前置机 {self.peer} 连续两次在发送实例时中断关联，暂停发送：{outcome.results[-1].error}"
+                    break
+            elif outcome.stored:
+                lost_in_a_row = 0
         return total
 
     def send_batch(
         self, instances: Sequence[InstanceFile], on_result: Callable[[InstanceResult], None] | None = None
-    ) -> BatchOutcome:
-        """One association: every instance is attempted until the link fails."""
+    ) -> tuple[BatchOutcome, int]:
+        """One association: the instances in order until one is lost. (outcome, how many of the
+        instances it dealt with: all of them, or up to the lost one)."""
         outcome = BatchOutcome()
         if not self.peer.configured:
             outcome.error = "未配置前置机 AE（DICOM_FEP_AE_TITLE / HOST / PORT）"
-            return outcome
+            return outcome, 0
         contexts = [build_context(UID(a), [UID(t) for t in ts]) for a, ts in _context_keys(instances)]
         assoc = self.ae.associate(
             self.peer.host, self.peer.port, contexts=contexts, ae_title=self.peer.ae_title
         )
+
+        def done(result: InstanceResult) -> None:
+            outcome.attempted += result.sent
+            outcome.stored += result.stored
+            outcome.problems += not result.stored
+            outcome.results.append(result)
+            if on_result is not None:
+                on_result(result)
+
         if not assoc.is_established:
             if assoc.is_rejected:
                 outcome.error = f"前置机 {self.peer} 拒绝建立关联（请核对 AE 名称与允许的 SOP 类）"
+            elif assoc.rejected_contexts and not assoc.accepted_contexts:
+                # the peer answered, refusing every presentation context: a fact about these
+                # instances (their SOP classes / transfer syntaxes), not about the link
+                negotiation = _Negotiation([], assoc.rejected_contexts)
+                for inst in instances:
+                    done(InstanceResult(inst, "rejected", error=negotiation.refusal(inst), sent=False))
+                return outcome, len(instances)
             else:
                 outcome.error = f"无法连接前置机 {self.peer}（连接失败或关联请求被中止）"
-            return outcome
+            return outcome, 0
         link = _Link(assoc, self.config.dimse_timeout)
         started = time.monotonic()
-        finished = False
+        consumed = 0
         try:
             link.pause_reactor()
             for inst in instances:
                 result = link.store(inst)
-                outcome.attempted += result.sent
-                outcome.stored += result.stored
-                outcome.problems += result.kind in ("rejected", "failed", "unsupported")
-                outcome.results.append(result)
-                if on_result is not None:
-                    on_result(result)
+                consumed += 1
+                done(result)
                 if result.kind == "lost":
-                    outcome.error = result.error
                     break
-            finished = not outcome.error
         except LinkLost as exc:
             outcome.error = f"与前置机的连接中断：{exc}"
         finally:
             link.resume_reactor()
-            if finished and assoc.is_established:
+            lost = bool(outcome.error) or (outcome.results and outcome.results[-1].kind == "lost")
+            if not lost and assoc.is_established:
                 assoc.release()
             elif not assoc.is_aborted:
                 assoc.abort()
@@ -269,13 +359,51 @@ class StoreSCU:
             "C-STORE to %s: %d of %d instance(s) stored, %d problem(s), %.2f s, %.1f MB/s%s",
             self.peer,
             outcome.stored,
-            len(instances),
+            consumed,
             outcome.problems,
             elapsed,
             sum(r.instance.size for r in outcome.results if r.stored) / max(elapsed, 1e-6) / 1e6,
             f"; {outcome.error}" if outcome.error else "",
         )
-        return outcome
+        return outcome, consumed
+
+
+class _Negotiation:
+    """What the peer accepted, by (SOP class, transfer syntax), and why it refused the rest."""
+
+    def __init__(self, accepted, rejected):
+        self.accepted = {}
+        for cx in accepted:
+            self.accepted.setdefault((cx.abstract_syntax, cx.transfer_syntax[0]), cx)
+        self.refused: dict[str, set[int]] = {}
+        for cx in rejected:
+            self.refused.setdefault(cx.abstract_syntax, set()).add(cx.result)
+
+    def choose(self, inst: InstanceFile):
+        """(context, transfer syntax to convert to or "") for an instance; None: nothing usable."""
+        cx = self.accepted.get((inst.sop_class_uid, inst.transfer_syntax_uid))
+        if cx is not None:
+            return cx, ""
+        for ts in FALLBACK_SYNTAXES:
+            cx = self.accepted.get((inst.sop_class_uid, ts))
+            if cx is not None and transcode.convertible(inst.transfer_syntax_uid, ts):
+                return cx, ts
+        return None
+
+    def refusal(self, inst: InstanceFile) -> str:
+        """Why an instance has no usable context (Chinese)."""
+        sop, ts = sop_class_name(inst.sop_class_uid), UID(inst.transfer_syntax_uid)
+        taken = sorted({UID(t).name for (a, t) in self.accepted if a == inst.sop_class_uid})
+        if taken:
+            return (
+                f"前置机不接受 SOP 类 {sop} 的传输语法 {ts.name}（{ts}），只接受 {'、'.join(taken)}，"
+                "且该文件无法无损转换为其中之一"
+            )
+        results = self.refused.get(inst.sop_class_uid, set())
+        if results == {0x03}:
+            return f"前置机不支持 SOP 类 {sop}（表示上下文被拒绝：abstract syntax not supported）"
+        why = "、".join(sorted(CONTEXT_RESULTS.get(r, f"结果 {r}") for r in results)) or "未被接受"
+        return f"前置机拒绝了 SOP 类 {sop} 的表示上下文（{why}），传输语法 {ts.name}（{ts}）"
 
 
 class _Link:
@@ -286,7 +414,8 @@ class _Link:
         self.dimse_timeout = dimse_timeout
         self.sock: socket.socket = assoc.dul.socket.socket
         max_pdu = assoc.acceptor.maximum_length or 0  # the peer's maximum receive length
-        self.chunk = (max_pdu - 6) if max_pdu else UNLIMITED_PDU_CHUNK
+        # PDVs of even length only (dcmtk aborts on an odd fragment): PDU = 6-byte PDV header + data
+        self.chunk = ((max_pdu - 6) if max_pdu else UNLIMITED_PDU_CHUNK) & ~1
         self.message_id = 0
         self._loop_delay = assoc.dul._run_loop_delay
         # pynetdicom's standard handlers log (and decode for logging) every response and PDU; a batch
@@ -299,9 +428,7 @@ class _Link:
                 assoc.unbind(event, handler)
             except (ValueError, KeyError):
                 pass
-        self._contexts = {}
-        for cx in assoc.accepted_contexts:
-            self._contexts.setdefault((cx.abstract_syntax, cx.transfer_syntax[0]), cx)
+        self.negotiation = _Negotiation(assoc.accepted_contexts, assoc.rejected_contexts)
 
     # The association reactor would take DIMSE responses off the queue while it runs; it stays
     # parked for the whole batch (pynetdicom's own send_* methods park it per message).
@@ -321,45 +448,37 @@ class _Link:
         self.assoc.dul._run_loop_delay = self._loop_delay
         self.assoc._reactor_checkpoint.set()
 
-    def _context(self, inst: InstanceFile):
-        """(context, re-encode?) for an instance; None when the peer accepted nothing usable."""
-        cx = self._contexts.get((inst.sop_class_uid, inst.transfer_syntax_uid))
-        if cx is not None:
-            return cx, False
-        if inst.transfer_syntax_uid in CONVERTIBLE_SYNTAXES:
-            for ts in FALLBACK_SYNTAXES:
-                cx = self._contexts.get((inst.sop_class_uid, ts))
-                if cx is not None:
-                    return cx, True
-        return None
-
-    def _data_set(self, inst: InstanceFile, cx, convert: bool):
-        if convert:
-            ts = cx.transfer_syntax[0]
-            data = encode(dcmread(inst.path), ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
-            if data is None:
-                raise ValueError("数据集重新编码失败")
-            return memoryview(data)
+    def _data_set(self, inst: InstanceFile, convert_to: str):
+        """The encoded data set to send: the file's bytes after its meta, or converted."""
+        if convert_to:
+            return memoryview(transcode.reencode(inst.path, inst.transfer_syntax_uid, convert_to))
         with open(inst.path, "rb", buffering=0) as f:
             raw = f.read()
         offset = inst.data_offset
         if len(raw) != inst.size:  # the file changed since it was scanned
-            offset = read_instance(inst.path).data_offset
+            again = read_instance(inst.path, ())  # its tags were checked when it was scanned
+            if again.problem:
+                raise ValueError(again.problem)
+            offset = again.data_offset
         return memoryview(raw)[offset:]
 
     def store(self, inst: InstanceFile) -> InstanceResult:
-        found = self._context(inst)
+        found = self.negotiation.choose(inst)
         if found is None:
+            return InstanceResult(inst, "rejected", error=self.negotiation.refusal(inst), sent=False)
+        cx, convert_to = found
+        try:
+            data = self._data_set(inst, convert_to)
+        except transcode.ConversionError as exc:
             return InstanceResult(
                 inst,
-                "unsupported",
-                error=(f"前置机不接受 SOP 类 {inst.sop_class_uid} 的传输语法 {inst.transfer_syntax_uid}"),
+                "rejected",
+                error=f"前置机不接受传输语法 {UID(inst.transfer_syntax_uid).name}，且无法无损转换为 "
+                f"{UID(convert_to).name}：{exc}",
+                sent=False,
             )
-        cx, convert = found
-        try:
-            data = self._data_set(inst, cx, convert)
-        except (OSError, ValueError) as exc:
-            return InstanceResult(inst, "unsupported", error=f"读取文件失败：{exc}")
+        except (OSError, ValueError, InvalidDicomError) as exc:
+            return InstanceResult(inst, "invalid", error=f"读取文件失败：{exc}", sent=False)
         self.message_id = self.message_id % 0xFFFF + 1
         command = encode_store_command(inst.sop_class_uid, inst.sop_instance_uid, self.message_id)
         cid = cx.context_id
@@ -368,20 +487,22 @@ class _Link:
             n, step = len(data), self.chunk
             for start in range(0, n, step):
                 part = data[start : start + step]
-                last = start + step >= n
-                _sendmsg_all(self.sock, [_pdv_header(len(part), cid, 0x02 if last else 0x00), part])
+                if start + step < n:
+                    _sendmsg_all(self.sock, [_pdv_header(len(part), cid, 0x00), part])
+                else:  # the last fragment, padded to an even length
+                    pad = PAD if len(part) % 2 else b""
+                    _sendmsg_all(self.sock, [_pdv_header(len(part) + len(pad), cid, 0x02), part, pad])
             rsp = self._response(self.message_id)
-        except (OSError, LinkLost) as exc:
-            return InstanceResult(inst, "lost", error=f"与前置机的连接中断：{exc}")
+        except OSError as exc:  # the peer aborted or closed the connection while we were writing
+            why = f"连接被对方中止或断开（{exc.strerror or exc}）"
+            return InstanceResult(inst, "lost", error=f"与前置机的连接中断：{why}", converted_to=convert_to)
+        except LinkLost as exc:
+            return InstanceResult(inst, "lost", error=f"与前置机的连接中断：{exc}", converted_to=convert_to)
         status = int(rsp.Status)
         kind = status_kind(status)
-        error = (
-            ""
-            if kind == "stored"
-            else f"前置机返回状态 0x{status:04X}"
-            + (f"：{rsp.ErrorComment}" if getattr(rsp, "ErrorComment", None) else "")
-        )
-        return InstanceResult(inst, kind, status=status, error=error)
+        comment = str(getattr(rsp, "ErrorComment", None) or "")
+        error = "" if kind == "stored" else status_reason(status, inst.sop_class_uid, comment)
+        return InstanceResult(inst, kind, status=status, error=error, converted_to=convert_to)
 
     def _response(self, message_id: int) -> C_STORE:
         deadline = time.monotonic() + self.dimse_timeout

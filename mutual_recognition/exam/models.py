@@ -5,7 +5,9 @@
 ``DailySummaryRun``  one computation of 检查日报 for a date (scheduled or re-run by ops)
 ``StudySync``        a persistent job (like Orthanc's job engine): one study to push to the
                      front-end processor, with retry timing computed by the delivery engine's policy
-``StudyInstance``    one SOP instance of a job; *stored* only after a success status from the peer
+``StudyInstance``    one SOP instance of a job, keyed by the SOP Instance UID of its data set; *stored*
+                     only after a success status from the peer; a failure is the instance's own
+                     (retried behind the others, or held for ops with its reason), never the study's
 
 The ``exam`` app (``apps.ExamConfig``); its tables keep the names they got inside
 ``mutual_recognition`` (``Meta.db_table``).
@@ -138,7 +140,9 @@ class StudySync(models.Model):
 
     total = models.PositiveIntegerField("实例总数", default=0)
     stored = models.PositiveIntegerField("已送达", default=0)
-    rejected = models.PositiveIntegerField("被拒收", default=0)
+    rejected = models.PositiveIntegerField(
+        "无法送达", default=0, help_text="等待人工处理的实例：被前置机拒收、文件无法发送或多次发送失败"
+    )
     skipped_files = models.JSONField("跳过的文件", default=list, blank=True)
     destination = models.CharField("前置机", max_length=120, blank=True, default="")
     last_error = models.TextField("最后错误", blank=True, default="")
@@ -173,12 +177,25 @@ class StudySync(models.Model):
 class StudyInstance(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", "待发送"
+        RETRY = "retry", "等待重试"  # lost or refused for lack of resources: sent again behind the others
         STORED = "stored", "已送达"
-        REJECTED = "rejected", "被拒收"
+        REJECTED = "rejected", "被拒收"  # by the peer, for good (refused context or final status)
+        INVALID = "invalid", "文件无法发送"  # the file failed the checks made before sending
+        ATTENTION = "attention", "需人工处理"  # failed INSTANCE_MAX_FAILURES times
+
+    HELD_STATES = (State.REJECTED, State.INVALID, State.ATTENTION)  # not sent again until ops re-queue them
+    HISTORY_LENGTH = 20
 
     job = models.ForeignKey(StudySync, on_delete=models.CASCADE, related_name="instances")
-    sop_instance_uid = models.CharField("SOP Instance UID", max_length=64)
+    sop_instance_uid = models.CharField("SOP Instance UID", max_length=64, help_text="数据集中的 UID")
     sop_class_uid = models.CharField("SOP Class UID", max_length=64)
+    meta_sop_instance_uid = models.CharField(
+        "文件元信息中的 SOP Instance UID",
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="与数据集不同时记录",
+    )
     transfer_syntax_uid = models.CharField("传输语法", max_length=64)
     series_instance_uid = models.CharField("Series Instance UID", max_length=64, blank=True, default="")
     path = models.CharField("文件", max_length=1000)
@@ -187,8 +204,13 @@ class StudyInstance(models.Model):
     state = models.CharField("状态", max_length=16, choices=State.choices, default=State.PENDING)
     status = models.PositiveIntegerField("前置机状态码", null=True, blank=True)
     sent_count = models.PositiveIntegerField("发送次数", default=0)
+    failures = models.PositiveIntegerField("失败次数", default=0, help_text="发送中断或前置机暂时拒收的次数")
+    next_attempt_at = models.DateTimeField("下次尝试", null=True, blank=True)
     stored_at = models.DateTimeField("送达时间", null=True, blank=True)
     last_error = models.CharField("最后错误", max_length=500, blank=True, default="")
+    history = models.JSONField(
+        "历史", default=list, blank=True, help_text="[{at, event, message}]，最近的在后"
+    )
 
     class Meta:
         db_table = "mutual_recognition_studyinstance"  # created when this app was part of mutual_recognition

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -191,20 +191,28 @@ def search_studies(q: str = "", state: str = "", limit: int = PAGE_SIZE) -> list
     return list(qs.order_by("-updated_at", "-pk")[:limit])
 
 
+INSTANCE_ORDER = (  # the study page lists the instances that need someone first
+    StudyInstance.State.ATTENTION,
+    StudyInstance.State.INVALID,
+    StudyInstance.State.REJECTED,
+    StudyInstance.State.RETRY,
+    StudyInstance.State.PENDING,
+    StudyInstance.State.STORED,
+)
+
+
 def study_detail(pk: int) -> dict:
     job = StudySync.objects.get(pk=pk)
-    instances = job.instances.order_by(
-        # problems first, then by series and file
-        "state",
-        "series_instance_uid",
-        "path",
+    rank = Case(
+        *(When(state=s, then=Value(n)) for n, s in enumerate(INSTANCE_ORDER)), output_field=IntegerField()
     )
+    instances = job.instances.annotate(rank=rank).order_by("rank", "series_instance_uid", "path")
     counts = dict(job.instances.values_list("state").annotate(n=Count("pk")))
     return {
         "job": job,
         "instances": list(instances[:500]),
         "instance_count": sum(counts.values()),
-        "counts": {s.value: counts.get(s.value, 0) for s in StudyInstance.State},
+        "counts": [(s, counts.get(s.value, 0)) for s in INSTANCE_ORDER],
         "resent": job.instances.filter(sent_count__gt=1).count(),
     }
 

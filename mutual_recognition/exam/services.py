@@ -6,12 +6,21 @@ caller's transaction: PDF (EXAM_REPORT_PDF, immediate), result (EXAM_RESULT_SUBM
 incrementally on its schedule), void (EXAM_REPORT_VOID) and summary (EXAM_DAILY_SUMMARY).
 
 Study-sync jobs are persistent (like Orthanc's job engine): a ``StudySync`` row per study and a
-``StudyInstance`` row per SOP instance. A run claims the job with a lease (the outbox's lease
-helper, ``hospital_interop.uploads.leases``, renewed as instances go out), (re)plans it from the
-study folder or a PACS retrieval when asked to, sends only instances not yet stored, marks an
-instance stored only on a success status from the front-end processor, and sets the next attempt
-from the delivery engine's retry policy (``uploads.services.retry_delay``). A periodic sweep runs
-due jobs and reclaims jobs whose worker died; no Celery countdowns.
+``StudyInstance`` row per SOP instance, keyed by the SOP Instance UID of its data set. A run claims
+the job with a lease (the outbox's lease helper, ``hospital_interop.uploads.leases``, renewed as
+instances go out), (re)plans it from the study folder or a PACS retrieval when asked to (a file
+that cannot be sent is marked with its reason at once and never sent), sends only instances not
+yet stored, and marks an instance stored only on a success status from the front-end processor.
+
+Failures belong to the instance, not the study. An instance lost in flight (abort, timeout) or
+refused for lack of resources waits for a retry with backoff and goes **behind** the rest of the
+study at the next run; after ``DICOM["INSTANCE_MAX_FAILURES"]`` such failures it needs attention
+with the peer's last message. An instance the peer refuses for good (refused context, final
+status) or a file that fails its checks is held for ops at once. The other instances complete
+meanwhile; ops re-queue held instances ("立即重试"). Retry timing comes from the delivery engine's
+policy (``uploads.services.retry_delay``): per instance for its failures, per job when no
+association can be made at all. A periodic sweep runs due jobs and reclaims jobs whose worker
+died; no Celery countdowns.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from dictionaries.selectors import version as dictionary_version
 from hospital_interop.dicom.config import DicomConfig
 from hospital_interop.dicom.files import InstanceFile, scan_folder
 from hospital_interop.dicom.retrieve import retrieve_study
-from hospital_interop.dicom.store import InstanceResult, StoreSCU
+from hospital_interop.dicom.store import RETRY_KINDS, InstanceResult, StoreSCU
 from hospital_interop.errors import InvalidInput
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
@@ -446,8 +455,16 @@ class _JobProblem(Exception):
     pass
 
 
+def _note(row: StudyInstance, event: str, message: str, now: datetime) -> list:
+    """The row's history with one more entry (the latest HISTORY_LENGTH kept)."""
+    entry = {"at": timezone.localtime(now).isoformat(timespec="seconds"), "event": event, "message": message}
+    row.history = [*(row.history or []), entry][-StudyInstance.HISTORY_LENGTH :]
+    return row.history
+
+
 def _plan(job: StudySync, config: DicomConfig) -> None:
-    """(Re)plan a job: retrieve from the PACS if needed, scan the folder, add new instances."""
+    """(Re)plan a job: retrieve from the PACS if needed, scan the folder, add new instances, and
+    mark at once the files that cannot be sent (they are never proposed)."""
     StudySync.objects.filter(pk=job.pk).update(rescan=False)
     if job.source == StudySync.Source.PACS:
         folder = Path(config.retrieve_dir) / job.study_instance_uid
@@ -458,36 +475,79 @@ def _plan(job: StudySync, config: DicomConfig) -> None:
         StudySync.objects.filter(pk=job.pk).update(folder=job.folder)
     if not job.folder or not os.path.isdir(job.folder):
         raise _JobProblem(f"影像目录不存在：{job.folder or '（未指定）'}")
-    scan = scan_folder(job.folder, job.study_instance_uid)
+    scan = scan_folder(job.folder, job.study_instance_uid, config.required_tags)
     known = {r.sop_instance_uid: r for r in job.instances.all()}
-    new, moved = [], []
+    now = timezone.now()
+    new, changed = [], []
+    columns = [
+        "sop_instance_uid",
+        "sop_class_uid",
+        "meta_sop_instance_uid",
+        "transfer_syntax_uid",
+        "series_instance_uid",
+        "path",
+        "size",
+        "data_offset",
+        "state",
+        "last_error",
+        "history",
+    ]
     for inst in scan.instances:
         row = known.get(inst.sop_instance_uid)
-        values = dict(
-            sop_class_uid=inst.sop_class_uid,
-            transfer_syntax_uid=inst.transfer_syntax_uid,
-            series_instance_uid=inst.series_instance_uid,
-            path=inst.path,
-            size=inst.size,
-            data_offset=inst.data_offset,
-        )
+        if row is None and inst.meta_sop_instance_uid in known and inst.sop_instance_uid not in known:
+            row = known.pop(inst.meta_sop_instance_uid)  # keyed by its file meta's UID by an earlier version
+            _note(row, "rekeyed", f"改按数据集的 SOP Instance UID {inst.sop_instance_uid} 登记", now)
+            row.sop_instance_uid = inst.sop_instance_uid
+            known[inst.sop_instance_uid] = row
+            changed.append(row)
         if row is None:
-            new.append(StudyInstance(job=job, sop_instance_uid=inst.sop_instance_uid, **values))
-        elif row.state != StudyInstance.State.STORED and any(getattr(row, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(row, k, v)
-            moved.append(row)
+            row = StudyInstance(job=job, sop_instance_uid=inst.sop_instance_uid)
+            if inst.meta_mismatch:
+                _note(row, "meta", inst.meta_mismatch, now)
+            new.append(row)
+        elif row.state == StudyInstance.State.STORED:
+            continue
+        before = [getattr(row, c) for c in columns]
+        row.sop_class_uid = inst.sop_class_uid
+        row.meta_sop_instance_uid = inst.meta_sop_instance_uid
+        row.transfer_syntax_uid = inst.transfer_syntax_uid
+        row.series_instance_uid = inst.series_instance_uid
+        row.path, row.size, row.data_offset = inst.path, inst.size, inst.data_offset
+        if inst.problem and row.state in (
+            StudyInstance.State.PENDING,
+            StudyInstance.State.RETRY,
+            StudyInstance.State.INVALID,
+        ):
+            if row.state != StudyInstance.State.INVALID or row.last_error != inst.problem[:500]:
+                _note(row, "invalid", inst.problem, now)
+            row.state, row.last_error, row.next_attempt_at = (
+                StudyInstance.State.INVALID,
+                inst.problem[:500],
+                None,
+            )
+        if row.pk and row not in changed and before != [getattr(row, c) for c in columns]:
+            changed.append(row)
     StudyInstance.objects.bulk_create(new, batch_size=1000, ignore_conflicts=True)
-    if moved:
-        StudyInstance.objects.bulk_update(moved, list(values), batch_size=1000)
+    if changed:
+        StudyInstance.objects.bulk_update(changed, [*columns, "next_attempt_at"], batch_size=1000)
     skipped = [{"path": p, "reason": r} for p, r in scan.skipped[:50]]
     StudySync.objects.filter(pk=job.pk).update(total=job.instances.count(), skipped_files=skipped)
     if not known and not new:
         raise _JobProblem(f"目录 {job.folder} 中没有该检查的 DICOM 文件")
 
 
+def _due_instances(job: StudySync, now: datetime) -> list[StudyInstance]:
+    """This run's instances, each once: those never tried (or re-queued) in the order they were
+    found, then those waiting for a retry whose time has come (fewest failures first)."""
+    pending = job.instances.filter(state=StudyInstance.State.PENDING).order_by("pk")
+    retry = job.instances.filter(state=StudyInstance.State.RETRY, next_attempt_at__lte=now).order_by(
+        "failures", "next_attempt_at", "pk"
+    )
+    return [*pending, *retry]
+
+
 def _send(job: StudySync, config: DicomConfig, on_instance) -> str:
-    rows = list(job.instances.filter(state=StudyInstance.State.PENDING).order_by("pk"))
+    rows = _due_instances(job, timezone.now())
     if not rows:
         return ""
     files = [
@@ -503,20 +563,43 @@ def _send(job: StudySync, config: DicomConfig, on_instance) -> str:
         )
         for r in rows
     ]
-    pks = {r.sop_instance_uid: r.pk for r in rows}
+    by_uid = {r.sop_instance_uid: r for r in rows}
+    max_failures = max(int(settings.DICOM.get("INSTANCE_MAX_FAILURES", 5)), 1)
     last_progress = [time.monotonic()]
     StudySync.objects.filter(pk=job.pk).update(destination=str(config.fep))
 
     def record(res: InstanceResult) -> None:
-        now = timezone.now()
+        row, now = by_uid[res.instance.sop_instance_uid], timezone.now()
         fields: dict = {"status": res.status, "last_error": res.error[:500]}
         if res.sent:
             fields["sent_count"] = F("sent_count") + 1
+        if res.converted_to:
+            _note(row, "converted", f"前置机不接受原传输语法，已无损转换为 {res.converted_to} 发送", now)
         if res.stored:
-            fields.update(state=StudyInstance.State.STORED, stored_at=now)
-        elif res.kind in ("rejected", "unsupported"):
-            fields["state"] = StudyInstance.State.REJECTED
-        StudyInstance.objects.filter(pk=pks[res.instance.sop_instance_uid]).update(**fields)
+            fields.update(state=StudyInstance.State.STORED, stored_at=now, next_attempt_at=None)
+            if row.failures:
+                _note(row, "stored", f"失败 {row.failures} 次后送达", now)
+        elif res.kind in RETRY_KINDS:
+            row.failures += 1
+            fields["failures"] = row.failures
+            _note(row, res.kind, res.error, now)
+            if row.failures >= max_failures:
+                message = f"已失败 {row.failures} 次，需人工处理；前置机最后的回应：{res.error}"
+                fields.update(
+                    state=StudyInstance.State.ATTENTION, next_attempt_at=None, last_error=message[:500]
+                )
+            else:
+                delay = uploads.retry_delay(
+                    row.failures, CallResult(outcome=Outcome.RETRY, message=res.error)
+                )
+                fields.update(state=StudyInstance.State.RETRY, next_attempt_at=now + timedelta(seconds=delay))
+        else:  # invalid or rejected: held for ops, with the reason
+            state = StudyInstance.State.INVALID if res.kind == "invalid" else StudyInstance.State.REJECTED
+            fields.update(state=state, next_attempt_at=None)
+            _note(row, res.kind, res.error, now)
+        if row.history:
+            fields["history"] = row.history
+        StudyInstance.objects.filter(pk=row.pk).update(**fields)
         if time.monotonic() - last_progress[0] >= PROGRESS_EVERY:
             last_progress[0] = time.monotonic()
             STUDY_LEASE.renew(
@@ -550,34 +633,68 @@ def run_study_job(job_id: int, *, config: DicomConfig | None = None, on_instance
     return _finish(job, error)
 
 
+def _held_summary(job: StudySync) -> str:
+    """Why the instances held for ops are held: per state, how many and the first one's reason."""
+    parts = []
+    labels = {
+        StudyInstance.State.ATTENTION: "个实例需人工处理",
+        StudyInstance.State.REJECTED: "个实例被前置机拒收",
+        StudyInstance.State.INVALID: "个文件无法发送",
+    }
+    for state, label in labels.items():
+        rows = job.instances.filter(state=state)
+        n = rows.count()
+        if n:
+            first = rows.order_by("pk").values_list("last_error", flat=True).first()
+            parts.append(f"{n} {label}：{first}" + ("等" if n > 1 else ""))
+    return "；".join(parts)
+
+
 def _finish(job: StudySync, error: str) -> StudySync:
+    """Move the job on after a run: done, waiting (for its instances' retries or, when no
+    association could be made, for its own), or needing attention (instances held for ops, or the
+    maximum age passed)."""
     now = timezone.now()
+    held = Q(state__in=StudyInstance.HELD_STATES)
     counts = job.instances.aggregate(
         total=Count("pk"),
         stored=Count("pk", filter=Q(state=StudyInstance.State.STORED)),
-        rejected=Count("pk", filter=Q(state=StudyInstance.State.REJECTED)),
+        held=Count("pk", filter=held),
+        pending=Count("pk", filter=Q(state=StudyInstance.State.PENDING)),
+        waiting=Count("pk", filter=Q(state=StudyInstance.State.RETRY)),
+        next_retry=Min("next_attempt_at", filter=Q(state=StudyInstance.State.RETRY)),
     )
-    pending = counts["total"] - counts["stored"] - counts["rejected"]
     fields = dict(
-        total=counts["total"], stored=counts["stored"], rejected=counts["rejected"], next_attempt_at=None
+        total=counts["total"], stored=counts["stored"], rejected=counts["held"], next_attempt_at=None
     )
     max_age = timedelta(hours=settings.DICOM.get("MAX_AGE_HOURS", 72))
-    if not error and pending and not counts["rejected"]:
-        error = f"{pending} 个实例未送达"
-    if error and now - job.event_at <= max_age:
-        delay = uploads.retry_delay(job.attempts, CallResult(outcome=Outcome.RETRY, message=error))
+    too_old = now - job.event_at > max_age
+    held_summary = _held_summary(job) if counts["held"] else ""
+    if not error and counts["pending"]:
+        error = f"{counts['pending']} 个实例未发送"
+    if error or counts["waiting"]:
+        if error:
+            delay = uploads.retry_delay(job.attempts, CallResult(outcome=Outcome.RETRY, message=error))
+            next_at, why = now + timedelta(seconds=delay), error
+        else:
+            first = (
+                job.instances.filter(state=StudyInstance.State.RETRY)
+                .order_by("next_attempt_at")
+                .values_list("last_error", flat=True)
+                .first()
+            )
+            next_at, why = max(counts["next_retry"], now), f"{counts['waiting']} 个实例等待重试：{first}"
+        why = "；".join(p for p in (why, held_summary) if p)
+        if too_old:
+            fields.update(
+                state=StudySync.State.ATTENTION,
+                last_error=f"超过最长重试时间 {max_age.total_seconds() / 3600:g} 小时仍未完成：{why}",
+            )
+        else:
+            fields.update(state=StudySync.State.RETRY, next_attempt_at=next_at, last_error=why)
+    elif counts["held"]:
         fields.update(
-            state=StudySync.State.RETRY, next_attempt_at=now + timedelta(seconds=delay), last_error=error
-        )
-    elif error:
-        fields.update(
-            state=StudySync.State.ATTENTION,
-            last_error=f"超过最长重试时间 {max_age.total_seconds() / 3600:g} 小时仍未完成：{error}",
-        )
-    elif counts["rejected"]:
-        fields.update(
-            state=StudySync.State.ATTENTION,
-            last_error=f"{counts['rejected']} 个实例被前置机拒收，请查看实例状态后重新同步",
+            state=StudySync.State.ATTENTION, last_error=f"{held_summary}。请查看实例状态，处理后“立即重试”"
         )
     else:
         fields.update(state=StudySync.State.DONE, finished_at=now, last_error="")
@@ -588,8 +705,8 @@ def _finish(job: StudySync, error: str) -> StudySync:
             StudySync.objects.filter(pk=job.pk, rescan=True).update(
                 state=StudySync.State.PENDING, next_attempt_at=now
             )
-    if error:
-        log.warning("study job %s (%s): %s", job.pk, job.study_instance_uid, error)
+    if fields["state"] != StudySync.State.DONE:
+        log.warning("study job %s (%s): %s", job.pk, job.study_instance_uid, fields["last_error"])
     job.refresh_from_db()
     return job
 
@@ -608,7 +725,10 @@ def due_study_jobs(limit: int = 50) -> list[int]:
 
 
 def retry_study_jobs(job_ids) -> int:
-    """Ops: run these jobs now (waiting for a retry, needing attention, or pending)."""
+    """Ops: run these jobs now (waiting for a retry, needing attention, or pending). Their held
+    instances (refused, unsendable files, failed too often) and those waiting for a retry are
+    re-queued, and the folder is scanned again (a fixed file is sent, a still broken one is marked
+    again without being sent)."""
     now = timezone.now()
     ids = list(
         StudySync.objects.filter(
@@ -617,11 +737,24 @@ def retry_study_jobs(job_ids) -> int:
         ).values_list("pk", flat=True)
     )
     with transaction.atomic():
-        StudyInstance.objects.filter(job_id__in=ids, state=StudyInstance.State.REJECTED).update(
-            state=StudyInstance.State.PENDING
+        rows = list(
+            StudyInstance.objects.select_for_update().filter(
+                job_id__in=ids, state__in=(*StudyInstance.HELD_STATES, StudyInstance.State.RETRY)
+            )
+        )
+        for row in rows:
+            _note(row, "requeued", "运维重新排队", now)
+            row.state, row.failures, row.next_attempt_at = StudyInstance.State.PENDING, 0, None
+        StudyInstance.objects.bulk_update(
+            rows, ["state", "failures", "next_attempt_at", "history"], batch_size=1000
         )
         StudySync.objects.filter(pk__in=ids).update(
-            state=StudySync.State.PENDING, next_attempt_at=now, event_at=now, attempts=0, updated_at=now
+            state=StudySync.State.PENDING,
+            next_attempt_at=now,
+            event_at=now,
+            attempts=0,
+            rescan=True,
+            updated_at=now,
         )
         transaction.on_commit(lambda: [wake_study_job(i) for i in ids])
     return len(ids)

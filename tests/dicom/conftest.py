@@ -1,10 +1,12 @@
-"""Fixtures of the DICOM tests: Orthanc peers (see orthanc.py) and settings pointing at them."""
+"""Fixtures of the DICOM tests: Orthanc peers (orthanc.py), dcmtk's storescp and a peer that chokes on
+chosen instances (peers.py), and settings pointing at the front-end processor."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.dicom.orthanc import fep, orthanc_factory  # noqa: F401  (fixtures)
+from tests.dicom.peers import choking_scp_factory, storescp_factory  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

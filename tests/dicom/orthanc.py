@@ -45,6 +45,7 @@ class Orthanc:
     dicom_port: int
     http_port: int
     modalities: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # more configuration, e.g. AcceptedTransferSyntaxes
     process: subprocess.Popen | None = None
 
     @property
@@ -83,6 +84,7 @@ class Orthanc:
             "DicomScpTimeout": 30,
             "StableAge": 3600,
             "HttpCompressionEnabled": False,
+            **self.settings,
         }
         path = self.base / "orthanc.json"
         path.write_text(json.dumps(config, indent=1))
@@ -143,6 +145,31 @@ class Orthanc:
         r.raise_for_status()
         return [i["MainDicomTags"]["SOPInstanceUID"] for i in r.json()]
 
+    def stored_file(self, sop_instance_uid: str) -> bytes | None:
+        """The DICOM file Orthanc stored for an instance, as it stored it (None: not stored)."""
+        found = requests.post(self.url + "/tools/lookup", data=sop_instance_uid, timeout=30).json()
+        ids = [f["ID"] for f in found if f.get("Type") == "Instance"]
+        if not ids:
+            return None
+        r = requests.get(self.url + f"/instances/{ids[0]}/file", timeout=30)
+        r.raise_for_status()
+        return r.content
+
+    def forget(self, sop_instance_uids=None) -> None:
+        """Delete these instances (all, by default): the next copy of one is then stored anew."""
+        with requests.Session() as http:
+            if sop_instance_uids is None:
+                ids = set(http.get(self.url + "/instances", timeout=30).json())
+            else:
+                ids = {
+                    found["ID"]
+                    for uid in set(sop_instance_uids)
+                    for found in http.post(self.url + "/tools/lookup", data=uid, timeout=30).json()
+                    if found.get("Type") == "Instance"
+                }
+            for instance_id in ids:
+                http.delete(self.url + f"/instances/{instance_id}", timeout=30).raise_for_status()
+
     def upload(self, files) -> None:
         with requests.Session() as http:
             for path in files:
@@ -161,13 +188,14 @@ class Orthanc:
 def orthanc_factory(tmp_path):
     started: list[Orthanc] = []
 
-    def make(aet: str = "FEP", modalities: dict | None = None) -> Orthanc:
+    def make(aet: str = "FEP", modalities: dict | None = None, **settings) -> Orthanc:
         o = Orthanc(
             base=tmp_path / f"orthanc-{aet.lower()}-{len(started)}",
             aet=aet,
             dicom_port=free_port(),
             http_port=free_port(),
             modalities=modalities or {},
+            settings=settings,
         )
         o.base.mkdir(parents=True)
         started.append(o)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from django.utils import timezone
+from pydicom import dcmread
+from pydicom.uid import generate_uid
 
 from hospital_interop.dicom.synthetic import write_ct_study
 from mutual_recognition.exam import services
@@ -128,3 +130,44 @@ def test_ops_dashboard_shows_study_progress_and_held_reports(live_server, page, 
     page.goto(live_server.url + "/exam/daily/")
     assert page.locator("#rerun button").inner_text() == "生成并上报"
     page.screenshot(path=str(artifacts_dir / "exam-daily.png"), full_page=True)
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_study_page_shows_each_instance_that_needs_someone_with_its_reason_and_history(
+    live_server, page, make_user, fep, dicom_settings, tmp_path, artifacts_dir
+):
+    """A study pushed to a real Orthanc with a truncated file, an instance of a SOP class Orthanc
+    does not take and one whose file meta names another UID: the page lists the held instances
+    first, each with its reason, and the history of the one whose meta disagreed."""
+    study = write_ct_study(tmp_path / "incoming" / "PAGE", 5, rows=32, columns=32)
+    files = sorted(study.folder.glob("*.dcm"))
+    files[1].write_bytes(files[1].read_bytes()[:-500])  # truncated
+    refused = dcmread(files[2])
+    refused.SOPClassUID = refused.file_meta.MediaStorageSOPClassUID = "1.2.826.0.1.3680043.9.7433.1.1"
+    refused.save_as(files[2], enforce_file_format=True)
+    other_meta = dcmread(files[3])
+    other_meta.file_meta.MediaStorageSOPInstanceUID = meta_uid = generate_uid()
+    other_meta.save_as(files[3], enforce_file_format=False)
+    job = services.ensure_study_job(study.study_instance_uid, folder=str(study.folder), accession_no="ACC-P")
+    job = services.run_study_job(job.pk)
+    assert job.state == StudySync.State.ATTENTION and job.stored == 3 and job.rejected == 2
+
+    make_user("ops-study-page", role="ops")
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("#id_username", "ops-study-page")
+    page.fill("#id_password", "pw-for-tests-0")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    page.goto(live_server.url + f"/exam/images/{job.pk}/")
+    rows = page.locator("#instances tbody tr")
+    assert rows.count() == 5
+    first, second = rows.nth(0).inner_text(), rows.nth(1).inner_text()
+    assert {"文件无法发送" in first, "文件无法发送" in second} == {True, False}  # the two held ones first
+    held = first + second
+    assert "不完整" in held and "1.2.826.0.1.3680043.9.7433.1.1" in held and "被拒收" in held
+    assert "无法送达（待处理）\t2" in page.locator("h1 + table").inner_text()
+    mismatch = page.locator("#instances tr", has_text=meta_uid)
+    mismatch.locator("summary").click()
+    assert "文件元信息的 SOP Instance UID" in mismatch.inner_text() and "已送达" in mismatch.inner_text()
+    page.screenshot(path=str(artifacts_dir / "exam-study-held-instances.png"), full_page=True)
