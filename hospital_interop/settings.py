@@ -199,6 +199,10 @@ LAB_TRANSFER = {
     # pairs itself gets a copy (docs/lab-transfer.md)
     "INDEX_KEY_FILE": os.environ.get("LAB_INDEX_KEY_FILE", str(KEY_DIR / "lab_index.key")),
 }
+# --- Patient data at rest (密评; hospital_interop/atrest.py): SM4-GCM data keys (<id>.key + current,
+# rotated with `manage.py rotate_data_key`) and the HMAC-SM3 key of the patient digest; files, 0600
+DATA_KEY_DIR = os.environ.get("DATA_KEY_DIR", str(KEY_DIR / "data"))
+PATIENT_DIGEST_KEY_FILE = os.environ.get("PATIENT_DIGEST_KEY_FILE", str(KEY_DIR / "patient_digest.key"))
 CA_SERVER = {
     "BASE_URL": os.environ.get("CA_BASE_URL", "http://127.0.0.1:8702"),
 }
