@@ -548,7 +548,7 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
                 detail={"batch": batch, "reason": decision.reason_name, "note": decision.note},
             )
             changed.append(decision)
-        patient = outbox.Patient(enc.id_no, enc.name)
+        patient = outbox.Patient(enc.id_no, enc.name, enc.id_type_code)
         records = outbox.enqueue_many(  # one call: the batch's key locks are taken in the global order
             [outbox.Item(*payloads.decision_payload(d), now, patient) for d in changed], source="recognition"
         )

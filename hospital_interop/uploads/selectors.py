@@ -9,6 +9,7 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
+from hospital_interop.atrest import SealBroken
 from hospital_interop.municipal.specs import load_catalogue
 
 from .models import OPEN_STATES, Attempt, OutboxRecord, State
@@ -181,10 +182,21 @@ def search_records(
     return rows[:limit], has_more
 
 
-def record_detail(pk: int) -> dict:
-    record = OutboxRecord.objects.get(pk=pk)
+def record_detail(pk: int, *, with_payload: bool = False) -> dict:
+    """A row with its attempts, dependencies and versions; with ``with_payload`` its payload opened
+    (``payload`` None without it; ``payload_problem`` says why a payload does not open)."""
+    qs = OutboxRecord.objects.all() if with_payload else OutboxRecord.objects.defer("payload")
+    record = qs.get(pk=pk)
+    payload, problem = None, ""
+    if with_payload:
+        try:
+            payload = record.payload
+        except SealBroken as broken:
+            problem = broken.message
     return {
         "record": record,
+        "payload": payload,
+        "payload_problem": problem,
         "attempts": list(record.attempt_log.all()[:100]),
         "dependencies": list(record.dependencies.all()),
         "versions": list(
