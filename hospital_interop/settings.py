@@ -211,6 +211,11 @@ AUDIT = {
     # "" = REMOTE_ADDR. Set it only when the proxy overwrites the header, or clients could forge it
     "CLIENT_IP_HEADER": os.environ.get("AUDIT_CLIENT_IP_HEADER", ""),
 }
+
+# --- Patient data at rest (密评; hospital_interop/atrest.py): SM4-GCM data keys (<id>.key + current,
+# rotated with `manage.py rotate_data_key`) and the HMAC-SM3 key of the patient digest; files, 0600
+DATA_KEY_DIR = os.environ.get("DATA_KEY_DIR", str(KEY_DIR / "data"))
+PATIENT_DIGEST_KEY_FILE = os.environ.get("PATIENT_DIGEST_KEY_FILE", str(KEY_DIR / "patient_digest.key"))
 CA_SERVER = {
     "BASE_URL": os.environ.get("CA_BASE_URL", "http://127.0.0.1:8702"),
 }

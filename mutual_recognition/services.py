@@ -564,7 +564,7 @@ def save_decisions(ctx: LinkContext, raw_decisions, *, bulk: bool = False, user=
             )
             changed.append(decision)
             trail.append(_decision_event(enc, previous, decision, batch))
-        patient = outbox.Patient(enc.id_no, enc.name)
+        patient = outbox.Patient(enc.id_no, enc.name, enc.id_type_code)
         records = outbox.enqueue_many(  # one call: the batch's key locks are taken in the global order
             [outbox.Item(*payloads.decision_payload(d), now, patient) for d in changed], source="recognition"
         )

@@ -39,6 +39,7 @@ stop_all() {
 trap stop_all EXIT INT TERM
 
 echo "==> preparing the database, keys and demo users"
+$PY manage.py setup_keys  # before migrate: migrations seal stored patient data with the data key
 $PY manage.py migrate --noinput -v0
 $PY manage.py collectstatic --noinput -v0
 $PY manage.py demo_setup

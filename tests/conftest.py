@@ -23,6 +23,18 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _at_rest_keys():
+    """The data keys and the patient digest key where the settings name them, as ``manage.py
+    setup_keys`` makes them at set-up (under var/test/keys: the worker and transfer processes the
+    tests start read the same files)."""
+    from django.conf import settings
+
+    from hospital_interop.keys import ensure_at_rest_keys
+
+    ensure_at_rest_keys(Path(settings.DATA_KEY_DIR), Path(settings.PATIENT_DIGEST_KEY_FILE))
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

@@ -118,7 +118,9 @@ def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
     assert set(logins) == {"doctor", "lab", "ops", "auditor", "admin"}
     out = capsys.readouterr().out
     assert "演示账号" in out and logins["ops"] in out
-    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(
+    files = [p for p in (tmp_path / "keys").rglob("*") if p.is_file()]
+    data_key = next(p.name for p in files if p.parent.name == "data" and p.name != "current")
+    assert sorted(str(p.relative_to(tmp_path / "keys")) for p in files) == sorted(
         [
             "app_secret",
             "hospital_sm2.pem",
@@ -128,9 +130,13 @@ def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
             "sm4.key",
             "lab_index.key",
             "audit.key",
+            "patient_digest.key",
+            "data/current",
+            f"data/{data_key}",
         ]
     )
-    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "keys").iterdir()} == {"0o600"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+    assert oct((tmp_path / "keys" / "data").stat().st_mode & 0o777) == "0o700"
     assert len(bytes.fromhex((tmp_path / "keys" / "lab_index.key").read_text())) == 32
 
 

@@ -1,6 +1,7 @@
 """Chinese national (GM/T) algorithms behind one small API.
 
-* SM3, HMAC-SM3 and SM4 (CBC/ECB, PKCS#7) go through ``cryptography`` (OpenSSL, C).
+* SM3, HMAC-SM3 and SM4 (CBC/ECB with PKCS#7; GCM, an AEAD mode: RFC 8998, GB/T 36624) go
+  through ``cryptography`` (OpenSSL, C).
 * SM2 (SM3withSM2 signatures, GB/T 32918 / GM/T 0003) goes through ``tongsuopy`` (Tongsuo, C)
   where importable, else through ``gmssl`` (pure Python). ``HOSPITAL_INTEROP_SM2_BACKEND=
   tongsuopy|gmssl`` forces one. Both backends only provide the elliptic-curve core
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import secrets
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as _c_hmac
 from cryptography.hazmat.primitives import padding as _padding
@@ -39,6 +41,8 @@ __all__ = [
     "sm3_hex",
     "sm4_decrypt",
     "sm4_encrypt",
+    "sm4_gcm_decrypt",
+    "sm4_gcm_encrypt",
 ]
 
 DEFAULT_SIGNER_ID = b"1234567812345678"  # GM/T 0009 default distinguishing identifier
@@ -108,6 +112,40 @@ def sm4_decrypt(key: bytes, ciphertext: bytes, mode: str = "CBC", iv: bytes | No
     unpadder = _padding.PKCS7(128).unpadder()
     tail = unpadder.update(last) + unpadder.finalize()  # raises ValueError on bad padding
     return body + tail if tail else body
+
+
+SM4_GCM_NONCE = 12  # bytes (96 bits, the GCM default)
+SM4_GCM_TAG = 16  # bytes (the full 128-bit tag)
+
+
+def sm4_gcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes = b"") -> bytes:
+    """SM4-GCM: ciphertext followed by the 16-byte tag, which authenticates it and ``aad``.
+
+    ``cryptography`` has no SM4 class among its AEADs (``aead`` holds AES and ChaCha20 only), but
+    its ``Cipher`` API runs SM4 in GCM mode through OpenSSL (checked against RFC 8998 A.1 in
+    tests/municipal/test_gm.py). The caller's ``nonce`` must never repeat under one key."""
+    if len(key) != 16:
+        raise ValueError("SM4 key must be 16 bytes")
+    if len(nonce) != SM4_GCM_NONCE:
+        raise ValueError(f"SM4-GCM needs a {SM4_GCM_NONCE}-byte nonce")
+    enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+    enc.authenticate_additional_data(aad)
+    return enc.update(plaintext) + enc.finalize() + enc.tag
+
+
+def sm4_gcm_decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes = b"") -> bytes:
+    """Inverse of :func:`sm4_gcm_encrypt`. A changed byte of ciphertext, tag or ``aad``, or another
+    key, raises ValueError: nothing is returned that the tag does not vouch for."""
+    if len(key) != 16:
+        raise ValueError("SM4 key must be 16 bytes")
+    if len(nonce) != SM4_GCM_NONCE or len(data) < SM4_GCM_TAG:
+        raise ValueError("SM4-GCM: bad nonce or data length")
+    dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, data[-SM4_GCM_TAG:])).decryptor()
+    dec.authenticate_additional_data(aad)
+    try:
+        return dec.update(data[:-SM4_GCM_TAG]) + dec.finalize()
+    except InvalidTag:
+        raise ValueError("SM4-GCM: authentication failed") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,14 +9,22 @@ registry never holds an identity number in clear.
 
 from __future__ import annotations
 
-import hashlib
-
 from django.db import models
+
+from hospital_interop.atrest import patient_digest_key
+from hospital_interop.municipal.gm import hmac_sm3
 
 
 def id_key(id_type_code: str, id_no: str) -> str:
-    """Stable, non-reversible key of a patient identity (for search, cache keys and bindings)."""
-    return hashlib.sha256(f"{id_type_code}|{id_no.upper()}".encode()).hexdigest()[:40]
+    """The one digest of a patient identity: HMAC-SM3 under the server's patient digest key
+    (``settings.PATIENT_DIGEST_KEY_FILE``) of ``<ID type>|<ID number>``, as 40 hex characters.
+
+    Used wherever a patient is found or compared without the ID number in clear: bindings, the
+    outbox's ``patient_id_hash`` and its search, visits, lab reports, recognition cache bundles,
+    audit entries. A plain hash of an ID number is reversed by trying the few billion valid
+    numbers; without the key there is nothing to try."""
+    data = f"{id_type_code}|{id_no.strip().upper()}".encode()
+    return hmac_sm3(patient_digest_key(), data).hex()[:40]
 
 
 class RefKind(models.TextChoices):

@@ -19,12 +19,22 @@ def _interface_choices():
     ]
 
 
+def _id_type_choices():
+    return list(load_catalogue().value_set("ID_TYPE").codes.items())
+
+
+def patient_digest(id_type: str, id_number: str) -> str:
+    """What the record browser searches by: the patient digest of an ID type and number."""
+    return Patient(id_number=id_number.strip().upper(), id_type=id_type or "01").id_hash
+
+
 class RecordFilterForm(forms.Form):
     interface = forms.ChoiceField(label="接口", required=False, choices=_interface_choices)
     key = forms.CharField(label="主键/报告号", required=False, max_length=255)
+    patient_id_type = forms.ChoiceField(label="证件类别", required=False, choices=_id_type_choices)
     patient_id = forms.CharField(label="患者证件号", required=False, max_length=32)
     # The ID number never travels in URLs (access logs): the view swaps it for its digest.
-    patient = forms.RegexField(regex=r"^[0-9a-f]{64}$", required=False, widget=forms.HiddenInput)
+    patient = forms.RegexField(regex=r"^[0-9a-f]{40}$", required=False, widget=forms.HiddenInput)
     state = forms.ChoiceField(label="状态", required=False, choices=[("", "全部状态"), *State.choices])
     date_from = forms.DateField(
         label="入队日期自", required=False, widget=forms.DateInput(attrs={"type": "date"})
@@ -47,7 +57,7 @@ class RecordFilterForm(forms.Form):
             interface=d.get("interface", ""),
             key=d.get("key", "").strip(),
             patient_hash=d.get("patient")
-            or Patient(id_number=d.get("patient_id", "").strip().upper()).id_hash,
+            or patient_digest(d.get("patient_id_type", ""), d.get("patient_id", "")),
             state=d.get("state", ""),
             date_from=start,
             date_to=end,

@@ -3,10 +3,16 @@
 A business system's record is written here in the same transaction as the business data, so
 nothing is sent before it is stored and nothing stored is forgotten: workers deliver rows, a
 periodic sweep picks up whatever a lost broker message or a dead worker left behind.
+
+The payload holds patient data and is stored SM4-GCM sealed (``atrest.SealedJSONField``): it is
+opened when code reads ``record.payload``, and SQL cannot look into it. What a query filters on is
+a column of its own: the interface, the business key, the patient digest.
 """
 
 from django.db import models
 from django.db.models import Q
+
+from hospital_interop.atrest import SealedJSONField
 
 
 class State(models.TextChoices):
@@ -29,10 +35,11 @@ class OutboxRecord(models.Model):
     spec_version = models.CharField("文档版本", max_length=16)
     business_key = models.CharField("主键", max_length=255, help_text="主键字段值，以 | 连接")
     version = models.PositiveIntegerField("版本", default=1)
-    payload = models.JSONField("上传内容")
+    payload = SealedJSONField("上传内容", purpose="outbox.payload")
     # Ordering (interfaces.md): the parents this record waits for, as "INTERFACE#key" strings.
     waits_for = models.JSONField("依赖", default=list, blank=True)
-    # Patient, for search and for per-patient views; the name is stored masked.
+    # Patient, for search and for per-patient views: the digest (patients.models.id_key, HMAC-SM3)
+    # and the name masked.
     patient_id_hash = models.CharField("患者标识摘要", max_length=64, blank=True, default="")
     patient_display = models.CharField("患者", max_length=64, blank=True, default="")
     source = models.CharField("来源系统", max_length=64, blank=True, default="")

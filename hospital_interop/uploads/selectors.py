@@ -5,7 +5,6 @@ export of the record browser (one ``audit.record`` each)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +12,7 @@ from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
+from hospital_interop.atrest import SealBroken
 from hospital_interop.audit import services as audit
 from hospital_interop.municipal.specs import load_catalogue
 
@@ -204,22 +204,30 @@ def search_records(
     return rows[:limit], has_more
 
 
-def payload_text(record: OutboxRecord) -> str:
-    """A record's payload in clear, formatted for the ops page: each showing is audited."""
-    audit.record(
-        audit.Action.VIEW,
-        "uploads.OutboxRecord",
-        record.pk,
-        patient=patient_key_of(record.interface, record.payload),
-        detail={"what": "上传内容（明文）", "interface": record.interface},
-    )
-    return json.dumps(record.payload, ensure_ascii=False, indent=2)
-
-
-def record_detail(pk: int) -> dict:
-    record = OutboxRecord.objects.get(pk=pk)
+def record_detail(pk: int, *, with_payload: bool = False) -> dict:
+    """A row with its attempts, dependencies and versions; with ``with_payload`` its payload opened
+    (``payload`` None without it; ``payload_problem`` says why a payload does not open). Opening a
+    payload for a person is audited."""
+    qs = OutboxRecord.objects.all() if with_payload else OutboxRecord.objects.defer("payload")
+    record = qs.get(pk=pk)
+    payload, problem = None, ""
+    if with_payload:
+        try:
+            payload = record.payload
+        except SealBroken as broken:
+            problem = broken.message
+        else:
+            audit.record(
+                audit.Action.VIEW,
+                "uploads.OutboxRecord",
+                record.pk,
+                patient=patient_key_of(record.interface, payload),
+                detail={"what": "上传内容（明文）", "interface": record.interface},
+            )
     return {
         "record": record,
+        "payload": payload,
+        "payload_problem": problem,
         "attempts": list(record.attempt_log.all()[:100]),
         "dependencies": list(record.dependencies.all()),
         "versions": list(

@@ -16,7 +16,6 @@ that are due, leased with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two worker
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import random
 import re
@@ -32,11 +31,13 @@ from django.db import connection, transaction
 from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from hospital_interop.atrest import SealBroken
 from hospital_interop.audit import services as audit
 from hospital_interop.errors import field_error
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
 from hospital_interop.municipal.specs import InterfaceSpec, load_catalogue
+from hospital_interop.patients.models import id_key
 from hospital_interop.patients.services import Claim, Identity, Ref, bind_many
 
 from . import leases
@@ -71,10 +72,12 @@ class PayloadInvalid(Exception):
 class Patient:
     id_number: str = ""
     name: str = ""
+    id_type: str = "01"
 
     @property
     def id_hash(self) -> str:
-        return hashlib.sha256(self.id_number.encode()).hexdigest() if self.id_number else ""
+        """The patient digest (``patients.models.id_key``) stored with a row and searched by."""
+        return id_key(self.id_type or "01", self.id_number) if self.id_number else ""
 
 
 POLICY_CACHE_SECONDS = 5.0
@@ -153,10 +156,15 @@ def _dig(payload: dict, path: tuple[str, ...]) -> str:
 
 
 def patient_of(code: str, payload: dict) -> Patient:
+    """The patient a payload of this interface names (ID number, its type, name), found by data element."""
     paths = _patient_paths(code)
     if not paths:
         return Patient()
-    return Patient(id_number=_dig(payload, paths.id_no), name=_dig(payload, paths.name) if paths.name else "")
+    return Patient(
+        id_number=_dig(payload, paths.id_no),
+        name=_dig(payload, paths.name) if paths.name else "",
+        id_type=(_dig(payload, paths.id_type) if paths.id_type else "") or "01",
+    )
 
 
 def _identity_of(spec, payload: dict) -> Identity | None:
@@ -345,7 +353,7 @@ def enqueue_many(
         records, fresh, outcome = [], [], []
         for i, c in enumerate(checked):
             pair = (c.interface, c.key)
-            if skip_unchanged and pair in latest and latest[pair].payload == c.payload:
+            if skip_unchanged and pair in latest and _same_payload(latest[pair], c.payload):
                 outcome.append(Enqueued(latest[pair], created=False))
                 continue
             version[pair] = version.get(pair, 0) + 1
@@ -368,6 +376,15 @@ def enqueue_many(
             ):
                 _wake_after_commit(record.pk)
     return outcome if skip_unchanged else records
+
+
+def _same_payload(row: OutboxRecord, payload: dict) -> bool:
+    """Is this stored version's payload the given one? (One that does not open is not: the new
+    version replaces it.)"""
+    try:
+        return row.payload == payload
+    except SealBroken:
+        return False
 
 
 def _check_all(items: Sequence[Item | Checked]) -> list[Checked]:
@@ -664,7 +681,13 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
             state = _hold(record, reason, started)
             counts[state] = counts.get(state, 0) + 1
             continue
-        sent.append((record, client.call(record.interface, record.payload), started))
+        try:
+            payload = record.payload  # opened here: a broken one stops this row, not the batch
+        except SealBroken as broken:
+            state = _unreadable(record, broken, started)
+            counts[state] = counts.get(state, 0) + 1
+            continue
+        sent.append((record, client.call(record.interface, payload), started))
     for state in record_outcomes(sent):
         counts[state] = counts.get(state, 0) + 1
     return counts
@@ -674,6 +697,21 @@ def _age_from(record: OutboxRecord) -> datetime:
     """The max-age clock runs from the business event, and again from an ops re-drive: a record a
     person re-drove gets a full max age before it comes back to them."""
     return max(record.event_at, record.redriven_at) if record.redriven_at else record.event_at
+
+
+def _unreadable(record: OutboxRecord, broken: SealBroken, now: datetime) -> str:
+    """A payload that does not open (changed in the database, or sealed under a key this server
+    lacks) is never sent: the row goes to ops with the reason."""
+    log.error("upload %s %s not sent: sealed payload does not open", record.interface, record.business_key)
+    LEASE.release(
+        record.pk,
+        record.claimed_by,
+        now=now,
+        state=State.ATTENTION,
+        next_attempt_at=None,
+        last_message=f"上传内容无法解密，未发送：{broken.message}",
+    )
+    return State.ATTENTION
 
 
 def _hold(record: OutboxRecord, reason: str, now: datetime) -> str:
@@ -886,58 +924,60 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
             )
         )
         for row in rows:
-            patient_key = patient_key_of(row.interface, row.payload)
-            event = audit.Event(
+            fields = ["state", "next_attempt_at", "last_errors", "last_message", "redriven_at", "updated_at"]
+            event = audit.Event(  # the row's digest is the patient key: no need to open the payload
                 audit.Action.REDRIVE,
                 "uploads.OutboxRecord",
                 str(row.pk),
-                patient=patient_key,
+                patient=row.patient_id_hash,
                 detail={"interface": row.interface, "from": row.state},
             )
             if payload_fix:
-                payload = {**row.payload, **payload_fix}
+                opened = _opened(row)
+                payload = {**opened, **payload_fix}
                 checked, errors = check(Item(row.interface, payload))
                 if errors:
                     raise PayloadInvalid(row.interface, errors)
-                claim = patient_claim(
-                    checked.spec, payload
-                )  # a fix cannot move a visit or report to another patient
+                # a fix cannot move a visit or report to another patient
+                claim = patient_claim(checked.spec, payload)
                 if claim is not None:
                     bind_many([claim], source="ops-redrive")
-                fixed_key = patient_key_of(row.interface, payload)
+                patient = patient_of(row.interface, payload)  # the digest searched by follows the fix
                 event = replace(
                     event,
                     action=audit.Action.UPDATE,
-                    patient=fixed_key,
-                    changes=payload_changes(row.interface, row.payload, payload),
+                    patient=patient.id_hash,
+                    changes=payload_changes(row.interface, opened, payload),
                     detail={
                         **event.detail,
-                        **({"patientBefore": patient_key} if fixed_key != patient_key else {}),
+                        **(
+                            {"patientBefore": row.patient_id_hash}
+                            if patient.id_hash != row.patient_id_hash
+                            else {}
+                        ),
                     },
                 )
-                patient = patient_of(row.interface, payload)  # a fixed identity moves the row's patient too
                 row.payload, row.patient_id_hash = payload, patient.id_hash
                 row.patient_display = mask_name(patient.name)
+                fields += ["payload", "patient_id_hash", "patient_display"]
             events.append(event)
             row.state, row.next_attempt_at, row.last_errors, row.redriven_at = State.PENDING, now, [], now
             row.last_message = "运维已重推"
-            row.save(
-                update_fields=[
-                    "payload",
-                    "patient_id_hash",
-                    "patient_display",
-                    "state",
-                    "next_attempt_at",
-                    "last_errors",
-                    "last_message",
-                    "redriven_at",
-                    "updated_at",
-                ]
-            )
+            row.save(update_fields=fields)
         audit.record_many(events)
         ids = [r.pk for r in rows]
         transaction.on_commit(lambda: [wake(i) for i in ids])
     return len(rows)
+
+
+def _opened(row: OutboxRecord) -> dict:
+    """The payload of a row ops fixes; PayloadInvalid (nothing changed) when it does not open."""
+    try:
+        return row.payload
+    except SealBroken as broken:
+        raise PayloadInvalid(
+            row.interface, [field_error("", "sealed", f"上传内容无法解密，不能修正：{broken.message}")]
+        ) from None
 
 
 def cancel(record_ids, *, reason: str) -> int:
@@ -963,7 +1003,7 @@ def cancel(record_ids, *, reason: str) -> int:
                     audit.Action.VOID,
                     "uploads.OutboxRecord",
                     str(r.pk),
-                    patient=patient_key_of(r.interface, r.payload),
+                    patient=r.patient_id_hash,
                     changes={"state": [r.state, State.VOIDED]},
                     detail={"interface": r.interface, "reason": reason},
                 )

@@ -2,6 +2,7 @@
 selectors read, services write."""
 
 import csv
+import json
 from datetime import datetime
 
 from django.conf import settings
@@ -17,9 +18,8 @@ from hospital_interop.charts import bar_chart
 from hospital_interop.patients.services import PatientConflict
 
 from . import selectors, services
-from .forms import CancelForm, PayloadFixForm, RecordFilterForm
+from .forms import CancelForm, PayloadFixForm, RecordFilterForm, patient_digest
 from .models import OutboxRecord, State
-from .services import Patient
 
 VIEW = "hospital_interop.view_uploads"
 OPERATE = "hospital_interop.operate_uploads"
@@ -69,8 +69,9 @@ def _hide_patient_id(request):
     query = data.copy()
     query.pop("patient_id", None)
     query.pop("csrfmiddlewaretoken", None)
+    id_type = query.pop("patient_id_type", [""])[0]
     if id_number:
-        query["patient"] = Patient(id_number=id_number).id_hash
+        query["patient"] = patient_digest(id_type, id_number)
     return redirect(f"{request.path}?{query.urlencode()}")
 
 
@@ -174,18 +175,20 @@ def _fmt(dt):
 
 @permission_required(VIEW, raise_exception=True)
 def record_detail(request, pk: int):
+    show_payload = request.user.has_perm("hospital_interop.view_decrypted_payload")
     try:
-        detail = selectors.record_detail(pk)
+        detail = selectors.record_detail(pk, with_payload=show_payload)
     except OutboxRecord.DoesNotExist as exc:
         raise Http404("上传记录不存在") from exc
     record = detail["record"]
-    show_payload = request.user.has_perm("hospital_interop.view_decrypted_payload")
     return render(
         request,
         "uploads/record_detail.html",
         {
             **detail,
-            "payload_json": selectors.payload_text(record) if show_payload else None,
+            "payload_json": json.dumps(detail["payload"], ensure_ascii=False, indent=2)
+            if detail["payload"] is not None
+            else None,
             "can_operate": request.user.has_perm(OPERATE)
             and record.state in (State.ATTENTION, State.RETRY, State.PENDING),
             "fix_form": PayloadFixForm(),

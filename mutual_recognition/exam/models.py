@@ -18,6 +18,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from hospital_interop.atrest import SealedBytesField
+
 
 class ExamReport(models.Model):
     class State(models.TextChoices):
@@ -34,7 +36,7 @@ class ExamReport(models.Model):
     problems = models.JSONField("对照问题", default=list, blank=True)
     pdf_name = models.CharField("PDF 文件名", max_length=100, blank=True, default="")
     pdf_size = models.PositiveIntegerField("PDF 大小", default=0)
-    pdf_content = models.BinaryField("PDF", editable=False, default=b"")
+    pdf_content = SealedBytesField("PDF", purpose="exam.report_pdf", default=b"")  # SM4-GCM (atrest.py)
 
     patient_display = models.CharField("患者", max_length=64, blank=True, default="")
     patient_id_hash = models.CharField("患者标识摘要", max_length=64, blank=True, default="")

@@ -15,3 +15,9 @@ class LabConfig(AppConfig):
         from .signing import version_facts
 
         register_version_facts(version_facts)  # the review module signs what the lab PDF prints
+
+        from hospital_interop.atrest import register_sealed_folders
+
+        from .conf import sealed_folders
+
+        register_sealed_folders(sealed_folders)  # rotate_data_key re-seals archived and quarantined files

@@ -69,3 +69,9 @@ class TransferConfig:
                 f"检验报告索引校验密钥文件 {self.index_key_file} 应为十六进制文本（至少 {MIN_KEY_BYTES} 字节）"
             )
         return bytes.fromhex(text)
+
+
+def sealed_folders() -> list[Path | None]:
+    """Where the transfer service keeps sealed files: the archive (None: files deleted) and quarantine."""
+    cfg = TransferConfig.from_settings()
+    return [cfg.archive_dir, cfg.quarantine_dir]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
+from hospital_interop.atrest import SealedBytesField
 from hospital_interop.logmask import mask_name
 
 
@@ -89,7 +90,7 @@ class LabArchivedPdf(models.Model):
     version = models.OneToOneField(
         LabReportVersion, models.CASCADE, related_name="archived_pdf", verbose_name="报告版本"
     )
-    data = models.BinaryField("PDF 原件")
+    data = SealedBytesField("PDF 原件", purpose="lab.archived_pdf")  # SM4-GCM sealed (atrest.py)
     sm3 = models.CharField("PDF SM3", max_length=64)
     archived_at = models.DateTimeField("归档时间")
 

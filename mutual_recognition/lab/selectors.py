@@ -131,7 +131,8 @@ def version_pdf(report_id: str, version: int) -> VersionPdf | None:
         if not data or sm3_hex(data) != v.pdf_sm3:
             return VersionPdf(
                 problem=f"报告 {report_id} 第 {version} 版已归档，但本系统没有与归档摘要一致的 PDF 原件"
-                f"（归档文件名 {v.pdf_file}），不能重新生成。请在归档目录中查看该文件。",
+                f"（归档文件名 {v.pdf_file}），不能重新生成。请在归档目录中查看该文件"
+                f"（加密保存为 {v.pdf_file}.sm4，用 manage.py open_sealed_file 解密）。",
                 status=410,
             )
         return VersionPdf(data=data, file_name=v.pdf_file or f"{index.stem_for(report_id, version)}.pdf")

@@ -21,6 +21,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
+from hospital_interop import atrest
 from hospital_interop.errors import InvalidInput
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.gm import sm3_hex
@@ -234,20 +235,42 @@ def archive(report_id: str, *, regenerate: bool = False, config: TransferConfig 
 
 def requeue_quarantined(transfer_id: int, config: TransferConfig | None = None) -> list[str]:
     """Move a quarantined pair's files back into the drop folder (PDF first, index last), after the
-    cause was fixed (e.g. a dictionary mapping added). The transfer service then processes them again."""
+    cause was fixed (e.g. a dictionary mapping added), opened: the drop folder is the LIS hand-off,
+    in clear. The transfer service then processes them again. A sealed file that does not open
+    (changed on disk) moves nothing (ValueError)."""
     cfg = config or TransferConfig.from_settings()
     t = LabTransfer.objects.filter(pk=transfer_id, state=LabTransfer.State.QUARANTINED).first()
     if t is None or not t.disposition:
         raise ValueError("该记录不是隔离状态，无法重新处理")
     folder = Path(t.disposition)
-    names = [n for n in (t.pdf_name, t.index_name) if n and (folder / n).exists()]
-    if not names:
+    # name -> its file in the quarantine folder: in clear if a person put a fixed copy there (opened
+    # with manage.py open_sealed_file, or quarantined before files were sealed), else sealed
+    found = {}
+    for name in (t.pdf_name, t.index_name):
+        for path in (folder / name, folder / (name + atrest.SEALED_SUFFIX)):
+            if name and path.exists():
+                found[name] = path
+                break
+    if not found:
         raise ValueError(f"隔离目录 {folder} 中已没有该报告的文件")
-    for name in names:
+    for name in found:
         if (cfg.drop_dir / name).exists():
             raise ValueError(f"投递目录中已有同名文件 {name}，请先处理")
-    for name in sorted(names, key=lambda n: n.endswith(index.INDEX_EXT)):  # the PDF first
-        os.replace(folder / name, cfg.drop_dir / name)
+    opened = {}
+    for name, path in found.items():  # every file opens before any is moved
+        if path.name.endswith(atrest.SEALED_SUFFIX):
+            try:
+                opened[name] = atrest.read_sealed_file(path)
+            except atrest.SealBroken as broken:
+                raise ValueError(f"隔离文件 {path.name} 无法解密：{broken.message}") from None
+    names = sorted(found, key=lambda n: n.endswith(index.INDEX_EXT))  # the PDF first
+    for name in names:
+        if name in opened:
+            index.atomic_write(cfg.drop_dir, name, opened[name])
+            found[name].unlink()
+        else:
+            os.replace(found[name], cfg.drop_dir / name)
+            (folder / (name + atrest.SEALED_SUFFIX)).unlink(missing_ok=True)  # the copy it replaced
     index.fsync_dir(cfg.drop_dir)
     LabTransfer.objects.filter(pk=t.pk).update(disposition=f"{t.disposition}（已移回投递目录）")
     return names

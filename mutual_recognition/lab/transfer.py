@@ -3,7 +3,7 @@
 State of each PDF + index pair lives in ``LabTransfer`` rows::
 
     discovered ──► enqueued ──► accepted ──► cleared
-        │        (3.4 + 3.3 outbox rows   (files moved to the archive folder, or deleted)
+        │        (3.4 + 3.3 outbox rows   (files moved to the archive folder sealed, or deleted)
         │         and the state change in
         │         one transaction)
         ├──► quarantined  (not authentic — neither archived here nor carrying the right index MAC —,
@@ -22,7 +22,9 @@ Rules that make a restart lose and repeat nothing:
 
 Only authentic pairs are uploaded (``index.parse``): the report and PDF digest of a version this
 server archived, or an index with the right HMAC-SM3 (the key of ``LAB_TRANSFER["INDEX_KEY_FILE"]``,
-read once at start). Every file the service writes or moves into its folders is mode 0600.
+read once at start). Every file the service writes or moves into its folders is mode 0600, and
+the PDFs and indexes it moves into the archive and quarantine folders are SM4-GCM sealed
+(``<name>.sm4``, hospital_interop/atrest.py): they hold patient data.
 
 Delivery itself is the outbox's job (retries, ordering, attention). A pair counts as accepted
 when, for 3.4 and for 3.3, the platform accepted its outbox row or a later version of the same
@@ -44,7 +46,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, close_ol
 from django.db.models import Max
 from django.utils import timezone
 
-from hospital_interop.filemodes import make_private
+from hospital_interop import atrest
 from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.uploads import services as outbox
@@ -450,14 +452,15 @@ class TransferService:
                 continue
             path = self.cfg.drop_dir / name
             try:
-                if sm3_hex(path.read_bytes()) != digest:
-                    continue  # a newer drop under the same name: not ours to touch
+                data = path.read_bytes()
             except FileNotFoundError:
                 continue  # done before a crash
+            if sm3_hex(data) != digest:
+                continue  # a newer drop under the same name: not ours to touch
             if target is None:
                 path.unlink(missing_ok=True)
             else:
-                _move(path, target)
+                _seal_away(path, target, data)
         index.fsync_dir(self.cfg.drop_dir)
         if duplicate:
             self._seen.pop(t.stem, None)
@@ -490,13 +493,14 @@ class TransferService:
             ]
         lines += [
             "",
+            "本目录中的 PDF 与索引文件已加密保存（.sm4，SM4-GCM），可用 manage.py open_sealed_file 查看。",
             "处理：修正数据（或字典对照）后，由 LIS 重新归档该报告；",
-            "或把修正后的文件移回投递目录（先 PDF，后索引），传输服务会重新处理。",
+            "或在“检验报告传输”页面对该记录选择“移回重新处理”（文件解密后移回投递目录，传输服务会重新处理）。",
         ]
         index.atomic_write(dest, f"{t.stem}.reason.txt", ("\n".join(lines) + "\n").encode("utf-8"))
         for p in paths:
             try:
-                _move(p, dest)
+                _seal_away(p, dest)
             except FileNotFoundError:
                 pass
         self._seen.pop(t.stem, None)
@@ -569,24 +573,25 @@ def install_signal_handlers(stop: threading.Event) -> None:
 # ---------------------------------------------------------------------- helpers
 
 
-def _move(path: Path, folder: Path) -> Path:
-    """Move a drop file into the archive or quarantine folder; there it is 0600 whoever wrote it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / path.name
-    n = 1
-    while dest.exists():
-        dest = folder / f"{path.stem}.{n}{path.suffix}"
-        n += 1
+def _seal_away(path: Path, folder: Path, data: bytes | None = None) -> Path:
+    """Move a drop file into the archive or quarantine folder, SM4-GCM sealed (``<name>.sm4``,
+    0600, written and synced before the drop file is removed): what stays on disk after the upload
+    holds no patient data in clear. ``manage.py open_sealed_file`` opens one for a person;
+    ``services.requeue_quarantined`` puts quarantined ones back into the drop folder in clear."""
+    data = path.read_bytes() if data is None else data
+    sealed = folder / (path.name + atrest.SEALED_SUFFIX)
+    if not _holds(sealed, data):  # else: sealed before a crash kept the drop file; not twice
+        sealed = atrest.write_sealed_file(folder, path.name, data)
+    path.unlink(missing_ok=True)
+    return sealed
+
+
+def _holds(sealed: Path, data: bytes) -> bool:
+    """Does this sealed file exist and open to exactly these bytes?"""
     try:
-        os.replace(path, dest)
-    except OSError as exc:
-        if exc.errno != 18:  # EXDEV: another file system: a private copy (synced), then remove
-            raise
-        index.atomic_write(folder, dest.name, path.read_bytes())
-        path.unlink()
-        return dest
-    make_private(dest)
-    return dest
+        return atrest.read_sealed_file(sealed) == data
+    except (FileNotFoundError, atrest.SealBroken):
+        return False
 
 
 AUTHENTICATED = {"archive": "与本系统归档的版本一致", "mac": "索引校验码正确"}

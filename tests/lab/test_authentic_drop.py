@@ -200,7 +200,7 @@ def test_a_pair_a_lis_wrote_with_the_right_mac_is_checked_like_any_lis_report_an
     assert record["version"] == 1
     assert {i["itemCode"]: i["resultValue"] for i in record["payload"]["items"]}["HGB"] == "118"
     archived = [p for p in folders.archive.rglob("*") if p.is_file()]
-    assert sorted(p.name for p in archived) == [f"{stem}.json", f"{stem}.pdf"]
+    assert sorted(p.name for p in archived) == [f"{stem}.json.sm4", f"{stem}.pdf.sm4"]  # sealed
     assert {file_mode(p) for p in archived} == {"0o600"}
 
 
@@ -213,7 +213,7 @@ def test_quarantined_files_and_reason_files_are_private(lab_dicts, folders, serv
     assert service.run_once().quarantined == 1
     folder = next(folders.quarantine.iterdir())
     names = sorted(p.name for p in folder.iterdir())
-    assert names == [f"{stem}.json", f"{stem}.pdf", f"{stem}.reason.txt"]
+    assert names == [f"{stem}.json.sm4", f"{stem}.pdf.sm4", f"{stem}.reason.txt"]  # sealed, but the reason
     assert {file_mode(folder / n) for n in names} == {"0o600"}
 
 

@@ -69,12 +69,12 @@ def test_each_bad_drop_ends_in_quarantine_with_a_reason_and_nothing_is_uploaded_
     assert not OutboxRecord.objects.exists()  # nothing uploaded
     assert files_in(folders.drop) == []
     in_quarantine = {n for n in files_in(folders.quarantine) if not n.endswith(".reason.txt")}
-    assert in_quarantine == before  # nothing lost
+    assert in_quarantine == {n + ".sm4" for n in before}  # nothing lost (sealed: patient data)
 
     names, reason = quarantined(folders, idx1.stem)
-    assert names == [idx1.name, f"{idx1.stem}.reason.txt"] and "只有索引文件" in reason
+    assert names == [idx1.name + ".sm4", f"{idx1.stem}.reason.txt"] and "只有索引文件" in reason
     names, reason = quarantined(folders, pdf2.stem)
-    assert pdf2.name in names and "只有 PDF 文件" in reason
+    assert pdf2.name + ".sm4" in names and "只有 PDF 文件" in reason
     _, reason = quarantined(folders, idx3.stem)
     assert "不是有效的 UTF-8 JSON" in reason
     _, reason = quarantined(folders, pdf4.stem)
@@ -87,11 +87,13 @@ def test_each_bad_drop_ends_in_quarantine_with_a_reason_and_nothing_is_uploaded_
     assert rows[pdf5.stem].errors[0]["rule"] == "mapping.unknown"
     assert LabTransferLog.objects.filter(event="quarantined").count() == 5
 
-    # fixed at the source: the truncated one moved back whole is processed normally
+    # fixed at the source: the truncated one put back whole (in clear, beside its sealed copy) and
+    # the sealed index opened on the way back to the drop folder are processed normally
     t4 = rows[pdf4.stem]
     folder = next(p for p in folders.quarantine.iterdir() if p.name.endswith(pdf4.stem))
     (folder / pdf4.name).write_bytes(whole)
     assert services.requeue_quarantined(t4.pk) == [pdf4.name, idx4.name]
+    assert sorted(p.name for p in folder.iterdir()) == [f"{pdf4.stem}.reason.txt"]
     assert service.run_once().enqueued == 1
     uploads = OutboxRecord.objects.filter(business_key__endswith=pdf4.stem.split("_v")[0])
     assert sorted(uploads.values_list("interface", flat=True)) == [

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from django.utils import timezone
 
+from hospital_interop import atrest
 from hospital_interop.municipal.gm import sm3_hex
 from hospital_interop.uploads.models import OutboxRecord, State
 from mutual_recognition.lab.models import LabReport, LabTransfer, LabTransferLog
@@ -108,7 +109,8 @@ def test_approve_archive_upload_clear_then_reapproval_is_version_2(
     assert t.state == LabTransfer.State.CLEARED
     assert files_in(folders.drop) == []
     archived = files_in(folders.archive)
-    assert archived == [f"{stem}.json", f"{stem}.pdf"]
+    assert archived == [f"{stem}.json.sm4", f"{stem}.pdf.sm4"]  # sealed: they hold patient data
+    assert atrest.read_sealed_file(next(folders.archive.rglob(f"{stem}.pdf.sm4"))) == pdf_bytes
 
     key = f"{ORG}|{body['reportId']}"
     detail = sim.record("LAB_REPORT_DETAIL", key)

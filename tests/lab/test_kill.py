@@ -76,5 +76,7 @@ def test_transfer_killed_between_the_two_uploads_completes_exactly_once(lab_dict
     events = list(LabTransferLog.objects.filter(transfer=t).values_list("event", flat=True))
     assert events.count("enqueued") == 1 and events.count("accepted") == 1 and events.count("cleared") == 1
     assert files_in(folders.drop) == []
-    assert files_in(folders.archive) == sorted([archived.index_path.name, archived.pdf_path.name])
+    assert files_in(folders.archive) == sorted(  # sealed (SM4-GCM): they hold patient data
+        [archived.index_path.name + ".sm4", archived.pdf_path.name + ".sm4"]
+    )
     assert LabTransferLog.objects.filter(event="started").count() == 2

@@ -114,6 +114,36 @@ def test_sm4_rejects_bad_input():
         gm.sm4_decrypt(SM4_KEY, bad_padding, mode="CBC", iv=iv)
 
 
+# RFC 8998 (ShangMi cipher suites for TLS 1.3), appendix A.1: SM4-GCM
+GCM_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+GCM_IV = bytes.fromhex("00001234567800000000ABCD")
+GCM_AAD = bytes.fromhex("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2")
+GCM_PLAIN = bytes.fromhex(
+    "AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCDDDDDDDDDDDDDDDD"
+    "EEEEEEEEEEEEEEEEFFFFFFFFFFFFFFFFEEEEEEEEEEEEEEEEAAAAAAAAAAAAAAAA"
+)
+GCM_CIPHER = bytes.fromhex(
+    "17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735"
+    "D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D"
+)
+GCM_TAG = bytes.fromhex("83DE3541E4C2B58177E065A9BF7B62EC")
+
+
+def test_sm4_gcm_matches_rfc8998_and_refuses_any_changed_byte():
+    sealed = gm.sm4_gcm_encrypt(GCM_KEY, GCM_IV, GCM_PLAIN, GCM_AAD)
+    assert sealed == GCM_CIPHER + GCM_TAG
+    assert gm.sm4_gcm_decrypt(GCM_KEY, GCM_IV, sealed, GCM_AAD) == GCM_PLAIN
+    for i in (0, len(GCM_CIPHER) - 1, len(sealed) - 1):  # ciphertext and tag
+        changed = bytearray(sealed)
+        changed[i] ^= 0x01
+        with pytest.raises(ValueError):
+            gm.sm4_gcm_decrypt(GCM_KEY, GCM_IV, bytes(changed), GCM_AAD)
+    with pytest.raises(ValueError):
+        gm.sm4_gcm_decrypt(GCM_KEY, GCM_IV, sealed, GCM_AAD + b"x")  # other associated data
+    with pytest.raises(ValueError):
+        gm.sm4_gcm_decrypt(bytes(16), GCM_IV, sealed, GCM_AAD)  # another key
+
+
 # --- SM2 --------------------------------------------------------------------------------------
 
 

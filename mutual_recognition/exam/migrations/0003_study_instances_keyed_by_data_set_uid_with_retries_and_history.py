@@ -13,7 +13,7 @@ def rescan_unfinished_jobs(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("exam", "0001_moved_from_mutual_recognition"),
+        ("exam", "0002_sealed_report_pdfs"),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('uploads', '0004_redriven_at'),
+        ('uploads', '0005_sealed_payloads_hmac_patient_digest'),
     ]
 
     operations = [
