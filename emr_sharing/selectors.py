@@ -6,7 +6,6 @@ from django.utils import timezone
 
 from hospital_interop.audit import services as audit
 from hospital_interop.uploads.models import OutboxRecord, State
-from hospital_interop.uploads.services import patient_key_of
 
 from .mapping import RecordType
 
@@ -65,12 +64,11 @@ def record_status(record_type: RecordType, business_key: str) -> dict | None:
     if not versions:
         return None
     latest = versions[0]
-    payload = OutboxRecord.objects.filter(pk=latest.pk).values_list("payload", flat=True).first() or {}
     audit.record(
         audit.Action.VIEW,
         "uploads.OutboxRecord",
         latest.pk,
-        patient=patient_key_of(latest.interface, payload),
+        patient=latest.patient_id_hash,
         detail={"what": "投递状态", "recordType": record_type.slug, "versions": len(versions)},
     )
     return status_of(record_type, latest, versions=versions)

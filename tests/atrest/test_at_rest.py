@@ -91,7 +91,7 @@ def test_outbox_rows_and_archived_files_hold_no_clear_id_number_or_name(
     patients = intake_from_every_app(client, api, rts, lis, ris, folders, service, inline_delivery)
 
     rows = raw_rows(OutboxRecord._meta.db_table)
-    assert len(rows) == 5  # visit, lab PDF + detail, exam PDF + result
+    assert len(rows) == 7  # visit, lab PDF + detail and their public-data twins, exam PDF + result
     columns = {
         f"outbox row {i} column {c}": as_bytes(v) for i, row in enumerate(rows) for c, v in enumerate(row)
     }
@@ -133,7 +133,7 @@ def test_outbox_rows_and_archived_files_hold_no_clear_id_number_or_name(
     detail = client.get(f"/ops/uploads/records/{visit.pk}/").content.decode()
     assert patients[0][0] in detail and patients[0][1] in detail
     exported = b"".join(client.get("/ops/uploads/records/export.csv").streaming_content).decode()
-    assert exported.count("\n") == 6 and patients[0][0] not in exported
+    assert exported.count("\n") == 8 and patients[0][0] not in exported  # header + 7 rows
 
 
 @pytest.mark.django_db

@@ -142,13 +142,22 @@ APPENDER = textwrap.dedent(
     django.setup()
     from hospital_interop.audit import services
     from hospital_interop.audit.context import acting_as
-    name, n, go = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    name, other, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.001)
+    from hospital_interop.audit.models import AuditRecord
+    other = "process:" + other
     with acting_as(name):
         for i in range(n):
             services.record("view", "test.Concurrent", f"{name}-{i}")
+            # lock-step: the next round starts when the other has written this one, so the two
+            # contend for the head on every round however loaded the machine is
+            deadline = time.monotonic() + 60
+            while AuditRecord.objects.filter(username=other).count() <= i:
+                if time.monotonic() > deadline:
+                    sys.exit("the other appender stopped")
+                time.sleep(0.001)
     print("done", name)
     """
 )
@@ -162,14 +171,14 @@ def test_two_processes_appending_at_once_keep_one_chain(tmp_path):
     n, go = 150, tmp_path / "go"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", APPENDER, name, str(n), str(go)],
+            [sys.executable, "-c", APPENDER, name, other, str(n), str(go)],
             cwd=ROOT,
             env=db_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for name in ("appender-a", "appender-b")
+        for name, other in (("appender-a", "appender-b"), ("appender-b", "appender-a"))
     ]
     assert [p.stdout.readline().strip() for p in procs] == ["ready", "ready"]
     go.touch()  # both set up and waiting: they start appending together
