@@ -119,4 +119,15 @@ def evaluate_item(item: OrderedItem, bundle: dict, snap: Snapshot, today: str) -
 
 
 def evaluate(items: list[OrderedItem], bundle: dict, snap: Snapshot, today: str) -> list[dict]:
-    return [evaluate_item(i, bundle, snap, today) for i in items]
+    """Each ordered item's answer. An item with no result whose kind the platform could not be
+    asked about says so and why, instead of a plain "no external result"."""
+    unasked = {e["kind"]: e for e in bundle.get("errors") or []}
+    answers = [evaluate_item(i, bundle, snap, today) for i in items]
+    for a in answers:
+        error = unasked.get(a["kind"])
+        if error and a.get("mapped") and not a["recognizable"]:
+            what = "检查" if a["kind"] == "exam" else "检验"
+            a["platformError"] = {"code": error["code"], "message": error["message"]}
+            why = " ".join(x for x in (error["code"], error["message"]) if x)
+            a["summary"] = f"未能查询市平台{what}结果（{why}），请稍后重试"
+    return answers

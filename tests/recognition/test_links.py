@@ -357,7 +357,7 @@ def test_the_web_servers_access_log_records_paths_without_queries_or_referers(tm
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    secret_query = "ctx=page-token-secret&idNo=110105197003071234&pid=P000123"
+    secret_query = "ctx=page-token-secret&idNo=11010519700307123X&pid=P000123"
     try:
         deadline = time.time() + 60
         while True:
@@ -365,7 +365,7 @@ def test_the_web_servers_access_log_records_paths_without_queries_or_referers(tm
                 requests.get(
                     base + "/recognition/embed/lab-pdf?" + secret_query,
                     timeout=2,
-                    headers={"Referer": "http://his.example/order?idNo=110105197003071234"},
+                    headers={"Referer": "http://his.example/order?idNo=11010519700307123X"},
                 )
                 break
             except requests.ConnectionError:

@@ -78,3 +78,13 @@ def test_platform_down_degrades_to_no_prompt(client, recognition, patient):
     answer = call(client, prompt_body(patient, ITEMS)).json()
     assert answer["ok"] and answer["anyRecognizable"] is False
     assert {e["kind"] for e in answer["platformErrors"]} == {"exam", "lab"}
+
+
+def test_an_item_the_platform_could_not_be_asked_about_says_so_and_why(client, recognition, patient):
+    """The doctor is told the platform could not be asked, never a plain "no external result"."""
+    recognition.set_faults(http_5xx=1.0, services=["LAB_RECOGNIZABLE_ITEMS"])
+    answer = call(client, prompt_body(patient, ITEMS)).json()
+    by_kind = {i["kind"]: i for i in answer["items"] if i["mapped"]}
+    assert by_kind["lab"]["summary"].startswith("未能查询市平台检验结果（")
+    assert "请稍后重试" in by_kind["lab"]["summary"] and by_kind["lab"]["platformError"]["message"]
+    assert "platformError" not in by_kind["exam"]  # the exam query answered: its own summary stands
