@@ -32,9 +32,11 @@ wait_for() {  # wait_for NAME URL
 }
 stop_all() {
   trap - EXIT INT TERM
-  echo; echo "==> stopping demo processes"
+  echo; echo "==> 正在停止演示进程"
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
+  echo "==> 演示已停止"
+  exit 0
 }
 trap stop_all EXIT INT TERM
 
@@ -62,11 +64,15 @@ start lab-transfer $PY manage.py lab_transfer
 start web .venv/bin/gunicorn -c python:hospital_interop.gunicorn_conf hospital_interop.wsgi --bind 127.0.0.1:$PORT --access-logfile -
 wait_for web "http://127.0.0.1:$PORT/healthz"
 
+if [ ! -e var/demo_story.done ]; then  # first start: a few days of activity through the real APIs
+  $PY manage.py demo_story --base-url "http://127.0.0.1:$PORT" --sim-url http://127.0.0.1:8701 && touch var/demo_story.done
+fi
+
 echo
 echo "==> 演示已启动: http://127.0.0.1:$PORT/"
 echo "    运行状态: $(curl -s http://127.0.0.1:$PORT/healthz)"
-echo "    市平台模拟器 http://127.0.0.1:8701  CA 签名服务器模拟器 http://127.0.0.1:8702  UKey 客户端 http://127.0.0.1:8710"
+echo "    市平台模拟器联调台 http://127.0.0.1:8701/  CA 签名服务器模拟器 http://127.0.0.1:8702  UKey 客户端 http://127.0.0.1:8710"
 echo "    演示账号见上方（密码保存在 var/demo_logins.json）。按 Ctrl-C 停止全部进程。"
 set +e
 wait -n "${pids[@]}"
-echo "a demo process exited; see var/log/ — stopping the others" >&2
+echo "一个演示进程意外退出，请查看 var/log/ 下的日志；正在停止其余进程" >&2

@@ -2,6 +2,7 @@
 the demo lab user registered as signer with a software UKey bound to them."""
 
 import base64
+import json
 import secrets
 from pathlib import Path
 
@@ -87,6 +88,12 @@ class Command(BaseCommand):
             )
             services.set_staff_ca(user, ukey_serial=serial, ca_enabled=True)
         o["pin"] = o["pin"] or (pin_file.read_text().strip() if pin_file.exists() else "（见创建时的输出）")
+        logins = settings.VAR_DIR / "demo_logins.json"
+        if logins.exists():  # the demo's one place for what a demo user needs to log in
+            saved = json.loads(logins.read_text())
+            saved[f"{o['username']} 的 UKey PIN"] = o["pin"]
+            logins.write_text(json.dumps(saved, ensure_ascii=False, indent=2))
+            logins.chmod(0o600)
         self.stdout.write(
             f"电子签名演示已就绪：签名用户 {profile.name}（工号 {profile.staff_no}），"
             f"UKey 文件 {keystore}，PIN {o['pin']}。"
