@@ -200,3 +200,25 @@ def test_bad_switches_are_refused_in_chinese(csim):
     assert csim.faults()["interfaces"] == {}
     r = requests.get(csim.url + "/console/interfaces/NO_SUCH", timeout=5)
     assert r.status_code == 404 and "未知的接口" in r.text
+
+
+@pytest.mark.browser
+def test_an_interface_list_pages_through_what_was_received(csim, page):
+    spec = CATALOGUE.interface("SECURITY_TIMESTAMP")  # plain JSON: quick to send many
+    for _ in range(23):
+        r = requests.post(csim.url + spec.path, json={"appId": csim.config.app_id}, timeout=5)
+        assert r.json()["code"] == "0"
+    page.goto(f"{csim.url}/console/interfaces/{spec.code}")
+    expect(page.locator("nav.pager")).to_contain_text("第 1 / 2 页（共 23 条）")
+    expect(page.locator("details.exchange")).to_have_count(20)
+    ids = [int(t.lstrip("#")) for t in page.locator("details.exchange .xid").all_text_contents()]
+    assert ids == sorted(ids, reverse=True)  # newest first
+    page.get_by_label("跳到第").fill("2")
+    page.get_by_role("button", name="跳转").click()
+    expect(page.locator("nav.pager")).to_contain_text("第 2 / 2 页（共 23 条）")
+    expect(page.locator("details.exchange")).to_have_count(3)
+    assert int(page.locator("details.exchange .xid").first.text_content().lstrip("#")) < ids[-1]
+    page.get_by_role("link", name="上一页").click()
+    expect(page.locator("details.exchange")).to_have_count(20)
+    page.goto(f"{csim.url}/console/interfaces/{spec.code}?page=99")  # past the end: the last page
+    expect(page.locator("nav.pager")).to_contain_text("第 2 / 2 页")
