@@ -8,7 +8,9 @@ signed browse links, run-time fault injection and an inspection API for tests (`
 Modules: ``app`` (WSGI application: routing, envelopes, uploads, voids, viewer), ``queries``
 (recognition queries, report lists, PDF preview), ``inspection`` (``/_sim`` API), ``store``
 (SQLite), ``faults``, ``seeds`` (other hospitals' results), ``pdf``, ``viewer`` (HTML),
-``common``, ``server`` (threaded HTTP/1.1 server) and ``cli``. See README.md beside them.
+``common``, ``server`` (threaded HTTP/1.1 server) and ``cli``; the joint-debugging console at ``/``
+(``console``, with ``console_static/``) and its journal of received requests (``journal``). See
+README.md beside them.
 """
 
 from .app import PlatformSimulator, SimulatorConfig

@@ -5,7 +5,9 @@ Routes:
 * ``POST <interface path>`` for every interface of the catalogue (``catalogue.by_path``): the
   wire protocol of platform-protocol.md, answered with signed envelopes;
 * ``GET /viewer/report?...`` the report viewer behind signed browse links;
-* ``/_sim/...`` the inspection and fault-injection API for tests and demos (plain JSON).
+* ``/_sim/...`` the inspection and fault-injection API for tests and demos (plain JSON);
+* ``GET /`` and ``/console/...`` the joint-debugging console (``console.py``), whose journal
+  (``journal.py``) keeps every protocol request with its decrypted payload and the answer given.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from .common import (
     read_body,
     status_line,
 )
+from .console import Console
 from .faults import Draw, Faults, FaultState
 from .inspection import Inspection
+from .journal import Journal
 from .queries import Queries
 from .store import SqliteNonceCache, Store
 
@@ -90,6 +94,9 @@ class PlatformSimulator:
         self.viewer_profile = self._viewer_profile()
         self.queries = Queries(self.store, self.catalogue)
         self.inspection = Inspection(self)
+        self.journal = Journal(self.store, self.creds)
+        self.console = Console(self)
+        self._opened = threading.local()  # the request payload _envelope_call opened, for the journal
 
     # -- helpers -------------------------------------------------------------------------------
     def _viewer_profile(self):
@@ -117,8 +124,8 @@ class PlatformSimulator:
         return self.creds if app_id == self.creds.app_id else None
 
     @staticmethod
-    def now(faults: Faults) -> datetime:
-        return datetime.now(envelope.PLATFORM_TZ) + timedelta(seconds=faults.clock_skew_seconds)
+    def now(faults: Faults, service: str | None = None) -> datetime:
+        return datetime.now(envelope.PLATFORM_TZ) + timedelta(seconds=faults.clock_skew_for(service))
 
     def _receipt(self, now: datetime) -> str:
         with self._receipt_lock:
@@ -143,8 +150,8 @@ class PlatformSimulator:
                 status, headers, body = self.inspection.handle(method, path, environ)
             elif path == "/viewer/report":
                 status, headers, body = self._viewer(environ)
-            elif path == "/" and method == "GET":
-                status, headers, body = html_response(200, viewer.index_page(self.catalogue, self.config))
+            elif path == "/" or path.startswith("/console/"):
+                status, headers, body = self.console.handle(method, path, environ)
             else:
                 spec = self._spec_for_path(path)
                 if spec is None:
@@ -172,7 +179,8 @@ class PlatformSimulator:
         body = read_body(environ)
         faults = self.faults.current()
         draw = self.faults.draw(faults, spec.code)
-        now = self.now(faults)
+        now = self.now(faults, spec.code)
+        self._opened.payload = None
         if draw.fired:
             with self.store.write() as db:
                 for name in draw.fired:
@@ -181,6 +189,7 @@ class PlatformSimulator:
             time.sleep(faults.latency_ms / 1000)
         if draw.http_5xx:
             self._count(spec.code, "HTTP500")
+            self.journal.add(spec, body, None, http_status=500, code="HTTP500", fired=draw.fired)
             return (
                 500,
                 [("Content-Type", "text/plain; charset=utf-8")],
@@ -207,7 +216,10 @@ class PlatformSimulator:
             answer.data,
             creds=self.creds,
             profile=profile,
-            timestamp=self.now(faults),
+            timestamp=self.now(faults, spec.code),
+        )
+        self.journal.add(
+            spec, body, self._opened.payload, answer=answer, env=env, fired=draw.fired, faults=faults
         )
         self._after(draw, faults, env)
         return json_response(200, env)
@@ -270,7 +282,13 @@ class PlatformSimulator:
                         ]
                     },
                 )
-        payload = opened.payload
+        payload = self._opened.payload = opened.payload
+        reject_field = faults.reject_field(spec.code)
+        if reject_field:  # the console's "validation error" switch of this interface
+            message = "平台校验未通过（联调台注入的校验错误）"
+            return Answer(
+                "2001", MESSAGES["2001"], {"errors": [field_error(reject_field, "platformCheck", message)]}
+            )
         if spec.kind in ("upload", "daily"):
             return self._upload(spec, payload, now, faults)
         if spec.kind == "void":

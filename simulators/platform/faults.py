@@ -26,6 +26,14 @@ When a fault fires, relative to the normal processing of a request:
 
 ``services`` (a list of service codes) limits the HTTP-level faults (5xx, rate limit, 5000,
 latency, timeout, bad signature, unsigned, forced code) to those services; empty means all of them.
+
+``interfaces`` holds the switches of one interface each (what the joint-debugging console turns on
+and off): ``{"LAB_REPORT_DETAIL": {"http_5xx": 1, "timeout": 1, "rate_limit": 1,
+"reject_field": "reportId", "clock_skew_seconds": 600}}``. A rate there adds to the global one for
+that interface (the higher wins); ``reject_field`` answers every request of the interface ``2001``
+with an error on that field (after the envelope is opened, before the interface's own processing);
+``clock_skew_seconds`` replaces the global skew for that interface's requests and answers only (the
+timestamp service keeps the global clock, so a client's time refresh does not cure it).
 """
 
 from __future__ import annotations
@@ -36,6 +44,8 @@ import threading
 from dataclasses import asdict, dataclass, field, fields
 
 RATES = ("http_5xx", "timeout", "rate_limit", "error_5000", "bad_signature", "unsigned")
+INTERFACE_RATES = ("http_5xx", "timeout", "rate_limit")  # per-interface switches (see the module doc)
+INTERFACE_FAULTS = (*INTERFACE_RATES, "reject_field", "clock_skew_seconds")
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Faults:
     clock_skew_seconds: float = 0.0
     reject_keys: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
+    interfaces: dict = field(default_factory=dict)  # service code -> {switch: value}
     seed: int | None = None
 
     @classmethod
@@ -79,6 +90,12 @@ class Faults:
                     problems.append("force_code 必须是数字字符串（空字符串表示关闭）")
                     continue
                 kwargs[name] = value
+            elif name == "interfaces":
+                try:
+                    kwargs[name] = _interface_faults(value)
+                except ValueError as exc:
+                    problems.append(str(exc))
+                    continue
             elif name == "seed":
                 if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                     problems.append("seed 必须是整数或 null")
@@ -103,10 +120,56 @@ class Faults:
         d = asdict(self)
         d["reject_keys"] = list(self.reject_keys)
         d["services"] = list(self.services)
+        d["interfaces"] = {code: dict(switches) for code, switches in self.interfaces.items()}
         return d
 
     def applies_to(self, service: str) -> bool:
         return not self.services or service in self.services
+
+    def rate(self, name: str, service: str) -> float:
+        """The probability of fault ``name`` for a request of ``service`` (global and per interface)."""
+        rate = getattr(self, name) if self.applies_to(service) else 0.0
+        return max(rate, self.interfaces.get(service, {}).get(name, 0.0))
+
+    def clock_skew_for(self, service: str | None) -> float:
+        switches = self.interfaces.get(service, {}) if service else {}
+        return switches.get("clock_skew_seconds", self.clock_skew_seconds)
+
+    def reject_field(self, service: str) -> str:
+        """The field of the injected validation error of ``service`` ("" when switched off)."""
+        return self.interfaces.get(service, {}).get("reject_field", "")
+
+
+def _interface_faults(value) -> dict:
+    """Validate ``interfaces``: {service code: {switch: value}}; switches set to 0/""/null are dropped."""
+    if not isinstance(value, dict):
+        raise ValueError("interfaces 必须是 {服务代码: {故障项: 值}} 形式的对象")
+    out: dict[str, dict] = {}
+    for code, switches in value.items():
+        if not isinstance(switches, dict):
+            raise ValueError(f"interfaces.{code} 必须是对象")
+        unknown = sorted(set(switches) - set(INTERFACE_FAULTS))
+        if unknown:
+            raise ValueError(
+                f"interfaces.{code} 有未知的故障项：{', '.join(unknown)}；可用：{', '.join(INTERFACE_FAULTS)}"
+            )
+        clean: dict = {}
+        for name, v in switches.items():
+            if v is None or v == "" or v == 0:
+                continue
+            if name == "reject_field":
+                if not isinstance(v, str) or len(v) > 200:
+                    raise ValueError(f"interfaces.{code}.reject_field 必须是字段名（字符串）")
+                clean[name] = v
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"interfaces.{code}.{name} 必须是数值")
+            if name in INTERFACE_RATES and not 0 <= v <= 1:
+                raise ValueError(f"interfaces.{code}.{name} 是概率，必须在 [0, 1] 之间")
+            clean[name] = float(v)
+        if clean:
+            out[str(code)] = clean
+    return out
 
 
 @dataclass
@@ -153,11 +216,11 @@ class FaultState:
 
     def draw(self, faults: Faults, service: str) -> Draw:
         d = Draw()
-        if not faults.applies_to(service):
+        if not faults.applies_to(service) and service not in faults.interfaces:
             return d
         with self._lock:
             for name in RATES:
-                rate = getattr(faults, name)
+                rate = faults.rate(name, service)
                 if rate > 0 and self._rng.random() < rate:
                     setattr(d, name, True)
                     d.fired.append(name)

@@ -1,4 +1,5 @@
-"""The simulator's own SQLite database (WAL): records, external results, faults, stats, feedback.
+"""The simulator's own SQLite database (WAL): records, external results, faults, stats, feedback,
+the console's journal of exchanges.
 
 Every thread gets its own connection; every process opening the same file sees the same state,
 so faults set through one worker apply to all of them. Writes use ``BEGIN IMMEDIATE`` so two
@@ -74,6 +75,21 @@ CREATE TABLE IF NOT EXISTS feedback (
     message TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exchanges (  -- the console's journal of protocol requests (journal.py)
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    interface TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    key TEXT,
+    http_status INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    answer TEXT,
+    payload TEXT,
+    payload_source TEXT NOT NULL,
+    envelope TEXT,
+    faults TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS exchanges_interface ON exchanges (interface, id);
 """
 
 RECORD_COLUMNS = (
@@ -341,7 +357,7 @@ class Store:
     # -- reset ---------------------------------------------------------------------------------
     def reset(self, *, keep_faults: bool = False) -> None:
         with self.write() as db:
-            for table in ("records", "externals", "seeded_patients", "stats", "feedback"):
+            for table in ("records", "externals", "seeded_patients", "stats", "feedback", "exchanges"):
                 db.execute(f"DELETE FROM {table}")
             if not keep_faults:
                 db.execute(

@@ -88,19 +88,3 @@ def report_page(kind: str, report: dict, patient: dict, *, doctor_id: str) -> st
         f"Study Instance UID：{e(uid) if uid else '无'}）</div>"
     )
     return _page("报告调阅", head + body + images)
-
-
-def index_page(catalogue, config) -> str:
-    e = escape
-    rows = "".join(
-        f"<tr><td>{e(s.code)}</td><td>{e(s.document)} {e(s.version)}</td><td>{e(s.kind)}</td><td>{e(s.path)}</td></tr>"
-        for s in sorted(catalogue.interfaces, key=lambda s: (s.document, s.path))
-    )
-    return _page(
-        "市平台模拟器",
-        f"<h1>市平台模拟器</h1><p>登记应用：{e(config.app_id)}（{e(config.org_code)}）。"
-        "检查接口：<a href='/_sim/health'>/_sim/health</a>、<a href='/_sim/stats'>/_sim/stats</a>、"
-        "<a href='/_sim/faults'>/_sim/faults</a>、<a href='/_sim/records'>/_sim/records</a>、"
-        "<a href='/_sim/feedback'>/_sim/feedback</a></p>"
-        f"<table><thead><tr><th>服务代码</th><th>文档</th><th>类型</th><th>路径</th></tr></thead><tbody>{rows}</tbody></table>",
-    )
