@@ -171,7 +171,7 @@ class Replay:
         InterfacePolicy.objects.update_or_create(interface=OUTAGE_INTERFACE, defaults={"deadline_minutes": 0})
         time.sleep(POLICY_CACHE_SECONDS + 0.5)  # the server's processes re-read policies this often
         self.told.rejected_keys = [f"{self.org}|JC{3:010d}", f"{self.org}|{lab_report(2)['reportId']}"]
-        down = {"http_5xx": 1.0, "services": [OUTAGE_INTERFACE], "reject_keys": self.told.rejected_keys}
+        down = {"interfaces": {OUTAGE_INTERFACE: {"http_5xx": 1}}, "reject_keys": self.told.rejected_keys}
         self.http.post(
             f"{self.sim}/_sim/faults", json={**down, "replace": True}, timeout=10
         ).raise_for_status()
