@@ -108,6 +108,13 @@ def test_home_leads_each_role_to_its_work(client, make_user):
     assert "临床医生" in doc_page and "接口目录" not in doc_page
 
 
+def test_names_are_written_family_name_first_without_a_space(client, make_user):
+    make_user("doc2", role="clinician", last_name="王", first_name="医生")
+    client.login(username="doc2", password="pw-for-tests-0")
+    page = client.get("/").content.decode()
+    assert "王医生" in page and "医生 王" not in page
+
+
 @pytest.mark.django_db
 def test_demo_setup_creates_one_user_per_role(tmp_path, settings, capsys):
     settings.KEY_DIR = tmp_path / "keys"
