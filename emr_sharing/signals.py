@@ -29,9 +29,10 @@ def _codes_saved(sender, instance, **kwargs) -> None:
         return
     using = kwargs.get("using") or DEFAULT_DB_ALIAS
     connection = transaction.get_connection(using)
-    for entry in connection.run_on_commit:  # (savepoint ids, callback, robust): ours still pending?
-        callback = entry[1]
-        if isinstance(callback, _Release):
+    here = set(connection.savepoint_ids)
+    for entry in connection.run_on_commit:  # (savepoint ids, callback, robust): ours, at this level?
+        sids, callback = entry[0], entry[1]
+        if isinstance(callback, _Release) and sids == here:
             callback.codes.add(code)
             return
     callback = _Release({code})
