@@ -180,3 +180,11 @@ class RefusalReasonAdmin(DictionaryAdmin):
     list_display = ("code", "name", "platform_code", "needs_note", "position", "active")
     list_editable = ("position", "active")
     search_fields = ("code", "name")
+
+
+@admin.register(m.HospitalCode)
+class HospitalCodeAdmin(DictionaryAdmin):
+    resource_classes = [r.HospitalCodeResource]
+    list_display = ("value_set", "code", "name", "standard_code", "standard_name", "active", "updated_at")
+    search_fields = ("code", "name", "standard_code", "standard_name")
+    list_filter = ("value_set", "active", ("standard_code", admin.EmptyFieldListFilter))

@@ -408,3 +408,73 @@ class RefusalReason(models.Model):
             raise ValidationError({"platform_code": f"平台不互认原因代码 {self.platform_code} 不在值域中"})
         if self.platform_code == "9" and not self.needs_note:
             raise ValidationError({"needs_note": "平台原因「其他」必须填写说明"})
+
+
+class HospitalCode(models.Model):
+    """院内代码对照: a hospital code of one spec value set (ICD-10 diagnosis, ICD-9-CM-3 operation,
+    sex, marital status, payment kind, charge category …) → the standard code of that set.
+
+    Departments are not here: they are ``HospitalDepartment`` (院内科室 → 标准科室), shared with
+    the exam and lab sides. A row without ``standard_code`` is a known hospital code not mapped
+    yet (listed on the unmapped report)."""
+
+    value_set = models.CharField(
+        "值域",
+        max_length=40,
+        help_text="接口规范中的值域代码，如 ICD10、ICD9CM3、SEX、MARITAL_STATUS、FEE_CATEGORY",
+    )
+    code = models.CharField("院内代码", max_length=40)
+    name = models.CharField("院内名称", max_length=100, blank=True, default="")
+    standard_code = models.CharField("标准代码", max_length=40, blank=True, default="")
+    standard_name = models.CharField(
+        "标准名称", max_length=100, blank=True, default="", help_text="留空时取值域中该代码的名称"
+    )
+    active = models.BooleanField("启用", default=True)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "院内代码对照（值域）"
+        verbose_name_plural = "院内代码对照（值域）"
+        ordering = ["value_set", "code"]
+        constraints = [models.UniqueConstraint(fields=["value_set", "code"], name="hospital_code_set_code")]
+
+    def __str__(self):
+        return f"{self.value_set} {self.code} {self.name}".rstrip()
+
+    def save(self, *args, **kwargs):
+        if self.standard_code and not self.standard_name:
+            try:
+                self.standard_name = _value_set(self.value_set).name_of(self.standard_code) or ""
+            except KeyError:
+                pass
+        super().save(*args, **kwargs)
+
+    @property
+    def value_set_title(self) -> str:
+        try:
+            return _value_set(self.value_set).title
+        except KeyError:
+            return self.value_set
+
+    def clean(self):
+        super().clean()
+        if not self.value_set:
+            return
+        if self.value_set == StandardDepartment.VALUE_SET:
+            raise ValidationError({"value_set": "科室代码请在「院内科室（含标准科室对照）」中对照，不在此表"})
+        try:
+            vs = _value_set(self.value_set)
+        except KeyError:
+            raise ValidationError({"value_set": f"值域 {self.value_set} 不存在于接口规范中"}) from None
+        if not self.standard_code:
+            return
+        problems = check_standard_code(self.value_set, self.standard_code, self.standard_name or None)
+        if problems:
+            raise ValidationError({"standard_code": problems})
+        if not self.standard_name:
+            if self.standard_code not in vs:
+                raise ValidationError(
+                    {"standard_name": f"{vs.title}未列出代码 {self.standard_code}，请填写标准名称"}
+                )
+            self.standard_name = vs.name_of(self.standard_code)

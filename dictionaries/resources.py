@@ -257,6 +257,20 @@ class RefusalReasonResource(Base):
         fields = ("code", "name", "platform_code", "needs_note", "position", "active")
 
 
+class HospitalCodeResource(Base):
+    value_set = text("value_set", "值域")
+    code = text("code", "院内代码")
+    name = text("name", "院内名称")
+    standard_code = text("standard_code", "标准代码")
+    standard_name = text("standard_name", "标准名称")
+    active = yes_no("active", "启用")
+
+    class Meta(Base.Meta):
+        model = m.HospitalCode
+        import_id_fields = ("value_set", "code")
+        fields = ("value_set", "code", "name", "standard_code", "standard_name", "active")
+
+
 RESOURCES = {
     r._meta.model: r
     for r in (
@@ -275,5 +289,6 @@ RESOURCES = {
         LabOrderItemResource,
         LabChargeMappingResource,
         RefusalReasonResource,
+        HospitalCodeResource,
     )
 }

@@ -20,6 +20,7 @@ from .models import (
     ExamItemMapping,
     ExamOrderItem,
     HospitalBodyPart,
+    HospitalCode,
     HospitalDepartment,
     LabChargeMapping,
     LabOrder,
@@ -88,6 +89,43 @@ def doctor(staff_no: str, *, need_license: bool = False) -> Doctor:
             "doctor", staff_no, "incomplete", f"医师 {doc.staff_no} {doc.name} 未维护执业资格证书号"
         )
     return doc
+
+
+# --------------------------------------------------------------------------- hospital codes of value sets
+
+# The dictionaries a spec field's ``hospitalCodes`` may name, with the Chinese name staff know them by
+# (the admin's table name): where to add the missing mapping.
+HOSPITAL_DICTIONARIES = {"department": "院内科室（含标准科室对照）", "valueSet": "院内代码对照（值域）"}
+
+
+def standard_code(dictionary: str, value_set: str, hospital_code: str) -> tuple[str, str]:
+    """A hospital code of a spec value set → (standard code, standard name), through the
+    dictionary a spec field names (``department`` or ``valueSet``); ``Unmapped`` otherwise."""
+    if dictionary == "department":
+        std = standard_department(hospital_code)
+        return std.code, std.name
+    if dictionary != "valueSet":
+        raise ValueError(f"unknown hospital code dictionary {dictionary!r}")
+    from hospital_interop.municipal.specs import load_catalogue
+
+    title = load_catalogue().value_set(value_set).title
+    row = HospitalCode.objects.filter(value_set=value_set, code=hospital_code).first()
+    if row is None:
+        raise Unmapped(
+            "hospital_code", hospital_code, "unknown", f"院内{title} {hospital_code} 未在院内代码对照中维护"
+        )
+    if not row.standard_code:
+        raise Unmapped(
+            "hospital_code",
+            hospital_code,
+            "unmapped",
+            f"院内{title} {row.code} {row.name}".rstrip() + " 未对照标准代码",
+        )
+    if not row.active:
+        raise Unmapped(
+            "hospital_code", hospital_code, "inactive", f"院内{title} {row.code} {row.name} 的对照已停用"
+        )
+    return row.standard_code, row.standard_name
 
 
 # --------------------------------------------------------------------------- exams
@@ -259,6 +297,16 @@ def refusal_reasons() -> list[RefusalReason]:
 # --------------------------------------------------------------------------- completeness report
 
 
+# Other apps add sections to the report (the EMR intake: codes its held records wait for);
+# each source returns sections of the same shape ({title, what, count, rows, [headers]}).
+UNMAPPED_SOURCES: list = []
+
+
+def register_unmapped_source(source) -> None:
+    if source not in UNMAPPED_SOURCES:
+        UNMAPPED_SOURCES.append(source)
+
+
 def unmapped_report() -> list[dict]:
     """Hospital items still lacking a standard mapping, one section per kind (for the report page)."""
     exam_items = ExamOrderItem.objects.filter(active=True).annotate(n=Count("mappings")).filter(n=0)
@@ -296,4 +344,9 @@ def unmapped_report() -> list[dict]:
     for title, what, qs in sections:
         rows = [{"code": getattr(o, "code", None) or o.staff_no, "name": o.name} for o in qs[:500]]
         out.append({"title": title, "what": what, "count": len(rows), "rows": rows})
+    codes = HospitalCode.objects.filter(active=True, standard_code="")[:500]
+    rows = [{"code": f"{c.value_set} {c.code}", "name": c.name} for c in codes]
+    out.append({"title": "院内代码未对照标准代码", "what": "hospital_code", "count": len(rows), "rows": rows})
+    for source in UNMAPPED_SOURCES:
+        out.extend(source())
     return out

@@ -114,6 +114,14 @@ class RecordViewSet(ViewSet, MachineApiView):
             if exc.status != 400:  # another patient's visit: the handler's 409
                 raise
             raise _invalid(exc.errors) from None
+        if result.held is not None:  # valid, but a hospital code is not mapped yet: kept, not sent
+            body = {
+                "created": result.created,
+                "held": True,
+                "statusUrl": _status_url(rt, result.key),
+                "status": selectors.held_status(rt, result.held),
+            }
+            return Response(body, status=status.HTTP_202_ACCEPTED)
         body = {
             "created": result.created,
             "statusUrl": _status_url(rt, result.key),
@@ -142,18 +150,8 @@ class RecordViewSet(ViewSet, MachineApiView):
                 "received": len(results),
                 "created": created,
                 "unchanged": len(results) - created,
-                "results": [
-                    {
-                        "line": r.line,
-                        "businessKey": r.key,
-                        "created": r.created,
-                        "version": r.record.version,
-                        "state": r.record.state,
-                        "stateName": r.record.get_state_display(),
-                        "statusUrl": _status_url(rt, r.key),
-                    }
-                    for r in results
-                ],
+                "held": sum(1 for r in results if r.held is not None),
+                "results": [_bulk_result(rt, r) for r in results],
             }
         )
 
@@ -168,6 +166,21 @@ class RecordViewSet(ViewSet, MachineApiView):
                 [field_error("businessKey", "notFound", f"没有主键为 {key} 的记录")],
             )
         return Response(found)
+
+
+def _bulk_result(rt: RecordType, r: services.Submission) -> dict:
+    out = {"line": r.line, "businessKey": r.key, "created": r.created}
+    if r.held is not None:
+        out.update(
+            version=None,
+            state=r.held.state,
+            stateName=r.held.get_state_display(),
+            problems=r.held.problems,
+        )
+    else:
+        out.update(version=r.record.version, state=r.record.state, stateName=r.record.get_state_display())
+    out["statusUrl"] = _status_url(rt, r.key)
+    return out
 
 
 def _bulk_items(rt: RecordType, raw: bytes, *, json_array: bool, max_records: int):

@@ -15,3 +15,9 @@ class EmrSharingConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(_sync_schedules, sender=self, dispatch_uid="emr_sharing.sync_schedules")
+        from dictionaries.selectors import register_unmapped_source
+
+        from . import selectors, signals
+
+        signals.connect()
+        register_unmapped_source(selectors.held_codes_report)

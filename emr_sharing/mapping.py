@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,13 +137,17 @@ class RecordType:
             return _setting(value["setting"])
         return value
 
-    def to_platform(self, record: dict) -> tuple[dict, list[dict]]:
-        """Intake record -> platform payload (not validated). Errors only for misnamed fields."""
+    def to_platform(self, record: dict, codes: _CodeRun | None = None) -> tuple[dict, list[dict]]:
+        """Intake record -> platform payload (not validated). Errors only for misnamed fields.
+        With ``codes``, code fields given as ``{"code", "codeSystem"}`` objects are resolved
+        (hospital codes mapped; problems collected in ``codes``)."""
         errors: list[dict] = []
         payload = _convert(record, self.root, "", errors) if self.root.renamed else _copy(record)
         for name in self.defaults:
             if payload.get(name) is None or payload.get(name) == "":
                 payload[name] = self.default_value(name)
+        if codes is not None:
+            _resolve_codes(payload, self.root, "", codes)
         if self.fill_names:
             _fill_names(payload, self.root)
         return payload, errors
@@ -168,15 +173,33 @@ class RecordType:
             node = node.children.get(name)
         return ".".join(out)
 
+    def map(self, record: Any, resolve: Callable | None = None) -> Mapped:
+        """Map one intake record, its hospital codes through the dictionaries (``resolve``,
+        default ``dictionaries.selectors.standard_code``), and have the outbox check it.
+
+        ``errors`` reject the record; with none, ``unmapped`` (hospital codes without a usable
+        mapping) hold it, and otherwise ``checked`` is ready for ``enqueue_many``. Spec errors
+        of a field whose hospital code is not mapped yet are left out (they are the mapping's)."""
+        if type(record) is not dict:
+            return Mapped(
+                None, None, [field_error("", "type", "记录应为JSON对象", "a record is a JSON object")]
+            )
+        run = _CodeRun(resolve or _default_resolve(), self.intake_path)
+        payload, errors = self.to_platform(record, run)
+        errors += run.errors
+        checked, problems = outbox.check(outbox.Item(self.interface, payload))
+        errors += [
+            {**e, "field": self.intake_path(e["field"])} for e in problems if e["field"] not in run.ignore
+        ]
+        if errors or run.unmapped:
+            checked = None
+        return Mapped(payload, checked, errors, run.unmapped)
+
     def prepare(self, record: Any) -> tuple[outbox.Checked | None, list[dict]]:
         """Map one intake record and check it against the spec: (the outbox item, ready for
-        ``enqueue_many``, or None; errors in intake names)."""
-        if type(record) is not dict:
-            return None, [field_error("", "type", "记录应为JSON对象", "a record is a JSON object")]
-        payload, errors = self.to_platform(record)
-        checked, problems = outbox.check(outbox.Item(self.interface, payload))
-        errors += [{**e, "field": self.intake_path(e["field"])} for e in problems]
-        return (None if errors else checked), errors
+        ``enqueue_many``, or None; errors in intake names, an unmapped hospital code among them)."""
+        mapped = self.map(record)
+        return mapped.checked, mapped.errors + mapped.unmapped
 
     def parse_key(self, text: str) -> str:
         """A business key as written in a status URL: ``orgCode|id`` or, for this hospital's own
@@ -189,6 +212,158 @@ class RecordType:
     def example(self, seed: int = 0) -> dict:
         """A valid intake record (complete: defaults and names included)."""
         return self.to_intake(self.spec.example(seed))
+
+
+@dataclass
+class Mapped:
+    """One intake record mapped (``RecordType.map``)."""
+
+    payload: dict | None
+    checked: outbox.Checked | None  # ready for enqueue_many: no errors, every code mapped
+    errors: list[dict]  # reject the record (400)
+    unmapped: list[dict] = field(default_factory=list)  # hold it until the dictionaries map these
+
+    @property
+    def held(self) -> bool:
+        return not self.errors and bool(self.unmapped)
+
+
+# --------------------------------------------------------------------------- hospital codes
+
+CODE_KEYS = frozenset({"code", "codeSystem", "name"})
+HOSPITAL, NATIONAL = "hospital", "national"
+
+
+@dataclass
+class _CodeRun:
+    """What resolving the code objects of one record found."""
+
+    resolve: Callable  # (dictionary, value set id, hospital code) -> (standard code, name) | Unmapped
+    intake_path: Callable[[str], str]
+    errors: list[dict] = field(default_factory=list)
+    unmapped: list[dict] = field(default_factory=list)
+    ignore: set[str] = field(default_factory=set)  # platform paths whose spec errors are ours
+
+
+def _default_resolve() -> Callable:
+    """``dictionaries.selectors.standard_code`` with answers kept for one record or batch."""
+    from dictionaries.selectors import standard_code
+
+    return cached_resolver(standard_code)
+
+
+def cached_resolver(resolve: Callable) -> Callable:
+    """A resolver remembering its answers (mapped or not) for as long as it lives."""
+    from dictionaries.selectors import Unmapped
+
+    memo: dict[tuple, Any] = {}
+
+    def cached(dictionary: str, value_set: str, code: str):
+        key = (dictionary, value_set, code)
+        if key not in memo:
+            try:
+                memo[key] = resolve(dictionary, value_set, code)
+            except Unmapped as exc:
+                memo[key] = exc
+        answer = memo[key]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return cached
+
+
+def _resolve_codes(obj: dict, node: Node, prefix: str, run: _CodeRun) -> None:
+    for name, f in node.fields.items():
+        value = obj.get(name)
+        if value is None:
+            continue
+        path = prefix + name
+        if f.type == "code" and type(value) is dict:
+            _resolve_one(obj, name, f, path, run)
+            continue
+        child = node.children.get(name)
+        if child is None:
+            continue
+        if type(value) is dict:
+            _resolve_codes(value, child, path + ".", run)
+        elif type(value) is list:
+            for i, item in enumerate(value):
+                if type(item) is dict:
+                    _resolve_codes(item, child, f"{path}[{i}].", run)
+
+
+def _resolve_one(obj: dict, name: str, f: FieldSpec, path: str, run: _CodeRun) -> None:
+    """A code given as ``{"code", "codeSystem", "name"}``: a national code passes on as the plain
+    code; a hospital code is mapped through the dictionary the spec names for the field."""
+    from dictionaries.selectors import HOSPITAL_DICTIONARIES, Unmapped
+
+    value, where = obj[name], run.intake_path(path)
+    label = f"{f.title}（{where}）"
+    parent = path.rpartition(".")[0]
+    ours = {path} | ({f"{parent}.{f.name_field}" if parent else f.name_field} if f.name_field else set())
+    code, system, hospital_name = value.get("code"), value.get("codeSystem"), value.get("name")
+    problems = []
+    for key in sorted(set(value) - CODE_KEYS):
+        problems.append(
+            field_error(
+                f"{where}.{key}", "unknown", f"{label}：代码对象只有 code、codeSystem、name 三项，没有 {key}"
+            )
+        )
+    if type(code) is not str or not code.strip():
+        problems.append(field_error(f"{where}.code", "required", f"{label}：缺少代码 code（字符串）"))
+    if system not in (HOSPITAL, NATIONAL):
+        said = "缺少代码体系 codeSystem" if system is None else f"代码体系 codeSystem“{system}”无效"
+        problems.append(
+            field_error(
+                f"{where}.codeSystem",
+                "codeSystem",
+                f"{label}：{said}，应为 hospital（院内代码，按字典对照为{f.value_set.title}）"
+                f"或 national（{f.value_set.title}本身）",
+            )
+        )
+    if hospital_name is not None and (type(hospital_name) is not str or len(hospital_name) > 100):
+        problems.append(
+            field_error(f"{where}.name", "type", f"{label}：院内名称 name 应为不超过 100 字的字符串")
+        )
+    if not problems and system == HOSPITAL and not f.hospital_codes:
+        problems.append(
+            field_error(
+                where,
+                "codeSystem",
+                f"{label}只接受{f.value_set.title}（国家标准代码），不接受院内代码：接口规范未声明该字段可按字典对照",
+            )
+        )
+    if problems:
+        run.errors += problems
+        run.ignore |= ours
+        obj[name] = None
+        return
+    code = code.strip()
+    if system == NATIONAL:
+        obj[name] = code  # checked against the value set like any national code
+        return
+    try:
+        standard, standard_name = run.resolve(f.hospital_codes, f.value_set.id, code)
+    except Unmapped as exc:
+        dictionary = HOSPITAL_DICTIONARIES[f.hospital_codes]
+        run.unmapped.append(
+            {
+                "field": where,
+                "rule": f"mapping.{exc.reason}",
+                "message": f"{label}：{exc.message}。请在字典「{dictionary}」中维护对照，维护后该记录自动发送",
+                "dictionary": f.hospital_codes,
+                "valueSet": f.value_set.id,
+                "hospitalCode": code,
+                "hospitalName": hospital_name or "",
+            }
+        )
+        run.ignore |= ours
+        obj[name] = code
+        return
+    obj[name] = standard
+    if f.name_field:
+        obj[f.name_field] = standard_name  # the hospital's name belongs to the hospital's code
 
 
 def _setting(dotted: str) -> Any:

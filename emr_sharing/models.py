@@ -1,7 +1,11 @@
-"""Local state of the HIS view puller. The intake itself keeps no table of its own: a submitted
-record is an outbox row (hospital_interop.uploads.OutboxRecord), source = the calling system."""
+"""Local state of the EMR intake: the HIS view puller's cursors and issues, and records held for
+a code mapping. A submitted record is otherwise an outbox row (hospital_interop.uploads.OutboxRecord),
+source = the calling system."""
 
 from django.db import models
+from django.db.models import Q
+
+from hospital_interop.atrest import SealedJSONField
 
 
 class PullCursor(models.Model):
@@ -43,3 +47,72 @@ class PullIssue(models.Model):
 
     def __str__(self):
         return f"{self.source} {self.business_key or self.position}"
+
+
+class HeldRecord(models.Model):
+    """A record whose hospital codes are not all mapped yet (待对照): kept as submitted (sealed),
+    not sent; released through the outbox once the dictionaries map every code (services.release_held).
+    One held row per record key at a time: a newer submission of the key replaces it."""
+
+    class State(models.TextChoices):
+        HELD = "held", "待对照"
+        RELEASED = "released", "已对照并排队发送"
+        SUPERSEDED = "superseded", "已被新版本取代"
+        REJECTED = "rejected", "对照后校验未通过"
+
+    record_type = models.CharField("记录类型", max_length=64)
+    interface = models.CharField("市平台服务", max_length=64)
+    business_key = models.CharField("主键", max_length=255)
+    state = models.CharField("状态", max_length=16, choices=State.choices, default=State.HELD)
+    record = SealedJSONField("提交的记录", purpose="emr.held_record")  # SM4-GCM (atrest.py)
+    content_hash = models.CharField("内容摘要", max_length=64)
+    problems = models.JSONField(
+        "待对照问题", default=list, help_text="[{field, rule, message, dictionary, valueSet, hospitalCode}]"
+    )
+    source = models.CharField("来源系统", max_length=64, blank=True, default="")
+    patient_display = models.CharField("患者", max_length=64, blank=True, default="")
+    patient_id_hash = models.CharField("患者标识摘要", max_length=64, blank=True, default="", db_index=True)
+    received_at = models.DateTimeField("首次接收", auto_now_add=True)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+    released_at = models.DateTimeField("放行时间", null=True, blank=True)
+    released_record = models.ForeignKey(
+        "uploads.OutboxRecord",
+        verbose_name="放行后的上传记录",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = "待对照记录"
+        verbose_name_plural = "待对照记录"
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["state", "interface", "business_key"], name="emr_held_state_key")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interface", "business_key"], condition=Q(state="held"), name="emr_one_held_per_key"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.record_type} {self.business_key} [{self.get_state_display()}]"
+
+
+class HeldCode(models.Model):
+    """One hospital code a held record waits for (what the release and the unmapped report query)."""
+
+    held = models.ForeignKey(HeldRecord, models.CASCADE, related_name="codes")
+    dictionary = models.CharField("字典", max_length=20)  # department | valueSet (spec hospitalCodes)
+    value_set = models.CharField("值域", max_length=40)
+    code = models.CharField("院内代码", max_length=64)
+    name = models.CharField("院内名称", max_length=100, blank=True, default="")
+    field = models.CharField("字段", max_length=200)
+
+    class Meta:
+        verbose_name = "待对照代码"
+        verbose_name_plural = "待对照代码"
+        indexes = [models.Index(fields=["dictionary", "value_set", "code"], name="emr_held_code")]
+
+    def __str__(self):
+        return f"{self.value_set} {self.code}"

@@ -61,6 +61,8 @@ def _description(f: FieldSpec, node: Node, rt: RecordType, top: bool) -> str:
         parts.append(f"值域 {vs.id}「{vs.title}」（{vs.source or '本地'}）：{listed}{more}{subset}")
         if f.name_field:
             parts.append(f"名称写在 {node.intake_field(f.name_field)}，须与代码对应")
+        if f.hospital_codes:
+            parts.append('也可填院内代码 {"code": "…", "codeSystem": "hospital"}，按字典对照为标准代码')
     if rt.fill_names and f.name in node.name_fields:
         parts.append("可省略：按代码从值域自动填写")
     if top and f.name in rt.defaults:
@@ -72,6 +74,27 @@ def _description(f: FieldSpec, node: Node, rt: RecordType, top: bool) -> str:
     if f.note:
         parts.append(str(f.note))
     return "。".join(parts)
+
+
+def _hospital_code_schema(f: FieldSpec) -> dict:
+    dictionary = {"department": "院内科室（含标准科室对照）", "valueSet": "院内代码对照（值域）"}[
+        f.hospital_codes
+    ]
+    return {
+        "type": "object",
+        "description": f"院内代码：按字典「{dictionary}」对照为{f.value_set.title}；未对照时记录待对照（202），暂不发送",
+        "properties": {
+            "code": {"type": "string", "maxLength": 64, "description": "代码"},
+            "codeSystem": {
+                "type": "string",
+                "enum": ["hospital", "national"],
+                "description": "hospital：院内代码（按字典对照）；national：国家标准代码（原样校验）",
+            },
+            "name": {"type": "string", "maxLength": 100, "description": "院内名称（可选，便于维护对照）"},
+        },
+        "required": ["code", "codeSystem"],
+        "additionalProperties": False,
+    }
 
 
 def field_schema(f: FieldSpec, node: Node, rt: RecordType, *, top: bool = False) -> dict:
@@ -124,6 +147,8 @@ def field_schema(f: FieldSpec, node: Node, rt: RecordType, *, top: bool = False)
         schema = {"type": "string", "format": "byte"}
     else:  # pragma: no cover - TYPES is closed
         raise AssertionError(t)
+    if t == "code" and f.hospital_codes:
+        schema = {"oneOf": [schema, _hospital_code_schema(f)]}
     if f.name:  # array items have no name of their own
         schema["description"] = _description(f, node, rt, top)
     return schema
@@ -331,6 +356,8 @@ class RecordSchema(MachineSchema):
                 head
                 + "\n\n按主键幂等：与该主键最新版本完全相同的记录返回 200（不重复保存）；内容变化时保存为新版本"
                 "（返回 201），尚未发送的旧版本不再发送。记录有误时返回 400 和逐字段错误，什么也不保存。"
+                '\n\n代码字段可填国家标准代码（字符串），也可填院内代码 `{"code": "1001", "codeSystem": "hospital"}`'
+                "（接口规范声明可对照的字段），按字典对照为标准代码；尚未对照时返回 202，记录待对照、暂不发送。"
                 + order
             )
         if self.view.action == "bulk":
@@ -375,6 +402,11 @@ class RecordSchema(MachineSchema):
                 ),
                 200: OpenApiResponse(
                     self._shared("EmrSubmitResult"), description="与最新版本相同，未重复保存"
+                ),
+                202: OpenApiResponse(
+                    self._shared("EmrSubmitResult"),
+                    description="记录无误但有院内代码尚未对照（待对照，held）：已保存、暂不发送，"
+                    "字典维护对照后自动发送；status.problems 列出字段、院内代码与字典",
                 ),
             }
         if self.view.action == "bulk":

@@ -9,3 +9,12 @@ def pull_his_views():
 
     if his.configured():
         puller.pull_all()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def release_held_records():
+    """Periodic: map held records again when the dictionaries changed; those fully mapped go out."""
+    from . import services
+
+    outcome = services.release_held_if_dictionaries_changed()
+    return None if outcome is None else outcome.released

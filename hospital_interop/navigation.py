@@ -131,6 +131,13 @@ TILES = (
         "字典与对照",
     ),
     Tile(
+        "hospital_interop.maintain_dictionaries",
+        "电子病历待对照",
+        "含未对照院内代码（科室、诊断、手术等）而暂不发送的电子病历记录，对照后自动发送",
+        "emr_sharing:held",
+        "字典与对照",
+    ),
+    Tile(
         "is_authenticated",
         "电子病历接入",
         "HIS/EMR 提交29类病历记录：记录类型、Swagger 接口文档与接入指南",

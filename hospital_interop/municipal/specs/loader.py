@@ -21,6 +21,10 @@ Document file::
     valueSets: {...}                  # optional: sets added or redefined for this version only
     groups: {...}                     # optional: field groups local to this document
     defaults: {response: {...}}       # optional: response of uploads that do not define one
+    hospitalCodes:                    # optional: code fields that also accept a hospital code,
+      DEPT_STD: department            #   by value set -> the dictionary that maps it (院内科室);
+      ICD10: valueSet                 #   valueSet: 院内代码对照 of that set. A field may override
+                                      #   with its own hospitalCodes (a dictionary, or false)
     interfaces:
       - code: LAB_REPORT_DETAIL       # service code, unique in the catalogue
         section: "3.3"                # section of the municipal document
@@ -54,6 +58,10 @@ Field definition (``fieldName: {...}``; names are readable camelCase)::
     items: {...}         array: the definition of one item; minItems / maxItems
     sizeField / hashField   file: sibling fields that must equal the decoded size / SM3 hex
     de: DE02.01.039.00   metadata: the WS 363 data element
+    hospitalCodes: valueSet   code: this field also accepts a hospital code mapped through that
+                         dictionary (department | valueSet), or false; default: the document's
+                         hospitalCodes entry for the field's value set. Only intakes that map
+                         hospital codes (the EMR intake) read it; the platform sees standard codes
     binds: visit         string: an identifier that belongs to ONE patient (visit | stay | order |
                          application | labReport | examReport); the outbox refuses a payload that
                          names it with another patient than it was first stored with
@@ -119,6 +127,7 @@ FIELD_ATTRS = frozenset(
         "note",
         "example",
         "binds",
+        "hospitalCodes",
     }
 )
 BIND_KINDS = ("visit", "stay", "order", "application", "labReport", "examReport")
@@ -134,6 +143,7 @@ DOCUMENT_ATTRS = frozenset(
         "defaults",
         "interfaces",
         "note",
+        "hospitalCodes",
     }
 )
 INTERFACE_ATTRS = frozenset(
@@ -152,6 +162,10 @@ INTERFACE_ATTRS = frozenset(
         "response",
     }
 )
+# Dictionaries a hospital code can be mapped through (the dictionaries app) and the value sets each
+# can give: ``department`` is 院内科室 → 标准科室 (DEPT_STD only); ``valueSet`` is 院内代码对照, one
+# table of hospital code → standard code per value set (any set).
+HOSPITAL_DICTIONARIES: dict[str, tuple[str, ...] | None] = {"department": ("DEPT_STD",), "valueSet": None}
 VALUE_SET_ATTRS = frozenset({"title", "source", "subset", "pattern", "codes"})
 DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024
 _USE_KEY = re.compile(r"^\$use[0-9]*$")
@@ -309,6 +323,7 @@ class FieldSpec:
     note: str | None = None
     example: Any = None
     binds: str | None = None  # the namespace of a patient-owned identifier (BIND_KINDS)
+    hospital_codes: str | None = None  # code: the dictionary a hospital code is mapped through
     max_file_bytes: int = field(default=DEFAULT_MAX_FILE_BYTES, repr=False)  # from the document's profile
     boolean_encoding: str = field(default="json", repr=False)  # the document's booleanEncoding
 
@@ -342,8 +357,10 @@ class _Context:
         value_sets: dict[str, ValueSet],
         boolean_encoding: str,
         max_file_bytes: int,
+        hospital_codes: dict[str, str] | None = None,
     ):
         self.file = file
+        self.hospital_codes = hospital_codes or {}  # value set id -> dictionary (the document's rule)
         self.groups = groups  # name -> raw definition (a field mapping, or {params, fields})
         self.value_sets = value_sets
         self.boolean_encoding = boolean_encoding
@@ -524,6 +541,7 @@ _ATTR_TYPES: dict[str, tuple[str, ...]] = {
     "sizeField": ("file",),
     "hashField": ("file",),
     "binds": ("string",),
+    "hospitalCodes": ("code",),
 }
 
 
@@ -600,6 +618,18 @@ def _read_code(f: FieldSpec, raw: dict, where: str, ctx: _Context, item: bool) -
     f.name_field = raw.get("nameField")
     if item and f.name_field:
         ctx.fail(where, "array items of type code cannot have a nameField")
+    dictionary = raw.get("hospitalCodes", ctx.hospital_codes.get(set_id))
+    if dictionary is not None and dictionary is not False:
+        _check_hospital_dictionary(dictionary, set_id, f"{where}.hospitalCodes", ctx)
+        f.hospital_codes = dictionary
+
+
+def _check_hospital_dictionary(dictionary: Any, set_id: str, where: str, ctx: _Context) -> None:
+    if dictionary not in HOSPITAL_DICTIONARIES:
+        ctx.fail(where, f"hospitalCodes is one of {', '.join(HOSPITAL_DICTIONARIES)} (or false)")
+    allowed = HOSPITAL_DICTIONARIES[dictionary]
+    if allowed is not None and set_id not in allowed:
+        ctx.fail(where, f"dictionary {dictionary!r} maps to {', '.join(allowed)} only, not {set_id}")
 
 
 def _read_object(f: FieldSpec, raw: dict, where: str, ctx: _Context, item: bool) -> None:
@@ -844,7 +874,14 @@ def _load_document(file: Path, common_sets: dict[str, ValueSet], common_groups: 
         profile = Profile.from_dict(profile_data)
     except (TypeError, ValueError, KeyError) as exc:
         raise SpecError(file, "profile", f"rejected by Profile: {exc}") from None
-    ctx = _Context(file, groups, value_sets, encoding, profile.max_file_bytes)
+    hospital_codes = raw.get("hospitalCodes") or {}
+    if not isinstance(hospital_codes, dict):
+        raise SpecError(file, "hospitalCodes", "a mapping VALUE_SET_ID -> dictionary")
+    ctx = _Context(file, groups, value_sets, encoding, profile.max_file_bytes, hospital_codes)
+    for set_id, dictionary in hospital_codes.items():
+        if set_id not in value_sets:
+            raise SpecError(file, f"hospitalCodes.{set_id}", f"unknown value set {set_id!r}")
+        _check_hospital_dictionary(dictionary, set_id, f"hospitalCodes.{set_id}", ctx)
     defaults = raw.get("defaults") or {}
     if not isinstance(defaults, dict) or set(defaults) - {"response"}:
         raise SpecError(file, "defaults", "only defaults.response is supported")
