@@ -5,8 +5,8 @@ overdue record."""
 import pytest
 from django.utils import timezone
 
-from hospital_interop.demo_story import EMR_TYPES, OUTAGE_INTERFACE, PER_TYPE, Replay
 from hospital_interop.uploads.models import OutboxRecord, State
+from mutual_recognition.demo_story import EMR_TYPES, OUTAGE_INTERFACE, PER_TYPE, Replay
 from tests.lab.conftest import folders, inline_delivery, lab_dicts, service  # noqa: F401  (fixtures)
 
 

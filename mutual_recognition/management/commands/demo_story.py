@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from hospital_interop.demo_story import Replay
+from mutual_recognition.demo_story import Replay
 
 
 class Command(BaseCommand):

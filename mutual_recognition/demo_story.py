@@ -1,4 +1,5 @@
-"""The demo's story: a few days of hospital activity replayed through the real paths, so that
+"""The demo's story (here because mutual_recognition is the app on top of the dependency graph:
+it may use every other app): a few days of hospital activity replayed through the real paths, so that
 every page a new user opens has something to show.
 
 What the calling systems would do, over HTTP against the running server with their own tokens:
