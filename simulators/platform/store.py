@@ -74,6 +74,20 @@ CREATE TABLE IF NOT EXISTS feedback (
     message TEXT NOT NULL,
     created_at TEXT NOT NULL
 );
+-- data-quality findings and the hospital's replies (quality.py)
+CREATE TABLE IF NOT EXISTS qc_findings (
+    feedback_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    org_code TEXT NOT NULL,
+    body TEXT NOT NULL,
+    issued INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS qc_replies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    feedback_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
 """
 
 RECORD_COLUMNS = (
@@ -341,7 +355,15 @@ class Store:
     # -- reset ---------------------------------------------------------------------------------
     def reset(self, *, keep_faults: bool = False) -> None:
         with self.write() as db:
-            for table in ("records", "externals", "seeded_patients", "stats", "feedback"):
+            for table in (
+                "records",
+                "externals",
+                "seeded_patients",
+                "stats",
+                "feedback",
+                "qc_findings",
+                "qc_replies",
+            ):
                 db.execute(f"DELETE FROM {table}")
             if not keep_faults:
                 db.execute(
