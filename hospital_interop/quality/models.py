@@ -21,6 +21,11 @@ class Kind(models.TextChoices):
     LATE = "late", "超时上传"
 
 
+class Level(models.TextChoices):
+    ERROR = "error", "错误"
+    WARNING = "warning", "警告"
+
+
 class Assignee(models.TextChoices):
     LAB = "lab", "检验科"
     OPS = "ops", "运维"
@@ -43,7 +48,7 @@ class QcFinding(models.Model):
     feedback_id = models.CharField("反馈编号", max_length=40, unique=True)
     issuer = models.CharField("发布机构", max_length=8, choices=Issuer.choices)
     kind = models.CharField("问题类别", max_length=16, choices=Kind.choices)
-    level = models.CharField("级别", max_length=16, default="error")
+    level = models.CharField("级别", max_length=16, choices=Level.choices, default=Level.ERROR)
     interface = models.CharField("接口", max_length=64)
     business_key = models.CharField("主键", max_length=255)
     field = models.CharField("问题字段", max_length=200, blank=True, default="")

@@ -270,3 +270,43 @@ def test_the_pull_is_a_periodic_task_whose_interval_ops_edit_in_the_admin():
 
     app.loader.import_default_modules()
     assert "hospital_interop.quality.tasks.pull_feedback" in app.tasks
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_ops_answer_a_finding_in_the_browser(sim, inline, live_server, page, make_user, artifacts_dir):
+    (rec,) = sent_lab_reports(inline, 541)
+    [raised] = sim.raise_findings(
+        {
+            "kind": "late",
+            "serviceCode": LAB,
+            "businessKey": rec.business_key,
+            "replyInHours": 5,
+            "issuer": "WJW",
+        }
+    )
+    inline.pull()
+    make_user("ops-qc-web", role="ops")
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("#id_username", "ops-qc-web")
+    page.fill("#id_password", "pw-for-tests-0")
+    page.click("button[type=submit]")
+    page.wait_for_url(live_server.url + "/")
+    page.click("text=数据质量反馈")
+    row = page.locator(f"#qc-list tr[data-feedback='{raised['feedbackId']}']")
+    assert "卫健委" in row.inner_text() and "超时上传" in row.inner_text()
+    assert page.locator("#qc-counts [data-count=due_24h]").inner_text() == "1"
+    row.locator("a").first.click()
+    assert rec.business_key in page.locator("#qc-finding").inner_text()
+    page.check("#reply-form input[value='3']")
+    page.click("#reply-form button[type=submit]")
+    assert "处理结果为“无法修改”时必须填写处理说明" in page.locator(".messages").inner_text()
+    page.check("#reply-form input[value='3']")
+    page.fill("#id_note", "LIS 停机期间的报告，已补传，无法追回时效。")
+    page.click("#reply-form button[type=submit]")
+    assert "已回复" in page.locator(".messages").inner_text()
+    page.screenshot(path=str(artifacts_dir / "quality-finding.png"), full_page=True)
+    inline.deliver()
+    [held] = sim.qc_replies(feedbackId=raised["feedbackId"])
+    assert (held["result"], held["handledBy"]) == ("3", "ops-qc-web")
+    assert "/ops/quality/" in page.url and rec.business_key not in page.url

@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
                 ('feedback_id', models.CharField(max_length=40, unique=True, verbose_name='反馈编号')),
                 ('issuer', models.CharField(choices=[('WJW', '卫健委'), ('ZKZX', '质控中心')], max_length=8, verbose_name='发布机构')),
                 ('kind', models.CharField(choices=[('content', '内容问题'), ('missing', '应传未传'), ('late', '超时上传')], max_length=16, verbose_name='问题类别')),
-                ('level', models.CharField(default='error', max_length=16, verbose_name='级别')),
+                ('level', models.CharField(choices=[('error', '错误'), ('warning', '警告')], default='error', max_length=16, verbose_name='级别')),
                 ('interface', models.CharField(max_length=64, verbose_name='接口')),
                 ('business_key', models.CharField(max_length=255, verbose_name='主键')),
                 ('field', models.CharField(blank=True, default='', max_length=200, verbose_name='问题字段')),
