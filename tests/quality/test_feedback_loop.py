@@ -9,15 +9,17 @@ import json
 
 import pytest
 from django.urls import reverse
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule
 
 from hospital_interop.audit.models import Action, AuditRecord
 from hospital_interop.municipal.specs import load_catalogue
 from hospital_interop.quality import tasks as quality_tasks
 from hospital_interop.quality.models import Assignee, FindingState, Kind, PullCursor, QcFinding
+from hospital_interop.quality.schedules import ensure_pull_schedule
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads import tasks as upload_tasks
 from hospital_interop.uploads.models import OutboxRecord, State
+from tests.delivery_fixtures import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -263,13 +265,39 @@ def test_assignment_and_the_lab_sees_only_its_own(sim, inline, ops, make_user, c
 
 
 def test_the_pull_is_a_periodic_task_whose_interval_ops_edit_in_the_admin():
-    task = PeriodicTask.objects.get(name="数据质量反馈拉取")
-    assert task.task == "hospital_interop.quality.tasks.pull_feedback" and task.enabled
-    assert task.interval.every == 600 and task.interval.period == "seconds"
     from hospital_interop.celery import app
 
+    task = ensure_pull_schedule()  # what runs after every migrate
+    assert task.name == "数据质量反馈拉取" and task.enabled
+    assert task.task == "hospital_interop.quality.tasks.pull_feedback"
+    assert (task.interval.every, task.interval.period) == (600, "seconds")
     app.loader.import_default_modules()
-    assert "hospital_interop.quality.tasks.pull_feedback" in app.tasks
+    assert task.task in app.tasks
+    # ops change the interval in the admin; the next migrate leaves it
+    task.interval = IntervalSchedule.objects.get_or_create(every=120, period="seconds")[0]
+    task.save()
+    assert ensure_pull_schedule().interval.every == 120
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_and_a_worker_pull_the_findings_on_their_schedule(sim, processes, platform_settings):
+    """Real processes: beat starts the periodic pull, a worker runs it against the simulator."""
+    (rec,) = [outbox.enqueue(LAB, load_catalogue().interface(LAB).example(551))]
+    processes.worker(DELIVERY_SWEEP_SECONDS="1")
+    wait_until(lambda: OutboxRecord.objects.get(pk=rec.pk).state == State.DONE, 60, message="delivery")
+    sim.raise_findings({"kind": "content", "serviceCode": LAB, "businessKey": rec.business_key})
+    task = ensure_pull_schedule()
+    task.interval = IntervalSchedule.objects.get_or_create(every=1, period="seconds")[0]
+    task.save()
+    processes.beat(DELIVERY_SWEEP_SECONDS="1")
+    finding = wait_until(
+        lambda: QcFinding.objects.filter(record=rec).first(), 60, message="the scheduled pull"
+    )
+    assert finding.kind == Kind.CONTENT and finding.state == FindingState.OPEN
+    wait_until(
+        lambda: PullCursor.objects.filter(feed="QC_FEEDBACK_QUERY", pulled_at__isnull=False).exists(), 10
+    )
 
 
 @pytest.mark.browser
