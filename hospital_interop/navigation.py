@@ -33,6 +33,20 @@ TILES = (
         "上传监控",
     ),
     Tile(
+        "hospital_interop.view_uploads",
+        "数据质量反馈",
+        "卫健委、质控中心反馈的问题：截止时间、分派、修正重传与回复",
+        "quality:findings",
+        "上传监控",
+    ),
+    Tile(
+        "quality.handle_lab_findings",
+        "检验数据质量反馈",
+        "分派给检验科的质控问题：核实、由 LIS 重传后回复",
+        "quality:findings",
+        "检验电子签名",
+    ),
+    Tile(
         "hospital_interop.view_interfaces",
         "接口目录",
         "六份市平台接口文档的全部接口、字段、主键与值域",

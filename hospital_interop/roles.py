@@ -33,6 +33,7 @@ ROLES = (
             "hospital_interop.review_lab_reports",
             "hospital_interop.view_interfaces",
             "hospital_interop.view_recognition_stats",
+            "quality.handle_lab_findings",
         ),
     ),
     Role(

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "hospital_interop.integrations",
     "hospital_interop.patients",
     "hospital_interop.audit",
+    "hospital_interop.quality",
     "dictionaries",
     "mutual_recognition",
     "mutual_recognition.exam",
@@ -261,6 +262,9 @@ DICOM = {
 EXAM_DAILY_SUMMARY_TIME = os.environ.get(
     "EXAM_DAILY_SUMMARY_TIME", "00:30"
 )  # local time; reports the previous day
+# Data-quality feedback (interfaces.md §G): the first interval of the periodic pull of
+# QC_FEEDBACK_QUERY; afterwards ops change it in the admin (periodic task "数据质量反馈拉取").
+QC_FEEDBACK_PULL_SECONDS = int(os.environ.get("QC_FEEDBACK_PULL_SECONDS", "600"))
 EXAM_DAILY_CATCH_UP_DAYS = int(os.environ.get("EXAM_DAILY_CATCH_UP_DAYS", "31"))  # days a late tick reports
 
 # --- Auth, i18n, static ---------------------------------------------------------------------

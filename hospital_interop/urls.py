@@ -18,6 +18,7 @@ urlpatterns = [
     path("interfaces/<str:code>/", catalogue_views.interface_detail, name="interface"),
     path("metrics", upload_views.metrics, name="metrics"),
     path("ops/uploads/", include("hospital_interop.uploads.urls")),
+    path("ops/quality/", include("hospital_interop.quality.urls")),
     path("esign/", include("esign.urls")),
     path("dictionaries/", include("dictionaries.urls")),
     path("recognition/", include("mutual_recognition.urls")),

@@ -131,6 +131,18 @@ class PlatformSim:
     def add_feedback(self, *items: dict) -> list[dict]:
         return self._post("/_sim/feedback", {"items": list(items)})["feedback"]
 
+    def raise_findings(self, *items: dict) -> list[dict]:
+        """Data-quality findings (interfaces.md §G) the platform issues: ``{kind, serviceCode,
+        businessKey, ...}`` each; returns them as the hospital's pull will see them."""
+        return self._post("/_sim/qc/findings", {"items": list(items)})["findings"]
+
+    def qc_findings(self) -> list[dict]:
+        return self._get("/_sim/qc/findings")["findings"]
+
+    def qc_replies(self, **params) -> list[dict]:
+        """The QC_FEEDBACK_REPLY uploads the platform accepted (``feedbackId=`` filters)."""
+        return self._get("/_sim/qc/replies", **params)["replies"]
+
     def log_tail(self, n: int = 4000) -> str:
         try:
             return self.log.read_text(errors="replace")[-n:]

@@ -31,6 +31,7 @@ CORE = (
     "hospital_interop.patients",
     "hospital_interop.dicom",
     "hospital_interop.audit",
+    "hospital_interop.quality",
 )
 
 CONTRACTS: list[tuple[str, tuple[str, ...]]] = [

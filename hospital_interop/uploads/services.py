@@ -914,10 +914,18 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
     """Send again now: rows needing attention or waiting to retry. With payload_fix (one row),
     replace fields of the payload first, re-validated against the spec and the patient bindings
     (PayloadInvalid / PatientConflict, nothing changed). Audited: who re-drove which rows, and
-    for a fix the changed fields before and after (identity values masked)."""
+    for a fix the changed fields before and after (identity values masked).
+
+    A fix of a record the platform already accepted (the latest version of its key, done; e.g.
+    after a data-quality finding) is a re-submission: the fixed payload becomes the next version,
+    stored through ``enqueue_many`` (platform-protocol.md §4: same key, the platform replaces it)."""
     now = timezone.now()
     events = []
     with transaction.atomic():
+        if payload_fix and len(record_ids) == 1:
+            accepted = _latest_accepted(record_ids[0])
+            if accepted is not None:
+                return _resubmit_fixed(accepted, payload_fix)
         rows = list(
             OutboxRecord.objects.select_for_update().filter(
                 pk__in=record_ids, state__in=(State.ATTENTION, State.RETRY, State.PENDING)
@@ -968,6 +976,61 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
         ids = [r.pk for r in rows]
         transaction.on_commit(lambda: [wake(i) for i in ids])
     return len(rows)
+
+
+def fixable(record: OutboxRecord) -> bool:
+    """May ops fix this row's payload and send it (again)? Rows not yet accepted that are open,
+    and the accepted latest version of a key (the fix is then sent as a new version)."""
+    if record.state in (State.ATTENTION, State.RETRY, State.PENDING):
+        return True
+    return (
+        record.state == State.DONE
+        and not OutboxRecord.objects.filter(
+            interface=record.interface, business_key=record.business_key, version__gt=record.version
+        ).exists()
+    )
+
+
+def _latest_accepted(pk: int) -> OutboxRecord | None:
+    """The row, locked, if it is the accepted latest version of its key (else None)."""
+    row = OutboxRecord.objects.select_for_update().filter(pk=pk, state=State.DONE).first()
+    if (
+        row is None
+        or OutboxRecord.objects.filter(
+            interface=row.interface, business_key=row.business_key, version__gt=row.version
+        ).exists()
+    ):
+        return None
+    return row
+
+
+def _resubmit_fixed(row: OutboxRecord, payload_fix: dict) -> int:
+    """The fixed payload of an accepted row as the key's next version (audited as a change)."""
+    opened = _opened(row)
+    payload = {**opened, **payload_fix}
+    checked, errors = check(Item(row.interface, payload))
+    if errors:
+        raise PayloadInvalid(row.interface, errors)
+    if checked.key != row.business_key:
+        raise PayloadInvalid(
+            row.interface,
+            [field_error("", "key", "修正不能改变记录的主键字段：要上传另一条记录，请由业务系统提交")],
+        )
+    [new] = enqueue_many([checked], source=row.source or "ops-fix")
+    audit.record(
+        audit.Action.UPDATE,
+        "uploads.OutboxRecord",
+        str(row.pk),
+        patient=new.patient_id_hash,
+        changes=payload_changes(row.interface, opened, payload),
+        detail={
+            "interface": row.interface,
+            "from": row.state,
+            "newVersion": new.version,
+            "newRecord": new.pk,
+        },
+    )
+    return 1
 
 
 def _opened(row: OutboxRecord) -> dict:

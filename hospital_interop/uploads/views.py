@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from hospital_interop.charts import bar_chart
 from hospital_interop.patients.services import PatientConflict
+from hospital_interop.quality import selectors as quality
 
 from . import selectors, services
 from .forms import CancelForm, PayloadFixForm, RecordFilterForm, patient_digest
@@ -47,6 +48,7 @@ def dashboard(request):
             "hours": hours,
             "errors": selectors.error_breakdown(),
             "states": State,
+            "qc": quality.counts(),
         },
     )
 
@@ -191,6 +193,8 @@ def record_detail(request, pk: int):
             else None,
             "can_operate": request.user.has_perm(OPERATE)
             and record.state in (State.ATTENTION, State.RETRY, State.PENDING),
+            "can_fix": request.user.has_perm(OPERATE) and services.fixable(record),
+            "qc_findings": quality.findings_of_record(record),
             "fix_form": PayloadFixForm(),
             "cancel_form": CancelForm(),
         },
@@ -237,7 +241,12 @@ def fix_and_redrive(request, pk: int):
                 + "；".join(e["message"] for e in exc.errors),
             )
         else:
-            messages.success(request, "已保存修正并重推。" if n else "该记录当前状态不能修正重推。")
+            messages.success(
+                request,
+                "已保存修正并重推（已被平台接收的记录作为新版本重新上传）。"
+                if n
+                else "该记录当前状态不能修正重推。",
+            )
     return redirect("uploads:record", pk=pk)
 
 

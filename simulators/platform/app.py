@@ -44,6 +44,7 @@ from .console import Console
 from .faults import Draw, Faults, FaultState
 from .inspection import Inspection
 from .journal import Journal
+from .quality import REPLY, Quality
 from .queries import Queries
 from .store import SqliteNonceCache, Store
 
@@ -93,10 +94,15 @@ class PlatformSimulator:
         self.started = time.time()
         self.viewer_profile = self._viewer_profile()
         self.queries = Queries(self.store, self.catalogue)
+        self.quality = Quality(
+            self.store, self.catalogue, config.org_code, lambda: self.now(self.faults.current())
+        )
         self.inspection = Inspection(self)
         self.journal = Journal(self.store, self.creds)
         self.console = Console(self)
         self._opened = threading.local()  # the request payload _envelope_call opened, for the journal
+
+    quality_query_code = "QC_FEEDBACK_QUERY"
 
     # -- helpers -------------------------------------------------------------------------------
     def _viewer_profile(self):
@@ -294,6 +300,11 @@ class PlatformSimulator:
         if spec.kind == "void":
             return self._void(spec, payload, now, faults)
         if spec.kind == "query":
+            if spec.code == self.quality_query_code:
+                errors = list(spec.validate(payload))
+                if errors:
+                    return Answer("2001", MESSAGES["2001"], {"errors": errors})
+                return self.quality.query(payload, opened.org_code)
             return self.queries.answer(spec, payload, now, opened.org_code)
         return Answer("5000", f"模拟器未实现接口类型 {spec.kind}")
 
@@ -334,6 +345,13 @@ class PlatformSimulator:
             if missing:
                 Store.count(db, spec.code, "2002")
                 return Answer("2002", f"上级记录尚未上传：{'；'.join(missing)}", counted=True)
+            if spec.code == REPLY:
+                refused = self.quality.check_reply(db, payload)
+                if refused is not None:
+                    Store.count(db, spec.code, refused.code)
+                    refused.counted = True
+                    return refused
+                self.quality.store_reply(db, payload, now)
             version = Store.upsert_record(
                 db,
                 interface=spec.code,

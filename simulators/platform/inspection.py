@@ -65,6 +65,14 @@ class Inspection:
             return json_response(
                 200, {"feedback": self.store.feedback(interface=query.get("interface"), since_id=since)}
             )
+        if name == "qc":
+            what = parts[2] if len(parts) > 2 else ""
+            if what == "findings" and method == "POST":
+                return json_response(200, {"findings": self.sim.quality.raise_findings(read_json(environ))})
+            if what == "findings" and method == "GET":
+                return json_response(200, {"findings": self.sim.quality.findings()})
+            if what == "replies" and method == "GET":
+                return json_response(200, {"replies": self.sim.quality.replies(query.get("feedbackId"))})
         raise HttpError(404, f"未知的模拟器接口：{method} {path}")
 
     def health(self) -> dict:

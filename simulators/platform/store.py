@@ -90,6 +90,20 @@ CREATE TABLE IF NOT EXISTS exchanges (  -- the console's journal of protocol req
     faults TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS exchanges_interface ON exchanges (interface, id);
+-- data-quality findings and the hospital's replies (quality.py)
+CREATE TABLE IF NOT EXISTS qc_findings (
+    feedback_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    org_code TEXT NOT NULL,
+    body TEXT NOT NULL,
+    issued INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS qc_replies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    feedback_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_at TEXT NOT NULL
+);
 """
 
 RECORD_COLUMNS = (
@@ -357,7 +371,16 @@ class Store:
     # -- reset ---------------------------------------------------------------------------------
     def reset(self, *, keep_faults: bool = False) -> None:
         with self.write() as db:
-            for table in ("records", "externals", "seeded_patients", "stats", "feedback", "exchanges"):
+            for table in (
+                "records",
+                "externals",
+                "seeded_patients",
+                "stats",
+                "feedback",
+                "exchanges",
+                "qc_findings",
+                "qc_replies",
+            ):
                 db.execute(f"DELETE FROM {table}")
             if not keep_faults:
                 db.execute(

@@ -16,7 +16,7 @@ from hospital_interop.municipal.specs import SpecError, load_catalogue, resident
 
 REPO = Path(__file__).resolve().parents[2]
 
-# The service codes of interfaces.md, sections A-F (DICOM, in-hospital and local operations excluded).
+# The service codes of interfaces.md, sections A-G (DICOM, in-hospital and local operations excluded).
 EXPECTED = {
     "exam": (
         "3.5",
@@ -80,6 +80,7 @@ EXPECTED = {
         },
     ),
     "emr_checkup": ("2.3.2.0", {"PE_REPORT", "PE_PDF"}),
+    "quality": ("1.0", {"QC_FEEDBACK_QUERY", "QC_FEEDBACK_REPLY"}),
 }
 ALL_CODES = sorted(code for _, codes in EXPECTED.values() for code in codes)
 
@@ -102,6 +103,8 @@ PATHS_AND_KEYS = {
     "IP_IN_HOSPITAL": ("/emr/ip/in-hospital", ("orgCode", "inpatientId", "statDate")),
     "OP_INVOICE": ("/emr/op/invoice", ("orgCode", "invoiceNo")),
     "PE_PDF": ("/emr/pe/pdf", ("orgCode", "reportId")),
+    "QC_FEEDBACK_QUERY": ("/quality/feedback/query", ()),
+    "QC_FEEDBACK_REPLY": ("/quality/feedback/reply", ("orgCode", "feedbackId")),
 }
 
 # interfaces.md "Ordering rules": child -> parent.
@@ -152,7 +155,7 @@ def rules(errors):
 
 def test_catalogue_covers_exactly_the_service_codes_of_the_interface_list(cat):
     assert sorted(s.code for s in cat.interfaces) == ALL_CODES
-    assert len(ALL_CODES) == 43
+    assert len(ALL_CODES) == 45
     for document, (version, codes) in EXPECTED.items():
         doc = cat.document(document)
         assert doc.version == version
@@ -194,6 +197,7 @@ def test_kinds_envelopes_and_voids(cat):
         "LAB_REPORT_PDF_PREVIEW",
         "LAB_REPORT_LIST_BY_ORG",
         "LAB_REPORT_LIST_BY_ID",
+        "QC_FEEDBACK_QUERY",
     }
     assert cat.interface("SECURITY_TIMESTAMP").envelope == "plain"
     assert {s.envelope for s in cat.interfaces if s.code != "SECURITY_TIMESTAMP"} == {"sealed"}
@@ -889,3 +893,20 @@ def test_a_name_field_of_the_wrong_type_is_an_error_not_a_crash():
     payload["patient"]["sexName"] = {"x": 1}
     errors = spec.validate(payload)
     assert ("patient.sexName", "type") in [(e["field"], e["rule"]) for e in errors]
+
+
+def test_quality_feedback_reply_needs_a_note_unless_fixed_and_a_resend_time_when_fixed(cat):
+    """interfaces.md §G: note required unless result = 1; resentAt when result = 1."""
+    spec = cat.interface("QC_FEEDBACK_REPLY")
+    base = {"orgCode": "12110000400000000X", "feedbackId": "QC1", "handledBy": "D001"}
+    assert rules(spec.validate({**base, "result": "1"})) == [("resentAt", "required")]
+    assert spec.validate({**base, "result": "1", "resentAt": "20261204101500"}) == []
+    assert rules(spec.validate({**base, "result": "2"})) == [("note", "required")]
+    assert rules(spec.validate({**base, "result": "3", "note": ""})) == [("note", "required")]
+    assert rules(spec.validate({**base, "result": "4", "note": "x"})) == [("result", "valueSet")]
+    query = cat.interface("QC_FEEDBACK_QUERY")
+    item = query.response_example(3)["items"][0]
+    assert {"feedbackId", "issuer", "kind", "serviceCode", "businessKey", "replyBy"} <= set(item)
+    assert rules(query.validate_response({"items": [{**item, "kind": "other"}], "nextCursor": ""})) == [
+        ("items[0].kind", "valueSet")
+    ]

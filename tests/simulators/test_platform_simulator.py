@@ -91,7 +91,16 @@ def valid_query(sim, client, spec) -> dict:
     elif spec.code == "LAB_REPORT_LIST_BY_ID":
         payload.pop("startDate", None)
         payload.pop("endDate", None)
+    elif spec.code == "QC_FEEDBACK_QUERY":
+        raise_missing_finding(sim, payload["orgCode"])
     return payload
+
+
+def raise_missing_finding(sim, org_code, feedback_id=None) -> dict:
+    body = {"kind": "missing", "serviceCode": "OP_VISIT", "businessKey": f"{org_code}|V404"}
+    if feedback_id:
+        body["feedbackId"] = feedback_id
+    return sim.raise_findings(body)[0]
 
 
 # --------------------------------------------------------------------------- every interface
@@ -118,6 +127,8 @@ def test_every_interface_accepts_a_valid_record(sim, spec):
             assert client.call(code, spec_of(code).example(SEED)).code == "0"
     send_parents(client, spec, SEED)
     payload = spec.example(SEED)
+    if spec.code == "QC_FEEDBACK_REPLY":  # a reply answers a finding the platform issued
+        raise_missing_finding(sim, payload["orgCode"], payload["feedbackId"])
     result = client.call(spec.code, payload)
     assert (result.outcome, result.code) == (Outcome.ACCEPTED, "0"), result
     assert result.receipt and spec.validate_response(result.data) == []
@@ -561,6 +572,71 @@ def test_feedback_list_round_trip(sim):
     assert [{k: f[k] for k in item} for f in sim.feedback()] == [item]
     assert sim.feedback(interface="OP_VISIT") == []
     assert requests.post(sim.url + "/_sim/feedback", json={"interface": "X"}, timeout=5).status_code == 400
+
+
+def test_quality_findings_are_raised_against_what_the_platform_holds_and_paged_by_cursor(sim):
+    client = sim.client()
+    visit = spec_of("OP_VISIT")
+    send_parents(client, visit, SEED)
+    held = visit.example(SEED)
+    assert client.call("OP_VISIT", held).code == "0"
+    key = key_str(visit, held)
+    org = held["orgCode"]
+    # content and late need a record the platform holds; missing one it does not
+    with pytest.raises(requests.HTTPError):
+        sim.raise_findings({"kind": "content", "serviceCode": "OP_VISIT", "businessKey": f"{org}|V404"})
+    with pytest.raises(requests.HTTPError):
+        sim.raise_findings({"kind": "missing", "serviceCode": "OP_VISIT", "businessKey": key})
+    bad = requests.post(sim.url + "/_sim/qc/findings", json={"kind": "odd"}, timeout=5)
+    assert bad.status_code == 400 and "kind" in bad.json()["error"]
+    raised = sim.raise_findings(
+        {
+            "kind": "content",
+            "serviceCode": "OP_VISIT",
+            "businessKey": key,
+            "field": "diagnosisCode",
+            "issuer": "WJW",
+        },
+        {"kind": "late", "serviceCode": "OP_VISIT", "businessKey": key, "replyInHours": -1},
+        {"kind": "missing", "serviceCode": "OP_VISIT", "businessKey": f"{org}|V404"},
+    )
+    query = spec_of("QC_FEEDBACK_QUERY")
+    first = client.call("QC_FEEDBACK_QUERY", {"orgCode": org, "cursor": "", "pageSize": 2})
+    assert first.code == "0" and query.validate_response(first.data) == []
+    assert [i["kind"] for i in first.data["items"]] == ["content", "late"] and first.data["nextCursor"]
+    assert first.data["items"][0]["issuer"] == "WJW"
+    rest = client.call(
+        "QC_FEEDBACK_QUERY", {"orgCode": org, "cursor": first.data["nextCursor"], "pageSize": 2}
+    )
+    assert [i["feedbackId"] for i in rest.data["items"]] == [raised[2]["feedbackId"]]
+    assert rest.data["nextCursor"] == ""
+    # a re-issued finding comes again after the cursor
+    again = sim.raise_findings({"kind": "content", "serviceCode": "OP_VISIT", "businessKey": key,
+                                "feedbackId": raised[0]["feedbackId"], "message": "仍未修正"})  # fmt: skip
+    later = client.call(
+        "QC_FEEDBACK_QUERY", {"orgCode": org, "cursor": first.data["nextCursor"], "pageSize": 9}
+    )
+    assert [i["feedbackId"] for i in later.data["items"]] == [raised[2]["feedbackId"], again[0]["feedbackId"]]
+    assert later.data["items"][1]["message"] == "仍未修正"
+    wrong = client.call("QC_FEEDBACK_QUERY", {"orgCode": org, "cursor": "garbage", "pageSize": 9})
+    assert wrong.code == "2001" and wrong.errors[0]["field"] == "cursor"
+
+
+def test_quality_replies_are_checked_and_kept(sim):
+    client = sim.client()
+    org = "12110000400000000X"
+    finding = raise_missing_finding(sim, org)
+    reply = {"orgCode": org, "feedbackId": finding["feedbackId"], "result": "3", "handledBy": "D001"}
+    refused = client.call("QC_FEEDBACK_REPLY", reply)
+    assert refused.code == "2001" and [e["field"] for e in refused.errors] == ["note"]
+    unknown = client.call("QC_FEEDBACK_REPLY", {**reply, "feedbackId": "QCNOPE", "note": "x"})
+    assert unknown.code == "2002"
+    assert client.call("QC_FEEDBACK_REPLY", {**reply, "note": "原始记录已归档"}).code == "0"
+    [kept] = sim.qc_replies(feedbackId=finding["feedbackId"])
+    assert (kept["result"], kept["note"], kept["handledBy"]) == ("3", "原始记录已归档", "D001")
+    assert kept["receivedAt"]
+    sim.reset()
+    assert sim.qc_replies() == [] and sim.qc_findings() == []
 
 
 def test_health_and_unknown_paths(sim):

@@ -322,6 +322,26 @@ def test_redrive_with_a_fix_is_validated_first():
     assert record.state == State.PENDING and record.payload["reportRemark"] == "复核后重传"
 
 
+def test_a_fix_of_an_accepted_record_is_sent_as_its_next_version():
+    """After a data-quality finding ops fix a record the platform accepted: the fix is the key's
+    next version (the platform replaces the record); an older version or a key change is refused."""
+    record = _claimed(25)
+    services.record_outcome(record, CallResult(Outcome.ACCEPTED, code="0"), started_at=timezone.now())
+    record.refresh_from_db()
+    assert record.state == State.DONE and services.fixable(record)
+    with pytest.raises(services.PayloadInvalid) as err:
+        services.redrive([record.pk], payload_fix={"reportId": "OTHER0000001"})
+    assert err.value.errors[0]["rule"] == "key"
+    with transaction.atomic():
+        assert services.redrive([record.pk], payload_fix={"reportRemark": "质控反馈后更正"}) == 1
+    v2 = OutboxRecord.objects.get(interface=record.interface, business_key=record.business_key, version=2)
+    assert v2.state == State.PENDING and v2.payload["reportRemark"] == "质控反馈后更正"
+    record.refresh_from_db()
+    assert record.state == State.DONE and record.payload["reportRemark"] != "质控反馈后更正"
+    assert not services.fixable(record)  # no longer the latest version
+    assert services.redrive([record.pk], payload_fix={"reportRemark": "x"}) == 0
+
+
 def test_concurrency_and_rate_limits_hold_back_the_excess():
     for seed in range(30, 36):
         services.enqueue("LAB_REPORT_DETAIL", example("LAB_REPORT_DETAIL", seed))
