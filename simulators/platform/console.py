@@ -86,6 +86,13 @@ class Console:
         query = {
             k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()
         }
+        if path == "/console/api/findings":
+            if method != "POST":
+                raise HttpError(405, "只接受 POST")
+            if "application/json" not in environ.get("CONTENT_TYPE", ""):
+                raise HttpError(400, "请求须为 JSON（Content-Type: application/json）")
+            raised = self.sim.quality.raise_findings(read_json(environ))
+            return json_response(200, {"findings": raised, "message": f"已下发 {len(raised)} 条质控问题"})
         if path == "/console/api/faults":
             if method != "POST":
                 raise HttpError(405, "只接受 POST")
@@ -250,7 +257,12 @@ class Console:
         )
 
     def findings_page(self) -> str:
-        return _page("质控反馈 · 联调台", findings_section(), "/console/findings")
+        quality = self.sim.quality
+        return _page(
+            "质控反馈 · 联调台",
+            findings_section(quality.findings(), quality.replies(), self.catalogue),
+            "/console/findings",
+        )
 
     def catalogue_page(self) -> str:
         rows = "".join(
@@ -359,19 +371,67 @@ class Console:
         )
 
 
-def findings_section() -> str:
-    """质控反馈 — THE PLACE FOR THE QUALITY-FEEDBACK FINDINGS (QC_FEEDBACK_QUERY / QC_FEEDBACK_REPLY).
+KIND_NAMES = {"content": "内容问题", "missing": "应传未传", "late": "上传超时"}
+ISSUER_NAMES = {"WJW": "卫健委", "ZKZX": "质控中心"}
+RESULT_NAMES = {"1": "已修正", "2": "无需修改", "3": "无法修正"}
 
-    Left for the lead to wire when the findings branch is merged: issuing a finding for a received
-    record (interface, key, field, rule, message) and showing the hospital's replies. The page,
-    its navigation entry and this section exist already; replace the placeholder below."""
+
+def findings_section(findings: list[dict], replies: list[dict], catalogue) -> str:
+    """质控反馈: issue a finding (the platform's side of QC_FEEDBACK_QUERY, through the same
+    ``quality.raise_findings`` the tests' ``/_sim/qc/findings`` uses) and read the hospital's
+    replies (QC_FEEDBACK_REPLY) as the platform holds them."""
+    options = "".join(
+        f"<option value='{escape(s.code)}'>{escape(s.code)} {escape(s.name)}</option>"
+        for s in sorted(catalogue.interfaces, key=lambda s: s.code)
+        if s.kind == "upload"
+    )
+    form = (
+        "<form class='raise-finding' data-raise-finding>"
+        "<label>问题类型 <select name='kind'><option value='content'>内容问题</option>"
+        "<option value='missing'>应传未传</option><option value='late'>上传超时</option></select></label>"
+        f"<label>接口 <select name='serviceCode'>{options}</select></label>"
+        "<label>业务主键 <input name='businessKey' required placeholder='机构代码|报告单号'></label>"
+        "<label>字段 <input name='field' placeholder='如 reportId'></label>"
+        "<label>说明 <input name='message' placeholder='默认按问题类型'></label>"
+        "<label>回复时限（小时） <input name='replyInHours' type='number' value='72'></label>"
+        "<label>下发单位 <select name='issuer'><option value='ZKZX'>质控中心</option>"
+        "<option value='WJW'>卫健委</option></select></label>"
+        "<button type='submit'>下发</button></form>"
+    )
+    answered: dict[str, list[dict]] = {}
+    for r in replies:
+        answered.setdefault(r["feedbackId"], []).append(r)
+    rows = "".join(
+        f"<tr data-finding='{escape(f['feedbackId'])}'><td>{escape(f['feedbackId'])}</td>"
+        f"<td>{escape(ISSUER_NAMES.get(f['issuer'], f['issuer']))}</td>"
+        f"<td>{escape(KIND_NAMES.get(f['kind'], f['kind']))}</td><td>{escape(f['serviceCode'])}</td>"
+        f"<td class='mono'>{escape(f['businessKey'])}</td><td>{escape(f['message'])}</td>"
+        f"<td>{escape(f['replyBy'])}</td><td class='reply'>"
+        + (
+            "；".join(
+                escape(
+                    RESULT_NAMES.get(str(r.get("result")), str(r.get("result")))
+                    + " "
+                    + str(r.get("note") or "")
+                )
+                for r in answered.get(f["feedbackId"], [])
+            )
+            or "<span class='muted'>未回复</span>"
+        )
+        + "</td></tr>"
+        for f in reversed(findings)
+    )
+    table = (
+        "<table class='grid findings'><thead><tr><th>编号</th><th>下发单位</th><th>类型</th><th>接口</th>"
+        f"<th>业务主键</th><th>说明</th><th>回复时限</th><th>医院回复</th></tr></thead><tbody>{rows}</tbody></table>"
+        if findings
+        else _empty("尚未下发质控问题。")
+    )
     return (
-        "<h1>质控反馈</h1>"
-        "<section id='qc-findings' class='placeholder' data-placeholder='qc-feedback'>"
-        "<h2>下发质控反馈（QC_FEEDBACK_QUERY / QC_FEEDBACK_REPLY）</h2>"
-        "<p>此栏用于对收到的记录下发质控问题（接口、业务主键、字段、规则、说明），并查看医院的回复。"
-        "<b>尚未接入</b>：质控反馈接口在另一分支实现，合并后在此接入。</p>"
-        "</section>"
+        "<h1>质控反馈</h1><section id='qc-findings'>"
+        "<p class='lead'>以卫健委或质控中心的身份对医院上传的数据下发问题（医院经 QC_FEEDBACK_QUERY 拉取），"
+        "并查看医院经 QC_FEEDBACK_REPLY 给出的回复。</p>"
+        f"{form}{table}</section>"
     )
 
 

@@ -25,6 +25,7 @@ from .common import MESSAGES, Answer, HttpError, field_error
 
 QUERY, REPLY = "QC_FEEDBACK_QUERY", "QC_FEEDBACK_REPLY"
 KINDS = ("content", "missing", "late")
+KIND_TEXT = {"content": "内容", "missing": "应传未传", "late": "上传超时"}
 ISSUERS = ("WJW", "ZKZX")
 LEVELS = ("error", "warning")
 DEFAULTS = {
@@ -97,7 +98,9 @@ class Quality:
             "SELECT voided FROM records WHERE interface = ? AND key = ?", (code, key)
         ).fetchone()
         if kind in ("content", "late") and (held is None or held["voided"]):
-            raise HttpError(400, f"{where}：平台没有 {code}（{key}），不能对其发布{kind}问题")
+            raise HttpError(
+                400, f"{where}：平台没有 {code}（{key}），不能对其发布{KIND_TEXT.get(kind, kind)}问题"
+            )
         if kind == "missing" and held is not None and not held["voided"]:
             raise HttpError(400, f"{where}：平台已收到 {code}（{key}），不是应传未传")
         issuer = raw.get("issuer", "ZKZX")

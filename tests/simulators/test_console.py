@@ -222,3 +222,42 @@ def test_an_interface_list_pages_through_what_was_received(csim, page):
     expect(page.locator("details.exchange")).to_have_count(20)
     page.goto(f"{csim.url}/console/interfaces/{spec.code}?page=99")  # past the end: the last page
     expect(page.locator("nav.pager")).to_contain_text("第 2 / 2 页")
+
+
+@pytest.mark.browser
+def test_a_finding_is_issued_from_the_console_and_the_hospitals_reply_shows_beside_it(csim, page):
+    """The findings tab: a content finding issued from the page against a received record is what
+    the hospital's QC_FEEDBACK_QUERY then returns; its QC_FEEDBACK_REPLY shows in the same row."""
+    client = csim.client()
+    payload = SPEC.example(SEED)
+    assert client.call(CODE, payload).code == "0"
+    page.goto(csim.url + "/console/findings")
+    expect(page.locator("#qc-findings")).to_contain_text("尚未下发质控问题")
+    form = page.locator("form[data-raise-finding]")
+    form.locator("select[name=serviceCode]").select_option(CODE)
+    form.locator("input[name=businessKey]").fill("no|such")
+    form.get_by_role("button", name="下发").click()
+    expect(page.locator("#console-status")).to_contain_text("平台没有")  # a precise refusal, in Chinese
+    form.locator("input[name=businessKey]").fill(key_of(payload))
+    form.locator("input[name=field]").fill("items[0].resultValue")
+    form.get_by_role("button", name="下发").click()
+    row = page.locator("tr[data-finding]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("内容问题")
+    expect(row.locator(".reply")).to_have_text("未回复")
+
+    feed = client.call("QC_FEEDBACK_QUERY", {"orgCode": payload["orgCode"], "cursor": "", "pageSize": 50})
+    assert feed.code == "0", (feed.message, feed.errors)
+    (finding,) = feed.data["items"]
+    assert (finding["serviceCode"], finding["businessKey"]) == (CODE, key_of(payload))
+    reply = {
+        "orgCode": payload["orgCode"],
+        "feedbackId": finding["feedbackId"],
+        "result": "2",
+        "handledBy": "L2002",
+    }
+    reply["note"] = "经核实数据无误，无需修改。"
+    answered = client.call("QC_FEEDBACK_REPLY", reply)
+    assert answered.code == "0", (answered.message, answered.errors)
+    page.reload()
+    expect(page.locator("tr[data-finding] .reply")).to_have_text("无需修改 经核实数据无误，无需修改。")

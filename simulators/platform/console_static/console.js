@@ -12,8 +12,8 @@
     statusBox.className = isError ? "error" : "done";
   }
 
-  function post(body) {
-    return fetch("/console/api/faults", {
+  function post(body, url) {
+    return fetch(url || "/console/api/faults", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body),
@@ -79,6 +79,30 @@
     if (!button) return;
     button.disabled = true;
     post({ clear: true }).then(
+      function (data) {
+        say(data.message + "，页面即将刷新", false);
+        window.location.reload();
+      },
+      function (err) {
+        button.disabled = false;
+        say(err.message, true);
+      }
+    );
+  });
+  // 质控反馈：下发一条质控问题（POST /console/api/findings），成功后刷新列表。
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-raise-finding")) return;
+    event.preventDefault();
+    var body = {};
+    new FormData(form).forEach(function (value, name) {
+      if (value === "") return;
+      body[name] = name === "replyInHours" ? Number(value) : value;
+    });
+    var button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    say("正在下发……", false);
+    post(body, "/console/api/findings").then(
       function (data) {
         say(data.message + "，页面即将刷新", false);
         window.location.reload();
