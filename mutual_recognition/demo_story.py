@@ -62,6 +62,7 @@ class Told:
     posted: dict[str, int] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)  # what the server itself refused (should be none)
     rejected_keys: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # quality findings the platform issued
 
 
 def resident_id(seed: int) -> str:
@@ -200,3 +201,29 @@ class Replay:
                 )
         self.say(f"    检验报告：{LAB_REPORTS} 份（审核、归档，由交换服务上传）")
         return self.told
+
+    def quality_findings(self, wait_seconds: float = 60) -> None:
+        """The QC centre's findings: an outpatient visit it expected and never got (missing), and a
+        content problem in a registration the platform holds (raised once it has arrived)."""
+        findings = [
+            {"kind": "missing", "serviceCode": "OP_VISIT", "businessKey": f"{self.org}|V0000000099"},
+        ]
+        held = f"{self.org}|GH{1:010d}"
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            got = self.http.get(f"{self.sim}/_sim/records/OP_REGISTRATION/{held}", timeout=10)
+            if got.status_code == 200:
+                findings.append(
+                    {
+                        "kind": "content",
+                        "serviceCode": "OP_REGISTRATION",
+                        "businessKey": held,
+                        "field": "deptCode",
+                    }
+                )
+                break
+            time.sleep(1)
+        r = self.http.post(f"{self.sim}/_sim/qc/findings", json={"items": findings}, timeout=10)
+        r.raise_for_status()
+        self.told.findings = [f["feedbackId"] for f in r.json()["findings"]]
+        self.say(f"    质控中心下发 {len(self.told.findings)} 条数据质量问题（运维在“数据质量反馈”页处理）")

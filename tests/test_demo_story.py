@@ -20,10 +20,13 @@ def test_the_story_fills_the_dashboard_with_sent_failed_and_overdue_records(
     inline_delivery,  # noqa: F811
 ):
     said = []
-    told = Replay(live_server.url, sim.url, "12110000400000000X", say=said.append).run()
+    replay = Replay(live_server.url, sim.url, "12110000400000000X", say=said.append)
+    told = replay.run()
     assert told.refused == [] and len(said) == 4
     service.run_once()  # the transfer service picks the archived lab reports up
     inline_delivery()
+    replay.quality_findings(wait_seconds=5)
+    assert len(told.findings) == 2  # missing + content, for the quality page
     by_state = {}
     for interface, state in OutboxRecord.objects.values_list("interface", "state"):
         by_state.setdefault(interface, set()).add(state)

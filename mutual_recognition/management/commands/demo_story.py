@@ -13,7 +13,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         self.stdout.write("==> 演示数据：按真实接口回放几天的医院业务")
-        told = Replay(o["base_url"], o["sim_url"], settings.PLATFORM["ORG_CODE"], say=self.stdout.write).run()
+        replay = Replay(o["base_url"], o["sim_url"], settings.PLATFORM["ORG_CODE"], say=self.stdout.write)
+        told = replay.run()
+        replay.quality_findings()  # once the worker has delivered what a finding names
         if told.refused:
             raise CommandError("服务器拒收了演示数据：" + "；".join(told.refused[:5]))
         self.stdout.write(
