@@ -9,8 +9,23 @@ on the same files, against the same dcmtk storescp, in the same run.
 3. Alternates, ``--rounds`` times: the project's push (scan the folder's headers, then
    ``hospital_interop.dicom.store.StoreSCU.send_all``: one association, contexts from the files,
    data sets streamed from file) and ``storescu +sd`` on the folder (one association).
-4. Prints MB/s per run, the medians and the ratio project / storescu (target >= 0.1; gigabit
-   wire speed is 125 MB/s). ``--naive`` adds a reference run of a plain pynetdicom loop
+4. Prints MB/s per run, the medians and the ratio project / storescu with PASS/FAIL against the
+   target of issue 19 (>= 0.8; gigabit wire speed is 125 MB/s). Wall clock: both sides are two
+   processes each (sender + storescp), alternated round by round, medians.
+
+   | where | project MB/s | storescu MB/s | ratio | target 0.8 |
+   |---|---|---|---|---|
+   | issue 19 (quiet machine) | 655 | 1,201 | 0.55 | FAIL |
+   | before (``main``, load ~12, two runs) | 162, 127 | 164, 148 | 0.98, 0.86 | PASS |
+   | after (load ~12, two runs, alternated with the before runs) | 293, 266 | 157, 168 | 1.87, 1.59 | PASS |
+
+   What changed: the sender reads each C-STORE-RSP off the socket itself instead of waiting for
+   pynetdicom's DUL thread to read, decode and queue it (``store._Link._read_response``), which took
+   two thread hand-offs per instance; the data sets already went out as the files' bytes. On this
+   loaded machine storescu (two busy processes) suffers more than on a quiet one, so "before"
+   already passes here; the sender's own rate doubled (127-162 -> 266-293 MB/s), which is what
+   should carry the quiet-machine ratio (0.55) past 0.8. Per-round spread is 0.3-2.5x: read the
+   medians only. ``--naive`` adds a reference run of a plain pynetdicom loop
    (dcmread + send_c_store per instance, default settings).
 
 Run: .venv/bin/python benchmarks/dicom_push.py [--instances 200] [--rounds 5] [--naive]
@@ -42,6 +57,7 @@ from hospital_interop.dicom.synthetic import write_ct_study  # noqa: E402
 AE_TITLE = "STORESCP"
 MAX_PDU = 131072  # dcmtk's upper limit for storescp/storescu
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}
+TARGET = 0.8  # project / storescu, issue 19
 
 
 def free_port() -> int:
@@ -170,14 +186,15 @@ def main() -> int:
         mine, ref = statistics.median(ours), statistics.median(theirs)
         print(
             f"median: project {mine:.1f} MB/s (header scan + send; send alone {statistics.median(sends):.1f} MB/s), "
-            f"storescu {ref:.1f} MB/s, ratio {mine / ref:.2f} (target >= 0.10; gigabit wire speed 125 MB/s)"
+            f"storescu {ref:.1f} MB/s, ratio {mine / ref:.2f}: {'PASS' if mine / ref >= TARGET else 'FAIL'} "
+            f"(target >= {TARGET}; gigabit wire speed 125 MB/s)"
         )
         if args.naive:
             n = mb / naive_push(study.folder, port)
             print(
                 f"reference: naive pynetdicom loop {n:.1f} MB/s, ratio {n / ref:.2f} of the median storescu"
             )
-        return 0 if mine / ref >= 0.1 else 1
+        return 0 if mine / ref >= TARGET else 1
     finally:
         if scp is not None and scp.poll() is None:
             os.killpg(scp.pid, signal.SIGTERM)

@@ -7,13 +7,43 @@ the OpenSSL 3 CLI anchors (``openssl speed``), the ratios and PASS/FAIL against 
    (16384-byte blocks, bytes/s); parsed from ``-mr`` (machine readable) output.
 2. seal of a realistic ~4 KiB JSON lab report (JSON → gzip → SM4-CBC → Base64 → SM2 sign) vs
    OpenSSL sign/s; open (SM2 verify → SM4 → gunzip → JSON, with a nonce cache) vs verify/s.
-   Targets: ≥ 0.5 x.
-3. our SM4-CBC step alone on 16 MiB vs OpenSSL's SM4-CBC bytes/s. Target: ≥ 0.5 x.
+   Targets (issue 19): ≥ 0.9 x.
+3. our SM4-CBC step alone on 16 MiB (CPU time, best of 5) vs OpenSSL's SM4-CBC bytes/s. Target: ≥ 0.5 x.
 4. sealing a ~2 MiB PDF (reportlab: 6 text pages with a CJK font + one 1920x1440 photo-like JPEG,
    binary streams) whole, beside ``gzip -c FILE | openssl enc -sm4-cbc`` on the same file.
    No target: gzip dominates both; the figures show where the time goes.
-Single thread throughout, like ``openssl speed`` without ``-multi``. SM2 anchors and our seal/open
-figures come from 3 interleaved rounds, best round of each side (the VM's CPU speed drifts).
+Single thread throughout, like ``openssl speed`` without ``-multi``.
+
+Clock: ``openssl speed`` divides by the CPU *user* time of its process (wall-clock only with
+``-elapsed``), so on a shared machine its rate hardly moves while a wall-clock rate of ours drops
+with every other process that runs. Our SM2, seal and open rates are therefore per second of this
+process's CPU time too (``time.process_time``: user + system, so a little stricter than the
+anchor). The SM2 anchors and our figures are measured in ``BENCH_ROUNDS`` (default 5)
+interleaved rounds; the ratio is taken within each round and the table shows the median round
+(ratios of every round printed). The PDF part below stays wall-clock (best of 5): its anchor is a
+shell pipeline.
+
+Issue 19, seal/open 4 KiB against ``openssl speed sm2`` (ratio of rates, median of rounds):
+
+| where | seal / sign | open / verify | SM2 sign alone | SM2 verify alone |
+|---|---|---|---|---|
+| issue 19 (wall clock, quiet machine) | 0.73 | 0.70 | 0.94 | |
+| before (``main``, CPU time, this bench) | 0.62 FAIL | 0.61 FAIL | 0.85 | 1.10 |
+| after (CPU time, this bench) | 0.64 FAIL | 0.63 FAIL | 1.08 | 0.94 |
+| after, final code, second run | 0.66 FAIL | 0.59 FAIL | 0.96 | 0.95 |
+
+All rows: 5 rounds on the shared 2-core machine (load 6-10), medians of the per-round ratios;
+the round-to-round spread (0.52-0.68 for seal) is larger than the change. What the pipeline costs
+around SM2 here: JSON ~36 us, gzip level 1 ~18 us, SM4-CBC ~10 us of cipher work + ~4 us of set-up,
+when measured alone; inside the seal loop, interleaved with the SM2 arithmetic, the same steps take
+2-3x longer (cold caches; the machine's other processes share them). Removed: the PKCS#7 padder
+objects (SM4), the DER parse and re-encode around each Tongsuo signature and verification, the SM3
+digest fetch per call (copy of the state after Z). Left: JSON (orjson would save ~30 us, but its
+float formatting differs from ``json`` for exponents below -4 (``1e-05`` vs ``0.00001``) and it
+writes NaN as ``null``, so it cannot replace ``json`` without a guard that costs what it saves),
+and gzip, whose bytes must not change. In a tight loop of ``encode_payload`` then ``sign``, this
+machine gives sign 338 us, encode 82 us, both 473 us: 0.9 x OpenSSL's sign would leave ~5 % of the
+sign time for JSON + gzip + SM4 + Base64, which only a faster SM2 than OpenSSL's could buy.
 """
 
 from __future__ import annotations
@@ -25,6 +55,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,7 +71,7 @@ from hospital_interop.municipal.profile import DEFAULT_PROFILE
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 SECONDS = 3.0
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 ROWS: list[tuple[str, str, str, str, str]] = []
 
 
@@ -52,24 +83,27 @@ def openssl_speed(*args: str) -> str:
 
 
 def rate(fn, seconds: float = SECONDS) -> float:
-    """Calls per second of fn() over about ``seconds``."""
+    """Calls per second of this process's CPU time (user + system), over about ``seconds`` of it:
+    the same divisor as ``openssl speed`` (CPU user time), so both sides of a ratio are measured
+    alike whatever else the machine runs."""
     fn()  # warm-up
-    n, start = 0, time.perf_counter()
+    clock = time.process_time
+    n, start = 0, clock()
     deadline = start + seconds
     while True:
         fn()
         n += 1
-        now = time.perf_counter()
+        now = clock()
         if now >= deadline:
             return n / (now - start)
 
 
-def best_time(fn, repeat: int = 5) -> float:
+def best_time(fn, repeat: int = 5, clock=time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return min(times)
 
 
@@ -197,9 +231,10 @@ def main() -> None:
         )
 
     verify_sig = hospital_key.sign(b"x" * 64)
-    # This VM's CPU speed drifts by +-20 % within a minute, so the OpenSSL anchor and our figures
-    # are measured in interleaved rounds and each side keeps its best round.
-    best = dict.fromkeys(("ossl_sign", "ossl_verify", "seal", "open", "sign", "verify"), 0.0)
+    # This VM's CPU speed drifts by +-20 % within a minute and other processes share it, so the
+    # OpenSSL anchor and our figures are measured in interleaved rounds, the ratios taken within
+    # a round, and the median round reported.
+    rounds: list[dict[str, float]] = []
     for n in range(1, ROUNDS + 1):
         print(
             f"round {n}/{ROUNDS}: openssl speed -seconds 3 sm2; our seal, open, sign, verify ...", flush=True
@@ -213,36 +248,44 @@ def main() -> None:
             "sign": rate(lambda: hospital_key.sign(b"x" * 64), 1.0),
             "verify": rate(lambda: hospital_key.public_key().verify(b"x" * 64, verify_sig), 1.0),
         }
-        print("   " + "  ".join(f"{k} {v:,.0f}/s" for k, v in got.items()))
-        best = {k: max(best[k], got[k]) for k in best}
-    ossl_sign, ossl_verify = best["ossl_sign"], best["ossl_verify"]
-    seal_rate, open_rate, sign_rate, verify_rate = best["seal"], best["open"], best["sign"], best["verify"]
+        got["r_seal"], got["r_open"] = got["seal"] / got["ossl_sign"], got["open"] / got["ossl_verify"]
+        got["r_sign"], got["r_verify"] = got["sign"] / got["ossl_sign"], got["verify"] / got["ossl_verify"]
+        print("   " + "  ".join(f"{k} {v:,.0f}/s" for k, v in got.items() if not k.startswith("r_")))
+        print("   ratios: " + "  ".join(f"{k[2:]} {v:.2f}" for k, v in got.items() if k.startswith("r_")))
+        rounds.append(got)
+
+    def median_round(key: str) -> dict[str, float]:
+        return sorted(rounds, key=lambda r: r[key])[(len(rounds) - 1) // 2]
+
+    med = {k: statistics.median(r[k] for r in rounds) for k in ("r_seal", "r_open", "r_sign", "r_verify")}
+    ms, mo = median_round("r_seal"), median_round("r_open")
+    mg, mv = median_round("r_sign"), median_round("r_verify")
+    print(
+        "ratios of every round: "
+        + "  ".join(f"{k[2:]} " + "/".join(f"{r[k]:.2f}" for r in rounds) for k in med)
+    )
 
     print("measuring SM4-CBC on 16 MiB ...", flush=True)
     big = os.urandom(16 * 1024 * 1024)
     iv = os.urandom(16)
-    sm4_t = best_time(lambda: gm.sm4_encrypt(sm4_key, big, "CBC", iv), repeat=5)
+    # CPU time, like the anchor (openssl speed divides by its CPU user time)
+    sm4_t = best_time(lambda: gm.sm4_encrypt(sm4_key, big, "CBC", iv), repeat=5, clock=time.process_time)
     sm4_rate = len(big) / sm4_t
 
     row("payload", f"{len(raw_json)} B JSON", "", "", "")
     row(
-        "SM2 sign alone (ops/s)",
-        f"{sign_rate:,.0f}",
-        f"{ossl_sign:,.0f}",
-        f"{sign_rate / ossl_sign:.2f}",
+        "SM2 sign alone (ops/CPU s)",
+        f"{mg['sign']:,.0f}",
+        f"{mg['ossl_sign']:,.0f}",
+        f"{med['r_sign']:.2f}",
         "(info)",
     )
-    row(
-        "SM2 verify alone (ops/s)",
-        f"{verify_rate:,.0f}",
-        f"{ossl_verify:,.0f}",
-        f"{verify_rate / ossl_verify:.2f}",
-        "(info)",
-    )
-    row("seal 4 KiB (seals/s) vs sign/s", f"{seal_rate:,.0f}", f"{ossl_sign:,.0f}", f"{seal_rate / ossl_sign:.2f}",
-        verdict(seal_rate / ossl_sign, 0.5))  # fmt: skip
-    row("open 4 KiB (opens/s) vs verify/s", f"{open_rate:,.0f}", f"{ossl_verify:,.0f}", f"{open_rate / ossl_verify:.2f}",
-        verdict(open_rate / ossl_verify, 0.5))  # fmt: skip
+    row("SM2 verify alone (ops/CPU s)", f"{mv['verify']:,.0f}", f"{mv['ossl_verify']:,.0f}", f"{med['r_verify']:.2f}",
+        "(info)")  # fmt: skip
+    row("seal 4 KiB (seals/CPU s) vs sign/s", f"{ms['seal']:,.0f}", f"{ms['ossl_sign']:,.0f}", f"{med['r_seal']:.2f}",
+        verdict(med["r_seal"], 0.9))  # fmt: skip
+    row("open 4 KiB (opens/CPU s) vs verify/s", f"{mo['open']:,.0f}", f"{mo['ossl_verify']:,.0f}",
+        f"{med['r_open']:.2f}", verdict(med["r_open"], 0.9))  # fmt: skip
     row("SM4-CBC 16 MiB (MB/s)", f"{sm4_rate / 1e6:,.1f}", f"{ossl_sm4 / 1e6:,.1f}", f"{sm4_rate / ossl_sm4:.2f}",
         verdict(sm4_rate / ossl_sm4, 0.5))  # fmt: skip
 

@@ -22,6 +22,13 @@ association can be made, or when two instances in a row are lost with nothing st
 peer, not an instance, is failing). Nothing here retries: retry timing belongs to the caller's
 persistent job, which sends lost and failed instances again behind the others.
 
+During a batch the C-STORE-RSPs are read off the socket by the sending thread itself (a P-DATA-TF
+PDU is peeked at, then read and its command set decoded: ``_Link._read_response``), with
+pynetdicom's DUL thread kept off the socket meanwhile (``_ParkedSocket``): the response no longer
+crosses two threads and two queues before the next instance can go. Anything but a P-DATA-TF PDU
+(an A-ABORT, an A-RELEASE-RQ, a closed connection) is left unread on the socket and the socket
+handed back to pynetdicom, which deals with it as before.
+
 Every data set is framed in P-DATA-TF PDVs of even length: fragments are cut at even sizes and a
 data set of odd length (a deflated stream, PS3.5 §A.5) gets one trailing pad byte. A data set in a
 transfer syntax the peer refused is converted losslessly when it can be (``transcode``: explicit
@@ -44,6 +51,7 @@ from pynetdicom import AE, build_context, evt
 from pynetdicom._handlers import standard_dimse_recv_handler, standard_pdu_recv_handler
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.status import code_to_category
+from pynetdicom.transport import AssociationSocket
 
 from . import transcode
 from .config import DicomConfig, Peer
@@ -83,6 +91,66 @@ CONTEXT_RESULTS = {
     0x03: "不支持该 SOP 类（abstract syntax not supported）",
     0x04: "不支持所提议的传输语法（transfer syntaxes not supported）",
 }
+
+
+_PDU_HEADER = struct.Struct(">BBI")
+_PDV_HEADER = struct.Struct(">IBB")
+_ELEMENT = struct.Struct("<HHI")
+C_STORE_RSP = 0x8001
+
+
+@dataclass(frozen=True)
+class StoreResponse:
+    """A C-STORE-RSP command set as read by the sender (the fields ``_Link.store`` uses)."""
+
+    MessageIDBeingRespondedTo: int
+    Status: int
+    ErrorComment: str = ""
+
+
+def decode_response_command(command: bytes) -> tuple[int, StoreResponse | None]:
+    """(Command Field, the C-STORE-RSP or None) of a command set in implicit VR little endian
+    (PS3.7 §6.3.1); ValueError if it is malformed."""
+    fields: dict[int, bytes] = {}
+    pos, end = 0, len(command)
+    while pos < end:
+        if pos + 8 > end:
+            raise ValueError("truncated command element")
+        group, element, length = _ELEMENT.unpack_from(command, pos)
+        pos += 8
+        if group != 0x0000 or pos + length > end:
+            raise ValueError("malformed command set")
+        fields[element] = command[pos : pos + length]
+        pos += length
+
+    def us(element: int) -> int | None:
+        value = fields.get(element)
+        return int.from_bytes(value, "little") if value is not None and len(value) == 2 else None
+
+    command_field = us(0x0100)
+    if command_field is None:
+        raise ValueError("command set without a Command Field")
+    message_id, status = us(0x0120), us(0x0900)
+    if command_field != C_STORE_RSP or message_id is None or status is None:
+        return command_field, None
+    comment = fields.get(0x0902, b"").rstrip(b"\x00 ").decode("ascii", "replace")
+    return command_field, StoreResponse(message_id, status, comment)
+
+
+class _ParkedSocket:
+    """Stands in for pynetdicom's AssociationSocket in its DUL thread while a batch reads the
+    responses itself: never ``ready``, so the DUL thread does not read the socket; everything else
+    goes to the real one."""
+
+    def __init__(self, real):
+        self._real = real
+
+    @property
+    def ready(self) -> bool:
+        return False
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
 
 
 class LinkLost(Exception):
@@ -418,6 +486,11 @@ class _Link:
         self.chunk = ((max_pdu - 6) if max_pdu else UNLIMITED_PDU_CHUNK) & ~1
         self.message_id = 0
         self._loop_delay = assoc.dul._run_loop_delay
+        self._dul_socket = assoc.dul.socket
+        self._timeout = self.sock.gettimeout()
+        # the responses are read here while the DUL thread is parked (plain TCP only: a TLS
+        # socket has no MSG_PEEK and no sendmsg)
+        self.direct = isinstance(self._dul_socket, AssociationSocket) and type(self.sock) is socket.socket
         # pynetdicom's standard handlers log (and decode for logging) every response and PDU; a batch
         # logs one summary line instead (StoreSCU.send_batch)
         for event, handler in (
@@ -443,8 +516,22 @@ class _Link:
                 time.sleep(0.0001)
             time.sleep(PAUSE_SETTLE)
         assoc.dul._run_loop_delay = FAST_LOOP_DELAY
+        if self.direct:
+            assoc.dul.socket = _ParkedSocket(self._dul_socket)
+            # a DUL loop that looked at the real socket just before the swap is past it by now;
+            # nothing was due from the peer anyway (no request outstanding)
+            time.sleep(PAUSE_SETTLE)
+
+    def _unpark(self) -> None:
+        if self.assoc.dul.socket is not self._dul_socket:
+            self.sock.settimeout(self._timeout)
+            self.assoc.dul.socket = self._dul_socket
+        self.direct = False
 
     def resume_reactor(self) -> None:
+        self._unpark()
+        # the DUL restarts its idle timer on every PDU it reads: it read none during the batch
+        self.assoc.dul._idle_timer.restart()
         self.assoc.dul._run_loop_delay = self._loop_delay
         self.assoc._reactor_checkpoint.set()
 
@@ -504,8 +591,12 @@ class _Link:
         error = "" if kind == "stored" else status_reason(status, inst.sop_class_uid, comment)
         return InstanceResult(inst, kind, status=status, error=error, converted_to=convert_to)
 
-    def _response(self, message_id: int) -> C_STORE:
+    def _response(self, message_id: int) -> C_STORE | StoreResponse:
         deadline = time.monotonic() + self.dimse_timeout
+        if self.direct:
+            rsp = self._read_response(message_id, deadline)
+            if rsp is not None:
+                return rsp
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -523,3 +614,62 @@ class _Link:
             ):
                 return rsp
             log.warning("ignoring unexpected DIMSE message %s", type(rsp).__name__)
+
+    def _recv_exact(self, n: int, deadline: float, flags: int = 0) -> bytes:
+        """n bytes (peeked at with MSG_PEEK), fewer only if the peer closed the connection."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LinkLost(f"{self.dimse_timeout:g} 秒内未收到应答")
+        self.sock.settimeout(remaining)
+        try:
+            if flags:
+                return self.sock.recv(n, flags | socket.MSG_WAITALL)
+            buf = bytearray(n)
+            view, got = memoryview(buf), 0
+            while got < n:
+                k = self.sock.recv_into(view[got:])
+                if not k:
+                    break
+                got += k
+            return bytes(view[:got])
+        except TimeoutError:
+            raise LinkLost(f"{self.dimse_timeout:g} 秒内未收到应答") from None
+        finally:
+            self.sock.settimeout(self._timeout)  # the sends keep their own (pynetdicom's) timeout
+
+    def _read_response(self, message_id: int, deadline: float) -> StoreResponse | None:
+        """The C-STORE-RSP read off the socket here; None when the next PDU is not a P-DATA-TF
+        (abort, release request, closed connection): it is left unread and the socket given back
+        to pynetdicom, whose queue the caller then waits on."""
+        command = bytearray()
+        while True:
+            head = self._recv_exact(6, deadline, socket.MSG_PEEK)
+            if len(head) < 6 or head[0] != 0x04:
+                self._unpark()
+                return None
+            _, _, length = _PDU_HEADER.unpack(head)
+            pdu = self._recv_exact(6 + length, deadline)
+            if len(pdu) < 6 + length:
+                raise LinkLost("关联已中止或连接已关闭")
+            pos, end = 6, 6 + length
+            while pos < end:
+                if pos + 6 > end:
+                    raise LinkLost("前置机发来格式错误的 P-DATA-TF")
+                item_length, _cid, control = _PDV_HEADER.unpack_from(pdu, pos)
+                if item_length < 2 or pos + 4 + item_length > end:
+                    raise LinkLost("前置机发来格式错误的 P-DATA-TF")
+                fragment = pdu[pos + 6 : pos + 4 + item_length]
+                pos += 4 + item_length
+                if not control & 0x01:  # a data set fragment: no C-STORE-RSP carries one
+                    continue
+                command += fragment
+                if not control & 0x02:
+                    continue
+                try:
+                    field, rsp = decode_response_command(bytes(command))
+                except ValueError as exc:
+                    raise LinkLost(f"前置机发来无法解码的命令：{exc}") from None
+                command = bytearray()
+                if rsp is not None and rsp.MessageIDBeingRespondedTo == message_id:
+                    return rsp
+                log.warning("ignoring unexpected DIMSE message (command field 0x%04X)", field)

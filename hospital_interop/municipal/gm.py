@@ -22,7 +22,6 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as _c_hmac
-from cryptography.hazmat.primitives import padding as _padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 __all__ = [
@@ -90,15 +89,16 @@ def _sm4_cipher(key: bytes, mode: str, iv: bytes | None) -> Cipher:
     raise ValueError(f"unsupported SM4 mode {mode!r}; expected one of {_SM4_MODES}")
 
 
+# PKCS#7 pad for each tail length: 16 - len % 16 bytes of that value (a whole block when aligned).
+_PKCS7 = {n: bytes([n]) * n for n in range(1, 17)}
+
+
 def sm4_encrypt(key: bytes, plaintext: bytes, mode: str = "CBC", iv: bytes | None = None) -> bytes:
     """SM4 with PKCS#7 padding. CBC needs the caller's fresh 16-byte ``iv``; ECB takes none."""
     enc = _sm4_cipher(key, mode, iv).encryptor()
-    padder = _padding.PKCS7(128).padder()
-    # Only the tail (< 16 bytes) is padded: the bulk goes to the cipher without a padded copy.
-    cut = len(plaintext) - len(plaintext) % 16
-    view = memoryview(plaintext)
-    tail = padder.update(bytes(view[cut:])) + padder.finalize()
-    return enc.update(view[:cut]) + enc.update(tail) + enc.finalize()
+    # The cipher buffers the partial last block itself: feeding it the bulk and then the pad bytes
+    # gives the padded ciphertext without a padded copy of the plaintext or a padder object.
+    return enc.update(plaintext) + enc.update(_PKCS7[16 - len(plaintext) % 16]) + enc.finalize()
 
 
 def sm4_decrypt(key: bytes, ciphertext: bytes, mode: str = "CBC", iv: bytes | None = None) -> bytes:
@@ -106,12 +106,13 @@ def sm4_decrypt(key: bytes, ciphertext: bytes, mode: str = "CBC", iv: bytes | No
     if not ciphertext or len(ciphertext) % 16:
         raise ValueError("SM4 ciphertext length must be a positive multiple of 16")
     dec = _sm4_cipher(key, mode, iv).decryptor()
-    view = memoryview(ciphertext)
-    body = dec.update(view[:-16])
-    last = dec.update(view[-16:]) + dec.finalize()
-    unpadder = _padding.PKCS7(128).unpadder()
-    tail = unpadder.update(last) + unpadder.finalize()  # raises ValueError on bad padding
-    return body + tail if tail else body
+    plain = dec.update(ciphertext) + dec.finalize()
+    n = plain[-1]
+    # Same rule as PKCS7(128).unpadder(): 1..16 bytes, each equal to the count. No padding oracle
+    # to guard against here: envelopes are decrypted only after their signature verified.
+    if not 0 < n <= 16 or plain[-n:] != _PKCS7[n]:
+        raise ValueError("Invalid padding bytes.")
+    return plain[:-n]
 
 
 SM4_GCM_NONCE = 12  # bytes (96 bits, the GCM default)
@@ -351,7 +352,11 @@ class _TongsuoBackend:
         return self._ec.EllipticCurvePublicKey.from_encoded_point(self._ec.SM2(), b"\x04" + xy)
 
     def sign_digest(self, handle, e: bytes) -> tuple[int, int]:
-        # EVP_PKEY_sign on an SM2 key signs the given e = SM3(Z || M) as is (no second hash).
+        return _sig_from_der(self.sign_digest_der(handle, e))
+
+    def sign_digest_der(self, handle, e: bytes) -> bytes:
+        # EVP_PKEY_sign on an SM2 key signs the given e = SM3(Z || M) as is (no second hash). Its
+        # output is i2d_ECDSA_SIG: minimal DER SEQUENCE{r,s}, byte for byte what _sig_to_der writes.
         lib, ffi = self._lib, self._ffi
         ctx = lib.EVP_PKEY_CTX_new(handle._evp_pkey, ffi.NULL)
         try:
@@ -360,13 +365,15 @@ class _TongsuoBackend:
             if lib.EVP_PKEY_sign_init(ctx) != 1 or lib.EVP_PKEY_sign(ctx, buf, buflen, e, len(e)) != 1:
                 self._backend._consume_errors()
                 raise RuntimeError("SM2 signing failed in Tongsuo")
-            return _sig_from_der(ffi.buffer(buf, buflen[0])[:])
+            return ffi.buffer(buf, buflen[0])[:]
         finally:
             lib.EVP_PKEY_CTX_free(ctx)
 
-    def verify_digest(self, handle, e: bytes, r: int, s: int) -> bool:
+    def verify_digest(self, handle, e: bytes, r: int, s: int, der: bytes | None = None) -> bool:
+        """``der``: the signature already in strict DER (checked by _sig_from_der), else made from r, s."""
         lib, ffi = self._lib, self._ffi
-        der = _sig_to_der(r, s)
+        if der is None:
+            der = _sig_to_der(r, s)
         ctx = lib.EVP_PKEY_CTX_new(handle._evp_pkey, ffi.NULL)
         try:
             ok = (
@@ -412,7 +419,10 @@ class _GmsslBackend:
             if sig:
                 return int(sig[:64], 16), int(sig[64:], 16)
 
-    def verify_digest(self, handle, e: bytes, r: int, s: int) -> bool:
+    def sign_digest_der(self, handle, e: bytes) -> bytes:
+        return _sig_to_der(*self.sign_digest(handle, e))
+
+    def verify_digest(self, handle, e: bytes, r: int, s: int, der: bytes | None = None) -> bool:
         return bool(handle.verify(f"{r:064x}{s:064x}", e))
 
 
@@ -465,7 +475,7 @@ def set_sm2_backend(name: str) -> str:
 class SM2PublicKey:
     """SM2 public key (the point x||y); verifies SM3withSM2 signatures."""
 
-    __slots__ = ("_handle", "_handle_backend", "_xy", "_z")
+    __slots__ = ("_handle", "_handle_backend", "_xy", "_z", "_zh")
 
     def __init__(self, xy: bytes, _handle: object = None) -> None:
         if len(xy) != 64 or not _on_curve(int.from_bytes(xy[:32], "big"), int.from_bytes(xy[32:], "big")):
@@ -474,6 +484,7 @@ class SM2PublicKey:
         self._handle = _handle
         self._handle_backend = _backend if _handle is not None else None
         self._z: dict[bytes, bytes] = {}
+        self._zh: dict[bytes | str, hashes.Hash] = {}  # SM3 state after Z, per signer ID as given
 
     @property
     def hex(self) -> str:
@@ -493,8 +504,13 @@ class SM2PublicKey:
         return z
 
     def _digest(self, data: bytes, signer_id: bytes | str) -> bytes:
-        h = hashes.Hash(_SM3)
-        h.update(self.z_value(signer_id))
+        """e = SM3(Z || data), from a copy of the SM3 state that has absorbed Z (no digest fetch)."""
+        base = self._zh.get(signer_id)
+        if base is None:
+            base = hashes.Hash(_SM3)
+            base.update(self.z_value(signer_id))
+            self._zh[signer_id] = base
+        h = base.copy()
         h.update(data)
         return h.finalize()
 
@@ -513,11 +529,13 @@ class SM2PublicKey:
     ) -> bool:
         """True if ``signature`` is a valid SM3withSM2 signature of ``data``; never raises on bad input."""
         try:
-            r, s = _sig_decode(bytes(signature), encoding)
+            signature = bytes(signature)
+            r, s = _sig_decode(signature, encoding)
             e = self._digest(data, signer_id)
         except (ValueError, TypeError):
             return False
-        return _backend.verify_digest(self._native(), e, r, s)
+        # A DER signature passed _sig_decode's strict check: the backend takes it as is.
+        return _backend.verify_digest(self._native(), e, r, s, signature if encoding == "der" else None)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SM2PublicKey) and other._xy == self._xy
@@ -568,6 +586,8 @@ class SM2PrivateKey:
         if encoding not in ("der", "raw"):
             raise ValueError(f"unknown signature encoding {encoding!r}")
         e = self._public._digest(data, signer_id)
+        if encoding == "der":
+            return _backend.sign_digest_der(self._native(), e)
         r, s = _backend.sign_digest(self._native(), e)
         return _sig_encode(r, s, encoding)
 

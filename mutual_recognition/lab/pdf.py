@@ -15,6 +15,7 @@ the same bytes, so a re-archived report has the same SM3.
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 from datetime import datetime
@@ -62,7 +63,9 @@ def font_name() -> str:
                 for path in (settings.LAB_PDF_FONT, *FONT_FILES):
                     if path and Path(path).exists():
                         try:
-                            pdfmetrics.registerFont(TTFont("LabCJK", path, subfontIndex=0))
+                            ttf = TTFont("LabCJK", path, subfontIndex=0)
+                            _cache_subsets(ttf)
+                            pdfmetrics.registerFont(ttf)
                             _font = "LabCJK"
                             break
                         except Exception:  # unreadable font file: try the next one
@@ -71,6 +74,21 @@ def font_name() -> str:
                     pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT))
                     _font = CID_FONT
     return _font
+
+
+SUBSET_CACHE_SIZE = 128  # distinct glyph subsets kept (a subset font file is 10-100 KiB)
+
+
+def _cache_subsets(font: TTFont) -> None:
+    """Memoise the embedded font's subsetting, by far the costliest step of saving a report.
+
+    reportlab builds the subset TrueType file (``face.makeSubset(codes)``) anew for every PDF,
+    although reports draw from a small set of glyph subsets (the same labels, digits and item
+    names in the same first-use order). The subset file is a pure function of the font file and
+    the ordered code list, so a cached one is byte-identical: same PDF bytes, same SM3."""
+    make = font.face.makeSubset
+    cached = functools.lru_cache(maxsize=SUBSET_CACHE_SIZE)(lambda codes: make(list(codes)))
+    font.face.makeSubset = lambda subset: cached(tuple(subset))
 
 
 def _dt(value: str | None, seconds: bool = False) -> str:
@@ -87,6 +105,12 @@ def _dt(value: str | None, seconds: bool = False) -> str:
 
 def _mask_id(id_no: str) -> str:
     return id_no[:6] + "*" * max(len(id_no) - 10, 0) + id_no[-4:] if len(id_no) > 10 else id_no
+
+
+@functools.lru_cache(maxsize=4)
+def _styles(font: str) -> _Styles:
+    """The paragraph styles, built once per font (reportlab only reads them)."""
+    return _Styles(font)
 
 
 class _Styles:
@@ -188,10 +212,16 @@ def _patient_block(m: Mapped, st: _Styles) -> Table:
     return t
 
 
+@functools.lru_cache(maxsize=4096)
+def _width(text: str, font: str, size: float) -> float:
+    """Text width in points; reports repeat their units, ranges, methods and labels."""
+    return pdfmetrics.stringWidth(text, font, size)
+
+
 def _cell(text, style: ParagraphStyle, width: float):
     """A plain string when it fits the column (fast), else a wrapping Paragraph."""
     text = str(text or "")
-    if pdfmetrics.stringWidth(text, style.fontName, style.fontSize) <= width - 3:
+    if _width(text, style.fontName, style.fontSize) <= width - 3:
         return text
     return Paragraph(_esc(text), style)
 
@@ -401,7 +431,7 @@ def render(m: Mapped, signature: dict | None = None, *, preview: bool = False) -
     if preview:
         signature = None
     font = font_name()
-    st = _Styles(font)
+    st = _styles(font)
     c = m.content
     buf = io.BytesIO()
     doc = SimpleDocTemplate(

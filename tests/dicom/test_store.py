@@ -13,15 +13,17 @@ from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 from pynetdicom import AE, build_context, evt
-from pynetdicom.dimse_messages import C_STORE_RQ
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_messages import C_ECHO_RSP, C_STORE_RQ, C_STORE_RSP
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dsutils import encode
 from pynetdicom.sop_class import CTImageStorage
 
 from hospital_interop.dicom.config import DicomConfig, Peer
 from hospital_interop.dicom.files import read_instance, scan_folder
 from hospital_interop.dicom.store import (
+    StoreResponse,
     StoreSCU,
+    decode_response_command,
     encode_store_command,
     plan_batches,
     status_kind,
@@ -42,6 +44,30 @@ def test_command_set_is_byte_for_byte_what_pynetdicom_encodes():
         msg = C_STORE_RQ()
         msg.primitive_to_message(req)
         assert encode_store_command(CTImageStorage, uid, message_id) == encode(msg.command_set, True, True)
+
+
+def test_a_response_command_set_that_pynetdicom_encodes_decodes_to_its_status_and_comment():
+    """The sender reads its C-STORE-RSPs itself during a batch (store._Link._read_response)."""
+    for message_id, status, comment in (
+        (1, 0x0000, None),
+        (65535, 0xA700, "磁盘已满 disk full"),
+        (7, 0xB007, "x"),
+    ):
+        rsp = C_STORE()
+        rsp.MessageIDBeingRespondedTo, rsp.Status = message_id, status
+        rsp.AffectedSOPClassUID, rsp.AffectedSOPInstanceUID = CTImageStorage, generate_uid()
+        if comment is not None:
+            rsp.ErrorComment = comment.encode("ascii", "replace").decode()
+        msg = C_STORE_RSP()
+        msg.primitive_to_message(rsp)
+        field, got = decode_response_command(encode(msg.command_set, True, True))
+        expected = (comment or "").encode("ascii", "replace").decode()
+        assert field == 0x8001 and got == StoreResponse(message_id, status, expected)
+    echo = C_ECHO()
+    echo.MessageIDBeingRespondedTo, echo.Status = 3, 0
+    msg = C_ECHO_RSP()
+    msg.primitive_to_message(echo)
+    assert decode_response_command(encode(msg.command_set, True, True)) == (0x8030, None)
 
 
 def test_a_study_arrives_exactly_once_and_nothing_else(fep, tmp_path):
