@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hospital_interop.audit.context.AuditContextMiddleware",  # who and from where, for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
+    "hospital_interop.access.AccessMiddleware",  # the role x URL matrix (hospital_interop/access.py)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
 ]
@@ -97,6 +98,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "hospital_interop.context_processors.site",
             ],
+            "builtins": ["hospital_interop.templatetags.access_tags"],
         },
     },
 ]
