@@ -68,7 +68,7 @@ def _record_routes():
 urlpatterns = [
     path(f"{PREFIX}record-types", RecordTypeList.as_view(), name="record-types"),
     *_record_routes(),
-    re_path(rf"^{PREFIX}records(/.*)?$", unknown_record_type),
+    re_path(rf"^{PREFIX}records(/.*)?$", unknown_record_type, name="unknown-record-type"),
     path(f"{PREFIX}schema", SchemaView.as_view(), name="schema"),
     path(f"{PREFIX}docs", SpectacularSwaggerView.as_view(url_name="emr_api:schema"), name="docs"),
 ]

@@ -104,9 +104,12 @@ def _local(iso: str) -> str:
     return timezone.localtime(services.parse_time(iso)).strftime("%H:%M:%S") if iso else ""
 
 
-def _json_error(message: str, status: int = 400, **extra) -> JsonResponse:
+def _json_error(message: str, http_status: int = 400, /, **extra) -> JsonResponse:
+    """``extra`` may carry the page's own ``status`` field (e.g. "NONE"): the HTTP status is positional."""
     return JsonResponse(
-        {"ok": False, "message": message, **extra}, status=status, json_dumps_params={"ensure_ascii": False}
+        {"ok": False, "message": message, **extra},
+        status=http_status,
+        json_dumps_params={"ensure_ascii": False},
     )
 
 

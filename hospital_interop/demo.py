@@ -36,7 +36,7 @@ def ensure_demo_users(logins_file: Path) -> dict[str, str]:
             user.is_staff = user.is_superuser = True
         else:
             # lab and ops maintain dictionaries in the admin; the security officer reads the audit trail there
-            user.is_staff = role_code in ("lab", "ops", "security")
+            user.is_staff = ROLE_BY_CODE[role_code].staff
             user.groups.add(Group.objects.get(name=ROLE_BY_CODE[role_code].name))
         user.save()
     logins_file.write_text(json.dumps(saved, ensure_ascii=False, indent=2))

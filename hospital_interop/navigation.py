@@ -1,10 +1,12 @@
 """The home page's tiles: each leads a role to its work. A tile shows when the user holds its
-permission and its page exists, so a feature appears on the home page by adding one line here."""
+permission, the access matrix (``access.py``) lets them open its page, and the page exists, so a
+feature appears on the home page by adding one line here and no one sees a tile that answers 403."""
 
 from dataclasses import dataclass
 
 from django.urls import NoReverseMatch, reverse
 
+from .access import may_open
 from .roles import holds
 
 
@@ -180,7 +182,13 @@ TILES = (
         "安全审计",
     ),
     Tile("is_staff", "系统管理", "用户、角色、系统参数与字典的后台维护", "admin:index", "系统"),
-    Tile("is_authenticated", "运行状态", "数据库、消息队列与市平台的连通性（JSON）", "healthz", "系统"),
+    Tile(
+        "hospital_interop.view_uploads",
+        "运行状态",
+        "数据库、消息队列与市平台的连通性（JSON）",
+        "healthz",
+        "系统",
+    ),
 )
 
 
@@ -193,7 +201,7 @@ def tiles_for(user) -> list[dict]:
             allowed = user.is_staff
         else:
             allowed = holds(user, tile.permission)
-        if not allowed:
+        if not allowed or not may_open(user, tile.url_name):
             continue
         try:
             url = reverse(tile.url_name)

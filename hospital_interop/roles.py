@@ -15,6 +15,7 @@ class Role:
     name: str  # the group's name, shown in the UI
     description: str
     permissions: tuple[str, ...]  # "app_label.codename"; missing ones are skipped until their app exists
+    staff: bool = False  # may open the Django admin (dictionaries, the read-only audit trail, users)
 
 
 ROLES = (
@@ -35,6 +36,7 @@ ROLES = (
             "hospital_interop.view_recognition_stats",
             "quality.handle_lab_findings",
         ),
+        staff=True,
     ),
     Role(
         "ops",
@@ -50,14 +52,18 @@ ROLES = (
             "hospital_interop.view_recognition_stats",
             "patients.view_bindingconflict",
         ),
+        staff=True,
     ),
     Role(
         "security",
         "安全审计员",
         "查阅与导出安全审计日志：谁在何时从何处读写了哪位患者的数据",
         ("audit.view_auditrecord",),
+        staff=True,
     ),
-    Role("admin", "管理员", "管理用户、角色与系统参数", ()),  # administrators are staff superusers
+    Role(
+        "admin", "管理员", "管理用户、角色与系统参数", (), staff=True
+    ),  # administrators are staff superusers
 )
 # Duties kept apart from the administrators (三员分立, GB/T 22239-2019 8.1.4.2): a superuser holds
 # every Django permission, but not these; only the role that lists them does.

@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hospital_interop.audit.context.AuditContextMiddleware",  # who and from where, for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
+    "hospital_interop.access.AccessMiddleware",  # the role x URL matrix (hospital_interop/access.py)
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
 ]
@@ -98,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "hospital_interop.context_processors.site",
             ],
+            "builtins": ["hospital_interop.templatetags.access_tags"],
         },
     },
 ]
@@ -310,6 +312,10 @@ RECOGNITION_LINK_MAX_LIFETIME_SECONDS = int(os.environ.get("RECOGNITION_LINK_MAX
 RECOGNITION_PAGE_LIFETIME_SECONDS = int(os.environ.get("RECOGNITION_PAGE_LIFETIME_SECONDS", "7200"))
 RECOGNITION_FRAME_ANCESTORS = os.environ.get("RECOGNITION_FRAME_ANCESTORS", "")
 RECOGNITION_CACHE_MAX_SECONDS = int(os.environ.get("RECOGNITION_CACHE_MAX_SECONDS", "86400"))
+# a clinician's lookup of a patient needs a stated reason unless the patient has a visit with them
+# within this many hours (the 当前就诊); a stated reason holds for the session this many minutes
+RECOGNITION_CURRENT_VISIT_HOURS = int(os.environ.get("RECOGNITION_CURRENT_VISIT_HOURS", "24"))
+LOOKUP_REASON_MINUTES = int(os.environ.get("LOOKUP_REASON_MINUTES", "30"))
 
 # --- EMR: the HIS view puller (docs/emr-intake.md §7) ---------------------------------------
 EMR_PULL = {

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth, TruncWeek
+from django.utils import timezone
 
 from hospital_interop.audit import services as audit
 
@@ -75,10 +77,28 @@ def result_row(d: Decision, charge_codes: dict[str, str] | None = None) -> dict:
     return row
 
 
+def current_visit(staff_no: str, *, patient_key: str = "", visit_id: str = "") -> bool:
+    """Whether the patient (or the visit) is in a current visit of this doctor: an encounter the HIS
+    registered with them as 接诊医师 within ``RECOGNITION_CURRENT_VISIT_HOURS``. Their own patient
+    needs no stated reason to be looked up."""
+    if not staff_no or not (patient_key or visit_id):
+        return False
+    since = timezone.now() - timedelta(hours=settings.RECOGNITION_CURRENT_VISIT_HOURS)
+    qs = Encounter.objects.filter(doctor_staff_no=staff_no, updated_at__gte=since)
+    qs = qs.filter(id_key=patient_key) if patient_key else qs.filter(visit_id=visit_id)
+    return qs.exists()
+
+
 def decisions_for(
-    *, visit_id: str = "", patient_key: str = "", kind: str = "", recognized_only: bool = False
+    *,
+    visit_id: str = "",
+    patient_key: str = "",
+    kind: str = "",
+    recognized_only: bool = False,
+    reason: dict | None = None,
 ) -> list[Decision]:
-    """Current decisions of a visit and/or a patient (``patient_key``: ``patients.models.id_key``)."""
+    """Current decisions of a visit and/or a patient (``patient_key``: ``patients.models.id_key``).
+    ``reason``: why a staff member looked (``patients.lookup.reason_from``), kept in the audit entry."""
     qs = Decision.objects.select_related("encounter").filter(current=True)
     if visit_id:
         qs = qs.filter(encounter__visit_id=visit_id)
@@ -94,7 +114,12 @@ def decisions_for(
         "mutual_recognition.Decision",
         visit_id,
         patient=patient_key or _visit_patient(visit_id, decisions),
-        detail={"by": "patient" if patient_key else "visitId", "kind": kind, "found": len(decisions)},
+        detail={
+            "by": "patient" if patient_key else "visitId",
+            "kind": kind,
+            "found": len(decisions),
+            **(reason or {}),
+        },
     )
     return decisions
 

@@ -374,29 +374,60 @@ def embed_exam_view(request):
 # --------------------------------------------------------------------------- staff pages
 
 
+NEED_REASON = (
+    "查询的不是您当前接诊的患者：请选择查询事由（选择“其他”时填写说明），本次查询将连同事由记入审计日志。"
+)
+
+
 @login_required
 @permission_required("hospital_interop.use_recognition", raise_exception=True)
 @require_http_methods(["GET", "POST"])
 def patient_view(request):
     """A patient's recognised external results (HR) and refusals, by ID number or visit. The ID
-    number is posted and answered with a redirect to the patient's key (``patients.lookup``)."""
+    number is posted and answered with a redirect to the patient's key (``patients.lookup``).
+    Outside the doctor's current visit (``selectors.current_visit``) the lookup needs a stated
+    reason, kept in the session for that patient and in the audit entry of each read."""
+    staff_no = request.user.get_username()
     if request.method == "POST":
+        key, visit_id = lookup.key_of(request.POST), request.POST.get("visitId", "").strip()
+        what = lookup.target(patient_key=key, visit_id=visit_id)
+        reason, error = lookup.reason_from(request.POST)
+        if what and not error and reason is None:
+            if not selectors.current_visit(staff_no, patient_key=key, visit_id=visit_id):
+                error = NEED_REASON
+        if error:
+            return _patient_page(request, visit_id=visit_id, error=error)
+        if what and reason:
+            lookup.grant(request.session, what, reason)
         return lookup.redirect_with_patient_key(request.path, request.POST, keep=("visitId",))
     patient_key, visit_id = lookup.patient_key(request.GET), request.GET.get("visitId", "").strip()
-    searched = bool(patient_key or visit_id)
-    decisions = selectors.decisions_for(visit_id=visit_id, patient_key=patient_key) if searched else []
+    what = lookup.target(patient_key=patient_key, visit_id=visit_id)
+    if not what:
+        return _patient_page(request)
+    reason = lookup.granted(request.session, what)
+    if reason is None and selectors.current_visit(staff_no, patient_key=patient_key, visit_id=visit_id):
+        reason = {"context": "current-visit"}
+    if reason is None:  # a bookmarked or shared result whose reason has lapsed: ask again
+        return _patient_page(request, visit_id=visit_id, error=NEED_REASON)
+    decisions = selectors.decisions_for(visit_id=visit_id, patient_key=patient_key, reason=reason)
     enc = decisions[0].encounter if decisions else None
+    return _patient_page(
+        request,
+        visit_id=visit_id,
+        by_id=bool(patient_key),
+        searched=True,
+        reason=reason,
+        patient=_patient_line(enc) if enc else None,
+        recognized=[d for d in decisions if d.recognized],
+        refused=[d for d in decisions if not d.recognized],
+    )
+
+
+def _patient_page(request, **context):
     return render(
         request,
         "recognition/patient.html",
-        {
-            "visit_id": visit_id,
-            "by_id": bool(patient_key),
-            "searched": searched,
-            "patient": _patient_line(enc) if enc else None,
-            "recognized": [d for d in decisions if d.recognized],
-            "refused": [d for d in decisions if not d.recognized],
-        },
+        {"visit_id": "", "searched": False, "reasons": lookup.REASONS, "error": "", **context},
     )
 
 

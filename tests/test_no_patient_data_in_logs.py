@@ -281,7 +281,9 @@ def test_flows_with_known_patients_leave_no_id_number_name_or_phone_in_any_proce
 
         # staff lookups by ID number (forms posted; the results API with the number in the body)
         doctor, ops, lab = web.login("doc-logs"), web.login("ops-logs"), web.login("lab-logs")
-        answers["patients"] = web.form(doctor, "/recognition/patients/", {"idNo": RECOGNITION.id_no})
+        answers["patients"] = web.form(
+            doctor, "/recognition/patients/", {"idNo": RECOGNITION.id_no, "reason": "consult"}
+        )
         answers["audit"] = web.form(ops, "/recognition/audit/", {"idNo": RECOGNITION.id_no})
         answers["results"] = web.api("POST", "/recognition/api/results", {"idNo": RECOGNITION.id_no})
         answers["platform"] = web.form(

@@ -29,7 +29,8 @@ from . import selectors
 from .models import LabReport, LabTransfer, LabTransferLog
 from .services import requeue_quarantined
 
-PERMS = ("hospital_interop.review_lab_reports", "hospital_interop.view_uploads")
+LAB = "hospital_interop.review_lab_reports"
+PERMS = (LAB, "hospital_interop.view_uploads")
 
 
 def staff_only(view):
@@ -39,6 +40,20 @@ def staff_only(view):
     @login_required
     def wrapped(request, *args, **kwargs):
         if not any(request.user.has_perm(p) for p in PERMS):
+            raise PermissionDenied
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def lab_only(view):
+    """Lab staff only: queries of the platform about any patient (by ID number, external report
+    PDFs, the live recognisable-results query) are the lab's, not ops' (least privilege, issue 15)."""
+
+    @functools.wraps(view)
+    @login_required
+    def wrapped(request, *args, **kwargs):
+        if not request.user.has_perm(LAB):
             raise PermissionDenied
         return view(request, *args, **kwargs)
 
@@ -178,6 +193,9 @@ def platform_reports(request):
     end = _date(form.get("end", ""), today)
     name, id_no = form.get("name", "").strip(), form.get("idNo", "").strip().upper()
     q, origin, has_pdf = form.get("q", "").strip(), form.get("origin", ""), form.get("pdf", "")
+    may_search_by_id = request.user.has_perm(LAB)  # ops reconcile the hospital's own list only
+    if kind == "id" and not may_search_by_id:
+        kind = "org"
     searched = request.method == "POST"
     result, error, page = None, "", None
     if searched:
@@ -207,12 +225,13 @@ def platform_reports(request):
             "error": error,
             "page": page,
             "own_org": settings.PLATFORM["ORG_CODE"],
+            "may_search_by_id": may_search_by_id,
             "active": "platform",
         },
     )
 
 
-@staff_only
+@lab_only
 @never_cache
 @require_GET
 def platform_pdf(request):
@@ -247,7 +266,7 @@ def platform_pdf(request):
 # --------------------------------------------------------------------------- external recognised results
 
 
-@staff_only
+@lab_only
 @never_cache
 @require_http_methods(["GET", "POST"])
 def external(request):

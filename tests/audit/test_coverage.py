@@ -24,6 +24,7 @@ from hospital_interop.uploads.models import OutboxRecord, State
 from mutual_recognition.lab import services as lab
 from mutual_recognition.lab.models import LabReportVersion
 from mutual_recognition.links import LinkContext, OrderedItem
+from mutual_recognition.models import Encounter
 from tests.lab.conftest import lis_report
 from tests.recognition.conftest import ITEMS, TOKEN, his_system, prompt_body, resident_id
 
@@ -89,7 +90,15 @@ def test_a_patient_lookup_by_id_number_is_one_entry_by_the_clinician(client, log
     doctor = login("clinician")
     id_no = resident_id(4242)
     trail.new()
-    posted = client.post("/recognition/patients/", {"idNo": id_no, "visitId": ""}, REMOTE_ADDR="10.0.0.7")
+    # not a patient of the doctor's current visit: without a reason nothing is read
+    refused = client.post("/recognition/patients/", {"idNo": id_no, "visitId": ""}, REMOTE_ADDR="10.0.0.7")
+    assert refused.status_code == 200 and "请选择查询事由" in refused.content.decode()
+    assert id_no not in refused.content.decode() and trail.new() == []
+    posted = client.post(
+        "/recognition/patients/",
+        {"idNo": id_no, "visitId": "", "reason": "consult", "reasonNote": "心内科会诊"},
+        REMOTE_ADDR="10.0.0.7",
+    )
     assert client.get(posted.url, REMOTE_ADDR="10.0.0.7").status_code == 200  # the number never in a URL
     entry = only_entry(
         trail,
@@ -102,7 +111,66 @@ def test_a_patient_lookup_by_id_number_is_one_entry_by_the_clinician(client, log
         ip="10.0.0.7",
         patient=id_key("01", id_no),
     )
+    assert (entry.detail["reason"], entry.detail["reasonName"], entry.detail["reasonNote"]) == (
+        "consult",
+        "会诊",
+        "心内科会诊",
+    )
     holds_no_identity(entry, id_no)
+
+
+def test_the_doctors_current_visit_needs_no_reason(client, login, trail):
+    doctor = login("clinician")
+    id_no, other = resident_id(4343), resident_id(4444)
+    Encounter.objects.create(
+        visit_id="V-CURRENT-1",
+        name="患者",
+        id_no=id_no,
+        id_key=id_key("01", id_no),
+        doctor_staff_no=doctor.username,
+    )
+    Encounter.objects.create(
+        visit_id="V-OTHER-1",
+        name="患者",
+        id_no=other,
+        id_key=id_key("01", other),
+        doctor_staff_no="someone-else",
+    )
+    trail.new()
+    posted = client.post("/recognition/patients/", {"idNo": id_no})
+    assert posted.status_code == 302 and client.get(posted.url).status_code == 200
+    entry = only_entry(trail, action=Action.SEARCH, object_type="mutual_recognition.Decision")
+    assert entry.detail["context"] == "current-visit" and "reason" not in entry.detail
+    # another doctor's patient, by ID number or by visit, and a forged result URL: a reason first
+    assert "请选择查询事由" in client.post("/recognition/patients/", {"idNo": other}).content.decode()
+    assert (
+        "请选择查询事由" in client.post("/recognition/patients/", {"visitId": "V-OTHER-1"}).content.decode()
+    )
+    forged = client.get(f"/recognition/patients/?p={id_key('01', other)}").content.decode()
+    assert "请选择查询事由" in forged and "已互认的外院结果" not in forged
+    assert trail.new() == []
+    # "其他" needs its note; a stated reason then holds for that patient within the session
+    assert (
+        "请填写说明"
+        in client.post("/recognition/patients/", {"idNo": other, "reason": "other"}).content.decode()
+    )
+    posted = client.post(
+        "/recognition/patients/", {"idNo": other, "reason": "other", "reasonNote": "病案复核"}
+    )
+    assert client.get(posted.url).status_code == 200 and client.get(posted.url).status_code == 200
+    entries = trail.new()
+    assert [e.detail["reasonNote"] for e in entries] == ["病案复核", "病案复核"]
+
+
+def test_ops_can_no_longer_query_the_platform_about_any_patient(client, login, sim, platform_settings, trail):
+    login("ops")
+    id_no = resident_id(5252)
+    page = client.post("/lab/platform/", {"kind": "id", "name": "孙玉兰", "idNo": id_no})
+    assert page.status_code == 200 and "按证件号查询" not in page.content.decode()
+    assert [e.object_type for e in trail.new()] == ["platform.LAB_REPORT_LIST_BY_ORG"]  # own list only
+    assert client.get("/lab/platform/pdf", {"org": "X", "report": "R1"}).status_code == 403
+    assert client.post("/lab/external/", {"live": "1", "name": "周桂芳", "idNo": id_no}).status_code == 403
+    assert trail.new() == []
 
 
 def test_api_results_is_one_entry_by_the_calling_system(client, trail):

@@ -80,7 +80,13 @@ def test_admin_generates_a_token_shown_once_and_lists_counts_per_system(
 
 
 def test_integrator_page_lists_record_types_with_links(client, make_user, rts):
-    make_user("integrator")
+    make_user(
+        "doc-integration", role="clinician"
+    )  # integration is the 信息中心's (ops, admin), not a doctor's
+    client.login(username="doc-integration", password="pw-for-tests-0")
+    assert "电子病历接入" not in client.get("/").content.decode()
+    assert client.get("/emr/integration/").status_code == 403
+    make_user("integrator", role="ops")
     client.login(username="integrator", password="pw-for-tests-0")
     home = client.get("/").content.decode()
     assert "电子病历接入" in home
@@ -89,7 +95,6 @@ def test_integrator_page_lists_record_types_with_links(client, make_user, rts):
     assert page.status_code == 200 and "/api/emr/v1/docs" in text and "/emr/integration/guide" in text
     for rt in rts:
         assert rt.slug in text and rt.spec.code in text
-    assert "各接入系统的上传记录" not in text  # counts are for ops
     guide = client.get("/emr/integration/guide").content.decode()
     assert "Authorization: Token" in guide and "全部成功或全部不保存" in guide
 

@@ -59,8 +59,12 @@ def test_schema_has_every_record_type_with_its_fields_and_chinese_titles(api, rt
     assert rts.get("op-registration").prepare(example)[1] == []
 
 
-def test_schema_and_docs_need_a_login_or_token(client, admin_client):
-    assert client.get("/api/emr/v1/schema").status_code in (401, 403)
+def test_schema_and_docs_need_a_login_or_token(client, admin_client, make_user):
+    anonymous = client.get("/api/emr/v1/schema")  # a browser without a session: the login page
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/?next=")
+    assert client.get("/api/emr/v1/schema", HTTP_AUTHORIZATION="Token wrong").status_code in (401, 403)
+    client.force_login(make_user("doc-openapi", role="clinician"))  # integrators' documents only
+    assert client.get("/api/emr/v1/docs").status_code == 403
     assert admin_client.get("/api/emr/v1/schema?format=json").status_code == 200
     docs = admin_client.get("/api/emr/v1/docs")
     assert docs.status_code == 200 and b"swagger-ui" in docs.content

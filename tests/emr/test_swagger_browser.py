@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_integrator_reaches_a_record_types_fields_in_swagger(live_server, page, make_user, artifacts_dir):
-    make_user("integrator2")
+    make_user("integrator2", role="ops")  # the integration pages are ops' and the admin's
     page.goto(live_server.url + "/accounts/login/?next=/emr/integration/")
     page.fill("#id_username", "integrator2")
     page.fill("#id_password", "pw-for-tests-0")

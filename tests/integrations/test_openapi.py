@@ -89,7 +89,9 @@ def test_the_intakes_say_which_answers_mean_another_patients_visit(client, token
 
 
 def test_the_recognition_api_is_documented_behind_a_login_or_token(client, admin_client, token):
-    assert client.get("/recognition/api/schema").status_code in (401, 403)
+    anonymous = client.get("/recognition/api/schema")  # a browser without a session: the login page
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
+    assert client.get("/recognition/api/schema", HTTP_AUTHORIZATION="Token wrong").status_code in (401, 403)
     document = served(admin_client, "recognition", {})
     assert served(client, "recognition", token) == document
     assert {p: set(ops) for p, ops in document["paths"].items()} == {

@@ -10,7 +10,7 @@ from hospital_interop.errors import InvalidInput
 from hospital_interop.uploads.models import OutboxRecord
 from mutual_recognition import services
 from mutual_recognition.links import LinkContext, OrderedItem
-from mutual_recognition.models import AuditEntry, Decision
+from mutual_recognition.models import AuditEntry, Decision, Encounter
 
 from .conftest import ITEMS, TOKEN, drain_outbox, prompt_body
 
@@ -231,9 +231,14 @@ def test_patient_view_shows_recognised_results(client, prompted, make_user):
     services.save_decisions(
         ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": ct["reportId"], "decision": "1"}]
     )
-    client.force_login(make_user("doc1", role="clinician"))
+    # the visit's own doctor (staff number = user name) looks at their current visit: no reason asked
+    staff_no = Encounter.objects.get(visit_id=ctx.visit_id).doctor_staff_no
+    client.force_login(make_user(staff_no, role="clinician"))
     page = client.get(reverse("recognition:patients"), {"visitId": ctx.visit_id}).content.decode()
     assert "已互认的外院结果（1）" in page and ct["externalOrgName"] in page and ct["conclusion"] in page
+    client.force_login(make_user("doc1", role="clinician"))  # another doctor: a reason first
+    page = client.get(reverse("recognition:patients"), {"visitId": ctx.visit_id}).content.decode()
+    assert "请选择查询事由" in page and "已互认的外院结果" not in page
 
 
 def test_patient_view_by_id_number_keeps_the_number_out_of_the_url(client, prompted, patient, make_user):
@@ -243,7 +248,9 @@ def test_patient_view_by_id_number_keeps_the_number_out_of_the_url(client, promp
         ctx, [{"orderId": "YZ001", "standardCode": "JC0012", "reportId": ct["reportId"], "decision": "1"}]
     )
     client.force_login(make_user("doc3", role="clinician"))
-    posted = client.post(reverse("recognition:patients"), {"idNo": patient["idNo"], "visitId": ""})
+    posted = client.post(
+        reverse("recognition:patients"), {"idNo": patient["idNo"], "visitId": "", "reason": "referral"}
+    )
     assert posted.status_code == 302 and patient["idNo"] not in posted.url and "?p=" in posted.url
     page = client.get(posted.url).content.decode()
     assert "已互认的外院结果（1）" in page and ct["externalOrgName"] in page

@@ -191,6 +191,7 @@ def test_patient_and_audit_searches_by_id_number_in_a_browser_keep_the_number_ou
     login("doc-b")
     page.goto(live_server.url + reverse("recognition:patients"))
     page.fill("#patient-search input[name=idNo]", enc.id_no)
+    page.select_option("#patient-search select[name=reason]", "follow-up")  # not doc-b's own visit
     page.click("#patient-search button[type=submit]")
     page.wait_for_url("**/recognition/patients/?p=*")
     assert enc.id_no not in page.url and enc.id_no not in page.content()
