@@ -148,6 +148,20 @@ MATRIX: tuple[Section, ...] = (
         _roles("lab"),
     ),
     Section("电子病历接入说明 /emr/integration/", PAGE, ("emr_sharing:*",), _roles("ops", "admin")),
+    Section(
+        "电子病历待对照记录 /emr/held/",
+        PAGE,
+        ("emr_sharing:held", "emr_sharing:held-detail", "emr_sharing:held-release"),
+        _roles("ops"),
+    ),
+    Section(
+        "数据质量反馈 /ops/quality/",
+        PAGE,
+        ("quality:*",),
+        _roles("lab", "ops"),
+        note="检验科只见并只答复分派给检验科的问题",
+    ),
+    Section("数据质量反馈的分派 /ops/quality/<编号>/assign", PAGE, ("quality:assign",), _roles("ops")),
     Section("审计日志 /audit/", PAGE, ("audit:*",), _roles("security")),
     Section("系统管理 /admin/", STAFF, ("admin:*",), note="其中可见的模型由各角色的模型权限决定"),
     Section(
