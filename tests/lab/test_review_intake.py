@@ -198,8 +198,11 @@ def test_a_withdrawn_approval_voids_what_was_not_sent_and_a_new_approval_sends_i
     with pytest.raises(InvalidInput) as short:
         esign.withdraw_approval(review.pk, reviewer.user, reason="")
     assert short.value.errors[0]["message"] == "请填写撤销审核的原因（2–100 个字）。"
+    client.force_login(reviewer.user)  # 撤销审核 on the report page
+    assert 'id="withdraw"' in client.get(f"/esign/reports/{review.pk}/").content.decode()
     with django_capture_on_commit_callbacks(execute=True):
-        esign.withdraw_approval(review.pk, reviewer.user, reason="HGB 需复查")
+        page = client.post(f"/esign/reports/{review.pk}/withdraw", {"reason": "HGB 需复查"}, follow=True)
+    assert f"已撤销报告 {rid} 第 1 版的审核" in page.content.decode()
     review.refresh_from_db()
     assert review.status == "pending" and not review.signed and review.review_note == "已撤销审核：HGB 需复查"
     assert set(rows.values_list("state", flat=True)) == {State.VOIDED}
