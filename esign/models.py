@@ -114,6 +114,7 @@ class ReviewReport(models.Model):
         PENDING = "pending", "待审核"
         SIGNING = "signing", "待手机确认签名"
         APPROVED = "approved", "已审核"
+        SUPERSEDED = "superseded", "已被新版本取代"
 
     module = models.CharField("审核模块", max_length=16, choices=Module.choices, db_index=True)
     report_id = models.CharField("报告单号", max_length=64)
@@ -139,6 +140,8 @@ class ReviewReport(models.Model):
     # report that names nobody (the demo reports): whoever approves it is the reviewer.
     reviewer_staff_no = models.CharField("报告审核者工号", max_length=20, blank=True, default="")
     reviewer_name = models.CharField("报告审核者", max_length=50, blank=True, default="")
+    # the LIS's reviewer candidates ([{staffNo, name}], POST /api/lab/v1/reviews): shown in the queue
+    reviewer_candidates = models.JSONField("候选审核者", default=list, blank=True)
     collected_at = models.DateTimeField("采样时间", null=True, blank=True)
     tested_at = models.DateTimeField("检验时间", null=True, blank=True)
     status = models.CharField(

@@ -36,6 +36,19 @@ def _algorithm(v: str) -> tuple[str, str] | None:
     return None if v in ("HMAC-SM3", "HMAC-SHA256") else ("choice", "只能为 HMAC-SM3 或 HMAC-SHA256。")
 
 
+def origins(v: str) -> list[str]:
+    """The origins of a space- or comma-separated list (as LIS_SIGN_ORIGINS holds them)."""
+    return [o for o in v.replace(",", " ").split() if o]
+
+
+def _origins(v: str) -> tuple[str, str] | None:
+    for o in origins(v):
+        u = urlparse(o)
+        if u.scheme not in ("http", "https") or not u.netloc or u.path or u.query or u.fragment:
+            return "origin", f"{o} 不是源：应为 http(s)://主机[:端口]，不带路径，多个用空格分隔。"
+    return None
+
+
 @dataclass(frozen=True)
 class Parameter:
     key: str
@@ -77,6 +90,13 @@ PARAMETERS = (
         "管理机上 UKey 客户端的本机服务地址。",
         "http://127.0.0.1:8710",
         check=_url,
+    ),
+    Parameter(
+        "LIS_SIGN_ORIGINS",
+        "LIS 签名页允许的源",
+        "LIS 审核界面的源（如 https://lis.hospital.local，多个用空格分隔）：嵌入式签名页只允许被这些源嵌入，"
+        "只向这些源返回签名结果。为空时不能生成签名页链接。",
+        check=_origins,
     ),
 )
 BY_KEY = {p.key: p for p in PARAMETERS}

@@ -152,3 +152,30 @@ def lab_staff():
         .order_by("username")
     )
     return list(users)
+
+
+def signature_payload(sig: ReportSignature) -> dict:
+    """A stored signature as the signing service hands it to the LIS (the embedded page's
+    postMessage and ``GET /api/lab/v1/reviews/{reportId}/{version}``)."""
+    return {
+        "id": sig.pk,
+        "reportId": sig.report_number,
+        "reportVersion": sig.report_version,
+        "signerName": sig.signer_name,
+        "signerStaffNo": sig.signer_staff_no,
+        "method": sig.method,
+        "algorithm": sig.algorithm,
+        "originalHash": sig.original_hash,
+        "originalText": sig.original_text,
+        "signatureValue": sig.signature,
+        "certificate": sig.certificate,
+        "certSerial": sig.cert_sn,
+        "signedAt": timezone.localtime(sig.signed_at).isoformat(timespec="seconds"),
+        "timestampToken": sig.timestamp_token,
+        "timestampTime": (
+            timezone.localtime(sig.timestamp_time).isoformat(timespec="seconds")
+            if sig.timestamp_time
+            else None
+        ),
+        "timestampVerified": sig.timestamp_verified,
+    }

@@ -27,6 +27,7 @@ from .client import ADAPTERS, CAError, SigningServerClient
 from .client.base import CERT_STATE_MESSAGES, FINISH, REFUSE, TOSIGN
 from .models import ReportSignature, ReviewReport, SignerProfile, SigningSession, SignJob, SystemParameter
 from .parameters import BY_KEY
+from .signals import approval_withdrawn, review_approved, send_on_commit
 from .validators import (
     id_number_error,
     mask_id_number,
@@ -495,14 +496,16 @@ def poll_certificate_download(user, transaction_id: str, client: SigningServerCl
 # ---------------------------------------------------------------------------------------------
 
 
-def open_review(lab_version, module: str) -> ReviewReport:
+def open_review(lab_version, module: str, *, candidates: list[dict] | None = None) -> ReviewReport:
     """Put one lab report version (``mutual_recognition.lab.models.LabReportVersion``) up for review
     in ``module``: the one way a lab report enters the review modules.
 
     The review holds exactly the facts its signature will cover, copied from the version as its
     PDF prints them (``content.version_facts``, built by the lab app), and names the reviewer the
     LIS named. Opening the same version again returns its review; a new version is a new review,
-    so an approval or signature of version 1 never covers version 2.
+    so an approval or signature of version 1 never covers version 2: an older version still
+    waiting in a queue leaves it (``superseded``). ``candidates`` ([{staffNo, name}], the LIS's
+    reviewer candidates) are kept for the queue to show.
     """
     if module not in ReviewReport.Module.values:
         raise InvalidInput([field_error("module", "choice", f"审核模块 {module!r} 不存在。")])
@@ -520,6 +523,9 @@ def open_review(lab_version, module: str) -> ReviewReport:
                     )
                 ]
             )
+        if candidates is not None and existing.reviewer_candidates != candidates:
+            existing.reviewer_candidates = candidates
+            existing.save(update_fields=["reviewer_candidates"])
         return existing
     try:
         facts = content.version_facts(lab_version)
@@ -547,6 +553,16 @@ def open_review(lab_version, module: str) -> ReviewReport:
                 tested_at=parse_time(c.get("reportedAt", "")),
                 reviewer_staff_no=reviewer["staffNo"],
                 reviewer_name=reviewer["name"],
+                reviewer_candidates=candidates or [],
+            )
+            older = ReviewReport.objects.filter(
+                report_id=report_id,
+                report_version__lt=lab_version.version,
+                status__in=(ReviewReport.Status.PENDING, ReviewReport.Status.SIGNING),
+            )
+            older.update(
+                status=ReviewReport.Status.SUPERSEDED,
+                review_note=f"已被第 {lab_version.version} 版取代，无需审核",
             )
     except IntegrityError:  # opened at the same moment by another request
         return ReviewReport.objects.get(report_id=report_id, report_version=lab_version.version)
@@ -641,6 +657,11 @@ def _pending(report_pk: int) -> ReviewReport:
         )
     if report.status == ReviewReport.Status.SIGNING:
         raise SigningRefused(f"报告 {report.report_id} 正在等待协同签名 APP 确认签名。", "signing")
+    if report.status == ReviewReport.Status.SUPERSEDED:
+        raise SigningRefused(
+            f"报告 {report.report_id} 第 {report.report_version} 版已被新版本取代，请审核最新版本。",
+            "superseded",
+        )
     return report
 
 
@@ -660,6 +681,7 @@ def _approve_unsigned(report_pk: int, user) -> Approval:
         )
         report.save()
         _audit_approval(report, ReviewReport.Status.PENDING.label, "unsigned")
+        send_on_commit(review_approved, report, signature=None)
     return Approval(report, "unsigned", f"报告 {report.report_id} 已审核。{report.review_note}。")
 
 
@@ -770,6 +792,7 @@ def _store_signature(
         session=session,
     )
     _audit_approval(report, before, method)
+    send_on_commit(review_approved, report, signature=signature)
     return signature
 
 
@@ -856,7 +879,11 @@ def approve_report(
         return Approval(
             report, "signed", f"报告 {report.report_id} 已审核并完成 UKey 电子签名。", signature=sig
         )
-    # QR / collaborative signing
+    return _collaborative_sign(report_pk, user, profile, session, client)
+
+
+def _collaborative_sign(report_pk, user, profile, session, client) -> Approval:
+    """QR / collaborative signing: auto-sign inside the open grant, else a sign job on the phone."""
     report = ReviewReport.objects.get(pk=report_pk)
     text = _signing_text(report, profile)
     task = client.query_auto_sign_task(user_id=profile.ca_user_id)
@@ -937,6 +964,14 @@ def finish_sign_job(report_pk: int, user, client: SigningServerClient | None = N
     try:
         with transaction.atomic():
             report = ReviewReport.objects.select_for_update().get(pk=report_pk)
+            if report.status != ReviewReport.Status.SIGNING:  # superseded or withdrawn meanwhile
+                SignJob.objects.filter(pk=job.pk).update(status="INVALID", finished_at=timezone.now())
+                return Approval(
+                    report,
+                    "refused",
+                    f"报告 {report.report_id} 第 {report.report_version} 版已不在等待签名状态"
+                    f"（{report.get_status_display()}），手机上的签名不再使用。",
+                )
             job.status, job.finished_at = result.status, timezone.now()
             job.save(update_fields=["status", "finished_at"])
             if result.status != FINISH:
@@ -969,6 +1004,198 @@ def finish_sign_job(report_pk: int, user, client: SigningServerClient | None = N
         )
         raise
     return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成手机确认签名。", signature=sig)
+
+
+def withdraw_approval(report_pk: int, user, *, reason: str) -> ReviewReport:
+    """撤销审核: an approved version goes back to the queue, unsigned. Its signature rows stay (the
+    history) but no longer count (``signature_block`` reads signed reviews only). Only the
+    reviewer who approved it, or a CA administrator, may withdraw it, with a reason.
+
+    The lab upload hears ``approval_withdrawn`` after commit (mutual_recognition.lab.reviews):
+    uploads of that version not yet sent are voided; one the platform already holds stays until
+    the version is approved and signed again, which re-sends it as a change (3.3 re-submission)."""
+    reason = (reason or "").strip()
+    if not 2 <= len(reason) <= 100:
+        raise InvalidInput([field_error("reason", "length", "请填写撤销审核的原因（2–100 个字）。")])
+    with transaction.atomic():
+        report = ReviewReport.objects.select_for_update().get(pk=report_pk)
+        if report.status != ReviewReport.Status.APPROVED:
+            raise SigningRefused(
+                f"报告 {report.report_id} 第 {report.report_version} 版不是已审核状态"
+                f"（{report.get_status_display()}），无需撤销。",
+                "not_approved",
+            )
+        if report.reviewer_id != user.pk and not user.has_perm("esign.manage_ca"):
+            raise SigningRefused(
+                f"报告 {report.report_id} 由 {report.reviewer} 审核，只能由审核者本人或 CA 管理员撤销审核。",
+                "not_reviewer",
+            )
+        newer = ReviewReport.objects.filter(
+            report_id=report.report_id, report_version__gt=report.report_version
+        ).exists()
+        if newer:
+            raise SigningRefused(
+                f"报告 {report.report_id} 已有更新的版本，第 {report.report_version} 版不能再撤销审核。",
+                "superseded",
+            )
+        before = report.get_status_display()
+        report.status, report.reviewer, report.reviewed_at, report.signed = (
+            ReviewReport.Status.PENDING,
+            None,
+            None,
+            False,
+        )
+        report.review_note = f"已撤销审核：{reason}"[:200]
+        report.save()
+        audit.record(
+            audit.Action.UPDATE,
+            "esign.ReviewReport",
+            report.pk,
+            patient=selectors.patient_key(report),
+            changes={"status": [before, report.get_status_display()]},
+            detail={"report": report.report_id, "version": report.report_version, "withdrawn": True},
+        )
+        send_on_commit(approval_withdrawn, report, reason=reason)
+    log.info("approval of review %s withdrawn by user %s", report.pk, user.pk)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded signing page (esign.embed): the signer proves who they are with the UKey or the QR
+# ---------------------------------------------------------------------------------------------
+
+
+def _embed_profile(profile: SignerProfile | None, who: str) -> SignerProfile:
+    if profile is None or not profile.registered:
+        raise SigningRefused(f"{who}不是本系统的签名用户，请先在“签名用户注册”中注册。", "not_registered")
+    if not profile.ca_enabled:
+        raise SigningRefused(
+            f"人员管理中未为 {profile.name}（工号 {profile.staff_no}）启用 CA 验证。", "person_disabled"
+        )
+    if not selectors.ca_enabled():
+        raise SigningRefused("统一代码表中 CA 未启用，不能电子签名。", "ca_disabled")
+    return profile
+
+
+def _ukey_signer(certificate_b64: str, key_serial: str) -> tuple[SignerProfile, certs.Certificate]:
+    """The signer whose UKey this is: the certificate's subject is their CA user and the UKey serial
+    is the one staff management bound to them."""
+    cert = _certificate(certificate_b64)
+    profile = _embed_profile(
+        SignerProfile.objects.select_related("user").filter(ca_user_id=cert.subject_uid).first()
+        if cert.subject_uid
+        else None,
+        f"证书持有人 {cert.subject_cn}（工号 {cert.subject_serial}）",
+    )
+    serial = (key_serial or "").strip().upper()
+    if not profile.ukey_serial:
+        raise SigningRefused(
+            f"人员管理中尚未为 {profile.name} 登记 UKey，请联系管理员登记 UKey 唯一标识。", "ukey_not_bound"
+        )
+    if profile.ukey_serial != serial:
+        raise SigningRefused(
+            f"该 UKey（{serial or '未知'}）不是为 {profile.name} 登记的 UKey，不能签名。", "ukey_not_bound"
+        )
+    _local_cert_checks(cert)
+    return profile, cert
+
+
+def embed_sign_data(report_pk: int, *, certificate: str, key_serial: str) -> dict:
+    """The text the UKey must sign for this report version: {data (Base64), certSn, signer}."""
+    profile, cert = _ukey_signer(certificate, key_serial)
+    report = ReviewReport.objects.get(pk=report_pk)
+    if report.status != ReviewReport.Status.PENDING:
+        raise SigningRefused(
+            f"报告 {report.report_id} 第 {report.report_version} 版不是待审核状态（{report.get_status_display()}）。",
+            "already",
+        )
+    text = _signing_text(report, profile)
+    return {
+        "data": base64.b64encode(text.encode()).decode(),
+        "certSn": cert.serial,
+        "signer": f"{profile.name}（工号 {profile.staff_no}）",
+    }
+
+
+def embed_sign_ukey(
+    report_pk: int,
+    *,
+    certificate: str,
+    signature: str,
+    key_serial: str,
+    client: SigningServerClient | None = None,
+) -> Approval:
+    """Approve and sign with the UKey on the embedded page: the same checks and the same stored
+    signature as the review page (``_store_signature``), the signer named by the UKey."""
+    started = timezone.now()
+    profile, cert = _ukey_signer(certificate, key_serial)
+    client = client or ca_client()
+    _check_with_ca(client, cert.b64)
+    report = ReviewReport.objects.get(pk=report_pk)
+    text = _signing_text(report, profile)
+    if not cert.verify(text.encode("utf-8"), _decode_b64(signature, "签名值")):
+        raise SigningRefused("签名值验证失败：签名与报告内容不一致，审核未完成。", "bad_signature")
+    token = client.timestamp(digest_hex=gm.sm3_hex(_decode_b64(signature, "签名值")))
+    authority = _timestamp_authority(client)
+    with transaction.atomic():
+        report = _pending(report_pk)
+        sig = _store_signature(
+            report,
+            profile.user,
+            profile,
+            method=ReportSignature.Method.UKEY,
+            text=text,
+            signature_b64=signature,
+            certificate_b64=cert.b64,
+            signed_at=timezone.now(),
+            timestamp_token=token,
+            authority=authority,
+            earliest=started,
+            session=None,
+        )
+    log.info("review %s signed on the embedded page (UKey, user %s)", report.pk, profile.user_id)
+    return Approval(report, "signed", f"报告 {report.report_id} 已审核并完成 UKey 电子签名。", signature=sig)
+
+
+def embed_qr_start(client: SigningServerClient | None = None):
+    """A login QR code for the 协同签名 APP: scanning it names the signer."""
+    return (client or ca_client()).create_login_qr()
+
+
+def embed_qr_poll(
+    report_pk: int, transaction_id: str, client: SigningServerClient | None = None
+) -> tuple[str, Approval | None]:
+    """(status, approval): until the APP confirms the scan, its status (TOSIGN / REFUSE / EXPIRE);
+    then the scanning signer approves: auto-signed inside their grant, else a sign job on the
+    phone (``pending_phone``; :func:`embed_poll_sign_job` finishes it)."""
+    client = client or ca_client()
+    result = client.query_login_qr(transaction_id=transaction_id)
+    if result.status != FINISH:
+        return result.status, None
+    cert = _certificate(result.certificate)
+    signed = _decode_b64(result.signed_data, "登录原文")
+    if signed != f"login|{transaction_id}".encode() or not cert.verify(
+        signed, _decode_b64(result.signature, "签名值")
+    ):
+        raise SigningRefused("扫码的签名验证失败，签名已拒绝。", "bad_signature")
+    if not result.user_id or cert.subject_uid != result.user_id:
+        raise SigningRefused("扫码返回的证书不属于扫码人员，签名已拒绝。", "cert_other_user")
+    profile = _embed_profile(
+        SignerProfile.objects.select_related("user").filter(ca_user_id=result.user_id).first(),
+        f"扫码人员 {cert.subject_cn}（工号 {cert.subject_serial}）",
+    )
+    _local_cert_checks(cert)
+    _check_with_ca(client, cert.b64)
+    return FINISH, _collaborative_sign(report_pk, profile.user, profile, None, client)
+
+
+def embed_poll_sign_job(report_pk: int, client: SigningServerClient | None = None) -> Approval | None:
+    """The phone's answer to the sign job of a report in SIGNING (None while it has not answered)."""
+    job = SignJob.objects.filter(report_id=report_pk, status=TOSIGN).order_by("-created_at").first()
+    report = ReviewReport.objects.get(pk=report_pk)
+    if job is None:
+        return Approval(report, "signed" if report.signed else "unsigned", "该报告没有等待确认的签名任务。")
+    return finish_sign_job(report_pk, job.user, client=client)
 
 
 def batch_approve(

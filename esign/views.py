@@ -4,6 +4,7 @@ the CA. JSON endpoints answer {"ok", "message", ...} for the pages' scripts."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from functools import wraps
 
 import qrcode
@@ -16,13 +17,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import ApiError, body_limits, read_limited
 
-from . import selectors, services
+from . import embed, selectors, services
 from .client import CAError
 from .client.base import FINISH
 from .forms import AutoSignForm, MobileForm, ParametersForm, RegisterForm, StaffCAForm
@@ -30,6 +33,7 @@ from .models import ReportSignature, ReviewReport, SigningSession
 from .signals import _WS, WS_COOKIE
 
 REVIEW = "hospital_interop.review_lab_reports"
+AUTOSIGN_QR = "esign_autosign_qr"  # the QR code of the grant waiting for the phone (session)
 MANAGE = "esign.manage_ca"
 
 
@@ -345,24 +349,36 @@ def cert_download_status(request):
 @permission_required(REVIEW, raise_exception=True)
 @workstation
 def autosign(request):
+    """开启/关闭自动签名, post/redirect/get: a POST that opens a grant redirects to this page, which
+    shows the grant's QR code (kept in the session) until the phone confirms it. Reloading the page
+    never posts again, so it never replaces a grant with a new unconfirmed one."""
     form = AutoSignForm(request.POST or None)
-    ctx = {}
     if request.method == "POST":
         try:
             if request.POST.get("action") == "disable":
                 services.disable_auto_sign(request.user)
+                request.session.pop(AUTOSIGN_QR, None)
                 messages.success(request, "已关闭自动签名。")
                 return redirect("esign:autosign")
             if form.is_valid():
                 task = services.enable_auto_sign(request.user, form.cleaned_data["minutes"])
-                ctx.update(qr_svg=_qr_svg(task.qr_content), qr_content=task.qr_content, task=task)
+                request.session[AUTOSIGN_QR] = {"qr": task.qr_content, "minutes": task.minutes}
+                return redirect("esign:autosign")
         except InvalidInput as exc:
             _apply_errors(form, exc.errors)
         except (services.SigningRefused, CAError) as exc:
             messages.error(request, exc.message)
-    return render(
-        request, "esign/autosign.html", {**_status(request, with_autosign=True), **ctx, "form": form}
-    )
+    status = _status(request, with_autosign=True)
+    ctx = {}
+    waiting = request.session.get(AUTOSIGN_QR)
+    task = status["st"]["autosign"]
+    if waiting and task is not None and task.status == "TOSIGN" and not task.is_open:
+        ctx.update(
+            qr_svg=_qr_svg(waiting["qr"]), qr_content=waiting["qr"], task={"minutes": waiting.get("minutes")}
+        )
+    elif waiting:
+        request.session.pop(AUTOSIGN_QR, None)  # confirmed, refused or expired: the QR is done
+    return render(request, "esign/autosign.html", {**status, **ctx, "form": form})
 
 
 @permission_required(REVIEW, raise_exception=True)
@@ -493,6 +509,26 @@ def report_approve(request, pk: int):
 
 
 @permission_required(REVIEW, raise_exception=True)
+@require_POST
+@workstation
+def report_withdraw(request, pk: int):
+    """撤销审核 (with a reason): the version goes back to the queue; its upload is voided or re-sent."""
+    get_object_or_404(ReviewReport, pk=pk)
+    try:
+        report = services.withdraw_approval(pk, request.user, reason=request.POST.get("reason", ""))
+    except InvalidInput as exc:
+        messages.error(request, exc.errors[0]["message"])
+    except services.SigningRefused as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request,
+            f"已撤销报告 {report.report_id} 第 {report.report_version} 版的审核：未发送的上传已作废，重新审核签名后再上传。",
+        )
+    return redirect("esign:report", pk=pk)
+
+
+@permission_required(REVIEW, raise_exception=True)
 @require_GET
 @workstation
 def report_sign_status(request, pk: int):
@@ -612,3 +648,161 @@ def parameters(request):
         "esign/parameters.html",
         {**_status(request), "form": form, "rows": selectors.parameters_for_display(), "now": timezone.now()},
     )
+
+
+# -- the embedded signing page (esign.embed): opened by the LIS, credential = the token in the path --
+
+
+def _embed_headers(response, origin: str = ""):
+    """Only the LIS origin of the link (and this server) may frame the page; nothing is cached or
+    sent on as a Referer (the path holds the link's token)."""
+    response["Content-Security-Policy"] = "frame-ancestors " + " ".join(
+        ["'self'", *([origin] if origin else [])]
+    )
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def embedded(view):
+    """Resolve the link's token (a refusal page or JSON error when it is bad), exempt the page from
+    X-Frame-Options (its CSP names who may frame it) and from CSRF (cross-site frames get no
+    cookies; the unguessable token in the path stands in for both login and CSRF token)."""
+
+    @wraps(view)
+    @csrf_exempt
+    @xframe_options_exempt
+    def wrapper(request, token: str, *args, **kwargs):
+        try:
+            ctx = embed.context(token)
+        except embed.EmbedLinkError as exc:
+            if request.method == "GET" and "application/json" not in request.headers.get("Accept", ""):
+                page = render(
+                    request, "esign/embed_refused.html", {"message": exc.message}, status=exc.status
+                )
+                return _embed_headers(page)
+            return _embed_headers(_json_error(exc.message, exc.status))
+        if not ReviewReport.objects.filter(pk=ctx.review_id).exists():
+            return _embed_headers(_json_error("报告不存在。", 404))
+        return _embed_headers(view(request, ctx, *args, **kwargs), ctx.origin)
+
+    return wrapper
+
+
+def _embed_result(approval: services.Approval | None, report: ReviewReport, status: str = "") -> JsonResponse:
+    report.refresh_from_db()
+    sig = selectors.latest_signature(report) if report.signed else None
+    return _json_ok(
+        status=status or report.status,
+        message=approval.message if approval else report.get_status_display(),
+        reportId=report.report_id,
+        version=report.report_version,
+        signature=selectors.signature_payload(sig) if sig else None,
+    )
+
+
+@require_GET
+@embedded
+def embed_page(request, ctx):
+    report = selectors.report_for_review(ctx.review_id)
+    sig = selectors.latest_signature(report) if report.signed else None
+    return render(
+        request,
+        "esign/embed.html",
+        {
+            "report": report,
+            "origin": ctx.origin,
+            "expires": timezone.localtime(datetime.fromtimestamp(ctx.expires, tz=UTC)),
+            "agent_url": selectors.parameter("UKEY_AGENT_URL"),
+            "ca_enabled": selectors.ca_enabled(),
+            "signature": sig,
+            "signature_json": selectors.signature_payload(sig) if sig else None,
+        },
+    )
+
+
+@require_POST
+@embedded
+def embed_sign_data(request, ctx):
+    body = _body(request)
+    try:
+        prepared = services.embed_sign_data(
+            ctx.review_id, certificate=body.get("certificate", ""), key_serial=body.get("keySerial", "")
+        )
+    except services.SigningRefused as exc:
+        return _json_error(exc.message, 403, code=exc.code)
+    return _json_ok(**prepared)
+
+
+@require_POST
+@embedded
+def embed_sign(request, ctx):
+    body = _body(request)
+    try:
+        approval = services.embed_sign_ukey(
+            ctx.review_id,
+            certificate=body.get("certificate", ""),
+            signature=body.get("signature", ""),
+            key_serial=body.get("keySerial", ""),
+        )
+    except services.SigningRefused as exc:
+        return _json_error(exc.message, 403, code=exc.code)
+    except CAError as exc:
+        return _json_error(exc.message, 502, code=exc.kind)
+    return _embed_result(approval, approval.report)
+
+
+@require_POST
+@embedded
+def embed_qr(request, ctx):
+    try:
+        txn = services.embed_qr_start()
+    except CAError as exc:
+        return _json_error(exc.message, 502, code=exc.kind)
+    return _json_ok(
+        transactionId=txn.transaction_id,
+        qrSvg=str(_qr_svg(txn.qr_content)),
+        qrContent=txn.qr_content,
+        expiresAt=_local(txn.expires_at),
+    )
+
+
+@require_POST
+@embedded
+def embed_qr_status(request, ctx):
+    txn = _body(request).get("transactionId", "")
+    if not isinstance(txn, str) or not txn or len(txn) > 128:
+        return _json_error("缺少扫码事务号，请重新生成二维码。", 400)
+    report = ReviewReport.objects.get(pk=ctx.review_id)
+    try:
+        status, approval = services.embed_qr_poll(ctx.review_id, txn)
+    except services.SigningRefused as exc:
+        return _json_error(exc.message, 403, code=exc.code, status="REFUSED")
+    except CAError as exc:
+        return _json_error(exc.message, 502, code=exc.kind, status="ERROR")
+    if approval is None:
+        text = {
+            "TOSIGN": "等待扫码确认…",
+            "REFUSE": "已在协同签名 APP 上拒绝。",
+            "EXPIRE": "二维码已过期，请重新生成。",
+        }
+        return _json_ok(status=status, message=text.get(status, status))
+    return _embed_result(approval, report, "SIGNING" if approval.outcome == "pending_phone" else "")
+
+
+@require_GET
+@embedded
+def embed_status(request, ctx):
+    report = ReviewReport.objects.get(pk=ctx.review_id)
+    if report.status == ReviewReport.Status.SIGNING:
+        try:
+            approval = services.embed_poll_sign_job(ctx.review_id)
+        except services.SigningRefused as exc:
+            return _json_error(exc.message, 403, code=exc.code)
+        except CAError as exc:
+            return _json_error(exc.message, 502, code=exc.kind)
+        if approval is None:
+            return _json_ok(status="SIGNING", message="等待协同签名 APP 确认签名…")
+        return _embed_result(approval, report)
+    return _embed_result(None, report)

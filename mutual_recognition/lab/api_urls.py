@@ -37,6 +37,13 @@ urlpatterns = [
     path(f"{PREFIX}reports", api.ReportCollection.as_view(), name="reports"),
     path(f"{PREFIX}reports/<str:report_id>/archive", api.ReportArchive.as_view(), name="archive"),
     path(f"{PREFIX}reports/<str:report_id>", api.ReportStatus.as_view(), name="status"),
+    path(f"{PREFIX}reviews", api.ReviewCollection.as_view(), name="reviews"),
+    path(f"{PREFIX}reviews/<str:report_id>/<str:version>", api.ReviewStatus.as_view(), name="review_status"),
+    path(
+        f"{PREFIX}reviews/<str:report_id>/<str:version>/signing-link",
+        api.ReviewSigningLink.as_view(),
+        name="review_signing_link",
+    ),
     path(f"{PREFIX}schema", SchemaView.as_view(), name="schema"),
     path(f"{PREFIX}docs", SpectacularSwaggerView.as_view(url_name="lab_api:schema"), name="docs"),
 ]

@@ -16,6 +16,14 @@ class LabConfig(AppConfig):
 
         register_version_facts(version_facts)  # the review module signs what the lab PDF prints
 
+        from esign.signals import approval_withdrawn, review_approved
+
+        from .reviews import on_approval_withdrawn, on_review_approved
+
+        # an approved (signed) review version is archived and uploaded without a call from the LIS
+        review_approved.connect(on_review_approved, dispatch_uid="lab-review-approved")
+        approval_withdrawn.connect(on_approval_withdrawn, dispatch_uid="lab-approval-withdrawn")
+
         from hospital_interop.atrest import register_sealed_folders
 
         from .conf import sealed_folders

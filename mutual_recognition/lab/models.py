@@ -182,6 +182,8 @@ class LabTransferLog(models.Model):
         SUPERSEDED = "superseded", "被新版本取代"
         WAITING = "waiting", "等待配对"
         ERROR = "error", "错误"
+        REVIEWED = "reviewed", "审核通过，自动归档"
+        WITHDRAWN = "withdrawn", "撤销审核"
 
     at = models.DateTimeField("时间", auto_now_add=True, db_index=True)
     transfer = models.ForeignKey(

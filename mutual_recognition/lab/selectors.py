@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from esign.models import ReviewReport
+from esign.selectors import signature_payload
 from hospital_interop.audit import services as audit
 from hospital_interop.municipal.client import Outcome
 from hospital_interop.municipal.gm import sm3_hex
@@ -479,3 +481,41 @@ def _recognizable_reports(name: str, id_no: str, id_type: str, client) -> tuple[
         r["reportDateDisplay"] = _fmt14(r.get("reportDateTime", ""))
         r["sampleDateDisplay"] = _fmt14(r.get("sampleDateTime", ""))
     return reports, ""
+
+
+def review_status(report_id: str, version: int) -> dict | None:
+    """A version submitted for review, as the LIS polls it: the review's state, its signature
+    (value, certificate, timestamp: what the LIS's screen shows) and the upload's state."""
+    review = (
+        ReviewReport.objects.select_related("lab_version__report")
+        .filter(report_id=report_id, report_version=version, lab_version__isnull=False)
+        .first()
+    )
+    if review is None:
+        return None
+    sig = review.signatures.order_by("-signed_at", "-pk").first() if review.signed else None
+    v = review.lab_version
+    transfers = LabTransfer.objects.filter(report_id=report_id, report_version=version).select_related(
+        "pdf_record", "detail_record"
+    )
+    return {
+        "reportId": report_id,
+        "version": version,
+        "module": review.module,
+        "moduleName": review.get_module_display(),
+        "reviewStatus": review.status,
+        "reviewStatusName": review.get_status_display(),
+        "reviewer": {"staffNo": review.reviewer_staff_no, "name": review.reviewer_name},
+        "reviewerCandidates": review.reviewer_candidates,
+        "reviewedAt": review.reviewed_at.isoformat() if review.reviewed_at else None,
+        "reviewNote": review.review_note,
+        "signed": bool(sig),
+        "signature": signature_payload(sig) if sig else None,
+        "upload": {
+            "current": v.report.version == version,
+            "archivedAt": v.archived_at.isoformat() if v.archived_at else None,
+            "pdfSm3": v.pdf_sm3,
+            "signedPdf": v.signed,
+            "transfers": [transfer_dict(t) for t in transfers.defer(*HEAVY)],
+        },
+    }

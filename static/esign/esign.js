@@ -110,6 +110,9 @@
     load();
   }
 
+  /* ``reload`` opens the page again with a GET (location.replace): never window.location.reload(),
+     which would post a form again when the page was the answer to one (issue 18: a second
+     开启自动签名 replaced the grant just confirmed with a new unconfirmed one). */
   function poll(url, stateEl, opts) {
     opts = opts || {};
     var stopOn = opts.stopOn || ["REFUSE", "EXPIRE"];
@@ -118,7 +121,7 @@
         stateEl.textContent = d.message || "";
         if (d.redirect) { clearInterval(timer); stateEl.className = "qr-state ok"; window.location.href = d.redirect; return; }
         if (!d.ok) { clearInterval(timer); stateEl.className = "qr-state err"; return; }
-        if (opts.doneWhen && opts.doneWhen(d)) { clearInterval(timer); stateEl.className = "qr-state ok"; if (opts.reload) window.location.reload(); return; }
+        if (opts.doneWhen && opts.doneWhen(d)) { clearInterval(timer); stateEl.className = "qr-state ok"; if (opts.reload) window.location.replace(window.location.href); return; }
         if (stopOn.indexOf(d.status) >= 0) { clearInterval(timer); stateEl.className = "qr-state " + (d.status === "FINISH" ? "ok" : "err"); }
       }).catch(function () { stateEl.textContent = "网络异常，正在重试…"; });
     }, 1500);
@@ -172,7 +175,7 @@
           if (misses < 2 || !form) return;
           var fd = new FormData(form); fd.append("reason", "ukey_removed");
           fetch(form.action, {method: "POST", body: fd, credentials: "same-origin", headers: {"Accept": "application/json"}})
-            .then(function () { window.location.reload(); });
+            .then(function () { window.location.replace(window.location.href); });
           misses = -1000;
         });
     }, 5000);
@@ -201,6 +204,7 @@
     if (url) { try { agent(url).logout().catch(function () {}); } catch (e) { /* agent absent */ } }
   }, true);
 
-  window.ESign = {ukeyLogin: ukeyLogin, poll: poll, approvePanel: approvePanel, checkAll: checkAll,
+  window.ESign = {agent: agent, post: post, getJSON: getJSON, show: show,
+                  ukeyLogin: ukeyLogin, poll: poll, approvePanel: approvePanel, checkAll: checkAll,
                   watchUkey: watchUkey, readUkeyButtons: readUkeyButtons};
 })();
