@@ -100,6 +100,7 @@ MATRIX: tuple[Section, ...] = (
             "esign:report",
             "esign:sign_data",
             "esign:approve",
+            "esign:withdraw",
             "esign:sign_status",
             "esign:verify",
         ),
@@ -194,6 +195,9 @@ MATRIX: tuple[Section, ...] = (
         ),
     ),
     Section("嵌入式互认提示页 /recognition/embed/", SIGNED, ("recognition:embed*",)),
+    Section(
+        "LIS 嵌入式签名页 /esign/embed/<令牌>/", SIGNED, ("esign:embed*",), note="签名人由 UKey 或扫码确认"
+    ),
 )
 
 
