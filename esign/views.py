@@ -14,13 +14,13 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import ApiError, body_limits, read_limited
+from hospital_interop.redirects import safe_next
 
 from . import selectors, services
 from .client import CAError
@@ -52,12 +52,7 @@ def workstation(view):
 
 
 def _next(request) -> str:
-    target = request.GET.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return reverse("esign:home")
+    return safe_next(request, reverse("esign:home"))
 
 
 def _ip(request) -> str | None:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from hospital_interop.charts import bar_chart
 from hospital_interop.patients.services import PatientConflict
+from hospital_interop.redirects import safe_next
 
 from . import selectors, services
 from .forms import CancelForm, PayloadFixForm, RecordFilterForm, patient_digest
@@ -211,7 +212,7 @@ def redrive(request):
             if n
             else "所选记录均不在可重推状态（需处理、等待重试或待发送）。",
         )
-    return redirect(request.POST.get("next") or reverse("uploads:records"))
+    return redirect(safe_next(request, reverse("uploads:records")))
 
 
 @require_POST
@@ -251,7 +252,7 @@ def cancel(request):
     else:
         n = services.cancel(ids, reason=form.cleaned_data["reason"])
         messages.success(request, f"已作废 {n} 条记录，它们不会再发送。")
-    return redirect(request.POST.get("next") or reverse("uploads:records"))
+    return redirect(safe_next(request, reverse("uploads:records")))
 
 
 def metrics(request):
