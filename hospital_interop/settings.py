@@ -8,6 +8,7 @@ file the environment names; ``make demo`` / ``make test`` generate demo keys und
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
     "mutual_recognition.lab",
     "emr_sharing",
     "esign",
+    "axes",  # login lockout (hospital_interop/security/lockout.py)
 ]
 
 MIDDLEWARE = [
@@ -88,6 +90,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
+    "axes.middleware.AxesMiddleware",  # a locked-out login answers the lockout page
 ]
 
 ROOT_URLCONF = "hospital_interop.urls"
@@ -277,6 +280,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login lockout (django-axes, hospital_interop/security/lockout.py): 5 failed passwords for one
+# username lock it for 15 minutes, from whatever workstation (by username only: clinicians share
+# workstations and NAT addresses, and an attacker changing address must not get new tries).
+AUTHENTICATION_BACKENDS = [
+    "hospital_interop.security.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks for "ip_address" in the lockout parameters, against attackers who rotate their
+# User-Agent or cookies: a username lock counts neither. An address lock at 5 would lock every user of
+# a shared ward workstation (or of the proxy's address) after any 5 typos; the account is what is guarded.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True  # a successful login clears the count
+AXES_LOCKOUT_CALLABLE = "hospital_interop.security.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "hospital_interop.audit.context.client_ip"  # the proxy's client header, as audit
+AXES_SENSITIVE_PARAMETERS = ["password"]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
