@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hospital_interop.audit.context.AuditContextMiddleware",  # who and from where, for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
+    "hospital_interop.security.idle.IdleTimeoutMiddleware",  # 30 min without a request: logged out
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
     "axes.middleware.AxesMiddleware",  # a locked-out login answers the lockout page
@@ -298,6 +299,11 @@ AXES_RESET_ON_SUCCESS = True  # a successful login clears the count
 AXES_LOCKOUT_CALLABLE = "hospital_interop.security.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "hospital_interop.audit.context.client_ip"  # the proxy's client header, as audit
 AXES_SENSITIVE_PARAMETERS = ["password"]
+# Sessions: logged out after SESSION_IDLE_TIMEOUT_MINUTES without a request (security/idle.py), at
+# the latest after a working day, and when the browser closes.
+SESSION_IDLE_TIMEOUT_MINUTES = int(os.environ.get("SESSION_IDLE_TIMEOUT_MINUTES", "30"))
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_MAX_HOURS", "12")) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
