@@ -351,6 +351,10 @@ def _env_or_file(name: str, default: str = "") -> str:
     return Path(file).read_text().strip() if file else default
 
 
+# /metrics (hospital_interop/security/metrics_access.py): with a token, only "Authorization: Bearer
+# <token>"; without one, only direct requests from loopback or private addresses (the compose network)
+METRICS_TOKEN = _env_or_file("METRICS_TOKEN")
+
 # --- Mutual recognition (docs/recognition.md; read through mutual_recognition/conf.py) --------
 RECOGNITION_LINK_SECRET = _env_or_file("RECOGNITION_LINK_SECRET")  # "": derived from SECRET_KEY
 RECOGNITION_LINK_LIFETIME_SECONDS = int(os.environ.get("RECOGNITION_LINK_LIFETIME_SECONDS", "600"))

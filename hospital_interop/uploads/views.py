@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from hospital_interop.charts import bar_chart
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.redirects import safe_next
+from hospital_interop.security.metrics_access import metrics_access
 
 from . import selectors, services
 from .forms import CancelForm, PayloadFixForm, RecordFilterForm, patient_digest
@@ -255,6 +256,7 @@ def cancel(request):
     return redirect(safe_next(request, reverse("uploads:records")))
 
 
+@metrics_access
 def metrics(request):
     """Prometheus text exposition: outbox rows by interface and state, oldest pending age."""
     lines = [
