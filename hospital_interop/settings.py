@@ -277,9 +277,13 @@ EXAM_DAILY_CATCH_UP_DAYS = int(os.environ.get("EXAM_DAILY_CATCH_UP_DAYS", "31"))
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "hospital_interop.security.passwords.MinimumLengthValidator",
+        "OPTIONS": {"min_length": int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "hospital_interop.security.passwords.LettersAndDigitsValidator"},
 ]
 # Login lockout (django-axes, hospital_interop/security/lockout.py): 5 failed passwords for one
 # username lock it for 15 minutes, from whatever workstation (by username only: clinicians share
