@@ -355,6 +355,17 @@ def _env_or_file(name: str, default: str = "") -> str:
     return Path(file).read_text().strip() if file else default
 
 
+# Uploads. Per form with a file field (hospital_interop/security/uploads.py), bytes:
+UPLOAD_LIMITS = {
+    "dictionary_import": int(float(os.environ.get("DICTIONARY_IMPORT_MAX_MB", "5")) * 1024 * 1024),
+}
+# Form posts without files (Django's request.POST): 2.5 MB and 1000 fields, Django's defaults made
+# explicit. The machine APIs read their JSON bodies from the stream within INTEGRATION_BODY_LIMITS
+# (30 MB for a report with its PDF), not through these. Uploaded files above 2.5 MB spool to /tmp.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 # /metrics (hospital_interop/security/metrics_access.py): with a token, only "Authorization: Bearer
 # <token>"; without one, only direct requests from loopback or private addresses (the compose network)
 METRICS_TOKEN = _env_or_file("METRICS_TOKEN")
