@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from functools import wraps
+from urllib.parse import urlsplit
 
 import qrcode
 import qrcode.image.svg
@@ -42,6 +43,9 @@ def workstation(view):
         new = not _WS.fullmatch(ws)
         request.esign_ws = services.new_workstation_id() if new else ws
         response = view(request, *args, **kwargs)
+        if origin := _agent_origin():
+            # the page's scripts talk to the UKey agent on the workstation (CONTENT_SECURITY_POLICY)
+            response._csp_update = {"connect-src": [origin]}
         if new:
             response.set_cookie(
                 WS_COOKIE, request.esign_ws, max_age=10 * 365 * 86400, httponly=True, samesite="Lax"
@@ -49,6 +53,14 @@ def workstation(view):
         return response
 
     return wrapper
+
+
+def _agent_origin() -> str:
+    """scheme://host:port of the UKey agent (parameter UKEY_AGENT_URL), "" when it is not http(s)."""
+    parts = urlsplit(selectors.parameter("UKEY_AGENT_URL") or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return ""
 
 
 def _next(request) -> str:
@@ -99,9 +111,11 @@ def _local(iso: str) -> str:
     return timezone.localtime(services.parse_time(iso)).strftime("%H:%M:%S") if iso else ""
 
 
-def _json_error(message: str, status: int = 400, **extra) -> JsonResponse:
+def _json_error(message: str, http_status: int = 400, /, **extra) -> JsonResponse:
     return JsonResponse(
-        {"ok": False, "message": message, **extra}, status=status, json_dumps_params={"ensure_ascii": False}
+        {"ok": False, "message": message, **extra},
+        status=http_status,
+        json_dumps_params={"ensure_ascii": False},
     )
 
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from hospital_interop.filemodes import private_database_file, write_private
 
@@ -76,10 +77,12 @@ INSTALLED_APPS = [
     "emr_sharing",
     "esign",
     "axes",  # login lockout (hospital_interop/security/lockout.py)
+    "csp",  # {% csp_nonce %}-free: templates write nonce="{{ request.csp_nonce }}"
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -369,6 +372,28 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # /metrics (hospital_interop/security/metrics_access.py): with a token, only "Authorization: Bearer
 # <token>"; without one, only direct requests from loopback or private addresses (the compose network)
 METRICS_TOKEN = _env_or_file("METRICS_TOKEN")
+
+# --- Content-Security-Policy on every response (django-csp) --------------------------------------
+# Scripts only from this site or inline with the response's nonce (nonce="{{ request.csp_nonce }}"),
+# no inline event handlers (static/js/app.js binds data-confirm etc.). Styles allow inline: templates
+# and the admin use style= attributes, and a style cannot run code. Pages may not be framed
+# ('none', as X-Frame-Options DENY), except the recognition prompt pages, whose frame-ancestors are
+# 'self' plus RECOGNITION_FRAME_ANCESTORS (the HIS origins; mutual_recognition/views.py). The
+# e-signature pages add the UKey agent's origin to connect-src (esign/views.py, parameter UKEY_AGENT_URL).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Mutual recognition (docs/recognition.md; read through mutual_recognition/conf.py) --------
 RECOGNITION_LINK_SECRET = _env_or_file("RECOGNITION_LINK_SECRET")  # "": derived from SECRET_KEY
