@@ -156,8 +156,13 @@ def test_main_pages_load_in_chromium_without_a_policy_violation(browser, live_se
         context = browser.new_context(locale="zh-CN")
         context.add_init_script(LISTEN)
         page = context.new_page()
-        console = []
-        page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
+        console: list[str] = []
+
+        def on_console(message, console=console):
+            if "Content Security Policy" in message.text:
+                console.append(message.text)
+
+        page.on("console", on_console)
         page.goto(live_server.url + "/accounts/login/")
         page.fill("#id_username", f"csp-b-{role}")
         page.fill("#id_password", password)
