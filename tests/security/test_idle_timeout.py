@@ -8,7 +8,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.urls import reverse
 
-from hospital_interop.security.idle import IDLE_KEY
+from hospital_interop.security.idle import IDLE_KEY, LOGIN_AT_KEY
 
 MESSAGE = "您已超过 30 分钟未操作，为保护患者信息，系统已自动退出登录。请重新登录。"
 
@@ -79,3 +79,28 @@ def test_the_session_cookie_lasts_a_working_day_and_dies_with_the_browser(client
     cookie = response.cookies[settings.SESSION_COOKIE_NAME]
     assert cookie["max-age"] == "" and cookie["expires"] == ""  # a browser-session cookie
     assert 11.9 * 3600 < client.session.get_expiry_age() <= 12 * 3600
+
+
+def test_a_login_ends_a_working_day_after_it_began_however_busy(ops_client):
+    """Django's own session expiry slides with each save; the 12 hours count from the login."""
+    session = ops_client.session
+    session[LOGIN_AT_KEY] = int(time.time() - 12 * 3600 - 60)
+    session.save()
+    response = ops_client.get(reverse("home"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    page = ops_client.get(response["Location"])
+    assert "本次登录已超过 12 小时，为保护患者信息，系统已自动退出登录。请重新登录。" in page.content.decode()
+
+
+def test_logging_in_again_restarts_both_clocks(client, make_user):
+    make_user("dr-again", role="clinician", password="Right-pass-2026")
+    client.post(reverse("login"), {"username": "dr-again", "password": "Right-pass-2026"})
+    session = client.session
+    assert session[LOGIN_AT_KEY] == session[IDLE_KEY]  # both set by the login itself
+    earlier = int(time.time() - 11 * 3600)
+    session[LOGIN_AT_KEY] = session[IDLE_KEY] = earlier
+    session.save()
+    client.post(reverse("login"), {"username": "dr-again", "password": "Right-pass-2026"})
+    assert (
+        client.session[LOGIN_AT_KEY] > earlier + 10 * 3600 and client.session[IDLE_KEY] > earlier + 10 * 3600
+    )
