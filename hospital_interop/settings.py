@@ -92,7 +92,7 @@ MIDDLEWARE = [
     "hospital_interop.audit.context.AuditContextMiddleware",  # who and from where, for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
     "hospital_interop.security.idle.IdleTimeoutMiddleware",  # 30 min without a request: logged out
-    "hospital_interop.security.admin_ca.AdminCALoginMiddleware",  # ADMIN_REQUIRE_CA_LOGIN
+    "esign.admin_gate.AdminCALoginMiddleware",  # ADMIN_REQUIRE_CA_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
     "axes.middleware.AxesMiddleware",  # a locked-out login answers the lockout page
@@ -313,7 +313,7 @@ SESSION_IDLE_TIMEOUT_MINUTES = int(os.environ.get("SESSION_IDLE_TIMEOUT_MINUTES"
 SESSION_COOKIE_AGE = int(os.environ.get("SESSION_MAX_HOURS", "12")) * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 # Administrators' second factor: with ADMIN_REQUIRE_CA_LOGIN the admin site serves a superuser only
-# after a CA login (UKey or QR, esign) in the same session (hospital_interop/security/admin_ca.py).
+# after a CA login (UKey or QR, esign) in the same session (esign/admin_gate.py).
 # Off in the demo (no CA there); recommended on in production (docs/security.md).
 ADMIN_REQUIRE_CA_LOGIN = env_bool("ADMIN_REQUIRE_CA_LOGIN", False)
 LOGIN_URL = "login"

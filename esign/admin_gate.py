@@ -16,7 +16,7 @@ from django.conf import settings
 from django.shortcuts import render
 from django.urls import reverse
 
-from esign.selectors import active_sessions
+from .selectors import active_sessions
 
 
 def has_ca_login(request) -> bool:
@@ -33,7 +33,7 @@ class AdminCALoginMiddleware:
             admin = reverse("admin:index")
             return render(
                 request,
-                "security/admin_ca_required.html",
+                "esign/admin_ca_required.html",
                 {"next": request.get_full_path() if request.method == "GET" else admin},
                 status=403,
             )
