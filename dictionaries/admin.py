@@ -9,6 +9,8 @@ from import_export.admin import ImportExportModelAdmin
 from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
+from hospital_interop.security.uploads import LimitedImportForm
+
 from . import models as m
 from . import resources as r
 
@@ -17,6 +19,7 @@ PERM = "hospital_interop.maintain_dictionaries"
 
 class DictionaryAdmin(ImportExportModelAdmin, SimpleHistoryAdmin):
     import_template_name = "dictionaries/admin/import.html"
+    import_form_class = LimitedImportForm  # UPLOAD_LIMITS["dictionary_import"]
     formats = (XLSX, CSV)
     list_per_page = 50
     history_list_display = ()

@@ -7,7 +7,7 @@ a JSON 404.
 
 from django.urls import path, re_path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from .api import RecordTypeList, RecordViewSet, unknown_record_type
 from .mapping import record_types
@@ -70,5 +70,5 @@ urlpatterns = [
     *_record_routes(),
     re_path(rf"^{PREFIX}records(/.*)?$", unknown_record_type, name="unknown-record-type"),
     path(f"{PREFIX}schema", SchemaView.as_view(), name="schema"),
-    path(f"{PREFIX}docs", SpectacularSwaggerView.as_view(url_name="emr_api:schema"), name="docs"),
+    path(f"{PREFIX}docs", SpectacularSwaggerSplitView.as_view(url_name="emr_api:schema"), name="docs"),
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from functools import wraps
+from urllib.parse import urlsplit
 
 import qrcode
 import qrcode.image.svg
@@ -15,7 +16,6 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import ApiError, body_limits, read_limited
+from hospital_interop.redirects import safe_next
 
 from . import embed, selectors, services
 from .client import CAError
@@ -46,6 +47,9 @@ def workstation(view):
         new = not _WS.fullmatch(ws)
         request.esign_ws = services.new_workstation_id() if new else ws
         response = view(request, *args, **kwargs)
+        if origin := _agent_origin():
+            # the page's scripts talk to the UKey agent on the workstation (CONTENT_SECURITY_POLICY)
+            response._csp_update = {"connect-src": [origin]}
         if new:
             response.set_cookie(
                 WS_COOKIE, request.esign_ws, max_age=10 * 365 * 86400, httponly=True, samesite="Lax"
@@ -55,13 +59,16 @@ def workstation(view):
     return wrapper
 
 
+def _agent_origin() -> str:
+    """scheme://host:port of the UKey agent (parameter UKEY_AGENT_URL), "" when it is not http(s)."""
+    parts = urlsplit(selectors.parameter("UKEY_AGENT_URL") or "")
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return ""
+
+
 def _next(request) -> str:
-    target = request.GET.get("next", "")
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return reverse("esign:home")
+    return safe_next(request, reverse("esign:home"))
 
 
 def _ip(request) -> str | None:

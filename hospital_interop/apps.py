@@ -14,8 +14,11 @@ class HospitalInteropConfig(AppConfig):
 
     def ready(self):
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_in
 
         from .roles import sync_roles
+        from .security.idle import mark_login
 
         get_user_model().get_full_name = chinese_full_name
         post_migrate.connect(sync_roles, dispatch_uid="hospital_interop.sync_roles")
+        user_logged_in.connect(mark_login, dispatch_uid="hospital_interop.session_clocks")

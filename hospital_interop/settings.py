@@ -8,9 +8,11 @@ file the environment names; ``make demo`` / ``make test`` generate demo keys und
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 
 from hospital_interop.filemodes import private_database_file, write_private
 
@@ -37,6 +39,14 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# One switch for a production deployment behind the TLS proxy (docker-compose.yml sets it): Secure
+# cookies, HSTS, the HTTPS redirect, the proxy's X-Forwarded-Proto trusted; DEBUG refused. See the
+# "Production" block below and docs/security.md.
+PRODUCTION = env_bool("HOSPITAL_INTEROP_PRODUCTION", False)
+if PRODUCTION and DEBUG:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("HOSPITAL_INTEROP_PRODUCTION=1 refuses DJANGO_DEBUG: unset DJANGO_DEBUG.")
 ALLOWED_HOSTS = [
     h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h
 ]
@@ -67,10 +77,13 @@ INSTALLED_APPS = [
     "mutual_recognition.lab",
     "emr_sharing",
     "esign",
+    "axes",  # login lockout (hospital_interop/security/lockout.py)
+    "csp",  # {% csp_nonce %}-free: templates write nonce="{{ request.csp_nonce }}"
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -79,9 +92,12 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "hospital_interop.audit.context.AuditContextMiddleware",  # who and from where, for the audit trail
     "django.contrib.messages.middleware.MessageMiddleware",
+    "hospital_interop.security.idle.IdleTimeoutMiddleware",  # 30 min without a request: logged out
     "hospital_interop.access.AccessMiddleware",  # the role x URL matrix (hospital_interop/access.py)
+    "esign.admin_gate.AdminCALoginMiddleware",  # ADMIN_REQUIRE_CA_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row
+    "axes.middleware.AxesMiddleware",  # a locked-out login answers the lockout page
 ]
 
 ROOT_URLCONF = "hospital_interop.urls"
@@ -272,13 +288,62 @@ EXAM_DAILY_CATCH_UP_DAYS = int(os.environ.get("EXAM_DAILY_CATCH_UP_DAYS", "31"))
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "hospital_interop.security.passwords.MinimumLengthValidator",
+        "OPTIONS": {"min_length": int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "hospital_interop.security.passwords.LettersAndDigitsValidator"},
 ]
+# Login lockout (django-axes, hospital_interop/security/lockout.py): 5 failed passwords for one
+# username lock it for 15 minutes, from whatever workstation (by username only: clinicians share
+# workstations and NAT addresses, and an attacker changing address must not get new tries).
+AUTHENTICATION_BACKENDS = [
+    "hospital_interop.security.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# axes.W006 asks for "ip_address" in the lockout parameters, against attackers who rotate their
+# User-Agent or cookies: a username lock counts neither. An address lock at 5 would lock every user of
+# a shared ward workstation (or of the proxy's address) after any 5 typos; the account is what is guarded.
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+AXES_RESET_ON_SUCCESS = True  # a successful login clears the count
+AXES_LOCKOUT_CALLABLE = "hospital_interop.security.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "hospital_interop.audit.context.client_ip"  # the proxy's client header, as audit
+AXES_SENSITIVE_PARAMETERS = ["password"]
+# Sessions: logged out after SESSION_IDLE_TIMEOUT_MINUTES without a request (security/idle.py), at
+# the latest after a working day, and when the browser closes.
+SESSION_IDLE_TIMEOUT_MINUTES = int(os.environ.get("SESSION_IDLE_TIMEOUT_MINUTES", "30"))
+SESSION_COOKIE_AGE = int(os.environ.get("SESSION_MAX_HOURS", "12")) * 3600
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+# Administrators' second factor: with ADMIN_REQUIRE_CA_LOGIN the admin site serves a superuser only
+# after a CA login (UKey or QR, esign) in the same session (esign/admin_gate.py).
+# Off in the demo (no CA there); recommended on in production (docs/security.md).
+ADMIN_REQUIRE_CA_LOGIN = env_bool("ADMIN_REQUIRE_CA_LOGIN", False)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Production: HTTPS only (the TLS proxy, deploy/nginx/interop.conf) ---------------------------
+if PRODUCTION:
+    # nginx terminates TLS and always overwrites X-Forwarded-Proto with "https"; gunicorn is only
+    # reachable on the compose network, so the header cannot come from a client.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # plain HTTP inside the compose network: the healthcheck, and Prometheus scraping web:8000/metrics
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 86400)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文")]
@@ -304,6 +369,43 @@ def _env_or_file(name: str, default: str = "") -> str:
     file = os.environ.get(name + "_FILE")
     return Path(file).read_text().strip() if file else default
 
+
+# Uploads. Per form with a file field (hospital_interop/security/uploads.py), bytes:
+UPLOAD_LIMITS = {
+    "dictionary_import": int(float(os.environ.get("DICTIONARY_IMPORT_MAX_MB", "5")) * 1024 * 1024),
+}
+# Form posts without files (Django's request.POST): 2.5 MB and 1000 fields, Django's defaults made
+# explicit. The machine APIs read their JSON bodies from the stream within INTEGRATION_BODY_LIMITS
+# (30 MB for a report with its PDF), not through these. Uploaded files above 2.5 MB spool to /tmp.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 1000
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+# /metrics (hospital_interop/security/metrics_access.py): with a token, only "Authorization: Bearer
+# <token>"; without one, only direct requests from loopback or private addresses (the compose network)
+METRICS_TOKEN = _env_or_file("METRICS_TOKEN")
+
+# --- Content-Security-Policy on every response (django-csp) --------------------------------------
+# Scripts only from this site or inline with the response's nonce (nonce="{{ request.csp_nonce }}"),
+# no inline event handlers (static/js/app.js binds data-confirm etc.). Styles allow inline: templates
+# and the admin use style= attributes, and a style cannot run code. Pages may not be framed
+# ('none', as X-Frame-Options DENY), except the recognition prompt pages, whose frame-ancestors are
+# 'self' plus RECOGNITION_FRAME_ANCESTORS (the HIS origins; mutual_recognition/views.py). The
+# e-signature pages add the UKey agent's origin to connect-src (esign/views.py, parameter UKEY_AGENT_URL).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, "'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- Mutual recognition (docs/recognition.md; read through mutual_recognition/conf.py) --------
 RECOGNITION_LINK_SECRET = _env_or_file("RECOGNITION_LINK_SECRET")  # "": derived from SECRET_KEY
@@ -345,6 +447,11 @@ SPECTACULAR_SETTINGS = {
         "rest_framework.authentication.SessionAuthentication",
         "hospital_interop.integrations.authentication.IntegrationTokenAuthentication",
     ],
+    # The deploy check would build one schema of every URL of ROOT_URLCONF, a document no view serves:
+    # each machine API serves its own (its urlconf, SCHEMA_PATH_PREFIX), and the cross-API name
+    # collisions it reports (the EMR code sets, the demo HIS posting the recognition API) exist only
+    # there. `check --deploy` under HOSPITAL_INTEROP_PRODUCTION stays free of warnings (tests/security).
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {

@@ -3,7 +3,7 @@ schema and Swagger UI."""
 
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import api
 
@@ -40,5 +40,5 @@ urlpatterns = [
     path("api/decisions", api.DecisionsView.as_view(), name="api-decisions"),
     path("api/results", api.ResultsView.as_view(), name="api-results"),
     path("api/schema", SchemaView.as_view(), name="api-schema"),
-    path("api/docs", SpectacularSwaggerView.as_view(url_name="recognition:api-schema"), name="api-docs"),
+    path("api/docs", SpectacularSwaggerSplitView.as_view(url_name="recognition:api-schema"), name="api-docs"),
 ]

@@ -41,8 +41,10 @@ def _client_ip(request) -> str | None:
 def _frame_headers(response):
     """Headers of the prompt page and its requests: only this page may be framed, and only by
     'self' and the configured HIS origins; nothing is cached or sent on as a Referer."""
-    ancestors = " ".join(["'self'", *conf.frame_ancestors()])
-    response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+    # the site's policy (settings.CONTENT_SECURITY_POLICY, django-csp), framing opened to the HIS origins
+    response._csp_replace = {"frame-ancestors": ["'self'", *conf.frame_ancestors()]}
+    # an external report opens as a blob: tab, which inherits this policy: it may read its own PDF
+    response._csp_update = {"connect-src": ["blob:"]}
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"  # the link's query never leaves in a Referer
     response["X-Content-Type-Options"] = "nosniff"

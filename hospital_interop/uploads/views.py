@@ -17,6 +17,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from hospital_interop.charts import bar_chart
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.quality import selectors as quality
+from hospital_interop.redirects import safe_next
+from hospital_interop.security.metrics_access import metrics_access
 
 from . import selectors, services
 from .forms import CancelForm, PayloadFixForm, RecordFilterForm, patient_digest
@@ -215,7 +217,7 @@ def redrive(request):
             if n
             else "所选记录均不在可重推状态（需处理、等待重试或待发送）。",
         )
-    return redirect(request.POST.get("next") or reverse("uploads:records"))
+    return redirect(safe_next(request, reverse("uploads:records")))
 
 
 @require_POST
@@ -260,9 +262,10 @@ def cancel(request):
     else:
         n = services.cancel(ids, reason=form.cleaned_data["reason"])
         messages.success(request, f"已作废 {n} 条记录，它们不会再发送。")
-    return redirect(request.POST.get("next") or reverse("uploads:records"))
+    return redirect(safe_next(request, reverse("uploads:records")))
 
 
+@metrics_access
 def metrics(request):
     """Prometheus text exposition: outbox rows by interface and state, oldest pending age."""
     lines = [

@@ -2,7 +2,7 @@
 
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import api
 
@@ -39,5 +39,5 @@ urlpatterns = [
     path("v1/studies", api.StudyEvent.as_view(), name="studies"),
     path("v1/studies/<str:study_uid>", api.StudyStatus.as_view(), name="study"),
     path("v1/schema", SchemaView.as_view(), name="schema"),
-    path("v1/docs", SpectacularSwaggerView.as_view(url_name="exam_api:schema"), name="docs"),
+    path("v1/docs", SpectacularSwaggerSplitView.as_view(url_name="exam_api:schema"), name="docs"),
 ]

@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from hospital_interop.redirects import safe_next
+
 from . import selectors, services
 from .models import DailySummaryRun, ExamReport, StudySync
 
@@ -204,7 +206,7 @@ def study_retry(request):
         messages.success(request, f"已安排 {n} 个影像同步任务立即重试（被拒收的实例也将重发）。")
     else:
         messages.error(request, "所选任务均不在可重试状态（等待重试、需人工处理或待同步）。")
-    return redirect(request.POST.get("next") or reverse("exam:studies"))
+    return redirect(safe_next(request, reverse("exam:studies")))
 
 
 @require_POST

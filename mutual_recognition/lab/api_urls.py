@@ -2,7 +2,7 @@
 
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import api
 
@@ -45,5 +45,5 @@ urlpatterns = [
         name="review_signing_link",
     ),
     path(f"{PREFIX}schema", SchemaView.as_view(), name="schema"),
-    path(f"{PREFIX}docs", SpectacularSwaggerView.as_view(url_name="lab_api:schema"), name="docs"),
+    path(f"{PREFIX}docs", SpectacularSwaggerSplitView.as_view(url_name="lab_api:schema"), name="docs"),
 ]
