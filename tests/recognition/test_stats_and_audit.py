@@ -41,7 +41,10 @@ REASONS = [
 
 def make_history(n: int = 160, seed: int = 7) -> None:
     rng = random.Random(seed)
-    now = timezone.now()
+    now = timezone.localtime()
+    # inside the statistics window (the last 30 local days) at any time of day the suite runs
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today_so_far = (now - day_start).total_seconds()
     for i in range(n):
         enc = Encounter.objects.create(
             visit_id=f"VS{seed}{i:05d}", name="患者" + str(i), id_no=resident_id(i + seed * 1000)
@@ -72,7 +75,9 @@ def make_history(n: int = 160, seed: int = 7) -> None:
             std_dept_code=doc[4],
             std_dept_name=doc[5],
             charge_avoided=price if recognized else 0,
-            decided_at=now - timedelta(days=rng.randrange(30), hours=rng.randrange(8)),
+            decided_at=day_start
+            - timedelta(days=(days_ago := rng.randrange(30)))
+            + timedelta(seconds=rng.random() * (8 * 3600 if days_ago else today_so_far)),
         )
 
 
