@@ -78,7 +78,12 @@ def _roles(*codes: str) -> frozenset[str]:
 
 MATRIX: tuple[Section, ...] = (
     Section("登录、退出", PUBLIC, ("login", "logout", "admin:login")),
-    Section("运行状态 /healthz、指标 /metrics", PUBLIC, ("healthz", "metrics"), note="/metrics 仅内网抓取"),
+    Section(
+        "运行状态 /healthz、指标 /metrics",
+        PUBLIC,
+        ("healthz", "metrics"),
+        note="/metrics 需令牌（METRICS_TOKEN），未设令牌时仅内网",
+    ),
     Section("工作台 /", LOGIN, ("home",)),
     Section("上传看板、记录查询、修正重推、作废 /ops/uploads/", PAGE, ("uploads:*",), _roles("ops")),
     Section("接口目录 /interfaces/", PAGE, ("interfaces", "interface"), _roles("lab", "ops", "admin")),
