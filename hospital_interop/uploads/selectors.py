@@ -162,17 +162,17 @@ class RecordFilter:
         return {k: str(v) for k, v in self.__dict__.items() if v}
 
 
-def search_records(
-    f: RecordFilter,
-    *,
-    org_code: str = "",
-    before: tuple | None = None,
-    limit: int = PAGE_SIZE,
-    export: bool = False,
-):
-    """Newest first, keyset-paginated on (enqueued_at, id): every filter is served by an index,
-    so a page costs the same at row 50 and at row 1,000,000. Audited as a search (``export``: as
-    an export)."""
+COUNT_CAP = 10_000  # the browser counts matches up to this many ("超过 10,000 条" beyond)
+JUMP_PAGES = COUNT_CAP // PAGE_SIZE  # pages one can jump to by number (an index range scan each)
+
+
+def count_records(f: RecordFilter, *, org_code: str = "") -> int:
+    """How many rows match, counted up to COUNT_CAP + 1 (a bounded index scan, so the page count
+    costs the same on a table of fifty million rows)."""
+    return _filtered(f, org_code)[: COUNT_CAP + 1].count()
+
+
+def _filtered(f: RecordFilter, org_code: str):
     qs = OutboxRecord.objects.all()
     if f.interface:
         qs = qs.filter(interface=f.interface)
@@ -189,11 +189,36 @@ def search_records(
         qs = qs.filter(enqueued_at__lt=f.date_to)
     if f.overdue:
         qs = qs.filter(state__in=OPEN_STATES, deadline_at__lt=timezone.now())
+    return qs
+
+
+def search_records(
+    f: RecordFilter,
+    *,
+    org_code: str = "",
+    before: tuple | None = None,
+    page: int | None = None,
+    limit: int = PAGE_SIZE,
+    export: bool = False,
+):
+    """Newest first, keyset-paginated on (enqueued_at, id): every filter is served by an index,
+    so a page costs the same at row 50 and at row 1,000,000. ``page`` (1..JUMP_PAGES) jumps to a
+    page by number instead (an offset of at most COUNT_CAP rows). Audited as a search
+    (``export``: as an export)."""
+    qs = _filtered(f, org_code)
+    if page and not before:
+        offset = (min(max(page, 1), JUMP_PAGES) - 1) * limit
+        rows = list(qs.order_by("-enqueued_at", "-pk").defer("payload")[offset : offset + limit + 1])
+        return _audited_page(f, rows, limit, export)
     if before:
         at, pk = before
         # (enqueued_at, id) < (at, pk), written so the enqueued_at index serves it as a range
         qs = qs.filter(enqueued_at__lte=at).exclude(enqueued_at=at, pk__gte=pk)
     rows = list(qs.order_by("-enqueued_at", "-pk").defer("payload")[: limit + 1])
+    return _audited_page(f, rows, limit, export)
+
+
+def _audited_page(f: RecordFilter, rows: list, limit: int, export: bool):
     has_more = len(rows) > limit
     audit.record(
         audit.Action.EXPORT if export else audit.Action.SEARCH,

@@ -85,18 +85,24 @@ def records(request):
     if hidden := _hide_patient_id(request):
         return hidden
     form = RecordFilterForm(request.GET or None)
-    rows, has_more, next_token = [], False, ""
+    rows, has_more, next_token, matches = [], False, "", 0
+    page_no = _page_no(request.GET.get("p", ""))
+    before = _cursor(request.GET.get("before", ""))
     if form.is_bound and not form.is_valid():
         pass  # errors are shown above the table
     else:
         filt = form.to_filter() if form.is_bound else selectors.RecordFilter()
+        org = settings.PLATFORM["ORG_CODE"]
         rows, has_more = selectors.search_records(
-            filt, org_code=settings.PLATFORM["ORG_CODE"], before=_cursor(request.GET.get("before", ""))
+            filt, org_code=org, before=before, page=None if before else page_no
         )
+        matches = selectors.count_records(filt, org_code=org)
         if has_more and rows:
             next_token = f"{rows[-1].enqueued_at.isoformat()}_{rows[-1].pk}"
     query = request.GET.copy()
-    query.pop("before", None)
+    for name in ("before", "p"):
+        query.pop(name, None)
+    pages = -(-min(matches, selectors.COUNT_CAP) // selectors.PAGE_SIZE)
     return render(
         request,
         "uploads/records.html",
@@ -106,11 +112,22 @@ def records(request):
             "has_more": has_more,
             "next_token": next_token,
             "query": query.urlencode(),
-            "first_page": not request.GET.get("before"),
+            "first_page": page_no == 1,
+            "page_no": page_no,
+            "pages": pages,
+            "matches": matches,
+            "more_than_counted": matches > selectors.COUNT_CAP,
+            "count_cap": selectors.COUNT_CAP,
+            "jump_pages": min(pages, selectors.JUMP_PAGES),
             "can_operate": request.user.has_perm(OPERATE),
             "cancel_form": CancelForm(),
         },
     )
+
+
+def _page_no(value: str) -> int:
+    """The page number of a ``p`` parameter: 1 when missing or not a positive number."""
+    return int(value) if value.isdigit() and 0 < int(value) <= 10**6 else 1
 
 
 @permission_required(VIEW, raise_exception=True)

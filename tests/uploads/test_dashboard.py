@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from hospital_interop.municipal.specs import load_catalogue
 from hospital_interop.uploads import services, tasks
@@ -134,3 +135,39 @@ def test_metrics_exposes_outbox_counts(client):
     body = client.get("/metrics").content.decode()
     assert 'interop_outbox_records{interface="OP_REGISTRATION",state="pending"} 1' in body
     assert 'interop_outbox_oldest_pending_seconds{interface="OP_REGISTRATION"}' in body
+
+
+@pytest.mark.django_db
+def test_the_record_browser_counts_pages_and_jumps_to_one(client, make_user):
+    """Page count and jump: 120 rows are 3 pages; page 3 holds the 20 oldest; the count stops at
+    the cap so it costs the same on a huge table."""
+    from hospital_interop.uploads import selectors
+
+    now = timezone.now()
+    OutboxRecord.objects.bulk_create(
+        OutboxRecord(
+            interface="OP_REGISTRATION",
+            document="emr_outpatient",
+            spec_version="1",
+            business_key=f"12110000400000000X|{'K' * 60}{i:05d}",
+            version=1,
+            payload={},
+            state=State.DONE,
+            event_at=now,
+            deadline_at=now,
+            next_attempt_at=now,
+        )
+        for i in range(120)
+    )
+    make_user("ops-pages", role="ops")
+    client.login(username="ops-pages", password="pw-for-tests-0")
+    first = client.get("/ops/uploads/records/")
+    text = first.content.decode()
+    assert "第 1 页 / 共 3 页（120 条）" in text and 'name="p"' in text
+    assert 'class="mono key" title="12110000400000000X|KKKK' in text  # full key on hover
+    third = client.get("/ops/uploads/records/", {"p": "3"})
+    # enqueued_at is stamped at insert (the same instant for all): newest id first, so page 3 holds 19..0
+    assert [r.business_key[-5:] for r in third.context["rows"]] == [f"{i:05d}" for i in range(19, -1, -1)]
+    assert "第 3 页 / 共 3 页" in third.content.decode()
+    assert client.get("/ops/uploads/records/", {"p": "x"}).context["page_no"] == 1
+    assert selectors.count_records(selectors.RecordFilter()) == 120
