@@ -668,14 +668,43 @@ def blocking_reason(record: OutboxRecord) -> str:
     return ""
 
 
+def send_seconds(record: OutboxRecord) -> float:
+    """How long sending this row may take: the client gives a request up after the platform
+    timeout and may repeat it once at once (1002/1003), so twice that."""
+    return 2 * settings.PLATFORM["TIMEOUT_SECONDS"]
+
+
+HANDED_BACK = "本批次发送耗时较长，租约将到期，已交还待重新领取（未发送）"
+
+
+def _hand_back(record: OutboxRecord, now: datetime) -> str:
+    """A claimed row whose lease would run out while it is being sent is not sent: once the lease
+    is over the sweep may give it to another worker, and both would send it. It goes back,
+    unsent and due at once, for a later claim (with a fresh lease)."""
+    LEASE.release(
+        record.pk,
+        record.claimed_by,
+        now=now,
+        state=State.RETRY if record.attempts else State.PENDING,
+        next_attempt_at=now,
+        last_message=HANDED_BACK,
+    )
+    return "handed-back"
+
+
 def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
     """Send claimed rows one by one, then record all outcomes in one transaction (a worker killed
     before that leaves the rows to lease expiry: they are sent again, which the platform's
-    upsert by key makes harmless). Returns counts per resulting state."""
+    upsert by key makes harmless). A row whose lease would run out before its send could end is
+    handed back unsent (``_hand_back``). Returns counts per resulting state."""
     counts: dict[str, int] = {}
     sent = []
     for record in records:
         started = timezone.now()
+        if record.lease_until and record.lease_until - started < timedelta(seconds=send_seconds(record)):
+            state = _hand_back(record, started)
+            counts[state] = counts.get(state, 0) + 1
+            continue
         reason = blocking_reason(record)
         if reason:
             state = _hold(record, reason, started)
