@@ -168,6 +168,9 @@ DELIVERY = {
     # a claimed row whose worker died is reclaimed after the lease
     "LEASE_SECONDS": float(os.environ.get("DELIVERY_LEASE_SECONDS", "120")),
     "CLAIM_BATCH": int(os.environ.get("DELIVERY_CLAIM_BATCH", "20")),
+    # a worker that lost the database (restart, failover) reconnects and goes on for this long
+    # before giving up: an answer the platform gave is recorded, not thrown away
+    "DB_RETRY_SECONDS": float(os.environ.get("DELIVERY_DB_RETRY_SECONDS", "90")),
 }
 
 # --- Municipal platform ---------------------------------------------------------------------

@@ -15,19 +15,21 @@ that are due, leased with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two worker
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import random
 import re
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
@@ -692,34 +694,69 @@ def _hand_back(record: OutboxRecord, now: datetime) -> str:
     return "handed-back"
 
 
-def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
-    """Send claimed rows one by one, then record all outcomes in one transaction (a worker killed
-    before that leaves the rows to lease expiry: they are sent again, which the platform's
-    upsert by key makes harmless). A row whose lease would run out before its send could end is
-    handed back unsent (``_hand_back``). Returns counts per resulting state."""
-    counts: dict[str, int] = {}
-    sent = []
-    for record in records:
-        started = timezone.now()
-        if record.lease_until and record.lease_until - started < timedelta(seconds=send_seconds(record)):
-            state = _hand_back(record, started)
-            counts[state] = counts.get(state, 0) + 1
-            continue
-        reason = blocking_reason(record)
-        if reason:
-            state = _hold(record, reason, started)
-            counts[state] = counts.get(state, 0) + 1
-            continue
+T = TypeVar("T")
+
+
+def through_database_blips(what: str, step: Callable[[], T]) -> T:
+    """Run a database step of delivery; when the database blinks (a restart, a failover: the
+    connection is lost or refused), reconnect and run it again with a growing pause, for up to
+    ``DELIVERY["DB_RETRY_SECONDS"]`` (longer than a typical failover). ``step`` must be safe to
+    run again: it is one transaction, and it starts from the same state each time."""
+    deadline = time.monotonic() + settings.DELIVERY["DB_RETRY_SECONDS"]
+    pause = 0.1
+    while True:
         try:
-            payload = record.payload  # opened here: a broken one stops this row, not the batch
-        except SealBroken as broken:
-            state = _unreadable(record, broken, started)
-            counts[state] = counts.get(state, 0) + 1
+            return step()
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block or time.monotonic() + pause > deadline:
+                raise
+            log.warning("database unavailable while %s, again in %.1f s: %s", what, pause, exc)
+            try:
+                connection.close()  # the next query connects anew
+            except Exception:  # the connection is already gone
+                connection.connection = None
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
+    """Send claimed rows one by one, recording each outcome as soon as the platform answered: a
+    row the platform accepted is marked so before the next one goes, so no answer waits for the
+    batch (its ``accepted_at`` is its own) and none is lost with a later failure. Recording
+    outlives a database blip (``through_database_blips``): a row whose send was accepted is
+    not sent again because the database restarted meanwhile. A worker killed between a send and
+    its record leaves that row to lease expiry (sent again, which the platform's upsert by key
+    makes harmless). A row whose lease would run out before its send could end is handed back
+    unsent (``_hand_back``). Returns counts per resulting state."""
+    counts: dict[str, int] = {}
+    for record in records:
+        ready = through_database_blips(f"checking upload {record.pk}", lambda r=record: _ready_to_send(r))
+        if isinstance(ready, str):
+            counts[ready] = counts.get(ready, 0) + 1
             continue
-        sent.append((record, client.call(record.interface, payload), started))
-    for state in record_outcomes(sent):
+        payload, started = ready
+        result = client.call(record.interface, payload)
+        state = through_database_blips(
+            f"recording the answer for upload {record.pk}",
+            # a copy each time: a failed try must not leave its changes (attempts + 1) on the row
+            lambda r=record, res=result, at=started: record_outcomes([(copy.copy(r), res, at)])[0],
+        )
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+def _ready_to_send(record: OutboxRecord) -> tuple[dict, datetime] | str:
+    """(payload, start) of a claimed row that may go now, or the state it was moved to instead."""
+    started = timezone.now()
+    if record.lease_until and record.lease_until - started < timedelta(seconds=send_seconds(record)):
+        return _hand_back(record, started)
+    reason = blocking_reason(record)
+    if reason:
+        return _hold(record, reason, started)
+    try:
+        return record.payload, started  # opened here: a broken one stops this row, not the batch
+    except SealBroken as broken:
+        return _unreadable(record, broken, started)
 
 
 def _age_from(record: OutboxRecord) -> datetime:
@@ -801,6 +838,9 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
     states, changed, attempts, done = [], [], [], []
     with transaction.atomic():
         live = LEASE.holders(r.pk for r, _, _ in sent)
+        live |= _accepted_but_reclaimed(
+            [(r, result) for r, result, _ in sent if (r.pk, r.claimed_by) not in live]
+        )
         for record, result, started in sent:
             policy = known.get(record.interface) or InterfacePolicy(interface=record.interface)
             _apply_outcome(record, result, started, now, policy)
@@ -838,6 +878,19 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
             _release_children(done, now)
     # the states after superseding (a lost lease keeps its marker)
     return [s if s == "lost-lease" else record.state for (record, _, _), s in zip(sent, states, strict=True)]
+
+
+def _accepted_but_reclaimed(lost: list[tuple[OutboxRecord, CallResult]]) -> set[tuple[int, str]]:
+    """Rows whose lease ran out while their answer was on its way (the database was away) and
+    which the sweep made due again, but no worker has taken yet: an acceptance still counts for
+    them, or they would be sent twice. Locked like ``LEASE.holders``; (id, the sender) pairs."""
+    accepted = {r.pk: r.claimed_by for r, result in lost if result.outcome == Outcome.ACCEPTED}
+    if not accepted:
+        return set()
+    unclaimed = OutboxRecord.objects.select_for_update().filter(
+        pk__in=list(accepted), state__in=DUE_STATES, claimed_by=""
+    )
+    return {(pk, accepted[pk]) for pk in unclaimed.values_list("pk", flat=True)}
 
 
 def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answer: set[int]) -> None:

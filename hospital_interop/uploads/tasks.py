@@ -21,7 +21,9 @@ def client():
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver(record_id=None, interface=None):
     """Claim the given row (and other due rows, up to a batch) and send them."""
-    records = services.claim(record_id, interface=interface)
+    records = services.through_database_blips(
+        "claiming uploads", lambda: services.claim(record_id, interface=interface)
+    )
     if records:
         services.deliver_claimed(records, client())
     return len(records)
