@@ -160,7 +160,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Asia/Shanghai"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-DELIVERY_SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "10"))
+DELIVERY_SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "5"))
 DELIVERY = {
     # exponential backoff with jitter: base * 2^(attempt-1), capped
     "BACKOFF_BASE_SECONDS": float(os.environ.get("DELIVERY_BACKOFF_BASE_SECONDS", "5")),
@@ -170,6 +170,8 @@ DELIVERY = {
     "CLAIM_BATCH": int(os.environ.get("DELIVERY_CLAIM_BATCH", "20")),
     # a worker that lost the database (restart, failover) reconnects and goes on for this long
     # before giving up: an answer the platform gave is recorded, not thrown away
+    # while an interface's platform is away, the sweep lets one waiting row try it this often
+    "PROBE_SECONDS": float(os.environ.get("DELIVERY_PROBE_SECONDS", "4")),
     "DB_RETRY_SECONDS": float(os.environ.get("DELIVERY_DB_RETRY_SECONDS", "90")),
 }
 

@@ -30,11 +30,12 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, F, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from hospital_interop.atrest import SealBroken
 from hospital_interop.audit import services as audit
+from hospital_interop.cachesafe import cached
 from hospital_interop.errors import field_error
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
@@ -876,6 +877,10 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
         Attempt.objects.bulk_create(attempts)
         if done:
             _release_children(done, now)
+    try:  # after the commit: the outcomes stand whatever happens here
+        _note_platform(sent)
+    except (OperationalError, InterfaceError) as exc:  # the sweep's probe will bring them on
+        log.warning("waiting retries not brought forward: %s", exc)
     # the states after superseding (a lost lease keeps its marker)
     return [s if s == "lost-lease" else record.state for (record, _, _), s in zip(sent, states, strict=True)]
 
@@ -916,6 +921,9 @@ def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answ
         _resend_newest_later(interface, key, now)
 
 
+LATE_RESEND = "旧版本的请求可能晚于本版本到达平台，稍后重发本版本"
+
+
 def _resend_newest_later(interface: str, key: str, now: datetime) -> None:
     """An older version's request may reach the platform late (its sender gave up waiting): send
     the newest version again after that window, so the platform ends with the newest."""
@@ -932,7 +940,7 @@ def _resend_newest_later(interface: str, key: str, now: datetime) -> None:
         state=State.RETRY,
         next_attempt_at=later,
         updated_at=now,
-        last_message="旧版本的请求可能晚于本版本到达平台，稍后重发本版本",
+        last_message=LATE_RESEND,
     )
 
 
@@ -980,6 +988,85 @@ def _release_children(parents: list[OutboxRecord], now: datetime) -> None:
 def _parent_interfaces() -> frozenset[str]:
     """Interfaces some other interface waits for: only their acceptance can release children."""
     return frozenset(p.interface for spec in load_catalogue().interfaces for p in spec.parents)
+
+
+# --- outages: the backlog goes at once when the platform is back ----------------------------------
+# While an interface's calls fail as a whole (no connection, timeouts, HTTP 5xx, 5000) its rows
+# back off, ever longer. The first call it accepts after such a spell brings its waiting retries
+# forward, so recovery takes the backlog's send time, not the backoff's; claims still keep each
+# interface's concurrency and rate limits. With no new records nothing would call the interface
+# until the earliest backoff ends: the sweep makes one waiting row due now and then (a probe).
+OUTAGE_KEY = "uploads:outage:{}"  # cache: since when calls to this interface fail as a whole
+PROBE_KEY = "uploads:probe:{}"
+
+
+def _unreachable(result: CallResult) -> bool:
+    """A failure that says the platform is not working, not that this record is wrong."""
+    return (
+        result.outcome == Outcome.RETRY
+        and not result.refused_answer
+        and (result.http_status is None or result.http_status >= 500 or result.code == "5000")
+    )
+
+
+def _note_platform(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> None:
+    for record, result, started in sent:
+        key = OUTAGE_KEY.format(record.interface)
+        if _unreachable(result):
+            cached(lambda k=key, at=started: cache.add(k, at.timestamp(), timeout=7 * 86400), what="outage")
+        elif result.outcome == Outcome.ACCEPTED:
+            since, _ = cached(lambda k=key: cache.get(k), what="outage")
+            if since is None:
+                continue
+            ended, _ = cached(lambda k=key: cache.delete(k), False, what="outage")
+            # one failed call among good ones is no outage: only a spell longer than the first backoff
+            if ended and time.time() - since >= settings.DELIVERY["BACKOFF_BASE_SECONDS"]:
+                bring_forward(record.interface)
+
+
+def _waiting_after_outage(interface: str, now: datetime):
+    """Rows of an interface that wait out a backoff after failures of the platform as a whole;
+    not those the platform asked to wait (3001) or that wait on purpose (``LATE_RESEND``)."""
+    return OutboxRecord.objects.filter(
+        interface=interface, state=State.RETRY, next_attempt_at__gt=now, last_code__in=("", "5000")
+    ).exclude(last_message=LATE_RESEND)
+
+
+def bring_forward(interface: str, now: datetime | None = None) -> int:
+    """The platform accepts this interface's calls again: its rows waiting out a backoff are due
+    now, in the order they were enqueued, and workers are woken for them."""
+    now = now or timezone.now()
+    n = _waiting_after_outage(interface, now).update(next_attempt_at=F("enqueued_at"), updated_at=now)
+    if n:
+        log.info("platform accepts %s again: %d waiting retries brought forward", interface, n)
+        for _ in range(min(-(-n // CLAIM_BATCH), 50)):
+            wake()
+    return n
+
+
+def probe_outages(now: datetime | None = None) -> list[str]:
+    """The sweep's part: for each interface in an outage with nothing due or in flight, make its
+    earliest waiting row due now (at most every ``DELIVERY["PROBE_SECONDS"]``), so that the first
+    call after the platform's return comes soon. Returns the interfaces probed."""
+    now = now or timezone.now()
+    keys = {OUTAGE_KEY.format(spec.code): spec.code for spec in load_catalogue().interfaces}
+    down, _ = cached(lambda: cache.get_many(list(keys)), {}, what="outage")
+    probed = []
+    for key in down:
+        code = keys[key]
+        busy = OutboxRecord.objects.filter(interface=code).filter(LEASE.due(now) | Q(state=State.SENDING))
+        first = _waiting_after_outage(code, now).order_by("next_attempt_at").first()
+        if first is None or busy.exists():
+            continue
+        taken, _ = cached(
+            lambda c=code: cache.add(PROBE_KEY.format(c), 1, timeout=settings.DELIVERY["PROBE_SECONDS"]),
+            False,
+            what="outage",
+        )
+        if taken:
+            OutboxRecord.objects.filter(pk=first.pk, state=State.RETRY).update(next_attempt_at=now)
+            probed.append(code)
+    return probed
 
 
 def retry_delay(attempts: int, result: CallResult) -> float:

@@ -33,6 +33,7 @@ def deliver(record_id=None, interface=None):
 def sweep():
     """Periodic safety net: reclaim dead workers' rows and dispatch everything that is due."""
     services.reclaim_expired_leases()
+    services.probe_outages()
     for _ in range(services.due_batches()):
         deliver.delay()
 

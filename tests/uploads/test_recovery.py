@@ -8,6 +8,7 @@ import time
 
 import pytest
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
 
 from hospital_interop.municipal.specs import load_catalogue
 from hospital_interop.uploads import services
@@ -21,6 +22,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 INTERFACE = "LAB_REPORT_DETAIL"
 SWEEP_SECONDS = 2
+OUTAGE_SECONDS = 40
 
 
 @pytest.fixture
@@ -81,7 +83,7 @@ def test_a_database_restart_during_a_burst_sends_no_record_twice(sim, processes,
     processes.worker(concurrency=4, **env)
     processes.worker(concurrency=4, **env)
     processes.beat(**env)
-    payloads = _payloads(5000, 200)
+    payloads = _payloads(5000, 150)
     _enqueue(payloads)
     wait_until(lambda: (_delivered() or 0) >= 40, 60, interval=0.1, message="the burst under way")
 
@@ -108,3 +110,40 @@ def test_a_database_restart_during_a_burst_sends_no_record_twice(sim, processes,
     assert not OutboxRecord.objects.exclude(state=State.DONE).exists()
     # the restart did catch answers on their way: they were recorded once the database was back
     assert "database unavailable while recording the answer" in processes.logs()
+
+
+def test_after_a_platform_outage_the_backlog_goes_at_once(sim, processes, settings):
+    """Production backoff (5 s doubling, capped at an hour): during a 40 s outage the rows back off
+    for up to ~80 s more. The first call accepted after the platform's return brings them all
+    forward (the sweep lets a waiting row try the platform every few seconds)."""
+    settings.DELIVERY_SWEEP_SECONDS = SWEEP_SECONDS
+    with transaction.atomic():
+        sync_schedules()
+    env = {"DELIVERY_SWEEP_SECONDS": SWEEP_SECONDS}
+    sim.set_faults(http_5xx=1.0)  # the platform is down: every call fails, nothing is stored
+    processes.worker(concurrency=4, **env)
+    processes.worker(concurrency=4, **env)
+    processes.beat(**env)
+    payloads = _payloads(6000, 150)
+    down = time.monotonic()
+    _enqueue(payloads[:100])
+    wait_until(lambda: OutboxRecord.objects.filter(attempts__gte=3).exists(), 60, message="rows backing off")
+    _enqueue(payloads[100:])
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down)))
+
+    waiting = OutboxRecord.objects.filter(state=State.RETRY)
+    latest = max(waiting.values_list("next_attempt_at", flat=True))
+    sim.set_faults()  # the platform is back
+    back = time.monotonic()
+    backoff_left = (latest - timezone.now()).total_seconds()
+    assert waiting.count() == len(payloads) and backoff_left > 15  # by backoff alone: later than 15 s
+
+    wait_until(
+        lambda: _delivered() == len(payloads), 15, interval=0.1, message="all delivered after the return"
+    )
+    recovery = time.monotonic() - back
+    print(
+        f"\nplatform down {back - down:.0f} s, {len(payloads)} records waiting (backoff up to {backoff_left:.0f} s"
+        f" more): all delivered {recovery:.1f} s after its return"
+    )
+    assert len(sim.records(INTERFACE)) == len(payloads)
