@@ -1183,6 +1183,15 @@ def cancel(record_ids, *, reason: str) -> int:
     return len(rows)
 
 
+SWEEP_HEARTBEAT_KEY = "uploads:sweep:last-run"
+
+
+def note_sweep(now: float | None = None) -> None:
+    """The sweep ran (its heartbeat, read by /healthz, /metrics and the dashboard)."""
+    at = time.time() if now is None else now
+    cached(lambda: cache.set(SWEEP_HEARTBEAT_KEY, at, timeout=None), what="sweep heartbeat")
+
+
 def due_batches(max_batches: int = 50) -> int:
     """How many delivery batches the sweep should dispatch now."""
     due = OutboxRecord.objects.filter(LEASE.due(timezone.now()))[: CLAIM_BATCH * max_batches].count()

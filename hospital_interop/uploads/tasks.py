@@ -36,6 +36,7 @@ def sweep():
     services.probe_outages()
     for _ in range(services.due_batches()):
         deliver.delay()
+    services.note_sweep()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
