@@ -170,6 +170,10 @@ DELIVERY = {
     "CLAIM_BATCH": int(os.environ.get("DELIVERY_CLAIM_BATCH", "20")),
     # a worker that lost the database (restart, failover) reconnects and goes on for this long
     # before giving up: an answer the platform gave is recorded, not thrown away
+    # a row whose payload is larger is claimed alone (it does not hold small ones up), and its
+    # lease and send time grow by its transfer at the rate below (a conservative estimate)
+    "LARGE_PAYLOAD_BYTES": int(os.environ.get("DELIVERY_LARGE_PAYLOAD_BYTES", str(1_000_000))),
+    "SEND_BYTES_PER_SECOND": float(os.environ.get("DELIVERY_SEND_BYTES_PER_SECOND", str(1_000_000))),
     # while an interface's platform is away, the sweep lets one waiting row try it this often
     "PROBE_SECONDS": float(os.environ.get("DELIVERY_PROBE_SECONDS", "4")),
     "DB_RETRY_SECONDS": float(os.environ.get("DELIVERY_DB_RETRY_SECONDS", "90")),

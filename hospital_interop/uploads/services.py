@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import logging
 import random
 import re
@@ -508,6 +509,7 @@ def _new_version(checked: Checked, version: int, source: str, now) -> OutboxReco
         business_key=checked.key,
         version=version,
         payload=item.payload,
+        payload_size=payload_size(item.payload),
         source=source,
         event_at=event_at,
         next_attempt_at=now,
@@ -516,6 +518,11 @@ def _new_version(checked: Checked, version: int, source: str, now) -> OutboxReco
         deadline_at=event_at + timedelta(minutes=policy_for(spec.code).deadline_minutes),
         waits_for=[f"{i}#{k}" for i, k in parents],
     )
+
+
+def payload_size(payload: dict) -> int:
+    """The payload's size as compact UTF-8 JSON (about what goes to the platform, before sealing)."""
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:
@@ -571,7 +578,9 @@ def claim(
     worker: str | None = None,
 ) -> list[OutboxRecord]:
     """Lease due rows (the given one first) to this worker; rows locked by others are skipped,
-    and so are rows over their interface's concurrency or rate limit (they wait for a later claim)."""
+    and so are rows over their interface's concurrency or rate limit (they wait for a later claim).
+    A row whose payload is over ``DELIVERY["LARGE_PAYLOAD_BYTES"]`` is claimed alone, with a lease
+    grown by its transfer time (``_large_alone``, ``_lease_seconds``)."""
     known = policies(fresh=True)  # one small query per batch
     paused = [code for code, p in known.items() if not p.enabled]
     scheduled = [code for code, p in known.items() if p.mode == InterfacePolicy.Mode.SCHEDULED]
@@ -585,12 +594,32 @@ def claim(
         limit=limit,
         first=record_id,
         worker=worker,
-        columns=("interface",),
-        admit=lambda rows: _within_limits(rows, known),
+        columns=("interface", "payload_size"),
+        admit=lambda rows: _within_limits(_large_alone(rows), known),
+        seconds_for=_lease_seconds,
     )
     if not ids:
         return []
     return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
+
+
+def is_large(size: int) -> bool:
+    return size > settings.DELIVERY["LARGE_PAYLOAD_BYTES"]
+
+
+def _large_alone(rows: list[tuple[int, str, int]]) -> list[tuple[int, str]]:
+    """(id, interface) of the candidates one claim may take: a large row alone when it comes
+    first, else the small ones (a large row further on waits for a claim of its own). Small
+    rows never wait behind a large transfer, nor for its outcome to be recorded."""
+    if rows and is_large(rows[0][2]):
+        return [(rows[0][0], rows[0][1])]
+    return [(pk, code) for pk, code, size in rows if not is_large(size)]
+
+
+def _lease_seconds(rows: list[tuple[int, str, int]]) -> float:
+    """The lease, grown by the time the claimed payloads take to transfer."""
+    total = sum(size for _, _, size in rows)
+    return settings.DELIVERY["LEASE_SECONDS"] + total / settings.DELIVERY["SEND_BYTES_PER_SECOND"]
 
 
 def _within_limits(rows: list[tuple[int, str]], known: dict[str, InterfacePolicy]) -> list[int]:
@@ -673,8 +702,9 @@ def blocking_reason(record: OutboxRecord) -> str:
 
 def send_seconds(record: OutboxRecord) -> float:
     """How long sending this row may take: the client gives a request up after the platform
-    timeout and may repeat it once at once (1002/1003), so twice that."""
-    return 2 * settings.PLATFORM["TIMEOUT_SECONDS"]
+    timeout and may repeat it once at once (1002/1003), so twice that, and its payload's transfer."""
+    transfer = record.payload_size / settings.DELIVERY["SEND_BYTES_PER_SECOND"]
+    return 2 * settings.PLATFORM["TIMEOUT_SECONDS"] + transfer
 
 
 HANDED_BACK = "本批次发送耗时较长，租约将到期，已交还待重新领取（未发送）"
@@ -1128,7 +1158,8 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
                 )
                 row.payload, row.patient_id_hash = payload, patient.id_hash
                 row.patient_display = mask_name(patient.name)
-                fields += ["payload", "patient_id_hash", "patient_display"]
+                row.payload_size = payload_size(payload)
+                fields += ["payload", "payload_size", "patient_id_hash", "patient_display"]
             events.append(event)
             row.state, row.next_attempt_at, row.last_errors, row.redriven_at = State.PENDING, now, [], now
             row.last_message = "运维已重推"

@@ -24,6 +24,8 @@ def deliver(record_id=None, interface=None):
     records = services.through_database_blips(
         "claiming uploads", lambda: services.claim(record_id, interface=interface)
     )
+    if len(records) == 1 and services.is_large(records[0].payload_size):
+        services.wake()  # a large row is claimed alone: another worker takes the rest meanwhile
     if records:
         services.deliver_claimed(records, client())
     return len(records)
