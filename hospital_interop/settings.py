@@ -173,6 +173,8 @@ DELIVERY = {
     # a row whose payload is larger is claimed alone (it does not hold small ones up), and its
     # lease and send time grow by its transfer at the rate below (a conservative estimate)
     "LARGE_PAYLOAD_BYTES": int(os.environ.get("DELIVERY_LARGE_PAYLOAD_BYTES", str(1_000_000))),
+    # large rows sent at once, over all workers (the other worker processes keep small rows moving)
+    "LARGE_IN_FLIGHT": int(os.environ.get("DELIVERY_LARGE_IN_FLIGHT", "1")),
     "SEND_BYTES_PER_SECOND": float(os.environ.get("DELIVERY_SEND_BYTES_PER_SECOND", str(1_000_000))),
     # while an interface's platform is away, the sweep lets one waiting row try it this often
     "PROBE_SECONDS": float(os.environ.get("DELIVERY_PROBE_SECONDS", "4")),

@@ -610,9 +610,15 @@ def is_large(size: int) -> bool:
 def _large_alone(rows: list[tuple[int, str, int]]) -> list[tuple[int, str]]:
     """(id, interface) of the candidates one claim may take: a large row alone when it comes
     first, else the small ones (a large row further on waits for a claim of its own). Small
-    rows never wait behind a large transfer, nor for its outcome to be recorded."""
+    rows never wait behind a large transfer, nor for its outcome to be recorded. At most
+    ``DELIVERY["LARGE_IN_FLIGHT"]`` large rows are sent at once, so that large transfers never
+    take every worker process: small rows keep flowing beside them."""
     if rows and is_large(rows[0][2]):
-        return [(rows[0][0], rows[0][1])]
+        in_flight = OutboxRecord.objects.filter(
+            state=State.SENDING, payload_size__gt=settings.DELIVERY["LARGE_PAYLOAD_BYTES"]
+        ).count()
+        if in_flight < settings.DELIVERY["LARGE_IN_FLIGHT"]:
+            return [(rows[0][0], rows[0][1])]
     return [(pk, code) for pk, code, size in rows if not is_large(size)]
 
 

@@ -85,3 +85,12 @@ def test_each_record_is_stamped_accepted_when_its_own_answer_came(sim):
     for earlier, later in itertools.pairwise(claimed):
         started = Attempt.objects.get(record_id=later.pk).started_at
         assert done[earlier.pk].accepted_at <= started  # recorded before the next send began
+
+
+def test_only_one_large_row_is_in_flight_at_a_time_so_small_rows_keep_a_worker():
+    first, second = _pdf(13, 100_000), _pdf(14, 100_000)
+    small = _small(15)
+    OutboxRecord.objects.filter(pk=second.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+    assert [r.pk for r in services.claim(first.pk, limit=20, worker="w:1")] == [first.pk]
+    assert [r.pk for r in services.claim(limit=20, worker="w:2")] == [small.pk]  # not the second PDF
+    assert OutboxRecord.objects.get(pk=second.pk).state == State.PENDING
