@@ -30,17 +30,17 @@ def private_postgres(settings):
     """This test's database moved to a PostgreSQL server of its own, which it may restart: the
     test database is copied there, and this process and every worker it starts use the copy."""
     server = PrivatePostgres()
-    server.init()
-    server.start()
     settings_dict = connection.settings_dict
     original = {k: settings_dict[k] for k in ("HOST", "PORT", "NAME", "USER")}
-    settings.DELIVERY_SWEEP_SECONDS = SWEEP_SECONDS
-    with transaction.atomic():
-        sync_schedules()  # the sweep's schedule travels with the copy
-    connection.close()
-    server.copy_database(settings_dict, "recovery")
-    settings_dict.update(HOST="127.0.0.1", PORT=str(server.port), NAME="recovery", USER=server.user)
-    try:
+    try:  # a set-up that fails half-way still stops the server
+        server.init()
+        server.start()
+        settings.DELIVERY_SWEEP_SECONDS = SWEEP_SECONDS
+        with transaction.atomic():
+            sync_schedules()  # the sweep's schedule travels with the copy
+        connection.close()
+        server.copy_database(settings_dict, "recovery")
+        settings_dict.update(HOST="127.0.0.1", PORT=str(server.port), NAME="recovery", USER=server.user)
         yield server
     finally:
         connection.close()
