@@ -7,9 +7,16 @@
    ``plain_at_rest``) beside it, and per record the at-rest work beside the envelope's seal.
 2. The record browser's search over 1,000,000 outbox rows, per filter, beside a primary-key
    lookup on the same table.
+3. Recovery after a platform outage (60 s by default, ``--outage``): 2 worker processes and beat at
+   production settings, the simulator answering HTTP 500 to everything while records arrive; the
+   time from the platform's return until every record was accepted, beside the outage's length
+   (target: <= 15 s), and beside the same records' delivery with no outage (anchor).
+4. Large PDFs (40 x 20 MiB) among small records arriving at a steady rate: the small records'
+   latency p50 / p95 / max, beside the same run without the PDFs (target: p95 <= 2 x control).
 
 Needs PostgreSQL and Redis (as for `make test`); uses its own database `interop_bench` and Redis
 db 3. Run: .venv/bin/python benchmarks/delivery.py [--records 2000] [--browse-rows 1000000]
+[--outage 60] [--outage-records 300] [--skip-outage] [--pdfs 40] [--pdf-mib 20] [--skip-pdfs]
 """
 
 from __future__ import annotations
@@ -335,6 +342,218 @@ def end_to_end(env, tmp: Path, n: int) -> None:
         stop(sim)
 
 
+def start_simulator(env, tmp: Path) -> tuple[subprocess.Popen, dict]:
+    """The platform simulator on a free port, and the environment that points the product at it."""
+    keys = Path(env["HOSPITAL_INTEROP_KEY_DIR"])
+    sim_log = tmp / "sim-outage.log"
+    sim = start(
+        [
+            sys.executable,
+            "-m",
+            "simulators.platform",
+            "--port",
+            "0",
+            "--db",
+            str(tmp / "sim-outage.sqlite3"),
+            "--keys",
+            str(keys),
+            "--reset",
+        ],
+        env,
+        sim_log,
+        "listening on",
+    )
+    url = sim_log.read_text().split("listening on ")[1].split()[0]
+    return sim, {
+        **env,
+        "PLATFORM_BASE_URL": url,
+        "PLATFORM_PRIVATE_KEY_FILE": str(keys / "hospital_sm2.pem"),
+        "PLATFORM_PUBLIC_KEY_FILE": str(keys / "platform_sm2_pub.pem"),
+        "PLATFORM_SM4_KEY_FILE": str(keys / "sm4.key"),
+        "PLATFORM_APP_SECRET_FILE": str(keys / "app_secret"),
+    }
+
+
+def _faults(url: str, **faults) -> None:
+    import requests
+
+    requests.post(url + "/_sim/faults", json={**faults, "replace": True}, timeout=10).raise_for_status()
+
+
+def outage_recovery(env, tmp: Path, n: int, outage: float) -> None:
+    """Records arrive while the platform is down (every call: HTTP 500) and back off at the
+    production settings; the figure is the time from its return until all were accepted."""
+    import django
+
+    django.setup()
+    import redis
+    from django.db import connection, transaction
+
+    from hospital_interop.municipal.specs import load_catalogue
+    from hospital_interop.uploads import services
+    from hospital_interop.uploads.models import OutboxRecord, State
+    from hospital_interop.uploads.schedules import sync_schedules
+
+    sim, env = start_simulator(env, tmp)
+    os.environ.update(env)
+    url = env["PLATFORM_BASE_URL"]
+    spec = load_catalogue().interface("LAB_REPORT_DETAIL")
+
+    def run(seed: int, down: float) -> tuple[float, float, int]:
+        """(seconds from the return (or the last enqueue) to all accepted, the longest backoff left
+        at the return, attempts made)."""
+        with connection.cursor() as cur:
+            cur.execute("TRUNCATE uploads_outboxrecord CASCADE")
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+        with transaction.atomic():
+            sync_schedules()
+        if down:
+            _faults(url, http_5xx=1.0)  # the platform is down: every call fails, nothing is stored
+        else:
+            _faults(url)
+        procs = start_workers(env, tmp, plain=False)
+        procs.append(
+            start(
+                [sys.executable, "-m", "celery", "-A", "hospital_interop", "beat", "--loglevel", "INFO"],
+                env,
+                tmp / f"beat-{seed}.log",
+                "beat: Starting",
+                timeout=90,
+            )
+        )
+        try:
+            t0 = time.perf_counter()
+            payloads = [spec.example(s) for s in range(seed, seed + n)]
+            for i in range(10):  # the records arrive over the first part of the outage
+                with transaction.atomic():
+                    services.enqueue_many(
+                        [services.Item(spec.code, p) for p in payloads[i * n // 10 : (i + 1) * n // 10]]
+                    )
+                time.sleep(min(down, 30) / 10)
+            time.sleep(max(0.0, down - (time.perf_counter() - t0)))
+            latest = OutboxRecord.objects.filter(state=State.RETRY).order_by("-next_attempt_at").first()
+            if down:
+                _faults(url)  # the platform is back
+            back = time.perf_counter()
+            left = (latest.next_attempt_at.timestamp() - time.time()) if latest and down else 0.0
+            while OutboxRecord.objects.filter(state=State.DONE).count() < n:
+                if time.perf_counter() - back > 600:
+                    raise SystemExit("delivery did not finish 600 s after the outage")
+                time.sleep(0.05)
+            attempts = sum(OutboxRecord.objects.values_list("attempts", flat=True))
+            return time.perf_counter() - back, left, attempts
+        finally:
+            for proc in procs:
+                stop(proc)
+
+    try:
+        control, _, _ = run(700_000, 0.0)
+        recovery, left, attempts = run(710_000, outage)
+    finally:
+        stop(sim)
+    print(
+        f"\n== Recovery after a platform outage ({n} records arriving while it is down, production settings) =="
+    )
+    print(f"{'what':<60} {'figure':>12}")
+    print(f"{'no outage: last enqueue -> all accepted (anchor)':<60} {control:>10.1f} s")
+    print(f"{'platform outage (every call HTTP 500)':<60} {outage:>10.0f} s")
+    print(f"{'  longest backoff left at its return':<60} {left:>10.0f} s")
+    print(f"{'  attempts made (all records)':<60} {attempts:>12}")
+    print(f"{'recovery: return -> all accepted':<60} {recovery:>10.1f} s")
+    print(f"target <= 15 s: {'PASS' if recovery <= 15 else 'FAIL'}")
+
+
+def pdf_mix(env, tmp: Path, small: int, pdfs: int, mib: float, rate: float) -> None:
+    """Small records arrive at a steady rate, alone (control) and with large PDFs among them; the
+    figure is the small records' latency (enqueue -> the platform's acceptance, ``accepted_at``)."""
+    import base64
+
+    import django
+
+    django.setup()
+    import redis
+    from django.db import connection, transaction
+
+    from hospital_interop.municipal.gm import sm3_hex
+    from hospital_interop.municipal.specs import load_catalogue
+    from hospital_interop.uploads import services
+    from hospital_interop.uploads.models import OutboxRecord, State
+    from hospital_interop.uploads.schedules import sync_schedules
+
+    sim, env = start_simulator(env, tmp)
+    os.environ.update(env)
+    small_spec = load_catalogue().interface("LAB_REPORT_DETAIL")
+    pdf_spec = load_catalogue().interface("LAB_REPORT_PDF")
+    raw = b"%PDF-1.4\n" + os.urandom(int(mib * 1024 * 1024) - 9)
+    content, digest = base64.b64encode(raw).decode(), sm3_hex(raw)
+
+    def run(seed: int, with_pdfs: int) -> dict:
+        with connection.cursor() as cur:
+            cur.execute("TRUNCATE uploads_outboxrecord CASCADE")
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+        with transaction.atomic():
+            sync_schedules()
+        procs = start_workers(env, tmp, plain=False)
+        procs.append(
+            start(
+                [sys.executable, "-m", "celery", "-A", "hospital_interop", "beat", "--loglevel", "INFO"],
+                env,
+                tmp / f"beat-pdf-{seed}.log",
+                "beat: Starting",
+                timeout=90,
+            )
+        )
+        every = max(1, small // with_pdfs) if with_pdfs else 0
+        try:
+            t0 = time.perf_counter()
+            sent_pdfs = 0
+            for i in range(small):
+                services.enqueue(small_spec.code, small_spec.example(seed + i))
+                if every and i % every == every // 2 and sent_pdfs < with_pdfs:
+                    payload = pdf_spec.example(seed + 500_000 + i)
+                    payload.update(fileContent=content, fileSize=len(raw), fileHash=digest)
+                    services.enqueue(pdf_spec.code, payload)
+                    sent_pdfs += 1
+                time.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+            total = small + sent_pdfs
+            while OutboxRecord.objects.filter(state=State.DONE).count() < total:
+                if time.perf_counter() - t0 > 900:
+                    raise SystemExit("delivery did not finish in 900 s")
+                time.sleep(0.2)
+            done = time.perf_counter() - t0
+            waits = sorted(
+                (r.accepted_at - r.enqueued_at).total_seconds()
+                for r in OutboxRecord.objects.filter(interface=small_spec.code).only(
+                    "accepted_at", "enqueued_at"
+                )
+            )
+            return {
+                "p50": statistics.median(waits),
+                "p95": waits[int(len(waits) * 0.95) - 1],
+                "max": waits[-1],
+                "all": done,
+                "pdfs": sent_pdfs,
+            }
+        finally:
+            for proc in procs:
+                stop(proc)
+
+    try:
+        control = run(800_000, 0)
+        mixed = run(820_000, pdfs)
+    finally:
+        stop(sim)
+    print(
+        f"\n== {mixed['pdfs']} x {mib:g} MiB PDFs among {small} small records ({rate:g}/s), 2 worker processes =="
+    )
+    print(f"{'small records: enqueue -> accepted':<44} {'p50 s':>8} {'p95 s':>8} {'max s':>8}")
+    for name, r in (("control: no PDFs (anchor)", control), ("with the PDFs", mixed)):
+        print(f"{name:<44} {r['p50']:>8.2f} {r['p95']:>8.2f} {r['max']:>8.2f}")
+    print(f"{'ratio p95 with PDFs / control':<44} {mixed['p95'] / control['p95']:>26.2f}")
+    print(f"target p95 <= 2 x control: {'PASS' if mixed['p95'] <= 2 * control['p95'] else 'FAIL'}")
+    print(f"all delivered after: control {control['all']:.0f} s, with PDFs {mixed['all']:.0f} s")
+
+
 def browse(rows: int) -> None:
     import django
 
@@ -426,6 +645,14 @@ def main():
     parser.add_argument("--browse-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-browse", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--outage", type=float, default=60.0, help="platform outage in seconds (60)")
+    parser.add_argument("--outage-records", type=int, default=300)
+    parser.add_argument("--skip-outage", action="store_true")
+    parser.add_argument("--pdfs", type=int, default=40, help="large PDFs among the small records (40)")
+    parser.add_argument("--pdf-mib", type=float, default=20.0)
+    parser.add_argument("--pdf-small", type=int, default=600, help="small records in the PDF runs (600)")
+    parser.add_argument("--pdf-rate", type=float, default=10.0, help="small records per second (10)")
+    parser.add_argument("--skip-pdfs", action="store_true")
     parser.add_argument(
         "--database", default=BENCH_DB, help=f"a database of its own (dropped first; {BENCH_DB})"
     )
@@ -435,6 +662,10 @@ def main():
         env = prepare_environment(Path(tmp), database=opts.database, redis_db=opts.redis_db)
         if not opts.skip_e2e:
             end_to_end(env, Path(tmp), opts.records)
+        if not opts.skip_outage:
+            outage_recovery(env, Path(tmp), opts.outage_records, opts.outage)
+        if not opts.skip_pdfs:
+            pdf_mix(env, Path(tmp), opts.pdf_small, opts.pdfs, opts.pdf_mib, opts.pdf_rate)
         if not opts.skip_browse:
             browse(opts.browse_rows)
 

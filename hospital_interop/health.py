@@ -17,7 +17,7 @@ _platform_lock = threading.Lock()
 def _timed(check):
     start = time.perf_counter()
     try:
-        result = {"ok": True, **check()}
+        result = {"ok": True, **check()}  # a check may say ok False itself
     except Exception as exc:  # a health check reports every failure, it never raises
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
     result["ms"] = round((time.perf_counter() - start) * 1000, 2)
@@ -76,10 +76,31 @@ def platform_status() -> dict:
     return result
 
 
+def _sweep():
+    """The delivery sweep's heartbeat: late (not ok) after two intervals without a sweep."""
+    from .uploads.selectors import sweep_status
+
+    status = sweep_status()
+    status.pop("by_interface")
+    status.pop("last_run_at")
+    if status["late"]:
+        status["error"] = (
+            f"投递巡检已 {status['age_seconds']:.0f} 秒未运行（应每 {status['interval_seconds']:.0f} 秒一次），"
+            f"{status['due_unclaimed']} 条到期记录无人派发：请检查 celery beat 与 worker 进程"
+        )
+    return status
+
+
 def health() -> tuple[bool, dict]:
-    """(healthy, report). Healthy means database and broker work; the platform being down
-    delays uploads (they wait in the outbox) but does not make this server unhealthy."""
-    checks = {"database": _timed(_database), "broker": _timed(_broker), "platform": platform_status()}
-    healthy = checks["database"]["ok"] and checks["broker"]["ok"]
+    """(healthy, report). Healthy means database and broker work and the delivery sweep runs; the
+    platform being down delays uploads (they wait in the outbox) but does not make this server
+    unhealthy."""
+    checks = {
+        "database": _timed(_database),
+        "broker": _timed(_broker),
+        "sweep": _timed(_sweep),
+        "platform": platform_status(),
+    }
+    healthy = checks["database"]["ok"] and checks["broker"]["ok"] and checks["sweep"]["ok"]
     status = "ok" if healthy and checks["platform"]["ok"] else ("degraded" if healthy else "error")
     return healthy, {"status": status, "checks": checks}

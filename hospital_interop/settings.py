@@ -180,7 +180,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Asia/Shanghai"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-DELIVERY_SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "10"))
+DELIVERY_SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "5"))
 DELIVERY = {
     # exponential backoff with jitter: base * 2^(attempt-1), capped
     "BACKOFF_BASE_SECONDS": float(os.environ.get("DELIVERY_BACKOFF_BASE_SECONDS", "5")),
@@ -188,6 +188,17 @@ DELIVERY = {
     # a claimed row whose worker died is reclaimed after the lease
     "LEASE_SECONDS": float(os.environ.get("DELIVERY_LEASE_SECONDS", "120")),
     "CLAIM_BATCH": int(os.environ.get("DELIVERY_CLAIM_BATCH", "20")),
+    # a worker that lost the database (restart, failover) reconnects and goes on for this long
+    # before giving up: an answer the platform gave is recorded, not thrown away
+    # a row whose payload is larger is claimed alone (it does not hold small ones up), and its
+    # lease and send time grow by its transfer at the rate below (a conservative estimate)
+    "LARGE_PAYLOAD_BYTES": int(os.environ.get("DELIVERY_LARGE_PAYLOAD_BYTES", str(1_000_000))),
+    # large rows sent at once, over all workers (the other worker processes keep small rows moving)
+    "LARGE_IN_FLIGHT": int(os.environ.get("DELIVERY_LARGE_IN_FLIGHT", "1")),
+    "SEND_BYTES_PER_SECOND": float(os.environ.get("DELIVERY_SEND_BYTES_PER_SECOND", str(1_000_000))),
+    # while an interface's platform is away, the sweep lets one waiting row try it this often
+    "PROBE_SECONDS": float(os.environ.get("DELIVERY_PROBE_SECONDS", "4")),
+    "DB_RETRY_SECONDS": float(os.environ.get("DELIVERY_DB_RETRY_SECONDS", "90")),
 }
 
 # --- Municipal platform ---------------------------------------------------------------------

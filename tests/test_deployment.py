@@ -39,3 +39,10 @@ def test_the_simulator_is_a_dev_profile_service_and_keys_come_from_outside_the_r
         mounts = SERVICES[name]["volumes"]
         assert "./secrets/keys:/run/keys:ro" in mounts, name
     assert not (ROOT / "secrets").exists()
+
+
+def test_every_service_is_restarted_when_it_dies():
+    """A dead beat leaves retries and stranded rows waiting: Docker restarts every process (beat
+    first of all), and /healthz reports a late sweep meanwhile (docs/delivery.md)."""
+    for name, service in COMPOSE["services"].items():
+        assert service.get("restart") == "unless-stopped", name

@@ -44,13 +44,17 @@ def test_redis_cache_and_broker_round_trip():
 
 @pytest.mark.django_db
 def test_healthz_reports_database_and_broker(client):
+    from hospital_interop.uploads.services import note_sweep
+
+    note_sweep()  # the delivery sweep ran just now (its heartbeat is a check of its own)
     response = client.get("/healthz")
     assert response.status_code == 200
     body = response.json()
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["database"]["vendor"] == connection.vendor
     assert body["checks"]["broker"]["ok"] is True
-    assert set(body["checks"]) == {"database", "broker", "platform"}
+    assert body["checks"]["sweep"]["ok"] is True
+    assert set(body["checks"]) == {"database", "broker", "sweep", "platform"}
     assert body["status"] in {"ok", "degraded"}
 
 

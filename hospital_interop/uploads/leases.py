@@ -70,6 +70,7 @@ class Lease:
         worker: str | None = None,
         columns: tuple[str, ...] = (),
         admit: Callable[[list[tuple]], list[int]] | None = None,
+        seconds_for: Callable[[list[tuple]], float] | None = None,
         now: datetime | None = None,
         **also,
     ) -> list[int]:
@@ -77,6 +78,7 @@ class Lease:
         return their ids: row ``first`` before the others, then the longest due. Rows another
         worker holds locked are skipped. ``admit`` may keep fewer of the locked candidates (an
         interface's rate limit): it gets ``(pk, *columns)`` tuples and returns the ids to lease.
+        ``seconds_for``: the lease's length for the leased rows' tuples (large work, longer lease).
         ``also``: more columns to set on the leased rows (attempt counters, start times)."""
         now = now or timezone.now()
         with transaction.atomic():
@@ -95,10 +97,14 @@ class Lease:
                 )
             ids = admit(picked) if admit is not None else [row[0] for row in picked]
             if ids:
+                taken = set(ids)
+                seconds = (
+                    seconds_for([row for row in picked if row[0] in taken]) if seconds_for else self.seconds()
+                )
                 self.model.objects.filter(pk__in=ids).update(
                     state=self.held_state,
                     claimed_by=worker or worker_id(),
-                    lease_until=now + timedelta(seconds=self.seconds()),
+                    lease_until=now + timedelta(seconds=seconds),
                     updated_at=now,
                     **also,
                 )

@@ -36,6 +36,9 @@ class OutboxRecord(models.Model):
     business_key = models.CharField("主键", max_length=255, help_text="主键字段值，以 | 连接")
     version = models.PositiveIntegerField("版本", default=1)
     payload = SealedJSONField("上传内容", purpose="outbox.payload")
+    # the payload's size as JSON (sealed, SQL cannot see it): claims take a large row alone, with a
+    # lease long enough for its transfer
+    payload_size = models.PositiveIntegerField("上传内容大小(字节)", default=0)
     # Ordering (interfaces.md): the parents this record waits for, as "INTERFACE#key" strings.
     waits_for = models.JSONField("依赖", default=list, blank=True)
     # Patient, for search and for per-patient views: the digest (patients.models.id_key, HMAC-SM3)

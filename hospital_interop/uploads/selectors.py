@@ -5,19 +5,24 @@ export of the record browser (one ``audit.record`` each)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
 
 from hospital_interop.atrest import SealBroken
 from hospital_interop.audit import services as audit
+from hospital_interop.cachesafe import cached
 from hospital_interop.municipal.specs import load_catalogue
 
 from .models import OPEN_STATES, Attempt, OutboxRecord, State
-from .services import patient_key_of
+from .schedules import SWEEP_TASK
+from .services import LEASE, SWEEP_HEARTBEAT_KEY, patient_key_of
 
 PAGE_SIZE = 50
 # the order of the requirement's list of municipal documents
@@ -266,3 +271,57 @@ def record_detail(pk: int, *, with_payload: bool = False) -> dict:
 def state_counts() -> list[dict]:
     """(interface, state, n) for /metrics."""
     return list(OutboxRecord.objects.values("interface", "state").annotate(n=Count("pk")).order_by())
+
+
+STARTED = time.time()  # a server that never saw a sweep counts its lateness from its own start
+LATE_AFTER_INTERVALS = 2
+
+
+def sweep_interval() -> float:
+    """The sweep's interval as scheduled (django-celery-beat, editable in the admin), else the setting."""
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.filter(name=SWEEP_TASK).select_related("interval").first()
+    if task is not None and task.interval is not None:
+        return task.interval.schedule.run_every.total_seconds()
+    return float(settings.DELIVERY_SWEEP_SECONDS)
+
+
+def due_unclaimed(now: datetime | None = None) -> list[dict]:
+    """Per interface: rows due and not taken by a worker, and how long the longest has been due
+    (a row backing off is not due; one stranded for want of a sweep or a worker is)."""
+    now = now or timezone.now()
+    rows = (
+        OutboxRecord.objects.filter(LEASE.due(now))
+        .values("interface")
+        .annotate(n=Count("pk"), since=Min("next_attempt_at"))
+        .order_by("interface")
+    )
+    return [
+        {"interface": r["interface"], "n": r["n"], "oldest_due_seconds": (now - r["since"]).total_seconds()}
+        for r in rows
+    ]
+
+
+def sweep_status(now: datetime | None = None) -> dict:
+    """When the sweep last ran, whether it is late (more than two intervals without it: beat or
+    every worker is down), and how many rows are due but unclaimed."""
+    now = now or timezone.now()
+    interval = sweep_interval()
+    last, cache_ok = cached(lambda: cache.get(SWEEP_HEARTBEAT_KEY), what="sweep heartbeat")
+    age = now.timestamp() - (last if last is not None else STARTED)
+    due = due_unclaimed(now)
+    late = age > LATE_AFTER_INTERVALS * interval
+    return {
+        "ok": not late,
+        "last_run": datetime.fromtimestamp(last, tz=UTC).isoformat() if last is not None else None,
+        "last_run_timestamp": last,
+        "last_run_at": datetime.fromtimestamp(last, tz=UTC) if last is not None else None,
+        "age_seconds": round(age, 1),
+        "interval_seconds": interval,
+        "late": late,
+        "heartbeat_readable": cache_ok,
+        "due_unclaimed": sum(r["n"] for r in due),
+        "oldest_due_seconds": round(max((r["oldest_due_seconds"] for r in due), default=0.0), 1),
+        "by_interface": due,
+    }

@@ -15,24 +15,28 @@ that are due, leased with ``SELECT … FOR UPDATE SKIP LOCKED`` so no two worker
 
 from __future__ import annotations
 
+import copy
 import functools
+import json
 import logging
 import random
 import re
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
-from django.db.models import Case, Count, Exists, Max, OuterRef, Q, Value, When
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import Case, Count, Exists, F, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from hospital_interop.atrest import SealBroken
 from hospital_interop.audit import services as audit
+from hospital_interop.cachesafe import cached
 from hospital_interop.errors import field_error
 from hospital_interop.logmask import mask_name
 from hospital_interop.municipal.client import CallResult, Outcome
@@ -505,6 +509,7 @@ def _new_version(checked: Checked, version: int, source: str, now) -> OutboxReco
         business_key=checked.key,
         version=version,
         payload=item.payload,
+        payload_size=payload_size(item.payload),
         source=source,
         event_at=event_at,
         next_attempt_at=now,
@@ -513,6 +518,11 @@ def _new_version(checked: Checked, version: int, source: str, now) -> OutboxReco
         deadline_at=event_at + timedelta(minutes=policy_for(spec.code).deadline_minutes),
         waits_for=[f"{i}#{k}" for i, k in parents],
     )
+
+
+def payload_size(payload: dict) -> int:
+    """The payload's size as compact UTF-8 JSON (about what goes to the platform, before sealing)."""
+    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:
@@ -568,7 +578,9 @@ def claim(
     worker: str | None = None,
 ) -> list[OutboxRecord]:
     """Lease due rows (the given one first) to this worker; rows locked by others are skipped,
-    and so are rows over their interface's concurrency or rate limit (they wait for a later claim)."""
+    and so are rows over their interface's concurrency or rate limit (they wait for a later claim).
+    A row whose payload is over ``DELIVERY["LARGE_PAYLOAD_BYTES"]`` is claimed alone, with a lease
+    grown by its transfer time (``_large_alone``, ``_lease_seconds``)."""
     known = policies(fresh=True)  # one small query per batch
     paused = [code for code, p in known.items() if not p.enabled]
     scheduled = [code for code, p in known.items() if p.mode == InterfacePolicy.Mode.SCHEDULED]
@@ -582,12 +594,38 @@ def claim(
         limit=limit,
         first=record_id,
         worker=worker,
-        columns=("interface",),
-        admit=lambda rows: _within_limits(rows, known),
+        columns=("interface", "payload_size"),
+        admit=lambda rows: _within_limits(_large_alone(rows), known),
+        seconds_for=_lease_seconds,
     )
     if not ids:
         return []
     return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
+
+
+def is_large(size: int) -> bool:
+    return size > settings.DELIVERY["LARGE_PAYLOAD_BYTES"]
+
+
+def _large_alone(rows: list[tuple[int, str, int]]) -> list[tuple[int, str]]:
+    """(id, interface) of the candidates one claim may take: a large row alone when it comes
+    first, else the small ones (a large row further on waits for a claim of its own). Small
+    rows never wait behind a large transfer, nor for its outcome to be recorded. At most
+    ``DELIVERY["LARGE_IN_FLIGHT"]`` large rows are sent at once, so that large transfers never
+    take every worker process: small rows keep flowing beside them."""
+    if rows and is_large(rows[0][2]):
+        in_flight = OutboxRecord.objects.filter(
+            state=State.SENDING, payload_size__gt=settings.DELIVERY["LARGE_PAYLOAD_BYTES"]
+        ).count()
+        if in_flight < settings.DELIVERY["LARGE_IN_FLIGHT"]:
+            return [(rows[0][0], rows[0][1])]
+    return [(pk, code) for pk, code, size in rows if not is_large(size)]
+
+
+def _lease_seconds(rows: list[tuple[int, str, int]]) -> float:
+    """The lease, grown by the time the claimed payloads take to transfer."""
+    total = sum(size for _, _, size in rows)
+    return settings.DELIVERY["LEASE_SECONDS"] + total / settings.DELIVERY["SEND_BYTES_PER_SECOND"]
 
 
 def _within_limits(rows: list[tuple[int, str]], known: dict[str, InterfacePolicy]) -> list[int]:
@@ -668,29 +706,94 @@ def blocking_reason(record: OutboxRecord) -> str:
     return ""
 
 
-def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
-    """Send claimed rows one by one, then record all outcomes in one transaction (a worker killed
-    before that leaves the rows to lease expiry: they are sent again, which the platform's
-    upsert by key makes harmless). Returns counts per resulting state."""
-    counts: dict[str, int] = {}
-    sent = []
-    for record in records:
-        started = timezone.now()
-        reason = blocking_reason(record)
-        if reason:
-            state = _hold(record, reason, started)
-            counts[state] = counts.get(state, 0) + 1
-            continue
+def send_seconds(record: OutboxRecord) -> float:
+    """How long sending this row may take: the client gives a request up after the platform
+    timeout and may repeat it once at once (1002/1003), so twice that, and its payload's transfer."""
+    transfer = record.payload_size / settings.DELIVERY["SEND_BYTES_PER_SECOND"]
+    return 2 * settings.PLATFORM["TIMEOUT_SECONDS"] + transfer
+
+
+HANDED_BACK = "本批次发送耗时较长，租约将到期，已交还待重新领取（未发送）"
+
+
+def _hand_back(record: OutboxRecord, now: datetime) -> str:
+    """A claimed row whose lease would run out while it is being sent is not sent: once the lease
+    is over the sweep may give it to another worker, and both would send it. It goes back,
+    unsent and due at once, for a later claim (with a fresh lease)."""
+    LEASE.release(
+        record.pk,
+        record.claimed_by,
+        now=now,
+        state=State.RETRY if record.attempts else State.PENDING,
+        next_attempt_at=now,
+        last_message=HANDED_BACK,
+    )
+    return "handed-back"
+
+
+T = TypeVar("T")
+
+
+def through_database_blips(what: str, step: Callable[[], T]) -> T:
+    """Run a database step of delivery; when the database blinks (a restart, a failover: the
+    connection is lost or refused), reconnect and run it again with a growing pause, for up to
+    ``DELIVERY["DB_RETRY_SECONDS"]`` (longer than a typical failover). ``step`` must be safe to
+    run again: it is one transaction, and it starts from the same state each time."""
+    deadline = time.monotonic() + settings.DELIVERY["DB_RETRY_SECONDS"]
+    pause = 0.1
+    while True:
         try:
-            payload = record.payload  # opened here: a broken one stops this row, not the batch
-        except SealBroken as broken:
-            state = _unreadable(record, broken, started)
-            counts[state] = counts.get(state, 0) + 1
+            return step()
+        except (OperationalError, InterfaceError) as exc:
+            if connection.in_atomic_block or time.monotonic() + pause > deadline:
+                raise
+            log.warning("database unavailable while %s, again in %.1f s: %s", what, pause, exc)
+            try:
+                connection.close()  # the next query connects anew
+            except Exception:  # the connection is already gone
+                connection.connection = None
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
+    """Send claimed rows one by one, recording each outcome as soon as the platform answered: a
+    row the platform accepted is marked so before the next one goes, so no answer waits for the
+    batch (its ``accepted_at`` is its own) and none is lost with a later failure. Recording
+    outlives a database blip (``through_database_blips``): a row whose send was accepted is
+    not sent again because the database restarted meanwhile. A worker killed between a send and
+    its record leaves that row to lease expiry (sent again, which the platform's upsert by key
+    makes harmless). A row whose lease would run out before its send could end is handed back
+    unsent (``_hand_back``). Returns counts per resulting state."""
+    counts: dict[str, int] = {}
+    for record in records:
+        ready = through_database_blips(f"checking upload {record.pk}", lambda r=record: _ready_to_send(r))
+        if isinstance(ready, str):
+            counts[ready] = counts.get(ready, 0) + 1
             continue
-        sent.append((record, client.call(record.interface, payload), started))
-    for state in record_outcomes(sent):
+        payload, started = ready
+        result = client.call(record.interface, payload)
+        state = through_database_blips(
+            f"recording the answer for upload {record.pk}",
+            # a copy each time: a failed try must not leave its changes (attempts + 1) on the row
+            lambda r=record, res=result, at=started: record_outcomes([(copy.copy(r), res, at)])[0],
+        )
         counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+def _ready_to_send(record: OutboxRecord) -> tuple[dict, datetime] | str:
+    """(payload, start) of a claimed row that may go now, or the state it was moved to instead."""
+    started = timezone.now()
+    if record.lease_until and record.lease_until - started < timedelta(seconds=send_seconds(record)):
+        return _hand_back(record, started)
+    reason = blocking_reason(record)
+    if reason:
+        return _hold(record, reason, started)
+    try:
+        return record.payload, started  # opened here: a broken one stops this row, not the batch
+    except SealBroken as broken:
+        return _unreadable(record, broken, started)
 
 
 def _age_from(record: OutboxRecord) -> datetime:
@@ -772,6 +875,9 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
     states, changed, attempts, done = [], [], [], []
     with transaction.atomic():
         live = LEASE.holders(r.pk for r, _, _ in sent)
+        live |= _accepted_but_reclaimed(
+            [(r, result) for r, result, _ in sent if (r.pk, r.claimed_by) not in live]
+        )
         for record, result, started in sent:
             policy = known.get(record.interface) or InterfacePolicy(interface=record.interface)
             _apply_outcome(record, result, started, now, policy)
@@ -807,8 +913,25 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
         Attempt.objects.bulk_create(attempts)
         if done:
             _release_children(done, now)
+    try:  # after the commit: the outcomes stand whatever happens here
+        _note_platform(sent)
+    except (OperationalError, InterfaceError) as exc:  # the sweep's probe will bring them on
+        log.warning("waiting retries not brought forward: %s", exc)
     # the states after superseding (a lost lease keeps its marker)
     return [s if s == "lost-lease" else record.state for (record, _, _), s in zip(sent, states, strict=True)]
+
+
+def _accepted_but_reclaimed(lost: list[tuple[OutboxRecord, CallResult]]) -> set[tuple[int, str]]:
+    """Rows whose lease ran out while their answer was on its way (the database was away) and
+    which the sweep made due again, but no worker has taken yet: an acceptance still counts for
+    them, or they would be sent twice. Locked like ``LEASE.holders``; (id, the sender) pairs."""
+    accepted = {r.pk: r.claimed_by for r, result in lost if result.outcome == Outcome.ACCEPTED}
+    if not accepted:
+        return set()
+    unclaimed = OutboxRecord.objects.select_for_update().filter(
+        pk__in=list(accepted), state__in=DUE_STATES, claimed_by=""
+    )
+    return {(pk, accepted[pk]) for pk in unclaimed.values_list("pk", flat=True)}
 
 
 def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answer: set[int]) -> None:
@@ -834,6 +957,9 @@ def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answ
         _resend_newest_later(interface, key, now)
 
 
+LATE_RESEND = "旧版本的请求可能晚于本版本到达平台，稍后重发本版本"
+
+
 def _resend_newest_later(interface: str, key: str, now: datetime) -> None:
     """An older version's request may reach the platform late (its sender gave up waiting): send
     the newest version again after that window, so the platform ends with the newest."""
@@ -850,7 +976,7 @@ def _resend_newest_later(interface: str, key: str, now: datetime) -> None:
         state=State.RETRY,
         next_attempt_at=later,
         updated_at=now,
-        last_message="旧版本的请求可能晚于本版本到达平台，稍后重发本版本",
+        last_message=LATE_RESEND,
     )
 
 
@@ -898,6 +1024,85 @@ def _release_children(parents: list[OutboxRecord], now: datetime) -> None:
 def _parent_interfaces() -> frozenset[str]:
     """Interfaces some other interface waits for: only their acceptance can release children."""
     return frozenset(p.interface for spec in load_catalogue().interfaces for p in spec.parents)
+
+
+# --- outages: the backlog goes at once when the platform is back ----------------------------------
+# While an interface's calls fail as a whole (no connection, timeouts, HTTP 5xx, 5000) its rows
+# back off, ever longer. The first call it accepts after such a spell brings its waiting retries
+# forward, so recovery takes the backlog's send time, not the backoff's; claims still keep each
+# interface's concurrency and rate limits. With no new records nothing would call the interface
+# until the earliest backoff ends: the sweep makes one waiting row due now and then (a probe).
+OUTAGE_KEY = "uploads:outage:{}"  # cache: since when calls to this interface fail as a whole
+PROBE_KEY = "uploads:probe:{}"
+
+
+def _unreachable(result: CallResult) -> bool:
+    """A failure that says the platform is not working, not that this record is wrong."""
+    return (
+        result.outcome == Outcome.RETRY
+        and not result.refused_answer
+        and (result.http_status is None or result.http_status >= 500 or result.code == "5000")
+    )
+
+
+def _note_platform(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> None:
+    for record, result, started in sent:
+        key = OUTAGE_KEY.format(record.interface)
+        if _unreachable(result):
+            cached(lambda k=key, at=started: cache.add(k, at.timestamp(), timeout=7 * 86400), what="outage")
+        elif result.outcome == Outcome.ACCEPTED:
+            since, _ = cached(lambda k=key: cache.get(k), what="outage")
+            if since is None:
+                continue
+            ended, _ = cached(lambda k=key: cache.delete(k), False, what="outage")
+            # one failed call among good ones is no outage: only a spell longer than the first backoff
+            if ended and time.time() - since >= settings.DELIVERY["BACKOFF_BASE_SECONDS"]:
+                bring_forward(record.interface)
+
+
+def _waiting_after_outage(interface: str, now: datetime):
+    """Rows of an interface that wait out a backoff after failures of the platform as a whole;
+    not those the platform asked to wait (3001) or that wait on purpose (``LATE_RESEND``)."""
+    return OutboxRecord.objects.filter(
+        interface=interface, state=State.RETRY, next_attempt_at__gt=now, last_code__in=("", "5000")
+    ).exclude(last_message=LATE_RESEND)
+
+
+def bring_forward(interface: str, now: datetime | None = None) -> int:
+    """The platform accepts this interface's calls again: its rows waiting out a backoff are due
+    now, in the order they were enqueued, and workers are woken for them."""
+    now = now or timezone.now()
+    n = _waiting_after_outage(interface, now).update(next_attempt_at=F("enqueued_at"), updated_at=now)
+    if n:
+        log.info("platform accepts %s again: %d waiting retries brought forward", interface, n)
+        for _ in range(min(-(-n // CLAIM_BATCH), 50)):
+            wake()
+    return n
+
+
+def probe_outages(now: datetime | None = None) -> list[str]:
+    """The sweep's part: for each interface in an outage with nothing due or in flight, make its
+    earliest waiting row due now (at most every ``DELIVERY["PROBE_SECONDS"]``), so that the first
+    call after the platform's return comes soon. Returns the interfaces probed."""
+    now = now or timezone.now()
+    keys = {OUTAGE_KEY.format(spec.code): spec.code for spec in load_catalogue().interfaces}
+    down, _ = cached(lambda: cache.get_many(list(keys)), {}, what="outage")
+    probed = []
+    for key in down:
+        code = keys[key]
+        busy = OutboxRecord.objects.filter(interface=code).filter(LEASE.due(now) | Q(state=State.SENDING))
+        first = _waiting_after_outage(code, now).order_by("next_attempt_at").first()
+        if first is None or busy.exists():
+            continue
+        taken, _ = cached(
+            lambda c=code: cache.add(PROBE_KEY.format(c), 1, timeout=settings.DELIVERY["PROBE_SECONDS"]),
+            False,
+            what="outage",
+        )
+        if taken:
+            OutboxRecord.objects.filter(pk=first.pk, state=State.RETRY).update(next_attempt_at=now)
+            probed.append(code)
+    return probed
 
 
 def retry_delay(attempts: int, result: CallResult) -> float:
@@ -967,7 +1172,8 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
                 )
                 row.payload, row.patient_id_hash = payload, patient.id_hash
                 row.patient_display = mask_name(patient.name)
-                fields += ["payload", "patient_id_hash", "patient_display"]
+                row.payload_size = payload_size(payload)
+                fields += ["payload", "payload_size", "patient_id_hash", "patient_display"]
             events.append(event)
             row.state, row.next_attempt_at, row.last_errors, row.redriven_at = State.PENDING, now, [], now
             row.last_message = "运维已重推"
@@ -1075,6 +1281,15 @@ def cancel(record_ids, *, reason: str) -> int:
             actor=actor,
         )
     return len(rows)
+
+
+SWEEP_HEARTBEAT_KEY = "uploads:sweep:last-run"
+
+
+def note_sweep(now: float | None = None) -> None:
+    """The sweep ran (its heartbeat, read by /healthz, /metrics and the dashboard)."""
+    at = time.time() if now is None else now
+    cached(lambda: cache.set(SWEEP_HEARTBEAT_KEY, at, timeout=None), what="sweep heartbeat")
 
 
 def due_batches(max_batches: int = 50) -> int:

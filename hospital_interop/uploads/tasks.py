@@ -21,7 +21,11 @@ def client():
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver(record_id=None, interface=None):
     """Claim the given row (and other due rows, up to a batch) and send them."""
-    records = services.claim(record_id, interface=interface)
+    records = services.through_database_blips(
+        "claiming uploads", lambda: services.claim(record_id, interface=interface)
+    )
+    if len(records) == 1 and services.is_large(records[0].payload_size):
+        services.wake()  # a large row is claimed alone: another worker takes the rest meanwhile
     if records:
         services.deliver_claimed(records, client())
     return len(records)
@@ -31,8 +35,10 @@ def deliver(record_id=None, interface=None):
 def sweep():
     """Periodic safety net: reclaim dead workers' rows and dispatch everything that is due."""
     services.reclaim_expired_leases()
+    services.probe_outages()
     for _ in range(services.due_batches()):
         deliver.delay()
+    services.note_sweep()
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

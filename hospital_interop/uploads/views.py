@@ -50,7 +50,11 @@ def dashboard(request):
             "hours": hours,
             "errors": selectors.error_breakdown(),
             "states": State,
+<<<<<<< HEAD
             "qc": quality.counts(),
+=======
+            "sweep": selectors.sweep_status(),
+>>>>>>> i-recovery
         },
     )
 
@@ -314,4 +318,31 @@ def metrics(request):
     ]
     for r in summary:
         lines.append(f'interop_outbox_done_today{{interface="{r["interface"]}"}} {r["done_today"]}')
+    sweep = selectors.sweep_status()
+    lines += [
+        "# HELP interop_sweep_last_run_timestamp_seconds When the delivery sweep last ran (0: never seen).",
+        "# TYPE interop_sweep_last_run_timestamp_seconds gauge",
+        f"interop_sweep_last_run_timestamp_seconds {sweep['last_run_timestamp'] or 0:.0f}",
+        "# HELP interop_sweep_age_seconds Seconds since the delivery sweep last ran.",
+        "# TYPE interop_sweep_age_seconds gauge",
+        f"interop_sweep_age_seconds {sweep['age_seconds']:.0f}",
+        "# HELP interop_sweep_interval_seconds The delivery sweep's scheduled interval.",
+        "# TYPE interop_sweep_interval_seconds gauge",
+        f"interop_sweep_interval_seconds {sweep['interval_seconds']:.0f}",
+        "# HELP interop_sweep_late 1 when the sweep has not run for more than two intervals.",
+        "# TYPE interop_sweep_late gauge",
+        f"interop_sweep_late {int(sweep['late'])}",
+        "# HELP interop_outbox_due_unclaimed Rows due for sending that no worker has taken.",
+        "# TYPE interop_outbox_due_unclaimed gauge",
+        f"interop_outbox_due_unclaimed {sweep['due_unclaimed']}",
+    ]
+    lines += [
+        f'interop_outbox_due_unclaimed{{interface="{r["interface"]}"}} {r["n"]}'
+        for r in sweep["by_interface"]
+    ]
+    lines += [
+        "# HELP interop_outbox_oldest_due_seconds How long the longest-due unclaimed row has been due.",
+        "# TYPE interop_outbox_oldest_due_seconds gauge",
+        f"interop_outbox_oldest_due_seconds {sweep['oldest_due_seconds']:.0f}",
+    ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4; charset=utf-8")

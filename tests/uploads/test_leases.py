@@ -84,3 +84,30 @@ def test_waking_a_worker_while_the_broker_is_down_does_not_raise_and_leaves_the_
 ):
     assert leases.wake(deliver, 42, what="record 42") is False
     assert "broker unavailable, record 42 left for the sweep" in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_claimed_row_whose_lease_would_run_out_during_its_send_is_handed_back_unsent(sim, settings):
+    """A batch that took long (slow answers, timeouts) must not send a row whose lease ends before
+    its send could: the sweep may meanwhile give it to another worker, and both would send it. It
+    goes back unsent and due, and a later claim delivers it."""
+    settings.PLATFORM = {**settings.PLATFORM, "TIMEOUT_SECONDS": 3.0}  # a send may take up to 6 s
+    first, late = _record(4), _record(5)
+    claimed = services.claim(first.pk, worker="w:1", limit=2)
+    assert [r.pk for r in claimed] == [first.pk, late.pk]
+    almost_over = timezone.now() + timedelta(seconds=2)  # less than the send may take
+    OutboxRecord.objects.filter(pk=late.pk).update(lease_until=almost_over)
+    claimed[1].lease_until = almost_over
+
+    counts = services.deliver_claimed(claimed, sim.client())
+    assert counts == {State.DONE: 1, "handed-back": 1}
+    assert sim.record("LAB_REPORT_DETAIL", first.business_key) is not None
+    assert sim.record("LAB_REPORT_DETAIL", late.business_key) is None  # never sent
+    late.refresh_from_db()
+    assert (late.state, late.claimed_by, late.lease_until, late.attempts) == (State.PENDING, "", None, 0)
+    assert late.next_attempt_at <= timezone.now() and "已交还" in late.last_message
+
+    again = services.claim(late.pk, worker="w:2")
+    assert [r.pk for r in again] == [late.pk]
+    assert services.deliver_claimed(again, sim.client()) == {State.DONE: 1}
+    assert sim.record("LAB_REPORT_DETAIL", late.business_key)["version"] == 1

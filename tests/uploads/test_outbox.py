@@ -395,3 +395,26 @@ def test_an_older_version_whose_answer_was_not_believed_makes_the_newest_go_agai
     services.record_outcome(first, replayed, started_at=timezone.now())  # v1's real answer never came
     second.refresh_from_db()
     assert second.state == State.RETRY and second.next_attempt_at > timezone.now()  # lands after a late v1
+
+
+def test_after_an_outage_only_rows_waiting_on_the_outage_are_brought_forward():
+    """The first acceptance after platform-wide failures brings forward rows backing off from
+    them, in enqueue order; a row the platform asked to wait (3001) or one held back on purpose
+    (an older version's request may still land) keeps its time."""
+    spec = load_catalogue().interface("LAB_REPORT_DETAIL")
+    rows = [
+        services.enqueue("LAB_REPORT_DETAIL", spec.example(seed), wake_worker=False) for seed in range(40, 44)
+    ]
+    later = timezone.now() + timedelta(minutes=30)
+    OutboxRecord.objects.filter(pk__in=[r.pk for r in rows]).update(
+        state=State.RETRY, attempts=5, next_attempt_at=later
+    )
+    OutboxRecord.objects.filter(pk=rows[1].pk).update(last_code="5000")
+    OutboxRecord.objects.filter(pk=rows[2].pk).update(last_code="3001")
+    OutboxRecord.objects.filter(pk=rows[3].pk).update(last_message=services.LATE_RESEND)
+
+    assert services.bring_forward("LAB_REPORT_DETAIL") == 2
+    now = timezone.now()
+    due = {r.pk for r in OutboxRecord.objects.filter(next_attempt_at__lte=now)}
+    assert due == {rows[0].pk, rows[1].pk}
+    assert [r.pk for r in services.claim(limit=20)] == [rows[0].pk, rows[1].pk]  # enqueue order
