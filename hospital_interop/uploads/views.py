@@ -50,11 +50,8 @@ def dashboard(request):
             "hours": hours,
             "errors": selectors.error_breakdown(),
             "states": State,
-<<<<<<< HEAD
             "qc": quality.counts(),
-=======
             "sweep": selectors.sweep_status(),
->>>>>>> i-recovery
         },
     )
 
