@@ -204,6 +204,10 @@ def test_rotate_data_key_reseals_everything_resumably_and_delivery_works_after(
     more = [rts.get("op-registration").example(seed) for seed in range(60, 66)]
     for record in more:
         assert api.post("op-registration", record).status_code == 201
+    held = rts.get("op-visit").example(67)  # a department code not mapped yet: held, sealed too
+    held["deptCode"] = {"code": "1501", "codeSystem": "hospital"}
+    held.pop("deptName", None)
+    assert api.post("op-visit", held).status_code == 202
 
     def key_ids() -> dict[str, set]:
         """The key ids of every sealed column's values and of the sealed files."""
@@ -215,6 +219,7 @@ def test_rotate_data_key_reseals_everything_resumably_and_delivery_works_after(
         "uploads.OutboxRecord.payload": {first},
         "lab.LabArchivedPdf.data": {first},
         "exam.ExamReport.pdf_content": {first},
+        "emr_sharing.HeldRecord.record": {first},
         "files": {first},
     }
 
