@@ -51,6 +51,9 @@ ROLES = (
             "hospital_interop.maintain_dictionaries",
             "hospital_interop.view_recognition_stats",
             "patients.view_bindingconflict",
+            "uploads.view_interfacepolicy",  # 接口推送策略 in the admin: push mode, interval, rate, deadline
+            "uploads.add_interfacepolicy",
+            "uploads.change_interfacepolicy",
         ),
         staff=True,
     ),

@@ -176,3 +176,10 @@ def test_login_in_a_real_browser(live_server, page, make_user, artifacts_dir):
     assert page.locator("h1").inner_text() == "工作台"
     assert "临床医生" in page.content()
     page.screenshot(path=str(artifacts_dir / "home.png"), full_page=True)
+
+
+def test_ops_reach_the_interface_push_policy_the_readme_sends_them_to(client, make_user):
+    make_user("ops-policy", role="ops", is_staff=True)
+    client.login(username="ops-policy", password="pw-for-tests-0")
+    assert client.get("/admin/uploads/interfacepolicy/").status_code == 200
+    assert client.get("/admin/uploads/interfacepolicy/add/").status_code == 200
