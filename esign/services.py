@@ -374,7 +374,9 @@ def ukey_login(
             raise SigningRefused(
                 f"您已在另一台管理机（IP {elsewhere.client_ip or '未知'}，"
                 f"{timezone.localtime(elsewhere.started_at):%m-%d %H:%M} 登录）使用 UKey 签名。"
-                "UKey 签名只能在一台管理机上使用，请先在该管理机执行“退出电子签名”。",
+                "UKey 签名只能在一台管理机上使用，请先在该管理机执行“退出电子签名”；"
+                f"若无法回到该管理机，该会话将于 {timezone.localtime(elsewhere.expires_at):%m-%d %H:%M} "
+                "自动结束，届时即可在本机登录。",
                 "other_workstation",
             )
         active.update(ended_at=timezone.now(), end_reason="同一管理机重新登录")

@@ -129,6 +129,7 @@ def test_ukey_session_rules(ca_on, identities, signer):
     with pytest.raises(services.SigningRefused) as second:
         ukey_session(user, alice, ws=WS2)
     assert second.value.code == "other_workstation" and "只能在一台管理机" in second.value.message
+    assert "自动结束，届时即可在本机登录" in second.value.message  # and the way out when that machine is gone
     # the same workstation may log in again (the old session is replaced)
     again = ukey_session(user, alice, ws=WS1)
     session.refresh_from_db()
