@@ -281,3 +281,25 @@ def test_home_tiles_fit_the_role(client, make_user):
     client.force_login(make_user("ops-tiles", role="ops"))
     ops = client.get("/").content.decode()
     assert "上传看板" in ops and "/healthz" in ops and "电子病历接入" in ops
+
+
+ENGLISH_ERRORS = ("Forbidden", "Not Found", "Server Error", "Page not found", "Traceback")
+
+
+@pytest.mark.parametrize("code", [r.code for r in ROLES])
+def test_the_top_navigation_shows_each_role_its_sections_and_every_link_opens(client, make_user, code):
+    """Every page carries the same top navigation, filtered by the matrix: each link the role sees
+    answers 200 with no English error text."""
+    from hospital_interop.uploads.services import note_sweep
+
+    note_sweep()
+    client.force_login(role_user(make_user, code))
+    home = client.get("/").content.decode()
+    nav = home[home.index('<nav class="topnav"') : home.index("</nav>")]
+    links = _links(nav)
+    assert len(links) >= (1 if code == "security" else 2), (code, links)
+    for link in links:
+        response = client.get(link)
+        assert response.status_code == 200, (code, link, response.status_code)
+        text = response.content.decode()
+        assert not any(e in text for e in ENGLISH_ERRORS), (code, link)
