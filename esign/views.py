@@ -561,7 +561,7 @@ def report_sign_status(request, pk: int):
 @workstation
 def batch_approve(request, module: str):
     code, _ = _module(module)
-    ids = [int(v) for v in request.POST.getlist("report") if v.isdigit()]
+    ids = [int(v) for v in request.POST.getlist("report") if (v.isascii() and v.isdigit())]
     ids = list(ReviewReport.objects.filter(module=code, pk__in=ids).values_list("pk", flat=True))
     try:
         results = services.batch_approve(ids, request.user, workstation_id=request.esign_ws)

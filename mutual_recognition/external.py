@@ -82,7 +82,7 @@ def platform_client() -> PlatformClient:
 
 
 def _d8(value: str) -> str:
-    return "".join(ch for ch in str(value or "") if ch.isdigit())[:8]
+    return "".join(ch for ch in str(value or "") if (ch.isascii() and ch.isdigit()))[:8]
 
 
 def _effective_until(platform_until: str, when: str, valid_days: int | None) -> str:

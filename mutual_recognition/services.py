@@ -377,7 +377,7 @@ def _find_result(bundle: dict, kind: str, std_code: str, report_id: str, today: 
 
 
 def _as_datetime(value: str):
-    v = "".join(ch for ch in str(value or "") if ch.isdigit())
+    v = "".join(ch for ch in str(value or "") if (ch.isascii() and ch.isdigit()))
     if len(v) < 12:
         return None
     from datetime import datetime
@@ -388,7 +388,7 @@ def _as_datetime(value: str):
 def _as_date(value: str):
     from datetime import date
 
-    v = "".join(ch for ch in str(value or "") if ch.isdigit())
+    v = "".join(ch for ch in str(value or "") if (ch.isascii() and ch.isdigit()))
     return date(int(v[:4]), int(v[4:6]), int(v[6:8])) if len(v) >= 8 and v != "99991231" else None
 
 

@@ -27,7 +27,7 @@ def from_resident_id(id_type: str, id_no: str) -> tuple[str, str]:
 
 def age_at(birth: str, on: date) -> int | None:
     """Age in full years on a day (birth as yyyyMMdd)."""
-    if not birth or len(birth) != 8 or not birth.isdigit():
+    if not birth or len(birth) != 8 or not (birth.isascii() and birth.isdigit()):
         return None
     born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))

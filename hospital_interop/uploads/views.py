@@ -128,7 +128,7 @@ def records(request):
 
 def _page_no(value: str) -> int:
     """The page number of a ``p`` parameter: 1 when missing or not a positive number."""
-    return int(value) if value.isdigit() and 0 < int(value) <= 10**6 else 1
+    return int(value) if (value.isascii() and value.isdigit()) and 0 < int(value) <= 10**6 else 1
 
 
 @permission_required(VIEW, raise_exception=True)
@@ -224,7 +224,7 @@ def record_detail(request, pk: int):
 @require_POST
 @permission_required(OPERATE, raise_exception=True)
 def redrive(request):
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    ids = [int(i) for i in request.POST.getlist("ids") if (i.isascii() and i.isdigit())]
     if not ids:
         messages.error(request, "请先勾选要重推的记录。")
     else:
@@ -274,7 +274,7 @@ def fix_and_redrive(request, pk: int):
 @permission_required(OPERATE, raise_exception=True)
 def cancel(request):
     form = CancelForm(request.POST)
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    ids = [int(i) for i in request.POST.getlist("ids") if (i.isascii() and i.isdigit())]
     if not form.is_valid() or not ids:
         messages.error(request, "作废需要勾选记录并填写原因。")
     else:

@@ -200,7 +200,7 @@ def study_detail(request, pk: int):
 @login_required
 def study_retry(request):
     _require(request, (OPERATE,))
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    ids = [int(i) for i in request.POST.getlist("ids") if (i.isascii() and i.isdigit())]
     n = services.retry_study_jobs(ids) if ids else 0
     if n:
         messages.success(request, f"已安排 {n} 个影像同步任务立即重试（被拒收的实例也将重发）。")

@@ -245,11 +245,12 @@ REVIEW_EXAMPLE = {
 }
 
 
-def _review_answer(report_id: str, version: int, review) -> dict:
+def _review_answer(report_id: str, version: int, review, *, changed: bool) -> dict:
     base = f"/api/lab/v1/reviews/{report_id}/{version}"
     return {
         "reportId": report_id,
         "version": version,
+        "changed": changed,
         "module": review.module,
         "moduleName": review.get_module_display(),
         "reviewStatus": review.status,
@@ -296,13 +297,15 @@ class ReviewCollection(LabApi):
     def post(self, request):
         result = reviews.submit_for_review(request.data, source=self.source(request))
         return Response(
-            _review_answer(result.report.report_id, result.version.version, result.review),
+            _review_answer(
+                result.report.report_id, result.version.version, result.review, changed=result.changed
+            ),
             status=status.HTTP_201_CREATED if result.changed else status.HTTP_200_OK,
         )
 
 
 def _version(value: str) -> int:
-    if not value.isdigit() or not 0 < int(value) < 1_000_000:
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 1_000_000:
         raise ApiError.invalid([field_error("version", "type", "version 应为正整数")])
     return int(value)
 
@@ -313,7 +316,7 @@ def _not_submitted(report_id: str, version: int) -> ApiError:
 
 
 class ReviewStatus(LabApi):
-    error_answers = {404: "该报告版本未提交审核"}
+    error_answers = {400: "version 不是正整数", 404: "该报告版本未提交审核"}
 
     @extend_schema(
         operation_id="lab_review_status",
@@ -335,7 +338,11 @@ class ReviewStatus(LabApi):
 
 
 class ReviewSigningLink(LabApi):
-    error_answers = {404: "该报告版本未提交审核", 409: "该版本已审核或已被新版本取代"}
+    error_answers = {
+        400: "version 不是正整数",
+        404: "该报告版本未提交审核",
+        409: "该版本已审核或已被新版本取代",
+    }
 
     @extend_schema(
         operation_id="lab_review_signing_link",

@@ -390,7 +390,11 @@ def _query_platform(code, kind, start, end, name, id_no, id_type, client) -> Pla
 
 def _fmt14(s: str) -> str:
     s = str(s or "")
-    return f"{s[:4]}-{s[4:6]}-{s[6:8]} {s[8:10]}:{s[10:12]}" if len(s) >= 12 and s[:12].isdigit() else s
+    return (
+        f"{s[:4]}-{s[4:6]}-{s[6:8]} {s[8:10]}:{s[10:12]}"
+        if len(s) >= 12 and (s[:12].isascii() and s[:12].isdigit())
+        else s
+    )
 
 
 def filter_rows(rows: list[dict], *, q: str = "", origin: str = "", pdf: str = "") -> list[dict]:

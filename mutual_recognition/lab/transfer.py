@@ -610,12 +610,12 @@ def _archived_here(report_id: str, version: int, content_hash: str, pdf_sm3: str
 
 def _stem_order(stem: str):
     name, _, version = stem.rpartition("_v")
-    return (name, int(version)) if name and version.isdigit() else (stem, 0)
+    return (name, int(version)) if name and (version.isascii() and version.isdigit()) else (stem, 0)
 
 
 def _report_id_of(stem: str) -> str:
     name, _, version = stem.rpartition("_v")
-    return name[:20] if name and version.isdigit() else ""
+    return name[:20] if name and (version.isascii() and version.isdigit()) else ""
 
 
 def _errors_text(errors: list[dict]) -> str:

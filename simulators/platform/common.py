@@ -43,7 +43,7 @@ def id_no_of(payload: dict) -> str | None:
 
 
 def digits(value) -> str:
-    return "".join(ch for ch in str(value or "") if ch.isdigit())
+    return "".join(ch for ch in str(value or "") if (ch.isascii() and ch.isdigit()))
 
 
 def field_error(field: str, rule: str, message: str) -> dict:

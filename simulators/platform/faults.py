@@ -86,7 +86,7 @@ class Faults:
                     continue
                 kwargs[name] = tuple(value)
             elif name == "force_code":
-                if not isinstance(value, str) or (value and not value.isdigit()):
+                if not isinstance(value, str) or (value and not (value.isascii() and value.isdigit())):
                     problems.append("force_code 必须是数字字符串（空字符串表示关闭）")
                     continue
                 kwargs[name] = value

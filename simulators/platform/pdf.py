@@ -29,7 +29,7 @@ def _font() -> str:
 
 def _fmt_dt(s: str) -> str:
     s = str(s or "")
-    if len(s) >= 12 and s[:12].isdigit():
+    if len(s) >= 12 and (s[:12].isascii() and s[:12].isdigit()):
         return f"{s[0:4]}-{s[4:6]}-{s[6:8]} {s[8:10]}:{s[10:12]}"
     return s
 

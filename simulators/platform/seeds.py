@@ -230,7 +230,7 @@ def patient_from_id(id_no: str, name: str | None = None) -> dict:
         "idTypeCode": "01",
         "idTypeName": "居民身份证",
     }
-    if len(id_no) == 18 and id_no[:17].isdigit():
+    if len(id_no) == 18 and (id_no[:17].isascii() and id_no[:17].isdigit()):
         try:
             patient["birthDate"] = fmt_d(date(int(id_no[6:10]), int(id_no[10:12]), int(id_no[12:14])))
         except ValueError:

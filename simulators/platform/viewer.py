@@ -36,9 +36,9 @@ def _page(title: str, body: str) -> str:
 
 def _dt(s) -> str:
     s = str(s or "")
-    if len(s) >= 12 and s[:12].isdigit():
+    if len(s) >= 12 and (s[:12].isascii() and s[:12].isdigit()):
         return f"{s[0:4]}-{s[4:6]}-{s[6:8]} {s[8:10]}:{s[10:12]}"
-    if len(s) == 8 and s.isdigit():
+    if len(s) == 8 and (s.isascii() and s.isdigit()):
         return f"{s[0:4]}-{s[4:6]}-{s[6:8]}"
     return s
 

@@ -215,3 +215,12 @@ def test_a_nul_in_a_path_parameter_is_refused_with_its_name(client, token, metho
     else:
         response = client.get(path, **token)
     assert_refused(response, rule="nul", field=parameter)
+
+
+@pytest.mark.parametrize("version", ["¹", "٣", "1²"])
+def test_a_version_of_unicode_digits_is_a_precise_400_not_a_500(client, token, version):
+    """str.isdigit() accepts superscripts and other scripts' digits; int() refuses '¹'."""
+    for method, path in (("get", ""), ("post", "/signing-link")):
+        answer = getattr(client, method)(f"/api/lab/v1/reviews/JY1/{version}{path}", **token)
+        assert answer.status_code == 400, (method, version, answer.content)
+        assert answer.json()["errors"][0]["field"] == "version"

@@ -832,7 +832,7 @@ class DocumentSpec:
 
 
 def _version_tuple(version: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\-]", version))
+    return tuple(int(p) if (p.isascii() and p.isdigit()) else p for p in re.split(r"[.\-]", version))
 
 
 def _load_document(file: Path, common_sets: dict[str, ValueSet], common_groups: dict) -> DocumentSpec:
