@@ -623,9 +623,12 @@ def _large_alone(rows: list[tuple[int, str, int]]) -> list[tuple[int, str]]:
 
 
 def _lease_seconds(rows: list[tuple[int, str, int]]) -> float:
-    """The lease, grown by the time the claimed payloads take to transfer."""
+    """The lease, grown by the time the claimed payloads take to transfer. It is never shorter
+    than one send's worst case (``send_seconds``: twice the platform timeout): with a shorter
+    configured lease every claimed row would be handed back unsent, for ever."""
     total = sum(size for _, _, size in rows)
-    return settings.DELIVERY["LEASE_SECONDS"] + total / settings.DELIVERY["SEND_BYTES_PER_SECOND"]
+    floor = 2 * settings.PLATFORM["TIMEOUT_SECONDS"] + 1
+    return max(settings.DELIVERY["LEASE_SECONDS"], floor) + total / settings.DELIVERY["SEND_BYTES_PER_SECOND"]
 
 
 def _within_limits(rows: list[tuple[int, str]], known: dict[str, InterfacePolicy]) -> list[int]:

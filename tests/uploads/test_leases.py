@@ -111,3 +111,16 @@ def test_a_claimed_row_whose_lease_would_run_out_during_its_send_is_handed_back_
     assert [r.pk for r in again] == [late.pk]
     assert services.deliver_claimed(again, sim.client()) == {State.DONE: 1}
     assert sim.record("LAB_REPORT_DETAIL", late.business_key)["version"] == 1
+
+
+@pytest.mark.django_db
+def test_a_configured_lease_shorter_than_one_send_still_delivers(sim, settings):
+    """DELIVERY_LEASE_SECONDS below twice the platform timeout: the claim's lease is stretched to
+    one send's worst case, so the first row of a claim always goes (without the floor every row
+    was handed back unsent for ever: found by the ordering test with real workers)."""
+    settings.PLATFORM = {**settings.PLATFORM, "TIMEOUT_SECONDS": 10.0}  # a send may take up to 20 s
+    settings.DELIVERY = {**settings.DELIVERY, "LEASE_SECONDS": 5.0}
+    row = _record(6)
+    claimed = services.claim(row.pk, worker="w:1")
+    assert claimed[0].lease_until - timezone.now() > timedelta(seconds=20)
+    assert services.deliver_claimed(claimed, sim.client()) == {State.DONE: 1}
