@@ -196,6 +196,9 @@ DELIVERY = {
     # large rows sent at once, over all workers (the other worker processes keep small rows moving)
     "LARGE_IN_FLIGHT": int(os.environ.get("DELIVERY_LARGE_IN_FLIGHT", "1")),
     "SEND_BYTES_PER_SECOND": float(os.environ.get("DELIVERY_SEND_BYTES_PER_SECOND", str(1_000_000))),
+    # a large row is sent by a thread at this CPU niceness (0-19; 0: as the worker), so its
+    # unsealing, compression and encryption take CPU the small rows beside it do not need
+    "LARGE_NICE": int(os.environ.get("DELIVERY_LARGE_NICE", "10")),
     # while an interface's platform is away, the sweep lets one waiting row try it this often
     "PROBE_SECONDS": float(os.environ.get("DELIVERY_PROBE_SECONDS", "4")),
     "DB_RETRY_SECONDS": float(os.environ.get("DELIVERY_DB_RETRY_SECONDS", "90")),

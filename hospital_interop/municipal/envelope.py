@@ -13,6 +13,10 @@ b.gz``), bounded in total output; bytes after the last member are refused.
 gzip level: :data:`GZIP_LEVEL` = 1. On the JSON this platform carries, level 1 gives files within
 a few percent of level 6 at 3–5x the speed, and embedded PDFs/images are already compressed, so
 higher levels cost CPU for almost no bytes. ``mtime=0`` keeps the output deterministic.
+Payloads of :data:`ISAL_FROM_BYTES` (1 MiB) or more are compressed by Intel ISA-L (``isal``, level
+1) instead of zlib: any gzip reader opens its output, and on a 27 MiB PDF-as-Base64 payload it takes
+0.05 s against zlib's 0.67 s with slightly smaller output (the CPU a 20 MiB lab PDF took from the
+small records beside it, issue 20). Smaller payloads keep zlib, whose output on JSON is smaller.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+from isal import igzip
 
 from hospital_interop.errors import field_error
 
@@ -67,6 +73,7 @@ __all__ = [
 ]
 
 GZIP_LEVEL = 1
+ISAL_FROM_BYTES = 1 << 20
 # Platform time is Beijing time (Asia/Shanghai): UTC+8 all year, no DST since 1991, so a fixed
 # offset is exact and needs no tz database.
 PLATFORM_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -329,7 +336,10 @@ def encode_payload(payload: Any, profile: Profile, sm4_key: bytes | None) -> tup
     """JSON → gzip → SM4 → Base64. Returns (data, iv hex or None)."""
     raw = _JSON.encode(payload).encode("utf-8")
     if profile.compress_type == "GZIP":
-        raw = gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)
+        if len(raw) >= ISAL_FROM_BYTES:
+            raw = igzip.compress(raw, compresslevel=1, mtime=0)
+        else:
+            raw = gzip.compress(raw, compresslevel=GZIP_LEVEL, mtime=0)
     iv_hex = None
     if profile.encrypt_type == "SM4":
         if sm4_key is None:

@@ -2,6 +2,7 @@
 retry timing lives in the outbox rows, never in Celery countdowns."""
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 
 from . import services
 
@@ -18,6 +19,19 @@ def client():
     return _client
 
 
+def large_client():
+    """The platform client of one large transfer (its own session: it runs in its own thread)."""
+    from hospital_interop.municipal.client import PlatformClient
+
+    return PlatformClient.from_settings()
+
+
+@worker_process_shutdown.connect
+def _finish_large_transfers(**kwargs) -> None:
+    """A worker process that is asked to stop lets its large transfer end (bounded by its lease)."""
+    services.wait_for_large_sends(timeout=services.settings.DELIVERY["LEASE_SECONDS"])
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver(record_id=None, interface=None):
     """Claim the given row (and other due rows, up to a batch) and send them."""
@@ -25,8 +39,10 @@ def deliver(record_id=None, interface=None):
         "claiming uploads", lambda: services.claim(record_id, interface=interface)
     )
     if len(records) == 1 and services.is_large(records[0].payload_size):
-        services.wake()  # a large row is claimed alone: another worker takes the rest meanwhile
-    if records:
+        # a large row is claimed alone and sent beside this process's work, which goes on
+        services.send_large_beside(records[0], large_client())
+        services.wake()
+    elif records:
         services.deliver_claimed(records, client())
     return len(records)
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 import base64
 import itertools
 import os
+import threading
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
+from hospital_interop.municipal.client import PlatformClient
 from hospital_interop.municipal.specs import load_catalogue
 from hospital_interop.municipal.specs.examples import sm3_hex
-from hospital_interop.uploads import services
+from hospital_interop.uploads import services, tasks
 from hospital_interop.uploads.models import Attempt, OutboxRecord, State
 
 pytestmark = pytest.mark.django_db
@@ -94,3 +96,36 @@ def test_only_one_large_row_is_in_flight_at_a_time_so_small_rows_keep_a_worker()
     assert [r.pk for r in services.claim(first.pk, limit=20, worker="w:1")] == [first.pk]
     assert [r.pk for r in services.claim(limit=20, worker="w:2")] == [small.pk]  # not the second PDF
     assert OutboxRecord.objects.get(pk=second.pk).state == State.PENDING
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.django_db(transaction=True)  # the large row's thread has a connection of its own
+def test_a_large_row_is_sent_beside_the_worker_at_low_cpu_priority(platform_settings, monkeypatch):
+    """The worker's task hands a large row to a thread at ``DELIVERY["LARGE_NICE"]`` and returns:
+    the process takes the small rows meanwhile, at its own priority, which stays unchanged."""
+    seen: list[tuple[str, int]] = []
+
+    class Watching:  # the real client, noting the CPU priority each call is made at
+        def __init__(self, inner):
+            self.inner = inner
+
+        def call(self, interface, payload):
+            seen.append((interface, _niceness()))
+            return self.inner.call(interface, payload)
+
+    big, small = _pdf(16, 100_000), _small(17)
+    base = _niceness()
+    monkeypatch.setattr(tasks, "_client", Watching(PlatformClient.from_settings()))
+    monkeypatch.setattr(tasks, "large_client", lambda: Watching(PlatformClient.from_settings()))
+    assert tasks.deliver(big.pk) == 1
+    assert tasks.deliver(small.pk) == 1
+    services.wait_for_large_sends(timeout=60)
+    low = max(base, services.settings.DELIVERY["LARGE_NICE"])
+    assert sorted(seen) == [("LAB_REPORT_DETAIL", base), ("LAB_REPORT_PDF", low)]
+    assert _niceness() == base
+    assert set(OutboxRecord.objects.filter(pk__in=[big.pk, small.pk]).values_list("state", flat=True)) == {
+        State.DONE
+    }
