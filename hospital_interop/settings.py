@@ -361,6 +361,9 @@ SESSION_COOKIE_HTTPONLY = True
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文")]
+# Project translations first: they replace the admin libraries' missing or garbled Chinese strings
+# (locale/zh_Hans/LC_MESSAGES/django.po, compiled .mo committed beside it).
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True

@@ -71,7 +71,7 @@ fi
 echo
 echo "==> 演示已启动: http://127.0.0.1:$PORT/"
 echo "    运行状态: $(curl -s http://127.0.0.1:$PORT/healthz)"
-echo "    市平台模拟器联调台 http://127.0.0.1:8701/  CA 签名服务器模拟器 http://127.0.0.1:8702  UKey 客户端 http://127.0.0.1:8710"
+echo "    市平台模拟器联调台 http://127.0.0.1:8701/  协同签名 APP（模拟手机）http://127.0.0.1:8702/app/  UKey 客户端 http://127.0.0.1:8710"
 echo "    演示账号见上方（密码保存在 var/demo_logins.json）。按 Ctrl-C 停止全部进程。"
 set +e
 wait -n "${pids[@]}"

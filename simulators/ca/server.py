@@ -16,7 +16,7 @@ import html
 import json
 import logging
 import secrets
-from datetime import timedelta
+from datetime import timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -36,6 +36,7 @@ AUTOSIGN_QR_SECONDS = 300
 PUSHSIGN_SECONDS = 600
 MAX_AUTOSIGN_MINUTES = 24 * 60
 TIMESTAMP_FAULTS = ("", "digest", "key", "time")
+ANSWERED = {"FINISH": "已确认签名", "REFUSE": "已拒绝", "EXPIRE": "已过期"}
 
 
 class OpError(Exception):
@@ -603,6 +604,8 @@ class CA:
         return out
 
     def app_pending(self, staff_no: str) -> list[dict]:
+        """The user's push sign jobs still waiting for the phone (expired ones are not listed), with
+        the data to sign (Base64), which the app shows before the user confirms."""
         user = self.store.one("SELECT * FROM users WHERE staff_no = ?", staff_no)
         if user is None:
             return []
@@ -611,14 +614,18 @@ class CA:
             "ORDER BY created_at",
             user["user_id"],
         )
+        now = utcnow()
         return [
             {
                 "signDataId": r["id"],
                 "title": Store.body(r).get("title", ""),
                 "bizNo": Store.body(r).get("bizNo", ""),
+                "data": Store.body(r).get("data", ""),
+                "createdAt": r["created_at"],
                 "expiresAt": r["expires_at"],
             }
             for r in rows
+            if parse_iso(r["expires_at"]) > now
         ]
 
     def app_sign(self, p: dict) -> dict:
@@ -628,7 +635,7 @@ class CA:
         if user is None or user["user_id"] != row["user_id"]:
             raise OpError("5003", "该签名任务不是发给当前用户的")
         if row["status"] != protocol.TOSIGN:
-            raise OpError("5003", f"签名任务状态为 {row['status']}")
+            raise OpError("5003", f"该签名任务{ANSWERED.get(row['status'], '状态为 ' + row['status'])}")
         body = Store.body(row)
         if p.get("action") == "refuse":
             status = protocol.REFUSE
@@ -679,16 +686,88 @@ class CA:
         return self._cert_view(self.store.one("SELECT * FROM certs WHERE cert_sn = ?", cert.serial))
 
 
-APP_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>协同签名（模拟）</title>
-<style>body{{font-family:"Noto Sans CJK SC",sans-serif;max-width:420px;margin:24px auto;padding:0 12px;color:#1f2733}}
-input,button{{font:inherit;padding:8px;margin:4px 0;width:100%;box-sizing:border-box}} button{{background:#1f5fa8;color:#fff;border:0;border-radius:4px}}
-.card{{border:1px solid #d9dee6;border-radius:6px;padding:14px;margin:12px 0}} .muted{{color:#6b7685;font-size:13px}}</style></head>
-<body><h2>协同签名 APP（模拟）</h2><p class="muted">模拟手机端：输入工号后确认扫码登录、自动签名授权、证书下载或待签任务。</p>
-<div class="card"><form method="post" action="/app/scan">
+APP_PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>协同签名（模拟）</title>
+<style>body{{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei",sans-serif;max-width:440px;margin:24px auto;padding:0 12px;color:#1f2733}}
+input,button{{font:inherit;padding:8px;margin:4px 0;width:100%;box-sizing:border-box}}
+button{{background:#1f5fa8;color:#fff;border:0;border-radius:4px;cursor:pointer}} button.refuse{{background:#6b7685}}
+.card{{border:1px solid #d9dee6;border-radius:6px;padding:14px;margin:12px 0}} .muted{{color:#6b7685;font-size:13px}}
+h2{{margin:0 0 8px}} h3{{font-size:16px;margin:0 0 6px}} .job{{border-top:1px solid #e4e8ee;padding:10px 0}}
+.job:first-of-type{{border-top:0}} .buttons{{display:flex;gap:8px}} pre{{white-space:pre-wrap;word-break:break-all;
+font-size:12px;background:#f5f7fa;padding:8px;border-radius:4px;max-height:240px;overflow:auto}}
+#app-message{{padding:8px 12px;border-radius:4px;background:#e8f1fb}} #app-message.err{{background:#fbeaea;color:#8a1f1f}}
+#app-message:empty{{display:none}}</style></head>
+<body><h2>协同签名 APP（模拟）</h2>
+<p class="muted">模拟手机端：按工号查看并确认推送来的签名请求；或输入二维码内容，确认扫码登录、自动签名授权、证书下载。</p>
+<p id="app-message" role="status"{message_class}>{message}</p>
+<section class="card" id="push-jobs"><h3>待确认的签名请求</h3>
+<form method="get" action="/app/"><label>工号<input name="staffNo" id="push-staff" value="{staff}" required></label>
+<button id="push-refresh">查看待签请求</button></form>
+{jobs}
+</section>
+<section class="card" id="scan"><h3>扫码</h3><form method="post" action="/app/scan">
 <label>工号<input name="staffNo" value="{staff}" required></label>
 <label>二维码内容<input name="qrContent" value="{qr}" required></label>
-<button name="action" value="confirm">确认</button> <button name="action" value="refuse" style="background:#6b7685">拒绝</button>
-</form></div><p>{message}</p></body></html>"""
+<div class="buttons"><button name="action" value="confirm">确认</button>
+<button name="action" value="refuse" class="refuse">拒绝</button></div>
+</form></section></body></html>"""
+
+JOB_ITEM = """<article class="job" data-sign-data-id="{id}"><div><strong class="title">{title}</strong></div>
+<div class="muted">业务号 <span class="biz">{biz}</span> · 推送于 {created} · {expires} 前有效</div>
+<details><summary>签名原文</summary><pre class="data">{data}</pre></details>
+<form method="post" action="/app/sign"><input type="hidden" name="signDataId" value="{id}">
+<input type="hidden" name="staffNo" value="{staff}"><div class="buttons">
+<button name="action" value="confirm" class="confirm">确认签名</button>
+<button name="action" value="refuse" class="refuse">拒绝</button></div></form></article>"""
+
+BEIJING = timezone(timedelta(hours=8))
+
+
+def _local_time(text: str | None) -> str:
+    moment = parse_iso(text)
+    return moment.astimezone(BEIJING).strftime("%H:%M:%S") if moment else ""
+
+
+def _readable(data_b64: str) -> str:
+    """The data to sign as the phone shows it: the text (JSON indented), never raw Base64 unless binary."""
+    try:
+        text = base64.b64decode(data_b64).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return data_b64
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False, indent=1)
+    except ValueError:
+        return text
+
+
+def app_page(ca: CA, staff: str = "", qr: str = "", message: str = "", error: bool = False) -> bytes:
+    """The demo phone: the staff number's pending push sign jobs (confirm or refuse each), and the
+    scan form for login, auto-sign grant and certificate-download QR codes."""
+    jobs = ""
+    if staff:
+        pending = ca.app_pending(staff)
+        jobs = (
+            "".join(
+                JOB_ITEM.format(
+                    id=html.escape(j["signDataId"]),
+                    title=html.escape(j["title"] or "签名请求"),
+                    biz=html.escape(j["bizNo"]),
+                    created=_local_time(j["createdAt"]),
+                    expires=_local_time(j["expiresAt"]),
+                    data=html.escape(_readable(j["data"])),
+                    staff=html.escape(staff),
+                )
+                for j in pending
+            )
+            or '<p class="muted" id="no-jobs">没有待确认的签名请求。</p>'
+        )
+    return APP_PAGE.format(
+        staff=html.escape(staff),
+        qr=html.escape(qr),
+        message=html.escape(message),
+        message_class=' class="err"' if error else "",
+        jobs=jobs,
+    ).encode()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -723,18 +802,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, {"ok": True, "ca": self.ca.authority.cert.subject_cn})
         if url.path.startswith("/app/qr/"):
             qr = f"{self.ca.public_url}{url.path}"
-            return self._send(
-                200,
-                APP_PAGE.format(staff="", qr=html.escape(qr), message="").encode(),
-                "text/html; charset=utf-8",
-            )
+            return self._send(200, app_page(self.ca, qr=qr), "text/html; charset=utf-8")
         if url.path == "/app/v1/pending":
             staff = parse_qs(url.query).get("staffNo", [""])[0]
             return self._json(200, {"code": "0", "data": self.ca.app_pending(staff)})
         if url.path in ("/app", "/app/"):
-            return self._send(
-                200, APP_PAGE.format(staff="", qr="", message="").encode(), "text/html; charset=utf-8"
-            )
+            staff = parse_qs(url.query).get("staffNo", [""])[0].strip()
+            return self._send(200, app_page(self.ca, staff=staff), "text/html; charset=utf-8")
         self._json(404, {"code": "1005", "message": "不支持的接口"})
 
     def do_POST(self):
@@ -753,19 +827,8 @@ class Handler(BaseHTTPRequestHandler):
             "/sim/v1/reissue": self.ca.sim_reissue,
             "/sim/v1/timestamp-fault": self.ca.sim_timestamp_fault,
         }
-        if url.path == "/app/scan":  # the demo page's form
-            try:
-                out = self.ca.app_scan(params)
-                what = {"LOGIN": "扫码登录", "AUTOSIGN": "自动签名授权", "CERTDOWN": "移动证书下载"}.get(
-                    out["kind"], out["kind"]
-                )
-                msg = f"已{'拒绝' if out['status'] == protocol.REFUSE else '确认'}{what}。"
-            except OpError as exc:
-                msg = f"失败：{exc.message}"
-            page = APP_PAGE.format(
-                staff=html.escape(params.get("staffNo", "")), qr="", message=html.escape(msg)
-            )
-            return self._send(200, page.encode(), "text/html; charset=utf-8")
+        if url.path in ("/app/scan", "/app/sign"):  # the demo phone page's forms
+            return self._app_form(url.path, params)
         if url.path.startswith("/sim/") and self.client_address[0] not in ("127.0.0.1", "::1"):
             return self._json(403, {"code": "1002", "message": "测试接口仅限本机"})
         handler = routes.get(url.path)
@@ -775,6 +838,28 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, {"code": "0", "message": "成功", "data": handler(params)})
         except OpError as exc:
             self._json(200, {"code": exc.code, "message": exc.message, "field": exc.field})
+
+    def _app_form(self, path: str, params: dict) -> None:
+        staff = str(params.get("staffNo", "")).strip()
+        refused = params.get("action") == "refuse"
+        try:
+            if path == "/app/scan":
+                out = self.ca.app_scan(params)
+                what = {"LOGIN": "扫码登录", "AUTOSIGN": "自动签名授权", "CERTDOWN": "移动证书下载"}.get(
+                    out["kind"], out["kind"]
+                )
+            else:
+                row = self.ca.store.one(
+                    "SELECT * FROM transactions WHERE id = ?", params.get("signDataId", "")
+                )
+                title = Store.body(row).get("title", "") if row is not None else ""
+                self.ca.app_sign(params)
+                what = f"签名请求「{title}」" if title else "签名请求"
+            msg, error = f"已{'拒绝' if refused else '确认'}{what}。", False
+        except OpError as exc:
+            msg, error = f"失败：{exc.message}", True
+        page = app_page(self.ca, staff=staff, message=msg, error=error)
+        self._send(200, page, "text/html; charset=utf-8")
 
     def _service(self, operation: str, params: dict) -> None:
         algorithm = params.get("signAlg") or "HMAC-SM3"
