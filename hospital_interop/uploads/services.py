@@ -19,10 +19,10 @@ import copy
 import functools
 import json
 import logging
+import multiprocessing
 import os
 import random
 import re
-import threading
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -32,7 +32,7 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models import Case, Count, Exists, F, Max, OuterRef, Q, Value, When
 from django.utils import timezone
 
@@ -609,45 +609,53 @@ def is_large(size: int) -> bool:
     return size > settings.DELIVERY["LARGE_PAYLOAD_BYTES"]
 
 
-_large_sends: list[threading.Thread] = []
+_large_sends: list[multiprocessing.Process] = []
 
 
-def send_large_beside(record: OutboxRecord, client) -> threading.Thread:
-    """Send a claimed large row from a thread of this worker process at CPU niceness
-    ``DELIVERY["LARGE_NICE"]``, and return at once: the process goes on with small rows while
-    the transfer runs (with a two-process worker, both processes keep taking them). On Linux
-    niceness belongs to a thread and raising it needs no privilege, so on a busy machine the
-    transfer's unsealing, compression and encryption get the CPU time the small rows leave. The
-    row stays leased as for any send (a worker that dies mid-transfer leaves it to lease expiry);
-    ``client`` must be the thread's own (a ``requests`` session is not shared between threads).
-    The thread has its own database connection, closed when it ends."""
-    nice = settings.DELIVERY["LARGE_NICE"]
+def send_large_beside(record: OutboxRecord) -> None:
+    """Send a claimed large row from a child process at CPU niceness ``DELIVERY["LARGE_NICE"]``,
+    and return at once: this worker process goes on with small rows while the transfer runs.
+    A process, not a thread: the transfer's unsealing, compression, encryption and signing are
+    long C calls that hold Python's lock between threads, and a thread's lower priority would
+    then hold the worker's small rows back instead of yielding to them. On a busy machine the
+    child gets the CPU time the small rows leave. The row stays leased as for any send (a child
+    that dies mid-transfer leaves it to lease expiry). The child is forked (the outbox row and
+    settings as they are), with its own database connection and platform client; Celery resets
+    its broker connections in it (``multiprocessing``'s after-fork hooks)."""
+    if not hasattr(os, "fork"):  # no fork (not POSIX): the transfer goes in this process
+        deliver_claimed([record], _large_client())
+        return
+    _large_sends[:] = [p for p in _large_sends if p.is_alive()]
+    connections.close_all()  # a connection is never shared with a child (reopened on next use)
+    child = multiprocessing.get_context("fork").Process(
+        target=_send_large, args=(record, settings.DELIVERY["LARGE_NICE"]), name=f"large-upload-{record.pk}"
+    )
+    child.start()
+    _large_sends.append(child)
 
-    def run() -> None:
-        me = threading.get_native_id()
-        try:  # never below the worker's own niceness (that would need privilege)
-            os.setpriority(os.PRIO_PROCESS, me, max(nice, os.getpriority(os.PRIO_PROCESS, me)))
-        except OSError as exc:  # not Linux, or refused: the transfer goes at normal priority
-            log.warning("large upload %s at normal CPU priority: %s", record.pk, exc)
-        try:
-            deliver_claimed([record], client)
-        except Exception:  # the row stays leased: the sweep hands it out again after the lease
-            log.exception("large upload %s failed in its thread; retried after its lease", record.pk)
-        finally:
-            connection.close()
 
-    _large_sends[:] = [t for t in _large_sends if t.is_alive()]
-    thread = threading.Thread(target=run, name=f"large-upload-{record.pk}")
-    thread.start()
-    _large_sends.append(thread)
-    return thread
+def _large_client():
+    from hospital_interop.municipal.client import PlatformClient
+
+    return PlatformClient.from_settings()
+
+
+def _send_large(record: OutboxRecord, nice: int) -> None:
+    try:  # never below the worker's own niceness (that would need privilege)
+        os.setpriority(os.PRIO_PROCESS, 0, max(nice, os.getpriority(os.PRIO_PROCESS, 0)))
+    except OSError as exc:  # refused: the transfer goes at normal priority
+        log.warning("large upload %s at normal CPU priority: %s", record.pk, exc)
+    try:
+        deliver_claimed([record], _large_client())
+    finally:
+        connections.close_all()
 
 
 def wait_for_large_sends(timeout: float | None = None) -> None:
     """Let this process's large transfers finish (a worker shutting down; tests)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    for thread in list(_large_sends):
-        thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    for child in list(_large_sends):
+        child.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
 
 def _large_alone(rows: list[tuple[int, str, int]]) -> list[tuple[int, str]]:

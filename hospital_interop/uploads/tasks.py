@@ -19,13 +19,6 @@ def client():
     return _client
 
 
-def large_client():
-    """The platform client of one large transfer (its own session: it runs in its own thread)."""
-    from hospital_interop.municipal.client import PlatformClient
-
-    return PlatformClient.from_settings()
-
-
 @worker_process_shutdown.connect
 def _finish_large_transfers(**kwargs) -> None:
     """A worker process that is asked to stop lets its large transfer end (bounded by its lease)."""
@@ -40,7 +33,7 @@ def deliver(record_id=None, interface=None):
     )
     if len(records) == 1 and services.is_large(records[0].payload_size):
         # a large row is claimed alone and sent beside this process's work, which goes on
-        services.send_large_beside(records[0], large_client())
+        services.send_large_beside(records[0])
         services.wake()
     elif records:
         services.deliver_claimed(records, client())

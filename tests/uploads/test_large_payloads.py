@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import itertools
 import os
-import threading
 from datetime import timedelta
 
 import pytest
@@ -98,34 +97,33 @@ def test_only_one_large_row_is_in_flight_at_a_time_so_small_rows_keep_a_worker()
     assert OutboxRecord.objects.get(pk=second.pk).state == State.PENDING
 
 
-def _niceness() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+@pytest.mark.django_db(transaction=True)  # the large row's process has a connection of its own
+def test_a_large_row_is_sent_beside_the_worker_at_low_cpu_priority(platform_settings, monkeypatch, tmp_path):
+    """The worker's task hands a large row to a child process at ``DELIVERY["LARGE_NICE"]`` and
+    returns: the worker takes the small rows meanwhile, at its own priority, which stays unchanged."""
+    calls = tmp_path / "calls"
 
-
-@pytest.mark.django_db(transaction=True)  # the large row's thread has a connection of its own
-def test_a_large_row_is_sent_beside_the_worker_at_low_cpu_priority(platform_settings, monkeypatch):
-    """The worker's task hands a large row to a thread at ``DELIVERY["LARGE_NICE"]`` and returns:
-    the process takes the small rows meanwhile, at its own priority, which stays unchanged."""
-    seen: list[tuple[str, int]] = []
-
-    class Watching:  # the real client, noting the CPU priority each call is made at
+    class Watching:  # the real client, noting which process made each call, at what priority
         def __init__(self, inner):
             self.inner = inner
 
         def call(self, interface, payload):
-            seen.append((interface, _niceness()))
+            with calls.open("a") as f:
+                f.write(f"{interface} {os.getpid()} {os.getpriority(os.PRIO_PROCESS, 0)}\n")
             return self.inner.call(interface, payload)
 
     big, small = _pdf(16, 100_000), _small(17)
-    base = _niceness()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
     monkeypatch.setattr(tasks, "_client", Watching(PlatformClient.from_settings()))
-    monkeypatch.setattr(tasks, "large_client", lambda: Watching(PlatformClient.from_settings()))
+    monkeypatch.setattr(services, "_large_client", lambda: Watching(PlatformClient.from_settings()))
     assert tasks.deliver(big.pk) == 1
     assert tasks.deliver(small.pk) == 1
     services.wait_for_large_sends(timeout=60)
     low = max(base, services.settings.DELIVERY["LARGE_NICE"])
-    assert sorted(seen) == [("LAB_REPORT_DETAIL", base), ("LAB_REPORT_PDF", low)]
-    assert _niceness() == base
+    seen = sorted(line.split() for line in calls.read_text().splitlines())
+    assert seen[0] == ["LAB_REPORT_DETAIL", str(os.getpid()), str(base)]
+    assert seen[1][0] == "LAB_REPORT_PDF" and seen[1][1] != str(os.getpid()) and seen[1][2] == str(low)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base
     assert set(OutboxRecord.objects.filter(pk__in=[big.pk, small.pk]).values_list("state", flat=True)) == {
         State.DONE
     }
