@@ -182,7 +182,7 @@ def printed_specimen_type(content: dict) -> str:
     )
 
 
-def _patient_block(m: Mapped, st: _Styles) -> Table:
+def _patient_block(m: Mapped, st: _Styles) -> _Grid:
     c = m.content
     p, v, s = c.get("patient") or {}, c.get("visit") or {}, c.get("specimen") or {}
     sex, age = printed_sex_age(c)
@@ -217,30 +217,18 @@ def _patient_block(m: Mapped, st: _Styles) -> Table:
         ("申请单号", c.get("applicationId")),
         ("临床诊断", diag),
     ]
-    widths = [16 * mm, 27 * mm, 16 * mm, 30 * mm, 16 * mm, 27 * mm, 16 * mm, 34 * mm]
+    widths = (16 * mm, 27 * mm, 16 * mm, 30 * mm, 16 * mm, 27 * mm, 16 * mm, 34 * mm)
+    looks = [(8.2, GREY), (9, colors.black)] * 4  # label, value
     rows, row = [], []
     for label, value in cells:
         row += [label + "：", _cell(value, st.value, widths[len(row) + 1])]
         if len(row) == 8:
-            rows.append(row)
+            rows.append(_GridRow(row, looks))
             row = []
     if row:
         row += [""] * (8 - len(row))
-        rows.append(row)
-    t = Table(rows, colWidths=widths, hAlign="LEFT")
-    style = [
-        ("FONTNAME", (0, 0), (-1, -1), st.font),
-        ("FONTSIZE", (0, 0), (-1, -1), 9),
-        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-        ("TOPPADDING", (0, 0), (-1, -1), 1.2),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 1.2),
-        ("LEFTPADDING", (0, 0), (-1, -1), 1),
-        ("RIGHTPADDING", (0, 0), (-1, -1), 1),
-    ]
-    for col in (0, 2, 4, 6):
-        style += [("TEXTCOLOR", (col, 0), (col, -1), GREY), ("FONTSIZE", (col, 0), (col, -1), 8.2)]
-    t.setStyle(TableStyle(style))
-    return t
+        rows.append(_GridRow(row, looks))
+    return _Grid(st.font, widths, rows, pad_x=1.0, pad_y=1.2)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -260,19 +248,16 @@ def _cell(text, style: ParagraphStyle, width: float):
 ROW_BG = colors.HexColor("#f3f6fa")
 _ITEM_WIDTHS = (11 * mm, 54 * mm, 22 * mm, 9 * mm, 20 * mm, 28 * mm, 26 * mm, 12 * mm)
 _ITEM_HEADER = ("序号", "检验项目", "结果", "", "单位", "参考区间", "检验方法", "互认")
-_CENTRED_COLUMNS = frozenset((0, 3, 7))
-# The geometry of reportlab's Table for these cells: 6 pt side padding, 1.6 pt above and below,
-# 12 pt line (its default leading), text vertically centred.
-_PAD_X, _PAD_Y, _LEADING = 6.0, 1.6, 12.0
+_LEADING = 12.0  # reportlab Table's default cell leading, which these grids keep
 
 
 class _GridRow:
-    """One row of :class:`_ItemsGrid`: cells (plain strings, or Paragraphs for text too wide for
-    one line), one (font size, colour) per cell, and whether the row has the stripe background."""
+    """One row of :class:`_Grid`: cells (plain strings, or Paragraphs for text too wide for one
+    line), one (font size, colour) per cell, and whether the row has the stripe background."""
 
     __slots__ = ("cells", "height", "looks", "striped", "wrapped")
 
-    def __init__(self, cells, looks, striped: bool):
+    def __init__(self, cells, looks, striped: bool = False):
         self.cells = cells
         self.looks = looks
         self.striped = striped
@@ -280,45 +265,60 @@ class _GridRow:
         self.wrapped: list = []  # (column, Paragraph, height) after wrap
 
 
-class _ItemsGrid(Flowable):
-    """The results table, drawn straight on the canvas: one text object for all its plain cells.
+class _Grid(Flowable):
+    """A table drawn straight on the canvas, all its plain cells in one text object.
 
-    It looks like the platypus ``Table`` it replaces (same column widths, paddings, rules, stripe,
-    colours, vertical centring; the header repeats on every page the table runs onto), but
-    platypus draws each of its ~250 cells as its own text object with its own state changes,
-    which was half the rendering time of a report."""
+    It looks like the platypus ``Table`` it replaces (same column widths, paddings, 12 pt line,
+    text centred vertically, stripe, rules and colours; with ``header`` the header repeats on
+    every page the grid runs onto), but platypus draws each cell as its own text object with its
+    own state changes: for the ~250 cells of a results table that was half the rendering time of
+    a report. ``rules``: the results table's rules (above and below the header, below the last row).
+    """
 
-    def __init__(self, font: str, header: _GridRow, rows: list[_GridRow]):
+    def __init__(self, font, widths, rows, *, header=None, pad_x=6.0, pad_y=1.6, centred=(), rules=False):
         super().__init__()
         self.font = font
-        self.header = header
+        self.widths = widths
         self.rows = rows
+        self.header = header
+        self.pad_x, self.pad_y = pad_x, pad_y
+        self.centred = frozenset(centred)
+        self.rules = rules
         self.hAlign = "LEFT"
         self._measured = False
+
+    def _all_rows(self):
+        return (self.header, *self.rows) if self.header is not None else self.rows
 
     def _measure(self) -> None:
         if self._measured:
             return
-        for row in (self.header, *self.rows):
+        for row in self._all_rows():
             height = _LEADING
             row.wrapped = []
             for col, cell in enumerate(row.cells):
                 if isinstance(cell, Flowable):
-                    _w, h = cell.wrap(_ITEM_WIDTHS[col] - 2 * _PAD_X, 1e6)
+                    _w, h = cell.wrap(self.widths[col] - 2 * self.pad_x, 1e6)
                     row.wrapped.append((col, cell, h))
                     height = max(height, h)
-            row.height = height + 2 * _PAD_Y
+            row.height = height + 2 * self.pad_y
         self._measured = True
+
+    def _copy(self, rows) -> _Grid:
+        part = _Grid(self.font, self.widths, rows, header=self.header, pad_x=self.pad_x, pad_y=self.pad_y,
+                     centred=self.centred, rules=self.rules)  # fmt: skip
+        part._measured = True
+        return part
 
     def wrap(self, availWidth, availHeight):
         self._measure()
-        self.width = sum(_ITEM_WIDTHS)
-        self.height = self.header.height + sum(r.height for r in self.rows)
+        self.width = sum(self.widths)
+        self.height = sum(r.height for r in self._all_rows())
         return self.width, self.height
 
     def split(self, availWidth, availHeight):
         self._measure()
-        used, n = self.header.height, 0
+        used, n = (self.header.height if self.header is not None else 0.0), 0
         for row in self.rows:
             if used + row.height > availHeight:
                 break
@@ -326,23 +326,20 @@ class _ItemsGrid(Flowable):
             n += 1
         if n == 0 or n == len(self.rows):
             return []
-        return [
-            _ItemsGrid(self.font, self.header, self.rows[:n]),
-            _ItemsGrid(self.font, self.header, self.rows[n:]),
-        ]
+        return [self._copy(self.rows[:n]), self._copy(self.rows[n:])]
 
     def draw(self):
-        canv, font = self.canv, self.font
-        width = self.width
-        rows = (self.header, *self.rows)
+        canv, font, widths = self.canv, self.font, self.widths
+        centred, pad_x, width = self.centred, self.pad_x, self.width
+        rows = self._all_rows()
         canv.saveState()
-        top = self.height
-        y = top
-        canv.setFillColor(ROW_BG)
-        for row in rows:
-            y -= row.height
-            if row.striped:
-                canv.rect(0, y, width, row.height, stroke=0, fill=1)
+        top = y = self.height
+        if any(row.striped for row in rows):
+            canv.setFillColor(ROW_BG)
+            for row in rows:
+                y -= row.height
+                if row.striped:
+                    canv.rect(0, y, width, row.height, stroke=0, fill=1)
         text = canv.beginText()
         cur_size = cur_color = None
         paragraphs = []
@@ -352,7 +349,7 @@ class _ItemsGrid(Flowable):
             baseline = y + (row.height + _LEADING) / 2  # less each cell's font size, as Table does
             x = 0.0
             for col, cell in enumerate(row.cells):
-                col_w = _ITEM_WIDTHS[col]
+                col_w = widths[col]
                 if cell and isinstance(cell, str):
                     size, color = row.looks[col]
                     if size != cur_size:
@@ -361,30 +358,31 @@ class _ItemsGrid(Flowable):
                     if color is not cur_color:
                         text.setFillColor(color)
                         cur_color = color
-                    if col in _CENTRED_COLUMNS:
+                    if col in centred:
                         tx = x + col_w / 2 - _width(cell, font, size) / 2
                     else:
-                        tx = x + _PAD_X
+                        tx = x + pad_x
                     text.setTextOrigin(tx, baseline - size)
-                    text.textOut(cell)
+                    text._textOut(cell)  # textOut without measuring the text for the cursor: unused
                 x += col_w
             for col, para, h in row.wrapped:
-                px = sum(_ITEM_WIDTHS[:col]) + _PAD_X
-                paragraphs.append((para, px, y + (row.height - h) / 2))
+                paragraphs.append((para, sum(widths[:col]) + pad_x, y + (row.height - h) / 2))
         canv.drawText(text)
         for para, px, py in paragraphs:
             para.drawOn(canv, px, py)
-        canv.setStrokeColor(colors.black)
-        canv.setLineCap(1)
-        canv.setLineWidth(0.9)
-        canv.line(0, top, width, top)
-        canv.line(0, 0, width, 0)
-        canv.setLineWidth(0.5)
-        canv.line(0, top - self.header.height, width, top - self.header.height)
+        if self.rules:
+            canv.setStrokeColor(colors.black)
+            canv.setLineCap(1)
+            canv.setLineWidth(0.9)
+            canv.line(0, top, width, top)
+            canv.line(0, 0, width, 0)
+            if self.header is not None:
+                canv.setLineWidth(0.5)
+                canv.line(0, top - self.header.height, width, top - self.header.height)
         canv.restoreState()
 
 
-def _items_table(m: Mapped, st: _Styles) -> _ItemsGrid:
+def _items_table(m: Mapped, st: _Styles) -> _Grid:
     widths = _ITEM_WIDTHS
     black = colors.black
     header = _GridRow(list(_ITEM_HEADER), [(8.2, GREY)] * 8, striped=False)
@@ -418,7 +416,7 @@ def _items_table(m: Mapped, st: _Styles) -> _ItemsGrid:
                 striped=r % 2 == 0,
             )
         )
-    return _ItemsGrid(st.font, header, rows)
+    return _Grid(st.font, widths, rows, header=header, centred=(0, 3, 7), rules=True)
 
 
 def _recognition_sections(m: Mapped, st: _Styles) -> list:
