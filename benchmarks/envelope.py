@@ -53,11 +53,12 @@ caps the ratios at 0.76 (seal) and 0.76 (open). Of the 85 us, JSON is 41 us (the
 the bytes must not change), gzip level 1 18 us, SM4-CBC 14 us, Base64, the SM3 of the string to
 sign and the rest of the envelope ~12 us; of the 81 us of open, ``json.loads`` is 47 us, SM4 13 us,
 gunzip 10 us. Reusing the Tongsuo ``EVP_PKEY_CTX`` per key was tried: set-up costs 0.4 us, nothing
-to gain. Tongsuo in the tongsuopy wheel is 8.3.2 (OpenSSL 1.1.1 base) without the ``sm2p256``
-fixed-base tables, so its SM2 runs at OpenSSL 3.0's speed (both use the constant-time ladder for
-k*G). 0.9 needs the whole pipeline below ~10 % of one SM2 operation (~27 us): only an SM2 that is
-faster than OpenSSL's (a precomputed fixed-base table, as Tongsuo's ``enable-ec_sm2p256`` or
-GmSSL 3's ``sm2_z256`` have; neither ships as a wheel here) could reach it.
+to gain. The Tongsuo inside the tongsuopy wheel is 8.3.2 (OpenSSL 1.1.1 base, generic EC code,
+no SM2-specific field arithmetic), so its SM2 runs at OpenSSL 3.0's speed: both compute k*G with
+the generic constant-time ladder. 0.9 needs the whole pipeline below ~10 % of one SM2 operation
+(~27 us), less than the JSON encoding alone: only an SM2 faster than OpenSSL's (dedicated SM2
+field arithmetic with a precomputed, constant-time table for the generator, as optimised SM2
+builds of Tongsuo and GmSSL 3 have; none is installable here as a wheel) could reach it.
 """
 
 from __future__ import annotations
