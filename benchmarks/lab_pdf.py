@@ -13,6 +13,7 @@
    | issue 19 (wall clock, quiet machine) | 75 | 350 | 0.21 | FAIL |
    | before (``main``, CPU time, load ~8) | 45.3 | 203 | 0.22 | FAIL |
    | after (CPU time, load ~8) | 63.3, 54.7 (two runs) | 225, 203 | 0.28, 0.27 | FAIL |
+   | canvas grids + cached font stream (CPU time, load 4-8, five runs) | 160-172 | 345-392 | 0.41-0.47 | PASS |
 
    The report went 1.2-1.4x faster here; scaled to the issue's quiet machine (75/s before) that is
    about 90-105/s, still short of 150. What is left is reportlab's own per-cell drawing (a text
@@ -20,7 +21,16 @@
    drawing of the results table (one text object for the table) would cut, and that changes the
    PDF bytes.
 
-   What changed: reportlab's C accelerator (``rl-accel``: fp_str, stringWidth, ASCII85, escaping
+   Then (issue 19, second pass; profile: the results table's per-cell drawing was ~45 % of a
+   report, deflating the ~50 KiB font subset again for every PDF ~20 %): the results table and
+   the patient block are drawn by a small grid flowable (``pdf._Grid``), all plain cells in one
+   text object, with the Table's geometry (a one-page report renders to the same pixels), and the
+   subset font stream's deflate output is memoised (identical bytes). Left in a report's ~5.5 ms:
+   reportlab's per-string TrueType subset encoding (``splitString``/``_formatText``, ~25 %),
+   writing the PDF objects (~20 %), Paragraph parsing and line breaking of the remark and
+   signature block (~15 %). Archived PDFs are served from their stored bytes, not re-rendered.
+
+   What changed before: reportlab's C accelerator (``rl-accel``: fp_str, stringWidth, ASCII85, escaping
    in C instead of its pure-Python fallbacks, which it used because the package was missing; it
    speeds the anchor too) and a cache of the embedded font's glyph subsets
    (``mutual_recognition.lab.pdf._cache_subsets``). Both leave every byte of the PDFs unchanged.
