@@ -13,6 +13,8 @@
    (target: <= 15 s), and beside the same records' delivery with no outage (anchor).
 4. Large PDFs (40 x 20 MiB) among small records arriving at a steady rate: the small records'
    latency p50 / p95 / max, beside the same run without the PDFs (target: p95 <= 2 x control).
+   The PDFs are enqueued by a process of their own (as the LIS's requests would be), so the small
+   records keep arriving at their rate while a PDF is being taken in.
 
 Needs PostgreSQL and Redis (as for `make test`); uses its own database `interop_bench` and Redis
 db 3. Run: .venv/bin/python benchmarks/delivery.py [--records 2000] [--browse-rows 1000000]
@@ -22,6 +24,7 @@ db 3. Run: .venv/bin/python benchmarks/delivery.py [--records 2000] [--browse-ro
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import statistics
@@ -472,7 +475,7 @@ def pdf_mix(env, tmp: Path, small: int, pdfs: int, mib: float, rate: float) -> N
 
     django.setup()
     import redis
-    from django.db import connection, transaction
+    from django.db import connection, connections, transaction
 
     from hospital_interop.municipal.gm import sm3_hex
     from hospital_interop.municipal.specs import load_catalogue
@@ -486,6 +489,16 @@ def pdf_mix(env, tmp: Path, small: int, pdfs: int, mib: float, rate: float) -> N
     pdf_spec = load_catalogue().interface("LAB_REPORT_PDF")
     raw = b"%PDF-1.4\n" + os.urandom(int(mib * 1024 * 1024) - 9)
     content, digest = base64.b64encode(raw).decode(), sm3_hex(raw)
+
+    def feed_pdfs(seed: int, count: int, every: float) -> None:
+        """Enqueue ``count`` PDFs, one every ``every`` seconds (the first after half of it)."""
+        t0 = time.perf_counter()
+        for n in range(count):
+            time.sleep(max(0.0, t0 + (n + 0.5) * every - time.perf_counter()))
+            payload = pdf_spec.example(seed + 500_000 + n)
+            payload.update(fileContent=content, fileSize=len(raw), fileHash=digest)
+            services.enqueue(pdf_spec.code, payload)
+        connections.close_all()
 
     def run(seed: int, with_pdfs: int) -> dict:
         with connection.cursor() as cur:
@@ -503,18 +516,24 @@ def pdf_mix(env, tmp: Path, small: int, pdfs: int, mib: float, rate: float) -> N
                 timeout=90,
             )
         )
-        every = max(1, small // with_pdfs) if with_pdfs else 0
+        feeder = None
         try:
             t0 = time.perf_counter()
-            sent_pdfs = 0
+            if with_pdfs:  # the PDFs come from elsewhere (the LIS), beside the small records' stream
+                connections.close_all()  # not shared with the child
+                feeder = multiprocessing.get_context("fork").Process(
+                    target=feed_pdfs, args=(seed, with_pdfs, small / rate / with_pdfs)
+                )
+                feeder.start()
             for i in range(small):
                 services.enqueue(small_spec.code, small_spec.example(seed + i))
-                if every and i % every == every // 2 and sent_pdfs < with_pdfs:
-                    payload = pdf_spec.example(seed + 500_000 + i)
-                    payload.update(fileContent=content, fileSize=len(raw), fileHash=digest)
-                    services.enqueue(pdf_spec.code, payload)
-                    sent_pdfs += 1
                 time.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+            sent_pdfs = 0
+            if feeder:
+                feeder.join()
+                sent_pdfs = with_pdfs if feeder.exitcode == 0 else 0
+                if feeder.exitcode:
+                    raise SystemExit("the PDF feeder failed")
             total = small + sent_pdfs
             while OutboxRecord.objects.filter(state=State.DONE).count() < total:
                 if time.perf_counter() - t0 > 900:
@@ -535,6 +554,8 @@ def pdf_mix(env, tmp: Path, small: int, pdfs: int, mib: float, rate: float) -> N
                 "pdfs": sent_pdfs,
             }
         finally:
+            if feeder and feeder.is_alive():
+                feeder.terminate()
             for proc in procs:
                 stop(proc)
 

@@ -19,7 +19,7 @@ import copy
 import functools
 import json
 import logging
-import multiprocessing
+import multiprocessing.util
 import os
 import random
 import re
@@ -609,7 +609,7 @@ def is_large(size: int) -> bool:
     return size > settings.DELIVERY["LARGE_PAYLOAD_BYTES"]
 
 
-_large_sends: list[multiprocessing.Process] = []
+_large_sends: list[int] = []  # this process's children sending a large row (pids)
 
 
 def send_large_beside(record: OutboxRecord) -> None:
@@ -619,19 +619,30 @@ def send_large_beside(record: OutboxRecord) -> None:
     long C calls that hold Python's lock between threads, and a thread's lower priority would
     then hold the worker's small rows back instead of yielding to them. On a busy machine the
     child gets the CPU time the small rows leave. The row stays leased as for any send (a child
-    that dies mid-transfer leaves it to lease expiry). The child is forked (the outbox row and
-    settings as they are), with its own database connection and platform client; Celery resets
-    its broker connections in it (``multiprocessing``'s after-fork hooks)."""
-    if not hasattr(os, "fork"):  # no fork (not POSIX): the transfer goes in this process
+    that dies mid-transfer leaves it to lease expiry).
+
+    The child is forked with ``os.fork`` (a Celery pool process is daemonic, and
+    ``multiprocessing`` refuses children to those); it runs ``multiprocessing``'s after-fork
+    hooks, where Celery drops the broker connections it inherited, and opens its own database
+    connection and platform client."""
+    _reap_large_sends()
+    if not hasattr(os, "fork"):  # not POSIX: the transfer goes in this process
         deliver_claimed([record], _large_client())
         return
-    _large_sends[:] = [p for p in _large_sends if p.is_alive()]
     connections.close_all()  # a connection is never shared with a child (reopened on next use)
-    child = multiprocessing.get_context("fork").Process(
-        target=_send_large, args=(record, settings.DELIVERY["LARGE_NICE"]), name=f"large-upload-{record.pk}"
-    )
-    child.start()
-    _large_sends.append(child)
+    pid = os.fork()
+    if pid:
+        _large_sends.append(pid)
+        return
+    code = 1
+    try:
+        multiprocessing.util._run_after_forkers()
+        _send_large(record, settings.DELIVERY["LARGE_NICE"])
+        code = 0
+    except BaseException:  # the row stays leased: the sweep hands it out again after the lease
+        log.exception("large upload %s failed in its process; sent again after its lease", record.pk)
+    finally:
+        os._exit(code)  # never back into the worker's code
 
 
 def _large_client():
@@ -651,11 +662,24 @@ def _send_large(record: OutboxRecord, nice: int) -> None:
         connections.close_all()
 
 
+def _reap_large_sends() -> None:
+    for pid in list(_large_sends):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # already reaped
+            done = pid
+        if done:
+            _large_sends.remove(pid)
+
+
 def wait_for_large_sends(timeout: float | None = None) -> None:
     """Let this process's large transfers finish (a worker shutting down; tests)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    for child in list(_large_sends):
-        child.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    while True:
+        _reap_large_sends()
+        if not _large_sends or (deadline is not None and time.monotonic() > deadline):
+            return
+        time.sleep(0.05)
 
 
 def _large_alone(rows: list[tuple[int, str, int]]) -> list[tuple[int, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import multiprocessing
 import os
 from datetime import timedelta
 
@@ -113,6 +114,8 @@ def test_a_large_row_is_sent_beside_the_worker_at_low_cpu_priority(platform_sett
             return self.inner.call(interface, payload)
 
     big, small = _pdf(16, 100_000), _small(17)
+    # as in a Celery pool process, which multiprocessing would refuse children
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
     base = os.getpriority(os.PRIO_PROCESS, 0)
     monkeypatch.setattr(tasks, "_client", Watching(PlatformClient.from_settings()))
     monkeypatch.setattr(services, "_large_client", lambda: Watching(PlatformClient.from_settings()))
