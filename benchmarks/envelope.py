@@ -11,7 +11,7 @@ the OpenSSL 3 CLI anchors (``openssl speed``), the ratios and PASS/FAIL against 
 3. our SM4-CBC step alone on 16 MiB (CPU time, best of 5) vs OpenSSL's SM4-CBC bytes/s. Target: ≥ 0.5 x.
 4. sealing a ~2 MiB PDF (reportlab: 6 text pages with a CJK font + one 1920x1440 photo-like JPEG,
    binary streams) whole, beside ``gzip -c FILE | openssl enc -sm4-cbc`` on the same file.
-   No target: gzip dominates both; the figures show where the time goes.
+   No target: the figures show where the time goes (gzip dominates the shell pipeline's side).
 Single thread throughout, like ``openssl speed`` without ``-multi``.
 
 Clock: ``openssl speed`` divides by the CPU *user* time of its process (wall-clock only with
@@ -32,6 +32,8 @@ Issue 19, seal/open 4 KiB against ``openssl speed sm2`` (ratio of rates, median 
 | after (CPU time, this bench) | 0.64 FAIL | 0.63 FAIL | 1.08 | 0.94 |
 | after, final code, second run | 0.66 FAIL | 0.59 FAIL | 0.96 | 0.95 |
 | same code, later run (3 rounds, load ~4) | 0.65 FAIL | 0.69 FAIL | 0.97 | 1.00 |
+| orjson + ISA-L for small payloads (load ~14, tests running beside) | 0.76 FAIL | 0.68 FAIL | 0.99 | 0.99 |
+| same code, second run (load ~9) | 0.78 FAIL | 0.73 FAIL | 0.99 | 0.95 |
 
 All rows: 5 rounds on the shared 2-core machine (load 6-10), medians of the per-round ratios;
 the round-to-round spread (0.52-0.68 for seal) is larger than the change. What the pipeline costs
@@ -39,26 +41,37 @@ around SM2 here: JSON ~36 us, gzip level 1 ~18 us, SM4-CBC ~10 us of cipher work
 when measured alone; inside the seal loop, interleaved with the SM2 arithmetic, the same steps take
 2-3x longer (cold caches; the machine's other processes share them). Removed: the PKCS#7 padder
 objects (SM4), the DER parse and re-encode around each Tongsuo signature and verification, the SM3
-digest fetch per call (copy of the state after Z). Left: JSON (orjson would save ~30 us, but its
-float formatting differs from ``json`` for exponents below -4 (``1e-05`` vs ``0.00001``) and it
-writes NaN as ``null``, so it cannot replace ``json`` without a guard that costs what it saves),
-and gzip, whose bytes must not change. In a tight loop of ``encode_payload`` then ``sign``, this
-machine gives sign 338 us, encode 82 us, both 473 us: 0.9 x OpenSSL's sign would leave ~5 % of the
-sign time for JSON + gzip + SM4 + Base64, which only a faster SM2 than OpenSSL's could buy.
+digest fetch per call (copy of the state after Z).
+
+JSON and gzip since (issue 19, helper h19j): JSON is written and read by orjson wherever that gives
+the standard library's very bytes and values, by ``json`` otherwise (``envelope._json_bytes``,
+``_json_loads``; property tests in tests/municipal/test_envelope_json.py), and gzip is ISA-L level 1
+for every size. Measured alone on the 4 KiB report (CPU time, best of 7): encode 39 us -> 10 us
+(orjson 3 us + 7 us for the three substring guards "null", "e-", "0.0000" that send NaN and floats
+of exponent -5..-9 to ``json``), decode 33 us -> 15 us (orjson 13 us + a 1.5 us scan for integers of
+19+ digits, which orjson would read as floats), gzip 18 us -> 12 us (1,157 B instead of zlib's 1,144).
 
 The floor, printed by every run ("without SM2" rows): the same seal and open loops with the SM2
-call replaced by a constant signature take 85 us (seal) and 81 us (open) per envelope, against
-OpenSSL's 271 us per sign and 262 us per verify, so even an SM2 exactly as fast as OpenSSL's
-caps the ratios at 0.76 (seal) and 0.76 (open). Of the 85 us, JSON is 41 us (the stdlib C encoder;
-the bytes must not change), gzip level 1 18 us, SM4-CBC 14 us, Base64, the SM3 of the string to
-sign and the rest of the envelope ~12 us; of the 81 us of open, ``json.loads`` is 47 us, SM4 13 us,
-gunzip 10 us. Reusing the Tongsuo ``EVP_PKEY_CTX`` per key was tried: set-up costs 0.4 us, nothing
-to gain. The Tongsuo inside the tongsuopy wheel is 8.3.2 (OpenSSL 1.1.1 base, generic EC code,
-no SM2-specific field arithmetic), so its SM2 runs at OpenSSL 3.0's speed: both compute k*G with
-the generic constant-time ladder. 0.9 needs the whole pipeline below ~10 % of one SM2 operation
-(~27 us), less than the JSON encoding alone: only an SM2 faster than OpenSSL's (dedicated SM2
-field arithmetic with a precomputed, constant-time table for the generator, as optimised SM2
-builds of Tongsuo and GmSSL 3 have; none is installable here as a wheel) could reach it.
+call replaced by a constant signature. Before: 85 us (seal) and 81 us (open), ceilings 0.76 / 0.76.
+Now: 45-49 us (seal) and 52-54 us (open) against OpenSSL's 245-267 us per sign and 233-252 us per
+verify, ceilings 0.84 (seal) and 0.82 (open) with an SM2 exactly as fast as OpenSSL's; the measured
+ratios sit below the ceilings because inside the loop, interleaved with the SM2 arithmetic, the same
+steps take longer than alone (cold caches, other processes on the 2 cores). What is left of the
+~45 us of seal: SM4-CBC ~12 us (~10 us of cipher work on 1.2 KB at OpenSSL's 115-125 MB/s, ~3 us of
+``cryptography`` set-up), ISA-L 12 us, JSON 10 us, Base64 + string to sign + timestamp + nonce ~6 us.
+Of the ~52 us of open: orjson 13 us, SM4 ~12 us, gunzip 9 us, Base64 3.5 us, the rest ~14 us
+(field checks, string to sign, timestamp, nonce cache). Tried and dropped: ISA-L's decompressor (3 us
+faster) accepts streams zlib refuses (reserved FLG bits, and with those refused apart, 2,971 of
+100,000 mutated streams that zlib refuses; 5,072 the other way round), so the receiver would accept
+other input than today; SM4 through one Tongsuo EVP_CIPHER_CTX reused per thread saves ~2.4 us per
+side, not worth raw cffi code. Reusing the Tongsuo ``EVP_PKEY_CTX`` per key was tried earlier: set-up costs 0.4 us. The Tongsuo inside the
+tongsuopy wheel is 8.3.2 (OpenSSL 1.1.1 base, generic EC code, no SM2-specific field arithmetic), so
+its SM2 runs at OpenSSL 3.0's speed. 0.9 needs the whole pipeline below ~10 % of one SM2 operation
+(~25 us); the cipher work and the compression alone are ~22 us of seal, and SM4 + orjson ~25 us of
+open. So 0.9 is still out of reach with these parts: it needs an SM2 faster than OpenSSL's (dedicated
+SM2 field arithmetic with a precomputed, constant-time table for the generator, as optimised SM2
+builds of Tongsuo and GmSSL 3 have; none is installable here as a wheel), or a faster SM4 (none on
+x86-64 in OpenSSL 3.0, which runs the table-based C code).
 """
 
 from __future__ import annotations
@@ -79,6 +92,8 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from isal import igzip
 
 from hospital_interop.municipal import envelope as ev
 from hospital_interop.municipal import gm
@@ -344,11 +359,9 @@ def main() -> None:
             )  # fmt: skip
 
         ours_pdf = best_time(seal_pdf)
-        gz = gzip.compress(pdf_json, compresslevel=ev.GZIP_LEVEL, mtime=0)
-        t_json = best_time(
-            lambda: json.dumps(pdf_payload, ensure_ascii=False, separators=(",", ":")).encode()
-        )
-        t_gzip = best_time(lambda: gzip.compress(pdf_json, compresslevel=ev.GZIP_LEVEL, mtime=0))
+        gz = igzip.compress(pdf_json, compresslevel=ev.GZIP_LEVEL, mtime=0)  # what encode_payload runs
+        t_json = best_time(lambda: ev._json_bytes(pdf_payload))
+        t_gzip = best_time(lambda: igzip.compress(pdf_json, compresslevel=ev.GZIP_LEVEL, mtime=0))
         t_sm4 = best_time(lambda: gm.sm4_encrypt(sm4_key, gz, "CBC", iv))
         sealed_pdf = seal_pdf()
         t_sign = best_time(lambda: hospital_key.sign(ev.string_to_sign(sealed_pdf)))
@@ -387,14 +400,17 @@ def main() -> None:
         print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)))
     print()
     print(
-        f"PDF payload: {len(pdf_json):,} B JSON (file as Base64) -> gzip level {ev.GZIP_LEVEL}: {len(gz):,} B "
-        f"in {t_gzip * 1e3:.1f} ms; level 6: {size6:,} B in {gz6 * 1e3:.1f} ms; `gzip -c` of the raw PDF "
-        f"(level 6, in-process): {gz_raw * 1e3:.1f} ms. gzip dominates both sides of the PDF comparison; the "
-        "shell pipeline compresses the raw file, we compress it inside the JSON as Base64."
+        f"PDF payload: {len(pdf_json):,} B JSON (file as Base64) -> ISA-L level {ev.GZIP_LEVEL}: {len(gz):,} B "
+        f"in {t_gzip * 1e3:.1f} ms; zlib level 6: {size6:,} B in {gz6 * 1e3:.1f} ms; `gzip -c` of the raw PDF "
+        f"(level 6, in-process): {gz_raw * 1e3:.1f} ms. gzip dominates the shell pipeline's side; it "
+        "compresses the raw file, we compress it inside the JSON as Base64."
     )
     small6 = len(gzip.compress(raw_json, 6, mtime=0))
-    small1 = len(gzip.compress(raw_json, ev.GZIP_LEVEL, mtime=0))
-    print(f"4 KiB JSON gzip: level {ev.GZIP_LEVEL} {small1} B, level 6 {small6} B.")
+    small1 = len(igzip.compress(raw_json, ev.GZIP_LEVEL, mtime=0))
+    zlib1 = len(gzip.compress(raw_json, ev.GZIP_LEVEL, mtime=0))
+    print(
+        f"4 KiB JSON gzip: ISA-L level {ev.GZIP_LEVEL} {small1} B, zlib level 1 {zlib1} B, level 6 {small6} B."
+    )
 
 
 if __name__ == "__main__":

@@ -154,7 +154,7 @@ def test_payload_json_is_compact_utf8_and_gzip_is_deterministic():
 
 
 def test_a_large_payload_is_gzip_any_reader_opens_deterministic_and_round_trips(sides):
-    """Payloads of 1 MiB or more are compressed by ISA-L, not zlib: still one RFC 1952 member that
+    """Payloads (here one of over 1 MiB) are compressed by ISA-L, not zlib: still one RFC 1952 member that
     the standard library, the platform side and zlib's own gzip mode open, byte for byte."""
     hospital, platform = sides
     pdf = base64.b64encode(b"%PDF-1.4\n" + bytes(range(256)) * 8192).decode()
