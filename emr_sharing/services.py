@@ -188,11 +188,17 @@ def content_hash(record) -> str:
 
 
 def _supersede_held(pairs: list[tuple[str, str]]) -> None:
-    """Newer versions were stored for these keys: their held records must never go out after them."""
+    """Newer versions were stored for these keys: their held records must never go out after them.
+    One statement per interface (a backfill's batch of 1,000 once spent a third of its time here,
+    one UPDATE per record)."""
+    by_interface: dict[str, set[str]] = {}
     for interface, key in pairs:
-        HeldRecord.objects.filter(state=HeldRecord.State.HELD, interface=interface, business_key=key).update(
-            state=HeldRecord.State.SUPERSEDED, updated_at=timezone.now()
-        )
+        by_interface.setdefault(interface, set()).add(key)
+    now = timezone.now()
+    for interface, keys in by_interface.items():
+        HeldRecord.objects.filter(
+            state=HeldRecord.State.HELD, interface=interface, business_key__in=keys
+        ).update(state=HeldRecord.State.SUPERSEDED, updated_at=now)
 
 
 def _hold(p: Prepared, source: str) -> tuple[HeldRecord, bool]:

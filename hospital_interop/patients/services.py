@@ -156,10 +156,12 @@ def bind_many(claims: list[Claim], *, source: str) -> None:
         query |= Q(kind=kind, ref__in=values)
     fill = []
     reported = {(id(c.claim), c.ref) for c in conflicts}
+    naming: dict[tuple[str, str], list[tuple[Claim, Ref]]] = {}  # (kind, value) -> the claims naming it
+    for claim in claims:
+        for ref in claim.refs:
+            naming.setdefault((ref.kind, ref.value), []).append((claim, ref))
     for row in PatientBinding.objects.filter(query):
-        for claim, ref in [
-            (c, r) for c in claims for r in c.refs if (r.kind, r.value) == (row.kind, row.ref)
-        ]:
+        for claim, ref in naming.get((row.kind, row.ref), ()):
             if (id(claim), ref) in reported:
                 continue
             given = claim.identity
