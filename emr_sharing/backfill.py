@@ -8,12 +8,19 @@ after an interruption), changed ones become new versions. Unlike the bulk API a 
 not stop the load: it is written with its errors to the error report (one JSON object per line:
 file, line, recordType, errors) and the other lines are loaded.
 
+Resumable: each batch commits with a checkpoint (``BackfillCheckpoint``: the files' digest, the
+next byte to read, the counts so far). A run killed at any point (even SIGKILL) and started again
+with the same files continues after the last committed batch, so every record is stored exactly
+once; its progress bar starts where the other stopped. A finished run started again is a new,
+complete pass (identical records skipped); ``restart=True`` ignores an unfinished checkpoint.
+
 Delivery is the outbox's: after each batch's commit it wakes one worker per claim batch of new
 rows (no per-record broker message); ``wake=False`` leaves everything to the periodic sweep.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -21,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from django.db import transaction
+from django.utils import timezone
 from tqdm import tqdm
 
 from hospital_interop.errors import field_error
@@ -29,6 +38,7 @@ from hospital_interop.patients.services import PatientConflict
 
 from . import services
 from .mapping import RecordType, record_types
+from .models import BackfillCheckpoint
 
 
 @dataclass
@@ -61,28 +71,47 @@ class BackfillStats:
         return text
 
 
-def count_lines(files: list[Path]) -> int:
-    total = 0
+def scan(files: list[Path], record_type: str | None) -> tuple[list[int], str]:
+    """Each file's line count (a last line without newline counted), and the run's digest (the
+    record type option and every file's SHA-256, in order), in one read of the files."""
+    counts, run = [], hashlib.sha256(f"emr-backfill\n{record_type or ''}\n".encode())
     for file in files:
+        digest, total, last = hashlib.sha256(), 0, b"\n"
         with file.open("rb") as fh:
             for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                digest.update(chunk)
                 total += chunk.count(b"\n")
-            if file.stat().st_size and not _ends_with_newline(file):
-                total += 1
-    return total
+                last = chunk[-1:]
+        counts.append(total + (last != b"\n"))
+        run.update(digest.hexdigest().encode() + b"\n")
+    return counts, run.hexdigest()
 
 
-def _ends_with_newline(file: Path) -> bool:
-    with file.open("rb") as fh:
-        fh.seek(-1, 2)
-        return fh.read(1) == b"\n"
+def count_lines(files: list[Path]) -> int:
+    return sum(scan(files, None)[0])
 
 
-def _lines(files: list[Path]) -> Iterator[tuple[Path, int, str]]:
-    for file in files:
-        with file.open(encoding="utf-8-sig", errors="strict", newline="\n") as fh:
-            for n, line in enumerate(fh, 1):
-                yield file, n, line
+def _lines(
+    files: list[Path], start: tuple[int, int, int] = (0, 0, 0)
+) -> Iterator[tuple[int, Path, int, str | None, int]]:
+    """(file index, file, line number, text or None if not UTF-8, offset after the line) from
+    ``start`` = (file index, byte offset, lines already read of that file) on."""
+    first, offset, line = start
+    for index, file in enumerate(files):
+        if index < first:
+            continue
+        at, n = (offset, line) if index == first else (0, 0)
+        with file.open("rb") as fh:
+            fh.seek(at)
+            for raw in fh:
+                n += 1
+                text_bytes = raw[3:] if at == 0 and raw.startswith(b"\xef\xbb\xbf") else raw
+                at += len(raw)
+                try:
+                    text = text_bytes.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = None
+                yield index, file, n, text, at
 
 
 def _parse(line: str, fixed: RecordType | None) -> tuple[RecordType | None, object, list[dict]]:
@@ -124,26 +153,50 @@ def run(
     error_file: str | Path | None = None,
     wake: bool = True,
     progress: IO | None = None,
+    restart: bool = False,
 ) -> BackfillStats:
-    """Load the files; returns the counts. ``progress``: where the progress bar goes (None: no bar)."""
+    """Load the files, continuing an interrupted run of the same files (``restart``: from the
+    start); returns the counts (the whole run's, a resumed one's included). ``progress``: where
+    the progress bar goes (None: no bar)."""
     paths = [Path(f) for f in files]
     fixed = record_types().get(record_type) if record_type else None
     error_path = Path(error_file) if error_file else paths[0].with_name(paths[0].name + ".errors.ndjson")
-    stats = BackfillStats()
+    counts, digest = scan(paths, record_type)
+    checkpoint = _checkpoint(digest, paths, error_path, restart)
+    stats = BackfillStats(
+        lines=checkpoint.lines,
+        created=checkpoint.created,
+        unchanged=checkpoint.unchanged,
+        invalid=checkpoint.invalid,
+        by_type=dict(checkpoint.by_type),
+    )
+    done_lines = sum(counts[: checkpoint.file_index]) + checkpoint.line
     errors_out = None
+    if checkpoint.error_bytes:  # lines rejected after the checkpoint are read and reported again
+        with error_path.open("r+b") as fh:
+            fh.truncate(checkpoint.error_bytes)
+        errors_out = error_path.open("a", encoding="utf-8")
     bar = tqdm(
-        total=count_lines(paths),
+        total=sum(counts),
+        initial=done_lines,
         unit="条",
-        desc="回填",
+        desc="回填（续传）" if done_lines else "回填",
         file=progress,
         disable=progress is None,
         mininterval=0.5,
         smoothing=0.1,
         dynamic_ncols=True,
     )
+    if done_lines and progress is not None:
+        bar.write(
+            f"从第 {checkpoint.file_index + 1} 个文件第 {checkpoint.line + 1} 行续传"
+            f"（上次已处理 {done_lines} 行：新保存 {stats.created}，相同 {stats.unchanged}，有误 {stats.invalid}）",
+            file=progress,
+        )
     started = time.perf_counter()
     batch: list[services.Prepared] = []
     origin: dict[int, Path] = {}  # id(prepared) -> its file
+    position = (checkpoint.file_index, checkpoint.offset, checkpoint.line)
 
     def reject(file: Path, n: int, rt: RecordType | None, errors: list[dict]) -> None:
         nonlocal errors_out
@@ -163,36 +216,41 @@ def run(
             + "\n"
         )
 
-    def flush():
-        if not batch:
-            return
-        while True:
-            try:
-                results = services.store(batch, source=source, wake=wake)
+    def flush(finished: bool = False):
+        with transaction.atomic():  # the batch and the checkpoint that says it is stored, together
+            while batch:
+                try:
+                    results = services.store(batch, source=source, wake=wake)
+                except (
+                    PatientConflict
+                ) as exc:  # those lines name another patient's visit: report them, load the rest
+                    exc.record()
+                    for p, errors in exc.rejected:
+                        reject(origin[id(p)], p.line, p.record_type, errors)
+                    rejected = {id(p) for p, _ in exc.rejected}
+                    batch[:] = [p for p in batch if id(p) not in rejected]
+                    continue
+                for r in results:
+                    if r.created:
+                        stats.created += 1
+                    else:
+                        stats.unchanged += 1
                 break
-            except (
-                PatientConflict
-            ) as exc:  # those lines name another patient's visit: report them, load the rest
-                exc.record()
-                for p, errors in exc.rejected:
-                    reject(origin[id(p)], p.line, p.record_type, errors)
-                rejected = {id(p) for p, _ in exc.rejected}
-                batch[:] = [p for p in batch if id(p) not in rejected]
-                if not batch:
-                    origin.clear()
-                    return
-        for r in results:
-            if r.created:
-                stats.created += 1
-            else:
-                stats.unchanged += 1
+            if errors_out is not None:
+                errors_out.flush()
+            _save(checkpoint, stats, position, errors_out.tell() if errors_out else 0, finished)
         bar.set_postfix(新保存=stats.created, 相同=stats.unchanged, 有误=stats.invalid, refresh=False)
         batch.clear()
         origin.clear()
 
     try:
-        for file, n, line in _lines(paths):
+        for index, file, n, line, after in _lines(paths, position):
             bar.update(1)
+            position = (index, after, n)
+            if line is None:
+                stats.lines += 1
+                reject(file, n, None, [field_error("", "encoding", "该行不是有效的 UTF-8 文本", "not UTF-8")])
+                continue
             if not line.strip():
                 continue
             stats.lines += 1
@@ -210,7 +268,7 @@ def run(
             origin[id(prepared)] = file
             if len(batch) >= batch_size:
                 flush()
-        flush()
+        flush(finished=True)
     finally:
         bar.close()
         if errors_out is not None:
@@ -218,3 +276,32 @@ def run(
             stats.error_file = error_path
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _checkpoint(digest: str, paths: list[Path], error_path: Path, restart: bool) -> BackfillCheckpoint:
+    """The run's checkpoint: the unfinished one of these files to continue, or a new one."""
+    row = BackfillCheckpoint.objects.filter(run_digest=digest).first()
+    report_lost = row is not None and row.error_bytes > (
+        error_path.stat().st_size if error_path.exists() else 0
+    )
+    if row is not None and (row.finished_at is not None or restart or report_lost):
+        row.delete()  # a finished run again: a new complete pass (identical records are skipped)
+        row = None
+    if row is None:
+        row = BackfillCheckpoint.objects.create(
+            run_digest=digest, files=[str(p) for p in paths], error_file=str(error_path)
+        )
+    return row
+
+
+def _save(row: BackfillCheckpoint, stats: BackfillStats, position, error_bytes: int, finished: bool) -> None:
+    row.file_index, row.offset, row.line = position
+    row.lines, row.created, row.unchanged, row.invalid = (
+        stats.lines,
+        stats.created,
+        stats.unchanged,
+        stats.invalid,
+    )
+    row.by_type, row.error_bytes = stats.by_type, error_bytes
+    row.finished_at = timezone.now() if finished else None
+    row.save()

@@ -116,3 +116,38 @@ class HeldCode(models.Model):
 
     def __str__(self):
         return f"{self.value_set} {self.code}"
+
+
+class BackfillCheckpoint(models.Model):
+    """How far a backfill run (``manage.py emr_backfill``) got: committed in the same transaction as
+    each batch it stored, so a run killed at any moment and started again with the same files
+    continues after the last stored batch, and every record ends up stored exactly once.
+
+    ``run_digest`` names the run: SHA-256 over the record type option and each file's content
+    digest, in order (a changed file is a new run). ``file_index`` and ``offset``: the next byte
+    to read; ``line``: lines of that file read so far. The counts are the run's so far, and
+    ``error_bytes`` the length of the error report when the checkpoint was written (a resumed run
+    cuts the report back to it: lines rejected after it are read and reported again)."""
+
+    run_digest = models.CharField("回填文件摘要", max_length=64, unique=True)
+    files = models.JSONField("文件", default=list)
+    file_index = models.PositiveIntegerField("当前文件", default=0)
+    offset = models.PositiveBigIntegerField("已读字节", default=0)
+    line = models.PositiveBigIntegerField("已读行", default=0)
+    lines = models.PositiveBigIntegerField("记录行数", default=0)
+    created = models.PositiveBigIntegerField("新保存", default=0)
+    unchanged = models.PositiveBigIntegerField("与已有版本相同", default=0)
+    invalid = models.PositiveBigIntegerField("有误", default=0)
+    by_type = models.JSONField("按记录类型", default=dict)
+    error_file = models.CharField("错误报告", max_length=500, blank=True, default="")
+    error_bytes = models.PositiveBigIntegerField("错误报告字节", default=0)
+    started_at = models.DateTimeField("开始时间", auto_now_add=True)
+    updated_at = models.DateTimeField("更新时间", auto_now=True)
+    finished_at = models.DateTimeField("完成时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = "回填进度"
+        verbose_name_plural = "回填进度"
+
+    def __str__(self):
+        return f"{', '.join(self.files)} @ {self.file_index}:{self.line}"

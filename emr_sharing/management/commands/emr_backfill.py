@@ -13,7 +13,7 @@ class Command(BaseCommand):
     help = (
         "从 NDJSON 文件回填电子病历记录（首次接入或故障恢复）。每行一条："
         '{"recordType": "op-visit", "record": {...}}，或用 --type 指定后每行就是记录本身。'
-        "可重复执行：与已有版本相同的记录自动跳过。"
+        "可重复执行：与已有版本相同的记录自动跳过；中断（包括进程被杀）后再执行同样的文件，从上次提交的批次之后续传。"
     )
 
     def add_arguments(self, parser):
@@ -29,8 +29,13 @@ class Command(BaseCommand):
         parser.add_argument("--errors", help="错误报告文件（默认：第一个输入文件名加 .errors.ndjson）")
         parser.add_argument("--no-wake", action="store_true", help="不通知发送进程，全部交给定时巡检发送")
         parser.add_argument("--no-progress", action="store_true", help="不显示进度条")
+        parser.add_argument(
+            "--restart", action="store_true", help="不续传：忽略这些文件上次中断时的进度，从头处理"
+        )
 
-    def handle(self, *args, files, record_type, batch_size, source, errors, no_wake, no_progress, **options):
+    def handle(
+        self, *args, files, record_type, batch_size, source, errors, no_wake, no_progress, restart, **options
+    ):
         missing = [f for f in files if not Path(f).is_file()]
         if missing:
             raise CommandError(f"文件不存在：{', '.join(missing)}")
@@ -45,6 +50,7 @@ class Command(BaseCommand):
             error_file=errors,
             wake=not no_wake,
             progress=progress,
+            restart=restart,
         )
         self.stdout.write(stats.summary())
         if stats.invalid:
