@@ -34,7 +34,9 @@ from tqdm import tqdm
 
 from hospital_interop.errors import field_error
 from hospital_interop.integrations import strictjson
+from hospital_interop.municipal.specs import load_catalogue
 from hospital_interop.patients.services import PatientConflict
+from hospital_interop.uploads import services as outbox
 
 from . import services
 from .mapping import RecordType, record_types
@@ -154,15 +156,19 @@ def run(
     wake: bool = True,
     progress: IO | None = None,
     restart: bool = False,
+    jobs: int = 1,
 ) -> BackfillStats:
     """Load the files, continuing an interrupted run of the same files (``restart``: from the
     start); returns the counts (the whole run's, a resumed one's included). ``progress``: where
-    the progress bar goes (None: no bar)."""
+    the progress bar goes (None: no bar). ``jobs`` > 1: lines are parsed, mapped and validated
+    by jobs - 1 other processes while this one stores (in file order, as with one)."""
     paths = [Path(f) for f in files]
     fixed = record_types().get(record_type) if record_type else None
     error_path = Path(error_file) if error_file else paths[0].with_name(paths[0].name + ".errors.ndjson")
     counts, digest = scan(paths, record_type)
     checkpoint = _checkpoint(digest, paths, error_path, restart)
+    if jobs > 1 and transaction.get_connection().in_atomic_block:
+        jobs = 1  # the caller's transaction (a test): its connection cannot be left for the forked processes
     stats = BackfillStats(
         lines=checkpoint.lines,
         created=checkpoint.created,
@@ -244,22 +250,13 @@ def run(
         origin.clear()
 
     try:
-        for index, file, n, line, after in _lines(paths, position):
+        for index, file, n, after, rt, prepared, errors, seconds in _prepared(paths, position, fixed, jobs):
             bar.update(1)
             position = (index, after, n)
-            if line is None:
-                stats.lines += 1
-                reject(file, n, None, [field_error("", "encoding", "该行不是有效的 UTF-8 文本", "not UTF-8")])
-                continue
-            if not line.strip():
+            if rt is _BLANK:
                 continue
             stats.lines += 1
-            t0 = time.perf_counter()
-            rt, record, errors = _parse(line, fixed)
-            prepared = None
-            if not errors:
-                prepared, errors = services.prepare(rt, record, line=n)
-            stats.prepare_seconds += time.perf_counter() - t0
+            stats.prepare_seconds += seconds
             if errors:
                 reject(file, n, rt, errors)
                 continue
@@ -276,6 +273,121 @@ def run(
             stats.error_file = error_path
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+_BLANK = object()  # an empty line: skipped, not counted
+
+
+def _prepare_line(n: int, text: str | None, fixed: RecordType | None, resolve=None):
+    """(record type, Prepared, errors) of one line; (_BLANK, None, []) for an empty one."""
+    if text is None:
+        return None, None, [field_error("", "encoding", "该行不是有效的 UTF-8 文本", "not UTF-8")]
+    if not text.strip():
+        return _BLANK, None, []
+    rt, record, errors = _parse(text, fixed)
+    prepared = None
+    if not errors:
+        prepared, errors = services.prepare(rt, record, line=n, resolve=resolve)
+    return rt, prepared, errors
+
+
+def _prepared(paths: list[Path], start, fixed: RecordType | None, jobs: int) -> Iterator[tuple]:
+    """(file index, file, line number, offset after it, record type, Prepared, errors, seconds
+    spent preparing) per line, in file order."""
+    lines = _lines(paths, start)
+    if jobs <= 1:
+        for index, file, n, text, after in lines:
+            t0 = time.perf_counter()
+            rt, prepared, errors = _prepare_line(n, text, fixed)
+            yield index, file, n, after, rt, prepared, errors, time.perf_counter() - t0
+        return
+    import multiprocessing
+    from collections import deque
+    from itertools import islice
+
+    from django.db import connections
+
+    connections.close_all()  # the forked processes must not share this process's connections
+    context = multiprocessing.get_context("fork")
+    with context.Pool(jobs - 1, initializer=_worker_start) as pool:
+        pending: deque = deque()
+        while True:
+            while len(pending) < 2 * jobs:  # a few chunks ahead, never the whole file in memory
+                chunk = list(islice(lines, CHUNK))
+                if not chunk:
+                    break
+                work = [(n, text) for _, _, n, text, _ in chunk]
+                pending.append(
+                    (chunk, pool.apply_async(_prepare_chunk, (work, fixed.slug if fixed else None)))
+                )
+            if not pending:
+                return
+            chunk, result = pending.popleft()
+            answers, seconds = result.get()
+            each = seconds / len(chunk)
+            for (index, file, n, _, after), answer in zip(chunk, answers, strict=True):
+                rt, prepared, errors = _from_portable(answer)
+                yield index, file, n, after, rt, prepared, errors, each
+
+
+CHUNK = 500  # lines per task of a preparing process
+
+
+def _worker_start() -> None:
+    """In a preparing process: die with the backfill (a killed backfill leaves no orphans behind)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _prepare_chunk(work: list[tuple[int, str | None]], fixed_slug: str | None):
+    """In a preparing process: each line mapped and validated, in a form that pickles cheaply
+    (no spec objects: the storing process looks them up again)."""
+    t0 = time.perf_counter()
+    fixed = record_types().get(fixed_slug) if fixed_slug else None
+    resolve = services._resolver()
+    out = []
+    for n, text in work:
+        rt, prepared, errors = _prepare_line(n, text, fixed, resolve)
+        if rt is _BLANK:
+            out.append(("", None, None))
+        elif prepared is None:
+            out.append((rt.slug if rt else None, None, errors))
+        else:
+            c = prepared.checked
+            out.append(
+                (
+                    rt.slug,
+                    (
+                        prepared.line,
+                        prepared.record if prepared.held else None,
+                        prepared.unmapped,
+                        prepared.payload,
+                        None if c is None else (c.interface, c.key),
+                    ),
+                    None,
+                )
+            )
+    return out, time.perf_counter() - t0
+
+
+def _from_portable(answer):
+    slug, portable, errors = answer
+    if slug == "":
+        return _BLANK, None, []
+    rt = record_types().get(slug) if slug else None
+    if portable is None:
+        return rt, None, errors
+    line, record, unmapped, payload, checked = portable
+    if checked is not None:
+        interface, key = checked
+        item = outbox.Item(interface, payload)
+        checked = outbox.Checked(item, load_catalogue().interface(interface), key)
+    return rt, services.Prepared(rt, checked, line, record, unmapped, payload), []
 
 
 def _checkpoint(digest: str, paths: list[Path], error_path: Path, restart: bool) -> BackfillCheckpoint:

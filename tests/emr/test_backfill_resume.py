@@ -1,5 +1,5 @@
-"""A real ``manage.py emr_backfill`` process killed with SIGKILL in the middle of a file and started
-again with the same file: the second run says where it continues, and when it ends every record
+"""A real ``manage.py emr_backfill --jobs 2`` process killed with SIGKILL in the middle of a file
+(its preparing process dies with it) and started again with the same file: the second run says where it continues, and when it ends every record
 of the file is in the outbox exactly once (none missing, none stored twice, no stored batch
 processed again) and the error report names each bad line once."""
 
@@ -18,6 +18,7 @@ from emr_sharing import services
 from emr_sharing.mapping import record_types
 from emr_sharing.models import BackfillCheckpoint
 from hospital_interop.uploads.models import OutboxRecord
+from tests.delivery_fixtures import wait_until
 from tests.emr.test_backfill import day_of_records, write_ndjson
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,13 +34,44 @@ def backfill_process(path: Path, log: Path) -> subprocess.Popen:
         PYTHONUNBUFFERED="1",
     )
     return subprocess.Popen(
-        [sys.executable, "manage.py", "emr_backfill", str(path), "--batch-size", "200", "--no-wake"],
+        [
+            sys.executable,
+            "manage.py",
+            "emr_backfill",
+            str(path),
+            "--batch-size",
+            "200",
+            "--no-wake",
+            "--jobs",
+            "2",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -62,8 +94,11 @@ def test_backfill_killed_mid_file_and_started_again_stores_every_record_once(tmp
             assert first.poll() is None, (tmp_path / "first.log").read_text(errors="replace")
             assert time.monotonic() < deadline, "the backfill stored nothing in 300 s"
             time.sleep(0.02)
-        os.killpg(first.pid, signal.SIGKILL)
+        helpers = children(first.pid)  # the preparing process (--jobs 2)
+        assert helpers
+        os.kill(first.pid, signal.SIGKILL)  # the backfill alone: its helpers must not outlive it
         first.wait(timeout=30)
+        wait_until(lambda: not any(alive(pid) for pid in helpers), timeout=30, message="helpers gone")
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)

@@ -30,15 +30,34 @@ class Command(BaseCommand):
         parser.add_argument("--no-wake", action="store_true", help="不通知发送进程，全部交给定时巡检发送")
         parser.add_argument("--no-progress", action="store_true", help="不显示进度条")
         parser.add_argument(
+            "--jobs",
+            type=int,
+            default=1,
+            help="并行进程数（默认 1）：大于 1 时另用 jobs-1 个进程解析与校验，本进程按文件顺序保存",
+        )
+        parser.add_argument(
             "--restart", action="store_true", help="不续传：忽略这些文件上次中断时的进度，从头处理"
         )
 
     def handle(
-        self, *args, files, record_type, batch_size, source, errors, no_wake, no_progress, restart, **options
+        self,
+        *args,
+        files,
+        record_type,
+        batch_size,
+        source,
+        errors,
+        no_wake,
+        no_progress,
+        restart,
+        jobs,
+        **options,
     ):
         missing = [f for f in files if not Path(f).is_file()]
         if missing:
             raise CommandError(f"文件不存在：{', '.join(missing)}")
+        if jobs < 1:
+            raise CommandError("--jobs 至少为 1")
         if batch_size < 1:
             raise CommandError("--batch-size 至少为 1")
         progress = None if no_progress else getattr(self.stderr, "_out", sys.stderr)
@@ -51,6 +70,7 @@ class Command(BaseCommand):
             wake=not no_wake,
             progress=progress,
             restart=restart,
+            jobs=jobs,
         )
         self.stdout.write(stats.summary())
         if stats.invalid:
