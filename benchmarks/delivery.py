@@ -146,9 +146,9 @@ def start_workers(env, tmp: Path, *, plain: bool, count: int = 2) -> list[subpro
     return workers
 
 
-def engine_run(env, tmp: Path, payloads: list[dict], *, plain: bool) -> tuple[float, float]:
-    """Enqueue the payloads and wait until the platform accepted all of them, with 2 worker
-    processes: (records/s enqueue → accepted, records/s of the enqueue alone)."""
+def engine_run(env, tmp: Path, payloads: list[dict], *, plain: bool, workers: int = 2) -> tuple[float, float]:
+    """Enqueue the payloads and wait until the platform accepted all of them, with ``workers``
+    worker processes: (records/s enqueue → accepted, records/s of the enqueue alone)."""
     import redis
     from django.db import connection, transaction
     from django.db.models import Count
@@ -163,7 +163,7 @@ def engine_run(env, tmp: Path, payloads: list[dict], *, plain: bool) -> tuple[fl
     sealing = atrest.seal, atrest.unseal
     if plain:
         plain_at_rest()
-    workers = start_workers(env, tmp, plain=plain)
+    workers = start_workers(env, tmp, plain=plain, count=workers)
     n = len(payloads)
     try:
         t0 = time.perf_counter()
@@ -237,7 +237,7 @@ def _sealed(raw: bytes):
     return Sealed(raw)
 
 
-def end_to_end(env, tmp: Path, n: int) -> None:
+def end_to_end(env, tmp: Path, n: int, workers: int = 2) -> None:
     import django
 
     django.setup()
@@ -300,10 +300,18 @@ def end_to_end(env, tmp: Path, n: int) -> None:
         for round_ in range(2):
             base = 1 + round_ * 2 * n
             sealed_runs.append(
-                engine_run(env, tmp, [spec.example(s) for s in range(base, base + n)], plain=False)
+                engine_run(
+                    env, tmp, [spec.example(s) for s in range(base, base + n)], plain=False, workers=workers
+                )
             )
             plain_runs.append(
-                engine_run(env, tmp, [spec.example(s) for s in range(base + n, base + 2 * n)], plain=True)
+                engine_run(
+                    env,
+                    tmp,
+                    [spec.example(s) for s in range(base + n, base + 2 * n)],
+                    plain=True,
+                    workers=workers,
+                )
             )
         engine_rate = statistics.mean(r for r, _ in sealed_runs)
         enqueue_rate = statistics.mean(e for _, e in sealed_runs)
@@ -314,7 +322,7 @@ def end_to_end(env, tmp: Path, n: int) -> None:
         print("\n== End to end (LAB_REPORT_DETAIL, 84-field payloads) ==")
         print(f"{'what':<60} {'figure':>12}")
         print(f"{'raw sequential client posts (anchor)':<60} {raw_rate:>10.1f}/s")
-        print(f"{'engine: enqueue -> accepted, 2 worker processes':<60} {engine_rate:>10.1f}/s")
+        print(f"{f'engine: enqueue -> accepted, {workers} worker processes':<60} {engine_rate:>10.1f}/s")
         print(
             f"{'  of which enqueue (' + str(n) + ' rows, enqueue_many, batches of 100)':<60} {enqueue_rate:>10.1f}/s"
         )
@@ -666,6 +674,9 @@ def main():
     parser.add_argument("--browse-rows", type=int, default=1_000_000)
     parser.add_argument("--skip-browse", action="store_true")
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes of the end-to-end runs (2; docs/scaling.md)"
+    )
     parser.add_argument("--outage", type=float, default=60.0, help="platform outage in seconds (60)")
     parser.add_argument("--outage-records", type=int, default=300)
     parser.add_argument("--skip-outage", action="store_true")
@@ -682,7 +693,7 @@ def main():
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
         env = prepare_environment(Path(tmp), database=opts.database, redis_db=opts.redis_db)
         if not opts.skip_e2e:
-            end_to_end(env, Path(tmp), opts.records)
+            end_to_end(env, Path(tmp), opts.records, opts.workers)
         if not opts.skip_outage:
             outage_recovery(env, Path(tmp), opts.outage_records, opts.outage)
         if not opts.skip_pdfs:
