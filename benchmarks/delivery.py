@@ -353,8 +353,9 @@ def end_to_end(env, tmp: Path, n: int, workers: int = 2) -> None:
         stop(sim)
 
 
-def start_simulator(env, tmp: Path) -> tuple[subprocess.Popen, dict]:
-    """The platform simulator on a free port, and the environment that points the product at it."""
+def start_simulator(env, tmp: Path, *server: str) -> tuple[subprocess.Popen, dict]:
+    """The platform simulator on a free port, and the environment that points the product at it
+    (``server``: its server options, e.g. ``--server gunicorn --workers 2``)."""
     keys = Path(env["HOSPITAL_INTEROP_KEY_DIR"])
     sim_log = tmp / "sim-outage.log"
     sim = start(
@@ -369,6 +370,7 @@ def start_simulator(env, tmp: Path) -> tuple[subprocess.Popen, dict]:
             "--keys",
             str(keys),
             "--reset",
+            *server,
         ],
         env,
         sim_log,
@@ -491,7 +493,9 @@ def pdf_mix(env, tmp: Path, small: int, pdfs: int, mib: float, rate: float) -> N
     from hospital_interop.uploads.models import OutboxRecord, State
     from hospital_interop.uploads.schedules import sync_schedules
 
-    sim, env = start_simulator(env, tmp)
+    # A platform serves requests in parallel: with one simulator process a 20 MiB request would
+    # hold the small ones behind it (Python's interpreter lock), which no real platform does.
+    sim, env = start_simulator(env, tmp, "--server", "gunicorn", "--workers", "2")
     os.environ.update(env)
     small_spec = load_catalogue().interface("LAB_REPORT_DETAIL")
     pdf_spec = load_catalogue().interface("LAB_REPORT_PDF")
