@@ -192,22 +192,31 @@ class Moved:
 
 
 def archive_batch(
-    now: datetime | None = None, *, batch: int | None = None, older_than: timedelta | None = None
-) -> tuple[int, int]:
-    """Move one batch (its own transaction): (records, attempts) moved; (0, 0) when none is left."""
+    now: datetime | None = None,
+    *,
+    batch: int | None = None,
+    older_than: timedelta | None = None,
+    since: datetime | None = None,
+) -> tuple[int, int, datetime | None]:
+    """Move one batch (its own transaction), oldest first: (records, attempts, the last moved row's
+    enqueued_at); (0, 0, None) when none is left. ``since``: the previous batch's last time, so a
+    run walks the index forward instead of scanning again past the entries it just deleted."""
     now = now or timezone.now()
     batch = batch or conf()["BATCH"]
     drop = sorted(code for code, p in _policies().items() if not p.archive_payload)
+    rows = candidates(now, older_than)
+    if since is not None:
+        rows = rows.filter(enqueued_at__gte=since)
     with transaction.atomic():
-        ids = list(
-            candidates(now, older_than)
-            .order_by()
+        picked = list(
+            rows.order_by("enqueued_at")
             .select_for_update(skip_locked=True, of=("self",))
-            .values_list("pk", flat=True)[:batch]
+            .values_list("pk", "enqueued_at")[:batch]
         )
-        if not ids:
-            return 0, 0
-        return _move(ids, drop, now)
+        if not picked:
+            return 0, 0, None
+        records, attempts = _move([pk for pk, _ in picked], drop, now)
+        return records, attempts, picked[-1][1]
 
 
 def purge_batch(now: datetime | None = None, *, batch: int | None = None) -> int:
@@ -248,11 +257,12 @@ def run(
             max_batches is not None and done.batches >= max_batches
         )
 
+    since = None
     while True:
         if out_of_time():
             done.left = True
             break
-        records, attempts = archive_batch(now, batch=batch, older_than=older_than)
+        records, attempts, since = archive_batch(now, batch=batch, older_than=older_than, since=since)
         if not records:
             break
         done.records, done.attempts, done.batches = (
