@@ -349,9 +349,10 @@ def newer_in_archive(record) -> bool:
 
 
 def latest_accepted(pk: int) -> ArchivedRecord | None:
-    """The archived row, if it is the accepted latest version of its key (hot or archived), else None."""
-    row = ArchivedRecord.objects.filter(pk=pk, state=State.DONE).first()
-    if row is None or newer_in_archive(row):
+    """The archived row, locked, if it is the accepted latest version of its key (hot or archived)
+    and its payload was kept (a dropped one cannot be fixed here), else None."""
+    row = ArchivedRecord.objects.select_for_update().filter(pk=pk, state=State.DONE).first()
+    if row is None or row.payload_dropped or newer_in_archive(row):
         return None
     newer_hot = OutboxRecord.objects.filter(
         interface=row.interface, business_key=row.business_key, version__gt=row.version

@@ -83,6 +83,8 @@ def test_the_payload_is_dropped_when_the_interface_policy_says_so():
     assert ArchivedRecord.objects.get(pk=dropped.pk).payload is None
     assert ArchivedRecord.objects.get(pk=dropped.pk).payload_dropped
     assert ArchivedRecord.objects.get(pk=kept.pk).payload == kept.payload
+    assert not services.fixable(ArchivedRecord.objects.get(pk=dropped.pk))  # nothing to fix it from
+    assert services.redrive([dropped.pk], payload_fix={"visitType": "1"}) == 0
     detail = selectors.record_detail(dropped.pk, with_payload=True)
     assert detail["record"].archived and detail["payload"] is None
     assert detail["payload_problem"] == retention.DROPPED_NOTE
@@ -252,3 +254,16 @@ def test_the_beat_schedule_runs_the_job():
     sync_schedules()
     task = PeriodicTask.objects.get(name=ARCHIVE_TASK)
     assert task.task == "hospital_interop.uploads.tasks.archive_outbox" and task.enabled
+
+
+def test_the_emr_status_api_answers_for_an_archived_record():
+    from emr_sharing.mapping import record_types
+    from emr_sharing.selectors import record_status
+
+    rt = next(iter(record_types()))
+    record = accepted(rt.interface, 60)
+    archive_all()
+    assert ArchivedRecord.objects.filter(pk=record.pk).exists()
+    status = record_status(rt, record.business_key)
+    assert (status["version"], status["state"]) == (1, State.DONE)
+    assert [v["version"] for v in status["versions"]] == [1]
