@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,8 +121,8 @@ def row_select(
         '{ORG}|R' || lpad(i::text, 10, '0'), 1, '\\x{payload_hex}'::bytea, 200, '[]'::jsonb,
         md5((i % {patients})::text) || md5((i % {patients})::text), '张*', 'bench', {states}, 1,
         NULL::timestamptz, NULL::timestamptz, '', '0', '', '[]'::jsonb, 'R' || i, {at}, {at}, NULL::timestamptz,
-        {at} + interval '1 second', {at} + interval '2 seconds', {at} + interval '1 day',
-        {at} + interval '2 seconds'{", " + now_sql if archived else ""}
+        {at} + make_interval(secs => {step / 8}), {at} + make_interval(secs => {step / 4}),
+        {at} + interval '1 day', {at} + make_interval(secs => {step / 4}){", " + now_sql if archived else ""}
         FROM generate_series({first}, {last}) AS i"""
 
 
@@ -134,14 +134,16 @@ COLUMNS = (
 ).split(", ")
 
 
-def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000) -> float:
-    """Generate the outbox of years: returns the enqueue time of the newest row the job may move."""
+def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000) -> datetime:
+    """Generate the outbox of years (each row accepted a quarter step after its enqueue): returns
+    a time between the newest row the job may move and the oldest it may not."""
     from django.db import connection
 
     from hospital_interop.uploads.models import OutboxRecord
 
     payload_hex = OutboxRecord._meta.get_field("payload").seal_value({"bench": True}).hex()
     now_sql = "'{}'::timestamptz".format(psql(database, "SELECT now()").strip())
+    step = SPAN_DAYS * 86400 / total
     psql(database, "ALTER SYSTEM SET maintenance_work_mem = '1GB'")
     psql(database, "SELECT pg_reload_conf()")
     t0 = time.perf_counter()
@@ -207,15 +209,16 @@ def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000)
         f"({psql(database, 'SELECT pg_size_pretty(pg_database_size(current_database()))').strip()})",
         flush=True,
     )
-    step = SPAN_DAYS * 86400 / total
-    return (hot - move + 0.5) * step  # seconds: the job takes rows enqueued more than this long ago
+    cut = psql(database, f"SELECT {now_sql} - make_interval(secs => {(hot - move + 0.5) * step})").strip()
+    return datetime.fromisoformat(cut)
 
 
 def archiving(
-    database: str, total: int, hot: int, move: int, age_seconds: float, batch: int
+    database: str, total: int, hot: int, move: int, cut: datetime, batch: int
 ) -> tuple[float, float]:
     """The job's rows/s over the `move` rows, and the anchor: PostgreSQL's bulk move of as many rows."""
     from django.db import connection
+    from django.utils import timezone
 
     from hospital_interop.uploads import retention
     from hospital_interop.uploads.models import ArchivedRecord, OutboxRecord
@@ -229,7 +232,8 @@ def archiving(
             shown[0] = time.perf_counter()
             print(f"  {done.records:,} rows, {done.records / done.seconds:,.0f} rows/s", flush=True)
 
-    done = retention.run(older_than=timedelta(seconds=age_seconds), batch=batch, progress=progress)
+    now = timezone.now()
+    done = retention.run(now, older_than=now - cut, batch=batch, progress=progress)
     job_rate = done.records / done.seconds
     assert done.records == move and OutboxRecord.objects.count() == before - move, (done, before)
     # the anchor: the same number of rows moved back and forth by one bulk statement each way,
@@ -372,8 +376,8 @@ def main():
         django.setup()
         if not opts.reuse:
             print(f"== Generating {opts.rows:,} outbox rows with COPY ==", flush=True)
-            age = load(opts.database, opts.rows, opts.hot_rows, opts.move_rows)
-            archiving(opts.database, opts.rows, opts.hot_rows, opts.move_rows, age, opts.batch)
+            cut = load(opts.database, opts.rows, opts.hot_rows, opts.move_rows)
+            archiving(opts.database, opts.rows, opts.hot_rows, opts.move_rows, cut, opts.batch)
         browse(opts.rows, opts.hot_rows)
         if opts.rows < 50_000_000:
             print(
