@@ -221,6 +221,21 @@ def search_records(
     so a page costs the same at row 50 and at row 1,000,000. ``page`` (1..JUMP_PAGES) jumps to a
     page by number instead (an offset of at most COUNT_CAP rows). Audited as a search
     (``export``: as an export)."""
+    return _audited_page(
+        f, page_of(f, org_code=org_code, before=before, page=page, limit=limit), limit, export
+    )
+
+
+def page_of(
+    f: RecordFilter,
+    *,
+    org_code: str = "",
+    before: tuple | None = None,
+    page: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> list:
+    """The rows of a browser page (``limit + 1`` at most: one more says there is a next page),
+    hot and archived, newest first; not audited (``search_records`` is what a person's search calls)."""
     tables = [_filtered(f, org_code)]
     if _may_be_archived(f):
         tables.append(_filtered(f, org_code, ArchivedRecord))
@@ -230,37 +245,29 @@ def search_records(
         tables = [qs.filter(enqueued_at__lte=at).exclude(enqueued_at=at, pk__gte=pk) for qs in tables]
     offset = (min(max(page, 1), JUMP_PAGES) - 1) * limit if page and not before else 0
     hot, *archive = (qs.order_by("-enqueued_at", "-pk").defer("payload") for qs in tables)
-    if not offset:
-        rows = list(hot[: limit + 1])
-        # archived rows were all enqueued before the bound: when the hot page ends after it, none
-        # of them can be on the page, and the archive is not asked (the newest pages, most searches)
-        if archive and not (len(rows) > limit and rows[-1].enqueued_at >= retention.archive_bound()):
-            rows = _merged(hot, archive[0], limit + 1)
-        return _audited_page(f, rows, limit, export)
-    # a page by number: the page's place among both tables' (enqueued_at, id), then its rows
-    end = offset + limit + 1
-    places = [(at, pk, False) for at, pk in hot.values_list("enqueued_at", "pk")[:end]]
-    if archive:
-        places += [(at, pk, True) for at, pk in archive[0].values_list("enqueued_at", "pk")[:end]]
-    wanted = sorted(places, reverse=True)[offset:end]
-    rows = list(hot.filter(pk__in=[pk for _, pk, a in wanted if not a]))
-    if archive:
-        rows += list(archive[0].filter(pk__in=[pk for _, pk, a in wanted if a]))
-    return _audited_page(f, _newest_first(rows), limit, export)
+    rows = list(hot[offset : offset + limit + 1])
+    # archived rows were all enqueued before the bound: when the hot page ends after it, none of
+    # them can be on the page (nor before it), and the archive is not asked (the newest pages,
+    # most searches)
+    if archive and not (len(rows) > limit and rows[-1].enqueued_at >= retention.archive_bound()):
+        rows = _merged(hot, archive[0], limit + 1, offset)
+    return rows
 
 
 LISTED = [f.attname for f in OutboxRecord._meta.concrete_fields if f.name != "payload"]
 
 
-def _merged(hot, archive, n: int) -> list:
-    """The newest n rows of both tables, in one statement (one round trip, each table's part an
-    index scan of at most n rows); archived ones as ``ArchivedRecord``."""
-    hot_sql, hot_params = hot.values_list(*LISTED)[:n].query.sql_with_params()
-    arch_sql, arch_params = archive.values_list(*LISTED)[:n].query.sql_with_params()
+def _merged(hot, archive, n: int, offset: int = 0) -> list:
+    """Rows offset..offset+n of both tables together, newest first, in one statement (one round
+    trip; each table's part an index scan of at most offset + n rows); archived ones as
+    ``ArchivedRecord``."""
+    end = offset + n
+    hot_sql, hot_params = hot.values_list(*LISTED)[:end].query.sql_with_params()
+    arch_sql, arch_params = archive.values_list(*LISTED)[:end].query.sql_with_params()
     rows = OutboxRecord.objects.raw(
         f"SELECT * FROM (SELECT 0 AS in_archive, h.* FROM ({hot_sql}) h "
         f"UNION ALL SELECT 1 AS in_archive, a.* FROM ({arch_sql}) a) u "
-        f"ORDER BY u.enqueued_at DESC, u.id DESC LIMIT {int(n)}",
+        f"ORDER BY u.enqueued_at DESC, u.id DESC LIMIT {int(n)} OFFSET {int(offset)}",
         [*hot_params, *arch_params],
     )
     return [_as_archived(r) if r.in_archive else r for r in rows]
@@ -272,10 +279,6 @@ def _as_archived(row: OutboxRecord) -> ArchivedRecord:
     for deferred in ("payload", "archived_at"):  # loaded only if read, as the hot rows' payload
         del archived.__dict__[deferred]
     return archived
-
-
-def _newest_first(rows: list) -> list:
-    return sorted(rows, key=lambda r: (r.enqueued_at, r.pk), reverse=True)
 
 
 def _audited_page(f: RecordFilter, rows: list, limit: int, export: bool):
