@@ -110,6 +110,21 @@ def without_indexes(database: str, table: str) -> list[str]:
     return rebuild
 
 
+def with_model_indexes(database: str, model) -> None:
+    """The model's indexes and constraints, any that a stopped run left dropped built again."""
+    from django.db import connection
+
+    table = model._meta.db_table
+    existing = set(psql(database, f"SELECT indexname FROM pg_indexes WHERE tablename = '{table}'").split())
+    with connection.schema_editor() as editor:
+        for index in model._meta.indexes:
+            if index.name not in existing:
+                editor.add_index(model, index)
+        for constraint in model._meta.constraints:
+            if constraint.name not in existing:
+                editor.add_constraint(model, constraint)
+
+
 def row_select(
     first: int, last: int, total: int, *, payload_hex: str, states: str, archived: bool, now_sql: str
 ) -> str:
@@ -135,7 +150,9 @@ COLUMNS = (
 ).split(", ")
 
 
-def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000) -> datetime:
+def load(
+    database: str, total: int, hot: int, move: int, chunk: int = 5_000_000, *, archive: bool = True
+) -> datetime:
     """Generate the outbox of years (each row accepted a quarter step after its enqueue): returns
     a time between the newest row the job may move and the oldest it may not."""
     from django.db import connection
@@ -149,8 +166,8 @@ def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000)
     psql(database, "SELECT pg_reload_conf()")
     t0 = time.perf_counter()
     # the archive: everything older than the hot rows
-    rebuild = without_indexes(database, "uploads_archivedrecord")
-    first = hot + 1
+    rebuild = without_indexes(database, "uploads_archivedrecord") if archive else []
+    first = hot + 1 if archive else total + 1
     while first <= total:
         last = min(first + chunk - 1, total)
         copy_rows(
@@ -171,7 +188,7 @@ def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000)
     print(f"  archive indexes built in {time.perf_counter() - t1:.0f} s", flush=True)
     # the hot table: the newest rows in every state, the oldest `move` of them accepted long ago
     mix = "(ARRAY['done','done','done','done','done','done','done','done','done','pending','retry','attention'])"
-    states = f"CASE WHEN i > {hot - move} THEN 'done' ELSE {mix}[1 + (i * 7919) % 12] END"
+    states = f"CASE WHEN i > {hot - move} THEN 'done' ELSE {mix}[1 + (i::bigint * 7919) % 12] END"
     rebuild = without_indexes(database, "uploads_outboxrecord")
     copy_rows(
         database,
@@ -181,6 +198,7 @@ def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000)
     )
     for statement in rebuild:
         psql(database, statement)
+    with_model_indexes(database, OutboxRecord)
     copy_rows(  # one attempt for each row the job will move
         database,
         "uploads_attempt",
@@ -202,7 +220,7 @@ def load(database: str, total: int, hot: int, move: int, chunk: int = 5_000_000)
     psql(database, f"SELECT setval(pg_get_serial_sequence('uploads_outboxrecord', 'id'), {total + 1})")
     psql(database, f"SELECT setval(pg_get_serial_sequence('uploads_attempt', 'id'), {total + 1})")
     psql(database, "VACUUM ANALYZE uploads_outboxrecord")
-    psql(database, "VACUUM ANALYZE uploads_archivedrecord")
+    psql(database, "ANALYZE uploads_archivedrecord")  # appended, never updated: no vacuum needed
     psql(database, "VACUUM ANALYZE uploads_attempt")
     connection.close()
     print(
@@ -266,7 +284,7 @@ def archiving(
         f"  ({ArchivedRecord.objects.count():,} archived, {OutboxRecord.objects.count():,} hot)"
     )
     psql(database, "VACUUM ANALYZE uploads_outboxrecord")
-    psql(database, "VACUUM ANALYZE uploads_archivedrecord")
+    psql(database, "ANALYZE uploads_archivedrecord")
     return job_rate, anchor_rate
 
 
@@ -379,9 +397,14 @@ def main():
         "--keep", action="store_true", help="keep the generated database (browse again with --reuse)"
     )
     parser.add_argument("--reuse", action="store_true", help="browse the database a --keep run left, no load")
+    parser.add_argument(
+        "--reuse-archive",
+        action="store_true",
+        help="keep the archive a stopped --keep run loaded; load the rest",
+    )
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
-        if opts.reuse:
+        if opts.reuse or opts.reuse_archive:
             os.environ.update(
                 DATABASE_URL=f"{PG}/{opts.database}",
                 REDIS_URL=f"redis://127.0.0.1:6379/{opts.redis_db}",
@@ -402,7 +425,11 @@ def main():
         django.setup()
         if not opts.reuse:
             print(f"== Generating {opts.rows:,} outbox rows with COPY ==", flush=True)
-            cut = load(opts.database, opts.rows, opts.hot_rows, opts.move_rows)
+            if opts.reuse_archive:
+                print("  (the archive's rows from an earlier run, kept)", flush=True)
+            cut = load(
+                opts.database, opts.rows, opts.hot_rows, opts.move_rows, archive=not opts.reuse_archive
+            )
             archiving(opts.database, opts.rows, opts.hot_rows, opts.move_rows, cut, opts.batch)
         browse(opts.rows, opts.hot_rows)
         if opts.rows < 50_000_000:

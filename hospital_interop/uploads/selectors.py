@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
@@ -260,25 +261,38 @@ LISTED = [f.attname for f in OutboxRecord._meta.concrete_fields if f.name != "pa
 def _merged(hot, archive, n: int, offset: int = 0) -> list:
     """Rows offset..offset+n of both tables together, newest first, in one statement (one round
     trip; each table's part an index scan of at most offset + n rows); archived ones as
-    ``ArchivedRecord``."""
+    ``ArchivedRecord`` (built once each, from the row, with the payload deferred)."""
     end = offset + n
     hot_sql, hot_params = hot.values_list(*LISTED)[:end].query.sql_with_params()
     arch_sql, arch_params = archive.values_list(*LISTED)[:end].query.sql_with_params()
-    rows = OutboxRecord.objects.raw(
+    sql = (
         f"SELECT * FROM (SELECT 0 AS in_archive, h.* FROM ({hot_sql}) h "
         f"UNION ALL SELECT 1 AS in_archive, a.* FROM ({arch_sql}) a) u "
-        f"ORDER BY u.enqueued_at DESC, u.id DESC LIMIT {int(n)} OFFSET {int(offset)}",
-        [*hot_params, *arch_params],
+        f"ORDER BY u.enqueued_at DESC, u.id DESC LIMIT {int(n)} OFFSET {int(offset)}"
     )
-    return [_as_archived(r) if r.in_archive else r for r in rows]
+    conn = connections[hot.db]
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [*hot_params, *arch_params])
+        fetched = cursor.fetchall()
+    converters = _converters(conn)
+    rows = []
+    for in_archive, *values in fetched:
+        for i, col, convert in converters:
+            for c in convert:
+                values[i] = c(values[i], col, conn)
+        rows.append((ArchivedRecord if in_archive else OutboxRecord).from_db(hot.db, LISTED, values))
+    return rows
 
 
-def _as_archived(row: OutboxRecord) -> ArchivedRecord:
-    archived = ArchivedRecord(**{name: row.__dict__[name] for name in LISTED})
-    archived._state.adding, archived._state.db = False, row._state.db
-    for deferred in ("payload", "archived_at"):  # loaded only if read, as the hot rows' payload
-        del archived.__dict__[deferred]
-    return archived
+def _converters(conn) -> list[tuple]:
+    """(column, [converters]) the ORM would apply to the listed columns (JSON, and dates on SQLite)."""
+    out = []
+    for i, name in enumerate(LISTED):
+        col = OutboxRecord._meta.get_field(name).get_col("u")
+        convert = conn.ops.get_db_converters(col) + col.get_db_converters(conn)
+        if convert:
+            out.append((i, col, convert))
+    return out
 
 
 def _audited_page(f: RecordFilter, rows: list, limit: int, export: bool):
