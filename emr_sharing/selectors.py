@@ -9,7 +9,7 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from hospital_interop.audit import services as audit
-from hospital_interop.uploads.models import OutboxRecord, State
+from hospital_interop.uploads.models import ArchivedRecord, OutboxRecord, State
 
 from .mapping import RecordType, record_types
 from .models import HeldCode, HeldRecord
@@ -79,10 +79,15 @@ def record_status(record_type: RecordType, business_key: str) -> dict | None:
     """Status of the latest version of a key, with the list of its versions; None if unknown.
     A version held for code mapping (or refused after mapping) is the latest: its status says
     so, with the problems, and the versions list what was stored before it."""
-    versions = list(
-        OutboxRecord.objects.filter(interface=record_type.interface, business_key=business_key)
-        .defer("payload")
-        .order_by("-version")
+    versions = sorted(  # hot and archived (the outbox's retention job moves old accepted versions)
+        (
+            v
+            for model in (OutboxRecord, ArchivedRecord)
+            for v in model.objects.filter(interface=record_type.interface, business_key=business_key).defer(
+                "payload"
+            )
+        ),
+        key=lambda v: -v.version,
     )
     held = (
         HeldRecord.objects.filter(

@@ -203,6 +203,19 @@ DELIVERY = {
     "PROBE_SECONDS": float(os.environ.get("DELIVERY_PROBE_SECONDS", "4")),
     "DB_RETRY_SECONDS": float(os.environ.get("DELIVERY_DB_RETRY_SECONDS", "90")),
 }
+# Retention of the outbox (docs/retention.md): accepted rows older than ARCHIVE_AFTER_DAYS (an
+# interface's policy may say otherwise, never under FLOOR_DAYS) move to the archive table in
+# batches; archived rows older than LEGAL_RETENTION_DAYS are deleted. 30 years: the longest period
+# of the 医疗机构病历管理规定 (inpatient records), which the outbox, a copy of what was sent, keeps too.
+RETENTION = {
+    "ARCHIVE_AFTER_DAYS": int(os.environ.get("RETENTION_ARCHIVE_AFTER_DAYS", "90")),
+    "FLOOR_DAYS": float(os.environ.get("RETENTION_FLOOR_DAYS", "7")),
+    "LEGAL_RETENTION_DAYS": int(os.environ.get("RETENTION_LEGAL_DAYS", str(30 * 366))),
+    "BATCH": int(os.environ.get("RETENTION_BATCH", "2000")),
+    # the beat schedule: the job runs this often, for at most MAX_SECONDS each time
+    "EVERY_SECONDS": int(os.environ.get("RETENTION_EVERY_SECONDS", "3600")),
+    "MAX_SECONDS": float(os.environ.get("RETENTION_MAX_SECONDS", "600")),
+}
 
 # --- Municipal platform ---------------------------------------------------------------------
 KEY_DIR = Path(os.environ.get("HOSPITAL_INTEROP_KEY_DIR", VAR_DIR / "keys"))

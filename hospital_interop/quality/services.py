@@ -24,6 +24,7 @@ from hospital_interop.errors import InvalidInput, field_error
 from hospital_interop.municipal import envelope
 from hospital_interop.municipal.client import Outcome
 from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.uploads import retention
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads.models import OutboxRecord, State
 
@@ -146,6 +147,8 @@ def _store(item: dict) -> str:
         or all(getattr(found, name) == value for name, value in fields.items())  # read again
     ):
         return "unchanged"
+    # a finding points to hot rows: a key the retention job archived comes back to the outbox
+    retention.restore_key(fields["interface"], fields["business_key"])
     record = latest_record(fields["interface"], fields["business_key"])
     link = {
         "record": record,

@@ -15,6 +15,8 @@ class InterfacePolicyAdmin(admin.ModelAdmin):
         "rate_per_second",
         "deadline_minutes",
         "max_age_hours",
+        "archive_after_days",
+        "archive_payload",
     )
     list_editable = ("enabled", "mode", "interval_seconds", "deadline_minutes")
     search_fields = ("interface",)

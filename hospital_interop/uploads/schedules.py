@@ -9,6 +9,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from .models import InterfacePolicy
 
 SWEEP_TASK = "投递巡检（sweep）"
+ARCHIVE_TASK = "上传记录归档（retention）"
 PUSH_PREFIX = "增量推送："
 
 
@@ -27,6 +28,15 @@ def sync_schedules() -> None:
             "interval": _every(settings.DELIVERY_SWEEP_SECONDS),
             "enabled": True,
             "description": "找出所有到期的待发送/待重试记录并派发；回收中断进程占用的记录",
+        },
+    )
+    PeriodicTask.objects.update_or_create(
+        name=ARCHIVE_TASK,
+        defaults={
+            "task": "hospital_interop.uploads.tasks.archive_outbox",
+            "interval": _every(settings.RETENTION["EVERY_SECONDS"]),
+            "enabled": True,
+            "description": "把平台已接收且超过归档天数的上传记录分批移入归档表；删除超过法定保存期限的归档记录",
         },
     )
     wanted = set()

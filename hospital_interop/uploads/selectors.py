@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncHour, TruncMinute
 from django.utils import timezone
@@ -20,7 +21,8 @@ from hospital_interop.audit import services as audit
 from hospital_interop.cachesafe import cached
 from hospital_interop.municipal.specs import load_catalogue
 
-from .models import OPEN_STATES, Attempt, OutboxRecord, State
+from . import retention
+from .models import OPEN_STATES, ArchivedRecord, Attempt, OutboxRecord, State
 from .schedules import SWEEP_TASK
 from .services import LEASE, SWEEP_HEARTBEAT_KEY, patient_key_of
 
@@ -172,13 +174,23 @@ JUMP_PAGES = COUNT_CAP // PAGE_SIZE  # pages one can jump to by number (an index
 
 
 def count_records(f: RecordFilter, *, org_code: str = "") -> int:
-    """How many rows match, counted up to COUNT_CAP + 1 (a bounded index scan, so the page count
-    costs the same on a table of fifty million rows)."""
-    return _filtered(f, org_code)[: COUNT_CAP + 1].count()
+    """How many rows match, hot and archived, counted up to COUNT_CAP + 1 (a bounded index scan,
+    so the page count costs the same on a table of fifty million rows)."""
+    n = _filtered(f, org_code)[: COUNT_CAP + 1].count()
+    if n <= COUNT_CAP and _may_be_archived(f):
+        n += _filtered(f, org_code, ArchivedRecord)[: COUNT_CAP + 1 - n].count()
+    return n
 
 
-def _filtered(f: RecordFilter, org_code: str):
-    qs = OutboxRecord.objects.all()
+def _may_be_archived(f: RecordFilter) -> bool:
+    """Can archived rows match? They are all accepted, and were enqueued before ``archive_bound``."""
+    if f.overdue or (f.state and f.state != State.DONE):
+        return False
+    return not (f.date_from and f.date_from >= retention.archive_bound())
+
+
+def _filtered(f: RecordFilter, org_code: str, model=OutboxRecord):
+    qs = model.objects.all()
     if f.interface:
         qs = qs.filter(interface=f.interface)
     if f.key:
@@ -210,17 +222,77 @@ def search_records(
     so a page costs the same at row 50 and at row 1,000,000. ``page`` (1..JUMP_PAGES) jumps to a
     page by number instead (an offset of at most COUNT_CAP rows). Audited as a search
     (``export``: as an export)."""
-    qs = _filtered(f, org_code)
-    if page and not before:
-        offset = (min(max(page, 1), JUMP_PAGES) - 1) * limit
-        rows = list(qs.order_by("-enqueued_at", "-pk").defer("payload")[offset : offset + limit + 1])
-        return _audited_page(f, rows, limit, export)
+    return _audited_page(
+        f, page_of(f, org_code=org_code, before=before, page=page, limit=limit), limit, export
+    )
+
+
+def page_of(
+    f: RecordFilter,
+    *,
+    org_code: str = "",
+    before: tuple | None = None,
+    page: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> list:
+    """The rows of a browser page (``limit + 1`` at most: one more says there is a next page),
+    hot and archived, newest first; not audited (``search_records`` is what a person's search calls)."""
+    tables = [_filtered(f, org_code)]
+    if _may_be_archived(f):
+        tables.append(_filtered(f, org_code, ArchivedRecord))
     if before:
         at, pk = before
         # (enqueued_at, id) < (at, pk), written so the enqueued_at index serves it as a range
-        qs = qs.filter(enqueued_at__lte=at).exclude(enqueued_at=at, pk__gte=pk)
-    rows = list(qs.order_by("-enqueued_at", "-pk").defer("payload")[: limit + 1])
-    return _audited_page(f, rows, limit, export)
+        tables = [qs.filter(enqueued_at__lte=at).exclude(enqueued_at=at, pk__gte=pk) for qs in tables]
+    offset = (min(max(page, 1), JUMP_PAGES) - 1) * limit if page and not before else 0
+    hot, *archive = (qs.order_by("-enqueued_at", "-pk").defer("payload") for qs in tables)
+    rows = list(hot[offset : offset + limit + 1])
+    # archived rows were all enqueued before the bound: when the hot page ends after it, none of
+    # them can be on the page (nor before it), and the archive is not asked (the newest pages,
+    # most searches)
+    if archive and not (len(rows) > limit and rows[-1].enqueued_at >= retention.archive_bound()):
+        rows = _merged(hot, archive[0], limit + 1, offset)
+    return rows
+
+
+LISTED = [f.attname for f in OutboxRecord._meta.concrete_fields if f.name != "payload"]
+
+
+def _merged(hot, archive, n: int, offset: int = 0) -> list:
+    """Rows offset..offset+n of both tables together, newest first, in one statement (one round
+    trip; each table's part an index scan of at most offset + n rows); archived ones as
+    ``ArchivedRecord`` (built once each, from the row, with the payload deferred)."""
+    end = offset + n
+    hot_sql, hot_params = hot.values_list(*LISTED)[:end].query.sql_with_params()
+    arch_sql, arch_params = archive.values_list(*LISTED)[:end].query.sql_with_params()
+    sql = (
+        f"SELECT * FROM (SELECT 0 AS in_archive, h.* FROM ({hot_sql}) h "
+        f"UNION ALL SELECT 1 AS in_archive, a.* FROM ({arch_sql}) a) u "
+        f"ORDER BY u.enqueued_at DESC, u.id DESC LIMIT {int(n)} OFFSET {int(offset)}"
+    )
+    conn = connections[hot.db]
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [*hot_params, *arch_params])
+        fetched = cursor.fetchall()
+    converters = _converters(conn)
+    rows = []
+    for in_archive, *values in fetched:
+        for i, col, convert in converters:
+            for c in convert:
+                values[i] = c(values[i], col, conn)
+        rows.append((ArchivedRecord if in_archive else OutboxRecord).from_db(hot.db, LISTED, values))
+    return rows
+
+
+def _converters(conn) -> list[tuple]:
+    """(column, [converters]) the ORM would apply to the listed columns (JSON, and dates on SQLite)."""
+    out = []
+    for i, name in enumerate(LISTED):
+        col = OutboxRecord._meta.get_field(name).get_col("u")
+        convert = conn.ops.get_db_converters(col) + col.get_db_converters(conn)
+        if convert:
+            out.append((i, col, convert))
+    return out
 
 
 def _audited_page(f: RecordFilter, rows: list, limit: int, export: bool):
@@ -238,15 +310,23 @@ def record_detail(pk: int, *, with_payload: bool = False) -> dict:
     """A row with its attempts, dependencies and versions; with ``with_payload`` its payload opened
     (``payload`` None without it; ``payload_problem`` says why a payload does not open). Opening a
     payload for a person is audited."""
-    qs = OutboxRecord.objects.all() if with_payload else OutboxRecord.objects.defer("payload")
-    record = qs.get(pk=pk)
+    try:
+        qs = OutboxRecord.objects.all() if with_payload else OutboxRecord.objects.defer("payload")
+        record = qs.get(pk=pk)
+    except OutboxRecord.DoesNotExist:  # an archived row keeps its id
+        qs = ArchivedRecord.objects.all() if with_payload else ArchivedRecord.objects.defer("payload")
+        record = qs.filter(pk=pk).first()
+        if record is None:
+            raise
     payload, problem = None, ""
     if with_payload:
         try:
             payload = record.payload
         except SealBroken as broken:
             problem = broken.message
-        else:
+        if payload is None and not problem:
+            problem = retention.DROPPED_NOTE
+        elif payload is not None:
             audit.record(
                 audit.Action.VIEW,
                 "uploads.OutboxRecord",
@@ -259,11 +339,16 @@ def record_detail(pk: int, *, with_payload: bool = False) -> dict:
         "payload": payload,
         "payload_problem": problem,
         "attempts": list(record.attempt_log.all()[:100]),
-        "dependencies": list(record.dependencies.all()),
-        "versions": list(
-            OutboxRecord.objects.filter(interface=record.interface, business_key=record.business_key)
-            .order_by("-version")
-            .only("pk", "version", "state", "enqueued_at", "accepted_at")
+        "dependencies": [] if record.archived else list(record.dependencies.all()),
+        "versions": sorted(
+            (
+                v
+                for model in (OutboxRecord, ArchivedRecord)
+                for v in model.objects.filter(
+                    interface=record.interface, business_key=record.business_key
+                ).only("pk", "version", "state", "enqueued_at", "accepted_at")
+            ),
+            key=lambda v: -v.version,
         ),
     }
 

@@ -33,7 +33,7 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, connections, models, transaction
-from django.db.models import Case, Count, Exists, F, Max, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from hospital_interop.atrest import SealBroken
@@ -46,7 +46,7 @@ from hospital_interop.municipal.specs import InterfaceSpec, load_catalogue
 from hospital_interop.patients.models import id_key
 from hospital_interop.patients.services import Claim, Identity, Ref, bind_many
 
-from . import leases
+from . import leases, retention
 from .models import DUE_STATES, Attempt, Dependency, InterfacePolicy, OutboxRecord, State
 
 log = logging.getLogger(__name__)
@@ -451,19 +451,13 @@ def _lock_keys(pairs) -> None:
 
 
 def _latest_versions(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """(interface, key) -> highest stored version, one query per interface."""
+    """(interface, key) -> highest stored version, hot or archived (``retention``), one query per interface."""
     by_interface: dict[str, set[str]] = {}
     for code, key in pairs:
         by_interface.setdefault(code, set()).add(key)
     latest = {}
     for code, keys in by_interface.items():
-        rows = (
-            OutboxRecord.objects.filter(interface=code, business_key__in=keys)
-            .values("business_key")
-            .annotate(v=Max("version"))
-            .values_list("business_key", "v")
-        )
-        latest.update({(code, key): v for key, v in rows})
+        latest.update({(code, key): v for key, v in retention.latest_versions(code, keys).items()})
     return latest
 
 
@@ -479,6 +473,9 @@ def _latest_rows(pairs: set[tuple[str, str]]) -> dict[tuple[str, str], OutboxRec
         out.update(
             {(code, row.business_key): row for row in rows if (row.business_key, row.version) in wanted}
         )
+        # read after the hot table: a row archived meanwhile is found here
+        missing = {(k, v) for k, v in wanted if (code, k) not in out}
+        out.update({(code, row.business_key): row for row in retention.archived_rows(code, missing)})
     return out
 
 
@@ -606,7 +603,9 @@ def _apply_void(spec, key: str, void_record: OutboxRecord, now) -> None:
     targets.filter(state__in=(State.PENDING, State.RETRY, State.ATTENTION)).update(
         state=State.VOIDED, last_message="报告已作废，不再上传", next_attempt_at=None, updated_at=now
     )
-    if not targets.filter(state__in=(State.DONE, State.SENDING)).exists():
+    if not targets.filter(state__in=(State.DONE, State.SENDING)).exists() and not (
+        retention.accepted_in_archive(spec.voids, key)
+    ):
         void_record.state = State.VOIDED
         void_record.next_attempt_at = None
         void_record.last_message = "该报告从未上传到平台，无需向平台作废"
@@ -817,7 +816,7 @@ def blocking_reason(record: OutboxRecord) -> str:
         parent_interface, parent_key = ref.split("#", 1)
         if not OutboxRecord.objects.filter(
             interface=parent_interface, business_key=parent_key, state=State.DONE
-        ).exists():
+        ).exists() and not retention.accepted_in_archive(parent_interface, parent_key):
             return f"等待上级记录被平台接收：{ref}"
     if (
         record.version > 1
@@ -1254,7 +1253,7 @@ def redrive(record_ids, *, payload_fix: dict | None = None) -> int:
     events = []
     with transaction.atomic():
         if payload_fix and len(record_ids) == 1:
-            accepted = _latest_accepted(record_ids[0])
+            accepted = _latest_accepted(record_ids[0]) or retention.latest_accepted(record_ids[0])
             if accepted is not None:
                 return _resubmit_fixed(accepted, payload_fix)
         rows = list(
@@ -1317,9 +1316,11 @@ def fixable(record: OutboxRecord) -> bool:
         return True
     return (
         record.state == State.DONE
+        and not (record.archived and record.payload_dropped)
         and not OutboxRecord.objects.filter(
             interface=record.interface, business_key=record.business_key, version__gt=record.version
         ).exists()
+        and not retention.newer_in_archive(record)
     )
 
 
@@ -1331,6 +1332,7 @@ def _latest_accepted(pk: int) -> OutboxRecord | None:
         or OutboxRecord.objects.filter(
             interface=row.interface, business_key=row.business_key, version__gt=row.version
         ).exists()
+        or retention.newer_in_archive(row)
     ):
         return None
     return row

@@ -55,3 +55,14 @@ def push_interface(interface):
     """The scheduled (incremental) push of one interface: send everything of it that is due."""
     while deliver(interface=interface):
         pass
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def archive_outbox():
+    """The retention job (docs/retention.md): accepted rows past their age to the archive, in small
+    batches, for at most ``RETENTION["MAX_SECONDS"]``; what is left goes on the next run."""
+    from django.conf import settings
+
+    from . import retention
+
+    retention.run(max_seconds=settings.RETENTION["MAX_SECONDS"])
