@@ -18,17 +18,27 @@ def client():
     return _client
 
 
+BATCHES_PER_TASK = 10  # a busy worker claims again at once, then lets its other tasks run
+
+
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver(record_id=None, interface=None):
-    """Claim the given row (and other due rows, up to a batch) and send them."""
-    records = services.through_database_blips(
-        "claiming uploads", lambda: services.claim(record_id, interface=interface)
-    )
-    if len(records) == 1 and services.is_large(records[0].payload_size):
-        services.wake()  # a large row is claimed alone: another worker takes the rest meanwhile
-    if records:
-        services.deliver_claimed(records, client())
-    return len(records)
+    """Claim the given row (and other due rows, up to a batch) and send them; while claims come
+    back full, claim again (up to ``BATCHES_PER_TASK``) rather than wait for the next wake-up."""
+    sent = 0
+    for _ in range(BATCHES_PER_TASK):
+        records = services.through_database_blips(
+            "claiming uploads", lambda first=record_id: services.claim(first, interface=interface)
+        )
+        if len(records) == 1 and services.is_large(records[0].payload_size):
+            services.wake()  # a large row is claimed alone: another worker takes the rest meanwhile
+        if records:
+            services.deliver_claimed(records, client())
+        sent += len(records)
+        if len(records) < services.CLAIM_BATCH:
+            break
+        record_id = None
+    return sent
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
