@@ -190,7 +190,7 @@ DELIVERY = {
     "CLAIM_BATCH": int(os.environ.get("DELIVERY_CLAIM_BATCH", "20")),
     # sends in flight per worker process (docs/delivery.md, Throughput): a worker records the
     # answers that came while it sends the next rows; 1 sends and records strictly one by one
-    "PIPELINE": int(os.environ.get("DELIVERY_PIPELINE", "3")),
+    "PIPELINE": int(os.environ.get("DELIVERY_PIPELINE", "4")),
     # a worker that lost the database (restart, failover) reconnects and goes on for this long
     # before giving up: an answer the platform gave is recorded, not thrown away
     # a row whose payload is larger is claimed alone (it does not hold small ones up), and its
