@@ -812,13 +812,13 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
             if record.waits_for or record.version > 1:
                 while in_flight:  # its parents' or older versions' answers are recorded first
                     settle(True)
+            while len(in_flight) >= window:  # room first: the lease is checked right before the send
+                settle(False)
             ready = through_database_blips(f"checking upload {record.pk}", lambda r=record: _ready_to_send(r))
             if isinstance(ready, str):
                 counts[ready] = counts.get(ready, 0) + 1
                 continue
             payload, started = ready
-            while len(in_flight) >= window:
-                settle(False)
             in_flight[senders.submit(_send, client, record.interface, payload)] = (record, started)
             if any(f.done() for f in in_flight):  # answers that came meanwhile are recorded now
                 settle(False)
