@@ -1,8 +1,9 @@
 """Delivery engine throughput and record-browser search time, each beside an anchor from the same run.
 
 1. End to end: records/s from enqueue to accepted with 2 Celery worker processes against the
-   platform simulator, beside raw sequential PlatformClient posts to the same simulator
-   (targets: >= 200 records/s and >= 0.7 of the raw rate); and the cost of sealing the payloads
+   platform simulator, beside raw sequential PlatformClient posts to the same simulator, measured
+   before each engine run (issue 19's targets: >= 500 records/s and >= 0.9 of the raw rate); and
+   the cost of sealing the payloads
    at rest (SM4-GCM): the same engine with payloads stored in clear (benchmark processes only,
    ``plain_at_rest``) beside it, and per record the at-rest work beside the envelope's seal.
 2. The record browser's search over 1,000,000 outbox rows, per filter, beside a primary-key
@@ -287,18 +288,21 @@ def end_to_end(env, tmp: Path, n: int, workers: int = 2) -> None:
             app_secret_file=keys / "app_secret",
         )
         client = PlatformClient(config)
-        raw_payloads = [spec.example(seed) for seed in range(500_000, 500_000 + n // 2)]
-        client.call(spec.code, raw_payloads[0])
-        t0 = time.perf_counter()
-        for p in raw_payloads:
-            assert client.call(spec.code, p).outcome == "accepted"
-        raw_rate = len(raw_payloads) / (time.perf_counter() - t0)
+        client.call(spec.code, spec.example(499_999))
+
+        def raw_run(seed: int) -> float:
+            raw_payloads = [spec.example(s) for s in range(seed, seed + n // 2)]
+            t0 = time.perf_counter()
+            for p in raw_payloads:
+                assert client.call(spec.code, p).outcome == "accepted"
+            return len(raw_payloads) / (time.perf_counter() - t0)
 
         # the engine with the payloads sealed at rest (the product), and with them in clear, twice
-        # each and interleaved: the machine's other load falls on both alike
-        sealed_runs, plain_runs = [], []
+        # each, interleaved with the anchor: the machine's other load falls on all alike
+        sealed_runs, plain_runs, raw_runs = [], [], []
         for round_ in range(2):
             base = 1 + round_ * 2 * n
+            raw_runs.append(raw_run(500_000 + round_ * n))
             sealed_runs.append(
                 engine_run(
                     env, tmp, [spec.example(s) for s in range(base, base + n)], plain=False, workers=workers
@@ -313,6 +317,7 @@ def end_to_end(env, tmp: Path, n: int, workers: int = 2) -> None:
                     workers=workers,
                 )
             )
+        raw_rate = statistics.mean(raw_runs)
         engine_rate = statistics.mean(r for r, _ in sealed_runs)
         enqueue_rate = statistics.mean(e for _, e in sealed_runs)
         plain_rate = statistics.mean(r for r, _ in plain_runs)
@@ -321,15 +326,16 @@ def end_to_end(env, tmp: Path, n: int, workers: int = 2) -> None:
 
         print("\n== End to end (LAB_REPORT_DETAIL, 84-field payloads) ==")
         print(f"{'what':<60} {'figure':>12}")
-        print(f"{'raw sequential client posts (anchor)':<60} {raw_rate:>10.1f}/s")
+        print(f"{'raw sequential client posts (anchor, mean of 2)':<60} {raw_rate:>10.1f}/s")
         print(f"{f'engine: enqueue -> accepted, {workers} worker processes':<60} {engine_rate:>10.1f}/s")
         print(
             f"{'  of which enqueue (' + str(n) + ' rows, enqueue_many, batches of 100)':<60} {enqueue_rate:>10.1f}/s"
         )
         print(f"{'ratio engine / raw':<60} {engine_rate / raw_rate:>12.2f}")
+        ok = engine_rate >= 500 and engine_rate / raw_rate >= 0.9
         print(
-            f"target >= 200/s: {'PASS' if engine_rate >= 200 else 'FAIL'};  target ratio >= 0.7: "
-            f"{'PASS' if engine_rate / raw_rate >= 0.7 else 'FAIL'}"
+            f"target >= 500/s: {'PASS' if engine_rate >= 500 else 'FAIL'};  target ratio >= 0.9: "
+            f"{'PASS' if engine_rate / raw_rate >= 0.9 else 'FAIL'};  both: {'PASS' if ok else 'FAIL'}"
         )
         print(
             "\n== Cost of the payloads' encryption at rest (SM4-GCM, sealed on enqueue, opened on delivery) =="
@@ -344,7 +350,9 @@ def end_to_end(env, tmp: Path, n: int, workers: int = 2) -> None:
             f"{'ratio (envelope + at rest) / envelope':<60} {(envelope_us + at_rest_us) / envelope_us:>12.2f}"
         )
         print(
-            "runs (records/s): sealed "
+            "runs (records/s): raw "
+            + ", ".join(f"{r:.0f}" for r in raw_runs)
+            + "; sealed "
             + ", ".join(f"{r:.0f}" for r, _ in sealed_runs)
             + "; clear "
             + ", ".join(f"{r:.0f}" for r, _ in plain_runs)

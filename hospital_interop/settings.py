@@ -140,7 +140,7 @@ if REDIS_URL:
     # Short socket timeouts: with Redis unreachable the prompt API degrades at once (cachesafe.py)
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "hospital_interop.cachesafe.RedisCache",  # Django's, its client reused
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
         }
@@ -188,6 +188,9 @@ DELIVERY = {
     # a claimed row whose worker died is reclaimed after the lease
     "LEASE_SECONDS": float(os.environ.get("DELIVERY_LEASE_SECONDS", "120")),
     "CLAIM_BATCH": int(os.environ.get("DELIVERY_CLAIM_BATCH", "20")),
+    # sends in flight per worker process (docs/delivery.md, Throughput): a worker records the
+    # answers that came while it sends the next rows; 1 sends and records strictly one by one
+    "PIPELINE": int(os.environ.get("DELIVERY_PIPELINE", "4")),
     # a worker that lost the database (restart, failover) reconnects and goes on for this long
     # before giving up: an answer the platform gave is recorded, not thrown away
     # a row whose payload is larger is claimed alone (it does not hold small ones up), and its

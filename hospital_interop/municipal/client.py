@@ -203,13 +203,20 @@ class PlatformClient:
     TIME_OFFSET_MAX_AGE = 600.0  # seconds before the offset is measured again
 
     def __init__(
-        self, config: PlatformConfig, catalogue=None, nonce_store: envelope.NonceStore | None = None
+        self,
+        config: PlatformConfig,
+        catalogue=None,
+        nonce_store: envelope.NonceStore | None = None,
+        connections: int = 4,
     ):
         self.config = config
         self.catalogue = catalogue or load_catalogue()
         self.nonces = nonce_store or envelope.MemoryNonceCache(nonce_ttl(self.catalogue))
         # urllib3 directly: a keep-alive pool without requests' per-call overhead (~1.5 ms CPU)
-        self.http = urllib3.PoolManager(maxsize=4, retries=False, headers={"Content-Type": JSON_UTF8})
+        # ``connections``: kept open per host, at least the calls made at once (pipelined delivery)
+        self.http = urllib3.PoolManager(
+            maxsize=connections, retries=False, headers={"Content-Type": JSON_UTF8}
+        )
         self.timeout = urllib3.Timeout(connect=min(config.timeout, 5.0), read=config.timeout)
         self._offset: timedelta | None = None
         self._offset_at = 0.0
@@ -218,9 +225,17 @@ class PlatformClient:
     @classmethod
     def from_settings(cls, config: PlatformConfig | None = None) -> PlatformClient:
         """The client of a web or worker process: ``settings.PLATFORM`` (or ``config``), and the
-        answer nonces shared with every other process through Django's cache."""
+        answer nonces shared with every other process through Django's cache; a keep-alive
+        connection for each of a worker's pipelined sends (``DELIVERY["PIPELINE"]``)."""
+        from django.conf import settings
+
         catalogue = load_catalogue()
-        return cls(config or config_from_settings(), catalogue, DjangoCacheNonceStore(nonce_ttl(catalogue)))
+        return cls(
+            config or config_from_settings(),
+            catalogue,
+            DjangoCacheNonceStore(nonce_ttl(catalogue)),
+            connections=max(4, settings.DELIVERY["PIPELINE"]),
+        )
 
     # -- platform time -------------------------------------------------------------------------
     def refresh_time(self) -> timedelta:

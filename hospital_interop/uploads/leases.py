@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -126,11 +126,16 @@ class Lease:
     def holders(self, pks: Iterable[int]) -> set[tuple[int, str]]:
         """(id, worker) of those of these rows that are still leased, locked until the caller's
         transaction ends: outcomes are recorded only for rows their worker still holds."""
-        return set(
-            self.model.objects.select_for_update()
-            .filter(pk__in=list(pks), state=self.held_state)
-            .values_list("pk", "claimed_by")
-        )
+        meta = self.model._meta
+        quote = connection.ops.quote_name
+        with connection.cursor() as cur:  # plain SQL: it runs once per recorded group of answers
+            cur.execute(
+                f"SELECT {quote(meta.pk.column)}, claimed_by FROM {quote(meta.db_table)}"
+                f" WHERE {quote(meta.pk.column)} = ANY(%s) AND state = %s"
+                f" ORDER BY {quote(meta.pk.column)} FOR UPDATE",
+                [sorted(pks), self.held_state],
+            )
+            return {(pk, worker) for pk, worker in cur.fetchall()}
 
     def expired(self, now: datetime) -> models.QuerySet:
         """Leased rows whose lease ran out: their worker died (or hangs)."""

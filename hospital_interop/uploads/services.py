@@ -26,6 +26,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -882,29 +883,106 @@ def through_database_blips(what: str, step: Callable[[], T]) -> T:
 
 
 def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
-    """Send claimed rows one by one, recording each outcome as soon as the platform answered: a
-    row the platform accepted is marked so before the next one goes, so no answer waits for the
-    batch (its ``accepted_at`` is its own) and none is lost with a later failure. Recording
-    outlives a database blip (``through_database_blips``): a row whose send was accepted is
-    not sent again because the database restarted meanwhile. A worker killed between a send and
-    its record leaves that row to lease expiry (sent again, which the platform's upsert by key
-    makes harmless). A row whose lease would run out before its send could end is handed back
-    unsent (``_hand_back``). Returns counts per resulting state."""
+    """Send claimed rows, recording each outcome as soon as the platform answered: no answer waits
+    for the batch (its ``accepted_at`` is its own) and none is lost with a later failure.
+
+    Pipelined (``DELIVERY["PIPELINE"]`` sends in flight, on this process's sender threads, which
+    never touch the database): while rows are on the wire, this thread checks the next rows and
+    records the answers that came, those that came together in one transaction. Recording
+    outlives a database blip (``through_database_blips``): a row whose send was accepted is not
+    sent again because the database restarted meanwhile. A row with ordering parents or an
+    older version waits until every answer before it is recorded, then is checked and sent as
+    if alone. A worker killed between a send and its record leaves that row to lease expiry (sent
+    again, which the platform's upsert by key makes harmless). A row whose lease would run out
+    before its send could end is handed back unsent (``_hand_back``). Returns counts per
+    resulting state."""
     counts: dict[str, int] = {}
-    for record in records:
-        ready = through_database_blips(f"checking upload {record.pk}", lambda r=record: _ready_to_send(r))
-        if isinstance(ready, str):
-            counts[ready] = counts.get(ready, 0) + 1
-            continue
-        payload, started = ready
-        result = client.call(record.interface, payload)
-        state = through_database_blips(
-            f"recording the answer for upload {record.pk}",
-            # a copy each time: a failed try must not leave its changes (attempts + 1) on the row
-            lambda r=record, res=result, at=started: record_outcomes([(copy.copy(r), res, at)])[0],
-        )
-        counts[state] = counts.get(state, 0) + 1
+    window = settings.DELIVERY["PIPELINE"]
+    if window <= 1:  # strictly one by one, in this thread
+        for record in records:
+            ready = through_database_blips(f"checking upload {record.pk}", lambda r=record: _ready_to_send(r))
+            if isinstance(ready, str):
+                counts[ready] = counts.get(ready, 0) + 1
+                continue
+            payload, started = ready
+            result = client.call(record.interface, payload)
+            _record_answers([(record, result, started, timezone.now())], counts)
+        return counts
+    senders = _senders(window)
+    in_flight: dict[Future, tuple[OutboxRecord, datetime]] = {}
+
+    def settle(everything: bool) -> None:
+        """Wait for an answer (``everything``: for all in flight) and record all that came."""
+        wait(list(in_flight), return_when=ALL_COMPLETED if everything else FIRST_COMPLETED)
+        if any(f.done() and f.exception() is not None for f in in_flight):
+            wait(list(in_flight))  # a client that raised (client.call never does): stop, as one by one
+        answered, failure = [], None
+        for future in [f for f in in_flight if f.done()]:
+            record, started = in_flight.pop(future)
+            if future.exception() is not None:
+                failure = failure or future.exception()
+                continue
+            result, came = future.result()
+            answered.append((record, result, started, came))
+        _record_answers(sorted(answered, key=lambda sent: sent[0].pk), counts)
+        if failure is not None:
+            raise failure
+
+    try:
+        for record in records:
+            if record.waits_for or record.version > 1:
+                while in_flight:  # its parents' or older versions' answers are recorded first
+                    settle(True)
+            while len(in_flight) >= window:  # room first: the lease is checked right before the send
+                settle(False)
+            ready = through_database_blips(f"checking upload {record.pk}", lambda r=record: _ready_to_send(r))
+            if isinstance(ready, str):
+                counts[ready] = counts.get(ready, 0) + 1
+                continue
+            payload, started = ready
+            in_flight[senders.submit(_send, client, record.interface, payload)] = (record, started)
+            if any(f.done() for f in in_flight):  # answers that came meanwhile are recorded now
+                settle(False)
+        while in_flight:
+            settle(False)
+    finally:
+        if in_flight:  # leaving on an exception: what is on the wire is recorded if it can be
+            wait(list(in_flight))
+            try:
+                settle(True)
+            except Exception:
+                log.exception("answers of uploads in flight not recorded; their leases will expire")
     return counts
+
+
+_sender_pool: tuple[int, int, ThreadPoolExecutor] | None = None
+
+
+def _senders(window: int) -> ThreadPoolExecutor:
+    """This process's sender threads (made after the fork of Celery's pool processes)."""
+    global _sender_pool
+    pid = os.getpid()
+    if _sender_pool is None or _sender_pool[:2] != (pid, window):
+        _sender_pool = (pid, window, ThreadPoolExecutor(window, thread_name_prefix="upload-send"))
+    return _sender_pool[2]
+
+
+def _send(client, interface: str, payload: dict) -> tuple[CallResult, datetime]:
+    """One call (on a sender thread: no database here); the answer and when it came."""
+    result = client.call(interface, payload)
+    return result, timezone.now()
+
+
+def _record_answers(answered: list[tuple[OutboxRecord, CallResult, datetime, datetime]], counts) -> None:
+    if not answered:
+        return
+    states = through_database_blips(
+        "recording the answers for uploads " + ",".join(str(r.pk) for r, *_ in answered),
+        # copies each time: a failed try must not leave its changes (attempts + 1) on the rows
+        lambda: record_outcomes([(copy.copy(r), result, at, came) for r, result, at, came in answered]),
+    )
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
 
 
 def _ready_to_send(record: OutboxRecord) -> tuple[dict, datetime] | str:
@@ -990,22 +1068,25 @@ OUTCOME_FIELDS = (
 )
 
 
-def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> list[str]:
-    """Store the attempts and move each row to its next state, in one transaction. A row whose
-    lease was lost meanwhile (reclaimed by the sweep) only gets its attempt logged."""
+def record_outcomes(sent: Sequence[tuple]) -> list[str]:
+    """Store the attempts and move each row to its next state, in one transaction. ``sent``:
+    (row, answer, when its send started[, when the answer came: an accepted row's
+    ``accepted_at``, now if not given]). A row whose lease was lost meanwhile (reclaimed by the
+    sweep) only gets its attempt logged."""
     if not sent:
         return []
     now = timezone.now()
+    sent = [(r, result, started, came[0] if came else now) for r, result, started, *came in sent]
     known = policies()
     states, changed, attempts, done = [], [], [], []
     with transaction.atomic():
-        live = LEASE.holders(r.pk for r, _, _ in sent)
+        live = LEASE.holders(r.pk for r, *_ in sent)
         live |= _accepted_but_reclaimed(
-            [(r, result) for r, result, _ in sent if (r.pk, r.claimed_by) not in live]
+            [(r, result) for r, result, *_ in sent if (r.pk, r.claimed_by) not in live]
         )
-        for record, result, started in sent:
+        for record, result, started, came in sent:
             policy = known.get(record.interface) or InterfacePolicy(interface=record.interface)
-            _apply_outcome(record, result, started, now, policy)
+            _apply_outcome(record, result, started, now, policy, came=came)
             attempts.append(
                 Attempt(
                     record_id=record.pk,
@@ -1030,12 +1111,12 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
         # no answer, or one not believed (forged, stale, replayed): what became of the request is unknown
         no_answer = {
             r.pk
-            for r, result, _ in sent
+            for r, result, *_ in sent
             if result.outcome == Outcome.RETRY and (result.http_status is None or result.refused_answer)
         }
         _defer_to_newer_versions(changed, now, no_answer)
-        OutboxRecord.objects.bulk_update(changed, OUTCOME_FIELDS)
-        Attempt.objects.bulk_create(attempts)
+        _store_outcomes(changed)
+        _insert_attempts(attempts)
         if done:
             _release_children(done, now)
     try:  # after the commit: the outcomes stand whatever happens here
@@ -1043,7 +1124,65 @@ def record_outcomes(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> li
     except (OperationalError, InterfaceError) as exc:  # the sweep's probe will bring them on
         log.warning("waiting retries not brought forward: %s", exc)
     # the states after superseding (a lost lease keeps its marker)
-    return [s if s == "lost-lease" else record.state for (record, _, _), s in zip(sent, states, strict=True)]
+    return [s if s == "lost-lease" else record.state for (record, *_), s in zip(sent, states, strict=True)]
+
+
+def _store_outcomes(rows: list[OutboxRecord]) -> None:
+    """Write the rows' ``OUTCOME_FIELDS`` in one ``UPDATE … FROM (VALUES …)``: what
+    ``bulk_update`` writes, without building its CASE expressions, which took more CPU than the
+    rest of a delivery together (docs/delivery.md, Throughput)."""
+    if not rows:
+        return
+    meta, quote = OutboxRecord._meta, connection.ops.quote_name
+    fields, row = _values_row(OutboxRecord, ("id", *OUTCOME_FIELDS))
+    with connection.cursor() as cur:
+        cur.execute(
+            f"UPDATE {quote(meta.db_table)} AS o SET "
+            + ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[1:])
+            + f" FROM (VALUES {', '.join([row] * len(rows))}) AS v("
+            + ", ".join(quote(f.column) for f in fields)
+            + ") WHERE o.id = v.id",
+            _values(fields, sorted(rows, key=lambda r: r.pk)),
+        )
+
+
+ATTEMPT_FIELDS = (
+    "record",
+    "started_at",
+    "elapsed_ms",
+    "worker",
+    "http_status",
+    "code",
+    "outcome",
+    "message",
+    "errors",
+)
+
+
+def _insert_attempts(attempts: list[Attempt]) -> None:
+    """The attempts in one INSERT (``bulk_create`` compiles it anew each time, at a cost)."""
+    if not attempts:
+        return
+    quote = connection.ops.quote_name
+    fields, row = _values_row(Attempt, ATTEMPT_FIELDS)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"INSERT INTO {quote(Attempt._meta.db_table)} ("
+            + ", ".join(quote(f.column) for f in fields)
+            + f") VALUES {', '.join([row] * len(attempts))}",
+            _values(fields, attempts),
+        )
+
+
+@functools.cache
+def _values_row(model, names: tuple[str, ...]) -> tuple[list, str]:
+    """The model's fields of these names and one ``(%s::type, …)`` row of a VALUES list."""
+    fields = [model._meta.get_field(name) for name in names]
+    return fields, "(" + ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields) + ")"
+
+
+def _values(fields, objs) -> list:
+    return [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs for f in fields]
 
 
 def _accepted_but_reclaimed(lost: list[tuple[OutboxRecord, CallResult]]) -> set[tuple[int, str]]:
@@ -1063,6 +1202,8 @@ def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answ
     """A newer version enqueued while this one was in flight wins: a failed older version is
     not retried (it would overwrite the newer one on the platform), and the newer one, which
     waited for this send to finish, is due at once."""
+    if not changed or not _newer_versions_exist(changed):
+        return
     match = Q()
     for r in changed:
         match |= Q(interface=r.interface, business_key=r.business_key, version__gt=r.version)
@@ -1080,6 +1221,23 @@ def _defer_to_newer_versions(changed: list[OutboxRecord], now: datetime, no_answ
     newer.filter(state=State.PENDING).update(next_attempt_at=now)
     for interface, key in uncertain:
         _resend_newest_later(interface, key, now)
+
+
+def _newer_versions_exist(rows: list[OutboxRecord]) -> bool:
+    """Whether a newer, live version of any of these rows' keys exists: one indexed query (the
+    unique (interface, business key, version) index), the common answer being no."""
+    meta, quote = OutboxRecord._meta, connection.ops.quote_name
+    row = "(%s::varchar, %s::varchar, %s::integer)"
+    params = [v for r in rows for v in (r.interface, r.business_key, r.version)]
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT 1 FROM {quote(meta.db_table)} AS o JOIN (VALUES {', '.join([row] * len(rows))})"
+            " AS v(interface, business_key, version) ON o.interface = v.interface"
+            " AND o.business_key = v.business_key AND o.version > v.version"
+            " WHERE o.state NOT IN (%s, %s) LIMIT 1",
+            [*params, State.SUPERSEDED, State.VOIDED],
+        )
+        return cur.fetchone() is not None
 
 
 LATE_RESEND = "旧版本的请求可能晚于本版本到达平台，稍后重发本版本"
@@ -1106,14 +1264,20 @@ def _resend_newest_later(interface: str, key: str, now: datetime) -> None:
 
 
 def _apply_outcome(
-    record: OutboxRecord, result: CallResult, started: datetime, now: datetime, policy: InterfacePolicy
+    record: OutboxRecord,
+    result: CallResult,
+    started: datetime,
+    now: datetime,
+    policy: InterfacePolicy,
+    *,
+    came: datetime | None = None,
 ) -> None:
     record.attempts += 1
     record.last_code, record.last_message = result.code, result.message[:2000]
     record.lease_until, record.updated_at = None, now
     record.first_attempt_at = record.first_attempt_at or started
     if result.outcome == Outcome.ACCEPTED:
-        record.state, record.accepted_at, record.receipt = State.DONE, now, result.receipt
+        record.state, record.accepted_at, record.receipt = State.DONE, came or now, result.receipt
         record.last_errors, record.next_attempt_at = [], None
     elif result.outcome == Outcome.ATTENTION:
         record.state, record.last_errors, record.next_attempt_at = State.ATTENTION, result.errors, None
@@ -1170,13 +1334,18 @@ def _unreachable(result: CallResult) -> bool:
     )
 
 
-def _note_platform(sent: list[tuple[OutboxRecord, CallResult, datetime]]) -> None:
-    for record, result, started in sent:
+def _note_platform(sent: Sequence[tuple]) -> None:
+    """Outage bookkeeping for answers recorded together, in their order; an interface found not
+    in an outage is not asked again for the group's later acceptances (one cache read a group)."""
+    calm: set[str] = set()  # interfaces without an outage mark, as far as this group knows
+    for record, result, started, *_ in sent:
         key = OUTAGE_KEY.format(record.interface)
         if _unreachable(result):
+            calm.discard(record.interface)
             cached(lambda k=key, at=started: cache.add(k, at.timestamp(), timeout=7 * 86400), what="outage")
-        elif result.outcome == Outcome.ACCEPTED:
+        elif result.outcome == Outcome.ACCEPTED and record.interface not in calm:
             since, _ = cached(lambda k=key: cache.get(k), what="outage")
+            calm.add(record.interface)
             if since is None:
                 continue
             ended, _ = cached(lambda k=key: cache.delete(k), False, what="outage")

@@ -19,6 +19,9 @@ def client():
     return _client
 
 
+BATCHES_PER_TASK = 10  # a busy worker claims again at once, then lets its other tasks run
+
+
 @worker_process_shutdown.connect
 def _finish_large_transfers(**kwargs) -> None:
     """A worker process that is asked to stop lets its large transfer end (bounded by its lease)."""
@@ -27,17 +30,24 @@ def _finish_large_transfers(**kwargs) -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def deliver(record_id=None, interface=None):
-    """Claim the given row (and other due rows, up to a batch) and send them."""
-    records = services.through_database_blips(
-        "claiming uploads", lambda: services.claim(record_id, interface=interface)
-    )
-    if len(records) == 1 and services.is_large(records[0].payload_size):
-        # a large row is claimed alone and sent beside this process's work, which goes on
-        services.send_large_beside(records[0])
-        services.wake()
-    elif records:
-        services.deliver_claimed(records, client())
-    return len(records)
+    """Claim the given row (and other due rows, up to a batch) and send them; while claims come
+    back full, claim again (up to ``BATCHES_PER_TASK``) rather than wait for the next wake-up."""
+    sent = 0
+    for _ in range(BATCHES_PER_TASK):
+        records = services.through_database_blips(
+            "claiming uploads", lambda first=record_id: services.claim(first, interface=interface)
+        )
+        if len(records) == 1 and services.is_large(records[0].payload_size):
+            # a large row is claimed alone and sent beside this process's work, which goes on
+            services.send_large_beside(records[0])
+            services.wake()
+        elif records:
+            services.deliver_claimed(records, client())
+        sent += len(records)
+        if len(records) < services.CLAIM_BATCH:
+            break
+        record_id = None
+    return sent
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)

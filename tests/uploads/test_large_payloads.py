@@ -78,7 +78,8 @@ def test_a_large_row_behind_small_ones_waits_for_a_claim_of_its_own():
     assert [r.pk for r in services.claim(limit=20, worker="w:2")] == [big.pk]
 
 
-def test_each_record_is_stamped_accepted_when_its_own_answer_came(sim):
+def test_each_record_is_stamped_accepted_when_its_own_answer_came(sim, settings):
+    settings.DELIVERY = {**settings.DELIVERY, "PIPELINE": 1}  # one by one (pipelined: test_pipeline.py)
     rows = [_small(seed) for seed in (10, 11, 12)]
     claimed = services.claim(rows[0].pk, limit=20, worker="w:1")
     assert len(claimed) == 3

@@ -1,0 +1,92 @@
+"""Pipelined delivery (``DELIVERY["PIPELINE"]`` sends in flight per worker process): answers are
+recorded as they come, while later rows are on the wire, each with its own ``accepted_at``; a row
+with an ordering parent in the same claim is sent only once the parent's answer is recorded; a
+client failure stops the batch with the answers that did come recorded."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.utils import timezone
+
+from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.uploads import services
+from hospital_interop.uploads.models import Attempt, OutboxRecord, State
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def window_of_two(settings):
+    settings.DELIVERY = {**settings.DELIVERY, "PIPELINE": 2}
+
+
+def _enqueue(code: str, seed: int) -> OutboxRecord:
+    return services.enqueue(code, load_catalogue().interface(code).example(seed), wake_worker=False)
+
+
+def test_answers_are_recorded_while_later_rows_are_on_the_wire_each_with_its_own_time(sim):
+    rows = [_enqueue("LAB_REPORT_DETAIL", seed) for seed in range(30, 36)]
+    claimed = services.claim(rows[0].pk, limit=20, worker="w:1")
+    assert len(claimed) == 6
+    assert services.deliver_claimed(claimed, sim.client()) == {State.DONE: 6}
+    done = list(OutboxRecord.objects.filter(pk__in=[r.pk for r in rows]))
+    attempts = {a.record_id: a for a in Attempt.objects.filter(record__in=rows)}
+    assert len(attempts) == 6  # one send each
+    for row in done:
+        # its own answer: after its send started, stamped no later than the row was written
+        assert attempts[row.pk].started_at <= row.accepted_at <= row.updated_at
+        assert row.claimed_by == "" and row.lease_until is None
+    # with 2 in flight, the third send waits for an answer to be recorded: the first outcome was
+    # written before the last send began, not at the batch's end
+    assert min(r.updated_at for r in done) <= max(a.started_at for a in attempts.values())
+    assert all(sim.record("LAB_REPORT_DETAIL", r.business_key) for r in done)
+
+
+def test_a_child_claimed_with_its_parent_goes_after_the_parents_answer_is_recorded(sim):
+    # the visit is first in line: without its registration accepted it must not go
+    visit = _enqueue("OP_VISIT", 40)
+    registration = _enqueue("OP_REGISTRATION", 40)
+    other = _enqueue("LAB_REPORT_DETAIL", 41)
+    OutboxRecord.objects.filter(pk=registration.pk).update(next_attempt_at=visit.next_attempt_at)
+    OutboxRecord.objects.filter(pk=visit.pk).update(next_attempt_at=timezone.now())
+    claimed = services.claim(registration.pk, limit=20, worker="w:1")
+    assert claimed[0].pk == registration.pk and len(claimed) == 3
+    counts = services.deliver_claimed(claimed, sim.client())
+    assert counts == {State.DONE: 3}
+    registration.refresh_from_db()
+    visit.refresh_from_db()
+    assert registration.accepted_at < Attempt.objects.get(record=visit).started_at
+    assert not Attempt.objects.filter(record=visit, code="2002").exists()
+    assert OutboxRecord.objects.get(pk=other.pk).state == State.DONE
+
+
+class FailsOnThird:
+    """A real client that raises on its third call (a bug in a client, not a platform failure)."""
+
+    def __init__(self, client):
+        self.client, self.calls, self.lock = client, 0, threading.Lock()
+
+    def call(self, interface, payload):
+        with self.lock:  # called from the sender threads
+            self.calls += 1
+            nth = self.calls
+        if nth == 3:
+            raise RuntimeError("client bug")
+        return self.client.call(interface, payload)
+
+
+def test_a_client_that_raises_stops_the_batch_with_the_answers_that_came_recorded(sim):
+    rows = [_enqueue("LAB_REPORT_DETAIL", seed) for seed in range(50, 55)]
+    claimed = services.claim(rows[0].pk, limit=20, worker="w:1")
+    client = FailsOnThird(sim.client())
+    with pytest.raises(RuntimeError, match="client bug"):
+        services.deliver_claimed(claimed, client)
+    states = dict(OutboxRecord.objects.filter(pk__in=[r.pk for r in rows]).values_list("pk", "state"))
+    sent = {a.record_id for a in Attempt.objects.filter(record__in=rows)}
+    # every answer that came back is recorded; the row whose call raised and those never sent
+    # keep their lease (the sweep gives them back), none is marked done without an answer
+    assert {pk for pk, state in states.items() if state == State.DONE} == sent
+    assert len(sent) >= 2
+    assert all(state == State.SENDING for pk, state in states.items() if pk not in sent)
