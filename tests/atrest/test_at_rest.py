@@ -209,6 +209,17 @@ def test_rotate_data_key_reseals_everything_resumably_and_delivery_works_after(
     held.pop("deptName", None)
     assert api.post("op-visit", held).status_code == 202
 
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from hospital_interop.uploads import retention
+    from hospital_interop.uploads.models import ArchivedRecord
+
+    # accepted rows a year on: moved to the archive table, their payloads kept (sealed there too)
+    assert retention.run(timezone.now() + timedelta(days=365)).records > 0
+    assert ArchivedRecord.objects.filter(payload__isnull=False).exists()
+
     def key_ids() -> dict[str, set]:
         """The key ids of every sealed column's values and of the sealed files."""
         used = {f"{f.model._meta.label}.{f.name}": set(rekey.usage(f)) for f in atrest.sealed_fields()}
@@ -217,6 +228,7 @@ def test_rotate_data_key_reseals_everything_resumably_and_delivery_works_after(
 
     assert key_ids() == {
         "uploads.OutboxRecord.payload": {first},
+        "uploads.ArchivedRecord.payload": {first},
         "lab.LabArchivedPdf.data": {first},
         "exam.ExamReport.pdf_content": {first},
         "emr_sharing.HeldRecord.record": {first},
