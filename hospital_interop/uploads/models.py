@@ -105,8 +105,10 @@ class OutboxRecord(models.Model):
         return f"{self.interface}#{self.business_key}"
 
 
-class Attempt(models.Model):
-    record = models.ForeignKey(OutboxRecord, on_delete=models.CASCADE, related_name="attempt_log")
+class AttemptFields(models.Model):
+    """The columns of one send attempt, of a hot row (``Attempt``) or an archived one
+    (``ArchivedAttempt``): the archive copies them by name."""
+
     started_at = models.DateTimeField("开始时间")
     elapsed_ms = models.FloatField("耗时(ms)", default=0)
     worker = models.CharField("处理进程", max_length=64, blank=True, default="")
@@ -117,12 +119,19 @@ class Attempt(models.Model):
     errors = models.JSONField("字段错误", default=list, blank=True)
 
     class Meta:
-        verbose_name = "发送尝试"
-        verbose_name_plural = "发送尝试"
+        abstract = True
         ordering = ["-started_at"]
 
     def __str__(self):
         return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.code or self.outcome}"
+
+
+class Attempt(AttemptFields):
+    record = models.ForeignKey(OutboxRecord, on_delete=models.CASCADE, related_name="attempt_log")
+
+    class Meta(AttemptFields.Meta):
+        verbose_name = "发送尝试"
+        verbose_name_plural = "发送尝试"
 
 
 class Dependency(models.Model):
@@ -263,24 +272,12 @@ class ArchivedRecord(models.Model):
         return f"{self.interface}#{self.business_key}"
 
 
-class ArchivedAttempt(models.Model):
+class ArchivedAttempt(AttemptFields):
     """An attempt of an archived row (same columns and id as in ``Attempt``)."""
 
     id = models.BigIntegerField(primary_key=True)
     record = models.ForeignKey(ArchivedRecord, on_delete=models.CASCADE, related_name="attempt_log")
-    started_at = models.DateTimeField("开始时间")
-    elapsed_ms = models.FloatField("耗时(ms)", default=0)
-    worker = models.CharField("处理进程", max_length=64, blank=True, default="")
-    http_status = models.PositiveSmallIntegerField("HTTP 状态", null=True, blank=True)
-    code = models.CharField("平台返回码", max_length=16, blank=True, default="")
-    outcome = models.CharField("结果", max_length=16)
-    message = models.TextField("信息", blank=True, default="")
-    errors = models.JSONField("字段错误", default=list, blank=True)
 
-    class Meta:
+    class Meta(AttemptFields.Meta):
         verbose_name = "已归档发送尝试"
         verbose_name_plural = "已归档发送尝试"
-        ordering = ["-started_at"]
-
-    def __str__(self):
-        return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.code or self.outcome}"
