@@ -9,13 +9,14 @@ locks after it would only make waits longer.
 from __future__ import annotations
 
 import calendar
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from hospital_interop.errors import InvalidInput, field_error
@@ -130,25 +131,109 @@ def _values(event: Event, actor: Actor, seq: int, at: datetime) -> dict:
 
 def record_many(events: Sequence[Event], *, actor: Actor | None = None, now=None) -> list[AuditRecord]:
     """Append the events in order, in one transaction holding the chain head's row lock, so that
-    no other process appends in between (``now``: the entries' time, for imports and tests)."""
+    no other process appends in between (``now``: the entries' time, for imports and tests).
+
+    On PostgreSQL the append is first tried as ONE statement against the head this process wrote
+    or read last (``_append_on_head``): it moves the head only if the head is still exactly that
+    one, and inserts the entries only if it moved. Any other process's append in between (or a
+    purge, or a rolled-back transaction) makes it change nothing, and the append is done again
+    under the head's row lock, as on every other database. Either way an entry's MAC links to the
+    head it was appended to."""
     if not events:
         return []
     actor = actor or current_actor()
     secret = chain.key()
+    cached = _last_head.get(_head_cache_key())
+    if cached is not None and connection.vendor == "postgresql":
+        rows = _append(secret, cached, events, actor, now, on_head=True)
+        if rows is not None:
+            return rows
     with transaction.atomic():
         head = _locked_head()
-        at = now or timezone.now()
-        rows, seq, prev = [], head.seq, head.mac
-        for event in events:
-            seq += 1
-            values = _values(event, actor, seq, at)
-            mac = chain.entry_mac(secret, prev, values)
-            rows.append(AuditRecord(**values, prev_mac=prev, mac=mac))
-            prev = mac
+        return _append(secret, head, events, actor, now, on_head=False)
+
+
+@dataclass(frozen=True)
+class _Head:
+    seq: int
+    mac: str
+    anchor_seq: int
+    anchor_mac: str
+
+
+# the head as this process last left or saw it, per database: the guess the one-statement append
+# tries first (a stale guess costs one statement that changes nothing)
+_last_head: dict[tuple[str, str], _Head] = {}
+
+
+def _head_cache_key() -> tuple[str, str]:
+    return (connection.alias, str(connection.settings_dict.get("NAME")))
+
+
+_FIELDS = (
+    "seq",
+    "at",
+    "actor_type",
+    "user_id",
+    "username",
+    "roles",
+    "ip",
+    "route",
+    "action",
+    "object_type",
+    "object_id",
+    "patient",
+    "changes",
+    "detail",
+    "prev_mac",
+    "mac",
+)
+_CASTS = {"seq": "bigint", "at": "timestamptz", "user_id": "bigint", "changes": "jsonb", "detail": "jsonb"}
+_ROW_SQL = "(" + ", ".join(f"%s::{_CASTS.get(name, 'text')}" for name in _FIELDS) + ")"
+
+
+def _append(secret, head, events, actor, now, *, on_head: bool) -> list[AuditRecord] | None:
+    """Chain ``events`` onto ``head`` and write them; ``on_head``: in one statement that writes
+    nothing (and returns None) unless the stored head is still ``head``; else ``head`` is the
+    locked ChainHead row."""
+    at = now or timezone.now()
+    rows, seq, prev = [], head.seq, head.mac
+    for event in events:
+        seq += 1
+        values = _values(event, actor, seq, at)
+        mac = chain.entry_mac(secret, prev, values)
+        rows.append(AuditRecord(**values, prev_mac=prev, mac=mac))
+        prev = mac
+    new_head_mac = chain.head_mac(secret, seq, prev, head.anchor_seq, head.anchor_mac)
+    key = _head_cache_key()
+    if not on_head:
         AuditRecord.objects.bulk_create(rows)
-        head.seq, head.mac = seq, prev
-        head.head_mac = chain.head_mac(secret, head.seq, head.mac, head.anchor_seq, head.anchor_mac)
+        head.seq, head.mac, head.head_mac = seq, prev, new_head_mac
         head.save(update_fields=["seq", "mac", "head_mac"])
+    else:
+        params = [seq, prev, new_head_mac, head.seq, head.mac, head.anchor_seq, head.anchor_mac]
+        for row in rows:
+            for name in _FIELDS:
+                value = getattr(row, name)
+                params.append(
+                    json.dumps(value, ensure_ascii=False) if name in ("changes", "detail") else value
+                )
+        head_table, table = ChainHead._meta.db_table, AuditRecord._meta.db_table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH moved AS (UPDATE {head_table} SET seq = %s, mac = %s, head_mac = %s "
+                "WHERE id = 1 AND seq = %s AND mac = %s AND anchor_seq = %s AND anchor_mac = %s RETURNING id) "
+                f"INSERT INTO {table} ({', '.join(_FIELDS)}) "
+                f"SELECT v.* FROM (VALUES {', '.join([_ROW_SQL] * len(rows))}) AS v, moved RETURNING id",
+                params,
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+        if not ids:
+            _last_head.pop(key, None)
+            return None
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+    _last_head[key] = _Head(seq, prev, head.anchor_seq, head.anchor_mac)
     return rows
 
 

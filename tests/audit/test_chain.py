@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from django.utils import timezone
 
 from hospital_interop.audit import selectors, services
@@ -200,6 +201,26 @@ def test_two_processes_appending_at_once_keep_one_chain(tmp_path):
     head = ChainHead.objects.get(pk=1)
     assert head.seq == 2 * n + 1
     assert manage("audit_verify").returncode == 0
+
+
+def test_an_append_on_a_stale_head_writes_nothing_and_goes_on_the_current_head():
+    """The one-statement append tries the head this process last saw: after another appender,
+    a rolled-back transaction or a purge moved the head, that try changes nothing and the entry
+    lands on the current head under its row lock: one chain of consecutive numbers that verifies."""
+    write(2)
+    seen = dict(services._last_head)
+    write(1)  # as another process would: the head moves past what `seen` names
+    services._last_head.clear()
+    services._last_head.update(seen)
+    write(1)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        write(2)  # rolled back: this process's guess now names a head that never committed
+        raise RuntimeError
+    write(1)
+    assert list(AuditRecord.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
+    head = ChainHead.objects.get(pk=1)
+    assert (head.seq, head.mac) == (5, AuditRecord.objects.get(seq=5).mac)
+    assert selectors.verify_chain().ok
 
 
 def test_purge_refuses_entries_younger_than_six_months_and_deletes_nothing():
