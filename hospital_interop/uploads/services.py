@@ -650,7 +650,13 @@ def claim(
     )
     if not ids:
         return []
-    return list(OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk"))
+    rows = OutboxRecord.objects.filter(pk__in=ids).order_by("next_attempt_at", "pk")
+    if len(ids) == 1:
+        # perhaps a large row (claimed alone): its payload is read when it is sent, by the process
+        # that sends it (``send_large_beside``); reading 20 MiB here would stall this worker's
+        # small rows and make the database encode it once for nothing
+        rows = rows.defer("payload")
+    return list(rows)
 
 
 def is_large(size: int) -> bool:

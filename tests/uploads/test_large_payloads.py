@@ -61,9 +61,14 @@ def test_a_large_row_first_in_line_is_claimed_alone_with_a_lease_sized_to_its_pa
     assert lease >= base + big.payload_size / RATE - 1  # grown by its transfer time
     assert services.send_seconds(claimed[0]) > big.payload_size / RATE
 
+    # the claiming worker does not read the large payload (the process that sends it does)
+    assert "payload" in claimed[0].get_deferred_fields()
+
     rest = services.claim(limit=20, worker="w:2")
     assert sorted(r.pk for r in rest) == sorted(r.pk for r in smalls)
     assert all((r.lease_until - before).total_seconds() < base + 5 for r in rest)
+    assert all(not r.get_deferred_fields() for r in rest)  # small rows come with their payloads
+    assert rest[0].payload == OutboxRecord.objects.get(pk=rest[0].pk).payload
 
 
 def test_a_large_row_behind_small_ones_waits_for_a_claim_of_its_own():
