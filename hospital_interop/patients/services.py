@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.db.models import Q
 
@@ -38,7 +39,7 @@ class Identity:
     id_no: str
     patient_id: str = ""
 
-    @property
+    @cached_property  # an HMAC-SM3, asked for once per identifier the request names
     def key(self) -> str:
         return id_key(self.id_type or "01", self.id_no.strip())
 
