@@ -48,7 +48,7 @@ from hospital_interop.patients.models import id_key
 from hospital_interop.patients.services import Claim, Identity, Ref, bind_many
 
 from . import leases, retention
-from .models import DUE_STATES, Attempt, Dependency, InterfacePolicy, OutboxRecord, State
+from .models import DUE_STATES, Attempt, AttemptFields, Dependency, InterfacePolicy, OutboxRecord, State
 
 log = logging.getLogger(__name__)
 
@@ -1152,17 +1152,8 @@ def _store_outcomes(rows: list[OutboxRecord]) -> None:
         )
 
 
-ATTEMPT_FIELDS = (
-    "record",
-    "started_at",
-    "elapsed_ms",
-    "worker",
-    "http_status",
-    "code",
-    "outcome",
-    "message",
-    "errors",
-)
+# an attempt row's columns: its record, and those the hot and archive tables share (AttemptFields)
+ATTEMPT_FIELDS = ("record", *(f.name for f in AttemptFields._meta.fields))
 
 
 def _insert_attempts(attempts: list[Attempt]) -> None:
