@@ -333,7 +333,7 @@ COMPRESS_FROM_BYTES = 512  # below this, gzip's frame would eat what it saves
 
 class SealedJSONField(SealedField):
     """JSON (what a JSONField holds), sealed; a JSON text of COMPRESS_FROM_BYTES or more is
-    gzipped (ISA-L, level 1) before sealing: a 4 KiB lab record is stored in ~1.2 KB, a PDF as
+    gzipped (ISA-L, level 1) before sealing: a 4 KiB lab record is stored in ~1.6 KB, a PDF as
     Base64 in three quarters of its size, and the sealing, the database's write and its WAL
     have that much less to do. Values stored before (plain JSON) still open."""
 

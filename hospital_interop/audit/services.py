@@ -134,7 +134,7 @@ def record_many(events: Sequence[Event], *, actor: Actor | None = None, now=None
     no other process appends in between (``now``: the entries' time, for imports and tests).
 
     On PostgreSQL the append is first tried as ONE statement against the head this process wrote
-    or read last (``_append_on_head``): it moves the head only if the head is still exactly that
+    or read last (``_append`` with ``on_head``): it moves the head only if the head is still exactly that
     one, and inserts the entries only if it moved. Any other process's append in between (or a
     purge, or a rolled-back transaction) makes it change nothing, and the append is done again
     under the head's row lock, as on every other database. Either way an entry's MAC links to the
