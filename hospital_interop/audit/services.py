@@ -170,24 +170,8 @@ def _head_cache_key() -> tuple[str, str]:
     return (connection.alias, str(connection.settings_dict.get("NAME")))
 
 
-_FIELDS = (
-    "seq",
-    "at",
-    "actor_type",
-    "user_id",
-    "username",
-    "roles",
-    "ip",
-    "route",
-    "action",
-    "object_type",
-    "object_id",
-    "patient",
-    "changes",
-    "detail",
-    "prev_mac",
-    "mac",
-)
+# an entry's columns as the one-statement append writes them: its MAC'd content and its links
+_FIELDS = (*chain.CONTENT_FIELDS, "prev_mac", "mac")
 _CASTS = {"seq": "bigint", "at": "timestamptz", "user_id": "bigint", "changes": "jsonb", "detail": "jsonb"}
 _ROW_SQL = "(" + ", ".join(f"%s::{_CASTS.get(name, 'text')}" for name in _FIELDS) + ")"
 
