@@ -26,7 +26,7 @@ import re
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -889,12 +889,14 @@ def through_database_blips(what: str, step: Callable[[], T]) -> T:
 
 
 def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
-    """Send claimed rows, recording each outcome as soon as the platform answered: no answer waits
+    """Send claimed rows, recording the outcomes while later rows are on the wire: no answer waits
     for the batch (its ``accepted_at`` is its own) and none is lost with a later failure.
 
     Pipelined (``DELIVERY["PIPELINE"]`` sends in flight, on this process's sender threads, which
     never touch the database): while rows are on the wire, this thread checks the next rows and
-    records the answers that came, those that came together in one transaction. Recording
+    records the answers that came, in groups of at least half the window (fewer at the batch's
+    end) in one transaction each: a group's statements and commit cost about what one row's
+    did, and are the worker's and the database's largest cost per row. Recording
     outlives a database blip (``through_database_blips``): a row whose send was accepted is not
     sent again because the database restarted meanwhile. A row with ordering parents or an
     older version waits until every answer before it is recorded, then is checked and sent as
@@ -915,11 +917,15 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
             _record_answers([(record, result, started, timezone.now())], counts)
         return counts
     senders = _senders(window)
+    group = max(1, window // 2)
     in_flight: dict[Future, tuple[OutboxRecord, datetime]] = {}
 
     def settle(everything: bool) -> None:
-        """Wait for an answer (``everything``: for all in flight) and record all that came."""
-        wait(list(in_flight), return_when=ALL_COMPLETED if everything else FIRST_COMPLETED)
+        """Wait for a group's answers (or all in flight, whichever is fewer; ``everything``: all)
+        and record all that came."""
+        need = len(in_flight) if everything else min(len(in_flight), group)
+        while sum(f.done() for f in in_flight) < need:
+            wait([f for f in in_flight if not f.done()], return_when=FIRST_COMPLETED)
         if any(f.done() and f.exception() is not None for f in in_flight):
             wait(list(in_flight))  # a client that raised (client.call never does): stop, as one by one
         answered, failure = [], None
@@ -947,7 +953,7 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
                 continue
             payload, started = ready
             in_flight[senders.submit(_send, client, record.interface, payload)] = (record, started)
-            if any(f.done() for f in in_flight):  # answers that came meanwhile are recorded now
+            if sum(f.done() for f in in_flight) >= group:  # a group came meanwhile: recorded now
                 settle(False)
         while in_flight:
             settle(False)
