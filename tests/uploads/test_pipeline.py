@@ -1,7 +1,7 @@
 """Pipelined delivery (``DELIVERY["PIPELINE"]`` sends in flight per worker process): answers are
-recorded as they come, while later rows are on the wire, each with its own ``accepted_at``; a row
-with an ordering parent in the same claim is sent only once the parent's answer is recorded; a
-client failure stops the batch with the answers that did come recorded."""
+recorded in groups of half the window, while later rows are on the wire, each with its own
+``accepted_at``; a row with an ordering parent in the same claim is sent only once the parent's
+answer is recorded; a client failure stops the batch with the answers that did come recorded."""
 
 from __future__ import annotations
 
@@ -42,6 +42,26 @@ def test_answers_are_recorded_while_later_rows_are_on_the_wire_each_with_its_own
     # written before the last send began, not at the batch's end
     assert min(r.updated_at for r in done) <= max(a.started_at for a in attempts.values())
     assert all(sim.record("LAB_REPORT_DETAIL", r.business_key) for r in done)
+
+
+def test_answers_are_recorded_in_groups_of_half_the_window(sim, settings, monkeypatch):
+    settings.DELIVERY = {**settings.DELIVERY, "PIPELINE": 4}  # groups of 2
+    groups: list[int] = []
+    record_outcomes = services.record_outcomes
+    monkeypatch.setattr(
+        services, "record_outcomes", lambda sent: (groups.append(len(sent)), record_outcomes(sent))[1]
+    )
+    rows = [_enqueue("LAB_REPORT_DETAIL", seed) for seed in range(60, 69)]
+    claimed = services.claim(rows[0].pk, limit=20, worker="w:1")
+    assert services.deliver_claimed(claimed, sim.client()) == {State.DONE: 9}
+    # one transaction per group of at least 2 answers; only the batch's last may hold fewer
+    assert sum(groups) == 9 and len(groups) < 9
+    assert min(groups[:-1]) >= 2
+    done = list(OutboxRecord.objects.filter(pk__in=[r.pk for r in rows]))
+    attempts = {a.record_id: a for a in Attempt.objects.filter(record__in=rows)}
+    assert all(attempts[r.pk].started_at <= r.accepted_at <= r.updated_at for r in done)
+    # still recorded while later rows are on the wire, not at the batch's end
+    assert min(r.updated_at for r in done) <= max(a.started_at for a in attempts.values())
 
 
 def test_a_child_claimed_with_its_parent_goes_after_the_parents_answer_is_recorded(sim):
