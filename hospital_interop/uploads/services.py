@@ -921,11 +921,17 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
     in_flight: dict[Future, tuple[OutboxRecord, datetime]] = {}
 
     def settle(everything: bool) -> None:
-        """Wait for a group's answers (or all in flight, whichever is fewer; ``everything``: all)
-        and record all that came."""
+        """Wait for a group's answers (or all in flight, whichever is fewer; ``everything``: all),
+        or for ``GROUP_WAIT_SECONDS`` once one came, and record all that came."""
         need = len(in_flight) if everything else min(len(in_flight), group)
-        while sum(f.done() for f in in_flight) < need:
-            wait([f for f in in_flight if not f.done()], return_when=FIRST_COMPLETED)
+        deadline = time.monotonic() + GROUP_WAIT_SECONDS
+        while (done := sum(f.done() for f in in_flight)) < need:
+            timeout = None  # nothing came yet, or all are wanted: wait for the next answer
+            if done and not everything:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:  # a slow call does not hold back the answers that came
+                    break
+            wait([f for f in in_flight if not f.done()], timeout=timeout, return_when=FIRST_COMPLETED)
         if any(f.done() and f.exception() is not None for f in in_flight):
             wait(list(in_flight))  # a client that raised (client.call never does): stop, as one by one
         answered, failure = [], None
@@ -966,6 +972,10 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
                 log.exception("answers of uploads in flight not recorded; their leases will expire")
     return counts
 
+
+# an answer waits at most this long for the rest of its group before it is recorded (a slow or
+# hung call must not hold the others' answers back until its timeout)
+GROUP_WAIT_SECONDS = 0.1
 
 _sender_pool: tuple[int, int, ThreadPoolExecutor] | None = None
 

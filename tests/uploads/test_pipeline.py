@@ -6,6 +6,7 @@ answer is recorded; a client failure stops the batch with the answers that did c
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.utils import timezone
@@ -62,6 +63,34 @@ def test_answers_are_recorded_in_groups_of_half_the_window(sim, settings, monkey
     assert all(attempts[r.pk].started_at <= r.accepted_at <= r.updated_at for r in done)
     # still recorded while later rows are on the wire, not at the batch's end
     assert min(r.updated_at for r in done) <= max(a.started_at for a in attempts.values())
+
+
+class SlowFirst:
+    """A real client whose first call takes a while (a slow platform node)."""
+
+    def __init__(self, client, seconds: float):
+        self.client, self.seconds, self.calls, self.lock = client, seconds, 0, threading.Lock()
+
+    def call(self, interface, payload):
+        with self.lock:
+            self.calls += 1
+            first = self.calls == 1
+        if first:
+            time.sleep(self.seconds)
+        return self.client.call(interface, payload)
+
+
+def test_a_slow_call_does_not_hold_back_the_answers_of_its_group(sim, settings):
+    settings.DELIVERY = {**settings.DELIVERY, "PIPELINE": 4}  # groups of 2
+    slow, fast = (_enqueue("LAB_REPORT_DETAIL", seed) for seed in (70, 71))
+    claimed = services.claim(slow.pk, limit=20, worker="w:1")
+    assert [r.pk for r in claimed] == [slow.pk, fast.pk]
+    assert services.deliver_claimed(claimed, SlowFirst(sim.client(), 3.0)) == {State.DONE: 2}
+    slow.refresh_from_db()
+    fast.refresh_from_db()
+    # the fast answer was written after GROUP_WAIT_SECONDS, long before the slow one came back
+    assert fast.updated_at < slow.accepted_at
+    assert services.GROUP_WAIT_SECONDS < 3.0
 
 
 def test_a_child_claimed_with_its_parent_goes_after_the_parents_answer_is_recorded(sim):
