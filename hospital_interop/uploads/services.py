@@ -888,6 +888,11 @@ def through_database_blips(what: str, step: Callable[[], T]) -> T:
             pause = min(pause * 2, 2.0)
 
 
+# an answer waits at most this long for the rest of its group before it is recorded (a slow or
+# hung call must not hold the others' answers back until its timeout)
+GROUP_WAIT_SECONDS = 0.1
+
+
 def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
     """Send claimed rows, recording the outcomes while later rows are on the wire: no answer waits
     for the batch (its ``accepted_at`` is its own) and none is lost with a later failure.
@@ -972,10 +977,6 @@ def deliver_claimed(records: list[OutboxRecord], client) -> dict[str, int]:
                 log.exception("answers of uploads in flight not recorded; their leases will expire")
     return counts
 
-
-# an answer waits at most this long for the rest of its group before it is recorded (a slow or
-# hung call must not hold the others' answers back until its timeout)
-GROUP_WAIT_SECONDS = 0.1
 
 _sender_pool: tuple[int, int, ThreadPoolExecutor] | None = None
 

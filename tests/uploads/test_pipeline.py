@@ -65,19 +65,23 @@ def test_answers_are_recorded_in_groups_of_half_the_window(sim, settings, monkey
     assert min(r.updated_at for r in done) <= max(a.started_at for a in attempts.values())
 
 
-class SlowFirst:
-    """A real client whose first call takes a while (a slow platform node)."""
+class OnNthCall:
+    """A real client that does ``act()`` before its ``nth`` call (called from the sender threads)."""
 
-    def __init__(self, client, seconds: float):
-        self.client, self.seconds, self.calls, self.lock = client, seconds, 0, threading.Lock()
+    def __init__(self, client, nth: int, act):
+        self.client, self.nth, self.act, self.calls, self.lock = client, nth, act, 0, threading.Lock()
 
     def call(self, interface, payload):
         with self.lock:
             self.calls += 1
-            first = self.calls == 1
-        if first:
-            time.sleep(self.seconds)
+            nth = self.calls
+        if nth == self.nth:
+            self.act()
         return self.client.call(interface, payload)
+
+
+def _raise_client_bug():
+    raise RuntimeError("client bug")  # a bug in a client, not a platform failure
 
 
 def test_a_slow_call_does_not_hold_back_the_answers_of_its_group(sim, settings):
@@ -85,7 +89,8 @@ def test_a_slow_call_does_not_hold_back_the_answers_of_its_group(sim, settings):
     slow, fast = (_enqueue("LAB_REPORT_DETAIL", seed) for seed in (70, 71))
     claimed = services.claim(slow.pk, limit=20, worker="w:1")
     assert [r.pk for r in claimed] == [slow.pk, fast.pk]
-    assert services.deliver_claimed(claimed, SlowFirst(sim.client(), 3.0)) == {State.DONE: 2}
+    slow_first = OnNthCall(sim.client(), 1, lambda: time.sleep(3.0))  # a slow platform node
+    assert services.deliver_claimed(claimed, slow_first) == {State.DONE: 2}
     slow.refresh_from_db()
     fast.refresh_from_db()
     # the fast answer was written after GROUP_WAIT_SECONDS, long before the slow one came back
@@ -111,25 +116,10 @@ def test_a_child_claimed_with_its_parent_goes_after_the_parents_answer_is_record
     assert OutboxRecord.objects.get(pk=other.pk).state == State.DONE
 
 
-class FailsOnThird:
-    """A real client that raises on its third call (a bug in a client, not a platform failure)."""
-
-    def __init__(self, client):
-        self.client, self.calls, self.lock = client, 0, threading.Lock()
-
-    def call(self, interface, payload):
-        with self.lock:  # called from the sender threads
-            self.calls += 1
-            nth = self.calls
-        if nth == 3:
-            raise RuntimeError("client bug")
-        return self.client.call(interface, payload)
-
-
 def test_a_client_that_raises_stops_the_batch_with_the_answers_that_came_recorded(sim):
     rows = [_enqueue("LAB_REPORT_DETAIL", seed) for seed in range(50, 55)]
     claimed = services.claim(rows[0].pk, limit=20, worker="w:1")
-    client = FailsOnThird(sim.client())
+    client = OnNthCall(sim.client(), 3, _raise_client_bug)
     with pytest.raises(RuntimeError, match="client bug"):
         services.deliver_claimed(claimed, client)
     states = dict(OutboxRecord.objects.filter(pk__in=[r.pk for r in rows]).values_list("pk", "state"))
