@@ -32,7 +32,6 @@ a column of its own (the outbox's ``patient_id_hash``, ``interface``, ``business
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 import threading
@@ -47,7 +46,7 @@ from isal import igzip
 
 from .filemodes import write_private
 from .keys import CURRENT, KEY_SUFFIX
-from .municipal import gm
+from .municipal import envelope, gm
 
 MAGIC = b"SM4G\x01"
 KEY_ID_LENGTH = 8
@@ -338,7 +337,7 @@ class SealedJSONField(SealedField):
     have that much less to do. Values stored before (plain JSON) still open."""
 
     def encode(self, value) -> bytes:
-        data = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = envelope.json_bytes(value, envelope.DUMPS_COMPACT)  # json.dumps's bytes, at orjson's speed
         if len(data) >= COMPRESS_FROM_BYTES:
             return igzip.compress(data, compresslevel=1, mtime=0)
         return data
@@ -346,7 +345,7 @@ class SealedJSONField(SealedField):
     def decode(self, data: bytes):
         if data[:2] == GZIP_MAGIC:  # sealed under our key: our own output, not outside input
             data = igzip.decompress(data)
-        return json.loads(data)
+        return envelope.json_loads(data)  # json.loads's values, at orjson's speed
 
 
 class SealedBytesField(SealedField):

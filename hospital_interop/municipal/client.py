@@ -314,7 +314,7 @@ class PlatformClient:
                 profile=spec.profile,
                 timestamp=envelope.format_timestamp(self.platform_now()),
             )
-            body = json.dumps(sealed, ensure_ascii=False, separators=(",", ":")).encode()
+            body = envelope.json_bytes(sealed, envelope.DUMPS_COMPACT)  # json.dumps's bytes, faster
             response = self._post(spec.path, body)
         except urllib3.exceptions.NewConnectionError as exc:  # (a subclass of the timeout error)
             return CallResult(
@@ -335,7 +335,7 @@ class PlatformClient:
             )
         try:
             answer = envelope.open_response(
-                json.loads(response.data),
+                envelope.json_loads(response.data),
                 creds=self.config.credentials,
                 profile=spec.profile,
                 now=self._platform_clock(),

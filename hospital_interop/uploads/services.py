@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import logging
 import multiprocessing.util
 import os
@@ -42,6 +41,7 @@ from hospital_interop.audit import services as audit
 from hospital_interop.cachesafe import cached
 from hospital_interop.errors import field_error
 from hospital_interop.logmask import mask_name
+from hospital_interop.municipal import envelope
 from hospital_interop.municipal.client import CallResult, Outcome
 from hospital_interop.municipal.specs import InterfaceSpec, load_catalogue
 from hospital_interop.patients.models import id_key
@@ -522,7 +522,7 @@ def _new_version(checked: Checked, version: int, source: str, now) -> OutboxReco
 
 def payload_size(payload: dict) -> int:
     """The payload's size as compact UTF-8 JSON (about what goes to the platform, before sealing)."""
-    return len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    return len(envelope.json_bytes(payload, envelope.DUMPS_COMPACT))
 
 
 def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:

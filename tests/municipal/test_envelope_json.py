@@ -30,7 +30,7 @@ def stdlib_bytes(value):
 
 def ours(value):
     try:
-        return ev._json_bytes(value)
+        return ev.json_bytes(value)
     except (ValueError, TypeError, RecursionError) as exc:
         return type(exc)
 
@@ -57,8 +57,8 @@ def test_every_catalogue_example_is_encoded_by_orjson_to_the_stdlib_bytes():
                     continue
                 expected = STDLIB.encode(payload).encode("utf-8")
                 assert orjson.dumps(payload, option=ev._ORJSON_OPTIONS) == expected, spec.code
-                assert ev._json_bytes(payload) == expected, spec.code
-                assert repr(ev._json_loads(expected)) == repr(json.loads(expected)), spec.code
+                assert ev.json_bytes(payload) == expected, spec.code
+                assert repr(ev.json_loads(expected)) == repr(json.loads(expected)), spec.code
                 data, _ = ev.encode_payload(payload, PLAIN, None)
                 assert ev.decode_payload(data, None, PLAIN, None) == payload
                 seen += 1
@@ -97,6 +97,35 @@ def test_json_bytes_are_the_stdlib_bytes(value):
     assert ours(value) == stdlib_bytes(value)
 
 
+def dumps_outcome(value):
+    """json.dumps's compact bytes (what payloads are sealed at rest with before orjson), or the
+    exception's type."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except (ValueError, TypeError, RecursionError) as exc:
+        return type(exc)
+
+
+def circular():
+    loop: list = []
+    loop.append(loop)
+    return loop
+
+
+@settings(max_examples=3000, deadline=None)
+@given(json_values)
+@example({"v": float("nan"), "w": float("-inf"), "x": [float("inf")]})
+@example({"v": 1e-05, "s": "null"})
+@example(circular())
+def test_json_bytes_with_dumps_compact_are_json_dumps_bytes(value):
+    """The at-rest seal and payload_size write json.dumps's bytes, NaN and ±Infinity included."""
+    try:
+        ours_ = ev.json_bytes(value, ev.DUMPS_COMPACT)
+    except (ValueError, TypeError, RecursionError) as exc:
+        ours_ = type(exc)
+    assert ours_ == dumps_outcome(value)
+
+
 @settings(max_examples=3000, deadline=None)
 @given(st.floats(allow_nan=False, allow_infinity=False))
 @example(1e-05)
@@ -106,7 +135,7 @@ def test_json_bytes_are_the_stdlib_bytes(value):
 @example(5e-324)
 @example(1e16)
 def test_a_float_is_written_as_repr_writes_it(x):
-    assert ev._json_bytes([x]) == f"[{float.__repr__(x)}]".encode()
+    assert ev.json_bytes([x]) == f"[{float.__repr__(x)}]".encode()
 
 
 def test_floats_of_every_exponent_are_written_as_repr_writes_them():
@@ -117,7 +146,7 @@ def test_floats_of_every_exponent_are_written_as_repr_writes_them():
     values += [float(f"{m}e{e}") for e in range(-330, 310) for m in (1, 1.5, 4.9, 9.999999999999999)]
     for x in values:
         if math.isfinite(x):
-            assert ev._json_bytes([x, -x]) == f"[{float.__repr__(x)},{float.__repr__(-x)}]".encode()
+            assert ev.json_bytes([x, -x]) == f"[{float.__repr__(x)},{float.__repr__(-x)}]".encode()
 
 
 def test_what_json_refuses_is_still_refused_with_its_exception():
@@ -130,14 +159,14 @@ def test_what_json_refuses_is_still_refused_with_its_exception():
         ({"b": b"x"}, TypeError),
     ]:
         with pytest.raises(exc):
-            ev._json_bytes(value)
+            ev.json_bytes(value)
     deep: list = []
     cur = deep
     for _ in range(100_000):
         cur.append([])
         cur = cur[0]
     with pytest.raises(RecursionError):
-        ev._json_bytes(deep)
+        ev.json_bytes(deep)
 
 
 def test_subclasses_and_non_str_keys_are_written_as_json_writes_them():
@@ -156,7 +185,7 @@ def test_subclasses_and_non_str_keys_are_written_as_json_writes_them():
     value = OrderedDict(
         [("a", Code.GLU), ("b", Level.HIGH), (Name("c"), Name("张三")), ("d", {1: True, 2.5: None, False: 0})]
     )
-    assert ev._json_bytes(value) == STDLIB.encode(value).encode()
+    assert ev.json_bytes(value) == STDLIB.encode(value).encode()
 
 
 def json_texts():
@@ -185,7 +214,7 @@ def json_texts():
 @settings(max_examples=3000, deadline=None)
 @given(json_texts())
 def test_json_loads_gives_the_stdlib_values(raw):
-    assert loads_outcome(ev._json_loads, raw) == loads_outcome(json.loads, raw)
+    assert loads_outcome(ev.json_loads, raw) == loads_outcome(json.loads, raw)
 
 
 def test_decode_keeps_json_behaviour_for_big_ints_nan_and_deep_nesting():
