@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
 from hospital_interop.municipal.specs import load_catalogue
@@ -129,3 +130,26 @@ def test_a_client_that_raises_stops_the_batch_with_the_answers_that_came_recorde
     assert {pk for pk, state in states.items() if state == State.DONE} == sent
     assert len(sent) >= 2
     assert all(state == State.SENDING for pk, state in states.items() if pk not in sent)
+
+
+@pytest.mark.django_db(transaction=True)  # through_database_blips tries again only outside a transaction
+def test_answers_cut_off_by_the_database_are_recorded_again_from_the_rows_as_they_were(sim, monkeypatch):
+    """The database is lost while a group's answers are being written: the group is written again
+    after the reconnect, each row counting its one attempt once, not once per try."""
+    rows = [_enqueue("LAB_REPORT_DETAIL", seed) for seed in range(80, 84)]
+    claimed = services.claim(rows[0].pk, limit=20, worker="w:1")
+    insert_attempts, tries = services._insert_attempts, []
+
+    def lost_on_the_first_try(attempts):
+        tries.append(len(attempts))
+        if len(tries) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        insert_attempts(attempts)
+
+    monkeypatch.setattr(services, "_insert_attempts", lost_on_the_first_try)
+    assert services.deliver_claimed(claimed, sim.client()) == {State.DONE: 4}
+    assert tries[0] == tries[1]  # the lost group written again, whole
+    rows = list(OutboxRecord.objects.filter(pk__in=[r.pk for r in rows]))
+    assert [r.attempts for r in rows] == [1, 1, 1, 1]
+    assert all(r.state == State.DONE and r.claimed_by == "" for r in rows)
+    assert Attempt.objects.filter(record__in=rows).count() == 4
