@@ -22,6 +22,7 @@ from functools import cached_property
 
 from django.db.models import Q
 
+from hospital_interop import bulkinsert
 from hospital_interop.errors import InvalidInput
 
 from .models import BindingConflict, PatientBinding, RefKind, id_key
@@ -135,7 +136,8 @@ def bind_many(claims: list[Claim], *, source: str) -> None:
                 conflicts.append(_Conflict(claim, ref, "identity", first[0].identity.key))
     if not wanted:
         return
-    PatientBinding.objects.bulk_create(
+    bulkinsert.insert(
+        PatientBinding,
         [
             PatientBinding(
                 kind=ref.kind,

@@ -31,10 +31,11 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import InterfaceError, OperationalError, connection, connections, models, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from hospital_interop import bulkinsert
 from hospital_interop.atrest import SealBroken
 from hospital_interop.audit import services as audit
 from hospital_interop.cachesafe import cached
@@ -540,8 +541,8 @@ def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:
                 _apply_void(spec, record.business_key, record, now)
             record.save(force_insert=True)
     else:
-        _bulk_insert(OutboxRecord, records)
-    _bulk_insert(
+        bulkinsert.insert(OutboxRecord, records)
+    bulkinsert.insert(
         Dependency,
         [
             Dependency(record=r, parent_interface=ref.split("#", 1)[0], parent_key=ref.split("#", 1)[1])
@@ -549,51 +550,6 @@ def _insert(records: list[OutboxRecord], checked: list[Checked], now) -> None:
             for ref in r.waits_for
         ],
     )
-
-
-def _bulk_insert(model, objs: list) -> None:
-    """``bulk_create`` without the ORM's SQL compilation per value, which cost a backfill's
-    batches of 1,000 more than PostgreSQL's work (docs/scaling.md): each field prepares its
-    value as it would for the ORM (``pre_save``, ``get_db_prep_save``: defaults, auto_now,
-    sealing at rest), psycopg2's ``execute_values`` sends one INSERT per 1,000 rows and the ids
-    come back in row order (as bulk_create assumes too). Small batches keep bulk_create."""
-    conn = transaction.get_connection()  # the connection itself: the proxy's attribute look-ups add up
-    if len(objs) < 50 or conn.vendor != "postgresql":
-        model.objects.bulk_create(objs)
-        return
-    from psycopg2.extras import execute_values
-
-    meta, quote = model._meta, conn.ops.quote_name
-    fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) VALUES %s "
-        f"RETURNING {quote(meta.pk.column)}"
-    )
-    prep = [_column_value(f, conn) for f in fields]
-    rows = [tuple(p(obj) for p in prep) for obj in objs]
-    with conn.cursor() as cursor:
-        ids = execute_values(cursor.cursor, sql, rows, page_size=1000, fetch=True)
-    for obj, (pk,) in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding, obj._state.db = False, conn.alias
-
-
-_PLAIN_COLUMNS = (models.CharField, models.TextField, models.IntegerField, models.BooleanField)
-
-
-def _column_value(f, conn) -> Callable:
-    """obj -> the value to insert for field f: the attribute itself where psycopg2 adapts it as the
-    ORM would (text, numbers, booleans of the right type); otherwise the field's own preparation."""
-    attname = f.attname
-    if isinstance(f, _PLAIN_COLUMNS) and type(f).get_db_prep_save is models.Field.get_db_prep_save:
-        types = (str,) if isinstance(f, (models.CharField, models.TextField)) else (int, bool)
-
-        def value(obj):
-            v = obj.__dict__[attname]
-            return v if v is None or isinstance(v, types) else f.get_db_prep_save(f.pre_save(obj, True), conn)
-
-        return value
-    return lambda obj: f.get_db_prep_save(f.pre_save(obj, True), conn)
 
 
 def _apply_void(spec, key: str, void_record: OutboxRecord, now) -> None:

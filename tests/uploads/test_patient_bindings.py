@@ -5,6 +5,7 @@ import pytest
 from django.db import transaction
 
 from hospital_interop.municipal.specs import load_catalogue
+from hospital_interop.patients.models import PatientBinding
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.uploads import services as outbox
 from hospital_interop.uploads.models import OutboxRecord
@@ -68,3 +69,27 @@ def test_fix_and_redrive_cannot_move_a_visit_to_another_patient():
     assert (
         outbox.redrive([record.pk], payload_fix={"reportTitle": "血常规"}) == 1
     )  # a fix of the same patient is fine
+
+
+def test_a_large_batch_binds_new_identifiers_keeps_bound_ones_and_still_finds_a_conflict():
+    """Fifty bindings or more go in one INSERT … ON CONFLICT DO NOTHING (bulkinsert.insert):
+    identifiers already bound stay as they were, new ones are bound, and one bound to another
+    patient still refuses the whole batch."""
+    first = [example(seed) for seed in range(100, 110)]
+    outbox.enqueue_many([outbox.Item(DETAIL, p) for p in first], source="test")
+    bound = {(b.kind, b.ref): b.pk for b in PatientBinding.objects.all()}
+    assert len(bound) == 30  # visit, lab report and application of each
+
+    again = first + [example(seed) for seed in range(110, 130)]  # 30 bound, 60 new: 90 bindings
+    outbox.enqueue_many([outbox.Item(DETAIL, p) for p in again], source="test")
+    after = {(b.kind, b.ref): b.pk for b in PatientBinding.objects.all()}
+    assert len(after) == 90 and all(after[key] == pk for key, pk in bound.items())
+
+    stolen = example(200, visitId=first[3]["visitId"])  # another patient naming a bound visit
+    batch = [example(seed) for seed in range(201, 230)] + [stolen]
+    with pytest.raises(PatientConflict) as caught, transaction.atomic():
+        outbox.enqueue_many([outbox.Item(DETAIL, p) for p in batch], source="test")
+    assert [(e["item"], e["field"], e["rule"]) for e in caught.value.errors] == [
+        (29, "visitId", "patientMismatch")
+    ]
+    assert PatientBinding.objects.count() == 90  # the refused batch bound nothing
