@@ -1156,7 +1156,8 @@ def _values_row(model, names: tuple[str, ...]) -> tuple[list, str]:
 
 
 def _values(fields, objs) -> list:
-    return [f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs for f in fields]
+    conn = transaction.get_connection()  # the connection itself: the proxy's look-ups, per value, add up
+    return [f.get_db_prep_save(getattr(obj, f.attname), conn) for obj in objs for f in fields]
 
 
 def _accepted_but_reclaimed(lost: list[tuple[OutboxRecord, CallResult]]) -> set[tuple[int, str]]:
