@@ -93,6 +93,8 @@ json_values = st.recursive(
 @example({"v": float("nan")})
 @example([2**64, -(2**63) - 1, 2**63, 18446744073709551615])
 @example({"s": "null e-7 0.0000", "t": "\u2028\x00\ud800"})
+@example({"s": "null e-7 0.0000", "n": None, "deep": [[{"x": None, "i": 2**63 - 1}]]})
+@example({"n": None, "deep": [[{"v": float("nan")}]], "w": 1e-05})
 def test_json_bytes_are_the_stdlib_bytes(value):
     assert ours(value) == stdlib_bytes(value)
 
@@ -234,3 +236,18 @@ def test_decode_keeps_json_behaviour_for_big_ints_nan_and_deep_nesting():
     big = {"n": 2**64, "small": 1e-05, "none": None}
     encoded, _ = ev.encode_payload(big, PLAIN, None)
     assert ev.decode_payload(encoded, None, PLAIN, None) == big
+
+
+class Refuses(json.JSONEncoder):
+    def encode(self, o):
+        raise AssertionError("json was asked: orjson's bytes were not used")
+
+
+def test_a_payload_without_floats_is_written_by_orjson_even_with_null_in_it():
+    """A file as Base64 nearly always holds "null"; with no float in the payload that is a None or
+    text, and orjson's bytes (json's bytes) are used: json is not asked."""
+    pdf = base64.b64encode(random.Random(20).randbytes(300_000)).decode() + "null"  # as it may hold it
+    payload = {"reportId": "R-1", "pdf": pdf, "note": None, "items": [{"v": "e-0.0000", "n": None}]}
+    assert ev.json_bytes(payload, Refuses()) == STDLIB.encode(payload).encode()
+    with pytest.raises(AssertionError, match="json was asked"):  # a float beside it: json writes it
+        ev.json_bytes({**payload, "x": 0.5}, Refuses())
