@@ -94,6 +94,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "hospital_interop.security.idle.IdleTimeoutMiddleware",  # 30 min without a request: logged out
     "hospital_interop.access.AccessMiddleware",  # the role x URL matrix (hospital_interop/access.py)
+    "hospital_interop.params.ParameterGuardMiddleware",  # a NUL in a parameter: a 400 naming it
     "esign.admin_gate.AdminCALoginMiddleware",  # ADMIN_REQUIRE_CA_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",  # records who changed a dictionary row

@@ -25,6 +25,7 @@ from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import ApiError, body_limits, read_limited
 from hospital_interop.municipal import envelope
+from hospital_interop.params import page_number
 from hospital_interop.patients import lookup
 
 from . import api, conf, external, links, payloads, selectors, services
@@ -611,10 +612,7 @@ def audit(request):
         report_id=g.get("reportId", ""),
         visit_id=g.get("visitId", ""),
     )
-    try:
-        page = max(1, int(g.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number(g.get("page", ""))
     entries, total = selectors.search_audit(f, offset=(page - 1) * 50)
     query = g.copy()
     query.pop("page", None)

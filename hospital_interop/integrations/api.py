@@ -31,6 +31,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hospital_interop.errors import InvalidInput, field_error
+from hospital_interop.params import url_errors
 from hospital_interop.patients.services import PatientConflict
 
 from . import strictjson
@@ -214,14 +215,3 @@ class MachineApiView(APIView):
         errors = url_errors(kwargs, request.query_params)
         if errors:
             raise ApiError.invalid(errors)
-
-
-def url_errors(path_parameters: dict, query) -> list[dict]:
-    """A NUL in a path or query parameter, named: PostgreSQL cannot compare a string holding one,
-    and no identifier has one (the JSON parser refuses it in bodies)."""
-    values = [*path_parameters.items(), *((name, v) for name in query for v in query.getlist(name))]
-    return [
-        field_error(name, "nul", f"{name} 不能包含空字符（U+0000）")
-        for name, value in values
-        if isinstance(value, str) and "\x00" in value
-    ]

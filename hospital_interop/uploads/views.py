@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from hospital_interop.charts import bar_chart
+from hospital_interop.params import page_number
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.quality import selectors as quality
 from hospital_interop.redirects import safe_next
@@ -87,7 +88,7 @@ def records(request):
         return hidden
     form = RecordFilterForm(request.GET or None)
     rows, has_more, next_token, matches = [], False, "", 0
-    page_no = _page_no(request.GET.get("p", ""))
+    page_no = page_number(request.GET.get("p", ""))
     before = _cursor(request.GET.get("before", ""))
     if form.is_bound and not form.is_valid():
         pass  # errors are shown above the table
@@ -124,11 +125,6 @@ def records(request):
             "cancel_form": CancelForm(),
         },
     )
-
-
-def _page_no(value: str) -> int:
-    """The page number of a ``p`` parameter: 1 when missing or not a positive number."""
-    return int(value) if (value.isascii() and value.isdigit()) and 0 < int(value) <= 10**6 else 1
 
 
 @permission_required(VIEW, raise_exception=True)
