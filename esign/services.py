@@ -44,8 +44,11 @@ CHALLENGE_SECONDS = 120
 
 
 class SigningRefused(Exception):
-    def __init__(self, message: str, code: str = "refused"):
-        self.message, self.code = message, code
+    """A refusal to show the signer (Chinese ``message``); ``status`` 400 with the ``field`` for
+    input that is malformed, 403 for a refusal of well-formed input."""
+
+    def __init__(self, message: str, code: str = "refused", *, status: int = 403, field: str = ""):
+        self.message, self.code, self.status, self.field = message, code, status, field
         super().__init__(message)
 
 
@@ -285,7 +288,7 @@ def _decode_b64(value: str, what: str) -> bytes:
     try:
         return base64.b64decode(value or "", validate=True)
     except (binascii.Error, ValueError):
-        raise SigningRefused(f"{what}格式错误。", "bad_input") from None
+        raise SigningRefused(f"{what}格式错误。", "bad_input", status=400) from None
 
 
 def _new_session(

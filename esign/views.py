@@ -128,13 +128,35 @@ def _json_ok(**data) -> JsonResponse:
     return JsonResponse({"ok": True, **data}, json_dumps_params={"ensure_ascii": False})
 
 
-def _body(request) -> dict:
+class _Body(dict):
+    """The page's JSON request, its fields read with ``text``."""
+
+    def text(self, name: str) -> str:
+        """A text field ("" when missing); any other JSON type is refused, naming the field (a
+        number or a list reached base64 and ``str.strip``: a 500)."""
+        value = self.get(name, "")
+        if not isinstance(value, str):
+            raise services.SigningRefused(
+                f"请求中的 {name} 必须是文本。", "bad_input", status=400, field=name
+            )
+        return value
+
+
+def _body(request) -> _Body:
     """The page's JSON request; anything strictjson refuses reads as empty (the fields it needs are
     then reported missing)."""
     try:
-        return strictjson.loads(read_limited(request, request.META, body_limits()["default"]) or b"{}")
+        data = strictjson.loads(read_limited(request, request.META, body_limits()["default"]) or b"{}")
     except (strictjson.JsonRefused, ApiError):
-        return {}
+        data = {}
+    return _Body(data)
+
+
+def _refused(exc: services.SigningRefused, **extra) -> JsonResponse:
+    """A signing refusal as the pages' JSON error: its status, code and (for bad input) field."""
+    return _json_error(
+        exc.message, exc.status, code=exc.code, **({"field": exc.field} if exc.field else {}), **extra
+    )
 
 
 # -- 电子签名 home, logout ------------------------------------------------------------------------
@@ -197,16 +219,16 @@ def ukey_verify(request):
         session = services.ukey_login(
             request.user,
             challenge=challenge,
-            signed_challenge=body.get("challenge", ""),
-            certificate=body.get("certificate", ""),
-            signature=body.get("signature", ""),
-            key_serial=body.get("keySerial", ""),
+            signed_challenge=body.text("challenge"),
+            certificate=body.text("certificate"),
+            signature=body.text("signature"),
+            key_serial=body.text("keySerial"),
             workstation_id=request.esign_ws,
             client_ip=_ip(request),
             django_session_key=request.session.session_key or "",
         )
     except services.SigningRefused as exc:
-        return _json_error(exc.message, 403, code=exc.code)
+        return _refused(exc)
     except CAError as exc:
         return _json_error(exc.message, 502, code=exc.kind)
     messages.success(request, f"UKey 电子签名登录成功（证书序列号 {session.cert_sn}）。")
@@ -254,7 +276,7 @@ def qr_status(request):
         )
     except services.SigningRefused as exc:
         request.session.pop("esign_qr_login", None)
-        return _json_error(exc.message, 403, status="REFUSED")
+        return _refused(exc, status="REFUSED")
     except CAError as exc:
         return _json_error(exc.message, 502, status="ERROR")
     if status == FINISH:
@@ -476,7 +498,7 @@ def report_sign_data(request, pk: int):
     try:
         prepared = services.prepare_ukey_signing(pk, request.user, workstation_id=request.esign_ws)
     except services.SigningRefused as exc:
-        return _json_error(exc.message, 403, code=exc.code)
+        return _refused(exc)
     request.session["esign_prepared"] = prepared
     return _json_ok(data=prepared["data"], certSn=prepared["certSn"])
 
@@ -487,19 +509,21 @@ def report_sign_data(request, pk: int):
 def report_approve(request, pk: int):
     report = get_object_or_404(ReviewReport, pk=pk)
     wants_json = request.content_type == "application/json"
-    body = _body(request) if wants_json else {}
+    body = _body(request) if wants_json else _Body()
     try:
         approval = services.approve_report(
             pk,
             request.user,
             workstation_id=request.esign_ws,
             prepared=request.session.get("esign_prepared"),
-            ukey_signature=body.get("signature", ""),
-            ukey_certificate=body.get("certificate", ""),
+            ukey_signature=body.text("signature"),
+            ukey_certificate=body.text("certificate"),
         )
     except (services.SigningRefused, CAError) as exc:
         if wants_json:
-            return _json_error(exc.message, 403)
+            return (
+                _refused(exc) if isinstance(exc, services.SigningRefused) else _json_error(exc.message, 403)
+            )
         messages.error(request, exc.message)
         return redirect("esign:report", pk=pk)
     request.session.pop("esign_prepared", None)
@@ -735,10 +759,10 @@ def embed_sign_data(request, ctx):
     body = _body(request)
     try:
         prepared = services.embed_sign_data(
-            ctx.review_id, certificate=body.get("certificate", ""), key_serial=body.get("keySerial", "")
+            ctx.review_id, certificate=body.text("certificate"), key_serial=body.text("keySerial")
         )
     except services.SigningRefused as exc:
-        return _json_error(exc.message, 403, code=exc.code)
+        return _refused(exc)
     return _json_ok(**prepared)
 
 
@@ -749,12 +773,12 @@ def embed_sign(request, ctx):
     try:
         approval = services.embed_sign_ukey(
             ctx.review_id,
-            certificate=body.get("certificate", ""),
-            signature=body.get("signature", ""),
-            key_serial=body.get("keySerial", ""),
+            certificate=body.text("certificate"),
+            signature=body.text("signature"),
+            key_serial=body.text("keySerial"),
         )
     except services.SigningRefused as exc:
-        return _json_error(exc.message, 403, code=exc.code)
+        return _refused(exc)
     except CAError as exc:
         return _json_error(exc.message, 502, code=exc.kind)
     return _embed_result(approval, approval.report)
@@ -785,7 +809,7 @@ def embed_qr_status(request, ctx):
     try:
         status, approval = services.embed_qr_poll(ctx.review_id, txn)
     except services.SigningRefused as exc:
-        return _json_error(exc.message, 403, code=exc.code, status="REFUSED")
+        return _refused(exc, status="REFUSED")
     except CAError as exc:
         return _json_error(exc.message, 502, code=exc.kind, status="ERROR")
     if approval is None:
@@ -806,7 +830,7 @@ def embed_status(request, ctx):
         try:
             approval = services.embed_poll_sign_job(ctx.review_id)
         except services.SigningRefused as exc:
-            return _json_error(exc.message, 403, code=exc.code)
+            return _refused(exc)
         except CAError as exc:
             return _json_error(exc.message, 502, code=exc.kind)
         if approval is None:
