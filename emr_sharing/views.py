@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from hospital_interop.integrations.selectors import counts_by_system
+from hospital_interop.params import row_ids
 
 from . import selectors, services
 from .mapping import record_types
@@ -109,7 +110,7 @@ def held_detail(request, pk: int):
 def held_release(request):
     """Map held records again now (after a mapping was fixed) instead of waiting for the re-check."""
     _require(request, HELD_RELEASE_PERMS)
-    ids = [int(i) for i in request.POST.getlist("ids") if (i.isascii() and i.isdigit())]
+    ids = row_ids(request.POST.getlist("ids"))
     outcome = services.release_held(ids or None)
     text = f"重新对照：{outcome.released} 条记录已排队发送，{outcome.held} 条仍待对照"
     if outcome.rejected:

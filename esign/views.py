@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
 from hospital_interop.integrations.api import ApiError, body_limits, read_limited
+from hospital_interop.params import row_ids
 from hospital_interop.redirects import safe_next
 
 from . import embed, selectors, services
@@ -585,7 +586,7 @@ def report_sign_status(request, pk: int):
 @workstation
 def batch_approve(request, module: str):
     code, _ = _module(module)
-    ids = [int(v) for v in request.POST.getlist("report") if (v.isascii() and v.isdigit())]
+    ids = row_ids(request.POST.getlist("report"))
     ids = list(ReviewReport.objects.filter(module=code, pk__in=ids).values_list("pk", flat=True))
     try:
         results = services.batch_approve(ids, request.user, workstation_id=request.esign_ws)

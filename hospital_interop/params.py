@@ -5,7 +5,8 @@
   code or search term has one. Pages answer the Chinese 400 page (or the page's JSON error body
   when the request asks for JSON), ``ParameterGuardMiddleware``; the machine APIs answer their one
   error body after authenticating the caller (``integrations.api``).
-* ``page_number``: the page a ``page`` or ``p`` parameter asks for, within what an offset can hold.
+* ``page_number``, ``row_ids``, ``small_int``: numbers from parameters, within what an offset or a
+  primary key can hold.
 """
 
 from __future__ import annotations
@@ -41,11 +42,28 @@ def _pairs(params) -> list[tuple[str, str]]:
     return [(name, value) for name in params for value in params.getlist(name)]
 
 
+def small_int(value: str, maximum: int) -> int | None:
+    """``value`` as a number 1..``maximum`` when it is written in ASCII digits, else None. ``int``
+    alone takes other scripts' digits ("١") and raises a ValueError past 4,300 digits (a 500)."""
+    value = value or ""
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(maximum)):
+        return None
+    return int(value) if 0 < int(value) <= maximum else None
+
+
 def page_number(value: str) -> int:
-    """The page number of a page parameter: 1 when missing, not a positive number in ASCII
-    digits, or past ``MAX_PAGE`` (an offset from it would overflow the database's integers)."""
-    value = (value or "").strip()
-    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= MAX_PAGE else 1
+    """The page number of a page parameter: 1 when missing, not a positive number, or past
+    ``MAX_PAGE`` (an offset from it would overflow the database's integers)."""
+    return small_int((value or "").strip(), MAX_PAGE) or 1
+
+
+BIGINT = 2**63 - 1
+
+
+def row_ids(values) -> list[int]:
+    """Row ids from a form's list (the ticked rows): those within a primary key's range, the rest
+    dropped (no row has them)."""
+    return [n for n in (small_int(v, BIGINT) for v in values) if n is not None]
 
 
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from hospital_interop.charts import bar_chart
-from hospital_interop.params import page_number
+from hospital_interop.params import page_number, row_ids
 from hospital_interop.patients.services import PatientConflict
 from hospital_interop.quality import selectors as quality
 from hospital_interop.redirects import safe_next
@@ -220,7 +220,7 @@ def record_detail(request, pk: int):
 @require_POST
 @permission_required(OPERATE, raise_exception=True)
 def redrive(request):
-    ids = [int(i) for i in request.POST.getlist("ids") if (i.isascii() and i.isdigit())]
+    ids = row_ids(request.POST.getlist("ids"))
     if not ids:
         messages.error(request, "请先勾选要重推的记录。")
     else:
@@ -270,7 +270,7 @@ def fix_and_redrive(request, pk: int):
 @permission_required(OPERATE, raise_exception=True)
 def cancel(request):
     form = CancelForm(request.POST)
-    ids = [int(i) for i in request.POST.getlist("ids") if (i.isascii() and i.isdigit())]
+    ids = row_ids(request.POST.getlist("ids"))
     if not form.is_valid() or not ids:
         messages.error(request, "作废需要勾选记录并填写原因。")
     else:

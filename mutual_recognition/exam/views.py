@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from hospital_interop.params import row_ids
 from hospital_interop.redirects import safe_next
 
 from . import selectors, services
@@ -200,7 +201,7 @@ def study_detail(request, pk: int):
 @login_required
 def study_retry(request):
     _require(request, (OPERATE,))
-    ids = [int(i) for i in request.POST.getlist("ids") if (i.isascii() and i.isdigit())]
+    ids = row_ids(request.POST.getlist("ids"))
     n = services.retry_study_jobs(ids) if ids else 0
     if n:
         messages.success(request, f"已安排 {n} 个影像同步任务立即重试（被拒收的实例也将重发）。")

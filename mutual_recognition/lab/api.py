@@ -17,6 +17,7 @@ from rest_framework.response import Response
 
 from esign import embed
 from hospital_interop.integrations.api import ApiError, MachineApiView, field_error
+from hospital_interop.params import small_int
 
 from . import intake, reviews, selectors, services
 from .intake import LabReportIn
@@ -305,9 +306,10 @@ class ReviewCollection(LabApi):
 
 
 def _version(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 1_000_000:
+    version = small_int(value, 999_999)
+    if version is None:
         raise ApiError.invalid([field_error("version", "type", "version 应为正整数")])
-    return int(value)
+    return version
 
 
 def _not_submitted(report_id: str, version: int) -> ApiError:

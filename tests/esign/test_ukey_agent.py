@@ -286,3 +286,19 @@ def test_allowed_origins_default_to_the_demo_server_and_are_compared_as_browsers
     assert ukey_agent.parse_origin("HTTP://LIS.Hospital.example:80") == "http://lis.hospital.example"
     assert ukey_agent.parse_origin("https://lis.hospital.example:443/") == "https://lis.hospital.example"
     assert ukey_agent.DEFAULT_ORIGINS == ("http://127.0.0.1:8000", "http://localhost:8000")
+
+
+@pytest.mark.parametrize("length", ["9" * 5000, "00000000000000000000000000000001", "99999999999"])
+def test_a_content_length_of_any_size_is_answered_precisely(agent, length):
+    """A Content-Length of 5,000 digits reached ``int()``, which refuses 4,300+ (a 500); one with
+    leading zeros is its value; a huge one is too large, before anything is read."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port(agent)), timeout=10) as s:
+        s.sendall(
+            f"POST /api/v1/sign HTTP/1.1\r\nHost: 127.0.0.1:{port(agent)}\r\nOrigin: {PAGE}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n{{".encode()
+        )
+        head = s.recv(65536).decode(errors="replace")
+    expected = "400" if length.lstrip("0") == "1" else "413"  # "{" alone is no JSON object
+    assert head.startswith(f"HTTP/1.0 {expected}") or head.startswith(f"HTTP/1.1 {expected}"), head[:200]

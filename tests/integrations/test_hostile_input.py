@@ -217,9 +217,12 @@ def test_a_nul_in_a_path_parameter_is_refused_with_its_name(client, token, metho
     assert_refused(response, rule="nul", field=parameter)
 
 
-@pytest.mark.parametrize("version", ["¹", "٣", "1²"])
+@pytest.mark.parametrize(
+    "version", ["¹", "٣", "1²", "9" * 5000], ids=["sup1", "arabic3", "1sup2", "5000digits"]
+)
 def test_a_version_of_unicode_digits_is_a_precise_400_not_a_500(client, token, version):
-    """str.isdigit() accepts superscripts and other scripts' digits; int() refuses '¹'."""
+    """str.isdigit() accepts superscripts and other scripts' digits; int() refuses '¹', and any
+    number past 4,300 digits (a ValueError: was a 500)."""
     for method, path in (("get", ""), ("post", "/signing-link")):
         answer = getattr(client, method)(f"/api/lab/v1/reviews/JY1/{version}{path}", **token)
         assert answer.status_code == 400, (method, version, answer.content)
