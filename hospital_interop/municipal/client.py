@@ -27,6 +27,7 @@ from __future__ import annotations
 import enum
 import json
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -359,8 +360,8 @@ class PlatformClient:
             if isinstance(answer.data, dict)
             else ({"items": answer.data} if answer.data else None)
         )
-        errors = list((data or {}).get("errors") or []) if answer.code == "2001" else []
-        retry_after = float((data or {}).get("retryAfter") or 1) if answer.code == "3001" else None
+        errors = _field_errors((data or {}).get("errors")) if answer.code == "2001" else []
+        retry_after = _wait_seconds((data or {}).get("retryAfter")) if answer.code == "3001" else None
         return CallResult(
             outcome,
             code=answer.code,
@@ -371,6 +372,25 @@ class PlatformClient:
             http_status=200,
             elapsed_ms=_ms(started),
         )
+
+
+def _wait_seconds(value) -> float:
+    """A 3001's ``retryAfter``: a finite number of seconds ≥ 0 (a JSON number or numeric text),
+    else the protocol's default of 1 s. (Text or a list raised out of ``call``; an infinite wait
+    overflowed the next attempt's date.)"""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 1.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return 1.0
+    return float(value) or 1.0
+
+
+def _field_errors(value) -> list[dict]:
+    """A 2001's ``errors``: its ``{field, rule, message}`` objects; anything else is dropped."""
+    return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
 
 
 def _ms(started: float) -> float:

@@ -1375,10 +1375,11 @@ def probe_outages(now: datetime | None = None) -> list[str]:
 
 
 def retry_delay(attempts: int, result: CallResult) -> float:
-    """Exponential backoff with full jitter, capped; the platform's retryAfter wins when given."""
-    if result.retry_after is not None:
-        return max(result.retry_after, 0.0)
+    """Exponential backoff with full jitter, capped; the platform's retryAfter wins when given,
+    within the same cap (a signed 3001 asking for 1e12 s overflowed the next attempt's date)."""
     conf = settings.DELIVERY
+    if result.retry_after is not None:
+        return min(max(result.retry_after, 0.0), conf["BACKOFF_CAP_SECONDS"])
     ceiling = min(conf["BACKOFF_CAP_SECONDS"], conf["BACKOFF_BASE_SECONDS"] * 2 ** (attempts - 1))
     return random.uniform(ceiling / 2, ceiling)
 

@@ -105,3 +105,46 @@ def test_a_replayed_time_service_answer_does_not_set_the_clock(sim, answer_proxy
     with pytest.raises(envelope.EnvelopeError) as err:
         client.refresh_time()
     assert err.value.code == "1003"
+
+
+@pytest.mark.parametrize(
+    ("code", "data", "retry_after", "errors"),
+    [
+        ("3001", {"retryAfter": "abc"}, 1.0, []),
+        ("3001", {"retryAfter": [5]}, 1.0, []),
+        ("3001", {"retryAfter": True}, 1.0, []),
+        ("3001", {"retryAfter": -30}, 1.0, []),
+        ("3001", {"retryAfter": "Infinity"}, 1.0, []),
+        ("3001", {"retryAfter": "NaN"}, 1.0, []),
+        ("3001", {"retryAfter": "7"}, 7.0, []),
+        ("2001", {"errors": "字段有误"}, None, []),
+        ("2001", {"errors": [1, "x", {"field": "a", "rule": "r", "message": "m"}]}, None, [{"field": "a"}]),
+    ],
+    ids=[
+        "text",
+        "list",
+        "bool",
+        "negative",
+        "infinite",
+        "nan",
+        "numeric-text",
+        "errors-text",
+        "errors-mixed",
+    ],
+)
+def test_a_signed_answer_with_malformed_details_is_read_without_raising(
+    sim, answer_proxy, code, data, retry_after, errors
+):
+    """The client never raises (its contract): a signed 3001 whose ``retryAfter`` is not a number
+    raised ValueError/TypeError out of ``call`` (the delivery group stopped); an infinite or
+    negative wait is the protocol's default; a 2001's ``errors`` keeps its field errors only."""
+    client = sim.client(base_url=answer_proxy.url)
+    client.refresh_time()
+    platform = load_credentials(sim.key_dir, APP_ID, ORG_CODE)
+    answer = envelope.seal_response(
+        code, "测试", data, creds=platform, profile=SPEC.profile, timestamp=client.platform_now()
+    )
+    answer_proxy.answer_with(SPEC.path, answer)
+    result = client.call(CODE, SPEC.example(4))
+    assert result.code == code and result.retry_after == retry_after
+    assert [{"field": e["field"]} for e in result.errors] == errors

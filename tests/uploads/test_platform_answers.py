@@ -49,3 +49,19 @@ def test_a_replayed_acceptance_does_not_mark_another_record_accepted(
     second.refresh_from_db()
     assert second.receipt and second.receipt != first.receipt
     assert sim.record(SPEC.code, second.business_key)["receipt"] == second.receipt
+
+
+def test_a_rate_limit_answer_asking_for_an_absurd_wait_is_held_to_the_backoff_cap(sim, platform_settings):
+    """A signed 3001 with ``retryAfter`` 1e12 seconds: ``now + timedelta(seconds=1e12)`` overflowed
+    the date (OverflowError), the group's write failed, and the row came back after each lease
+    expiry to fail the same way. Now it waits at most the backoff cap, like any retry."""
+    from django.conf import settings
+
+    sim.set_faults(rate_limit=1, retry_after=1e12, services=[SPEC.code])
+    record = services.enqueue(SPEC.code, SPEC.example(63), wake_worker=False)
+    before = timezone.now()
+    assert deliver(record, PlatformClient.from_settings()) == {State.RETRY: 1}
+    record.refresh_from_db()
+    cap = settings.DELIVERY["BACKOFF_CAP_SECONDS"]
+    assert record.last_code == "3001" and record.attempts == 1
+    assert 0 < (record.next_attempt_at - before).total_seconds() <= cap + 5
