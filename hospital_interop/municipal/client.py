@@ -65,6 +65,8 @@ CODE_TABLE: dict[str, tuple[Outcome, str]] = {
     "5000": (Outcome.RETRY, "平台内部错误"),
 }
 IMMEDIATE_RETRY_CODES = ("1002", "1003")
+# A query's result that does not match the interface's response spec (a person looks: not retried)
+ANSWER_OFF_SPEC = "平台应答不符合接口规范"
 
 # Why an answer was not believed: the protocol code of the check it failed → reason for ops.
 REFUSED_ANSWER_REASONS: dict[str, str] = {
@@ -360,6 +362,25 @@ class PlatformClient:
             if isinstance(answer.data, dict)
             else ({"items": answer.data} if answer.data else None)
         )
+        if (
+            outcome == Outcome.ACCEPTED
+            and spec.kind == "query"
+            and (problems := spec.validate_response(data))
+        ):
+            # a result the pages and services would read as the spec says: not believed as it is
+            log.warning(
+                "platform answer for %s does not match its spec at %s",
+                spec.code,
+                ", ".join(p["field"] or "data" for p in problems[:5]),
+            )
+            detail = "；".join(p["message"] for p in problems[:3])
+            return CallResult(
+                Outcome.ATTENTION,
+                code=answer.code,
+                message=f"{ANSWER_OFF_SPEC}：{detail}"[:2000],
+                http_status=200,
+                elapsed_ms=_ms(started),
+            )
         errors = _field_errors((data or {}).get("errors")) if answer.code == "2001" else []
         retry_after = _wait_seconds((data or {}).get("retryAfter")) if answer.code == "3001" else None
         return CallResult(
