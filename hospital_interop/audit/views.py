@@ -5,7 +5,6 @@ each search or export is itself one entry of the trail (who looked at whose acce
 
 from __future__ import annotations
 
-import csv
 import json
 
 from django.contrib.auth.decorators import login_required
@@ -17,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
+from hospital_interop import csvexport
 from hospital_interop.roles import holds
 
 from . import selectors, services
@@ -83,34 +83,23 @@ def _export(filt: selectors.TrailFilter) -> StreamingHttpResponse:
     rows = selectors.search(filt)[:EXPORT_LIMIT]
     services.record(Action.EXPORT, "audit.AuditRecord", patient=filt.patient, detail=_criteria(filt))
 
-    class Echo:
-        def write(self, value):
-            return value
-
-    def lines():
-        yield "\ufeff"  # Excel opens UTF-8 CSV correctly with a BOM
-        writer = csv.writer(Echo())
-        yield writer.writerow(CSV_HEADER)
-        for e in rows.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    e.seq,
-                    timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
-                    e.get_actor_type_display(),
-                    e.username,
-                    e.roles,
-                    e.ip,
-                    e.route,
-                    e.get_action_display(),
-                    e.object_type,
-                    e.object_id,
-                    e.patient,
-                    json.dumps(e.changes, ensure_ascii=False) if e.changes else "",
-                    json.dumps(e.detail, ensure_ascii=False) if e.detail else "",
-                    e.mac,
-                ]
-            )
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="audit-{timezone.localtime():%Y%m%d-%H%M}.csv"'
-    return response
+    rows_out = (
+        [
+            e.seq,
+            timezone.localtime(e.at).strftime("%Y-%m-%d %H:%M:%S"),
+            e.get_actor_type_display(),
+            e.username,
+            e.roles,
+            e.ip,
+            e.route,
+            e.get_action_display(),
+            e.object_type,
+            e.object_id,
+            e.patient,
+            json.dumps(e.changes, ensure_ascii=False) if e.changes else "",
+            json.dumps(e.detail, ensure_ascii=False) if e.detail else "",
+            e.mac,
+        ]
+        for e in rows.iterator(chunk_size=2000)
+    )
+    return csvexport.download("audit", CSV_HEADER, rows_out)

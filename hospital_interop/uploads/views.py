@@ -1,19 +1,19 @@
 """Ops pages: the delivery dashboard, the record browser and a record's detail. Thin: forms parse,
 selectors read, services write."""
 
-import csv
 import json
 from datetime import datetime
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from hospital_interop import csvexport
 from hospital_interop.charts import bar_chart
 from hospital_interop.params import page_number, row_ids
 from hospital_interop.patients.services import PatientConflict
@@ -153,38 +153,27 @@ def export(request):
         "入队时间",
         "接收时间",
     ]
-
-    def lines():
-        yield "\ufeff"  # Excel opens UTF-8 CSV correctly with a BOM
-        out = _Echo()
-        writer = csv.writer(out)
-        yield writer.writerow(header)
-        for r in rows:
-            yield writer.writerow(
-                [
-                    r.pk,
-                    r.interface,
-                    r.business_key,
-                    r.version,
-                    r.get_state_display(),
-                    r.patient_display,
-                    r.attempts,
-                    r.last_code,
-                    r.last_message,
-                    _fmt(r.event_at),
-                    _fmt(r.enqueued_at),
-                    _fmt(r.accepted_at),
-                ]
-            )
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="uploads-{timezone.localtime():%Y%m%d-%H%M}.csv"'
-    return response
-
-
-class _Echo:
-    def write(self, value):
-        return value
+    return csvexport.download(
+        "uploads",
+        header,
+        (
+            [
+                r.pk,
+                r.interface,
+                r.business_key,
+                r.version,
+                r.get_state_display(),
+                r.patient_display,
+                r.attempts,
+                r.last_code,
+                r.last_message,
+                _fmt(r.event_at),
+                _fmt(r.enqueued_at),
+                _fmt(r.accepted_at),
+            ]
+            for r in rows
+        ),
+    )
 
 
 def _fmt(dt):
