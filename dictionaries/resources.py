@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from import_export import fields, resources, widgets
 
+from hospital_interop import spreadsheets
+
 from . import models as m
 
 
@@ -18,7 +20,7 @@ class CodeWidget(widgets.ForeignKeyWidget):
         self.label = label
 
     def clean(self, value, row=None, **kwargs):
-        value = "" if value is None else str(value).strip()
+        value = "" if value is None else spreadsheets.uncell(str(value).strip())
         if not value:
             return None
         try:
@@ -27,7 +29,7 @@ class CodeWidget(widgets.ForeignKeyWidget):
             raise ValueError(f"{self.label} {value} 不存在") from None
 
     def render(self, value, obj=None, **kwargs):
-        return "" if value is None else getattr(value, self.field)
+        return "" if value is None else spreadsheets.cell(getattr(value, self.field))
 
 
 class YesNoWidget(widgets.BooleanWidget):
@@ -54,12 +56,17 @@ class YesNoWidget(widgets.BooleanWidget):
 
 class TextWidget(widgets.CharWidget):
     """Codes stay text: Excel turns 030 into 30 and 4.0 into 4; a code column never loses zeros
-    here because the sheet must already carry text, and numbers read back as ints without '.0'."""
+    here because the sheet must already carry text, and numbers read back as ints without '.0'.
+    Text a spreadsheet would run as a formula is exported with a leading apostrophe and read back
+    without it (``spreadsheets.cell`` / ``uncell``)."""
 
     def clean(self, value, row=None, **kwargs):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        return "" if value is None else str(value).strip()
+        return "" if value is None else spreadsheets.uncell(str(value).strip())
+
+    def render(self, value, obj=None, **kwargs):
+        return spreadsheets.cell(super().render(value, obj, **kwargs))
 
 
 def text(attr: str, header: str) -> fields.Field:

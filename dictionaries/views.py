@@ -1,7 +1,8 @@
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+from hospital_interop import spreadsheets
 
 from . import selectors
 
@@ -12,20 +13,9 @@ PERM = "hospital_interop.maintain_dictionaries"
 def unmapped(request):
     sections = selectors.unmapped_report()
     if request.GET.get("format") == "xlsx":
-        import tablib
-
-        book = tablib.Databook()
-        for s in sections:
-            ds = tablib.Dataset(
-                *[(r["code"], r["name"]) for r in s["rows"]], headers=["代码", "名称"], title=s["title"][:31]
-            )
-            book.add_sheet(ds)
-        response = HttpResponse(
-            book.export("xlsx"),
-            content_type=("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        return spreadsheets.xlsx_download(
+            f"unmapped-{timezone.localtime():%Y%m%d}.xlsx",
+            [(s["title"], ["代码", "名称"], [(r["code"], r["name"]) for r in s["rows"]]) for s in sections],
         )
-        stamp = timezone.localtime().strftime("%Y%m%d")
-        response["Content-Disposition"] = f'attachment; filename="unmapped-{stamp}.xlsx"'
-        return response
     total = sum(s["count"] for s in sections)
     return render(request, "dictionaries/unmapped.html", {"sections": sections, "total": total})

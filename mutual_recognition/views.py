@@ -20,6 +20,7 @@ from rest_framework.permissions import BasePermission
 
 from dictionaries.models import Doctor
 from dictionaries.selectors import Unmapped, refusal_reasons, standard_department
+from hospital_interop import spreadsheets
 from hospital_interop.charts import bar_chart
 from hospital_interop.errors import InvalidInput
 from hospital_interop.integrations import strictjson
@@ -482,72 +483,40 @@ def stats(request):
 
 
 def _stats_xlsx(f, data) -> HttpResponse:
-    import tablib
-
-    def sheet(title, headers, rows):
-        return tablib.Dataset(*rows, headers=headers, title=title)
-
     def rate(r):
         return "" if r is None else f"{r}%"
 
     t = data["totals"]
-    book = tablib.Databook()
-    book.add_sheet(
-        sheet(
+    common = ["互认", "不互认", "互认率", "避免收费（元）"]
+
+    def counts(r):
+        return (r["recognized"], r["refused"], rate(r["rate"]), float(r["charge"]))
+
+    summary = (
+        f"{f.start}~{f.end}",
+        t["total"],
+        t["recognized"],
+        t["refused"],
+        rate(t["rate"]),
+        t["patients"],
+    )
+    sheets = [
+        (
             "汇总",
             ["统计期间", "决定总数", "互认", "不互认", "互认率", "涉及患者", "避免收费（元，估算）"],
-            [
-                (
-                    f"{f.start}~{f.end}",
-                    t["total"],
-                    t["recognized"],
-                    t["refused"],
-                    rate(t["rate"]),
-                    t["patients"],
-                    float(t["charge"]),
-                )
-            ],
-        )
-    )
-    common = ["互认", "不互认", "互认率", "避免收费（元）"]
-    book.add_sheet(
-        sheet(
+            [(*summary, float(t["charge"]))],
+        ),
+        (
             "按科室",
             ["科室代码", "科室", "标准科室", *common],
-            [
-                (
-                    r["dept_code"],
-                    r["dept_name"],
-                    r["std_dept_name"],
-                    r["recognized"],
-                    r["refused"],
-                    rate(r["rate"]),
-                    float(r["charge"]),
-                )
-                for r in data["by_dept"]
-            ],
-        )
-    )
-    book.add_sheet(
-        sheet(
+            [(r["dept_code"], r["dept_name"], r["std_dept_name"], *counts(r)) for r in data["by_dept"]],
+        ),
+        (
             "按医师",
             ["工号", "医师", "科室", *common],
-            [
-                (
-                    r["doctor_staff_no"],
-                    r["doctor_name"],
-                    r["dept_name"],
-                    r["recognized"],
-                    r["refused"],
-                    rate(r["rate"]),
-                    float(r["charge"]),
-                )
-                for r in data["by_doctor"]
-            ],
-        )
-    )
-    book.add_sheet(
-        sheet(
+            [(r["doctor_staff_no"], r["doctor_name"], r["dept_name"], *counts(r)) for r in data["by_doctor"]],
+        ),
+        (
             "按项目",
             ["类别", "互认项目代码", "互认项目", *common],
             [
@@ -555,37 +524,26 @@ def _stats_xlsx(f, data) -> HttpResponse:
                     "检查" if r["kind"] == "exam" else "检验",
                     r["standard_code"],
                     r["standard_name"],
-                    r["recognized"],
-                    r["refused"],
-                    rate(r["rate"]),
-                    float(r["charge"]),
+                    *counts(r),
                 )
                 for r in data["by_item"]
             ],
-        )
-    )
-    book.add_sheet(
-        sheet(
+        ),
+        (
             "按日期",
             ["日期", "互认", "不互认"],
             [(r["label"], r["recognized"], r["refused"]) for r in data["series"]],
-        )
-    )
-    book.add_sheet(
-        sheet(
+        ),
+        (
             "不互认原因",
             ["原因代码", "原因", "次数", "占比"],
             [
                 (r["platform_reason_code"], r["reason_name"], r["n"], f"{r['share']}%")
                 for r in data["reasons"]
             ],
-        )
-    )
-    response = HttpResponse(
-        book.export("xlsx"), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    response["Content-Disposition"] = f'attachment; filename="recognition-stats-{f.start}-{f.end}.xlsx"'
-    return response
+        ),
+    ]
+    return spreadsheets.xlsx_download(f"recognition-stats-{f.start}-{f.end}.xlsx", sheets)
 
 
 AUDIT_FILTERS = ("start", "end", "action", "doctor", "reportId", "visitId")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
-from hospital_interop import csvexport
+from hospital_interop import spreadsheets
 from hospital_interop.roles import holds
 
 from . import selectors, services
@@ -102,4 +102,4 @@ def _export(filt: selectors.TrailFilter) -> StreamingHttpResponse:
         ]
         for e in rows.iterator(chunk_size=2000)
     )
-    return csvexport.download("audit", CSV_HEADER, rows_out)
+    return spreadsheets.csv_download("audit", CSV_HEADER, rows_out)

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from hospital_interop import csvexport
+from hospital_interop import spreadsheets
 from hospital_interop.charts import bar_chart
 from hospital_interop.params import page_number, row_ids
 from hospital_interop.patients.services import PatientConflict
@@ -153,7 +153,7 @@ def export(request):
         "入队时间",
         "接收时间",
     ]
-    return csvexport.download(
+    return spreadsheets.csv_download(
         "uploads",
         header,
         (

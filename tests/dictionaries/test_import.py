@@ -105,3 +105,44 @@ def test_unmapped_report_page(client, make_user):
     assert "国际医疗部" in page and "全身PET-CT" in page
     xlsx_response = client.get(reverse("dictionaries:unmapped"), {"format": "xlsx"})
     assert xlsx_response["Content-Type"].startswith("application/vnd.openxmlformats")
+
+
+FORMULA = '=HYPERLINK("http://evil.example/x","详情")'
+
+
+def _text_cells(content: bytes) -> list:
+    """Every non-empty cell of every sheet, as openpyxl reads it (a formula has data_type 'f')."""
+    book = openpyxl.load_workbook(io.BytesIO(content))
+    return [c for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value is not None]
+
+
+def test_a_name_that_looks_like_a_formula_is_exported_as_text_and_imported_back_unchanged(client, make_user):
+    """A code name from another system starting with '=' was written by openpyxl as a live formula
+    (CWE-1236). It goes out with a leading apostrophe and comes back without it."""
+    HospitalDepartment.objects.create(code="D9901", name=FORMULA, active=True)
+    HospitalDepartment.objects.create(code="D9902", name="-30%", active=True)
+    client.force_login(make_user("opsstaff", role="ops", is_staff=True))
+    response = client.post(
+        reverse("admin:dictionaries_hospitaldepartment_export"),
+        {
+            "format": "0",
+            "resource": "0",
+            **{f"hospitaldepartmentresource_{f}": "on" for f in ("code", "name")},
+        },
+    )
+    cells = _text_cells(response.content)
+    assert not [c for c in cells if c.data_type == "f"]
+    assert "'" + FORMULA in [c.value for c in cells] and "'-30%" in [c.value for c in cells]
+
+    HospitalDepartment.objects.filter(code__in=["D9901", "D9902"]).update(name="改过")
+    report = services.import_file(HospitalDepartment, response.content, "xlsx")
+    assert report.imported and not report.problems
+    assert HospitalDepartment.objects.get(code="D9901").name == FORMULA
+    assert HospitalDepartment.objects.get(code="D9902").name == "-30%"
+
+
+def test_the_unmapped_report_writes_a_formula_as_text(client, make_user):
+    HospitalDepartment.objects.create(code="D9903", name=FORMULA, active=True)
+    client.force_login(make_user("labstaff3", role="lab"))
+    cells = _text_cells(client.get(reverse("dictionaries:unmapped"), {"format": "xlsx"}).content)
+    assert not [c for c in cells if c.data_type == "f"] and "'" + FORMULA in [c.value for c in cells]

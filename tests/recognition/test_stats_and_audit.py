@@ -122,6 +122,24 @@ def test_statistics_page_and_excel_export(client, page, live_server, make_user, 
 
 
 @pytest.mark.django_db
+def test_the_excel_export_writes_a_name_that_looks_like_a_formula_as_text(client, make_user):
+    """Doctor and department names come from the HIS: one starting with '=' was written by openpyxl
+    as a live formula (CWE-1236); it is text with a leading apostrophe now."""
+    demo.load_all()
+    make_history(n=6)
+    formula = '=HYPERLINK("http://evil.example/x","详情")'
+    Decision.objects.update(doctor_name=formula, dept_name="+科室")
+    client.force_login(make_user("chief", role="clinician"))
+    xlsx = client.get(reverse("recognition:stats"), {"format": "xlsx"})
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
+    cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value is not None]
+    assert not [c for c in cells if c.data_type == "f"]
+    values = {c.value for c in cells}
+    assert "'" + formula in values and "'+科室" in values
+    assert book["汇总"]["B2"].value == 6  # numbers stay numbers
+
+
+@pytest.mark.django_db
 def test_audit_search_masks_patients_and_finds_by_id_number(client, make_user):
     enc = Encounter.objects.create(visit_id="VA1", name="王小明", id_no="11010519700307121X")
     for action, report in (("view_report", "EJY1"), ("view_images", "EXR1"), ("recognized", "EJY1")):
