@@ -396,8 +396,8 @@ class PlatformClient:
 
 
 def _wait_seconds(value) -> float:
-    """A 3001's ``retryAfter``: a finite number of seconds ≥ 0 (a JSON number or numeric text),
-    else the protocol's default of 1 s. (Text or a list raised out of ``call``; an infinite wait
+    """A 3001's ``retryAfter``: a positive, finite number of seconds (a JSON number or numeric
+    text), else the protocol's default of 1 s. (Text or a list raised out of ``call``; an infinite wait
     overflowed the next attempt's date.)"""
     if isinstance(value, str):
         try:
