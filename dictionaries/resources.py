@@ -8,6 +8,7 @@ from __future__ import annotations
 from import_export import fields, resources, widgets
 
 from hospital_interop import spreadsheets
+from hospital_interop.municipal.specs.validate import BAD_CHARACTER
 
 from . import models as m
 
@@ -20,7 +21,7 @@ class CodeWidget(widgets.ForeignKeyWidget):
         self.label = label
 
     def clean(self, value, row=None, **kwargs):
-        value = "" if value is None else spreadsheets.uncell(str(value).strip())
+        value = "" if value is None else _text(value)
         if not value:
             return None
         try:
@@ -54,6 +55,15 @@ class YesNoWidget(widgets.BooleanWidget):
         return "是" if value else "否"
 
 
+def _text(value) -> str:
+    """A cell's text as stored: trimmed, a formula's apostrophe read off; a NUL or a lone surrogate
+    (a CSV can carry both, PostgreSQL stores neither) is a row error."""
+    text = spreadsheets.uncell(str(value).strip())
+    if BAD_CHARACTER.search(text):
+        raise ValueError("含有不允许的字符（空字符或孤立代理项）")
+    return text
+
+
 class TextWidget(widgets.CharWidget):
     """Codes stay text: Excel turns 030 into 30 and 4.0 into 4; a code column never loses zeros
     here because the sheet must already carry text, and numbers read back as ints without '.0'.
@@ -63,7 +73,7 @@ class TextWidget(widgets.CharWidget):
     def clean(self, value, row=None, **kwargs):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
-        return "" if value is None else spreadsheets.uncell(str(value).strip())
+        return "" if value is None else _text(value)
 
     def render(self, value, obj=None, **kwargs):
         return spreadsheets.cell(super().render(value, obj, **kwargs))

@@ -146,3 +146,13 @@ def test_the_unmapped_report_writes_a_formula_as_text(client, make_user):
     client.force_login(make_user("labstaff3", role="lab"))
     cells = _text_cells(client.get(reverse("dictionaries:unmapped"), {"format": "xlsx"}).content)
     assert not [c for c in cells if c.data_type == "f"] and "'" + FORMULA in [c.value for c in cells]
+
+
+def test_a_nul_in_an_imported_csv_is_a_chinese_row_error_and_nothing_is_imported():
+    """A CSV can carry a NUL, PostgreSQL cannot store one: the dry run reported the database's
+    English error ("A string literal cannot contain NUL"); now the row's field says why."""
+    content = "院内科室代码,院内科室名称,标准科室代码,启用\nD77,内科,,是\nD78,内\x00科,,是\n".encode()
+    report = services.import_file(HospitalDepartment, content, "csv")
+    assert not report.imported and not HospitalDepartment.objects.filter(code__in=["D77", "D78"]).exists()
+    (problem,) = report.problems
+    assert problem.row == 2 and problem.messages == ["院内科室名称：含有不允许的字符（空字符或孤立代理项）"]

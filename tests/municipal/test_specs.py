@@ -426,6 +426,26 @@ def test_optional_fields_may_be_absent_or_null(visit):
     assert spec.validate(p) == []
 
 
+def test_a_nul_or_a_lone_surrogate_in_any_text_is_refused_naming_the_field(visit, cat):
+    """The spec is the guard every intake shares. The HTTP edges refuse these characters in their
+    JSON parser, but the EMR puller reads the HIS's own database (SQL Server or Oracle can hold
+    both), and PostgreSQL can hold neither: a row carrying one passed validation and failed the
+    outbox's insert (patient, key columns), so the pull stopped at it every time."""
+    spec, p = visit
+    p["patient"]["name"] = "张\x00三"
+    p["outpatientNo"] = "M\ud800"
+    assert rules(spec.validate(p)) == [("outpatientNo", "character"), ("patient.name", "character")]
+    error = next(e for e in spec.validate(p) if e["field"] == "patient.name")
+    assert (
+        error["message"]
+        == "患者姓名含有不允许的字符（空字符或孤立代理项） (contains U+0000 or a lone surrogate)"
+    )
+    lab = cat.interface("LAB_REPORT_DETAIL")
+    payload = lab.example(5)
+    payload["items"][0]["resultValue"] = "12\x00"  # array items and nested objects alike
+    assert ("items[0].resultValue", "character") in rules(lab.validate(payload))
+
+
 def test_length(visit):
     spec, p = visit
     p["patient"]["name"] = "名" * 51

@@ -75,6 +75,9 @@ def resident_id_ok(s: str) -> bool:
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+# characters no text field may hold: PostgreSQL stores neither a NUL nor a lone surrogate, and the
+# HTTP edges' JSON parser refuses both, but the EMR puller reads the HIS's own database
+BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
 def _sm3_problem(s: str):
@@ -211,6 +214,16 @@ def _string_check(f: FieldSpec) -> Check:
     def check_string(v, parent, path, errors):
         if type(v) is not str:
             errors.append(_type_error(f, path))
+            return
+        if BAD_CHARACTER.search(v):
+            errors.append(
+                field_error(
+                    path,
+                    "character",
+                    f"{f.title}含有不允许的字符（空字符或孤立代理项）",
+                    "contains U+0000 or a lone surrogate",
+                )
+            )
             return
         if length is not None and len(v) > length:
             errors.append(_too_long(f, path, length))
