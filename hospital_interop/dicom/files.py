@@ -392,6 +392,14 @@ def scan_folder(
     seen: set[str] = set()
     for path in iter_files(folder):
         try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:  # a name that is not UTF-8 (lone surrogates): no row can hold it
+            readable = os.fsencode(path).decode("utf-8", "backslashreplace")
+            result.skipped.append(
+                (readable, "文件名不是有效的 UTF-8，无法登记与发送；请由影像系统以 UTF-8 文件名重新导出")
+            )
+            continue
+        try:
             inst = read_instance(path, required_tags)
         except (InvalidDicomError, ValueError, OSError, EOFError, struct.error) as exc:
             result.skipped.append((path, f"不是有效的 DICOM 文件：{exc}"))

@@ -126,10 +126,13 @@ class TransferService:
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
                 continue
-            stem, ext = os.path.splitext(entry.name)
+            path = self._text_named(entry)
+            if path is None:
+                continue
+            stem, ext = os.path.splitext(path.name)
             groups.setdefault(stem, {})[
                 ext.lower() if ext.lower() in (index.PDF_EXT, index.INDEX_EXT) else ext
-            ] = Path(entry.path)
+            ] = path
         last_check = time.monotonic()
         for stem in sorted(groups, key=_stem_order):
             if time.monotonic() - last_check >= self.cfg.accept_poll_seconds:  # a long backlog: keep clearing
@@ -148,6 +151,24 @@ class TransferService:
                 stats.errors.append(f"{stem}: {exc}")
                 record_event(E.ERROR, f"处理出错：{type(exc).__name__}: {exc}", file_name=stem)
         return stats
+
+    def _text_named(self, entry: os.DirEntry) -> Path | None:
+        """The entry's path, under a name that is text. The OS hands a name that is not UTF-8 over
+        with lone surrogates, which no database row, log line or page can hold (recording one
+        stopped every pass at it): such a file is renamed in place to its escaped form (``\\xff``)
+        and then goes through the usual checks. None when that name is taken (it waits)."""
+        try:
+            entry.name.encode("utf-8")
+            return Path(entry.path)
+        except UnicodeEncodeError:
+            readable = os.fsencode(entry.name).decode("utf-8", "backslashreplace")
+        target = Path(self.cfg.drop_dir) / readable
+        if target.exists():
+            log.warning("lab transfer: a file name that is not UTF-8 waits: %s is taken", readable)
+            return None
+        os.rename(entry.path, target)
+        record_event(E.WAITING, f"文件名不是有效的 UTF-8，已改名为 {readable}", file_name=Path(readable).stem)
+        return target
 
     # ------------------------------------------------------------------ pairs
     def _pair(self, stem: str, pdf_path: Path, index_path: Path, stats: PassStats) -> None:

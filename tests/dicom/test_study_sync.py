@@ -363,3 +363,27 @@ def test_an_unsendable_file_is_marked_at_once_and_sent_only_after_ops_re_queue_i
     assert services.retry_study_jobs([job.pk]) == 1  # ops re-queue
     job = services.run_study_job(job.pk)
     assert job.state == StudySync.State.DONE and job.stored == 3 and fep.receipts().count(cut) == 1
+
+
+@pytest.mark.django_db
+def test_a_file_name_that_is_not_utf8_is_listed_with_its_reason_and_the_rest_is_sent(
+    choking_scp_factory, dicom_settings, settings, tmp_path
+):
+    """Found 2026-12-05: the OS hands such a name over with lone surrogates, which PostgreSQL
+    cannot store, so saving the instance's path failed the whole run, on every run. The file is
+    listed among the skipped files under its escaped name (``\\xff``), with the reason; the
+    study's other instances are sent."""
+    import os
+
+    study = write_ct_study(tmp_path / "incoming" / "BADNAME", 3, rows=32, columns=32)
+    src = sorted(p for p in study.folder.rglob("*") if p.is_file())[1]
+    os.rename(src, os.path.join(os.fsencode(src.parent), b"IM\xff\xfe.dcm"))
+    scp = choking_scp_factory([])
+    _point_at(settings, scp.aet, scp.port)
+
+    job = services.ensure_study_job(study.study_instance_uid, folder=str(study.folder))
+    job = services.run_study_job(job.pk)
+
+    assert job.stored == 2 and job.total == 2 and len(scp.receipts()) == 2
+    (skipped,) = job.skipped_files
+    assert skipped["path"].endswith("IM\\xff\\xfe.dcm") and "不是有效的 UTF-8" in skipped["reason"]

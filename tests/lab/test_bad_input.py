@@ -133,3 +133,24 @@ def test_api_rejects_bad_reports_whole(client, lis, lab_dicts, folders):
     assert schema.status_code == 200
     text = schema.content.decode()
     assert "/api/lab/v1/reports/{report_id}/archive" in text and "nonRecognitions" in text
+
+
+@pytest.mark.django_db
+def test_a_file_name_that_is_not_utf8_neither_stops_the_folder_nor_is_lost(lab_dicts, folders, service):
+    """Found 2026-12-05: the OS hands such a name over with lone surrogates, which PostgreSQL
+    cannot store; recording it raised inside the pass's own error handling, so every pass stopped
+    there and the good pair beside it was never taken. The file is renamed to its escaped form
+    (``\\xff``) and goes through the usual checks: here a lone PDF, quarantined after the
+    unpaired timeout, sealed, with its reason."""
+    archived_pair(31, folders)
+    bad = os.path.join(os.fsencode(folders.drop), b"JY\xff\xfe_v1.pdf")
+    with open(bad, "wb") as f:
+        f.write(b"%PDF-1.4 not a report")
+    stats = service.run_once()
+    assert stats.enqueued == 1 and stats.errors == []  # the good pair is taken
+    assert "JY\\xff\\xfe_v1.pdf" in files_in(folders.drop)  # renamed in place, readable
+    age(folders.drop / "JY\\xff\\xfe_v1.pdf")
+    assert service.run_once().quarantined == 1
+    names, reason = quarantined(folders, "JY\\xff\\xfe_v1")
+    assert names == ["JY\\xff\\xfe_v1.pdf.sm4", "JY\\xff\\xfe_v1.reason.txt"] and "只有 PDF 文件" in reason
+    assert LabTransfer.objects.get(stem="JY\\xff\\xfe_v1").state == LabTransfer.State.QUARANTINED
