@@ -47,6 +47,14 @@ _KINDS = {
 }
 
 
+class _Answer(dict):
+    """An answer's ``data``: a field the adapter needs and the server left out is a CAError
+    naming it (a KeyError reached the signing pages as a 500)."""
+
+    def __missing__(self, key):
+        raise CAError("bad_answer", f"签名服务器的应答缺少 {key}，已拒绝。")
+
+
 class ReferenceVendorClient(SigningServerClient):
     def __init__(
         self,
@@ -87,15 +95,18 @@ class ReferenceVendorClient(SigningServerClient):
                 )
             raise CAUnavailable("签名服务器的应答未通过验签，已拒绝。请检查 CA 验证密钥设置。")
         code = str(answer.get("code"))
+        data = answer.get("data") or {}
+        if not isinstance(data, dict):  # signed, but not the protocol's shape
+            log.warning("CA %s: answer data is a %s, not an object", operation, type(data).__name__)
+            raise CAError("bad_answer", "签名服务器的应答格式不正确（data 不是对象），已拒绝。")
         if code != protocol.OK:
-            data = answer.get("data") or {}
             raise CAError(
                 code,
                 answer.get("message") or protocol.CODES.get(code, "签名服务器返回错误"),
                 field=data.get("field"),
                 kind=_KINDS.get(code, "error"),
             )
-        return answer.get("data") or {}
+        return _Answer(data)
 
     # -- mapping ---------------------------------------------------------------------------------
     @staticmethod

@@ -148,3 +148,66 @@ def test_push_sign_qr_login_and_mobile_certificate_download(ca_sim):
     phone = ca_sim.scan(download.qr_content, ident.staff_no)
     assert certs.load_certificate(phone["certificate"]).serial == ident.cert_sn
     assert client.query_certificate_download(transaction_id=download.transaction_id).status == "FINISH"
+
+
+class _SignedAnswers:
+    """A signing server on loopback that answers every operation with one correctly signed body
+    (the shared secret), whatever its data: a server with a bug, or one that changed its format."""
+
+    def __init__(self, secret: bytes):
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        owner = self
+        self.answer: dict = {}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.dumps(owner.answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.secret = secret
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer_with(self, code: str, data) -> None:
+        body = {"code": code, "message": "测试", "data": data, "timestamp": protocol.now_ms()}
+        body["sign"] = protocol.mac(self.secret, body)
+        self.answer = body
+
+
+@pytest.mark.parametrize(
+    ("code", "data", "call"),
+    [
+        ("0", {}, lambda c: c.get_cert_info(user_id="u1")),  # certSn missing
+        ("0", {}, lambda c: c.validate_certificate(certificate="MII=")),  # status missing
+        ("0", {}, lambda c: c.timestamp(digest_hex="00" * 32)),  # timestampToken missing
+        ("0", ["not", "an", "object"], lambda c: c.query_user(staff_no="x")),
+        ("0", "text", lambda c: c.get_sign_result(sign_data_id="s1")),
+        ("3001", "text", lambda c: c.query_user(staff_no="x")),  # an error whose data is not an object
+    ],
+    ids=["no-certSn", "no-status", "no-timestampToken", "data-list", "data-text", "error-data-text"],
+)
+def test_a_signed_answer_of_the_wrong_shape_is_a_ca_error_not_a_crash(code, data, call):
+    """Found 2026-12-05: a correctly signed answer missing a field the adapter reads raised
+    KeyError (``d["certSn"]``), and one whose ``data`` was not an object AttributeError or
+    TypeError: the signing pages, which handle CAError with a message, answered 500."""
+    server = _SignedAnswers(b"s" * 32)
+    try:
+        server.answer_with(code, data)
+        client = ReferenceVendorClient(server.url, APP_ID, server.secret)
+        with pytest.raises(CAError) as refused:
+            call(client)
+        assert refused.value.message and "签名服务器" in refused.value.message
+    finally:
+        server.server.shutdown()
