@@ -166,7 +166,10 @@ class TransferService:
         if target.exists():
             log.warning("lab transfer: a file name that is not UTF-8 waits: %s is taken", readable)
             return None
-        os.rename(entry.path, target)
+        try:
+            os.rename(entry.path, target)
+        except FileNotFoundError:  # taken away meanwhile
+            return None
         record_event(E.WAITING, f"文件名不是有效的 UTF-8，已改名为 {readable}", file_name=Path(readable).stem)
         return target
 
