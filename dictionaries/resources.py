@@ -8,7 +8,7 @@ from __future__ import annotations
 from import_export import fields, resources, widgets
 
 from hospital_interop import spreadsheets
-from hospital_interop.municipal.specs.validate import BAD_CHARACTER
+from hospital_interop.errors import BAD_CHARACTER
 
 from . import models as m
 

@@ -274,6 +274,17 @@ def may_open(user, view_name: str) -> bool:
     return bool(user.is_authenticated) and session_may_open(user, section)
 
 
+def request_section(request) -> Section:
+    """The matrix section of a resolved request, looked up once per request (the access check
+    and the parameter guard both ask); Unlisted when the matrix has no entry for it."""
+    section = getattr(request, "_access_section", None)
+    if section is None:
+        match = request.resolver_match
+        section = section_for(view_key(match.namespace, match.url_name) if match is not None else "")
+        request._access_section = section
+    return section
+
+
 class AccessMiddleware:
     """Enforces ``MATRIX`` by URL name before the view runs (after authentication)."""
 
@@ -284,12 +295,10 @@ class AccessMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        match = request.resolver_match
-        view_name = view_key(match.namespace, match.url_name) if match is not None else ""
         try:
-            section = section_for(view_name)
-        except Unlisted:
-            log.error("access: URL %s has no entry in the access matrix; refused", view_name)
+            section = request_section(request)
+        except Unlisted as unlisted:
+            log.error("access: URL %s has no entry in the access matrix; refused", unlisted)
             raise PermissionDenied("该页面尚未登记访问权限，已拒绝访问。") from None
         if section.kind in (PUBLIC, TOKEN, SIGNED):
             return None  # the view authenticates the token or the signed link itself

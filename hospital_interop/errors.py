@@ -9,6 +9,12 @@ one error body (``hospital_interop.integrations.api``); pages show the messages.
 
 from __future__ import annotations
 
+import re
+
+# characters no text may hold: PostgreSQL stores neither a NUL nor a lone surrogate (the JSON
+# parser of the HTTP edges, the interface specs and the dictionaries' import all refuse them)
+BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
+
 
 def field_error(field: str, rule: str, message: str, en: str = "", **extra) -> dict:
     """One ``{field, rule, message}``; ``en`` adds an English gloss in brackets (the platform

@@ -97,9 +97,8 @@ class ParameterGuardMiddleware:
 
 
 def _section_kind(request) -> str | None:
-    match = request.resolver_match
     try:
-        return access.section_for(access.view_key(match.namespace, match.url_name)).kind
+        return access.request_section(request).kind
     except access.Unlisted:  # refused by the access middleware before this one runs
         return None
 

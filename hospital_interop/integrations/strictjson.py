@@ -26,12 +26,12 @@ Keys are checked like values. Paths read like the field errors of the specs:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
+
+from hospital_interop.errors import BAD_CHARACTER
 
 MAX_DEPTH = 64
 MAX_SAFE_INTEGER = 2**53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: every caller can read it back
-_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass
@@ -93,7 +93,7 @@ def _join(path: str, key: str) -> str:
 
 
 def _check_text(text: str, path: str) -> None:
-    bad = _BAD_CHAR.search(text)
+    bad = BAD_CHARACTER.search(text)
     if bad is None:
         return
     if bad.group() == "\x00":

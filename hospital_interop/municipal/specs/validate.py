@@ -24,7 +24,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from hospital_interop.errors import field_error
+from hospital_interop.errors import BAD_CHARACTER, field_error
 from hospital_interop.municipal.gm import sm3_hex
 
 if TYPE_CHECKING:
@@ -75,9 +75,6 @@ def resident_id_ok(s: str) -> bool:
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _UID = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-# characters no text field may hold: PostgreSQL stores neither a NUL nor a lone surrogate, and the
-# HTTP edges' JSON parser refuses both, but the EMR puller reads the HIS's own database
-BAD_CHARACTER = re.compile("[\x00\ud800-\udfff]")
 
 
 def _sm3_problem(s: str):
